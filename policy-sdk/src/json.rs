@@ -1,0 +1,214 @@
+//! Strict JSON decoding shared by the JSON-RPC decoder, the token header
+//! reader and the configuration loader.
+//!
+//! `serde_json::from_slice` keeps the *last* value of a duplicated key. An MCP
+//! server built on another parser may keep the *first*, so a body such as
+//! `{"params":{"name":"search","name":"delete_repo"}}` could be judged as one
+//! tool and executed as another. Every object Warden reads therefore goes
+//! through this decoder, which refuses duplicate keys at any depth and bounds
+//! nesting explicitly (serde_json's own recursion guard stays as a backstop).
+
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+/// Limits for one strict decode.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonLimits {
+    /// Largest accepted input, in bytes.
+    pub max_bytes: usize,
+    /// Deepest accepted nesting of arrays and objects (the top level is depth 1).
+    pub max_depth: usize,
+}
+
+impl Default for JsonLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 1024 * 1024,
+            max_depth: 64,
+        }
+    }
+}
+
+/// Why strict decoding refused an input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonError {
+    #[error("document is {size} bytes, more than the limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("{0}")]
+    Syntax(String),
+}
+
+/// Decodes `bytes` as one JSON value, refusing duplicate object keys,
+/// nesting deeper than the limit, invalid UTF-8, lone surrogates, numbers out
+/// of range and trailing data.
+pub fn parse_strict(bytes: &[u8], limits: JsonLimits) -> Result<Value, JsonError> {
+    if bytes.len() > limits.max_bytes {
+        return Err(JsonError::TooLarge {
+            size: bytes.len(),
+            limit: limits.max_bytes,
+        });
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = StrictValue {
+        depth: 0,
+        max_depth: limits.max_depth,
+    }
+    .deserialize(&mut de)
+    .map_err(|e| JsonError::Syntax(e.to_string()))?;
+    de.end().map_err(|e| JsonError::Syntax(e.to_string()))?;
+    Ok(value)
+}
+
+/// Decodes a string with the same strictness (for configuration documents).
+pub fn parse_strict_str(text: &str, limits: JsonLimits) -> Result<Value, JsonError> {
+    parse_strict(text.as_bytes(), limits)
+}
+
+#[derive(Clone, Copy)]
+struct StrictValue {
+    depth: usize,
+    max_depth: usize,
+}
+
+impl StrictValue {
+    fn nested<E: serde::de::Error>(self) -> Result<Self, E> {
+        let depth = self.depth + 1;
+        if depth > self.max_depth {
+            return Err(E::custom(format_args!(
+                "nesting deeper than {} levels",
+                self.max_depth
+            )));
+        }
+        Ok(Self { depth, ..self })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number is not finite"))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let inner = self.nested()?;
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(inner)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let inner = self.nested()?;
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(A::Error::custom(format_args!("duplicate key `{key}`")));
+            }
+            let value = map.next_value_seed(inner)?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Value, JsonError> {
+        parse_strict(s.as_bytes(), JsonLimits::default())
+    }
+
+    #[test]
+    fn accepts_plain_documents() {
+        let v = parse(r#"{"a":[1,2,{"b":null}],"c":"d"}"#).unwrap();
+        assert_eq!(v["a"][2]["b"], Value::Null);
+    }
+
+    #[test]
+    fn rejects_duplicate_keys_at_any_depth() {
+        let top = parse(r#"{"a":1,"a":2}"#).unwrap_err();
+        assert!(top.to_string().contains("duplicate key `a`"), "{top}");
+        let deep = parse(r#"{"x":[{"y":{"n":"s","n":"t"}}]}"#).unwrap_err();
+        assert!(deep.to_string().contains("duplicate key `n`"), "{deep}");
+        // Escaped spellings of the same key are the same key.
+        assert!(parse(r#"{"name":1,"n\u0061me":2}"#).is_err());
+    }
+
+    #[test]
+    fn bounds_depth() {
+        let limits = JsonLimits {
+            max_bytes: 1 << 20,
+            max_depth: 3,
+        };
+        assert!(parse_strict(b"[[[1]]]", limits).is_ok());
+        let err = parse_strict(b"[[[[1]]]]", limits).unwrap_err();
+        assert!(err.to_string().contains("nesting deeper than 3"), "{err}");
+    }
+
+    #[test]
+    fn bounds_size() {
+        let limits = JsonLimits {
+            max_bytes: 4,
+            max_depth: 8,
+        };
+        assert_eq!(
+            parse_strict(b"[1,2,3]", limits),
+            Err(JsonError::TooLarge { size: 7, limit: 4 })
+        );
+    }
+
+    #[test]
+    fn rejects_trailing_data_bad_utf8_and_lone_surrogates() {
+        assert!(parse("{} {}").is_err());
+        assert!(parse_strict(b"\"\xff\"", JsonLimits::default()).is_err());
+        assert!(parse(r#""\ud800""#).is_err());
+        assert!(parse("1e400").is_err());
+    }
+}

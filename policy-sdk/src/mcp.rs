@@ -1,0 +1,352 @@
+//! The MCP request model: what one Streamable HTTP request asks the server to
+//! do, decoded strictly from its JSON-RPC body (or from its HTTP method for
+//! the GET stream and DELETE of a session).
+
+use serde_json::{Map, Value};
+
+use crate::json::{JsonLimits, parse_strict};
+
+/// Pseudo-method naming a GET request (the server-to-client SSE stream).
+pub const HTTP_GET_METHOD: &str = "http:GET";
+/// Pseudo-method naming a DELETE request (the end of a session).
+pub const HTTP_DELETE_METHOD: &str = "http:DELETE";
+/// Pseudo-method naming a client's JSON-RPC response to a server request
+/// (sampling, elicitation, roots); such messages carry no method of their own.
+pub const RESPONSE_METHOD: &str = "$response";
+
+/// JSON-RPC error codes Warden answers with.
+pub mod codes {
+    /// Invalid JSON (JSON-RPC 2.0).
+    pub const PARSE_ERROR: i64 = -32700;
+    /// Not a valid JSON-RPC request object (JSON-RPC 2.0).
+    pub const INVALID_REQUEST: i64 = -32600;
+    /// Parameters the method needs are missing or of the wrong type (JSON-RPC 2.0).
+    pub const INVALID_PARAMS: i64 = -32602;
+    /// Warden's authorization denial. Chosen outside the range JSON-RPC
+    /// reserves (-32768..=-32000), which MCP also draws its own codes from.
+    pub const ACCESS_DENIED: i64 = -31403;
+    /// Warden's authentication failure, carried in the body of a 401.
+    pub const UNAUTHENTICATED: i64 = -31401;
+}
+
+/// What kind of JSON-RPC message a body holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// Has a method and an id: expects a response.
+    Request,
+    /// Has a method and no id.
+    Notification,
+    /// A client's answer to a server request: an id and a result or error.
+    Response,
+    /// Not JSON-RPC at all: a GET or DELETE on the MCP endpoint.
+    Http,
+}
+
+/// The thing a request acts on, when its method has one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    None,
+    Tool { name: String, arguments: Value },
+    Resource { uri: String },
+    Prompt { name: String },
+}
+
+/// One decoded MCP message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpRequest {
+    pub kind: MessageKind,
+    /// The JSON-RPC method, or one of the pseudo-methods above.
+    pub method: String,
+    /// The JSON-RPC id (string or integer), echoed in Warden's error answers.
+    pub id: Option<Value>,
+    pub target: Target,
+}
+
+impl McpRequest {
+    /// The request a GET (SSE stream) or DELETE (session end) stands for.
+    pub fn http(method: &str) -> Self {
+        Self {
+            kind: MessageKind::Http,
+            method: method.to_owned(),
+            id: None,
+            target: Target::None,
+        }
+    }
+
+    pub fn tool_name(&self) -> Option<&str> {
+        match &self.target {
+            Target::Tool { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    pub fn resource_uri(&self) -> Option<&str> {
+        match &self.target {
+            Target::Resource { uri } => Some(uri),
+            _ => None,
+        }
+    }
+
+    pub fn prompt_name(&self) -> Option<&str> {
+        match &self.target {
+            Target::Prompt { name } => Some(name),
+            _ => None,
+        }
+    }
+
+    pub fn arguments(&self) -> Option<&Value> {
+        match &self.target {
+            Target::Tool { arguments, .. } => Some(arguments),
+            _ => None,
+        }
+    }
+}
+
+/// Why a body is not a message Warden can judge. Each maps to the JSON-RPC
+/// error the client gets back.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("body is not valid JSON: {0}")]
+    Parse(String),
+    #[error("JSON-RPC batches are not accepted: send one message per request")]
+    Batch,
+    #[error("invalid JSON-RPC message: {0}")]
+    InvalidRequest(String),
+    /// The message is well formed but the parameters Warden must judge are
+    /// not; carries the request id so the error can answer it.
+    #[error("invalid params for `{method}`: {message}")]
+    InvalidParams {
+        method: String,
+        id: Option<Value>,
+        message: String,
+    },
+}
+
+impl DecodeError {
+    /// The JSON-RPC error code the client receives.
+    pub fn code(&self) -> i64 {
+        match self {
+            DecodeError::Parse(_) => codes::PARSE_ERROR,
+            DecodeError::Batch | DecodeError::InvalidRequest(_) => codes::INVALID_REQUEST,
+            DecodeError::InvalidParams { .. } => codes::INVALID_PARAMS,
+        }
+    }
+
+    /// The id to answer with, when the message had a usable one.
+    pub fn id(&self) -> Option<&Value> {
+        match self {
+            DecodeError::InvalidParams { id, .. } => id.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+const TOP_LEVEL_MEMBERS: [&str; 6] = ["jsonrpc", "method", "params", "id", "result", "error"];
+
+/// Decodes one JSON-RPC message from a POST body.
+pub fn decode_body(body: &[u8], limits: JsonLimits) -> Result<McpRequest, DecodeError> {
+    let value = parse_strict(body, limits).map_err(|e| DecodeError::Parse(e.to_string()))?;
+    let object = match value {
+        Value::Object(object) => object,
+        Value::Array(_) => return Err(DecodeError::Batch),
+        _ => {
+            return Err(DecodeError::InvalidRequest(
+                "the body must be one JSON object".into(),
+            ));
+        }
+    };
+    if let Some(unknown) = object.keys().find(|k| !TOP_LEVEL_MEMBERS.contains(&k.as_str())) {
+        return Err(DecodeError::InvalidRequest(format!(
+            "unknown member `{unknown}`"
+        )));
+    }
+    if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(DecodeError::InvalidRequest(
+            "`jsonrpc` must be \"2.0\"".into(),
+        ));
+    }
+    let id = match object.get("id") {
+        None => None,
+        Some(id @ Value::String(_)) => Some(id.clone()),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(Value::Number(n.clone())),
+        Some(_) => {
+            return Err(DecodeError::InvalidRequest(
+                "`id` must be a string or an integer".into(),
+            ));
+        }
+    };
+    let has_result = object.contains_key("result");
+    let has_error = object.contains_key("error");
+    let method = match object.get("method") {
+        None => None,
+        Some(Value::String(m)) if !m.is_empty() => Some(m.clone()),
+        Some(_) => {
+            return Err(DecodeError::InvalidRequest(
+                "`method` must be a non-empty string".into(),
+            ));
+        }
+    };
+
+    let Some(method) = method else {
+        // A client's response to a server-initiated request.
+        if id.is_none() || has_result == has_error || object.contains_key("params") {
+            return Err(DecodeError::InvalidRequest(
+                "a message without `method` must be a response with an `id` and exactly one of `result` or `error`".into(),
+            ));
+        }
+        return Ok(McpRequest {
+            kind: MessageKind::Response,
+            method: RESPONSE_METHOD.to_owned(),
+            id,
+            target: Target::None,
+        });
+    };
+    if has_result || has_error {
+        return Err(DecodeError::InvalidRequest(
+            "a request cannot carry `result` or `error`".into(),
+        ));
+    }
+    if method.starts_with("http:") || method == RESPONSE_METHOD {
+        return Err(DecodeError::InvalidRequest(format!(
+            "`{method}` is not a JSON-RPC method"
+        )));
+    }
+    let params = match object.get("params") {
+        None => None,
+        Some(Value::Object(p)) => Some(p),
+        Some(_) => {
+            return Err(DecodeError::InvalidRequest(
+                "`params` must be an object".into(),
+            ));
+        }
+    };
+    let kind = if id.is_some() {
+        MessageKind::Request
+    } else {
+        MessageKind::Notification
+    };
+    let target = target_of(&method, params).map_err(|message| DecodeError::InvalidParams {
+        method: method.clone(),
+        id: id.clone(),
+        message,
+    })?;
+    Ok(McpRequest {
+        kind,
+        method,
+        id,
+        target,
+    })
+}
+
+fn target_of(method: &str, params: Option<&Map<String, Value>>) -> Result<Target, String> {
+    let string_param = |name: &str| -> Result<String, String> {
+        match params.and_then(|p| p.get(name)) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(format!("`params.{name}` must be a string")),
+            None => Err(format!("`params.{name}` is required")),
+        }
+    };
+    Ok(match method {
+        "tools/call" => {
+            let name = string_param("name")?;
+            let arguments = match params.and_then(|p| p.get("arguments")) {
+                None | Some(Value::Null) => Value::Object(Map::new()),
+                Some(args @ Value::Object(_)) => args.clone(),
+                Some(_) => return Err("`params.arguments` must be an object".into()),
+            };
+            Target::Tool { name, arguments }
+        }
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Target::Resource {
+            uri: string_param("uri")?,
+        },
+        "prompts/get" => Target::Prompt {
+            name: string_param("name")?,
+        },
+        _ => Target::None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn decode(s: &str) -> Result<McpRequest, DecodeError> {
+        decode_body(s.as_bytes(), JsonLimits::default())
+    }
+
+    #[test]
+    fn decodes_a_tool_call() {
+        let r = decode(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"deploy","arguments":{"env":"prod"}}}"#).unwrap();
+        assert_eq!(r.kind, MessageKind::Request);
+        assert_eq!(r.method, "tools/call");
+        assert_eq!(r.id, Some(json!(7)));
+        assert_eq!(r.tool_name(), Some("deploy"));
+        assert_eq!(r.arguments(), Some(&json!({"env":"prod"})));
+    }
+
+    #[test]
+    fn decodes_resources_prompts_notifications_and_responses() {
+        let r = decode(r#"{"jsonrpc":"2.0","id":"a","method":"resources/read","params":{"uri":"docs://x"}}"#).unwrap();
+        assert_eq!(r.resource_uri(), Some("docs://x"));
+        let p = decode(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"summarize"}}"#).unwrap();
+        assert_eq!(p.prompt_name(), Some("summarize"));
+        let n = decode(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        assert_eq!(n.kind, MessageKind::Notification);
+        assert_eq!(n.id, None);
+        let resp = decode(r#"{"jsonrpc":"2.0","id":3,"result":{}}"#).unwrap();
+        assert_eq!(resp.kind, MessageKind::Response);
+        assert_eq!(resp.method, RESPONSE_METHOD);
+    }
+
+    #[test]
+    fn rejects_batches() {
+        let err = decode(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#).unwrap_err();
+        assert_eq!(err, DecodeError::Batch);
+        assert_eq!(err.code(), codes::INVALID_REQUEST);
+    }
+
+    #[test]
+    fn rejects_duplicate_keys_that_would_hide_the_real_tool() {
+        let err = decode(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_docs","name":"delete_repo"}}"#).unwrap_err();
+        assert_eq!(err.code(), codes::PARSE_ERROR);
+    }
+
+    #[test]
+    fn rejects_malformed_envelopes() {
+        for body in [
+            r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
+            r#"{"id":1,"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":""}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","extra":true}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":[1]}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"http:GET"}"#,
+            r#"{"jsonrpc":"2.0","result":{}}"#,
+            r#""ping""#,
+        ] {
+            let err = decode(body).unwrap_err();
+            assert_eq!(err.code(), codes::INVALID_REQUEST, "{body}: {err}");
+        }
+        assert_eq!(decode("{").unwrap_err().code(), codes::PARSE_ERROR);
+        assert_eq!(decode("").unwrap_err().code(), codes::PARSE_ERROR);
+    }
+
+    #[test]
+    fn rejects_missing_or_mistyped_targets_with_the_request_id() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":9,"method":"tools/call"}"#,
+            r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":1}}"#,
+            r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"x","arguments":[]}}"#,
+            r#"{"jsonrpc":"2.0","id":9,"method":"resources/read","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":9,"method":"prompts/get","params":{"name":null}}"#,
+        ] {
+            let err = decode(body).unwrap_err();
+            assert_eq!(err.code(), codes::INVALID_PARAMS, "{body}");
+            assert_eq!(err.id(), Some(&json!(9)));
+        }
+    }
+}

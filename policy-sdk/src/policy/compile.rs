@@ -1,0 +1,491 @@
+//! Validation and compilation of rules into an indexed form.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde_json::Value;
+
+use super::source::{ArgumentSource, Defaults, Effect, PrincipalSource, RuleSource};
+use crate::glob::Glob;
+use crate::identity::ActorType;
+use crate::mcp::{HTTP_DELETE_METHOD, HTTP_GET_METHOD};
+use crate::normalize::{normalize_path, normalize_uri};
+
+/// Why a policy does not compile. Every message names the rule and field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rule `{rule}` ({field}): {message}")]
+pub struct CompileError {
+    pub rule: String,
+    pub field: String,
+    pub message: String,
+    /// What the author can do about it.
+    pub help: Option<String>,
+}
+
+/// The kind of target a method acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TargetKind {
+    Tool,
+    Resource,
+    Prompt,
+}
+
+fn methods_for(kind: TargetKind) -> &'static [&'static str] {
+    match kind {
+        TargetKind::Tool => &["tools/call"],
+        TargetKind::Resource => &["resources/read", "resources/subscribe", "resources/unsubscribe"],
+        TargetKind::Prompt => &["prompts/get"],
+    }
+}
+
+/// Built-in rule id of the session-methods default.
+pub const SESSION_RULE_ID: &str = "warden:session-methods";
+const SESSION_METHODS: [&str; 5] = [
+    "initialize",
+    "notifications/initialized",
+    "ping",
+    HTTP_GET_METHOD,
+    HTTP_DELETE_METHOD,
+];
+
+#[derive(Debug, Clone)]
+pub(crate) struct PrincipalMatch {
+    pub types: Option<Vec<ActorType>>,
+    pub subjects: Option<Vec<Glob>>,
+    pub groups: Option<Vec<String>>,
+    pub roles: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub claims: BTreeMap<String, Vec<Value>>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum TargetMatch {
+    Any,
+    Tools(Vec<Glob>),
+    Resources { globs: Vec<Glob>, prefixes: Vec<String> },
+    Prompts(Vec<Glob>),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum ArgumentTest {
+    Equals(Value),
+    OneOf(Vec<Value>),
+    PathPrefix(String),
+    Glob(Glob),
+    Range { min: Option<f64>, max: Option<f64> },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ArgumentCondition {
+    pub pointer: String,
+    pub test: ArgumentTest,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum MethodMatch {
+    Any,
+    Globs(Vec<Glob>),
+}
+
+/// One compiled rule.
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    pub id: String,
+    pub effect: Effect,
+    pub owner: String,
+    pub principal: Option<PrincipalMatch>,
+    pub on_behalf_of: Option<PrincipalMatch>,
+    pub delegated: Option<bool>,
+    pub methods: MethodMatch,
+    pub target: TargetMatch,
+    pub arguments: Vec<ArgumentCondition>,
+}
+
+/// Rules reachable from one method key, split by target name.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Bucket {
+    pub by_target: HashMap<String, Vec<usize>>,
+    pub other: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Index {
+    pub by_method: HashMap<String, Bucket>,
+    pub any_method: Bucket,
+}
+
+impl Bucket {
+    fn add(&mut self, rule: usize, literal_targets: Option<&[String]>) {
+        match literal_targets {
+            Some(names) => {
+                for name in names {
+                    self.by_target.entry(name.clone()).or_default().push(rule);
+                }
+            }
+            None => self.other.push(rule),
+        }
+    }
+}
+
+fn err(rule: &str, field: &str, message: impl Into<String>) -> CompileError {
+    CompileError {
+        rule: rule.to_owned(),
+        field: field.to_owned(),
+        message: message.into(),
+        help: None,
+    }
+}
+
+fn with_help(mut e: CompileError, help: &str) -> CompileError {
+    e.help = Some(help.to_owned());
+    e
+}
+
+fn non_empty<'a, T>(rule: &str, field: &str, list: &'a Option<Vec<T>>) -> Result<Option<&'a [T]>, CompileError> {
+    match list {
+        Some(items) if items.is_empty() => Err(with_help(
+            err(rule, field, "an empty list can never match"),
+            "remove the field to match anything, or list at least one value",
+        )),
+        Some(items) => Ok(Some(items.as_slice())),
+        None => Ok(None),
+    }
+}
+
+fn globs(rule: &str, field: &str, list: &Option<Vec<String>>) -> Result<Option<Vec<Glob>>, CompileError> {
+    let Some(items) = non_empty(rule, field, list)? else {
+        return Ok(None);
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Glob::new(p).map_err(|e| err(rule, &format!("{field}[{i}]"), format!("`{p}`: {e}"))))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn compile_principal(rule: &str, field: &str, source: &PrincipalSource) -> Result<PrincipalMatch, CompileError> {
+    let types = match non_empty(rule, &format!("{field}.types"), &source.types)? {
+        None => None,
+        Some(names) => Some(
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    ActorType::parse(n).ok_or_else(|| {
+                        with_help(
+                            err(rule, &format!("{field}.types[{i}]"), format!("unknown actor type `{n}`")),
+                            "actor types are `human`, `service` and `agent`",
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let strings = |name: &str, list: &Option<Vec<String>>| -> Result<Option<Vec<String>>, CompileError> {
+        Ok(non_empty(rule, &format!("{field}.{name}"), list)?.map(<[String]>::to_vec))
+    };
+    let mut claims = BTreeMap::new();
+    if let Some(map) = &source.claims {
+        if map.is_empty() {
+            return Err(err(rule, &format!("{field}.claims"), "an empty map can never match"));
+        }
+        for (name, values) in map {
+            if values.is_empty() {
+                return Err(err(rule, &format!("{field}.claims.{name}"), "an empty list can never match"));
+            }
+            if let Some(bad) = values.iter().find(|v| v.is_object() || v.is_array() || v.is_null()) {
+                return Err(err(
+                    rule,
+                    &format!("{field}.claims.{name}"),
+                    format!("`{bad}`: claim values must be strings, numbers or booleans"),
+                ));
+            }
+            claims.insert(name.clone(), values.clone());
+        }
+    }
+    Ok(PrincipalMatch {
+        types,
+        subjects: globs(rule, &format!("{field}.subjects"), &source.subjects)?,
+        groups: strings("groups", &source.groups)?,
+        roles: strings("roles", &source.roles)?,
+        scopes: strings("scopes", &source.scopes)?,
+        claims,
+    })
+}
+
+fn compile_argument(rule: &str, index: usize, source: &ArgumentSource) -> Result<ArgumentCondition, CompileError> {
+    let field = format!("arguments[{index}]");
+    if !(source.pointer.is_empty() || source.pointer.starts_with('/')) {
+        return Err(with_help(
+            err(rule, &format!("{field}.pointer"), format!("`{}` is not a JSON pointer", source.pointer)),
+            "a JSON pointer starts with `/`, e.g. `/path` or `/options/0/name`",
+        ));
+    }
+    let mut tests = Vec::new();
+    if let Some(v) = &source.equals {
+        tests.push(ArgumentTest::Equals(v.clone()));
+    }
+    if let Some(vs) = non_empty(rule, &format!("{field}.one_of"), &source.one_of)? {
+        tests.push(ArgumentTest::OneOf(vs.to_vec()));
+    }
+    if let Some(p) = &source.path_prefix {
+        let normalized = normalize_path(p)
+            .map_err(|e| err(rule, &format!("{field}.path_prefix"), format!("`{p}`: {e}")))?;
+        if !normalized.starts_with('/') {
+            return Err(err(rule, &format!("{field}.path_prefix"), format!("`{p}` must be an absolute path")));
+        }
+        tests.push(ArgumentTest::PathPrefix(normalized));
+    }
+    if let Some(g) = &source.glob {
+        let glob = Glob::new(g).map_err(|e| err(rule, &format!("{field}.glob"), format!("`{g}`: {e}")))?;
+        tests.push(ArgumentTest::Glob(glob));
+    }
+    if let Some(r) = &source.range {
+        match (r.min, r.max) {
+            (None, None) => return Err(err(rule, &format!("{field}.range"), "give `min`, `max` or both")),
+            (Some(min), Some(max)) if min > max => {
+                return Err(err(
+                    rule,
+                    &format!("{field}.range"),
+                    format!("min {min} is greater than max {max}: the range can never match"),
+                ));
+            }
+            (min, max) => tests.push(ArgumentTest::Range { min, max }),
+        }
+    }
+    let mut tests = tests.into_iter();
+    match (tests.next(), tests.next()) {
+        (Some(test), None) => Ok(ArgumentCondition {
+            pointer: source.pointer.clone(),
+            test,
+        }),
+        (None, _) => Err(with_help(
+            err(rule, &field, "no test given"),
+            "give exactly one of `equals`, `one_of`, `path_prefix`, `glob`, `range`",
+        )),
+        (Some(_), Some(_)) => Err(with_help(
+            err(rule, &field, "more than one test given"),
+            "write one condition per test; all conditions of a rule must hold",
+        )),
+    }
+}
+
+fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule, CompileError> {
+    let id = source.id.as_str();
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')) {
+        return Err(with_help(
+            err(id, "id", "rule ids must be non-empty and use only letters, digits, `-`, `_`, `.` and `:`"),
+            "ids appear in audit lines and error responses; keep them short and stable",
+        ));
+    }
+    if id.starts_with("warden:") {
+        return Err(err(id, "id", "the `warden:` prefix is reserved for built-in rules"));
+    }
+    if !seen.insert(id.to_owned()) {
+        return Err(err(id, "id", "another rule has the same id"));
+    }
+    if source.owner.trim().is_empty() {
+        return Err(with_help(
+            err(id, "owner", "owner must not be empty"),
+            "name the team accountable for this rule",
+        ));
+    }
+    let principal = source
+        .principal
+        .as_ref()
+        .map(|p| compile_principal(id, "principal", p))
+        .transpose()?;
+    let on_behalf_of = source
+        .on_behalf_of
+        .as_ref()
+        .map(|p| compile_principal(id, "on_behalf_of", p))
+        .transpose()?;
+    if on_behalf_of.is_some() && source.delegated == Some(false) {
+        return Err(err(
+            id,
+            "delegated",
+            "`delegated: false` with `on_behalf_of` can never match: direct requests act for nobody",
+        ));
+    }
+
+    let tools = globs(id, "tools", &source.tools)?;
+    let resources = globs(id, "resources", &source.resources)?;
+    let resource_prefixes = match non_empty(id, "resource_prefixes", &source.resource_prefixes)? {
+        None => None,
+        Some(prefixes) => Some(
+            prefixes
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    normalize_uri(p).map_err(|e| err(id, &format!("resource_prefixes[{i}]"), format!("`{p}`: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let resource_globs = resources
+        .map(|globs| {
+            globs
+                .into_iter()
+                .enumerate()
+                .map(|(i, g)| {
+                    let normalized = normalize_uri(g.as_str())
+                        .map_err(|e| err(id, &format!("resources[{i}]"), format!("`{}`: {e}", g.as_str())))?;
+                    Glob::new(&normalized).map_err(|e| err(id, &format!("resources[{i}]"), e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let prompts = globs(id, "prompts", &source.prompts)?;
+
+    let mut kinds = Vec::new();
+    if tools.is_some() {
+        kinds.push((TargetKind::Tool, "tools"));
+    }
+    if resource_globs.is_some() || resource_prefixes.is_some() {
+        kinds.push((TargetKind::Resource, "resources"));
+    }
+    if prompts.is_some() {
+        kinds.push((TargetKind::Prompt, "prompts"));
+    }
+    if source.arguments.is_some() && !kinds.iter().any(|(k, _)| *k == TargetKind::Tool) {
+        if kinds.is_empty() {
+            kinds.push((TargetKind::Tool, "arguments"));
+        } else {
+            return Err(err(id, "arguments", "tool arguments only exist on `tools/call`; this rule names no tools"));
+        }
+    }
+    let target_kind = match kinds.as_slice() {
+        [] => None,
+        [(kind, _)] => Some(*kind),
+        [(_, a), (_, b), ..] => {
+            return Err(with_help(
+                err(id, b, format!("a request has one target; `{a}` and `{b}` together can never match")),
+                "split this into one rule per kind of target",
+            ));
+        }
+    };
+
+    let methods = match globs(id, "methods", &source.methods)? {
+        None => match target_kind {
+            None => MethodMatch::Any,
+            Some(kind) => MethodMatch::Globs(
+                methods_for(kind)
+                    .iter()
+                    .map(|m| Glob::new(m))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| err(id, "methods", e.to_string()))?,
+            ),
+        },
+        Some(list) => {
+            if let Some(kind) = target_kind {
+                for (i, g) in list.iter().enumerate() {
+                    let possible = methods_for(kind).iter().any(|m| g.matches(m));
+                    if !possible {
+                        return Err(with_help(
+                            err(id, &format!("methods[{i}]"), format!("`{}` never carries this rule's target", g.as_str())),
+                            "tools go with `tools/call`, resources with `resources/read` (and subscribe/unsubscribe), prompts with `prompts/get`",
+                        ));
+                    }
+                }
+            }
+            MethodMatch::Globs(list)
+        }
+    };
+
+    let target = match target_kind {
+        None => TargetMatch::Any,
+        Some(TargetKind::Tool) => match tools {
+            Some(t) => TargetMatch::Tools(t),
+            None => TargetMatch::Any,
+        },
+        Some(TargetKind::Resource) => TargetMatch::Resources {
+            globs: resource_globs.unwrap_or_default(),
+            prefixes: resource_prefixes.unwrap_or_default(),
+        },
+        Some(TargetKind::Prompt) => TargetMatch::Prompts(prompts.unwrap_or_default()),
+    };
+
+    let arguments = match non_empty(id, "arguments", &source.arguments)? {
+        None => Vec::new(),
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, a)| compile_argument(id, i, a))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+
+    Ok(Rule {
+        id: id.to_owned(),
+        effect: source.effect,
+        owner: source.owner.clone(),
+        principal,
+        on_behalf_of,
+        delegated: source.delegated,
+        methods,
+        target,
+        arguments,
+    })
+}
+
+fn session_rule() -> Result<Rule, CompileError> {
+    let methods = SESSION_METHODS
+        .iter()
+        .map(|m| Glob::new(m))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(SESSION_RULE_ID, "methods", e.to_string()))?;
+    Ok(Rule {
+        id: SESSION_RULE_ID.to_owned(),
+        effect: Effect::Allow,
+        owner: "warden".to_owned(),
+        principal: None,
+        on_behalf_of: None,
+        delegated: None,
+        methods: MethodMatch::Globs(methods),
+        target: TargetMatch::Any,
+        arguments: Vec::new(),
+    })
+}
+
+/// Compiles rules (in order) plus the enabled built-in defaults, and builds
+/// the index.
+pub(crate) fn compile_rules(sources: &[RuleSource], defaults: &Defaults) -> Result<(Vec<Rule>, Index), CompileError> {
+    let mut seen = HashSet::new();
+    let mut rules = sources
+        .iter()
+        .map(|s| compile_rule(s, &mut seen))
+        .collect::<Result<Vec<_>, _>>()?;
+    if defaults.allow_session_methods {
+        rules.push(session_rule()?);
+    }
+    let mut index = Index::default();
+    for (i, rule) in rules.iter().enumerate() {
+        let literal_targets: Option<Vec<String>> = match &rule.target {
+            TargetMatch::Tools(globs) | TargetMatch::Prompts(globs) => globs
+                .iter()
+                .map(|g| g.literal().map(str::to_owned))
+                .collect(),
+            TargetMatch::Resources { globs, prefixes } if prefixes.is_empty() => globs
+                .iter()
+                .map(|g| g.literal().map(str::to_owned))
+                .collect(),
+            _ => None,
+        };
+        let literal_methods: Option<Vec<&str>> = match &rule.methods {
+            MethodMatch::Any => None,
+            MethodMatch::Globs(globs) => globs.iter().map(Glob::literal).collect(),
+        };
+        match literal_methods {
+            Some(methods) => {
+                for m in methods {
+                    index
+                        .by_method
+                        .entry(m.to_owned())
+                        .or_default()
+                        .add(i, literal_targets.as_deref());
+                }
+            }
+            None => index.any_method.add(i, literal_targets.as_deref()),
+        }
+    }
+    Ok((rules, index))
+}

@@ -1,0 +1,231 @@
+//! Evaluation of compiled rules against one request.
+//!
+//! The combining rule, in one place:
+//! 1. an unclassifiable principal is denied before any rule is read;
+//! 2. within a pass, the first matching `deny` rule (in policy order) decides;
+//! 3. an error while evaluating a rule (an argument of the wrong type, a path
+//!    that cannot be normalized) denies, naming that rule;
+//! 4. otherwise the first matching `allow` rule allows;
+//! 5. no matching rule denies (default deny);
+//! 6. a delegated request runs two passes, one for the current actor (acting
+//!    for the subject) and one for the subject itself, and is allowed only
+//!    when both allow: an agent never gets more than the person it acts for.
+
+use serde_json::Value;
+
+use super::compile::{ArgumentCondition, ArgumentTest, Index, MethodMatch, PrincipalMatch, Rule, TargetMatch};
+use super::source::Effect;
+use crate::identity::{Identity, Principal};
+use crate::mcp::{McpRequest, Target};
+use crate::normalize::{normalize_path, normalize_uri, within_prefix};
+
+/// Who a pass evaluates, and on whose behalf.
+pub(crate) struct PassContext<'a> {
+    pub principal: &'a Principal,
+    pub on_behalf_of: Option<&'a Principal>,
+    pub delegated: bool,
+}
+
+/// The outcome of one pass.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum PassOutcome {
+    Allow { rule: usize },
+    Deny { rule: usize },
+    Error { rule: usize, message: String },
+    NoMatch,
+}
+
+/// The request's target, prepared once for all rules.
+pub(crate) struct PreparedTarget<'a> {
+    request: &'a McpRequest,
+    /// Canonical URI of a resource request, or why it has none.
+    canonical_uri: Option<Result<String, String>>,
+}
+
+impl<'a> PreparedTarget<'a> {
+    pub(crate) fn new(request: &'a McpRequest) -> Self {
+        let canonical_uri = request
+            .resource_uri()
+            .map(|uri| normalize_uri(uri).map_err(|e| format!("resource URI `{uri}`: {e}")));
+        Self { request, canonical_uri }
+    }
+
+    /// The name used to look rules up in the index.
+    pub(crate) fn index_key(&self) -> Option<&str> {
+        match &self.request.target {
+            Target::Tool { name, .. } | Target::Prompt { name } => Some(name),
+            Target::Resource { .. } => self.canonical_uri.as_ref().and_then(|r| r.as_deref().ok()),
+            Target::None => None,
+        }
+    }
+}
+
+/// Candidate rules for a request, in policy order, each once.
+pub(crate) fn candidates(index: &Index, method: &str, target: Option<&str>) -> Vec<usize> {
+    let mut out = Vec::new();
+    for bucket in index.by_method.get(method).into_iter().chain(std::iter::once(&index.any_method)) {
+        if let Some(key) = target {
+            if let Some(list) = bucket.by_target.get(key) {
+                out.extend_from_slice(list);
+            }
+        }
+        out.extend_from_slice(&bucket.other);
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+pub(crate) fn evaluate_pass(rules: &[Rule], candidates: &[usize], ctx: &PassContext<'_>, target: &PreparedTarget<'_>) -> PassOutcome {
+    let mut first_allow = None;
+    for &i in candidates {
+        let Some(rule) = rules.get(i) else { continue };
+        match rule_matches(rule, ctx, target) {
+            // Deny overrides allow, and an error denies: stop at the first.
+            Ok(true) if rule.effect == Effect::Deny => return PassOutcome::Deny { rule: i },
+            Err(message) => return PassOutcome::Error { rule: i, message },
+            Ok(true) => {
+                first_allow.get_or_insert(i);
+            }
+            Ok(false) => {}
+        }
+    }
+    match first_allow {
+        Some(rule) => PassOutcome::Allow { rule },
+        None => PassOutcome::NoMatch,
+    }
+}
+
+fn rule_matches(rule: &Rule, ctx: &PassContext<'_>, target: &PreparedTarget<'_>) -> Result<bool, String> {
+    if rule.delegated.is_some_and(|d| d != ctx.delegated) {
+        return Ok(false);
+    }
+    if let Some(m) = &rule.principal {
+        if !principal_matches(m, ctx.principal) {
+            return Ok(false);
+        }
+    }
+    if let Some(m) = &rule.on_behalf_of {
+        match ctx.on_behalf_of {
+            Some(p) if principal_matches(m, p) => {}
+            _ => return Ok(false),
+        }
+    }
+    let request = target.request;
+    if let MethodMatch::Globs(globs) = &rule.methods {
+        if !globs.iter().any(|g| g.matches(&request.method)) {
+            return Ok(false);
+        }
+    }
+    if !target_matches(&rule.target, target)? {
+        return Ok(false);
+    }
+    if !rule.arguments.is_empty() {
+        let arguments = request.arguments().unwrap_or(&Value::Null);
+        for condition in &rule.arguments {
+            if !argument_matches(condition, arguments)? {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+fn target_matches(m: &TargetMatch, target: &PreparedTarget<'_>) -> Result<bool, String> {
+    let request = target.request;
+    Ok(match m {
+        TargetMatch::Any => true,
+        TargetMatch::Tools(globs) => request.tool_name().is_some_and(|n| globs.iter().any(|g| g.matches(n))),
+        TargetMatch::Prompts(globs) => request.prompt_name().is_some_and(|n| globs.iter().any(|g| g.matches(n))),
+        TargetMatch::Resources { globs, prefixes } => match &target.canonical_uri {
+            None => false,
+            Some(Err(message)) => return Err(message.clone()),
+            Some(Ok(uri)) => globs.iter().any(|g| g.matches(uri)) || prefixes.iter().any(|p| within_prefix(uri, p)),
+        },
+    })
+}
+
+pub(crate) fn principal_matches(m: &PrincipalMatch, p: &Principal) -> bool {
+    let any_of = |wanted: &Option<Vec<String>>, held: &[String]| {
+        wanted.as_ref().is_none_or(|w| w.iter().any(|x| held.contains(x)))
+    };
+    m.types
+        .as_ref()
+        .is_none_or(|types| p.actor_type.is_some_and(|t| types.contains(&t)))
+        && m.subjects.as_ref().is_none_or(|s| s.iter().any(|g| g.matches(&p.subject)))
+        && any_of(&m.groups, &p.groups)
+        && any_of(&m.roles, &p.roles)
+        && any_of(&m.scopes, &p.scopes)
+        && m.claims.iter().all(|(name, wanted)| claim_matches(p.claims.get(name), wanted))
+}
+
+fn claim_matches(held: Option<&Value>, wanted: &[Value]) -> bool {
+    match held {
+        Some(Value::Array(items)) => items.iter().any(|v| wanted.iter().any(|w| json_equal(v, w))),
+        Some(v) => wanted.iter().any(|w| json_equal(v, w)),
+        None => false,
+    }
+}
+
+/// JSON equality where numbers compare by value (`1` equals `1.0`).
+fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64() && x.as_f64().is_some(),
+        _ => a == b,
+    }
+}
+
+fn argument_matches(condition: &ArgumentCondition, arguments: &Value) -> Result<bool, String> {
+    // A missing argument satisfies no test; it is not an error, since tools
+    // have optional arguments.
+    let Some(value) = arguments.pointer(&condition.pointer) else {
+        return Ok(false);
+    };
+    let pointer = &condition.pointer;
+    match &condition.test {
+        ArgumentTest::Equals(expected) => Ok(json_equal(value, expected)),
+        ArgumentTest::OneOf(options) => Ok(options.iter().any(|o| json_equal(value, o))),
+        ArgumentTest::PathPrefix(prefix) => {
+            let text = value
+                .as_str()
+                .ok_or_else(|| format!("argument `{pointer}` must be a string for `path_prefix`"))?;
+            let normalized = normalize_path(text).map_err(|e| format!("argument `{pointer}`: {e}"))?;
+            Ok(within_prefix(&normalized, prefix))
+        }
+        ArgumentTest::Glob(glob) => {
+            let text = value
+                .as_str()
+                .ok_or_else(|| format!("argument `{pointer}` must be a string for `glob`"))?;
+            Ok(glob.matches(text))
+        }
+        ArgumentTest::Range { min, max } => {
+            let number = value
+                .as_f64()
+                .ok_or_else(|| format!("argument `{pointer}` must be a number for `range`"))?;
+            Ok(min.is_none_or(|m| number >= m) && max.is_none_or(|m| number <= m))
+        }
+    }
+}
+
+/// The two contexts a request is judged in.
+pub(crate) fn passes(identity: &Identity) -> Vec<PassContext<'_>> {
+    match &identity.actor {
+        None => vec![PassContext {
+            principal: &identity.subject,
+            on_behalf_of: None,
+            delegated: false,
+        }],
+        Some(actor) => vec![
+            PassContext {
+                principal: actor,
+                on_behalf_of: Some(&identity.subject),
+                delegated: true,
+            },
+            PassContext {
+                principal: &identity.subject,
+                on_behalf_of: None,
+                delegated: true,
+            },
+        ],
+    }
+}

@@ -1,0 +1,149 @@
+//! The policy language: source types, compilation and evaluation.
+//! The language is documented for authors in `docs/policy.md`.
+
+mod compile;
+mod eval;
+pub mod source;
+
+use serde::Serialize;
+
+pub use compile::{CompileError, SESSION_RULE_ID};
+pub use source::{Defaults, Effect, RuleSource};
+
+use crate::identity::Identity;
+use crate::mcp::McpRequest;
+use compile::{Index, Rule};
+use eval::{PassOutcome, PreparedTarget, candidates, evaluate_pass, passes};
+
+/// What Warden decided about one request, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub effect: Effect,
+    /// The rule that decided (for a delegated request that was allowed: the
+    /// rule that allowed the acting principal).
+    pub rule: Option<String>,
+    pub owner: Option<String>,
+    pub reason: String,
+    /// For a delegated request, the rule that decided the subject's pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_rule: Option<String>,
+}
+
+impl Decision {
+    pub fn is_allowed(&self) -> bool {
+        self.effect == Effect::Allow
+    }
+
+    pub(crate) fn deny(reason: impl Into<String>) -> Self {
+        Self {
+            effect: Effect::Deny,
+            rule: None,
+            owner: None,
+            reason: reason.into(),
+            subject_rule: None,
+        }
+    }
+}
+
+/// Rules compiled and indexed, ready to judge requests.
+#[derive(Debug, Clone)]
+pub struct CompiledPolicy {
+    rules: Vec<Rule>,
+    index: Index,
+}
+
+impl CompiledPolicy {
+    pub fn compile(rules: &[RuleSource], defaults: &Defaults) -> Result<Self, CompileError> {
+        let (rules, index) = compile::compile_rules(rules, defaults)?;
+        Ok(Self { rules, index })
+    }
+
+    /// Number of rules, built-ins included.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Judges `request` made by `identity`. See `eval` for the combining rule.
+    pub fn decide(&self, identity: &Identity, request: &McpRequest) -> Decision {
+        let contexts = passes(identity);
+        for ctx in &contexts {
+            if ctx.principal.actor_type.is_none() {
+                return Decision::deny(format!(
+                    "`{}` has no recognised actor type (human, service or agent)",
+                    ctx.principal.subject
+                ));
+            }
+        }
+        let target = PreparedTarget::new(request);
+        let candidates = candidates(&self.index, &request.method, target.index_key());
+        let mut allowed_by = Vec::with_capacity(contexts.len());
+        for ctx in &contexts {
+            let who = match ctx.on_behalf_of {
+                Some(subject) => format!("`{}` acting for `{}`", ctx.principal.subject, subject.subject),
+                None if ctx.delegated => format!("`{}` (on whose behalf an agent acts)", ctx.principal.subject),
+                None => format!("`{}`", ctx.principal.subject),
+            };
+            match evaluate_pass(&self.rules, &candidates, ctx, &target) {
+                PassOutcome::Allow { rule } => allowed_by.push(rule),
+                PassOutcome::Deny { rule } => {
+                    return self.rule_decision(Effect::Deny, rule, format!("{who}: denied by rule `{}`", self.rule_id(rule)));
+                }
+                PassOutcome::Error { rule, message } => {
+                    return self.rule_decision(
+                        Effect::Deny,
+                        rule,
+                        format!("{who}: evaluation error in rule `{}`: {message}", self.rule_id(rule)),
+                    );
+                }
+                PassOutcome::NoMatch => {
+                    return Decision::deny(format!("{who}: no rule allows `{}`{}", request.method, describe_target(request)));
+                }
+            }
+        }
+        let mut allowed_by = allowed_by.into_iter();
+        let Some(first) = allowed_by.next() else {
+            return Decision::deny("no evaluation pass ran");
+        };
+        let mut decision = self.rule_decision(Effect::Allow, first, format!("allowed by rule `{}`", self.rule_id(first)));
+        if let Some(subject_rule) = allowed_by.next() {
+            let subject_id = self.rule_id(subject_rule).to_owned();
+            decision.reason = format!("{}; subject allowed by rule `{subject_id}`", decision.reason);
+            decision.subject_rule = Some(subject_id);
+        }
+        decision
+    }
+
+    fn rule_id(&self, index: usize) -> &str {
+        self.rules.get(index).map_or("?", |r| r.id.as_str())
+    }
+
+    fn rule_decision(&self, effect: Effect, index: usize, reason: String) -> Decision {
+        let rule = self.rules.get(index);
+        Decision {
+            effect,
+            rule: rule.map(|r| r.id.clone()),
+            owner: rule.map(|r| r.owner.clone()),
+            reason,
+            subject_rule: None,
+        }
+    }
+}
+
+fn describe_target(request: &McpRequest) -> String {
+    if let Some(name) = request.tool_name() {
+        format!(" on tool `{name}`")
+    } else if let Some(uri) = request.resource_uri() {
+        format!(" on resource `{uri}`")
+    } else if let Some(name) = request.prompt_name() {
+        format!(" on prompt `{name}`")
+    } else {
+        String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests;

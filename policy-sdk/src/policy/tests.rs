@@ -1,0 +1,455 @@
+//! One test per branch of the combining rule, plus validation errors.
+
+use serde_json::{Map, Value, json};
+
+use super::*;
+use crate::identity::{ActorType, Identity, Principal};
+use crate::mcp::{HTTP_GET_METHOD, McpRequest, MessageKind, Target};
+
+fn principal(sub: &str, t: Option<ActorType>, groups: &[&str]) -> Principal {
+    Principal {
+        subject: sub.into(),
+        actor_type: t,
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        roles: vec![],
+        scopes: vec![],
+        claims: Map::new(),
+    }
+}
+
+fn direct(p: Principal) -> Identity {
+    Identity {
+        issuer: "iss".into(),
+        subject: p,
+        actor: None,
+        prior_actors: vec![],
+        client_id: None,
+        token_id: None,
+    }
+}
+
+fn delegated(subject: Principal, actor: Principal) -> Identity {
+    Identity {
+        actor: Some(actor),
+        ..direct(subject)
+    }
+}
+
+fn alice() -> Principal {
+    principal("alice", Some(ActorType::Human), &["eng"])
+}
+fn bob() -> Principal {
+    principal("bob", Some(ActorType::Human), &["sales"])
+}
+fn agent() -> Principal {
+    principal("research-agent", Some(ActorType::Agent), &[])
+}
+
+fn tool(name: &str, arguments: Value) -> McpRequest {
+    McpRequest {
+        kind: MessageKind::Request,
+        method: "tools/call".into(),
+        id: Some(json!(1)),
+        target: Target::Tool {
+            name: name.into(),
+            arguments,
+        },
+    }
+}
+
+fn method(m: &str) -> McpRequest {
+    McpRequest {
+        kind: MessageKind::Request,
+        method: m.into(),
+        id: Some(json!(1)),
+        target: Target::None,
+    }
+}
+
+fn resource(uri: &str) -> McpRequest {
+    McpRequest {
+        kind: MessageKind::Request,
+        method: "resources/read".into(),
+        id: Some(json!(1)),
+        target: Target::Resource { uri: uri.into() },
+    }
+}
+
+fn compile(yaml: &str) -> CompiledPolicy {
+    try_compile(yaml).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn try_compile(yaml: &str) -> Result<CompiledPolicy, CompileError> {
+    let rules: Vec<RuleSource> = serde_yaml_ng::from_str(yaml).unwrap();
+    CompiledPolicy::compile(&rules, &Defaults::default())
+}
+
+const BASE: &str = r#"
+- id: search
+  effect: allow
+  owner: docs
+  tools: [search_docs]
+- id: read-public
+  effect: allow
+  owner: platform
+  tools: [read_file]
+  arguments:
+    - pointer: /path
+      path_prefix: /srv/public/
+- id: eng-read
+  effect: allow
+  owner: platform
+  principal: {types: [human], groups: [eng]}
+  tools: [read_file]
+  arguments:
+    - pointer: /path
+      path_prefix: /srv/
+- id: eng-deploy
+  effect: allow
+  owner: release
+  principal: {types: [human], groups: [eng]}
+  tools: [deploy]
+- id: agents-deploy-staging-for-eng
+  effect: allow
+  owner: release
+  principal: {types: [agent]}
+  on_behalf_of: {types: [human], groups: [eng]}
+  tools: [deploy]
+  arguments:
+    - pointer: /environment
+      equals: staging
+- id: no-agent-deletes
+  effect: deny
+  owner: security
+  principal: {types: [agent]}
+  tools: ["delete_*"]
+- id: anyone-delete-scratch
+  effect: allow
+  owner: security
+  tools: ["delete_*"]
+  arguments:
+    - pointer: /name
+      glob: "scratch-*"
+- id: sized-deploys
+  effect: allow
+  owner: release
+  principal: {subjects: ["ci-*"]}
+  tools: [deploy]
+  arguments:
+    - pointer: /replicas
+      range: {min: 1, max: 10}
+- id: public-docs
+  effect: allow
+  owner: docs
+  resource_prefixes: ["docs://public/"]
+"#;
+
+#[test]
+fn matching_allow_rule_allows() {
+    let d = compile(BASE).decide(&direct(bob()), &tool("search_docs", json!({})));
+    assert!(d.is_allowed(), "{d:?}");
+    assert_eq!(d.rule.as_deref(), Some("search"));
+    assert_eq!(d.owner.as_deref(), Some("docs"));
+}
+
+#[test]
+fn no_matching_allow_denies_by_default() {
+    let d = compile(BASE).decide(&direct(bob()), &tool("deploy", json!({})));
+    assert!(!d.is_allowed());
+    assert_eq!(d.rule, None);
+    assert!(d.reason.contains("no rule allows `tools/call` on tool `deploy`"), "{}", d.reason);
+}
+
+#[test]
+fn deny_overrides_an_earlier_or_later_allow() {
+    // `anyone-delete-scratch` would allow, `no-agent-deletes` denies.
+    let p = compile(BASE);
+    let d = p.decide(&direct(agent()), &tool("delete_repo", json!({"name": "scratch-1"})));
+    assert!(!d.is_allowed());
+    assert_eq!(d.rule.as_deref(), Some("no-agent-deletes"));
+    // Reversed order: the deny still wins.
+    let reversed = compile(
+        r#"
+- id: allow-all-deletes
+  effect: allow
+  owner: a
+  tools: ["delete_*"]
+- id: deny-agents
+  effect: deny
+  owner: b
+  principal: {types: [agent]}
+  tools: [delete_repo]
+"#,
+    );
+    let d = reversed.decide(&direct(agent()), &tool("delete_repo", json!({})));
+    assert_eq!(d.rule.as_deref(), Some("deny-agents"));
+    assert!(!d.is_allowed());
+    // Humans are unaffected by the agent deny.
+    assert!(p.decide(&direct(bob()), &tool("delete_repo", json!({"name": "scratch-1"}))).is_allowed());
+}
+
+#[test]
+fn evaluation_error_denies() {
+    let p = compile(BASE);
+    // `range` on a string is an error, not a silent mismatch.
+    let d = p.decide(&direct(principal("ci-bot", Some(ActorType::Service), &[])), &tool("deploy", json!({"replicas": "5"})));
+    assert!(!d.is_allowed());
+    assert_eq!(d.rule.as_deref(), Some("sized-deploys"));
+    assert!(d.reason.contains("evaluation error"), "{}", d.reason);
+    // A path that climbs above the root cannot be judged: denied.
+    let d = p.decide(&direct(bob()), &tool("read_file", json!({"path": "/../../etc/passwd"})));
+    assert!(!d.is_allowed());
+    assert!(d.reason.contains("climbs above the root"), "{}", d.reason);
+    // A resource URI that escapes: denied with the reason.
+    let d = p.decide(&direct(bob()), &resource("docs://public/../../x"));
+    assert!(!d.is_allowed());
+}
+
+#[test]
+fn unclassifiable_actor_is_denied_before_rules() {
+    let p = compile(BASE);
+    let d = p.decide(&direct(principal("x", None, &["eng"])), &tool("search_docs", json!({})));
+    assert!(!d.is_allowed());
+    assert!(d.reason.contains("no recognised actor type"), "{}", d.reason);
+    let d = p.decide(&delegated(alice(), principal("bot", None, &[])), &tool("search_docs", json!({})));
+    assert!(!d.is_allowed());
+}
+
+#[test]
+fn delegation_gives_the_intersection() {
+    let p = compile(BASE);
+    let for_alice = delegated(alice(), agent());
+    // Both allow: staging deploy.
+    let d = p.decide(&for_alice, &tool("deploy", json!({"environment": "staging"})));
+    assert!(d.is_allowed(), "{d:?}");
+    assert_eq!(d.rule.as_deref(), Some("agents-deploy-staging-for-eng"));
+    assert_eq!(d.subject_rule.as_deref(), Some("eng-deploy"));
+    // The human may, the agent may not: production.
+    let d = p.decide(&for_alice, &tool("deploy", json!({"environment": "production"})));
+    assert!(!d.is_allowed());
+    assert!(d.reason.contains("`research-agent` acting for `alice`"), "{}", d.reason);
+    // Alice may read /srv/internal, the agent only /srv/public.
+    assert!(!p.decide(&for_alice, &tool("read_file", json!({"path": "/srv/internal/x"}))).is_allowed());
+    assert!(p.decide(&for_alice, &tool("read_file", json!({"path": "/srv/public/x"}))).is_allowed());
+    // The agent rule needs an engineer: acting for bob, denied.
+    let for_bob = delegated(bob(), agent());
+    assert!(!p.decide(&for_bob, &tool("deploy", json!({"environment": "staging"}))).is_allowed());
+}
+
+#[test]
+fn subject_pass_denial_is_reported() {
+    // The agent is allowed to search everything, the subject is not allowed at all.
+    let p = compile(
+        r#"
+- id: agents-search
+  effect: allow
+  owner: a
+  principal: {types: [agent]}
+  tools: [search]
+"#,
+    );
+    let d = p.decide(&delegated(bob(), agent()), &tool("search", json!({})));
+    assert!(!d.is_allowed());
+    assert!(d.reason.contains("`bob` (on whose behalf an agent acts)"), "{}", d.reason);
+}
+
+#[test]
+fn delegated_flag_and_on_behalf_of() {
+    let p = compile(
+        r#"
+- id: no-delegated-writes
+  effect: deny
+  owner: sec
+  delegated: true
+  tools: [write]
+- id: anyone-writes
+  effect: allow
+  owner: a
+  tools: [write]
+- id: only-direct-admin
+  effect: allow
+  owner: a
+  delegated: false
+  tools: [admin]
+"#,
+    );
+    assert!(p.decide(&direct(alice()), &tool("write", json!({}))).is_allowed());
+    assert!(!p.decide(&delegated(alice(), agent()), &tool("write", json!({}))).is_allowed());
+    assert!(p.decide(&direct(agent()), &tool("admin", json!({}))).is_allowed());
+    assert!(!p.decide(&delegated(alice(), agent()), &tool("admin", json!({}))).is_allowed());
+}
+
+#[test]
+fn argument_tests() {
+    let p = compile(BASE);
+    let ci = direct(principal("ci-bot", Some(ActorType::Service), &[]));
+    assert!(p.decide(&ci, &tool("deploy", json!({"replicas": 10}))).is_allowed());
+    assert!(p.decide(&ci, &tool("deploy", json!({"replicas": 1.0}))).is_allowed());
+    assert!(!p.decide(&ci, &tool("deploy", json!({"replicas": 11}))).is_allowed());
+    assert!(!p.decide(&ci, &tool("deploy", json!({}))).is_allowed(), "a missing argument matches nothing");
+    let b = direct(bob());
+    for (path, allowed) in [
+        ("/srv/public/a.txt", true),
+        ("/srv/public/../secret.txt", false),
+        ("/srv/public/%2e%2e/secret.txt", false),
+        ("/srv/public/..\\secret.txt", false),
+        ("//srv//public//a.txt", true),
+        ("/srv/publicity/a.txt", false),
+    ] {
+        assert_eq!(p.decide(&b, &tool("read_file", json!({"path": path}))).is_allowed(), allowed, "{path}");
+    }
+    assert!(!p.decide(&b, &tool("read_file", json!({"path": 7}))).is_allowed());
+    let one_of = compile(
+        r#"
+- id: envs
+  effect: allow
+  owner: a
+  tools: [deploy]
+  arguments:
+    - {pointer: /env, one_of: [staging, qa]}
+    - {pointer: /opts/force, equals: false}
+"#,
+    );
+    assert!(one_of.decide(&b, &tool("deploy", json!({"env": "qa", "opts": {"force": false}}))).is_allowed());
+    assert!(!one_of.decide(&b, &tool("deploy", json!({"env": "prod", "opts": {"force": false}}))).is_allowed());
+    assert!(!one_of.decide(&b, &tool("deploy", json!({"env": "qa", "opts": {"force": true}}))).is_allowed());
+}
+
+#[test]
+fn resources_prefixes_and_globs_are_normalized() {
+    let p = compile(
+        r#"
+- id: public-docs
+  effect: allow
+  owner: docs
+  resource_prefixes: ["docs://public/"]
+- id: md-files
+  effect: allow
+  owner: docs
+  resources: ["file:///srv/**.md"]
+"#,
+    );
+    let b = direct(bob());
+    for (uri, allowed) in [
+        ("docs://public/intro", true),
+        ("DOCS://public/intro", true),
+        ("docs://public/../internal/roadmap", false),
+        ("docs://public/%2e%2e/internal/roadmap", false),
+        ("docs://public//intro", true),
+        ("docs:\\\\public\\intro", true),
+        ("docs://publicity/x", false),
+        ("docs://internal/roadmap", false),
+        ("file:///srv/a/b.md", true),
+        ("file:///srv/a/../../etc/x.md", false),
+    ] {
+        assert_eq!(p.decide(&b, &resource(uri)).is_allowed(), allowed, "{uri}");
+    }
+}
+
+#[test]
+fn session_methods_are_allowed_by_default_and_can_be_switched_off() {
+    let p = compile(BASE);
+    for m in ["initialize", "ping", "notifications/initialized", HTTP_GET_METHOD] {
+        let d = p.decide(&direct(agent()), &method(m));
+        assert!(d.is_allowed(), "{m}");
+        assert_eq!(d.rule.as_deref(), Some(SESSION_RULE_ID));
+    }
+    assert!(!p.decide(&direct(agent()), &method("tools/list")).is_allowed());
+    let rules: Vec<RuleSource> = serde_yaml_ng::from_str(BASE).unwrap();
+    let off = CompiledPolicy::compile(&rules, &Defaults { allow_session_methods: false }).unwrap();
+    assert!(!off.decide(&direct(agent()), &method("initialize")).is_allowed());
+    // A deny rule overrides the default.
+    let deny_ping = compile("- {id: no-ping, effect: deny, owner: a, methods: [ping]}");
+    assert_eq!(deny_ping.decide(&direct(alice()), &method("ping")).rule.as_deref(), Some("no-ping"));
+}
+
+#[test]
+fn principal_conditions() {
+    let p = compile(
+        r#"
+- id: scoped
+  effect: allow
+  owner: a
+  principal:
+    scopes: ["mcp:write"]
+    roles: [operator]
+    claims: {tenant: [acme, 42]}
+  methods: ["tools/*"]
+"#,
+    );
+    let mut op = principal("op", Some(ActorType::Service), &[]);
+    op.scopes = vec!["mcp:read".into(), "mcp:write".into()];
+    op.roles = vec!["operator".into()];
+    op.claims.insert("tenant".into(), json!("acme"));
+    assert!(p.decide(&direct(op.clone()), &method("tools/list")).is_allowed());
+    op.claims.insert("tenant".into(), json!([1, 42]));
+    assert!(p.decide(&direct(op.clone()), &method("tools/list")).is_allowed());
+    op.claims.insert("tenant".into(), json!("other"));
+    assert!(!p.decide(&direct(op.clone()), &method("tools/list")).is_allowed());
+    op.claims.insert("tenant".into(), json!("acme"));
+    op.scopes = vec!["mcp:read".into()];
+    assert!(!p.decide(&direct(op), &method("tools/list")).is_allowed());
+}
+
+#[test]
+fn index_only_visits_rules_that_can_match() {
+    let mut yaml = String::new();
+    for i in 0..500 {
+        yaml.push_str(&format!("- {{id: r{i}, effect: allow, owner: a, tools: [tool_{i}]}}\n"));
+    }
+    yaml.push_str("- {id: globbed, effect: allow, owner: a, tools: [\"x_*\"]}\n- {id: listing, effect: allow, owner: a, methods: [tools/list]}\n");
+    let p = compile(&yaml);
+    let c = eval::candidates(&p.index, "tools/call", Some("tool_7"));
+    // tool_7's rule and the glob rule; not the other 499 tools nor `listing`.
+    assert_eq!(c.len(), 2, "{c:?}");
+    assert!(p.decide(&direct(bob()), &tool("tool_7", json!({}))).is_allowed());
+    assert!(p.decide(&direct(bob()), &tool("x_1", json!({}))).is_allowed());
+    assert!(!p.decide(&direct(bob()), &tool("tool_999", json!({}))).is_allowed());
+}
+
+fn compile_error(yaml: &str) -> CompileError {
+    match try_compile(yaml) {
+        Ok(_) => panic!("expected an error for {yaml}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn validation_names_rule_and_field() {
+    let cases = [
+        ("- {id: a, effect: allow, owner: o, principal: {types: [robot]}}", "principal.types[0]", "unknown actor type `robot`"),
+        ("- {id: a, effect: allow, owner: o, tools: []}", "tools", "an empty list can never match"),
+        ("- {id: a, effect: allow, owner: o, tools: [\"a[b]\"]}", "tools[0]", "not supported"),
+        ("- {id: a, effect: allow, owner: o, methods: [tools/list], tools: [x]}", "methods[0]", "never carries this rule's target"),
+        ("- {id: a, effect: allow, owner: o, tools: [x], prompts: [y]}", "prompts", "can never match"),
+        ("- {id: a, effect: allow, owner: o, prompts: [y], arguments: [{pointer: /a, equals: 1}]}", "arguments", "only exist on `tools/call`"),
+        ("- {id: a, effect: allow, owner: o, tools: [x], arguments: [{pointer: a, equals: 1}]}", "arguments[0].pointer", "not a JSON pointer"),
+        ("- {id: a, effect: allow, owner: o, tools: [x], arguments: [{pointer: /a}]}", "arguments[0]", "no test given"),
+        ("- {id: a, effect: allow, owner: o, tools: [x], arguments: [{pointer: /a, equals: 1, glob: b}]}", "arguments[0]", "more than one test"),
+        ("- {id: a, effect: allow, owner: o, tools: [x], arguments: [{pointer: /a, range: {min: 5, max: 1}}]}", "arguments[0].range", "can never match"),
+        ("- {id: a, effect: allow, owner: o, tools: [x], arguments: [{pointer: /a, path_prefix: /../x}]}", "arguments[0].path_prefix", "climbs above"),
+        ("- {id: a, effect: allow, owner: o, delegated: false, on_behalf_of: {types: [human]}}", "delegated", "can never match"),
+        ("- {id: a, effect: allow, owner: \" \"}", "owner", "must not be empty"),
+        ("- {id: \"a b\", effect: allow, owner: o}", "id", "rule ids"),
+        ("- {id: \"warden:x\", effect: allow, owner: o}", "id", "reserved"),
+        ("- {id: a, effect: allow, owner: o}\n- {id: a, effect: deny, owner: o}", "id", "same id"),
+        ("- {id: a, effect: allow, owner: o, principal: {claims: {tenant: []}}}", "principal.claims.tenant", "empty list"),
+    ];
+    for (yaml, field, message) in cases {
+        let e = compile_error(yaml);
+        assert_eq!(e.rule.is_empty(), false);
+        assert_eq!(e.field, field, "{yaml}: {e}");
+        assert!(e.message.contains(message), "{yaml}: {e}");
+    }
+    let e = compile_error("- {id: a, effect: allow, owner: o, principal: {types: [robot]}}");
+    assert_eq!(e.to_string(), "rule `a` (principal.types[0]): unknown actor type `robot`");
+    assert_eq!(e.help.as_deref(), Some("actor types are `human`, `service` and `agent`"));
+}
+
+#[test]
+fn unknown_fields_are_refused_when_reading() {
+    let err = serde_yaml_ng::from_str::<Vec<RuleSource>>("- {id: a, effect: allow, owner: o, toolz: [x]}").unwrap_err();
+    assert!(err.to_string().contains("unknown field `toolz`"), "{err}");
+    let err = serde_yaml_ng::from_str::<Vec<RuleSource>>("- {id: a, effect: maybe, owner: o}").unwrap_err();
+    assert!(err.to_string().contains("unknown variant `maybe`"), "{err}");
+}

@@ -1,0 +1,102 @@
+"""Plan handling shared by mcp1_client.py and mcp2_client.py (no SDK imports here)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Awaitable, Callable
+
+import anyio
+
+
+def content_text(result: Any) -> str:
+    """Join the text of a result's content (tool results, prompts, resources)."""
+    parts: list[str] = []
+    for item in getattr(result, "content", None) or []:
+        text = getattr(item, "text", None)
+        if text is not None:
+            parts.append(text)
+    for item in getattr(result, "contents", None) or []:
+        text = getattr(item, "text", None)
+        if text is not None:
+            parts.append(text)
+    for message in getattr(result, "messages", None) or []:
+        text = getattr(getattr(message, "content", None), "text", None)
+        if text is not None:
+            parts.append(text)
+    return "\n".join(parts)
+
+
+def error_result(op: str, error: BaseException, mcp_error_types: tuple[type[BaseException], ...]) -> dict[str, Any]:
+    if isinstance(error, mcp_error_types):
+        data = getattr(error, "error", None)
+        return {
+            "op": op,
+            "ok": False,
+            "error": {
+                "code": getattr(data, "code", None),
+                "message": getattr(data, "message", str(error)),
+                "data": getattr(data, "data", None),
+            },
+        }
+    if isinstance(error, BaseExceptionGroup):
+        inner = "; ".join(f"{type(e).__name__}: {e}" for e in error.exceptions)
+        return {"op": op, "ok": False, "exception": f"{type(error).__name__}: {inner}"}
+    return {"op": op, "ok": False, "exception": f"{type(error).__name__}: {error}"}
+
+
+async def run_steps(
+    calls: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]],
+    steps: list[dict[str, Any]],
+    timeout: float,
+    mcp_error_types: tuple[type[BaseException], ...],
+) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    for step in steps:
+        op = step.get("op", "")
+        call = calls.get(op)
+        if call is None:
+            results.append({"op": op, "ok": False, "exception": f"unknown op `{op}`"})
+            continue
+        try:
+            with anyio.fail_after(timeout):
+                value = await call(step)
+        except Exception as error:  # noqa: BLE001 - reported to the test
+            results.append(error_result(op, error, mcp_error_types))
+            continue
+        entry: dict[str, Any] = {"op": op, "ok": True}
+        if op == "list_tools":
+            entry["names"] = [tool.name for tool in value.tools]
+        else:
+            entry["text"] = content_text(value)
+            is_error = getattr(value, "isError", None)
+            if is_error is None:
+                is_error = getattr(value, "is_error", None)
+            entry["is_error"] = bool(is_error)
+        results.append(entry)
+    return results
+
+
+def http_recorder(log: list[dict[str, Any]]) -> Callable[[Any], Awaitable[None]]:
+    """An httpx/httpx2 response event hook that records each exchange."""
+
+    async def record(response: Any) -> None:
+        request = response.request
+        log.append(
+            {
+                "method": request.method,
+                "mcp_method": request.headers.get("mcp-method"),
+                "status": response.status_code,
+                "content_type": response.headers.get("content-type"),
+            }
+        )
+
+    return record
+
+
+def main(run_plan: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> int:
+    plan = json.load(sys.stdin)
+    output = anyio.run(run_plan, plan)
+    json.dump(output, sys.stdout)
+    sys.stdout.write("\n")
+    return 0

@@ -1,0 +1,213 @@
+"""Fixtures for the end-to-end tests: the example MCP server behind real Envoy
+with the Warden filter, plus clients of both MCP SDK generations.
+
+One stack (server + Envoy) is started per test session and stopped at the end,
+also when a test or the start-up fails. Its files (rendered bootstrap, Envoy
+log, server log, call log) stay in ``.work/e2e/`` for inspection.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import anyio
+import httpx
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CLIENTS_DIR = Path(__file__).resolve().parent / "clients"
+sys.path.insert(0, str(REPO_ROOT / "tools"))
+sys.path.insert(0, str(CLIENTS_DIR))
+
+import mcp1_client  # noqa: E402
+import mint_token  # noqa: E402
+import warden_stack  # noqa: E402
+from warden_stack import BUILD_HINT, Stack, StackError  # noqa: E402
+
+WORKDIR = REPO_ROOT / ".work" / "e2e"
+MCP2_PYTHON = REPO_ROOT / ".venv-mcp2" / "bin" / "python"
+CLIENT_TIMEOUT = 20.0
+
+# The example policy's principals (examples/policy.yaml).
+PRINCIPALS: dict[str, dict[str, Any]] = {
+    "alice": {"sub": "alice", "actor_type": "human", "groups": ["eng"]},
+    "bob": {"sub": "bob", "actor_type": "human", "groups": ["sales"]},
+    "ci-deployer": {"sub": "ci-deployer", "actor_type": "service"},
+    "research-agent": {"sub": "research-agent", "actor_type": "agent"},
+    "agent-for-alice": {
+        "sub": "alice",
+        "actor_type": "human",
+        "groups": ["eng"],
+        "act": [mint_token.Actor("research-agent", "agent")],
+    },
+    "agent-for-bob": {
+        "sub": "bob",
+        "actor_type": "human",
+        "groups": ["sales"],
+        "act": [mint_token.Actor("research-agent", "agent")],
+    },
+}
+
+
+def token_for(principal: str, **overrides: Any) -> str:
+    spec = dict(PRINCIPALS[principal])
+    sub = spec.pop("sub")
+    actor_type = spec.pop("actor_type")
+    spec.update(overrides)
+    return mint_token.mint(sub, actor_type, **spec)
+
+
+def binaries_or_fail() -> None:
+    missing = warden_stack.missing_binaries()
+    if missing:
+        names = ", ".join(str(p.relative_to(REPO_ROOT)) for p in missing)
+        pytest.fail(f"missing {names}: {BUILD_HINT}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    binaries_or_fail()
+    if WORKDIR.exists():
+        shutil.rmtree(WORKDIR)
+    instance = Stack(workdir=WORKDIR)
+    try:
+        instance.start()
+    except StackError as error:
+        pytest.fail(f"could not start the stack: {error}", pytrace=False)
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def http(stack: Stack) -> httpx.Client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{stack.listen_port}", timeout=CLIENT_TIMEOUT) as client:
+        yield client
+
+
+# --- raw JSON-RPC requests --------------------------------------------------
+
+MODERN = "2026-07-28"
+LEGACY = "2025-06-18"
+
+
+def rpc_body(method: str, params: dict[str, Any] | None = None, *, id: Any = None, modern: bool = True) -> dict:
+    body: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if id is not None:
+        body["id"] = id
+    params = dict(params or {})
+    if modern:
+        params["_meta"] = {
+            "io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "warden-e2e-raw", "version": "0"},
+        }
+    if params:
+        body["params"] = params
+    return body
+
+
+def rpc_headers(method: str, name: str | None = None, *, token: str | None = None, modern: bool = True) -> dict:
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": MODERN if modern else LEGACY,
+    }
+    if modern:
+        headers["Mcp-Method"] = method
+        if name is not None:
+            headers["Mcp-Name"] = name
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def tool_call(http: httpx.Client, token: str | None, name: str, arguments: dict, *, id: Any = None,
+              modern: bool = True, extra_headers: dict | None = None) -> httpx.Response:
+    """One raw `tools/call` POST (2026-07-28 framing unless modern=False)."""
+    id = id if id is not None else f"e2e-{uuid.uuid4().hex[:12]}"
+    headers = rpc_headers("tools/call", name, token=token, modern=modern)
+    headers.update(extra_headers or {})
+    body = rpc_body("tools/call", {"name": name, "arguments": arguments}, id=id, modern=modern)
+    return http.post("/mcp", headers=headers, content=json.dumps(body))
+
+
+# --- SDK clients ------------------------------------------------------------
+
+
+def run_mcp1(url: str, sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """mcp 1.30 (2025 revisions, sessions), in-process."""
+    plan = {"url": url, "timeout": CLIENT_TIMEOUT, "sessions": sessions}
+    return anyio.run(mcp1_client.run_plan, plan)["sessions"]
+
+
+def run_mcp2(url: str, sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """mcp 2.3 in its own venv, as a subprocess taking the plan on stdin."""
+    if not MCP2_PYTHON.exists():
+        pytest.fail(f"{MCP2_PYTHON.relative_to(REPO_ROOT)} is missing: run `make venv`", pytrace=False)
+    plan = {"url": url, "timeout": CLIENT_TIMEOUT, "sessions": sessions}
+    proc = subprocess.run(
+        [str(MCP2_PYTHON), "-W", "ignore", str(CLIENTS_DIR / "mcp2_client.py")],
+        input=json.dumps(plan),
+        capture_output=True,
+        text=True,
+        timeout=CLIENT_TIMEOUT * (len(sessions) + 1) * 4,
+        cwd=REPO_ROOT,
+    )
+    assert proc.returncode == 0, f"mcp2 client failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
+    return json.loads(proc.stdout)["sessions"]
+
+
+class McpClient:
+    """One SDK generation in one mode, as a parametrized fixture."""
+
+    def __init__(self, label: str, runner: Callable, mode: str | None, url: str) -> None:
+        self.label = label
+        self._runner = runner
+        self.mode = mode
+        self.url = url
+
+    @property
+    def legacy(self) -> bool:
+        return self.mode in (None, "legacy")
+
+    def session(self, token: str | None, steps: list[dict[str, Any]]) -> dict[str, Any]:
+        spec: dict[str, Any] = {"token": token, "steps": steps}
+        if self.mode is not None:
+            spec["mode"] = self.mode
+        return self._runner(self.url, [spec])[0]
+
+    def __repr__(self) -> str:
+        return self.label
+
+
+CLIENT_KINDS = {
+    "mcp1.30-2025": (run_mcp1, None),
+    "mcp2.3-2026-07-28": (run_mcp2, MODERN),
+}
+
+
+@pytest.fixture(params=list(CLIENT_KINDS))
+def client(request: pytest.FixtureRequest, stack: Stack) -> McpClient:
+    runner, mode = CLIENT_KINDS[request.param]
+    return McpClient(request.param, runner, mode, stack.url)
+
+
+def call(tool: str, /, **arguments: Any) -> dict[str, Any]:
+    return {"op": "call_tool", "name": tool, "arguments": arguments}
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [f"warden e2e: stack files in {WORKDIR.relative_to(REPO_ROOT)}/ (envoy.yaml, envoy.log, calls.jsonl)"]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Stop at once, with the command that fixes it, when the binaries are missing."""
+    if session.items and not session.config.option.collectonly and warden_stack.missing_binaries():
+        missing = ", ".join(str(p.relative_to(REPO_ROOT)) for p in warden_stack.missing_binaries())
+        pytest.exit(f"missing {missing}: {BUILD_HINT}", returncode=1)

@@ -1,0 +1,54 @@
+"""Assertions shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DENY_CODE = -31403
+ANY = object()  # "don't check this field"
+
+AUDIT_FIELDS = (
+    "audit", "decision", "rule", "owner", "reason", "actor_type", "subject", "actor", "chain",
+    "method", "tool", "resource", "prompt", "jsonrpc_id", "request_id", "policy",
+)
+
+
+def assert_allowed(result: dict[str, Any], contains: str | None = None) -> None:
+    assert result.get("ok"), f"expected the call to be allowed, got {result}"
+    assert not result.get("is_error"), f"the tool reported an error: {result}"
+    if contains is not None:
+        assert contains in result.get("text", ""), f"expected {contains!r} in the result, got {result}"
+
+
+def assert_denied(result: dict[str, Any], rule: Any = ANY) -> dict[str, Any]:
+    """A denial delivered as a JSON-RPC error (code -31403, data.decision deny)."""
+    assert not result.get("ok"), f"expected a denial, the call was allowed: {result}"
+    error = result.get("error")
+    assert error is not None, f"expected a JSON-RPC error, the client saw: {result}"
+    assert error["code"] == DENY_CODE, f"expected code {DENY_CODE}: {error}"
+    data = error.get("data")
+    assert isinstance(data, dict), f"error.data must be an object: {error}"
+    assert data.get("decision") == "deny", error
+    assert "rule" in data, error
+    if rule is not ANY:
+        assert data["rule"] == rule, f"expected rule {rule!r}, got {data['rule']!r}: {error}"
+    assert isinstance(data.get("reason"), str) and data["reason"], f"reason missing: {error}"
+    assert isinstance(error.get("message"), str) and error["message"], error
+    return data
+
+
+def assert_jsonrpc_denial(body: Any, request_id: Any, rule: Any = ANY) -> dict[str, Any]:
+    """The raw body of a denial: {"jsonrpc":"2.0","id":..,"error":{"code":-31403,...}}."""
+    assert isinstance(body, dict), body
+    assert body.get("jsonrpc") == "2.0", body
+    assert body.get("id") == request_id and type(body.get("id")) is type(request_id), (
+        f"id must echo the request's {request_id!r}: {body}"
+    )
+    assert "result" not in body, body
+    error = body.get("error")
+    assert isinstance(error, dict), body
+    return assert_denied({"ok": False, "error": error}, rule)
+
+
+def tool_entries(entries: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    return [(e["name"], e["arguments"]) for e in entries if e.get("kind") == "tool"]

