@@ -47,7 +47,12 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     /// A record with request facts filled in and no decision details yet.
-    pub(crate) fn new(now_unix_nanos: u128, http_method: &str, request_id: Option<&str>, policy: &str) -> Self {
+    pub(crate) fn new(
+        now_unix_nanos: u128,
+        http_method: &str,
+        request_id: Option<&str>,
+        policy: &str,
+    ) -> Self {
         Self {
             audit: AUDIT_SCHEMA,
             time: rfc3339(now_unix_nanos),
@@ -153,6 +158,9 @@ mod tests {
     fn formats_rfc3339() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400_123_000_000), "2000-02-29T00:00:00.123Z");
-        assert_eq!(rfc3339(1_795_872_000_000_000_000), "2026-11-28T13:20:00.000Z");
+        assert_eq!(
+            rfc3339(1_795_872_000_000_000_000),
+            "2026-11-28T13:20:00.000Z"
+        );
     }
 }

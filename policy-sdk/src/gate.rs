@@ -9,7 +9,9 @@ use crate::audit::AuditRecord;
 use crate::config::{DocumentError, FORMAT_VERSION, FilterSettings, PolicyDocument};
 use crate::identity::{Identity, KeyConfigError, TokenError, TokenVerifier};
 use crate::json::JsonLimits;
-use crate::mcp::{DecodeError, HTTP_DELETE_METHOD, HTTP_GET_METHOD, McpRequest, MessageKind, codes, decode_body};
+use crate::mcp::{
+    DecodeError, HTTP_DELETE_METHOD, HTTP_GET_METHOD, McpRequest, MessageKind, codes, decode_body,
+};
 use crate::policy::{CompileError, CompiledPolicy};
 
 /// Why a configuration was refused.
@@ -24,7 +26,10 @@ pub enum ConfigError {
     #[error(transparent)]
     Compile(#[from] CompileError),
     #[error("filter.{field}: {message}")]
-    Filter { field: &'static str, message: String },
+    Filter {
+        field: &'static str,
+        message: String,
+    },
 }
 
 impl ConfigError {
@@ -96,13 +101,18 @@ impl Warden {
     /// Compiles a document; everything that can be wrong with it is found here.
     pub fn compile(document: &PolicyDocument) -> Result<Self, ConfigError> {
         if document.version != FORMAT_VERSION {
-            return Err(ConfigError::Version { found: document.version });
+            return Err(ConfigError::Version {
+                found: document.version,
+            });
         }
         let settings = document.filter.clone();
         if !matches!(settings.deny_status, 200 | 403) {
             return Err(ConfigError::Filter {
                 field: "deny_status",
-                message: format!("{} is not supported; use 200 (keeps sessions alive) or 403", settings.deny_status),
+                message: format!(
+                    "{} is not supported; use 200 (keeps sessions alive) or 403",
+                    settings.deny_status
+                ),
             });
         }
         if settings.max_body_bytes == 0 {
@@ -117,7 +127,11 @@ impl Warden {
                 message: "must be at least 4 (MCP requests nest params and arguments)".into(),
             });
         }
-        if let Some(bad) = settings.realm.chars().find(|c| *c == '"' || *c == '\\' || c.is_control()) {
+        if let Some(bad) = settings
+            .realm
+            .chars()
+            .find(|c| *c == '"' || *c == '\\' || c.is_control())
+        {
             return Err(ConfigError::Filter {
                 field: "realm",
                 message: format!("must not contain `{}`", bad.escape_default()),
@@ -158,7 +172,12 @@ impl Warden {
         if self.settings.passthrough_paths.iter().any(|p| p == path) {
             return HeadVerdict::Pass;
         }
-        let audit = AuditRecord::new(head.now_unix_nanos, head.method, head.request_id, &self.version);
+        let audit = AuditRecord::new(
+            head.now_unix_nanos,
+            head.method,
+            head.request_id,
+            &self.version,
+        );
         let pseudo_method = match head.method {
             "POST" => None,
             "GET" => Some(HTTP_GET_METHOD),
@@ -171,7 +190,12 @@ impl Warden {
                         ("allow".into(), "GET, POST, DELETE".into()),
                         ("content-type".into(), "application/json".into()),
                     ],
-                    body: jsonrpc_error(None, codes::INVALID_REQUEST, "Method not allowed", json!({"reason": reason})),
+                    body: jsonrpc_error(
+                        None,
+                        codes::INVALID_REQUEST,
+                        "Method not allowed",
+                        json!({"reason": reason}),
+                    ),
                 };
                 return HeadVerdict::Respond(reply, audit.denied(405, reason));
             }
@@ -194,11 +218,25 @@ impl Warden {
             if decision.is_allowed() {
                 return HeadVerdict::Forward(audit);
             }
-            let reply = self.denial_reply(&request, &decision.reason, decision.rule.as_deref(), head.request_id, 403);
+            let reply = self.denial_reply(
+                &request,
+                &decision.reason,
+                decision.rule.as_deref(),
+                head.request_id,
+                403,
+            );
             let status = reply.status;
-            return HeadVerdict::Respond(reply, AuditRecord { status: Some(status), ..audit });
+            return HeadVerdict::Respond(
+                reply,
+                AuditRecord {
+                    status: Some(status),
+                    ..audit
+                },
+            );
         }
-        let declared = head.content_length.and_then(|v| v.trim().parse::<usize>().ok());
+        let declared = head
+            .content_length
+            .and_then(|v| v.trim().parse::<usize>().ok());
         if declared.is_some_and(|n| n > self.settings.max_body_bytes) {
             let (reply, audit) = self.body_too_large(audit, head.request_id);
             return HeadVerdict::Respond(reply, audit);
@@ -207,24 +245,53 @@ impl Warden {
     }
 
     /// The answer when a body grows past `max_body_bytes` while buffering.
-    pub fn judge_oversized_body(&self, identity: &Identity, head: &RequestHead<'_>) -> (Reply, AuditRecord) {
-        let audit = AuditRecord::new(head.now_unix_nanos, head.method, head.request_id, &self.version).with_identity(identity);
+    pub fn judge_oversized_body(
+        &self,
+        identity: &Identity,
+        head: &RequestHead<'_>,
+    ) -> (Reply, AuditRecord) {
+        let audit = AuditRecord::new(
+            head.now_unix_nanos,
+            head.method,
+            head.request_id,
+            &self.version,
+        )
+        .with_identity(identity);
         self.body_too_large(audit, head.request_id)
     }
 
     fn body_too_large(&self, audit: AuditRecord, request_id: Option<&str>) -> (Reply, AuditRecord) {
-        let reason = format!("request body is larger than {} bytes", self.settings.max_body_bytes);
+        let reason = format!(
+            "request body is larger than {} bytes",
+            self.settings.max_body_bytes
+        );
         let reply = Reply {
             status: 413,
             headers: vec![("content-type".into(), "application/json".into())],
-            body: jsonrpc_error(None, codes::INVALID_REQUEST, "Request body too large", json!({"reason": reason, "request_id": request_id})),
+            body: jsonrpc_error(
+                None,
+                codes::INVALID_REQUEST,
+                "Request body too large",
+                json!({"reason": reason, "request_id": request_id}),
+            ),
         };
         (reply, audit.denied(413, reason))
     }
 
     /// Judges a complete POST body from a verified identity.
-    pub fn judge_body(&self, identity: &Identity, body: &[u8], head: &RequestHead<'_>) -> BodyVerdict {
-        let audit = AuditRecord::new(head.now_unix_nanos, head.method, head.request_id, &self.version).with_identity(identity);
+    pub fn judge_body(
+        &self,
+        identity: &Identity,
+        body: &[u8],
+        head: &RequestHead<'_>,
+    ) -> BodyVerdict {
+        let audit = AuditRecord::new(
+            head.now_unix_nanos,
+            head.method,
+            head.request_id,
+            &self.version,
+        )
+        .with_identity(identity);
         let limits = JsonLimits {
             max_bytes: self.settings.max_body_bytes,
             max_depth: self.settings.max_json_depth,
@@ -240,7 +307,12 @@ impl Warden {
                 let reply = Reply {
                     status,
                     headers: vec![("content-type".into(), "application/json".into())],
-                    body: jsonrpc_error(error.id(), error.code(), message, json!({"reason": error.to_string(), "request_id": head.request_id})),
+                    body: jsonrpc_error(
+                        error.id(),
+                        error.code(),
+                        message,
+                        json!({"reason": error.to_string(), "request_id": head.request_id}),
+                    ),
                 };
                 let mut audit = audit.denied(status, error.to_string());
                 if let DecodeError::InvalidParams { method, id, .. } = &error {
@@ -257,16 +329,39 @@ impl Warden {
         if decision.is_allowed() {
             return BodyVerdict::Forward(audit);
         }
-        let reply = self.denial_reply(&request, &decision.reason, decision.rule.as_deref(), head.request_id, self.settings.deny_status);
+        let reply = self.denial_reply(
+            &request,
+            &decision.reason,
+            decision.rule.as_deref(),
+            head.request_id,
+            self.settings.deny_status,
+        );
         let status = reply.status;
-        BodyVerdict::Respond(reply, AuditRecord { status: Some(status), ..audit })
+        BodyVerdict::Respond(
+            reply,
+            AuditRecord {
+                status: Some(status),
+                ..audit
+            },
+        )
     }
 
     /// A policy denial. A JSON-RPC request gets an error response carrying its
     /// id, in the configured status; a message that expects no response
     /// (notification, client response, GET, DELETE) gets 403.
-    fn denial_reply(&self, request: &McpRequest, reason: &str, rule: Option<&str>, request_id: Option<&str>, status: u16) -> Reply {
-        let status = if request.kind == MessageKind::Request { status } else { 403 };
+    fn denial_reply(
+        &self,
+        request: &McpRequest,
+        reason: &str,
+        rule: Option<&str>,
+        request_id: Option<&str>,
+        status: u16,
+    ) -> Reply {
+        let status = if request.kind == MessageKind::Request {
+            status
+        } else {
+            403
+        };
         Reply {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
@@ -290,9 +385,17 @@ impl Warden {
                 let description: String = other
                     .to_string()
                     .chars()
-                    .map(|c| if c == '"' || c == '\\' || !(' '..='~').contains(&c) { '\'' } else { c })
+                    .map(|c| {
+                        if c == '"' || c == '\\' || !(' '..='~').contains(&c) {
+                            '\''
+                        } else {
+                            c
+                        }
+                    })
                     .collect();
-                format!("Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{description}\"")
+                format!(
+                    "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{description}\""
+                )
             }
         };
         Reply {
@@ -301,7 +404,12 @@ impl Warden {
                 ("www-authenticate".into(), challenge),
                 ("content-type".into(), "application/json".into()),
             ],
-            body: jsonrpc_error(None, codes::UNAUTHENTICATED, "Unauthorized", json!({"reason": error.to_string(), "request_id": request_id})),
+            body: jsonrpc_error(
+                None,
+                codes::UNAUTHENTICATED,
+                "Unauthorized",
+                json!({"reason": error.to_string(), "request_id": request_id}),
+            ),
         }
     }
 }

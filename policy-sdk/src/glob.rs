@@ -137,7 +137,10 @@ mod tests {
 
     #[test]
     fn literal_patterns_are_indexable() {
-        assert_eq!(Glob::new("search_docs").unwrap().literal(), Some("search_docs"));
+        assert_eq!(
+            Glob::new("search_docs").unwrap().literal(),
+            Some("search_docs")
+        );
         assert_eq!(Glob::new("search_*").unwrap().literal(), None);
     }
 
@@ -152,7 +155,10 @@ mod tests {
     #[test]
     fn pathological_patterns_stay_polynomial() {
         let text = "a".repeat(2000);
-        assert!(!m(&"*a".repeat(50).replace("**", "* *"), &(text.clone() + "b")));
+        assert!(!m(
+            &"*a".repeat(50).replace("**", "* *"),
+            &(text.clone() + "b")
+        ));
         assert!(m("**a", &text));
     }
 }

@@ -184,9 +184,13 @@ fn default_max_chain() -> usize {
 pub enum KeyConfigError {
     #[error("identity: `jwks` is required (or `jwks_file`, resolved by `warden compile`)")]
     MissingJwks,
-    #[error("identity: `jwks_file` must be inlined as `jwks` before the filter loads it (use `warden compile`)")]
+    #[error(
+        "identity: `jwks_file` must be inlined as `jwks` before the filter loads it (use `warden compile`)"
+    )]
     UnresolvedJwksFile,
-    #[error("identity.algorithms: `{0}` is not supported (supported: ES256, RS256, EdDSA; symmetric and `none` never are)")]
+    #[error(
+        "identity.algorithms: `{0}` is not supported (supported: ES256, RS256, EdDSA; symmetric and `none` never are)"
+    )]
     UnsupportedAlgorithm(String),
     #[error("identity.algorithms: the list is empty")]
     NoAlgorithms,
@@ -202,7 +206,8 @@ pub enum KeyConfigError {
 
 enum PublicKey {
     Es256(ES256PublicKey),
-    Rs256(RS256PublicKey),
+    // Boxed: an RSA key is much larger than the others.
+    Rs256(Box<RS256PublicKey>),
     Ed(Ed25519PublicKey),
 }
 
@@ -415,7 +420,12 @@ impl TokenVerifier {
         })
     }
 
-    fn select_key(&self, kid: Option<&str>, alg: Algorithm, alg_name: &str) -> Result<&VerifierKey, TokenError> {
+    fn select_key(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        alg_name: &str,
+    ) -> Result<&VerifierKey, TokenError> {
         match kid {
             Some(kid) => {
                 let key = self
@@ -445,7 +455,11 @@ impl TokenVerifier {
 
     /// Builds a principal from a claims object (the token's top level, or
     /// one `act` object).
-    fn principal(&self, subject: String, claims: Map<String, Value>) -> Result<Principal, TokenError> {
+    fn principal(
+        &self,
+        subject: String,
+        claims: Map<String, Value>,
+    ) -> Result<Principal, TokenError> {
         let names = &self.claims;
         let actor_type = claims
             .get(&names.actor_type)
@@ -494,10 +508,16 @@ impl TokenVerifier {
     }
 }
 
-fn string_list(claims: &Map<String, Value>, name: &str, split_spaces: bool) -> Result<Vec<String>, TokenError> {
+fn string_list(
+    claims: &Map<String, Value>,
+    name: &str,
+    split_spaces: bool,
+) -> Result<Vec<String>, TokenError> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) if split_spaces => Ok(s.split_whitespace().map(str::to_owned).collect()),
+        Some(Value::String(s)) if split_spaces => {
+            Ok(s.split_whitespace().map(str::to_owned).collect())
+        }
         Some(Value::String(s)) => Ok(vec![s.clone()]),
         Some(Value::Array(items)) => items
             .iter()
@@ -537,13 +557,18 @@ fn parse_jwks(jwks: &Value, allowed: &[Algorithm]) -> Result<Vec<VerifierKey>, K
         let bad = |message: String| KeyConfigError::BadKey { index, message };
         let jwk = jwk.as_object().ok_or_else(|| bad("not an object".into()))?;
         let field = |name: &str| jwk.get(name).and_then(Value::as_str);
-        if ["d", "p", "q", "dp", "dq", "qi", "k"].iter().any(|m| jwk.contains_key(*m)) {
-            return Err(bad("contains private or symmetric key material; publish only public keys".into()));
+        if ["d", "p", "q", "dp", "dq", "qi", "k"]
+            .iter()
+            .any(|m| jwk.contains_key(*m))
+        {
+            return Err(bad(
+                "contains private or symmetric key material; publish only public keys".into(),
+            ));
         }
-        if let Some(usage) = field("use") {
-            if usage != "sig" {
-                continue;
-            }
+        if let Some(usage) = field("use")
+            && usage != "sig"
+        {
+            continue;
         }
         let bytes = |name: &str| -> Result<Vec<u8>, KeyConfigError> {
             let text = field(name).ok_or_else(|| bad(format!("`{name}` is missing")))?;
@@ -552,10 +577,10 @@ fn parse_jwks(jwks: &Value, allowed: &[Algorithm]) -> Result<Vec<VerifierKey>, K
                 .map_err(|_| bad(format!("`{name}` is not base64url")))
         };
         let kid = field("kid").map(str::to_owned);
-        if let Some(kid) = &kid {
-            if !kids.insert(kid.clone()) {
-                return Err(bad(format!("duplicate kid `{kid}`")));
-            }
+        if let Some(kid) = &kid
+            && !kids.insert(kid.clone())
+        {
+            return Err(bad(format!("duplicate kid `{kid}`")));
         }
         let (alg, key) = match (field("kty"), field("crv")) {
             (Some("EC"), Some("P-256")) => {
@@ -572,21 +597,22 @@ fn parse_jwks(jwks: &Value, allowed: &[Algorithm]) -> Result<Vec<VerifierKey>, K
             (Some("RSA"), _) => {
                 let key = RS256PublicKey::from_components(&bytes("n")?, &bytes("e")?)
                     .map_err(|e| bad(e.to_string()))?;
-                (Algorithm::RS256, PublicKey::Rs256(key))
+                (Algorithm::RS256, PublicKey::Rs256(Box::new(key)))
             }
             (Some("OKP"), Some("Ed25519")) => {
-                let key = Ed25519PublicKey::from_bytes(&bytes("x")?).map_err(|e| bad(e.to_string()))?;
+                let key =
+                    Ed25519PublicKey::from_bytes(&bytes("x")?).map_err(|e| bad(e.to_string()))?;
                 (Algorithm::EdDSA, PublicKey::Ed(key))
             }
             // Keys of other types or curves may sit in an IdP's set for other
             // consumers; they are not usable here and are skipped.
             _ => continue,
         };
-        if let Some(declared) = field("alg") {
-            if declared != alg.as_str() {
-                // e.g. an RSA key published for PS256 only: not for RS256.
-                continue;
-            }
+        if let Some(declared) = field("alg")
+            && declared != alg.as_str()
+        {
+            // e.g. an RSA key published for PS256 only: not for RS256.
+            continue;
         }
         if allowed.contains(&alg) {
             out.push(VerifierKey { kid, alg, key });

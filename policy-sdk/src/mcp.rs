@@ -155,7 +155,10 @@ pub fn decode_body(body: &[u8], limits: JsonLimits) -> Result<McpRequest, Decode
             ));
         }
     };
-    if let Some(unknown) = object.keys().find(|k| !TOP_LEVEL_MEMBERS.contains(&k.as_str())) {
+    if let Some(unknown) = object
+        .keys()
+        .find(|k| !TOP_LEVEL_MEMBERS.contains(&k.as_str()))
+    {
         return Err(DecodeError::InvalidRequest(format!(
             "unknown member `{unknown}`"
         )));
@@ -287,9 +290,15 @@ mod tests {
 
     #[test]
     fn decodes_resources_prompts_notifications_and_responses() {
-        let r = decode(r#"{"jsonrpc":"2.0","id":"a","method":"resources/read","params":{"uri":"docs://x"}}"#).unwrap();
+        let r = decode(
+            r#"{"jsonrpc":"2.0","id":"a","method":"resources/read","params":{"uri":"docs://x"}}"#,
+        )
+        .unwrap();
         assert_eq!(r.resource_uri(), Some("docs://x"));
-        let p = decode(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"summarize"}}"#).unwrap();
+        let p = decode(
+            r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"summarize"}}"#,
+        )
+        .unwrap();
         assert_eq!(p.prompt_name(), Some("summarize"));
         let n = decode(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
         assert_eq!(n.kind, MessageKind::Notification);

@@ -91,7 +91,9 @@ fn split_scheme(text: &str) -> Option<(&str, &str)> {
 
 /// Removes empty and `.` segments, applies `..`; errors when `..` has
 /// nothing left to remove.
-fn resolve_segments<'a>(parts: impl Iterator<Item = &'a str>) -> Result<Vec<&'a str>, NormalizeError> {
+fn resolve_segments<'a>(
+    parts: impl Iterator<Item = &'a str>,
+) -> Result<Vec<&'a str>, NormalizeError> {
     let mut out: Vec<&str> = Vec::new();
     for part in parts {
         match part {
@@ -158,9 +160,9 @@ pub fn within_prefix(text: &str, prefix: &str) -> bool {
         return text.starts_with(prefix);
     }
     text == trimmed
-        || text
-            .strip_prefix(trimmed)
-            .is_some_and(|rest| rest.starts_with('/') || rest.starts_with('?') || rest.starts_with('#'))
+        || text.strip_prefix(trimmed).is_some_and(|rest| {
+            rest.starts_with('/') || rest.starts_with('?') || rest.starts_with('#')
+        })
 }
 
 #[cfg(test)]
@@ -169,29 +171,74 @@ mod tests {
 
     #[test]
     fn paths_resolve_dots_slashes_backslashes_and_encodings() {
-        assert_eq!(normalize_path("/srv/public/a.txt").unwrap(), "/srv/public/a.txt");
-        assert_eq!(normalize_path("/srv/public/../secret").unwrap(), "/srv/secret");
-        assert_eq!(normalize_path("/srv/public/%2e%2e/secret").unwrap(), "/srv/secret");
-        assert_eq!(normalize_path("/srv/public/%252e%252e/secret").unwrap(), "/srv/secret");
+        assert_eq!(
+            normalize_path("/srv/public/a.txt").unwrap(),
+            "/srv/public/a.txt"
+        );
+        assert_eq!(
+            normalize_path("/srv/public/../secret").unwrap(),
+            "/srv/secret"
+        );
+        assert_eq!(
+            normalize_path("/srv/public/%2e%2e/secret").unwrap(),
+            "/srv/secret"
+        );
+        assert_eq!(
+            normalize_path("/srv/public/%252e%252e/secret").unwrap(),
+            "/srv/secret"
+        );
         assert_eq!(normalize_path("/srv//public///x").unwrap(), "/srv/public/x");
-        assert_eq!(normalize_path("\\srv\\public\\..\\secret").unwrap(), "/srv/secret");
+        assert_eq!(
+            normalize_path("\\srv\\public\\..\\secret").unwrap(),
+            "/srv/secret"
+        );
         assert_eq!(normalize_path("/srv/./public/.").unwrap(), "/srv/public");
-        assert_eq!(normalize_path("/../etc/passwd"), Err(NormalizeError::EscapesRoot));
-        assert_eq!(normalize_path("a/../../b"), Err(NormalizeError::EscapesRoot));
-        assert_eq!(normalize_path("/srv/%00"), Err(NormalizeError::ControlCharacter));
+        assert_eq!(
+            normalize_path("/../etc/passwd"),
+            Err(NormalizeError::EscapesRoot)
+        );
+        assert_eq!(
+            normalize_path("a/../../b"),
+            Err(NormalizeError::EscapesRoot)
+        );
+        assert_eq!(
+            normalize_path("/srv/%00"),
+            Err(NormalizeError::ControlCharacter)
+        );
         assert_eq!(normalize_path("/srv/%ff"), Err(NormalizeError::BadEncoding));
     }
 
     #[test]
     fn uris_keep_their_authority_and_lowercase_the_scheme() {
-        assert_eq!(normalize_uri("DOCS://public/intro").unwrap(), "docs://public/intro");
-        assert_eq!(normalize_uri("docs://public/../internal/x").unwrap(), "docs://internal/x");
-        assert_eq!(normalize_uri("docs://public/%2E%2E/internal").unwrap(), "docs://internal");
-        assert_eq!(normalize_uri("docs://public//intro").unwrap(), "docs://public/intro");
-        assert_eq!(normalize_uri("docs:\\\\public\\intro").unwrap(), "docs://public/intro");
-        assert_eq!(normalize_uri("HTTPS://Example.COM/A").unwrap(), "https://example.com/A");
+        assert_eq!(
+            normalize_uri("DOCS://public/intro").unwrap(),
+            "docs://public/intro"
+        );
+        assert_eq!(
+            normalize_uri("docs://public/../internal/x").unwrap(),
+            "docs://internal/x"
+        );
+        assert_eq!(
+            normalize_uri("docs://public/%2E%2E/internal").unwrap(),
+            "docs://internal"
+        );
+        assert_eq!(
+            normalize_uri("docs://public//intro").unwrap(),
+            "docs://public/intro"
+        );
+        assert_eq!(
+            normalize_uri("docs:\\\\public\\intro").unwrap(),
+            "docs://public/intro"
+        );
+        assert_eq!(
+            normalize_uri("HTTPS://Example.COM/A").unwrap(),
+            "https://example.com/A"
+        );
         assert_eq!(normalize_uri("file:///etc/x/../y").unwrap(), "file://etc/y");
-        assert_eq!(normalize_uri("docs://public/../../x"), Err(NormalizeError::EscapesRoot));
+        assert_eq!(
+            normalize_uri("docs://public/../../x"),
+            Err(NormalizeError::EscapesRoot)
+        );
         assert_eq!(normalize_uri("urn:isbn:123").unwrap(), "urn:isbn:123");
     }
 

@@ -66,13 +66,21 @@ impl DemoIssuer {
         jwt.issued_at = secs(custom.remove("iat"));
         jwt.expires_at = secs(custom.remove("exp"));
         jwt.invalid_before = secs(custom.remove("nbf"));
-        jwt.issuer = custom.remove("iss").and_then(|v| v.as_str().map(str::to_owned));
-        jwt.subject = custom.remove("sub").and_then(|v| v.as_str().map(str::to_owned));
-        jwt.jwt_id = custom.remove("jti").and_then(|v| v.as_str().map(str::to_owned));
+        jwt.issuer = custom
+            .remove("iss")
+            .and_then(|v| v.as_str().map(str::to_owned));
+        jwt.subject = custom
+            .remove("sub")
+            .and_then(|v| v.as_str().map(str::to_owned));
+        jwt.jwt_id = custom
+            .remove("jti")
+            .and_then(|v| v.as_str().map(str::to_owned));
         jwt.audiences = match custom.remove("aud") {
             Some(Value::String(a)) => Some(Audiences::AsString(a)),
             Some(Value::Array(list)) => Some(Audiences::AsSet(
-                list.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+                list.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
             )),
             _ => None,
         };

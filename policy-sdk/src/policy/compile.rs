@@ -32,7 +32,11 @@ pub(crate) enum TargetKind {
 fn methods_for(kind: TargetKind) -> &'static [&'static str] {
     match kind {
         TargetKind::Tool => &["tools/call"],
-        TargetKind::Resource => &["resources/read", "resources/subscribe", "resources/unsubscribe"],
+        TargetKind::Resource => &[
+            "resources/read",
+            "resources/subscribe",
+            "resources/unsubscribe",
+        ],
         TargetKind::Prompt => &["prompts/get"],
     }
 }
@@ -61,7 +65,10 @@ pub(crate) struct PrincipalMatch {
 pub(crate) enum TargetMatch {
     Any,
     Tools(Vec<Glob>),
-    Resources { globs: Vec<Glob>, prefixes: Vec<String> },
+    Resources {
+        globs: Vec<Glob>,
+        prefixes: Vec<String>,
+    },
     Prompts(Vec<Glob>),
 }
 
@@ -140,7 +147,11 @@ fn with_help(mut e: CompileError, help: &str) -> CompileError {
     e
 }
 
-fn non_empty<'a, T>(rule: &str, field: &str, list: &'a Option<Vec<T>>) -> Result<Option<&'a [T]>, CompileError> {
+fn non_empty<'a, T>(
+    rule: &str,
+    field: &str,
+    list: &'a Option<Vec<T>>,
+) -> Result<Option<&'a [T]>, CompileError> {
     match list {
         Some(items) if items.is_empty() => Err(with_help(
             err(rule, field, "an empty list can never match"),
@@ -151,19 +162,29 @@ fn non_empty<'a, T>(rule: &str, field: &str, list: &'a Option<Vec<T>>) -> Result
     }
 }
 
-fn globs(rule: &str, field: &str, list: &Option<Vec<String>>) -> Result<Option<Vec<Glob>>, CompileError> {
+fn globs(
+    rule: &str,
+    field: &str,
+    list: &Option<Vec<String>>,
+) -> Result<Option<Vec<Glob>>, CompileError> {
     let Some(items) = non_empty(rule, field, list)? else {
         return Ok(None);
     };
     items
         .iter()
         .enumerate()
-        .map(|(i, p)| Glob::new(p).map_err(|e| err(rule, &format!("{field}[{i}]"), format!("`{p}`: {e}"))))
+        .map(|(i, p)| {
+            Glob::new(p).map_err(|e| err(rule, &format!("{field}[{i}]"), format!("`{p}`: {e}")))
+        })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
 }
 
-fn compile_principal(rule: &str, field: &str, source: &PrincipalSource) -> Result<PrincipalMatch, CompileError> {
+fn compile_principal(
+    rule: &str,
+    field: &str,
+    source: &PrincipalSource,
+) -> Result<PrincipalMatch, CompileError> {
     let types = match non_empty(rule, &format!("{field}.types"), &source.types)? {
         None => None,
         Some(names) => Some(
@@ -173,7 +194,11 @@ fn compile_principal(rule: &str, field: &str, source: &PrincipalSource) -> Resul
                 .map(|(i, n)| {
                     ActorType::parse(n).ok_or_else(|| {
                         with_help(
-                            err(rule, &format!("{field}.types[{i}]"), format!("unknown actor type `{n}`")),
+                            err(
+                                rule,
+                                &format!("{field}.types[{i}]"),
+                                format!("unknown actor type `{n}`"),
+                            ),
                             "actor types are `human`, `service` and `agent`",
                         )
                     })
@@ -181,19 +206,31 @@ fn compile_principal(rule: &str, field: &str, source: &PrincipalSource) -> Resul
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     };
-    let strings = |name: &str, list: &Option<Vec<String>>| -> Result<Option<Vec<String>>, CompileError> {
-        Ok(non_empty(rule, &format!("{field}.{name}"), list)?.map(<[String]>::to_vec))
-    };
+    let strings =
+        |name: &str, list: &Option<Vec<String>>| -> Result<Option<Vec<String>>, CompileError> {
+            Ok(non_empty(rule, &format!("{field}.{name}"), list)?.map(<[String]>::to_vec))
+        };
     let mut claims = BTreeMap::new();
     if let Some(map) = &source.claims {
         if map.is_empty() {
-            return Err(err(rule, &format!("{field}.claims"), "an empty map can never match"));
+            return Err(err(
+                rule,
+                &format!("{field}.claims"),
+                "an empty map can never match",
+            ));
         }
         for (name, values) in map {
             if values.is_empty() {
-                return Err(err(rule, &format!("{field}.claims.{name}"), "an empty list can never match"));
+                return Err(err(
+                    rule,
+                    &format!("{field}.claims.{name}"),
+                    "an empty list can never match",
+                ));
             }
-            if let Some(bad) = values.iter().find(|v| v.is_object() || v.is_array() || v.is_null()) {
+            if let Some(bad) = values
+                .iter()
+                .find(|v| v.is_object() || v.is_array() || v.is_null())
+            {
                 return Err(err(
                     rule,
                     &format!("{field}.claims.{name}"),
@@ -213,11 +250,19 @@ fn compile_principal(rule: &str, field: &str, source: &PrincipalSource) -> Resul
     })
 }
 
-fn compile_argument(rule: &str, index: usize, source: &ArgumentSource) -> Result<ArgumentCondition, CompileError> {
+fn compile_argument(
+    rule: &str,
+    index: usize,
+    source: &ArgumentSource,
+) -> Result<ArgumentCondition, CompileError> {
     let field = format!("arguments[{index}]");
     if !(source.pointer.is_empty() || source.pointer.starts_with('/')) {
         return Err(with_help(
-            err(rule, &format!("{field}.pointer"), format!("`{}` is not a JSON pointer", source.pointer)),
+            err(
+                rule,
+                &format!("{field}.pointer"),
+                format!("`{}` is not a JSON pointer", source.pointer),
+            ),
             "a JSON pointer starts with `/`, e.g. `/path` or `/options/0/name`",
         ));
     }
@@ -232,17 +277,28 @@ fn compile_argument(rule: &str, index: usize, source: &ArgumentSource) -> Result
         let normalized = normalize_path(p)
             .map_err(|e| err(rule, &format!("{field}.path_prefix"), format!("`{p}`: {e}")))?;
         if !normalized.starts_with('/') {
-            return Err(err(rule, &format!("{field}.path_prefix"), format!("`{p}` must be an absolute path")));
+            return Err(err(
+                rule,
+                &format!("{field}.path_prefix"),
+                format!("`{p}` must be an absolute path"),
+            ));
         }
         tests.push(ArgumentTest::PathPrefix(normalized));
     }
     if let Some(g) = &source.glob {
-        let glob = Glob::new(g).map_err(|e| err(rule, &format!("{field}.glob"), format!("`{g}`: {e}")))?;
+        let glob =
+            Glob::new(g).map_err(|e| err(rule, &format!("{field}.glob"), format!("`{g}`: {e}")))?;
         tests.push(ArgumentTest::Glob(glob));
     }
     if let Some(r) = &source.range {
         match (r.min, r.max) {
-            (None, None) => return Err(err(rule, &format!("{field}.range"), "give `min`, `max` or both")),
+            (None, None) => {
+                return Err(err(
+                    rule,
+                    &format!("{field}.range"),
+                    "give `min`, `max` or both",
+                ));
+            }
             (Some(min), Some(max)) if min > max => {
                 return Err(err(
                     rule,
@@ -272,14 +328,26 @@ fn compile_argument(rule: &str, index: usize, source: &ArgumentSource) -> Result
 
 fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule, CompileError> {
     let id = source.id.as_str();
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')) {
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    {
         return Err(with_help(
-            err(id, "id", "rule ids must be non-empty and use only letters, digits, `-`, `_`, `.` and `:`"),
+            err(
+                id,
+                "id",
+                "rule ids must be non-empty and use only letters, digits, `-`, `_`, `.` and `:`",
+            ),
             "ids appear in audit lines and error responses; keep them short and stable",
         ));
     }
     if id.starts_with("warden:") {
-        return Err(err(id, "id", "the `warden:` prefix is reserved for built-in rules"));
+        return Err(err(
+            id,
+            "id",
+            "the `warden:` prefix is reserved for built-in rules",
+        ));
     }
     if !seen.insert(id.to_owned()) {
         return Err(err(id, "id", "another rule has the same id"));
@@ -317,7 +385,13 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
                 .iter()
                 .enumerate()
                 .map(|(i, p)| {
-                    normalize_uri(p).map_err(|e| err(id, &format!("resource_prefixes[{i}]"), format!("`{p}`: {e}")))
+                    normalize_uri(p).map_err(|e| {
+                        err(
+                            id,
+                            &format!("resource_prefixes[{i}]"),
+                            format!("`{p}`: {e}"),
+                        )
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         ),
@@ -328,9 +402,15 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
                 .into_iter()
                 .enumerate()
                 .map(|(i, g)| {
-                    let normalized = normalize_uri(g.as_str())
-                        .map_err(|e| err(id, &format!("resources[{i}]"), format!("`{}`: {e}", g.as_str())))?;
-                    Glob::new(&normalized).map_err(|e| err(id, &format!("resources[{i}]"), e.to_string()))
+                    let normalized = normalize_uri(g.as_str()).map_err(|e| {
+                        err(
+                            id,
+                            &format!("resources[{i}]"),
+                            format!("`{}`: {e}", g.as_str()),
+                        )
+                    })?;
+                    Glob::new(&normalized)
+                        .map_err(|e| err(id, &format!("resources[{i}]"), e.to_string()))
                 })
                 .collect::<Result<Vec<_>, _>>()
         })
@@ -351,7 +431,11 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
         if kinds.is_empty() {
             kinds.push((TargetKind::Tool, "arguments"));
         } else {
-            return Err(err(id, "arguments", "tool arguments only exist on `tools/call`; this rule names no tools"));
+            return Err(err(
+                id,
+                "arguments",
+                "tool arguments only exist on `tools/call`; this rule names no tools",
+            ));
         }
     }
     let target_kind = match kinds.as_slice() {
@@ -359,7 +443,11 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
         [(kind, _)] => Some(*kind),
         [(_, a), (_, b), ..] => {
             return Err(with_help(
-                err(id, b, format!("a request has one target; `{a}` and `{b}` together can never match")),
+                err(
+                    id,
+                    b,
+                    format!("a request has one target; `{a}` and `{b}` together can never match"),
+                ),
                 "split this into one rule per kind of target",
             ));
         }
@@ -382,7 +470,11 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
                     let possible = methods_for(kind).iter().any(|m| g.matches(m));
                     if !possible {
                         return Err(with_help(
-                            err(id, &format!("methods[{i}]"), format!("`{}` never carries this rule's target", g.as_str())),
+                            err(
+                                id,
+                                &format!("methods[{i}]"),
+                                format!("`{}` never carries this rule's target", g.as_str()),
+                            ),
                             "tools go with `tools/call`, resources with `resources/read` (and subscribe/unsubscribe), prompts with `prompts/get`",
                         ));
                     }
@@ -448,7 +540,10 @@ fn session_rule() -> Result<Rule, CompileError> {
 
 /// Compiles rules (in order) plus the enabled built-in defaults, and builds
 /// the index.
-pub(crate) fn compile_rules(sources: &[RuleSource], defaults: &Defaults) -> Result<(Vec<Rule>, Index), CompileError> {
+pub(crate) fn compile_rules(
+    sources: &[RuleSource],
+    defaults: &Defaults,
+) -> Result<(Vec<Rule>, Index), CompileError> {
     let mut seen = HashSet::new();
     let mut rules = sources
         .iter()

@@ -13,7 +13,9 @@
 
 use serde_json::Value;
 
-use super::compile::{ArgumentCondition, ArgumentTest, Index, MethodMatch, PrincipalMatch, Rule, TargetMatch};
+use super::compile::{
+    ArgumentCondition, ArgumentTest, Index, MethodMatch, PrincipalMatch, Rule, TargetMatch,
+};
 use super::source::Effect;
 use crate::identity::{Identity, Principal};
 use crate::mcp::{McpRequest, Target};
@@ -47,7 +49,10 @@ impl<'a> PreparedTarget<'a> {
         let canonical_uri = request
             .resource_uri()
             .map(|uri| normalize_uri(uri).map_err(|e| format!("resource URI `{uri}`: {e}")));
-        Self { request, canonical_uri }
+        Self {
+            request,
+            canonical_uri,
+        }
     }
 
     /// The name used to look rules up in the index.
@@ -63,11 +68,16 @@ impl<'a> PreparedTarget<'a> {
 /// Candidate rules for a request, in policy order, each once.
 pub(crate) fn candidates(index: &Index, method: &str, target: Option<&str>) -> Vec<usize> {
     let mut out = Vec::new();
-    for bucket in index.by_method.get(method).into_iter().chain(std::iter::once(&index.any_method)) {
-        if let Some(key) = target {
-            if let Some(list) = bucket.by_target.get(key) {
-                out.extend_from_slice(list);
-            }
+    for bucket in index
+        .by_method
+        .get(method)
+        .into_iter()
+        .chain(std::iter::once(&index.any_method))
+    {
+        if let Some(key) = target
+            && let Some(list) = bucket.by_target.get(key)
+        {
+            out.extend_from_slice(list);
         }
         out.extend_from_slice(&bucket.other);
     }
@@ -76,7 +86,12 @@ pub(crate) fn candidates(index: &Index, method: &str, target: Option<&str>) -> V
     out
 }
 
-pub(crate) fn evaluate_pass(rules: &[Rule], candidates: &[usize], ctx: &PassContext<'_>, target: &PreparedTarget<'_>) -> PassOutcome {
+pub(crate) fn evaluate_pass(
+    rules: &[Rule],
+    candidates: &[usize],
+    ctx: &PassContext<'_>,
+    target: &PreparedTarget<'_>,
+) -> PassOutcome {
     let mut first_allow = None;
     for &i in candidates {
         let Some(rule) = rules.get(i) else { continue };
@@ -96,14 +111,18 @@ pub(crate) fn evaluate_pass(rules: &[Rule], candidates: &[usize], ctx: &PassCont
     }
 }
 
-fn rule_matches(rule: &Rule, ctx: &PassContext<'_>, target: &PreparedTarget<'_>) -> Result<bool, String> {
+fn rule_matches(
+    rule: &Rule,
+    ctx: &PassContext<'_>,
+    target: &PreparedTarget<'_>,
+) -> Result<bool, String> {
     if rule.delegated.is_some_and(|d| d != ctx.delegated) {
         return Ok(false);
     }
-    if let Some(m) = &rule.principal {
-        if !principal_matches(m, ctx.principal) {
-            return Ok(false);
-        }
+    if let Some(m) = &rule.principal
+        && !principal_matches(m, ctx.principal)
+    {
+        return Ok(false);
     }
     if let Some(m) = &rule.on_behalf_of {
         match ctx.on_behalf_of {
@@ -112,10 +131,10 @@ fn rule_matches(rule: &Rule, ctx: &PassContext<'_>, target: &PreparedTarget<'_>)
         }
     }
     let request = target.request;
-    if let MethodMatch::Globs(globs) = &rule.methods {
-        if !globs.iter().any(|g| g.matches(&request.method)) {
-            return Ok(false);
-        }
+    if let MethodMatch::Globs(globs) = &rule.methods
+        && !globs.iter().any(|g| g.matches(&request.method))
+    {
+        return Ok(false);
     }
     if !target_matches(&rule.target, target)? {
         return Ok(false);
@@ -135,33 +154,48 @@ fn target_matches(m: &TargetMatch, target: &PreparedTarget<'_>) -> Result<bool, 
     let request = target.request;
     Ok(match m {
         TargetMatch::Any => true,
-        TargetMatch::Tools(globs) => request.tool_name().is_some_and(|n| globs.iter().any(|g| g.matches(n))),
-        TargetMatch::Prompts(globs) => request.prompt_name().is_some_and(|n| globs.iter().any(|g| g.matches(n))),
+        TargetMatch::Tools(globs) => request
+            .tool_name()
+            .is_some_and(|n| globs.iter().any(|g| g.matches(n))),
+        TargetMatch::Prompts(globs) => request
+            .prompt_name()
+            .is_some_and(|n| globs.iter().any(|g| g.matches(n))),
         TargetMatch::Resources { globs, prefixes } => match &target.canonical_uri {
             None => false,
             Some(Err(message)) => return Err(message.clone()),
-            Some(Ok(uri)) => globs.iter().any(|g| g.matches(uri)) || prefixes.iter().any(|p| within_prefix(uri, p)),
+            Some(Ok(uri)) => {
+                globs.iter().any(|g| g.matches(uri))
+                    || prefixes.iter().any(|p| within_prefix(uri, p))
+            }
         },
     })
 }
 
 pub(crate) fn principal_matches(m: &PrincipalMatch, p: &Principal) -> bool {
     let any_of = |wanted: &Option<Vec<String>>, held: &[String]| {
-        wanted.as_ref().is_none_or(|w| w.iter().any(|x| held.contains(x)))
+        wanted
+            .as_ref()
+            .is_none_or(|w| w.iter().any(|x| held.contains(x)))
     };
     m.types
         .as_ref()
         .is_none_or(|types| p.actor_type.is_some_and(|t| types.contains(&t)))
-        && m.subjects.as_ref().is_none_or(|s| s.iter().any(|g| g.matches(&p.subject)))
+        && m.subjects
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|g| g.matches(&p.subject)))
         && any_of(&m.groups, &p.groups)
         && any_of(&m.roles, &p.roles)
         && any_of(&m.scopes, &p.scopes)
-        && m.claims.iter().all(|(name, wanted)| claim_matches(p.claims.get(name), wanted))
+        && m.claims
+            .iter()
+            .all(|(name, wanted)| claim_matches(p.claims.get(name), wanted))
 }
 
 fn claim_matches(held: Option<&Value>, wanted: &[Value]) -> bool {
     match held {
-        Some(Value::Array(items)) => items.iter().any(|v| wanted.iter().any(|w| json_equal(v, w))),
+        Some(Value::Array(items)) => items
+            .iter()
+            .any(|v| wanted.iter().any(|w| json_equal(v, w))),
         Some(v) => wanted.iter().any(|w| json_equal(v, w)),
         None => false,
     }
@@ -186,10 +220,11 @@ fn argument_matches(condition: &ArgumentCondition, arguments: &Value) -> Result<
         ArgumentTest::Equals(expected) => Ok(json_equal(value, expected)),
         ArgumentTest::OneOf(options) => Ok(options.iter().any(|o| json_equal(value, o))),
         ArgumentTest::PathPrefix(prefix) => {
-            let text = value
-                .as_str()
-                .ok_or_else(|| format!("argument `{pointer}` must be a string for `path_prefix`"))?;
-            let normalized = normalize_path(text).map_err(|e| format!("argument `{pointer}`: {e}"))?;
+            let text = value.as_str().ok_or_else(|| {
+                format!("argument `{pointer}` must be a string for `path_prefix`")
+            })?;
+            let normalized =
+                normalize_path(text).map_err(|e| format!("argument `{pointer}`: {e}"))?;
             Ok(within_prefix(&normalized, prefix))
         }
         ArgumentTest::Glob(glob) => {

@@ -83,24 +83,41 @@ impl CompiledPolicy {
         let mut allowed_by = Vec::with_capacity(contexts.len());
         for ctx in &contexts {
             let who = match ctx.on_behalf_of {
-                Some(subject) => format!("`{}` acting for `{}`", ctx.principal.subject, subject.subject),
-                None if ctx.delegated => format!("`{}` (on whose behalf an agent acts)", ctx.principal.subject),
+                Some(subject) => format!(
+                    "`{}` acting for `{}`",
+                    ctx.principal.subject, subject.subject
+                ),
+                None if ctx.delegated => format!(
+                    "`{}` (on whose behalf an agent acts)",
+                    ctx.principal.subject
+                ),
                 None => format!("`{}`", ctx.principal.subject),
             };
             match evaluate_pass(&self.rules, &candidates, ctx, &target) {
                 PassOutcome::Allow { rule } => allowed_by.push(rule),
                 PassOutcome::Deny { rule } => {
-                    return self.rule_decision(Effect::Deny, rule, format!("{who}: denied by rule `{}`", self.rule_id(rule)));
+                    return self.rule_decision(
+                        Effect::Deny,
+                        rule,
+                        format!("{who}: denied by rule `{}`", self.rule_id(rule)),
+                    );
                 }
                 PassOutcome::Error { rule, message } => {
                     return self.rule_decision(
                         Effect::Deny,
                         rule,
-                        format!("{who}: evaluation error in rule `{}`: {message}", self.rule_id(rule)),
+                        format!(
+                            "{who}: evaluation error in rule `{}`: {message}",
+                            self.rule_id(rule)
+                        ),
                     );
                 }
                 PassOutcome::NoMatch => {
-                    return Decision::deny(format!("{who}: no rule allows `{}`{}", request.method, describe_target(request)));
+                    return Decision::deny(format!(
+                        "{who}: no rule allows `{}`{}",
+                        request.method,
+                        describe_target(request)
+                    ));
                 }
             }
         }
@@ -108,10 +125,17 @@ impl CompiledPolicy {
         let Some(first) = allowed_by.next() else {
             return Decision::deny("no evaluation pass ran");
         };
-        let mut decision = self.rule_decision(Effect::Allow, first, format!("allowed by rule `{}`", self.rule_id(first)));
+        let mut decision = self.rule_decision(
+            Effect::Allow,
+            first,
+            format!("allowed by rule `{}`", self.rule_id(first)),
+        );
         if let Some(subject_rule) = allowed_by.next() {
             let subject_id = self.rule_id(subject_rule).to_owned();
-            decision.reason = format!("{}; subject allowed by rule `{subject_id}`", decision.reason);
+            decision.reason = format!(
+                "{}; subject allowed by rule `{subject_id}`",
+                decision.reason
+            );
             decision.subject_rule = Some(subject_id);
         }
         decision

@@ -157,14 +157,22 @@ fn no_matching_allow_denies_by_default() {
     let d = compile(BASE).decide(&direct(bob()), &tool("deploy", json!({})));
     assert!(!d.is_allowed());
     assert_eq!(d.rule, None);
-    assert!(d.reason.contains("no rule allows `tools/call` on tool `deploy`"), "{}", d.reason);
+    assert!(
+        d.reason
+            .contains("no rule allows `tools/call` on tool `deploy`"),
+        "{}",
+        d.reason
+    );
 }
 
 #[test]
 fn deny_overrides_an_earlier_or_later_allow() {
     // `anyone-delete-scratch` would allow, `no-agent-deletes` denies.
     let p = compile(BASE);
-    let d = p.decide(&direct(agent()), &tool("delete_repo", json!({"name": "scratch-1"})));
+    let d = p.decide(
+        &direct(agent()),
+        &tool("delete_repo", json!({"name": "scratch-1"})),
+    );
     assert!(!d.is_allowed());
     assert_eq!(d.rule.as_deref(), Some("no-agent-deletes"));
     // Reversed order: the deny still wins.
@@ -185,19 +193,31 @@ fn deny_overrides_an_earlier_or_later_allow() {
     assert_eq!(d.rule.as_deref(), Some("deny-agents"));
     assert!(!d.is_allowed());
     // Humans are unaffected by the agent deny.
-    assert!(p.decide(&direct(bob()), &tool("delete_repo", json!({"name": "scratch-1"}))).is_allowed());
+    assert!(
+        p.decide(
+            &direct(bob()),
+            &tool("delete_repo", json!({"name": "scratch-1"}))
+        )
+        .is_allowed()
+    );
 }
 
 #[test]
 fn evaluation_error_denies() {
     let p = compile(BASE);
     // `range` on a string is an error, not a silent mismatch.
-    let d = p.decide(&direct(principal("ci-bot", Some(ActorType::Service), &[])), &tool("deploy", json!({"replicas": "5"})));
+    let d = p.decide(
+        &direct(principal("ci-bot", Some(ActorType::Service), &[])),
+        &tool("deploy", json!({"replicas": "5"})),
+    );
     assert!(!d.is_allowed());
     assert_eq!(d.rule.as_deref(), Some("sized-deploys"));
     assert!(d.reason.contains("evaluation error"), "{}", d.reason);
     // A path that climbs above the root cannot be judged: denied.
-    let d = p.decide(&direct(bob()), &tool("read_file", json!({"path": "/../../etc/passwd"})));
+    let d = p.decide(
+        &direct(bob()),
+        &tool("read_file", json!({"path": "/../../etc/passwd"})),
+    );
     assert!(!d.is_allowed());
     assert!(d.reason.contains("climbs above the root"), "{}", d.reason);
     // A resource URI that escapes: denied with the reason.
@@ -208,10 +228,20 @@ fn evaluation_error_denies() {
 #[test]
 fn unclassifiable_actor_is_denied_before_rules() {
     let p = compile(BASE);
-    let d = p.decide(&direct(principal("x", None, &["eng"])), &tool("search_docs", json!({})));
+    let d = p.decide(
+        &direct(principal("x", None, &["eng"])),
+        &tool("search_docs", json!({})),
+    );
     assert!(!d.is_allowed());
-    assert!(d.reason.contains("no recognised actor type"), "{}", d.reason);
-    let d = p.decide(&delegated(alice(), principal("bot", None, &[])), &tool("search_docs", json!({})));
+    assert!(
+        d.reason.contains("no recognised actor type"),
+        "{}",
+        d.reason
+    );
+    let d = p.decide(
+        &delegated(alice(), principal("bot", None, &[])),
+        &tool("search_docs", json!({})),
+    );
     assert!(!d.is_allowed());
 }
 
@@ -220,20 +250,45 @@ fn delegation_gives_the_intersection() {
     let p = compile(BASE);
     let for_alice = delegated(alice(), agent());
     // Both allow: staging deploy.
-    let d = p.decide(&for_alice, &tool("deploy", json!({"environment": "staging"})));
+    let d = p.decide(
+        &for_alice,
+        &tool("deploy", json!({"environment": "staging"})),
+    );
     assert!(d.is_allowed(), "{d:?}");
     assert_eq!(d.rule.as_deref(), Some("agents-deploy-staging-for-eng"));
     assert_eq!(d.subject_rule.as_deref(), Some("eng-deploy"));
     // The human may, the agent may not: production.
-    let d = p.decide(&for_alice, &tool("deploy", json!({"environment": "production"})));
+    let d = p.decide(
+        &for_alice,
+        &tool("deploy", json!({"environment": "production"})),
+    );
     assert!(!d.is_allowed());
-    assert!(d.reason.contains("`research-agent` acting for `alice`"), "{}", d.reason);
+    assert!(
+        d.reason.contains("`research-agent` acting for `alice`"),
+        "{}",
+        d.reason
+    );
     // Alice may read /srv/internal, the agent only /srv/public.
-    assert!(!p.decide(&for_alice, &tool("read_file", json!({"path": "/srv/internal/x"}))).is_allowed());
-    assert!(p.decide(&for_alice, &tool("read_file", json!({"path": "/srv/public/x"}))).is_allowed());
+    assert!(
+        !p.decide(
+            &for_alice,
+            &tool("read_file", json!({"path": "/srv/internal/x"}))
+        )
+        .is_allowed()
+    );
+    assert!(
+        p.decide(
+            &for_alice,
+            &tool("read_file", json!({"path": "/srv/public/x"}))
+        )
+        .is_allowed()
+    );
     // The agent rule needs an engineer: acting for bob, denied.
     let for_bob = delegated(bob(), agent());
-    assert!(!p.decide(&for_bob, &tool("deploy", json!({"environment": "staging"}))).is_allowed());
+    assert!(
+        !p.decide(&for_bob, &tool("deploy", json!({"environment": "staging"})))
+            .is_allowed()
+    );
 }
 
 #[test]
@@ -250,7 +305,11 @@ fn subject_pass_denial_is_reported() {
     );
     let d = p.decide(&delegated(bob(), agent()), &tool("search", json!({})));
     assert!(!d.is_allowed());
-    assert!(d.reason.contains("`bob` (on whose behalf an agent acts)"), "{}", d.reason);
+    assert!(
+        d.reason.contains("`bob` (on whose behalf an agent acts)"),
+        "{}",
+        d.reason
+    );
 }
 
 #[test]
@@ -273,20 +332,44 @@ fn delegated_flag_and_on_behalf_of() {
   tools: [admin]
 "#,
     );
-    assert!(p.decide(&direct(alice()), &tool("write", json!({}))).is_allowed());
-    assert!(!p.decide(&delegated(alice(), agent()), &tool("write", json!({}))).is_allowed());
-    assert!(p.decide(&direct(agent()), &tool("admin", json!({}))).is_allowed());
-    assert!(!p.decide(&delegated(alice(), agent()), &tool("admin", json!({}))).is_allowed());
+    assert!(
+        p.decide(&direct(alice()), &tool("write", json!({})))
+            .is_allowed()
+    );
+    assert!(
+        !p.decide(&delegated(alice(), agent()), &tool("write", json!({})))
+            .is_allowed()
+    );
+    assert!(
+        p.decide(&direct(agent()), &tool("admin", json!({})))
+            .is_allowed()
+    );
+    assert!(
+        !p.decide(&delegated(alice(), agent()), &tool("admin", json!({})))
+            .is_allowed()
+    );
 }
 
 #[test]
 fn argument_tests() {
     let p = compile(BASE);
     let ci = direct(principal("ci-bot", Some(ActorType::Service), &[]));
-    assert!(p.decide(&ci, &tool("deploy", json!({"replicas": 10}))).is_allowed());
-    assert!(p.decide(&ci, &tool("deploy", json!({"replicas": 1.0}))).is_allowed());
-    assert!(!p.decide(&ci, &tool("deploy", json!({"replicas": 11}))).is_allowed());
-    assert!(!p.decide(&ci, &tool("deploy", json!({}))).is_allowed(), "a missing argument matches nothing");
+    assert!(
+        p.decide(&ci, &tool("deploy", json!({"replicas": 10})))
+            .is_allowed()
+    );
+    assert!(
+        p.decide(&ci, &tool("deploy", json!({"replicas": 1.0})))
+            .is_allowed()
+    );
+    assert!(
+        !p.decide(&ci, &tool("deploy", json!({"replicas": 11})))
+            .is_allowed()
+    );
+    assert!(
+        !p.decide(&ci, &tool("deploy", json!({}))).is_allowed(),
+        "a missing argument matches nothing"
+    );
     let b = direct(bob());
     for (path, allowed) in [
         ("/srv/public/a.txt", true),
@@ -296,9 +379,17 @@ fn argument_tests() {
         ("//srv//public//a.txt", true),
         ("/srv/publicity/a.txt", false),
     ] {
-        assert_eq!(p.decide(&b, &tool("read_file", json!({"path": path}))).is_allowed(), allowed, "{path}");
+        assert_eq!(
+            p.decide(&b, &tool("read_file", json!({"path": path})))
+                .is_allowed(),
+            allowed,
+            "{path}"
+        );
     }
-    assert!(!p.decide(&b, &tool("read_file", json!({"path": 7}))).is_allowed());
+    assert!(
+        !p.decide(&b, &tool("read_file", json!({"path": 7})))
+            .is_allowed()
+    );
     let one_of = compile(
         r#"
 - id: envs
@@ -310,9 +401,30 @@ fn argument_tests() {
     - {pointer: /opts/force, equals: false}
 "#,
     );
-    assert!(one_of.decide(&b, &tool("deploy", json!({"env": "qa", "opts": {"force": false}}))).is_allowed());
-    assert!(!one_of.decide(&b, &tool("deploy", json!({"env": "prod", "opts": {"force": false}}))).is_allowed());
-    assert!(!one_of.decide(&b, &tool("deploy", json!({"env": "qa", "opts": {"force": true}}))).is_allowed());
+    assert!(
+        one_of
+            .decide(
+                &b,
+                &tool("deploy", json!({"env": "qa", "opts": {"force": false}}))
+            )
+            .is_allowed()
+    );
+    assert!(
+        !one_of
+            .decide(
+                &b,
+                &tool("deploy", json!({"env": "prod", "opts": {"force": false}}))
+            )
+            .is_allowed()
+    );
+    assert!(
+        !one_of
+            .decide(
+                &b,
+                &tool("deploy", json!({"env": "qa", "opts": {"force": true}}))
+            )
+            .is_allowed()
+    );
 }
 
 #[test]
@@ -349,18 +461,41 @@ fn resources_prefixes_and_globs_are_normalized() {
 #[test]
 fn session_methods_are_allowed_by_default_and_can_be_switched_off() {
     let p = compile(BASE);
-    for m in ["initialize", "ping", "notifications/initialized", HTTP_GET_METHOD] {
+    for m in [
+        "initialize",
+        "ping",
+        "notifications/initialized",
+        HTTP_GET_METHOD,
+    ] {
         let d = p.decide(&direct(agent()), &method(m));
         assert!(d.is_allowed(), "{m}");
         assert_eq!(d.rule.as_deref(), Some(SESSION_RULE_ID));
     }
-    assert!(!p.decide(&direct(agent()), &method("tools/list")).is_allowed());
+    assert!(
+        !p.decide(&direct(agent()), &method("tools/list"))
+            .is_allowed()
+    );
     let rules: Vec<RuleSource> = serde_yaml_ng::from_str(BASE).unwrap();
-    let off = CompiledPolicy::compile(&rules, &Defaults { allow_session_methods: false }).unwrap();
-    assert!(!off.decide(&direct(agent()), &method("initialize")).is_allowed());
+    let off = CompiledPolicy::compile(
+        &rules,
+        &Defaults {
+            allow_session_methods: false,
+        },
+    )
+    .unwrap();
+    assert!(
+        !off.decide(&direct(agent()), &method("initialize"))
+            .is_allowed()
+    );
     // A deny rule overrides the default.
     let deny_ping = compile("- {id: no-ping, effect: deny, owner: a, methods: [ping]}");
-    assert_eq!(deny_ping.decide(&direct(alice()), &method("ping")).rule.as_deref(), Some("no-ping"));
+    assert_eq!(
+        deny_ping
+            .decide(&direct(alice()), &method("ping"))
+            .rule
+            .as_deref(),
+        Some("no-ping")
+    );
 }
 
 #[test]
@@ -381,11 +516,20 @@ fn principal_conditions() {
     op.scopes = vec!["mcp:read".into(), "mcp:write".into()];
     op.roles = vec!["operator".into()];
     op.claims.insert("tenant".into(), json!("acme"));
-    assert!(p.decide(&direct(op.clone()), &method("tools/list")).is_allowed());
+    assert!(
+        p.decide(&direct(op.clone()), &method("tools/list"))
+            .is_allowed()
+    );
     op.claims.insert("tenant".into(), json!([1, 42]));
-    assert!(p.decide(&direct(op.clone()), &method("tools/list")).is_allowed());
+    assert!(
+        p.decide(&direct(op.clone()), &method("tools/list"))
+            .is_allowed()
+    );
     op.claims.insert("tenant".into(), json!("other"));
-    assert!(!p.decide(&direct(op.clone()), &method("tools/list")).is_allowed());
+    assert!(
+        !p.decide(&direct(op.clone()), &method("tools/list"))
+            .is_allowed()
+    );
     op.claims.insert("tenant".into(), json!("acme"));
     op.scopes = vec!["mcp:read".into()];
     assert!(!p.decide(&direct(op), &method("tools/list")).is_allowed());
@@ -395,16 +539,27 @@ fn principal_conditions() {
 fn index_only_visits_rules_that_can_match() {
     let mut yaml = String::new();
     for i in 0..500 {
-        yaml.push_str(&format!("- {{id: r{i}, effect: allow, owner: a, tools: [tool_{i}]}}\n"));
+        yaml.push_str(&format!(
+            "- {{id: r{i}, effect: allow, owner: a, tools: [tool_{i}]}}\n"
+        ));
     }
     yaml.push_str("- {id: globbed, effect: allow, owner: a, tools: [\"x_*\"]}\n- {id: listing, effect: allow, owner: a, methods: [tools/list]}\n");
     let p = compile(&yaml);
     let c = eval::candidates(&p.index, "tools/call", Some("tool_7"));
     // tool_7's rule and the glob rule; not the other 499 tools nor `listing`.
     assert_eq!(c.len(), 2, "{c:?}");
-    assert!(p.decide(&direct(bob()), &tool("tool_7", json!({}))).is_allowed());
-    assert!(p.decide(&direct(bob()), &tool("x_1", json!({}))).is_allowed());
-    assert!(!p.decide(&direct(bob()), &tool("tool_999", json!({}))).is_allowed());
+    assert!(
+        p.decide(&direct(bob()), &tool("tool_7", json!({})))
+            .is_allowed()
+    );
+    assert!(
+        p.decide(&direct(bob()), &tool("x_1", json!({})))
+            .is_allowed()
+    );
+    assert!(
+        !p.decide(&direct(bob()), &tool("tool_999", json!({})))
+            .is_allowed()
+    );
 }
 
 fn compile_error(yaml: &str) -> CompileError {
@@ -417,39 +572,113 @@ fn compile_error(yaml: &str) -> CompileError {
 #[test]
 fn validation_names_rule_and_field() {
     let cases = [
-        ("- {id: a, effect: allow, owner: o, principal: {types: [robot]}}", "principal.types[0]", "unknown actor type `robot`"),
-        ("- {id: a, effect: allow, owner: o, tools: []}", "tools", "an empty list can never match"),
-        ("- {id: a, effect: allow, owner: o, tools: [\"a[b]\"]}", "tools[0]", "not supported"),
-        ("- {id: a, effect: allow, owner: o, methods: [tools/list], tools: [x]}", "methods[0]", "never carries this rule's target"),
-        ("- {id: a, effect: allow, owner: o, tools: [x], prompts: [y]}", "prompts", "can never match"),
-        ("- {id: a, effect: allow, owner: o, prompts: [y], arguments: [{pointer: /a, equals: 1}]}", "arguments", "only exist on `tools/call`"),
-        ("- {id: a, effect: allow, owner: o, tools: [x], arguments: [{pointer: a, equals: 1}]}", "arguments[0].pointer", "not a JSON pointer"),
-        ("- {id: a, effect: allow, owner: o, tools: [x], arguments: [{pointer: /a}]}", "arguments[0]", "no test given"),
-        ("- {id: a, effect: allow, owner: o, tools: [x], arguments: [{pointer: /a, equals: 1, glob: b}]}", "arguments[0]", "more than one test"),
-        ("- {id: a, effect: allow, owner: o, tools: [x], arguments: [{pointer: /a, range: {min: 5, max: 1}}]}", "arguments[0].range", "can never match"),
-        ("- {id: a, effect: allow, owner: o, tools: [x], arguments: [{pointer: /a, path_prefix: /../x}]}", "arguments[0].path_prefix", "climbs above"),
-        ("- {id: a, effect: allow, owner: o, delegated: false, on_behalf_of: {types: [human]}}", "delegated", "can never match"),
-        ("- {id: a, effect: allow, owner: \" \"}", "owner", "must not be empty"),
+        (
+            "- {id: a, effect: allow, owner: o, principal: {types: [robot]}}",
+            "principal.types[0]",
+            "unknown actor type `robot`",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o, tools: []}",
+            "tools",
+            "an empty list can never match",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o, tools: [\"a[b]\"]}",
+            "tools[0]",
+            "not supported",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o, methods: [tools/list], tools: [x]}",
+            "methods[0]",
+            "never carries this rule's target",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o, tools: [x], prompts: [y]}",
+            "prompts",
+            "can never match",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o, prompts: [y], arguments: [{pointer: /a, equals: 1}]}",
+            "arguments",
+            "only exist on `tools/call`",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o, tools: [x], arguments: [{pointer: a, equals: 1}]}",
+            "arguments[0].pointer",
+            "not a JSON pointer",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o, tools: [x], arguments: [{pointer: /a}]}",
+            "arguments[0]",
+            "no test given",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o, tools: [x], arguments: [{pointer: /a, equals: 1, glob: b}]}",
+            "arguments[0]",
+            "more than one test",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o, tools: [x], arguments: [{pointer: /a, range: {min: 5, max: 1}}]}",
+            "arguments[0].range",
+            "can never match",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o, tools: [x], arguments: [{pointer: /a, path_prefix: /../x}]}",
+            "arguments[0].path_prefix",
+            "climbs above",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o, delegated: false, on_behalf_of: {types: [human]}}",
+            "delegated",
+            "can never match",
+        ),
+        (
+            "- {id: a, effect: allow, owner: \" \"}",
+            "owner",
+            "must not be empty",
+        ),
         ("- {id: \"a b\", effect: allow, owner: o}", "id", "rule ids"),
-        ("- {id: \"warden:x\", effect: allow, owner: o}", "id", "reserved"),
-        ("- {id: a, effect: allow, owner: o}\n- {id: a, effect: deny, owner: o}", "id", "same id"),
-        ("- {id: a, effect: allow, owner: o, principal: {claims: {tenant: []}}}", "principal.claims.tenant", "empty list"),
+        (
+            "- {id: \"warden:x\", effect: allow, owner: o}",
+            "id",
+            "reserved",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o}\n- {id: a, effect: deny, owner: o}",
+            "id",
+            "same id",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o, principal: {claims: {tenant: []}}}",
+            "principal.claims.tenant",
+            "empty list",
+        ),
     ];
     for (yaml, field, message) in cases {
         let e = compile_error(yaml);
-        assert_eq!(e.rule.is_empty(), false);
+        assert!(!e.rule.is_empty());
         assert_eq!(e.field, field, "{yaml}: {e}");
         assert!(e.message.contains(message), "{yaml}: {e}");
     }
     let e = compile_error("- {id: a, effect: allow, owner: o, principal: {types: [robot]}}");
-    assert_eq!(e.to_string(), "rule `a` (principal.types[0]): unknown actor type `robot`");
-    assert_eq!(e.help.as_deref(), Some("actor types are `human`, `service` and `agent`"));
+    assert_eq!(
+        e.to_string(),
+        "rule `a` (principal.types[0]): unknown actor type `robot`"
+    );
+    assert_eq!(
+        e.help.as_deref(),
+        Some("actor types are `human`, `service` and `agent`")
+    );
 }
 
 #[test]
 fn unknown_fields_are_refused_when_reading() {
-    let err = serde_yaml_ng::from_str::<Vec<RuleSource>>("- {id: a, effect: allow, owner: o, toolz: [x]}").unwrap_err();
+    let err = serde_yaml_ng::from_str::<Vec<RuleSource>>(
+        "- {id: a, effect: allow, owner: o, toolz: [x]}",
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("unknown field `toolz`"), "{err}");
-    let err = serde_yaml_ng::from_str::<Vec<RuleSource>>("- {id: a, effect: maybe, owner: o}").unwrap_err();
+    let err = serde_yaml_ng::from_str::<Vec<RuleSource>>("- {id: a, effect: maybe, owner: o}")
+        .unwrap_err();
     assert!(err.to_string().contains("unknown variant `maybe`"), "{err}");
 }
