@@ -1,9 +1,9 @@
-//! Reading a policy file: YAML or JSON, `jwks_file` resolved relative to the
-//! policy, then compiled so every error surfaces before a proxy sees it.
+//! Reading a policy file and compiling it, so every error surfaces before a
+//! proxy sees the configuration.
 
 use std::path::Path;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::anyhow;
 use policy_sdk::{PolicyDocument, Warden};
 
 pub struct LoadedPolicy {
@@ -13,40 +13,8 @@ pub struct LoadedPolicy {
 }
 
 pub fn load_policy(path: &Path) -> anyhow::Result<LoadedPolicy> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let is_json =
-        path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
-    let parsed = if is_json {
-        PolicyDocument::from_json(&text)
-    } else {
-        PolicyDocument::from_yaml(&text)
-    };
-    let mut document = parsed.map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    if let Some(file) = document.identity.jwks_file.take() {
-        if document.identity.jwks.is_some() {
-            return Err(anyhow!(
-                "{}: identity: give `jwks` or `jwks_file`, not both",
-                path.display()
-            ));
-        }
-        let jwks_path = path.parent().unwrap_or(Path::new(".")).join(&file);
-        let jwks_text = std::fs::read_to_string(&jwks_path).with_context(|| {
-            format!(
-                "{}: identity.jwks_file: reading {}",
-                path.display(),
-                jwks_path.display()
-            )
-        })?;
-        let jwks = serde_json::from_str(&jwks_text).with_context(|| {
-            format!(
-                "{}: identity.jwks_file: {} is not JSON",
-                path.display(),
-                jwks_path.display()
-            )
-        })?;
-        document.identity.jwks = Some(jwks);
-    }
+    let document =
+        PolicyDocument::load_file(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let warden = Warden::compile(&document).map_err(|e| {
         let help = e
             .help()

@@ -68,6 +68,8 @@ pub enum DocumentError {
     Yaml(String),
     #[error("{0}")]
     Shape(String),
+    #[error("{0}")]
+    Io(String),
 }
 
 impl PolicyDocument {
@@ -86,6 +88,45 @@ impl PolicyDocument {
     #[cfg(feature = "yaml")]
     pub fn from_yaml(text: &str) -> Result<Self, DocumentError> {
         serde_yaml_ng::from_str(text).map_err(|e| DocumentError::Yaml(e.to_string()))
+    }
+
+    /// Reads a policy file (YAML, or JSON when it ends in `.json` or starts
+    /// with `{`) and inlines `identity.jwks_file`, read relative to the file.
+    #[cfg(feature = "yaml")]
+    pub fn load_file(path: &std::path::Path) -> Result<Self, DocumentError> {
+        let shown = path.display();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DocumentError::Io(format!("reading {shown}: {e}")))?;
+        let is_json =
+            path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
+        let mut document = if is_json {
+            Self::from_json(&text)
+        } else {
+            Self::from_yaml(&text)
+        }?;
+        if let Some(file) = document.identity.jwks_file.take() {
+            if document.identity.jwks.is_some() {
+                return Err(DocumentError::Shape(
+                    "identity: give `jwks` or `jwks_file`, not both".into(),
+                ));
+            }
+            let jwks_path = path
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join(&file);
+            let jwks_text = std::fs::read_to_string(&jwks_path).map_err(|e| {
+                DocumentError::Io(format!(
+                    "identity.jwks_file: reading {}: {e}",
+                    jwks_path.display()
+                ))
+            })?;
+            let jwks =
+                crate::json::parse_strict_str(&jwks_text, JsonLimits::default()).map_err(|e| {
+                    DocumentError::Json(format!("identity.jwks_file {}: {e}", jwks_path.display()))
+                })?;
+            document.identity.jwks = Some(jwks);
+        }
+        Ok(document)
     }
 
     /// The canonical JSON form: keys sorted, so equal documents hash equally.

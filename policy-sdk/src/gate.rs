@@ -422,3 +422,6 @@ fn jsonrpc_error(id: Option<&Value>, code: i64, message: &str, data: Value) -> S
     })
     .to_string()
 }
+
+#[cfg(test)]
+mod tests;
