@@ -42,7 +42,8 @@ enum Command {
     Envoy {
         /// The policy file (YAML or JSON).
         policy: PathBuf,
-        /// Path of the built filter (`warden_filter.wasm`).
+        /// Path of the built filter (`warden_filter.wasm`), as Envoy should
+        /// open it: a relative path is resolved from Envoy's working directory.
         #[arg(long)]
         wasm: PathBuf,
         /// Listener address of the MCP endpoint.
