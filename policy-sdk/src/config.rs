@@ -104,27 +104,28 @@ impl PolicyDocument {
         } else {
             Self::from_yaml(&text)
         }?;
-        if let Some(file) = document.identity.jwks_file.take() {
-            if document.identity.jwks.is_some() {
-                return Err(DocumentError::Shape(
-                    "identity: give `jwks` or `jwks_file`, not both".into(),
-                ));
+        for (index, issuer) in document.identity.issuers.iter_mut().enumerate() {
+            let Some(file) = issuer.jwks_file.take() else {
+                continue;
+            };
+            let field = format!("identity.issuers[{index}].jwks_file");
+            if issuer.jwks.is_some() {
+                return Err(DocumentError::Shape(format!(
+                    "{field}: give `jwks` or `jwks_file`, not both"
+                )));
             }
             let jwks_path = path
                 .parent()
                 .unwrap_or(std::path::Path::new("."))
                 .join(&file);
             let jwks_text = std::fs::read_to_string(&jwks_path).map_err(|e| {
-                DocumentError::Io(format!(
-                    "identity.jwks_file: reading {}: {e}",
-                    jwks_path.display()
-                ))
+                DocumentError::Io(format!("{field}: reading {}: {e}", jwks_path.display()))
             })?;
             let jwks =
                 crate::json::parse_strict_str(&jwks_text, JsonLimits::default()).map_err(|e| {
-                    DocumentError::Json(format!("identity.jwks_file {}: {e}", jwks_path.display()))
+                    DocumentError::Json(format!("{field}: {}: {e}", jwks_path.display()))
                 })?;
-            document.identity.jwks = Some(jwks);
+            issuer.jwks = Some(jwks);
         }
         Ok(document)
     }

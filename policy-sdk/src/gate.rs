@@ -207,7 +207,8 @@ impl Warden {
             Ok(identity) => identity,
             Err(error) => {
                 let reply = self.unauthorized(&error, head.request_id);
-                return HeadVerdict::Respond(reply, audit.denied(401, error.to_string()));
+                let status = reply.status;
+                return HeadVerdict::Respond(reply, audit.denied(status, error.to_string()));
             }
         };
         let audit = audit.with_identity(&identity);
@@ -377,6 +378,22 @@ impl Warden {
     /// RFC 6750 §3: no credentials → a bare challenge; bad credentials →
     /// `invalid_token` with a description.
     fn unauthorized(&self, error: &TokenError, request_id: Option<&str>) -> Reply {
+        if let TokenError::KeysUnavailable(_) = error {
+            // Not the caller's fault: the keys to judge the token are missing.
+            return Reply {
+                status: 503,
+                headers: vec![
+                    ("retry-after".into(), "5".into()),
+                    ("content-type".into(), "application/json".into()),
+                ],
+                body: jsonrpc_error(
+                    None,
+                    codes::UNAUTHENTICATED,
+                    "Service Unavailable",
+                    json!({"reason": error.to_string(), "request_id": request_id}),
+                ),
+            };
+        }
         let realm = &self.settings.realm;
         let challenge = match error {
             TokenError::Missing => format!("Bearer realm=\"{realm}\""),

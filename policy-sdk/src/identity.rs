@@ -1,15 +1,25 @@
 //! Who is calling: bearer-token verification against a JWKS, and the actor
 //! model (human, service or agent; RFC 8693 delegation chains).
 
-use std::collections::{BTreeMap, HashSet};
+mod cache;
+mod keys;
+mod revocation;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jwt_simple::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use cache::CacheConfig;
+pub use keys::{Algorithm, JwksError, VerifierKey, parse_jwks};
+pub use revocation::{RemoteSource, RevocationConfig, RevocationLists, RevokedEntry};
+
 use crate::json::{JsonLimits, parse_strict};
+use cache::{VerificationCache, token_key};
+use revocation::Revocations;
 
 /// The kinds of principal Warden tells apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -33,32 +43,6 @@ impl ActorType {
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-}
-
-/// Signature algorithms Warden verifies. Symmetric (HS*) algorithms and
-/// `none` are deliberately absent: a verifier holding public keys must never
-/// accept them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Algorithm {
-    ES256,
-    RS256,
-    EdDSA,
-}
-
-impl Algorithm {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Algorithm::ES256 => "ES256",
-            Algorithm::RS256 => "RS256",
-            Algorithm::EdDSA => "EdDSA",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        [Algorithm::ES256, Algorithm::RS256, Algorithm::EdDSA]
-            .into_iter()
-            .find(|a| a.as_str() == s)
     }
 }
 
@@ -123,6 +107,11 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// Number of actors in the delegation chain (0 for a direct request).
+    pub fn delegation_depth(&self) -> usize {
+        usize::from(self.actor.is_some()) + self.prior_actors.len()
+    }
+
     /// The party actually performing the request.
     pub fn acting(&self) -> &Principal {
         self.actor.as_ref().unwrap_or(&self.subject)
@@ -138,23 +127,79 @@ impl Identity {
     }
 }
 
+/// Where an issuer's keys come from when they are fetched by the proxy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteJwks {
+    /// The proxy cluster (Envoy) that reaches the identity provider.
+    pub cluster: String,
+    /// Path of the JWKS, or of the OpenID configuration with `discovery`.
+    pub path: String,
+    /// `:authority` of the request; the cluster name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
+    /// `path` is `/.well-known/openid-configuration`: read `jwks_uri` from it
+    /// and fetch that path from the same cluster.
+    #[serde(default)]
+    pub discovery: bool,
+    #[serde(default = "default_refresh")]
+    pub refresh_seconds: u64,
+    /// Shortest time between two fetches triggered by unknown key ids, across
+    /// all workers: a flood of random `kid`s cannot hammer the provider.
+    #[serde(default = "default_min_refresh")]
+    pub min_refresh_interval_seconds: u64,
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_refresh() -> u64 {
+    300
+}
+fn default_min_refresh() -> u64 {
+    10
+}
+fn default_timeout() -> u64 {
+    5000
+}
+
+/// One trusted token issuer (`identity.issuers[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// Required `iss`.
+    pub issuer: String,
+    /// `aud` must contain one of these (this server's resource URIs).
+    pub audiences: Vec<String>,
+    /// The JSON Web Key Set, inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<Value>,
+    /// A JWKS file, inlined as `jwks` by `warden compile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_file: Option<String>,
+    /// Keys fetched from the provider through the proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_fetch: Option<RemoteJwks>,
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Required `typ` header (RFC 9068 access tokens: `at+jwt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    #[serde(default)]
+    pub claims: ClaimNames,
+}
+
+fn default_algorithms() -> Vec<String> {
+    Algorithm::ALL
+        .iter()
+        .map(|a| a.as_str().to_owned())
+        .collect()
+}
+
 /// Identity settings of a policy (`identity:` section).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityConfig {
-    /// Required `iss`.
-    pub issuer: String,
-    /// The protected resource's URI; `aud` must contain it.
-    pub audience: String,
-    /// The JSON Web Key Set, inline.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwks: Option<Value>,
-    /// A JWKS file, resolved relative to the policy file by the CLI and
-    /// inlined into `jwks` before the filter sees the configuration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwks_file: Option<String>,
-    #[serde(default = "default_algorithms")]
-    pub algorithms: Vec<String>,
+    pub issuers: Vec<IssuerConfig>,
     #[serde(default = "default_skew")]
     pub clock_skew_seconds: u64,
     #[serde(default = "default_max_token_bytes")]
@@ -163,12 +208,11 @@ pub struct IdentityConfig {
     #[serde(default = "default_max_chain")]
     pub max_delegation_depth: usize,
     #[serde(default)]
-    pub claims: ClaimNames,
+    pub revocation: RevocationConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
 }
 
-fn default_algorithms() -> Vec<String> {
-    vec!["ES256".into(), "RS256".into(), "EdDSA".into()]
-}
 fn default_skew() -> u64 {
     60
 }
@@ -182,61 +226,28 @@ fn default_max_chain() -> usize {
 /// Problems with the identity configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyConfigError {
-    #[error("identity: `jwks` is required (or `jwks_file`, resolved by `warden compile`)")]
-    MissingJwks,
+    #[error("identity.issuers: at least one issuer is required")]
+    NoIssuers,
+    #[error("identity.issuers[{index}]: `{issuer}` is listed twice")]
+    DuplicateIssuer { index: usize, issuer: String },
     #[error(
-        "identity: `jwks_file` must be inlined as `jwks` before the filter loads it (use `warden compile`)"
+        "identity.issuers[{index}]: give one of `jwks`, `jwks_file` (resolved by `warden compile`) or `jwks_fetch`"
     )]
-    UnresolvedJwksFile,
+    KeySource { index: usize },
     #[error(
-        "identity.algorithms: `{0}` is not supported (supported: ES256, RS256, EdDSA; symmetric and `none` never are)"
+        "identity.issuers[{index}].algorithms: `{name}` is not supported (supported: ES256, ES384, RS256, PS256, EdDSA; symmetric and `none` never are)"
     )]
-    UnsupportedAlgorithm(String),
-    #[error("identity.algorithms: the list is empty")]
-    NoAlgorithms,
-    #[error("identity.jwks: {0}")]
-    BadJwks(String),
-    #[error("identity.jwks: key {index}: {message}")]
-    BadKey { index: usize, message: String },
-    #[error("identity.jwks: no key can verify any allowed algorithm")]
-    NoUsableKey,
-    #[error("identity.{field}: must not be empty")]
-    Empty { field: &'static str },
-}
-
-enum PublicKey {
-    Es256(ES256PublicKey),
-    // Boxed: an RSA key is much larger than the others.
-    Rs256(Box<RS256PublicKey>),
-    Ed(Ed25519PublicKey),
-}
-
-struct VerifierKey {
-    kid: Option<String>,
-    alg: Algorithm,
-    key: PublicKey,
-}
-
-/// Verifies bearer tokens for one issuer. Built once per configuration.
-pub struct TokenVerifier {
-    issuer: String,
-    audience: String,
-    algorithms: Vec<Algorithm>,
-    keys: Vec<VerifierKey>,
-    skew_seconds: u64,
-    max_token_bytes: usize,
-    max_delegation_depth: usize,
-    claims: ClaimNames,
-}
-
-impl std::fmt::Debug for TokenVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenVerifier")
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("keys", &self.keys.len())
-            .finish_non_exhaustive()
-    }
+    UnsupportedAlgorithm { index: usize, name: String },
+    #[error("identity.issuers[{index}].algorithms: the list is empty")]
+    NoAlgorithms { index: usize },
+    #[error("identity.issuers[{index}].jwks: {error}")]
+    BadJwks { index: usize, error: JwksError },
+    #[error("identity.issuers[{index}].jwks: no key can verify any allowed algorithm")]
+    NoUsableKey { index: usize },
+    #[error("identity.issuers[{index}].{field}: must not be empty")]
+    Empty { index: usize, field: &'static str },
+    #[error("identity.revocation: {0}")]
+    Revocation(String),
 }
 
 /// Why a token was refused. The message goes into the 401's
@@ -253,22 +264,32 @@ pub enum TokenError {
     Malformed,
     #[error("token header is invalid: {0}")]
     BadHeader(String),
+    #[error("token claims are invalid: {0}")]
+    BadClaims(String),
     #[error("algorithm `{0}` is not allowed")]
     AlgorithmNotAllowed(String),
     #[error("token has critical header extensions")]
     CriticalHeader,
-    #[error("no key with id `{0}`")]
-    UnknownKey(String),
+    #[error("token type `{found}` is not `{expected}`")]
+    WrongType { expected: String, found: String },
+    #[error("issuer `{0}` is not trusted")]
+    UntrustedIssuer(String),
+    #[error("no key with id `{kid}` for issuer `{issuer}`")]
+    UnknownKey { issuer: String, kid: String },
+    #[error("signing keys of issuer `{0}` are not loaded yet")]
+    KeysUnavailable(String),
     #[error("token names no key id and {0} keys could verify it")]
     AmbiguousKey(usize),
-    #[error("key `{kid}` is for {key_alg}, not {token_alg}")]
-    KeyAlgorithmMismatch {
-        kid: String,
-        key_alg: &'static str,
-        token_alg: String,
-    },
-    #[error("token rejected: {0}")]
-    Rejected(String),
+    #[error("signature does not verify")]
+    BadSignature,
+    #[error("audience does not include this resource")]
+    WrongAudience,
+    #[error("token has expired")]
+    Expired,
+    #[error("token is not valid yet")]
+    NotYetValid,
+    #[error("token was issued in the future")]
+    IssuedInFuture,
     #[error("token has no `exp`")]
     NoExpiry,
     #[error("token has no `sub`")]
@@ -277,49 +298,220 @@ pub enum TokenError {
     BadClaim(String),
     #[error("delegation chain is deeper than {0}")]
     ChainTooDeep(usize),
+    #[error("token revoked: {0}")]
+    Revoked(String),
+}
+
+impl TokenError {
+    /// The issuer whose keys would have to be fetched to judge this token.
+    pub fn issuer_needing_keys(&self) -> Option<&str> {
+        match self {
+            TokenError::UnknownKey { issuer, .. } | TokenError::KeysUnavailable(issuer) => {
+                Some(issuer)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Time claims, checked on every use (cached or not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TokenTimes {
+    pub exp: Option<u64>,
+    pub nbf: Option<u64>,
+    pub iat: Option<u64>,
+}
+
+impl TokenTimes {
+    fn check(&self, now: u64, skew: u64) -> Result<(), TokenError> {
+        let exp = self.exp.ok_or(TokenError::NoExpiry)?;
+        if now > exp.saturating_add(skew) {
+            return Err(TokenError::Expired);
+        }
+        if self.nbf.is_some_and(|nbf| nbf > now.saturating_add(skew)) {
+            return Err(TokenError::NotYetValid);
+        }
+        if self.iat.is_some_and(|iat| iat > now.saturating_add(skew)) {
+            return Err(TokenError::IssuedInFuture);
+        }
+        Ok(())
+    }
+}
+
+struct IssuerVerifier {
+    config: IssuerConfig,
+    algorithms: Vec<Algorithm>,
+    /// `None` until a fetched key set arrives (for `jwks_fetch` issuers).
+    keys: RefCell<Option<Vec<VerifierKey>>>,
+}
+
+/// Verifies bearer tokens for the configured issuers. Built once per
+/// configuration; key sets, revocations and the cache change at run time.
+pub struct TokenVerifier {
+    issuers: Vec<IssuerVerifier>,
+    skew_seconds: u64,
+    max_token_bytes: usize,
+    max_delegation_depth: usize,
+    revocations: RefCell<Revocations>,
+    cache: RefCell<VerificationCache>,
+    revocation_source: Option<RemoteSource>,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field(
+                "issuers",
+                &self
+                    .issuers
+                    .iter()
+                    .map(|i| &i.config.issuer)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Cache counters of one verifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    pub entries: usize,
+    pub hits: u64,
+    pub misses: u64,
 }
 
 impl TokenVerifier {
     pub fn new(config: &IdentityConfig) -> Result<Self, KeyConfigError> {
-        if config.jwks_file.is_some() && config.jwks.is_none() {
-            return Err(KeyConfigError::UnresolvedJwksFile);
+        if config.issuers.is_empty() {
+            return Err(KeyConfigError::NoIssuers);
         }
-        if config.issuer.is_empty() {
-            return Err(KeyConfigError::Empty { field: "issuer" });
-        }
-        if config.audience.is_empty() {
-            return Err(KeyConfigError::Empty { field: "audience" });
-        }
-        let jwks = config.jwks.as_ref().ok_or(KeyConfigError::MissingJwks)?;
-        let mut algorithms = Vec::new();
-        for name in &config.algorithms {
-            let alg = Algorithm::parse(name)
-                .ok_or_else(|| KeyConfigError::UnsupportedAlgorithm(name.clone()))?;
-            if !algorithms.contains(&alg) {
-                algorithms.push(alg);
+        let mut issuers = Vec::with_capacity(config.issuers.len());
+        for (index, issuer) in config.issuers.iter().enumerate() {
+            if issuer.issuer.is_empty() {
+                return Err(KeyConfigError::Empty {
+                    index,
+                    field: "issuer",
+                });
             }
+            if issuer.audiences.is_empty() || issuer.audiences.iter().any(String::is_empty) {
+                return Err(KeyConfigError::Empty {
+                    index,
+                    field: "audiences",
+                });
+            }
+            if config
+                .issuers
+                .iter()
+                .take(index)
+                .any(|i| i.issuer == issuer.issuer)
+            {
+                return Err(KeyConfigError::DuplicateIssuer {
+                    index,
+                    issuer: issuer.issuer.clone(),
+                });
+            }
+            let mut algorithms = Vec::new();
+            for name in &issuer.algorithms {
+                let alg =
+                    Algorithm::parse(name).ok_or_else(|| KeyConfigError::UnsupportedAlgorithm {
+                        index,
+                        name: name.clone(),
+                    })?;
+                if !algorithms.contains(&alg) {
+                    algorithms.push(alg);
+                }
+            }
+            if algorithms.is_empty() {
+                return Err(KeyConfigError::NoAlgorithms { index });
+            }
+            let keys = match (&issuer.jwks, &issuer.jwks_file, &issuer.jwks_fetch) {
+                (Some(jwks), None, None) => {
+                    let keys = parse_jwks(jwks, &algorithms)
+                        .map_err(|error| KeyConfigError::BadJwks { index, error })?;
+                    if keys.is_empty() {
+                        return Err(KeyConfigError::NoUsableKey { index });
+                    }
+                    Some(keys)
+                }
+                (None, None, Some(_)) => None,
+                _ => return Err(KeyConfigError::KeySource { index }),
+            };
+            issuers.push(IssuerVerifier {
+                config: issuer.clone(),
+                algorithms,
+                keys: RefCell::new(keys),
+            });
         }
-        if algorithms.is_empty() {
-            return Err(KeyConfigError::NoAlgorithms);
-        }
-        let keys = parse_jwks(jwks, &algorithms)?;
-        if keys.is_empty() {
-            return Err(KeyConfigError::NoUsableKey);
-        }
+        let revocations = Revocations::new(&config.revocation.lists);
         Ok(Self {
-            issuer: config.issuer.clone(),
-            audience: config.audience.clone(),
-            algorithms,
-            keys,
+            issuers,
             skew_seconds: config.clock_skew_seconds,
             max_token_bytes: config.max_token_bytes,
             max_delegation_depth: config.max_delegation_depth,
-            claims: config.claims.clone(),
+            revocations: RefCell::new(revocations),
+            cache: RefCell::new(VerificationCache::new(config.cache.clone())),
+            revocation_source: config.revocation.remote.clone(),
         })
     }
 
-    pub fn audience(&self) -> &str {
-        &self.audience
+    /// Issuers whose keys the proxy fetches, with where from.
+    pub fn remote_key_sources(&self) -> Vec<(&str, &RemoteJwks)> {
+        self.issuers
+            .iter()
+            .filter_map(|i| {
+                i.config
+                    .jwks_fetch
+                    .as_ref()
+                    .map(|r| (i.config.issuer.as_str(), r))
+            })
+            .collect()
+    }
+
+    /// Where the polled revocation list comes from, if anywhere.
+    pub fn revocation_source(&self) -> Option<&RemoteSource> {
+        self.revocation_source.as_ref()
+    }
+
+    /// Whether an issuer's keys are loaded.
+    pub fn has_keys(&self, issuer: &str) -> bool {
+        self.issuers
+            .iter()
+            .any(|i| i.config.issuer == issuer && i.keys.borrow().is_some())
+    }
+
+    /// Installs a fetched key set for `issuer`. A set that does not parse, or
+    /// has no usable key, is refused and the previous set stays. Returns the
+    /// number of usable keys.
+    pub fn update_keys(&self, issuer: &str, jwks: &Value) -> Result<usize, String> {
+        let target = self
+            .issuers
+            .iter()
+            .find(|i| i.config.issuer == issuer)
+            .ok_or_else(|| format!("issuer `{issuer}` is not configured"))?;
+        let keys = parse_jwks(jwks, &target.algorithms).map_err(|e| e.to_string())?;
+        if keys.is_empty() {
+            return Err("no key can verify any allowed algorithm".into());
+        }
+        let count = keys.len();
+        *target.keys.borrow_mut() = Some(keys);
+        // Verdicts cached under the old keys may no longer hold.
+        self.cache.borrow_mut().clear();
+        Ok(count)
+    }
+
+    /// Replaces the polled revocation list. The previous list stays when the
+    /// document does not parse. Returns the number of entries.
+    pub fn update_revocations(&self, document: &Value) -> Result<usize, String> {
+        self.revocations.borrow_mut().replace_remote(document)
+    }
+
+    pub fn cache_stats(&self) -> CacheStats {
+        let cache = self.cache.borrow();
+        CacheStats {
+            entries: cache.len(),
+            hits: cache.hits,
+            misses: cache.misses,
+        }
     }
 
     /// Takes the token out of an `Authorization` header value.
@@ -337,7 +529,8 @@ impl TokenVerifier {
     }
 
     /// Verifies `token` at `now_unix_seconds` and returns the identity it
-    /// carries.
+    /// carries. A token seen before skips signature verification; its times
+    /// and revocation are checked every time.
     pub fn verify(&self, token: &str, now_unix_seconds: u64) -> Result<Identity, TokenError> {
         if token.len() > self.max_token_bytes {
             return Err(TokenError::TooLarge {
@@ -345,15 +538,42 @@ impl TokenVerifier {
                 limit: self.max_token_bytes,
             });
         }
+        let key = token_key(token);
+        let cached = self.cache.borrow_mut().get(&key, now_unix_seconds);
+        let (identity, times) = match cached {
+            Some(entry) => (entry.identity, entry.times),
+            None => {
+                let (identity, times) = self.verify_uncached(token)?;
+                self.cache
+                    .borrow_mut()
+                    .insert(key, token.len(), identity.clone(), times);
+                (identity, times)
+            }
+        };
+        times.check(now_unix_seconds, self.skew_seconds)?;
+        if let Some(reason) = self.revocations.borrow().check(&identity) {
+            return Err(TokenError::Revoked(reason));
+        }
+        Ok(identity)
+    }
+
+    /// Signature, issuer, audience and claim shape: everything that does not
+    /// change with time.
+    fn verify_uncached(&self, token: &str) -> Result<(Identity, TokenTimes), TokenError> {
         let mut parts = token.split('.');
-        let (Some(header_b64), Some(_), Some(_), None) =
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenError::Malformed);
         };
-        let header_bytes = URL_SAFE_NO_PAD
-            .decode(header_b64)
-            .map_err(|_| TokenError::Malformed)?;
+        let decode = |part: &str| {
+            URL_SAFE_NO_PAD
+                .decode(part)
+                .map_err(|_| TokenError::Malformed)
+        };
+        let header_bytes = decode(header_b64)?;
+        let payload_bytes = decode(payload_b64)?;
+        let signature = decode(signature_b64)?;
         let header = parse_strict(
             &header_bytes,
             JsonLimits {
@@ -370,111 +590,126 @@ impl TokenVerifier {
             .and_then(Value::as_str)
             .ok_or_else(|| TokenError::BadHeader("`alg` is missing".into()))?;
         let alg = Algorithm::parse(alg_name)
-            .filter(|a| self.algorithms.contains(a))
             .ok_or_else(|| TokenError::AlgorithmNotAllowed(alg_name.to_owned()))?;
         if header.contains_key("crit") {
             return Err(TokenError::CriticalHeader);
         }
         // `jku`, `x5u`, `jwk` and `x5c` are ignored on purpose: keys come
-        // only from the configured key set, never from the token itself.
+        // only from the configured key sets, never from the token itself.
         let kid = match header.get("kid") {
             None => None,
             Some(Value::String(k)) => Some(k.as_str()),
             Some(_) => return Err(TokenError::BadHeader("`kid` must be a string".into())),
         };
-        let key = self.select_key(kid, alg, alg_name)?;
-        let options = VerificationOptions {
-            allowed_issuers: Some(HashSet::from([self.issuer.clone()])),
-            allowed_audiences: Some(HashSet::from([self.audience.clone()])),
-            time_tolerance: Some(Duration::from_secs(self.skew_seconds)),
-            artificial_time: Some(Duration::from_secs(now_unix_seconds)),
-            max_token_length: Some(self.max_token_bytes),
-            ..Default::default()
+        let typ = match header.get("typ") {
+            None => None,
+            Some(Value::String(t)) => Some(t.as_str()),
+            Some(_) => return Err(TokenError::BadHeader("`typ` must be a string".into())),
         };
-        let verified = match &key.key {
-            PublicKey::Es256(k) => k.verify_token::<Map<String, Value>>(token, Some(options)),
-            PublicKey::Rs256(k) => k.verify_token::<Map<String, Value>>(token, Some(options)),
-            PublicKey::Ed(k) => k.verify_token::<Map<String, Value>>(token, Some(options)),
+        let claims = parse_strict(
+            &payload_bytes,
+            JsonLimits {
+                max_bytes: self.max_token_bytes,
+                max_depth: 16,
+            },
+        )
+        .map_err(|e| TokenError::BadClaims(e.to_string()))?;
+        let Value::Object(claims) = claims else {
+            return Err(TokenError::BadClaims("not an object".into()));
+        };
+        let issuer_name = claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or_else(|| TokenError::UntrustedIssuer("(none)".into()))?;
+        // Choosing the key set by the unverified `iss` is safe: the signature
+        // below must then verify with that issuer's own keys.
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.config.issuer == issuer_name)
+            .ok_or_else(|| TokenError::UntrustedIssuer(issuer_name.to_owned()))?;
+        if !issuer.algorithms.contains(&alg) {
+            return Err(TokenError::AlgorithmNotAllowed(alg_name.to_owned()));
         }
-        .map_err(|e| TokenError::Rejected(describe_jwt_error(&e)))?;
-        if verified.expires_at.is_none() {
+        check_type(issuer.config.token_type.as_deref(), typ)?;
+        {
+            let keys = issuer.keys.borrow();
+            let keys = keys
+                .as_ref()
+                .ok_or_else(|| TokenError::KeysUnavailable(issuer_name.to_owned()))?;
+            let key = select_key(keys, kid, alg, issuer_name)?;
+            let signing_input_len = header_b64.len() + 1 + payload_b64.len();
+            let signing_input = token
+                .get(..signing_input_len)
+                .ok_or(TokenError::Malformed)?;
+            if !key.verify(alg, signing_input.as_bytes(), &signature) {
+                return Err(TokenError::BadSignature);
+            }
+        }
+        let audiences = match claims.get("aud") {
+            Some(Value::String(a)) => vec![a.as_str()],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        if !audiences
+            .iter()
+            .any(|a| issuer.config.audiences.iter().any(|want| want == a))
+        {
+            return Err(TokenError::WrongAudience);
+        }
+        let time = |name: &str| -> Result<Option<u64>, TokenError> {
+            match claims.get(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+                    .map(Some)
+                    .ok_or_else(|| TokenError::BadClaim(name.to_owned())),
+            }
+        };
+        let times = TokenTimes {
+            exp: time("exp")?,
+            nbf: time("nbf")?,
+            iat: time("iat")?,
+        };
+        if times.exp.is_none() {
             return Err(TokenError::NoExpiry);
         }
-        let subject = verified.subject.clone().ok_or(TokenError::NoSubject)?;
-        let custom = verified.custom;
-        let client_id = self
-            .claims
+        let identity = self.identity(issuer, claims)?;
+        Ok((identity, times))
+    }
+
+    fn identity(
+        &self,
+        issuer: &IssuerVerifier,
+        claims: Map<String, Value>,
+    ) -> Result<Identity, TokenError> {
+        let names = &issuer.config.claims;
+        let subject = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .ok_or(TokenError::NoSubject)?
+            .to_owned();
+        let client_id = names
             .client_id
             .iter()
-            .find_map(|name| custom.get(name).and_then(Value::as_str))
+            .find_map(|name| claims.get(name).and_then(Value::as_str))
             .map(str::to_owned);
-        let subject_principal = self.principal(subject, custom.clone())?;
-        let (actor, prior_actors) = self.delegation_chain(&custom)?;
+        let token_id = match claims.get("jti") {
+            None => None,
+            Some(Value::String(j)) => Some(j.clone()),
+            Some(_) => return Err(TokenError::BadClaim("jti".into())),
+        };
+        // `may_act` says who *could* act; it is not delegation and is ignored.
+        let (actor, prior_actors) = self.delegation_chain(names, &claims)?;
+        let subject = principal(names, subject, claims)?;
         Ok(Identity {
-            issuer: self.issuer.clone(),
-            subject: subject_principal,
+            issuer: issuer.config.issuer.clone(),
+            subject,
             actor,
             prior_actors,
             client_id,
-            token_id: verified.jwt_id,
-        })
-    }
-
-    fn select_key(
-        &self,
-        kid: Option<&str>,
-        alg: Algorithm,
-        alg_name: &str,
-    ) -> Result<&VerifierKey, TokenError> {
-        match kid {
-            Some(kid) => {
-                let key = self
-                    .keys
-                    .iter()
-                    .find(|k| k.kid.as_deref() == Some(kid))
-                    .ok_or_else(|| TokenError::UnknownKey(kid.to_owned()))?;
-                if key.alg != alg {
-                    return Err(TokenError::KeyAlgorithmMismatch {
-                        kid: kid.to_owned(),
-                        key_alg: key.alg.as_str(),
-                        token_alg: alg_name.to_owned(),
-                    });
-                }
-                Ok(key)
-            }
-            None => {
-                let mut candidates = self.keys.iter().filter(|k| k.alg == alg);
-                match (candidates.next(), candidates.count()) {
-                    (Some(key), 0) => Ok(key),
-                    (None, _) => Err(TokenError::UnknownKey("(none)".into())),
-                    (Some(_), more) => Err(TokenError::AmbiguousKey(more + 1)),
-                }
-            }
-        }
-    }
-
-    /// Builds a principal from a claims object (the token's top level, or
-    /// one `act` object).
-    fn principal(
-        &self,
-        subject: String,
-        claims: Map<String, Value>,
-    ) -> Result<Principal, TokenError> {
-        let names = &self.claims;
-        let actor_type = claims
-            .get(&names.actor_type)
-            .and_then(Value::as_str)
-            .and_then(|v| names.actor_type_values.get(v).copied());
-        let groups = string_list(&claims, &names.groups, false)?;
-        let roles = string_list(&claims, &names.roles, false)?;
-        let scopes = string_list(&claims, &names.scope, true)?;
-        Ok(Principal {
-            subject,
-            actor_type,
-            groups,
-            roles,
-            scopes,
-            claims,
+            token_id,
         })
     }
 
@@ -482,6 +717,7 @@ impl TokenVerifier {
     /// members are prior actors, kept for the audit trail only.
     fn delegation_chain(
         &self,
+        names: &ClaimNames,
         claims: &Map<String, Value>,
     ) -> Result<(Option<Principal>, Vec<Principal>), TokenError> {
         let mut actors = Vec::new();
@@ -500,12 +736,101 @@ impl TokenVerifier {
             next = act.get("act");
             let mut own = act.clone();
             own.remove("act");
-            actors.push(self.principal(subject.to_owned(), own)?);
+            actors.push(principal(names, subject.to_owned(), own)?);
         }
         let mut actors = actors.into_iter();
         let current = actors.next();
         Ok((current, actors.collect()))
     }
+}
+
+fn check_type(required: Option<&str>, found: Option<&str>) -> Result<(), TokenError> {
+    let normalize = |t: &str| {
+        let lower = t.to_ascii_lowercase();
+        lower
+            .strip_prefix("application/")
+            .map(str::to_owned)
+            .unwrap_or(lower)
+    };
+    match (required, found) {
+        (Some(expected), Some(found)) if normalize(expected) == normalize(found) => Ok(()),
+        (Some(expected), found) => Err(TokenError::WrongType {
+            expected: expected.to_owned(),
+            found: found.unwrap_or("(none)").to_owned(),
+        }),
+        // Without a requirement, any JWT type is accepted, but not other
+        // kinds of JOSE object (e.g. `secevent+jwt` is still a JWT).
+        (None, Some(found))
+            if !(normalize(found) == "jwt" || normalize(found).ends_with("+jwt")) =>
+        {
+            Err(TokenError::WrongType {
+                expected: "JWT".into(),
+                found: found.to_owned(),
+            })
+        }
+        (None, _) => Ok(()),
+    }
+}
+
+fn select_key<'k>(
+    keys: &'k [VerifierKey],
+    kid: Option<&str>,
+    alg: Algorithm,
+    issuer: &str,
+) -> Result<&'k VerifierKey, TokenError> {
+    match kid {
+        Some(kid) => {
+            let key = keys
+                .iter()
+                .find(|k| k.kid.as_deref() == Some(kid))
+                .ok_or_else(|| TokenError::UnknownKey {
+                    issuer: issuer.to_owned(),
+                    kid: kid.to_owned(),
+                })?;
+            if !key.algorithms.contains(&alg) {
+                return Err(TokenError::AlgorithmNotAllowed(format!(
+                    "{} for key `{kid}`",
+                    alg.as_str()
+                )));
+            }
+            Ok(key)
+        }
+        None => {
+            let mut candidates = keys.iter().filter(|k| k.algorithms.contains(&alg));
+            match (candidates.next(), candidates.count()) {
+                (Some(key), 0) => Ok(key),
+                (None, _) => Err(TokenError::UnknownKey {
+                    issuer: issuer.to_owned(),
+                    kid: "(none)".into(),
+                }),
+                (Some(_), more) => Err(TokenError::AmbiguousKey(more + 1)),
+            }
+        }
+    }
+}
+
+/// Builds a principal from a claims object (the token's top level, or one
+/// `act` object).
+fn principal(
+    names: &ClaimNames,
+    subject: String,
+    claims: Map<String, Value>,
+) -> Result<Principal, TokenError> {
+    let actor_type = claims
+        .get(&names.actor_type)
+        .and_then(Value::as_str)
+        .and_then(|v| names.actor_type_values.get(v).copied());
+    let groups = string_list(&claims, &names.groups, false)?;
+    let roles = string_list(&claims, &names.roles, false)?;
+    let scopes = string_list(&claims, &names.scope, true)?;
+    Ok(Principal {
+        subject,
+        actor_type,
+        groups,
+        roles,
+        scopes,
+        claims,
+    })
 }
 
 fn string_list(
@@ -526,99 +851,6 @@ fn string_list(
             .ok_or_else(|| TokenError::BadClaim(name.to_owned())),
         Some(_) => Err(TokenError::BadClaim(name.to_owned())),
     }
-}
-
-fn describe_jwt_error(error: &jwt_simple::Error) -> String {
-    let text = error.to_string();
-    let lower = text.to_ascii_lowercase();
-    for (needle, said) in [
-        ("expired", "token has expired"),
-        ("not valid yet", "token is not valid yet"),
-        ("audience", "audience does not include this resource"),
-        ("issuer", "issuer is not trusted"),
-        ("signature", "signature does not verify"),
-        ("clock drift", "token was issued in the future"),
-    ] {
-        if lower.contains(needle) {
-            return said.to_owned();
-        }
-    }
-    text
-}
-
-fn parse_jwks(jwks: &Value, allowed: &[Algorithm]) -> Result<Vec<VerifierKey>, KeyConfigError> {
-    let keys = jwks
-        .get("keys")
-        .and_then(Value::as_array)
-        .ok_or_else(|| KeyConfigError::BadJwks("must be an object with a `keys` array".into()))?;
-    let mut out = Vec::new();
-    let mut kids = HashSet::new();
-    for (index, jwk) in keys.iter().enumerate() {
-        let bad = |message: String| KeyConfigError::BadKey { index, message };
-        let jwk = jwk.as_object().ok_or_else(|| bad("not an object".into()))?;
-        let field = |name: &str| jwk.get(name).and_then(Value::as_str);
-        if ["d", "p", "q", "dp", "dq", "qi", "k"]
-            .iter()
-            .any(|m| jwk.contains_key(*m))
-        {
-            return Err(bad(
-                "contains private or symmetric key material; publish only public keys".into(),
-            ));
-        }
-        if let Some(usage) = field("use")
-            && usage != "sig"
-        {
-            continue;
-        }
-        let bytes = |name: &str| -> Result<Vec<u8>, KeyConfigError> {
-            let text = field(name).ok_or_else(|| bad(format!("`{name}` is missing")))?;
-            URL_SAFE_NO_PAD
-                .decode(text)
-                .map_err(|_| bad(format!("`{name}` is not base64url")))
-        };
-        let kid = field("kid").map(str::to_owned);
-        if let Some(kid) = &kid
-            && !kids.insert(kid.clone())
-        {
-            return Err(bad(format!("duplicate kid `{kid}`")));
-        }
-        let (alg, key) = match (field("kty"), field("crv")) {
-            (Some("EC"), Some("P-256")) => {
-                let mut sec1 = vec![0x04];
-                let (x, y) = (bytes("x")?, bytes("y")?);
-                if x.len() != 32 || y.len() != 32 {
-                    return Err(bad("P-256 coordinates must be 32 bytes".into()));
-                }
-                sec1.extend_from_slice(&x);
-                sec1.extend_from_slice(&y);
-                let key = ES256PublicKey::from_bytes(&sec1).map_err(|e| bad(e.to_string()))?;
-                (Algorithm::ES256, PublicKey::Es256(key))
-            }
-            (Some("RSA"), _) => {
-                let key = RS256PublicKey::from_components(&bytes("n")?, &bytes("e")?)
-                    .map_err(|e| bad(e.to_string()))?;
-                (Algorithm::RS256, PublicKey::Rs256(Box::new(key)))
-            }
-            (Some("OKP"), Some("Ed25519")) => {
-                let key =
-                    Ed25519PublicKey::from_bytes(&bytes("x")?).map_err(|e| bad(e.to_string()))?;
-                (Algorithm::EdDSA, PublicKey::Ed(key))
-            }
-            // Keys of other types or curves may sit in an IdP's set for other
-            // consumers; they are not usable here and are skipped.
-            _ => continue,
-        };
-        if let Some(declared) = field("alg")
-            && declared != alg.as_str()
-        {
-            // e.g. an RSA key published for PS256 only: not for RS256.
-            continue;
-        }
-        if allowed.contains(&alg) {
-            out.push(VerifierKey { kid, alg, key });
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

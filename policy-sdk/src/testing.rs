@@ -137,9 +137,11 @@ pub fn raw_token(header: &Value, claims: &Value, signature: &[u8]) -> String {
 /// The identity section of the example policy, with the demo keys inline.
 pub fn demo_identity_json() -> Value {
     json!({
-        "issuer": DEMO_ISSUER,
-        "audience": DEMO_AUDIENCE,
-        "jwks": demo_jwks(),
-        "algorithms": ["ES256", "RS256", "EdDSA"],
+        "issuers": [{
+            "issuer": DEMO_ISSUER,
+            "audiences": [DEMO_AUDIENCE],
+            "jwks": demo_jwks(),
+            "algorithms": ["ES256", "RS256", "EdDSA"],
+        }],
     })
 }

@@ -71,8 +71,8 @@ fn configuration_errors_are_refused() {
             "rule `x` (tools)",
         ),
         (
-            json!({"identity": {"issuer": "i", "audience": "a"}}),
-            "`jwks` is required",
+            json!({"identity": {"issuers": [{"issuer": "i", "audiences": ["a"]}]}}),
+            "give one of `jwks`",
         ),
     ];
     for (extra, message) in cases {

@@ -4,10 +4,17 @@ use super::*;
 use crate::testing::{
     DemoAlg, DemoIssuer, TEST_NOW, demo_identity_json, raw_token, standard_claims,
 };
+use jwt_simple::prelude::{
+    Audiences, Duration, ECDSAP256KeyPairLike, ECDSAP384KeyPairLike, ES256KeyPair, ES384KeyPair,
+    JWTClaims,
+};
+
+fn config() -> IdentityConfig {
+    serde_json::from_value(demo_identity_json()).unwrap()
+}
 
 fn verifier() -> TokenVerifier {
-    let config: IdentityConfig = serde_json::from_value(demo_identity_json()).unwrap();
-    TokenVerifier::new(&config).unwrap()
+    TokenVerifier::new(&config()).unwrap()
 }
 
 fn verify(token: &str) -> Result<Identity, TokenError> {
@@ -96,44 +103,15 @@ fn unmapped_actor_types_stay_unclassified() {
 }
 
 #[test]
-fn maps_custom_actor_type_values() {
-    let mut config: IdentityConfig = serde_json::from_value(demo_identity_json()).unwrap();
-    config.claims.actor_type = "principal_kind".into();
-    config.claims.actor_type_values = [
-        ("user".to_owned(), ActorType::Human),
-        ("llm".to_owned(), ActorType::Agent),
-    ]
-    .into();
-    let v = TokenVerifier::new(&config).unwrap();
-    let token = issuer()
-        .token(TEST_NOW, json!({"principal_kind": "llm"}))
-        .unwrap();
-    assert_eq!(
-        v.verify(&token, TEST_NOW).unwrap().subject.actor_type,
-        Some(ActorType::Agent)
-    );
-    let token = issuer()
-        .token(TEST_NOW, json!({"principal_kind": "human"}))
-        .unwrap();
-    assert_eq!(v.verify(&token, TEST_NOW).unwrap().subject.actor_type, None);
-}
-
-#[test]
 fn rejects_expired_not_yet_valid_and_skew() {
     let i = issuer();
     let expired = i.token(TEST_NOW, json!({"exp": TEST_NOW - 61})).unwrap();
-    assert_eq!(
-        verify(&expired).unwrap_err(),
-        TokenError::Rejected("token has expired".into())
-    );
+    assert_eq!(verify(&expired).unwrap_err(), TokenError::Expired);
     // Within the default 60 s skew.
     let just_expired = i.token(TEST_NOW, json!({"exp": TEST_NOW - 30})).unwrap();
     assert!(verify(&just_expired).is_ok());
     let future = i.token(TEST_NOW, json!({"nbf": TEST_NOW + 120})).unwrap();
-    assert_eq!(
-        verify(&future).unwrap_err(),
-        TokenError::Rejected("token is not valid yet".into())
-    );
+    assert_eq!(verify(&future).unwrap_err(), TokenError::NotYetValid);
     let no_exp = i.token(TEST_NOW, json!({"exp": null})).unwrap();
     assert_eq!(verify(&no_exp).unwrap_err(), TokenError::NoExpiry);
     let no_sub = i.token(TEST_NOW, json!({"sub": null})).unwrap();
@@ -146,10 +124,7 @@ fn checks_issuer_and_audience() {
     let wrong_aud = i
         .token(TEST_NOW, json!({"aud": "https://other.example/mcp"}))
         .unwrap();
-    assert_eq!(
-        verify(&wrong_aud).unwrap_err(),
-        TokenError::Rejected("audience does not include this resource".into())
-    );
+    assert_eq!(verify(&wrong_aud).unwrap_err(), TokenError::WrongAudience);
     let aud_list = i
         .token(
             TEST_NOW,
@@ -158,13 +133,13 @@ fn checks_issuer_and_audience() {
         .unwrap();
     assert!(verify(&aud_list).is_ok());
     let no_aud = i.token(TEST_NOW, json!({"aud": null})).unwrap();
-    assert!(verify(&no_aud).is_err());
+    assert_eq!(verify(&no_aud).unwrap_err(), TokenError::WrongAudience);
     let wrong_iss = i
         .token(TEST_NOW, json!({"iss": "https://evil.example"}))
         .unwrap();
     assert_eq!(
         verify(&wrong_iss).unwrap_err(),
-        TokenError::Rejected("issuer is not trusted".into())
+        TokenError::UntrustedIssuer("https://evil.example".into())
     );
 }
 
@@ -194,10 +169,7 @@ fn rejects_bad_signatures() {
     let mut sig_bytes: Vec<u8> = sig.bytes().collect();
     sig_bytes[5] = if sig_bytes[5] == b'A' { b'B' } else { b'A' };
     let tampered = format!("{signed}.{}", String::from_utf8(sig_bytes).unwrap());
-    assert!(matches!(
-        verify(&tampered).unwrap_err(),
-        TokenError::Rejected(_)
-    ));
+    assert!(verify(&tampered).unwrap_err() == TokenError::BadSignature);
     // Claims swapped after signing.
     let (header, _) = signed.split_once('.').unwrap();
     let other_claims = standard_claims(TEST_NOW, json!({"sub": "mallory"}));
@@ -208,10 +180,7 @@ fn rejects_bad_signatures() {
             .nth(1)
             .unwrap()
     );
-    assert!(matches!(
-        verify(&forged).unwrap_err(),
-        TokenError::Rejected(_)
-    ));
+    assert!(verify(&forged).unwrap_err() == TokenError::BadSignature);
 }
 
 #[test]
@@ -224,17 +193,20 @@ fn rejects_unknown_kid_mismatched_keys_and_crit() {
     );
     assert_eq!(
         verify(&unknown).unwrap_err(),
-        TokenError::UnknownKey("rotated-away".into())
+        TokenError::UnknownKey {
+            issuer: crate::testing::DEMO_ISSUER.into(),
+            kid: "rotated-away".into()
+        }
     );
     let mismatch = raw_token(
         &json!({"alg": "ES256", "kid": "demo-rs256"}),
         &claims,
         &[0; 64],
     );
-    assert!(matches!(
-        verify(&mismatch).unwrap_err(),
-        TokenError::KeyAlgorithmMismatch { .. }
-    ));
+    assert!(
+        verify(&mismatch).unwrap_err()
+            == TokenError::AlgorithmNotAllowed("ES256 for key `demo-rs256`".into())
+    );
     let crit = raw_token(
         &json!({"alg": "ES256", "kid": "demo-es256", "crit": ["exp"]}),
         &claims,
@@ -272,10 +244,7 @@ fn ignores_keys_embedded_in_the_token_header() {
     jwt.custom
         .insert("actor_type".into(), claims["actor_type"].clone());
     let token = attacker.sign(jwt).unwrap();
-    assert!(matches!(
-        verify(&token).unwrap_err(),
-        TokenError::Rejected(_)
-    ));
+    assert!(verify(&token).unwrap_err() == TokenError::BadSignature);
 }
 
 #[test]
@@ -306,52 +275,89 @@ fn extracts_bearer_tokens() {
 }
 
 #[test]
+fn maps_custom_actor_type_values() {
+    let mut config = config();
+    config.issuers[0].claims.actor_type = "principal_kind".into();
+    config.issuers[0].claims.actor_type_values = [
+        ("user".to_owned(), ActorType::Human),
+        ("llm".to_owned(), ActorType::Agent),
+    ]
+    .into();
+    let v = TokenVerifier::new(&config).unwrap();
+    let token = issuer()
+        .token(TEST_NOW, json!({"principal_kind": "llm"}))
+        .unwrap();
+    assert_eq!(
+        v.verify(&token, TEST_NOW).unwrap().subject.actor_type,
+        Some(ActorType::Agent)
+    );
+    let token = issuer()
+        .token(TEST_NOW, json!({"principal_kind": "human"}))
+        .unwrap();
+    assert_eq!(v.verify(&token, TEST_NOW).unwrap().subject.actor_type, None);
+}
+
+#[test]
 fn refuses_bad_key_configuration() {
-    let mut config: IdentityConfig = serde_json::from_value(demo_identity_json()).unwrap();
-    config.algorithms = vec!["HS256".into()];
+    let with = |f: &dyn Fn(&mut IdentityConfig)| {
+        let mut c = config();
+        f(&mut c);
+        TokenVerifier::new(&c).unwrap_err()
+    };
     assert_eq!(
-        TokenVerifier::new(&config).unwrap_err(),
-        KeyConfigError::UnsupportedAlgorithm("HS256".into())
+        with(&|c| c.issuers[0].algorithms = vec!["HS256".into()]),
+        KeyConfigError::UnsupportedAlgorithm {
+            index: 0,
+            name: "HS256".into()
+        }
     );
-    config.algorithms = vec![];
     assert_eq!(
-        TokenVerifier::new(&config).unwrap_err(),
-        KeyConfigError::NoAlgorithms
+        with(&|c| c.issuers[0].algorithms = vec![]),
+        KeyConfigError::NoAlgorithms { index: 0 }
     );
-    config.algorithms = vec!["ES256".into()];
-    config.jwks =
-        Some(json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "d": "secret"}]}));
     assert!(matches!(
-        TokenVerifier::new(&config).unwrap_err(),
-        KeyConfigError::BadKey { .. }
+        with(&|c| c.issuers[0].jwks = Some(
+            json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "d": "secret"}]})
+        )),
+        KeyConfigError::BadJwks { .. }
     ));
-    config.jwks = Some(json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}));
     assert!(matches!(
-        TokenVerifier::new(&config).unwrap_err(),
-        KeyConfigError::BadKey { .. }
+        with(&|c| c.issuers[0].jwks = Some(json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}))),
+        KeyConfigError::BadJwks { .. }
     ));
-    config.jwks = Some(json!({"keys": []}));
     assert_eq!(
-        TokenVerifier::new(&config).unwrap_err(),
-        KeyConfigError::NoUsableKey
+        with(&|c| c.issuers[0].jwks = Some(json!({"keys": []}))),
+        KeyConfigError::NoUsableKey { index: 0 }
     );
-    config.jwks = Some(json!([]));
     assert!(matches!(
-        TokenVerifier::new(&config).unwrap_err(),
-        KeyConfigError::BadJwks(_)
+        with(&|c| c.issuers[0].jwks = Some(json!([]))),
+        KeyConfigError::BadJwks { .. }
     ));
-    config.jwks = None;
-    config.jwks_file = Some("keys.json".into());
     assert_eq!(
-        TokenVerifier::new(&config).unwrap_err(),
-        KeyConfigError::UnresolvedJwksFile
+        with(&|c| {
+            c.issuers[0].jwks = None;
+            c.issuers[0].jwks_file = Some("keys.json".into());
+        }),
+        KeyConfigError::KeySource { index: 0 }
     );
+    assert_eq!(with(&|c| c.issuers.clear()), KeyConfigError::NoIssuers);
+    assert_eq!(
+        with(&|c| c.issuers[0].audiences.clear()),
+        KeyConfigError::Empty {
+            index: 0,
+            field: "audiences"
+        }
+    );
+    assert!(matches!(
+        with(&|c| c.issuers.push(c.issuers[0].clone())),
+        KeyConfigError::DuplicateIssuer { index: 1, .. }
+    ));
 }
 
 #[test]
 fn only_allowed_algorithms_keep_their_keys() {
-    let mut config: IdentityConfig = serde_json::from_value(demo_identity_json()).unwrap();
-    config.algorithms = vec!["EdDSA".into()];
+    let mut config = config();
+    config.issuers[0].algorithms = vec!["EdDSA".into()];
     let v = TokenVerifier::new(&config).unwrap();
     let es = issuer().token(TEST_NOW, json!({})).unwrap();
     assert_eq!(
@@ -362,4 +368,253 @@ fn only_allowed_algorithms_keep_their_keys() {
         .sign(DemoAlg::EdDSA, &standard_claims(TEST_NOW, json!({})))
         .unwrap();
     assert!(v.verify(&ed, TEST_NOW).is_ok());
+}
+
+fn second_issuer_config(extra: Value) -> IdentityConfig {
+    let mut c = config();
+    let other = ES384KeyPair::generate().with_key_id("other-es384");
+    let jwk: Value = serde_json::from_str(&other.public_key().to_jwk()).unwrap();
+    let mut issuer = json!({
+        "issuer": "https://other-idp.example",
+        "audiences": ["https://mcp.example/a", "https://mcp.example/b"],
+        "jwks": {"keys": [jwk]},
+        "claims": {"actor_type": "kind", "groups": "teams"},
+    });
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        issuer[k] = v;
+    }
+    c.issuers.push(serde_json::from_value(issuer).unwrap());
+    OTHER_KEY.with(|k| *k.borrow_mut() = Some(other));
+    c
+}
+
+thread_local! {
+    static OTHER_KEY: std::cell::RefCell<Option<ES384KeyPair>> = const { std::cell::RefCell::new(None) };
+}
+
+fn other_token(claims: Value) -> String {
+    OTHER_KEY.with(|k| {
+        let key = k.borrow();
+        let key = key.as_ref().unwrap();
+        let mut c = claims.as_object().cloned().unwrap();
+        let mut jwt = JWTClaims {
+            issued_at: None,
+            expires_at: Some(Duration::from_secs(TEST_NOW + 600)),
+            invalid_before: None,
+            issuer: Some("https://other-idp.example".into()),
+            subject: c.remove("sub").and_then(|v| v.as_str().map(str::to_owned)),
+            audiences: Some(Audiences::AsString("https://mcp.example/b".into())),
+            jwt_id: None,
+            nonce: None,
+            custom: Map::new(),
+        };
+        jwt.custom = c;
+        key.sign(jwt).unwrap()
+    })
+}
+
+#[test]
+fn several_issuers_each_with_their_own_keys_audiences_and_claims() {
+    let v = TokenVerifier::new(&second_issuer_config(json!({}))).unwrap();
+    let id = v
+        .verify(
+            &other_token(json!({"sub": "svc-1", "kind": "service", "teams": ["ops"]})),
+            TEST_NOW,
+        )
+        .unwrap();
+    assert_eq!(id.issuer, "https://other-idp.example");
+    assert_eq!(id.subject.actor_type, Some(ActorType::Service));
+    assert_eq!(id.subject.groups, vec!["ops"]);
+    // The demo issuer still works with its own claim names.
+    assert!(
+        v.verify(&issuer().token(TEST_NOW, json!({})).unwrap(), TEST_NOW)
+            .is_ok()
+    );
+    // A demo-issuer token carrying the other issuer's audience is refused.
+    let cross = issuer()
+        .token(TEST_NOW, json!({"aud": "https://mcp.example/b"}))
+        .unwrap();
+    assert_eq!(
+        v.verify(&cross, TEST_NOW).unwrap_err(),
+        TokenError::WrongAudience
+    );
+    // A token claiming the other issuer but signed with a demo key names an
+    // unknown kid of that issuer: keys never cross issuers.
+    let forged = issuer()
+        .token(TEST_NOW, json!({"iss": "https://other-idp.example"}))
+        .unwrap();
+    assert!(matches!(
+        v.verify(&forged, TEST_NOW).unwrap_err(),
+        TokenError::UnknownKey { .. }
+    ));
+}
+
+#[test]
+fn ps256_and_explicit_typing() {
+    use jwt_simple::prelude::{PS256KeyPair, RSAKeyPairLike};
+    let mut c = config();
+    let mut jwks = crate::testing::demo_jwks();
+    // The same RSA key published without `alg` serves RS256 and PS256.
+    jwks["keys"][1].as_object_mut().unwrap().remove("alg");
+    c.issuers[0].jwks = Some(jwks);
+    c.issuers[0].algorithms = vec!["PS256".into(), "ES256".into()];
+    c.issuers[0].token_type = Some("at+jwt".into());
+    let v = TokenVerifier::new(&c).unwrap();
+    let ps = PS256KeyPair::from_pem(include_str!("../../../examples/keys/demo-rs256.pem"))
+        .unwrap()
+        .with_key_id("demo-rs256");
+    let claims = standard_claims(TEST_NOW, json!({}));
+    let mut jwt: JWTClaims<Map<String, Value>> = JWTClaims {
+        issued_at: None,
+        expires_at: Some(Duration::from_secs(TEST_NOW + 600)),
+        invalid_before: None,
+        issuer: Some(crate::testing::DEMO_ISSUER.into()),
+        subject: Some("alice".into()),
+        audiences: Some(Audiences::AsString(crate::testing::DEMO_AUDIENCE.into())),
+        jwt_id: None,
+        nonce: None,
+        custom: Map::new(),
+    };
+    jwt.custom
+        .insert("actor_type".into(), claims["actor_type"].clone());
+    let options = jwt_simple::prelude::HeaderOptions {
+        signature_type: Some("at+jwt".into()),
+        ..Default::default()
+    };
+    let token = ps.sign_with_options(jwt.clone(), &options).unwrap();
+    assert!(v.verify(&token, TEST_NOW).is_ok());
+    // Without the required type: refused.
+    let untyped = ps.sign(jwt).unwrap();
+    assert!(matches!(
+        v.verify(&untyped, TEST_NOW).unwrap_err(),
+        TokenError::WrongType { .. }
+    ));
+    // RS256 is not on this issuer's list any more.
+    let rs = issuer().sign(DemoAlg::RS256, &claims).unwrap();
+    assert_eq!(
+        v.verify(&rs, TEST_NOW).unwrap_err(),
+        TokenError::AlgorithmNotAllowed("RS256".into())
+    );
+}
+
+#[test]
+fn cached_tokens_skip_the_signature_but_not_the_clock_or_revocation() {
+    let v = verifier();
+    let token = issuer()
+        .token(TEST_NOW, json!({"jti": "t-9", "exp": TEST_NOW + 100}))
+        .unwrap();
+    v.verify(&token, TEST_NOW).unwrap();
+    v.verify(&token, TEST_NOW + 1).unwrap();
+    let stats = v.cache_stats();
+    assert_eq!((stats.entries, stats.hits, stats.misses), (1, 1, 1));
+    // Time still counts on a hit.
+    assert_eq!(
+        v.verify(&token, TEST_NOW + 100 + 61).unwrap_err(),
+        TokenError::Expired
+    );
+    // So does revocation.
+    v.update_revocations(&json!({"jti": [{"value": "t-9", "reason": "laptop stolen"}]}))
+        .unwrap();
+    assert_eq!(
+        v.verify(&token, TEST_NOW).unwrap_err(),
+        TokenError::Revoked("token `t-9` is revoked: laptop stolen".into())
+    );
+    // A bad signature is never cached as good.
+    let (signed, _) = token.rsplit_once('.').unwrap();
+    let forged = format!("{signed}.AAAA");
+    assert!(v.verify(&forged, TEST_NOW).is_err());
+    assert!(v.verify(&forged, TEST_NOW).is_err());
+}
+
+#[test]
+fn revocation_by_subject_anywhere_in_the_chain_client_and_issuer() {
+    let mut c = config();
+    c.revocation.lists.subjects = vec![RevokedEntry::Value("rogue-agent".into())];
+    let v = TokenVerifier::new(&c).unwrap();
+    let via_rogue = issuer()
+        .token(
+            TEST_NOW,
+            json!({"act": {"sub": "rogue-agent", "actor_type": "agent"}}),
+        )
+        .unwrap();
+    assert_eq!(
+        v.verify(&via_rogue, TEST_NOW).unwrap_err(),
+        TokenError::Revoked("subject `rogue-agent` is revoked".into())
+    );
+    let direct = issuer()
+        .token(TEST_NOW, json!({"client_id": "cli-7"}))
+        .unwrap();
+    assert!(v.verify(&direct, TEST_NOW).is_ok());
+    v.update_revocations(&json!({"client_ids": ["cli-7"]}))
+        .unwrap();
+    assert!(matches!(
+        v.verify(&direct, TEST_NOW).unwrap_err(),
+        TokenError::Revoked(_)
+    ));
+    // A polled list replaces the previous polled list, never the configured one.
+    v.update_revocations(&json!({"issuers": []})).unwrap();
+    assert!(v.verify(&direct, TEST_NOW).is_ok());
+    assert!(v.verify(&via_rogue, TEST_NOW).is_err());
+    v.update_revocations(&json!({"issuers": [crate::testing::DEMO_ISSUER]}))
+        .unwrap();
+    assert!(matches!(
+        v.verify(&direct, TEST_NOW).unwrap_err(),
+        TokenError::Revoked(_)
+    ));
+    // A malformed list is refused and the previous one stays.
+    assert!(v.update_revocations(&json!({"issuers": "x"})).is_err());
+    assert!(v.verify(&direct, TEST_NOW).is_err());
+}
+
+#[test]
+fn fetched_key_sets_fail_closed_until_loaded_and_survive_bad_updates() {
+    let mut c = config();
+    c.issuers[0].jwks = None;
+    c.issuers[0].jwks_fetch =
+        Some(serde_json::from_value(json!({"cluster": "idp", "path": "/jwks"})).unwrap());
+    let v = TokenVerifier::new(&c).unwrap();
+    let token = issuer().token(TEST_NOW, json!({})).unwrap();
+    let err = v.verify(&token, TEST_NOW).unwrap_err();
+    assert_eq!(
+        err,
+        TokenError::KeysUnavailable(crate::testing::DEMO_ISSUER.into())
+    );
+    assert_eq!(err.issuer_needing_keys(), Some(crate::testing::DEMO_ISSUER));
+    assert_eq!(
+        v.update_keys(crate::testing::DEMO_ISSUER, &crate::testing::demo_jwks()),
+        Ok(3)
+    );
+    assert!(v.verify(&token, TEST_NOW).is_ok());
+    assert!(
+        v.update_keys(crate::testing::DEMO_ISSUER, &json!({"keys": []}))
+            .is_err()
+    );
+    assert!(
+        v.update_keys(crate::testing::DEMO_ISSUER, &json!("nope"))
+            .is_err()
+    );
+    assert!(
+        v.verify(&token, TEST_NOW).is_ok(),
+        "the last good key set stays"
+    );
+    // Rotation: a set without the signing key drops cached verdicts too.
+    let mut rotated = crate::testing::demo_jwks();
+    rotated["keys"].as_array_mut().unwrap().remove(0);
+    v.update_keys(crate::testing::DEMO_ISSUER, &rotated)
+        .unwrap();
+    assert!(matches!(
+        v.verify(&token, TEST_NOW).unwrap_err(),
+        TokenError::UnknownKey { .. }
+    ));
+    assert_eq!(v.remote_key_sources().len(), 1);
+}
+
+#[test]
+fn may_act_is_not_delegation() {
+    let token = issuer()
+        .token(TEST_NOW, json!({"may_act": {"sub": "research-agent"}}))
+        .unwrap();
+    let id = verify(&token).unwrap();
+    assert_eq!(id.actor, None);
+    assert_eq!(id.delegation_depth(), 0);
 }

@@ -102,6 +102,8 @@ pub(crate) struct Rule {
     pub principal: Option<PrincipalMatch>,
     pub on_behalf_of: Option<PrincipalMatch>,
     pub delegated: Option<bool>,
+    /// Inclusive bounds on the number of actors in the chain.
+    pub delegation_depth: Option<(usize, usize)>,
     pub methods: MethodMatch,
     pub target: TargetMatch,
     pub arguments: Vec<ArgumentCondition>,
@@ -376,6 +378,30 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
         ));
     }
 
+    let delegation_depth = match &source.delegation_depth {
+        None => None,
+        Some(d) => {
+            let (min, max) = (d.min.unwrap_or(0), d.max.unwrap_or(usize::MAX));
+            if d.min.is_none() && d.max.is_none() {
+                return Err(err(id, "delegation_depth", "give `min`, `max` or both"));
+            }
+            if min > max {
+                return Err(err(
+                    id,
+                    "delegation_depth",
+                    format!("min {min} is greater than max {max}: can never match"),
+                ));
+            }
+            if min > 0 && source.delegated == Some(false) {
+                return Err(err(
+                    id,
+                    "delegation_depth",
+                    "a direct request has depth 0: can never match with `delegated: false`",
+                ));
+            }
+            Some((min, max))
+        }
+    };
     let tools = globs(id, "tools", &source.tools)?;
     let resources = globs(id, "resources", &source.resources)?;
     let resource_prefixes = match non_empty(id, "resource_prefixes", &source.resource_prefixes)? {
@@ -513,6 +539,7 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
         principal,
         on_behalf_of,
         delegated: source.delegated,
+        delegation_depth,
         methods,
         target,
         arguments,
@@ -532,6 +559,7 @@ fn session_rule() -> Result<Rule, CompileError> {
         principal: None,
         on_behalf_of: None,
         delegated: None,
+        delegation_depth: None,
         methods: MethodMatch::Globs(methods),
         target: TargetMatch::Any,
         arguments: Vec::new(),

@@ -26,6 +26,8 @@ pub(crate) struct PassContext<'a> {
     pub principal: &'a Principal,
     pub on_behalf_of: Option<&'a Principal>,
     pub delegated: bool,
+    /// Actors in the request's delegation chain.
+    pub depth: usize,
 }
 
 /// The outcome of one pass.
@@ -117,6 +119,12 @@ fn rule_matches(
     target: &PreparedTarget<'_>,
 ) -> Result<bool, String> {
     if rule.delegated.is_some_and(|d| d != ctx.delegated) {
+        return Ok(false);
+    }
+    if rule
+        .delegation_depth
+        .is_some_and(|(min, max)| ctx.depth < min || ctx.depth > max)
+    {
         return Ok(false);
     }
     if let Some(m) = &rule.principal
@@ -244,22 +252,26 @@ fn argument_matches(condition: &ArgumentCondition, arguments: &Value) -> Result<
 
 /// The two contexts a request is judged in.
 pub(crate) fn passes(identity: &Identity) -> Vec<PassContext<'_>> {
+    let depth = identity.delegation_depth();
     match &identity.actor {
         None => vec![PassContext {
             principal: &identity.subject,
             on_behalf_of: None,
             delegated: false,
+            depth,
         }],
         Some(actor) => vec![
             PassContext {
                 principal: actor,
                 on_behalf_of: Some(&identity.subject),
                 delegated: true,
+                depth,
             },
             PassContext {
                 principal: &identity.subject,
                 on_behalf_of: None,
                 delegated: true,
+                depth,
             },
         ],
     }

@@ -72,6 +72,16 @@ pub struct RangeSource {
     pub max: Option<f64>,
 }
 
+/// Bounds on the delegation chain's length, both ends included.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepthSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<usize>,
+}
+
 /// A condition on one tool argument: a JSON pointer into `arguments` and
 /// exactly one test.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,6 +118,9 @@ pub struct RuleSource {
     /// `true`: only delegated requests; `false`: only direct ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegated: Option<bool>,
+    /// Bounds on the number of actors in the delegation chain (0 = direct).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegation_depth: Option<DepthSource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub methods: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -351,6 +351,30 @@ fn delegated_flag_and_on_behalf_of() {
 }
 
 #[test]
+fn delegation_depth_bounds_the_chain() {
+    let p = compile(
+        r#"
+- id: no-long-chains
+  effect: deny
+  owner: sec
+  delegation_depth: {min: 2}
+- id: search
+  effect: allow
+  owner: a
+  tools: [search]
+"#,
+    );
+    let mut via_two = delegated(alice(), agent());
+    assert!(p.decide(&via_two, &tool("search", json!({}))).is_allowed());
+    via_two
+        .prior_actors
+        .push(principal("orchestrator", Some(ActorType::Service), &[]));
+    let d = p.decide(&via_two, &tool("search", json!({})));
+    assert_eq!(d.rule.as_deref(), Some("no-long-chains"));
+    assert!(!d.is_allowed());
+}
+
+#[test]
 fn argument_tests() {
     let p = compile(BASE);
     let ci = direct(principal("ci-bot", Some(ActorType::Service), &[]));
@@ -638,6 +662,16 @@ fn validation_names_rule_and_field() {
             "must not be empty",
         ),
         ("- {id: \"a b\", effect: allow, owner: o}", "id", "rule ids"),
+        (
+            "- {id: a, effect: allow, owner: o, delegation_depth: {min: 3, max: 1}}",
+            "delegation_depth",
+            "can never match",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o, delegation_depth: {}}",
+            "delegation_depth",
+            "give `min`",
+        ),
         (
             "- {id: \"warden:x\", effect: allow, owner: o}",
             "id",
