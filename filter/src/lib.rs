@@ -5,11 +5,13 @@
 //! plus audit lines and counters.
 
 mod metrics;
+mod remote;
 
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
-use policy_sdk::audit::AuditRecord;
+use std::collections::HashMap;
+
 use policy_sdk::{BodyVerdict, HeadVerdict, Identity, Reply, RequestHead, Warden};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -33,14 +35,51 @@ fn log(level: LogLevel, message: &str) {
 }
 
 /// The root context: compiles the plugin configuration once and shares the
-/// result with every HTTP context.
+/// result with every HTTP context; keeps fetched documents (key sets,
+/// revocation list) fresh on a timer.
 #[derive(Default)]
 struct WardenRoot {
     warden: Option<Rc<Warden>>,
     metrics: Option<Rc<Metrics>>,
+    sources: Vec<remote::Source>,
+    applied: remote::Applied,
+    in_flight: HashMap<u32, remote::Fetch>,
 }
 
-impl Context for WardenRoot {}
+/// How often the root context looks at its fetched documents.
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn unix_seconds(time: std::time::SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+impl Context for WardenRoot {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let (Some(fetch), Some(warden)) = (self.in_flight.remove(&token_id), self.warden.clone())
+        else {
+            return;
+        };
+        match remote::on_response(&warden, fetch, body_size, &self.applied) {
+            remote::Progress::Next(token, fetch) => {
+                self.in_flight.insert(token, fetch);
+            }
+            remote::Progress::Loaded(summary) => {
+                log(LogLevel::Info, &format!("warden: loaded {summary}"))
+            }
+            remote::Progress::Failed(reason) => {
+                log(LogLevel::Warn, &format!("warden: fetch failed: {reason}"))
+            }
+        }
+    }
+}
 
 impl RootContext for WardenRoot {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
@@ -100,7 +139,18 @@ impl RootContext for WardenRoot {
                         }
                     }
                 }
+                self.sources = remote::sources(&warden);
+                self.in_flight.clear();
                 self.warden = Some(Rc::new(warden));
+                if !self.sources.is_empty()
+                    && let Err(status) = hostcalls::set_tick_period(TICK)
+                {
+                    log(
+                        LogLevel::Critical,
+                        &format!("warden: cannot set the tick period: {status:?}"),
+                    );
+                    return false;
+                }
                 true
             }
             Err(error) => {
@@ -117,10 +167,40 @@ impl RootContext for WardenRoot {
         }
     }
 
+    fn on_tick(&mut self) {
+        let Some(warden) = self.warden.clone() else {
+            return;
+        };
+        let now = unix_seconds(self.get_current_time());
+        for source in &self.sources {
+            remote::sync(&warden, source, &self.applied);
+            if self
+                .in_flight
+                .values()
+                .any(|f| f.source.label() == source.label())
+            {
+                continue;
+            }
+            if remote::claim(source, now, remote::interval_for(&warden, source)) {
+                match remote::start(source) {
+                    Ok((token, fetch)) => {
+                        self.in_flight.insert(token, fetch);
+                    }
+                    Err(reason) => log(
+                        LogLevel::Warn,
+                        &format!("warden: fetch of {} failed: {reason}", source.label()),
+                    ),
+                }
+            }
+        }
+    }
+
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(WardenHttp {
             warden: self.warden.clone(),
             metrics: self.metrics.clone(),
+            sources: self.sources.clone(),
+            applied: self.applied.clone(),
             phase: Phase::Headers,
             head: OwnedHead::default(),
         }))
@@ -135,18 +215,32 @@ impl RootContext for WardenRoot {
 enum Phase {
     /// Nothing seen yet.
     Headers,
-    /// A verified POST whose body is being buffered.
-    Buffering(Box<Identity>),
+    /// A POST whose body is being buffered: from a verified identity, or
+    /// (`None`) from a token whose issuer's keys must be fetched first.
+    Buffering(Option<Box<Identity>>, Option<Pending>),
+    /// Waiting for an issuer's key set, with the whole body when there is one.
+    AwaitingKeys(remote::Fetch, u32, Pending, Vec<u8>),
     /// Decided (forwarded or answered): later callbacks pass through.
     Done,
 }
 
+/// What to answer if fetching keys is not possible.
+struct Pending {
+    issuer: String,
+    reply: Reply,
+    audit: policy_sdk::AuditRecord,
+}
+
+/// Request facts kept between callbacks.
 #[derive(Default)]
 struct OwnedHead {
     method: String,
     path: String,
+    authorization: Option<String>,
+    content_length: Option<String>,
     request_id: Option<String>,
     now_unix_nanos: u128,
+    end_of_stream: bool,
 }
 
 impl OwnedHead {
@@ -154,17 +248,25 @@ impl OwnedHead {
         RequestHead {
             method: &self.method,
             path: &self.path,
-            authorization: None,
-            content_length: None,
+            authorization: self.authorization.as_deref(),
+            content_length: self.content_length.as_deref(),
             request_id: self.request_id.as_deref(),
             now_unix_nanos: self.now_unix_nanos,
         }
     }
 }
 
+/// Whether the stream goes on after a step.
+enum Step {
+    Continue,
+    Stop,
+}
+
 struct WardenHttp {
     warden: Option<Rc<Warden>>,
     metrics: Option<Rc<Metrics>>,
+    sources: Vec<remote::Source>,
+    applied: remote::Applied,
     phase: Phase,
     head: OwnedHead,
 }
@@ -176,7 +278,7 @@ impl WardenHttp {
             .flatten()
     }
 
-    fn record(&self, audit: &AuditRecord) {
+    fn record(&self, audit: &policy_sdk::AuditRecord) {
         log(LogLevel::Info, &audit.to_json_line());
         if let Some(metrics) = &self.metrics {
             metrics.count(audit.is_allowed(), audit.actor_type);
@@ -184,7 +286,7 @@ impl WardenHttp {
     }
 
     /// Answers locally; the request goes no further.
-    fn respond(&mut self, reply: &Reply, audit: &AuditRecord) -> Action {
+    fn respond(&mut self, reply: &Reply, audit: &policy_sdk::AuditRecord) -> Step {
         self.record(audit);
         self.phase = Phase::Done;
         let headers: Vec<(&str, &str)> = reply
@@ -202,27 +304,17 @@ impl WardenHttp {
                 &format!("warden: sending the local reply failed: {status:?}"),
             );
         }
-        Action::Pause
+        Step::Stop
     }
 
-    fn forward(&mut self, audit: &AuditRecord) -> Action {
+    fn forward(&mut self, audit: &policy_sdk::AuditRecord) -> Step {
         self.record(audit);
         self.phase = Phase::Done;
-        Action::Continue
-    }
-
-    fn judge_body(&mut self, identity: &Identity, body: &[u8]) -> Action {
-        let Some(warden) = self.warden.clone() else {
-            return self.unconfigured();
-        };
-        match warden.judge_body(identity, body, &self.head.view()) {
-            BodyVerdict::Forward(audit) => self.forward(&audit),
-            BodyVerdict::Respond(reply, audit) => self.respond(&reply, &audit),
-        }
+        Step::Continue
     }
 
     /// No compiled configuration: fail closed.
-    fn unconfigured(&mut self) -> Action {
+    fn unconfigured(&mut self) -> Step {
         log(
             LogLevel::Error,
             "warden: no configuration loaded; answering 503 (fail closed)",
@@ -233,7 +325,7 @@ impl WardenHttp {
             vec![("content-type", "text/plain")],
             Some(b"warden: not configured\n"),
         );
-        Action::Pause
+        Step::Stop
     }
 
     fn now_unix_nanos(&self) -> u128 {
@@ -242,58 +334,203 @@ impl WardenHttp {
             .map(|d| d.as_nanos())
             .unwrap_or_default()
     }
-}
 
-impl Context for WardenHttp {}
-
-impl HttpContext for WardenHttp {
-    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let Some(warden) = self.warden.clone() else {
-            return self.unconfigured();
-        };
-        self.head = OwnedHead {
-            method: self.header(":method").unwrap_or_default(),
-            path: self.header(":path").unwrap_or_default(),
-            request_id: self.header("x-request-id"),
-            now_unix_nanos: self.now_unix_nanos(),
-        };
-        let authorization = self.header("authorization");
-        let content_length = self.header("content-length");
-        let head = RequestHead {
-            authorization: authorization.as_deref(),
-            content_length: content_length.as_deref(),
-            ..self.head.view()
-        };
-        match warden.judge_head(&head) {
+    /// Judges the head and acts on the verdict. `body` is the complete body
+    /// when it is already known (after waiting for keys); `retry` is false
+    /// once keys have been fetched for this request.
+    fn head_step(&mut self, warden: &Warden, body: Option<Vec<u8>>, retry: bool) -> Step {
+        match warden.judge_head(&self.head.view()) {
             HeadVerdict::Pass => {
                 self.phase = Phase::Done;
-                Action::Continue
+                Step::Continue
             }
             HeadVerdict::Forward(audit) => self.forward(&audit),
             HeadVerdict::Respond(reply, audit) => self.respond(&reply, &audit),
-            HeadVerdict::ReadBody(identity) if end_of_stream => self.judge_body(&identity, &[]),
-            HeadVerdict::ReadBody(identity) => {
-                // Hold the headers too: nothing reaches the upstream before
-                // the body has been judged.
-                self.phase = Phase::Buffering(identity);
-                Action::Pause
+            HeadVerdict::ReadBody(identity) => match body {
+                Some(body) => self.body_step(warden, &identity, &body),
+                None if self.head.end_of_stream => self.body_step(warden, &identity, &[]),
+                None => {
+                    // Hold the headers too: nothing reaches the upstream
+                    // before the body has been judged.
+                    self.phase = Phase::Buffering(Some(identity), None);
+                    Step::Stop
+                }
+            },
+            HeadVerdict::KeysMissing {
+                issuer,
+                reply,
+                audit,
+            } => {
+                let pending = Pending {
+                    issuer,
+                    reply,
+                    audit,
+                };
+                if !retry {
+                    return self.respond(&pending.reply, &pending.audit);
+                }
+                match body {
+                    Some(body) => self.fetch_keys(warden, pending, body),
+                    None if self.head.end_of_stream => self.fetch_keys(warden, pending, Vec::new()),
+                    None => {
+                        self.phase = Phase::Buffering(None, Some(pending));
+                        Step::Stop
+                    }
+                }
             }
         }
     }
 
+    fn body_step(&mut self, warden: &Warden, identity: &Identity, body: &[u8]) -> Step {
+        match warden.judge_body(identity, body, &self.head.view()) {
+            BodyVerdict::Forward(audit) => self.forward(&audit),
+            BodyVerdict::Respond(reply, audit) => self.respond(&reply, &audit),
+        }
+    }
+
+    /// The token's issuer lacks keys: take another worker's fresh copy if
+    /// there is one, else fetch (within the shared rate limit), else answer.
+    fn fetch_keys(&mut self, warden: &Warden, pending: Pending, body: Vec<u8>) -> Step {
+        let Some(source) = self
+            .sources
+            .iter()
+            .find(|s| {
+                s.kind
+                    == remote::Kind::Keys {
+                        issuer: pending.issuer.clone(),
+                    }
+            })
+            .cloned()
+        else {
+            return self.respond(&pending.reply, &pending.audit);
+        };
+        remote::sync(warden, &source, &self.applied);
+        let now = u64::try_from(self.head.now_unix_nanos / 1_000_000_000).unwrap_or_default();
+        if !matches!(
+            warden.judge_head(&self.head.view()),
+            HeadVerdict::KeysMissing { .. }
+        ) {
+            return self.head_step(warden, Some(body), false);
+        }
+        if !remote::claim(&source, now, source.min_interval_seconds) {
+            return self.respond(&pending.reply, &pending.audit);
+        }
+        match remote::start(&source) {
+            Ok((token, fetch)) => {
+                self.phase = Phase::AwaitingKeys(fetch, token, pending, body);
+                Step::Stop
+            }
+            Err(reason) => {
+                log(
+                    LogLevel::Warn,
+                    &format!("warden: fetch of {} failed: {reason}", source.label()),
+                );
+                self.respond(&pending.reply, &pending.audit)
+            }
+        }
+    }
+}
+
+fn action(step: Step) -> Action {
+    match step {
+        Step::Continue => Action::Continue,
+        Step::Stop => Action::Pause,
+    }
+}
+
+impl Context for WardenHttp {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Phase::AwaitingKeys(fetch, token, pending, body) =
+            std::mem::replace(&mut self.phase, Phase::Done)
+        else {
+            return;
+        };
+        let Some(warden) = self.warden.clone() else {
+            let _ = self.unconfigured();
+            return;
+        };
+        if token != token_id {
+            self.phase = Phase::AwaitingKeys(fetch, token, pending, body);
+            return;
+        }
+        let step = match remote::on_response(&warden, fetch, body_size, &self.applied) {
+            remote::Progress::Next(token, fetch) => {
+                self.phase = Phase::AwaitingKeys(fetch, token, pending, body);
+                return;
+            }
+            remote::Progress::Loaded(summary) => {
+                log(
+                    LogLevel::Info,
+                    &format!("warden: loaded {summary} (unknown key id)"),
+                );
+                self.head_step(&warden, Some(body), false)
+            }
+            remote::Progress::Failed(reason) => {
+                log(LogLevel::Warn, &format!("warden: fetch failed: {reason}"));
+                self.respond(&pending.reply, &pending.audit)
+            }
+        };
+        if let Step::Continue = step
+            && let Err(status) = hostcalls::resume_http_request()
+        {
+            log(
+                LogLevel::Error,
+                &format!("warden: resuming the request failed: {status:?}"),
+            );
+        }
+    }
+}
+
+impl HttpContext for WardenHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(warden) = self.warden.clone() else {
+            return action(self.unconfigured());
+        };
+        self.head = OwnedHead {
+            method: self.header(":method").unwrap_or_default(),
+            path: self.header(":path").unwrap_or_default(),
+            authorization: self.header("authorization"),
+            content_length: self.header("content-length"),
+            request_id: self.header("x-request-id"),
+            now_unix_nanos: self.now_unix_nanos(),
+            end_of_stream,
+        };
+        action(self.head_step(&warden, None, true))
+    }
+
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Phase::Buffering(identity) = std::mem::replace(&mut self.phase, Phase::Done) else {
+        match self.phase {
+            Phase::Buffering(..) => {}
+            // Waiting for keys: the whole body is already held here.
+            Phase::AwaitingKeys(..) => return Action::Pause,
+            Phase::Headers | Phase::Done => return Action::Continue,
+        }
+        let Phase::Buffering(identity, pending) = std::mem::replace(&mut self.phase, Phase::Done)
+        else {
             return Action::Continue;
         };
         let Some(warden) = self.warden.clone() else {
-            return self.unconfigured();
+            return action(self.unconfigured());
         };
         if body_size > warden.settings().max_body_bytes {
-            let (reply, audit) = warden.judge_oversized_body(&identity, &self.head.view());
-            return self.respond(&reply, &audit);
+            let step = match (&identity, &pending) {
+                (Some(identity), _) => {
+                    let (reply, audit) = warden.judge_oversized_body(identity, &self.head.view());
+                    self.respond(&reply, &audit)
+                }
+                (None, Some(p)) => self.respond(&p.reply, &p.audit),
+                (None, None) => self.unconfigured(),
+            };
+            return action(step);
         }
         if !end_of_stream {
-            self.phase = Phase::Buffering(identity);
+            self.phase = Phase::Buffering(identity, pending);
             return Action::Pause;
         }
         let body = match hostcalls::get_buffer(
@@ -310,6 +547,11 @@ impl HttpContext for WardenHttp {
                 Vec::new()
             }
         };
-        self.judge_body(&identity, &body)
+        let step = match (identity, pending) {
+            (Some(identity), _) => self.body_step(&warden, &identity, &body),
+            (None, Some(pending)) => self.fetch_keys(&warden, pending, body),
+            (None, None) => self.unconfigured(),
+        };
+        action(step)
     }
 }

@@ -74,6 +74,14 @@ pub enum HeadVerdict {
     /// A POST from this verified identity: buffer the body, then call
     /// [`Warden::judge_body`].
     ReadBody(Box<Identity>),
+    /// The token names an issuer whose fetched key set is missing or lacks
+    /// the token's key. The host may fetch the set (within its rate limit)
+    /// and judge the head again; otherwise it answers with `reply`.
+    KeysMissing {
+        issuer: String,
+        reply: Reply,
+        audit: AuditRecord,
+    },
 }
 
 /// What to do after the body.
@@ -208,7 +216,21 @@ impl Warden {
             Err(error) => {
                 let reply = self.unauthorized(&error, head.request_id);
                 let status = reply.status;
-                return HeadVerdict::Respond(reply, audit.denied(status, error.to_string()));
+                let audit = audit.denied(status, error.to_string());
+                if let Some(issuer) = error.issuer_needing_keys()
+                    && self
+                        .verifier
+                        .remote_key_sources()
+                        .iter()
+                        .any(|(name, _)| *name == issuer)
+                {
+                    return HeadVerdict::KeysMissing {
+                        issuer: issuer.to_owned(),
+                        reply,
+                        audit,
+                    };
+                }
+                return HeadVerdict::Respond(reply, audit);
             }
         };
         let audit = audit.with_identity(&identity);
