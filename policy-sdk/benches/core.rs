@@ -1,0 +1,118 @@
+//! Cost of the decision core, natively: token verification cold and cached,
+//! body decoding, policy evaluation by policy size, and the whole gate.
+//! `cargo bench -p warden-policy-sdk --features testing --bench core`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use policy_sdk::identity::{IdentityConfig, TokenVerifier};
+use policy_sdk::json::JsonLimits;
+use policy_sdk::mcp::decode_body;
+use policy_sdk::testing::{DemoIssuer, TEST_NOW, demo_identity_json};
+use policy_sdk::{BodyVerdict, CompiledPolicy, HeadVerdict, RequestHead, Warden};
+use serde_json::json;
+
+const BODY: &str = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"deploy","arguments":{"environment":"staging","replicas":3,"note":"nightly rollout of the search index"}}}"#;
+
+fn verifier(cache_entries: usize) -> TokenVerifier {
+    let mut config: IdentityConfig = serde_json::from_value(demo_identity_json()).unwrap();
+    config.cache.max_entries = cache_entries;
+    TokenVerifier::new(&config).unwrap()
+}
+
+fn tokens(c: &mut Criterion) {
+    let issuer = DemoIssuer::new().unwrap();
+    let token = issuer
+        .token(
+            TEST_NOW,
+            json!({"groups": ["eng"], "act": {"sub": "research-agent", "actor_type": "agent"}}),
+        )
+        .unwrap();
+    let cold = verifier(0);
+    c.bench_function("token/es256/cold", |b| {
+        b.iter(|| cold.verify(black_box(&token), TEST_NOW).unwrap())
+    });
+    let cached = verifier(1024);
+    c.bench_function("token/es256/cached", |b| {
+        b.iter(|| cached.verify(black_box(&token), TEST_NOW).unwrap())
+    });
+}
+
+fn decoding(c: &mut Criterion) {
+    c.bench_function("body/decode", |b| {
+        b.iter(|| decode_body(black_box(BODY.as_bytes()), JsonLimits::default()).unwrap())
+    });
+    c.bench_function("body/serde_json_value", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(BODY.as_bytes())).unwrap())
+    });
+}
+
+fn policy_of(n: usize) -> CompiledPolicy {
+    let mut rules = Vec::with_capacity(n);
+    for i in 0..n - 1 {
+        rules.push(json!({"id": format!("r{i}"), "effect": "allow", "owner": "o", "principal": {"groups": [format!("g{i}")]}, "tools": [format!("tool_{i}")]}));
+    }
+    rules.push(json!({"id": "deploy-staging", "effect": "allow", "owner": "o", "principal": {"types": ["human"]}, "tools": ["deploy"],
+        "arguments": [{"pointer": "/environment", "equals": "staging"}, {"pointer": "/replicas", "range": {"min": 1, "max": 10}}]}));
+    let rules: Vec<policy_sdk::policy::RuleSource> = serde_json::from_value(json!(rules)).unwrap();
+    CompiledPolicy::compile(&rules, &Default::default()).unwrap()
+}
+
+fn evaluation(c: &mut Criterion) {
+    let issuer = DemoIssuer::new().unwrap();
+    let identity = verifier(0)
+        .verify(
+            &issuer.token(TEST_NOW, json!({"groups": ["eng"]})).unwrap(),
+            TEST_NOW,
+        )
+        .unwrap();
+    let request = decode_body(BODY.as_bytes(), JsonLimits::default()).unwrap();
+    for n in [10, 1_000, 10_000] {
+        let policy = policy_of(n);
+        assert!(policy.decide(&identity, &request).is_allowed());
+        c.bench_function(&format!("policy/decide/{n}_rules"), |b| {
+            b.iter(|| policy.decide(black_box(&identity), black_box(&request)))
+        });
+    }
+}
+
+fn gate(c: &mut Criterion) {
+    let document = json!({"version": 1, "identity": demo_identity_json(), "rules": [
+        {"id": "deploy-staging", "effect": "allow", "owner": "o", "tools": ["deploy"], "arguments": [{"pointer": "/environment", "equals": "staging"}]}
+    ]});
+    let warden = Warden::from_json(&document.to_string()).unwrap();
+    let authorization = format!(
+        "Bearer {}",
+        DemoIssuer::new()
+            .unwrap()
+            .token(TEST_NOW, json!({}))
+            .unwrap()
+    );
+    let head = RequestHead {
+        method: "POST",
+        path: "/mcp",
+        authorization: Some(&authorization),
+        content_length: None,
+        request_id: Some("bench"),
+        now_unix_nanos: u128::from(TEST_NOW) * 1_000_000_000,
+    };
+    c.bench_function("gate/whole_decision/cached_token", |b| {
+        b.iter(|| {
+            let HeadVerdict::ReadBody(identity) = warden.judge_head(black_box(&head)) else {
+                panic!()
+            };
+            let BodyVerdict::Forward(audit) = warden.judge_body(&identity, BODY.as_bytes(), &head)
+            else {
+                panic!()
+            };
+            black_box(audit.to_json_line())
+        })
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
+    targets = tokens, decoding, evaluation, gate
+}
+criterion_main!(benches);
