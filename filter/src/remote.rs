@@ -64,8 +64,12 @@ impl Source {
         format!("warden:doc:{}", self.id())
     }
 
-    fn stamp_key(&self) -> String {
-        format!("warden:fetched-at:{}", self.id())
+    fn stamp_key(&self, trigger: Trigger) -> String {
+        let trigger = match trigger {
+            Trigger::Scheduled => "scheduled",
+            Trigger::UnknownKey => "unknown-key",
+        };
+        format!("warden:fetched-at:{trigger}:{}", self.id())
     }
 
     fn loaded(&self, warden: &Warden) -> bool {
@@ -155,10 +159,21 @@ fn apply(warden: &Warden, source: &Source, bytes: &[u8]) -> Result<String, Strin
     }
 }
 
+/// Why a fetch starts. Each trigger has its own stamp, so scheduled
+/// refreshes never use up the allowance for unknown key ids (a rotation is
+/// then followed at once) and a flood of unknown key ids never delays the
+/// schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    Scheduled,
+    UnknownKey,
+}
+
 /// Claims the right to fetch `source` now, across workers: true when the
-/// last fetch is at least `interval` seconds old and this worker's stamp won.
-pub(crate) fn claim(source: &Source, now: u64, interval: u64) -> bool {
-    let key = source.stamp_key();
+/// last fetch for this trigger is at least `interval` seconds old and this
+/// worker's stamp won.
+pub(crate) fn claim(source: &Source, trigger: Trigger, now: u64, interval: u64) -> bool {
+    let key = source.stamp_key(trigger);
     let (last, cas) = match hostcalls::get_shared_data(&key) {
         Ok((bytes, cas)) => (
             bytes
