@@ -67,3 +67,15 @@ run: venv build
 
 clean:
 	$(CARGO) clean
+
+# --- Benchmarks (bench/, BENCHMARKS.md); not part of `make test` ---
+# `make bench`: micro benchmarks, then the proxy benchmark (real Envoy on
+# loopback, Warden next to plain Envoy and Envoy's native filters), about
+# 8 minutes; writes bench/results/ and the figures in BENCHMARKS.md.
+# `make bench-smoke`: one short round, writes nothing.
+.PHONY: bench bench-smoke
+bench: venv build
+	bash bench/run.sh
+
+bench-smoke: venv build
+	bash bench/run.sh --quick

@@ -162,6 +162,16 @@ class LogFile:
     def lines(self, since: int = 0) -> list[str]:
         return self.text(since).splitlines()
 
+    def complete_lines(self, since: int) -> tuple[list[str], int]:
+        """Whole lines written after `since`, and the mark just past them (for tailing)."""
+        if not self.path.exists():
+            return [], since
+        with self.path.open("rb") as handle:
+            handle.seek(since)
+            data = handle.read()
+        end = data.rfind(b"\n") + 1
+        return data[:end].decode("utf-8", errors="replace").splitlines(), since + end
+
 
 def parse_audit_line(line: str) -> dict[str, Any] | None:
     """The audit record in one Envoy log line, or None."""
@@ -316,7 +326,9 @@ class Stack:
             except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() >= deadline:
-                raise StackError(f"Envoy was not ready within {timeout:.0f}s; its log:\n" + self.envoy_log.text()[-6000:])
+                raise StackError(
+                    f"Envoy was not ready within {timeout:.0f}s; its log:\n" + self.envoy_log.text()[-6000:]
+                )
             time.sleep(0.2)
         wait_for_port(self.listen_port, 10, proc, "Envoy")
 
@@ -346,7 +358,7 @@ class Stack:
         self.stop()
 
     def processes_alive(self) -> bool:
-        return all(proc.poll() is None for proc in self._procs)
+        return bool(self._procs) and all(proc.poll() is None for proc in self._procs)
 
 
 def iter_audits(path: Path) -> Iterator[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -32,7 +33,8 @@ from warden_stack import BUILD_HINT, Stack, StackError  # noqa: E402
 
 WORKDIR = REPO_ROOT / ".work" / "e2e"
 MCP2_PYTHON = REPO_ROOT / ".venv-mcp2" / "bin" / "python"
-CLIENT_TIMEOUT = 20.0
+CLIENT_TIMEOUT = 15.0
+PROBE_TIMEOUT = 10.0
 
 # The example policy's principals (examples/policy.yaml).
 PRINCIPALS: dict[str, dict[str, Any]] = {
@@ -80,8 +82,32 @@ def stack() -> Stack:
         instance.start()
     except StackError as error:
         pytest.fail(f"could not start the stack: {error}", pytrace=False)
-    yield instance
-    instance.stop()
+    try:
+        _probe(instance)
+        yield instance
+    finally:
+        instance.stop()
+
+
+def _probe(stack: Stack) -> None:
+    """One authenticated, allowed request must get an answer: a filter that stalls
+    requests would otherwise cost every test its full client timeout."""
+    body = rpc_body("tools/list", id="e2e-probe")
+    headers = rpc_headers("tools/list", token=token_for("alice"))
+    try:
+        with httpx.Client(timeout=PROBE_TIMEOUT) as http:
+            response = http.post(stack.url, headers=headers, content=json.dumps(body))
+    except httpx.TimeoutException:
+        tail = "\n".join(stack.envoy_log.lines()[-15:])
+        stack.stop()
+        pytest.exit(
+            f"an authenticated tools/list through Envoy got no answer within {PROBE_TIMEOUT:.0f}s "
+            f"(the filter stalls the request); Envoy log tail:\n{tail}",
+            returncode=1,
+        )
+    if response.status_code >= 500:
+        stack.stop()
+        pytest.exit(f"the probe request failed: {response.status_code} {response.text[:500]}", returncode=1)
 
 
 @pytest.fixture
@@ -127,8 +153,16 @@ def rpc_headers(method: str, name: str | None = None, *, token: str | None = Non
     return headers
 
 
-def tool_call(http: httpx.Client, token: str | None, name: str, arguments: dict, *, id: Any = None,
-              modern: bool = True, extra_headers: dict | None = None) -> httpx.Response:
+def tool_call(
+    http: httpx.Client,
+    token: str | None,
+    name: str,
+    arguments: dict,
+    *,
+    id: Any = None,
+    modern: bool = True,
+    extra_headers: dict | None = None,
+) -> httpx.Response:
     """One raw `tools/call` POST (2026-07-28 framing unless modern=False)."""
     id = id if id is not None else f"e2e-{uuid.uuid4().hex[:12]}"
     headers = rpc_headers("tools/call", name, token=token, modern=modern)
@@ -204,6 +238,17 @@ def call(tool: str, /, **arguments: Any) -> dict[str, Any]:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"warden e2e: stack files in {WORKDIR.relative_to(REPO_ROOT)}/ (envoy.yaml, envoy.log, calls.jsonl)"]
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A SIGTERM (a CI runner's stop) goes through pytest's teardown like Ctrl-C,
+    # so the stack fixture still stops Envoy and the server.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -8,8 +8,22 @@ DENY_CODE = -31403
 ANY = object()  # "don't check this field"
 
 AUDIT_FIELDS = (
-    "audit", "decision", "rule", "owner", "reason", "actor_type", "subject", "actor", "chain",
-    "method", "tool", "resource", "prompt", "jsonrpc_id", "request_id", "policy",
+    "audit",
+    "decision",
+    "rule",
+    "owner",
+    "reason",
+    "actor_type",
+    "subject",
+    "actor",
+    "chain",
+    "method",
+    "tool",
+    "resource",
+    "prompt",
+    "jsonrpc_id",
+    "request_id",
+    "policy",
 )
 
 

@@ -48,8 +48,9 @@ def test_denied_call_is_audited_once(stack, http):
 def test_allowed_service_call_is_audited(stack, http):
     request_id = 900_000 + uuid.uuid4().int % 1000
     mark = stack.envoy_log.mark()
-    response = tool_call(http, token_for("ci-deployer"), "deploy", {"environment": "staging", "replicas": 2},
-                         id=request_id)
+    response = tool_call(
+        http, token_for("ci-deployer"), "deploy", {"environment": "staging", "replicas": 2}, id=request_id
+    )
     assert response.status_code == 200 and "result" in response.json(), response.text
     [record] = _audits_for(stack, mark, request_id)
     _check_common(record)
@@ -64,8 +65,9 @@ def test_allowed_service_call_is_audited(stack, http):
 def test_delegated_call_audits_subject_actor_and_chain(stack, http):
     request_id = f"audit-{uuid.uuid4().hex[:10]}"
     mark = stack.envoy_log.mark()
-    response = tool_call(http, token_for("agent-for-alice"), "deploy", {"environment": "staging", "replicas": 1},
-                         id=request_id)
+    response = tool_call(
+        http, token_for("agent-for-alice"), "deploy", {"environment": "staging", "replicas": 1}, id=request_id
+    )
     assert response.status_code == 200 and "result" in response.json(), response.text
     [record] = _audits_for(stack, mark, request_id)
     _check_common(record)
@@ -79,8 +81,9 @@ def test_delegated_call_audits_subject_actor_and_chain(stack, http):
 def test_delegated_denial_is_audited(stack, http):
     request_id = f"audit-{uuid.uuid4().hex[:10]}"
     mark = stack.envoy_log.mark()
-    response = tool_call(http, token_for("agent-for-alice"), "deploy", {"environment": "production", "replicas": 1},
-                         id=request_id)
+    response = tool_call(
+        http, token_for("agent-for-alice"), "deploy", {"environment": "production", "replicas": 1}, id=request_id
+    )
     assert "error" in response.json(), response.text
     [record] = _audits_for(stack, mark, request_id)
     _check_common(record)
@@ -92,8 +95,11 @@ def test_resource_and_prompt_are_audited(stack, http):
     mark = stack.envoy_log.mark()
     rid = f"res-{uuid.uuid4().hex[:8]}"
     body = rpc_body("resources/read", {"uri": "docs://public/intro"}, id=rid)
-    response = http.post("/mcp", headers=rpc_headers("resources/read", "docs://public/intro", token=token_for("bob")),
-                         content=json.dumps(body))
+    response = http.post(
+        "/mcp",
+        headers=rpc_headers("resources/read", "docs://public/intro", token=token_for("bob")),
+        content=json.dumps(body),
+    )
     assert response.status_code == 200, response.text
     [record] = _audits_for(stack, mark, rid)
     _check_common(record)
@@ -104,8 +110,11 @@ def test_resource_and_prompt_are_audited(stack, http):
 
     pid = f"prm-{uuid.uuid4().hex[:8]}"
     body = rpc_body("prompts/get", {"name": "summarize", "arguments": {"text": "x"}}, id=pid)
-    response = http.post("/mcp", headers=rpc_headers("prompts/get", "summarize", token=token_for("research-agent")),
-                         content=json.dumps(body))
+    response = http.post(
+        "/mcp",
+        headers=rpc_headers("prompts/get", "summarize", token=token_for("research-agent")),
+        content=json.dumps(body),
+    )
     assert response.status_code == 200, response.text
     [record] = _audits_for(stack, mark, pid)
     _check_common(record)
@@ -129,7 +138,9 @@ def test_each_tool_call_of_a_client_session_has_exactly_one_audit_line(stack, cl
     )
     calls = [r for r in records if r.get("method") == "tools/call"]
     assert [(r["tool"], r["decision"]) for r in calls] == [
-        ("search_docs", "allow"), ("delete_repo", "deny"), ("read_file", "allow"),
+        ("search_docs", "allow"),
+        ("delete_repo", "deny"),
+        ("read_file", "allow"),
     ], calls
     for record in records:
         _check_common(record)

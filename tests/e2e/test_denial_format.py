@@ -14,8 +14,9 @@ from helpers import assert_jsonrpc_denial
 @pytest.mark.parametrize("modern", [True, False], ids=["2026-07-28", "2025-06-18"])
 def test_denied_tool_call_is_a_jsonrpc_error_in_200(stack, http, request_id, modern):
     mark = stack.call_log.mark()
-    response = tool_call(http, token_for("research-agent"), "delete_repo", {"name": "warden"},
-                         id=request_id, modern=modern)
+    response = tool_call(
+        http, token_for("research-agent"), "delete_repo", {"name": "warden"}, id=request_id, modern=modern
+    )
     assert response.status_code == 200, (response.status_code, response.text)
     assert response.headers.get("content-type", "").startswith("application/json"), response.headers
     data = assert_jsonrpc_denial(response.json(), request_id, rule="no-agent-deletes")
@@ -35,8 +36,9 @@ def test_denied_resource_read_is_a_jsonrpc_error(stack, http):
 
 def test_allowed_call_is_forwarded_untouched(stack, http):
     mark = stack.call_log.mark()
-    response = tool_call(http, token_for("ci-deployer"), "deploy", {"environment": "staging", "replicas": 7},
-                         id="fwd-1")
+    response = tool_call(
+        http, token_for("ci-deployer"), "deploy", {"environment": "staging", "replicas": 7}, id="fwd-1"
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["id"] == "fwd-1" and "error" not in body, body

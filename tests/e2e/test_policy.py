@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import call, token_for
+from conftest import call, run_mcp1, run_mcp2, token_for
 from helpers import ANY, assert_allowed, assert_denied, tool_entries
 
 NO_RULE = None  # default deny: no rule matched
@@ -19,62 +19,109 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any], tuple[str, Any]]] = {
     # alice: human, eng
     "alice-search": ("alice", call("search_docs", query="tokens"), ("allow", "Tokens are verified")),
     "alice-read-internal": (
-        "alice", call("read_file", path="/srv/internal/roadmap.md"), ("allow", "contents of /srv/internal/roadmap.md")),
+        "alice",
+        call("read_file", path="/srv/internal/roadmap.md"),
+        ("allow", "contents of /srv/internal/roadmap.md"),
+    ),
     "alice-deploy-production": (
-        "alice", call("deploy", environment="production", replicas=3), ("allow", "deployed to production with 3")),
+        "alice",
+        call("deploy", environment="production", replicas=3),
+        ("allow", "deployed to production with 3"),
+    ),
     "alice-deploy-unknown-env": ("alice", call("deploy", environment="qa", replicas=1), ("deny", NO_RULE)),
     "alice-read-outside-srv": ("alice", call("read_file", path="/etc/passwd"), ("deny", NO_RULE)),
     "alice-delete-repo": ("alice", call("delete_repo", name="warden"), ("deny", NO_RULE)),
     # bob: human, sales
     "bob-search": ("bob", call("search_docs", query="denied"), ("allow", "Denied calls never reach")),
-    "bob-read-public": ("bob", call("read_file", path="/srv/public/faq.txt"), ("allow", "contents of /srv/public/faq.txt")),
+    "bob-read-public": (
+        "bob",
+        call("read_file", path="/srv/public/faq.txt"),
+        ("allow", "contents of /srv/public/faq.txt"),
+    ),
     "bob-read-internal": ("bob", call("read_file", path="/srv/internal/salaries.csv"), ("deny", NO_RULE)),
     "bob-read-traversal": ("bob", call("read_file", path="/srv/public/../internal/salaries.csv"), ("deny", ANY)),
     "bob-deploy": ("bob", call("deploy", environment="staging", replicas=1), ("deny", NO_RULE)),
     # ci-deployer: service
     "ci-deploy-staging": (
-        "ci-deployer", call("deploy", environment="staging", replicas=5), ("allow", "deployed to staging with 5")),
+        "ci-deployer",
+        call("deploy", environment="staging", replicas=5),
+        ("allow", "deployed to staging with 5"),
+    ),
     "ci-deploy-staging-10": (
-        "ci-deployer", call("deploy", environment="staging", replicas=10), ("allow", "deployed to staging with 10")),
+        "ci-deployer",
+        call("deploy", environment="staging", replicas=10),
+        ("allow", "deployed to staging with 10"),
+    ),
     "ci-deploy-staging-too-many": (
-        "ci-deployer", call("deploy", environment="staging", replicas=50), ("deny", NO_RULE)),
+        "ci-deployer",
+        call("deploy", environment="staging", replicas=50),
+        ("deny", NO_RULE),
+    ),
     "ci-deploy-staging-zero": ("ci-deployer", call("deploy", environment="staging", replicas=0), ("deny", NO_RULE)),
-    "ci-deploy-production": (
-        "ci-deployer", call("deploy", environment="production", replicas=1), ("deny", NO_RULE)),
+    "ci-deploy-production": ("ci-deployer", call("deploy", environment="production", replicas=1), ("deny", NO_RULE)),
     "ci-read-internal": ("ci-deployer", call("read_file", path="/srv/internal/roadmap.md"), ("deny", NO_RULE)),
     # research-agent: agent, acting for nobody
     "agent-search": ("research-agent", call("search_docs", query="agents"), ("allow", "Agents acting for")),
     "agent-read-public": (
-        "research-agent", call("read_file", path="/srv/public/readme.txt"), ("allow", "Public notes live here")),
+        "research-agent",
+        call("read_file", path="/srv/public/readme.txt"),
+        ("allow", "Public notes live here"),
+    ),
     "agent-read-internal": ("research-agent", call("read_file", path="/srv/internal/roadmap.md"), ("deny", NO_RULE)),
     "agent-deploy-staging": ("research-agent", call("deploy", environment="staging", replicas=1), ("deny", NO_RULE)),
     "agent-delete-repo": ("research-agent", call("delete_repo", name="warden"), ("deny", "no-agent-deletes")),
     # research-agent acting for alice: the intersection of both
     "agent-for-alice-search": ("agent-for-alice", call("search_docs", query="proxy"), ("allow", "at the proxy")),
     "agent-for-alice-deploy-staging": (
-        "agent-for-alice", call("deploy", environment="staging", replicas=2), ("allow", "deployed to staging with 2")),
+        "agent-for-alice",
+        call("deploy", environment="staging", replicas=2),
+        ("allow", "deployed to staging with 2"),
+    ),
     "agent-for-alice-deploy-production": (
-        "agent-for-alice", call("deploy", environment="production", replicas=2), ("deny", ANY)),
+        "agent-for-alice",
+        call("deploy", environment="production", replicas=2),
+        ("deny", ANY),
+    ),
     "agent-for-alice-read-public": (
-        "agent-for-alice", call("read_file", path="/srv/public/readme.txt"), ("allow", "contents of /srv/public/readme.txt")),
+        "agent-for-alice",
+        call("read_file", path="/srv/public/readme.txt"),
+        ("allow", "contents of /srv/public/readme.txt"),
+    ),
     "agent-for-alice-read-internal": (
-        "agent-for-alice", call("read_file", path="/srv/internal/roadmap.md"), ("deny", ANY)),
-    "agent-for-alice-delete-repo": ("agent-for-alice", call("delete_repo", name="warden"), ("deny", "no-agent-deletes")),
+        "agent-for-alice",
+        call("read_file", path="/srv/internal/roadmap.md"),
+        ("deny", ANY),
+    ),
+    "agent-for-alice-delete-repo": (
+        "agent-for-alice",
+        call("delete_repo", name="warden"),
+        ("deny", "no-agent-deletes"),
+    ),
     # research-agent acting for bob
-    "agent-for-bob-deploy-staging": (
-        "agent-for-bob", call("deploy", environment="staging", replicas=1), ("deny", ANY)),
+    "agent-for-bob-deploy-staging": ("agent-for-bob", call("deploy", environment="staging", replicas=1), ("deny", ANY)),
     "agent-for-bob-search": ("agent-for-bob", call("search_docs", query="tokens"), ("allow", "Tokens are verified")),
     # resources and prompts
     "alice-resource-public": (
-        "alice", {"op": "read_resource", "uri": "docs://public/intro"}, ("allow", "Introduction")),
+        "alice",
+        {"op": "read_resource", "uri": "docs://public/intro"},
+        ("allow", "Introduction"),
+    ),
     "agent-resource-public": (
-        "research-agent", {"op": "read_resource", "uri": "docs://public/intro"}, ("allow", "Introduction")),
-    "alice-resource-internal": (
-        "alice", {"op": "read_resource", "uri": "docs://internal/roadmap"}, ("deny", NO_RULE)),
+        "research-agent",
+        {"op": "read_resource", "uri": "docs://public/intro"},
+        ("allow", "Introduction"),
+    ),
+    "alice-resource-internal": ("alice", {"op": "read_resource", "uri": "docs://internal/roadmap"}, ("deny", NO_RULE)),
     "alice-prompt": (
-        "alice", {"op": "get_prompt", "name": "summarize", "arguments": {"text": "hello"}}, ("allow", "hello")),
+        "alice",
+        {"op": "get_prompt", "name": "summarize", "arguments": {"text": "hello"}},
+        ("allow", "hello"),
+    ),
     "agent-prompt": (
-        "research-agent", {"op": "get_prompt", "name": "summarize", "arguments": {"text": "hello"}}, ("deny", NO_RULE)),
+        "research-agent",
+        {"op": "get_prompt", "name": "summarize", "arguments": {"text": "hello"}},
+        ("deny", NO_RULE),
+    ),
 }
 
 
@@ -161,7 +208,6 @@ def test_agent_for_human_gets_the_intersection(stack, client):
 
 def test_legacy_session_lifecycle_is_allowed(stack):
     """mcp 1.30: initialize, notifications/initialized, GET stream and DELETE all pass."""
-    from conftest import run_mcp1
 
     [session] = run_mcp1(stack.url, [{"token": token_for("bob"), "steps": [{"op": "ping"}]}])
     assert session["connected"], session
@@ -176,13 +222,17 @@ def test_legacy_session_lifecycle_is_allowed(stack):
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 def test_mcp2_client_other_modes(stack, mode):
     """mcp 2.3 in `auto` (server/discover first) and `legacy` (2025 handshake) mode."""
-    from conftest import run_mcp2
 
     mark = stack.call_log.mark()
     [session] = run_mcp2(
         stack.url,
-        [{"token": token_for("alice"), "mode": mode,
-          "steps": [call("search_docs", query=f"mode {mode}"), call("delete_repo", name="warden")]}],
+        [
+            {
+                "token": token_for("alice"),
+                "mode": mode,
+                "steps": [call("search_docs", query=f"mode {mode}"), call("delete_repo", name="warden")],
+            }
+        ],
     )
     assert session["connected"], session
     assert_allowed(session["results"][0], f"mode {mode}")

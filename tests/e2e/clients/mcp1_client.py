@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 from mcp import ClientSession
-from mcp.client.streamable_http import streamablehttp_client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import McpError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,23 +33,16 @@ async def run_session(url: str, session_plan: dict[str, Any], timeout: float) ->
         headers["Authorization"] = f"Bearer {session_plan['token']}"
     headers.update(session_plan.get("headers", {}))
 
-    def client_factory(
-        headers: dict[str, str] | None = None,
-        timeout: httpx.Timeout | None = None,
-        auth: httpx.Auth | None = None,
-    ) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            headers=headers,
-            timeout=timeout,
-            auth=auth,
-            follow_redirects=True,
-            event_hooks={"response": [http_recorder(http_log)]},
-        )
-
     try:
-        async with streamablehttp_client(
-            url, headers=headers, timeout=timeout, httpx_client_factory=client_factory
-        ) as (read, write, get_session_id):
+        async with (
+            httpx.AsyncClient(
+                headers=headers,
+                timeout=httpx.Timeout(timeout, read=300),
+                follow_redirects=True,
+                event_hooks={"response": [http_recorder(http_log)]},
+            ) as http,
+            streamable_http_client(url, http_client=http) as (read, write, get_session_id),
+        ):
             async with ClientSession(read, write, read_timeout_seconds=timedelta(seconds=timeout)) as session:
                 try:
                     initialized = await session.initialize()
@@ -68,9 +61,7 @@ async def run_session(url: str, session_plan: dict[str, Any], timeout: float) ->
                 }
                 out["results"] = await run_steps(calls, session_plan.get("steps", []), timeout, (McpError,))
                 out["session_id_after"] = get_session_id()
-    except BaseException as error:  # noqa: BLE001 - transport teardown errors are reported
-        if isinstance(error, (KeyboardInterrupt, SystemExit)):
-            raise
+    except Exception as error:  # noqa: BLE001 - transport teardown errors are reported
         out["teardown_error"] = error_result("close", error, (McpError,)).get("exception")
     return out
 

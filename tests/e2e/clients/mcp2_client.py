@@ -36,7 +36,7 @@ async def run_session(url: str, session_plan: dict[str, Any], timeout: float) ->
     try:
         async with httpx2.AsyncClient(
             headers=headers,
-            timeout=httpx2.Timeout(timeout),
+            timeout=httpx2.Timeout(timeout, read=300),
             event_hooks={"response": [http_recorder(http_log)]},
         ) as http:
             transport = streamable_http_client(url, http_client=http)
@@ -59,9 +59,7 @@ async def run_session(url: str, session_plan: dict[str, Any], timeout: float) ->
                 out["results"] = await run_steps(calls, session_plan.get("steps", []), timeout, (MCPError,))
             finally:
                 await client.__aexit__(None, None, None)
-    except BaseException as error:  # noqa: BLE001 - transport teardown errors are reported
-        if isinstance(error, (KeyboardInterrupt, SystemExit)):
-            raise
+    except Exception as error:  # noqa: BLE001 - transport teardown errors are reported
         out["teardown_error"] = error_result("close", error, (MCPError,)).get("exception")
     return out
 
