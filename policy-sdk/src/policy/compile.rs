@@ -43,10 +43,15 @@ fn methods_for(kind: TargetKind) -> &'static [&'static str] {
 
 /// Built-in rule id of the session-methods default.
 pub const SESSION_RULE_ID: &str = "warden:session-methods";
-const SESSION_METHODS: [&str; 5] = [
+/// What every MCP client needs to start, keep and end a session: the 2025
+/// handshake, its GET stream and DELETE, and the 2026-07-28 discovery and
+/// stream methods that replace them.
+const SESSION_METHODS: [&str; 7] = [
     "initialize",
     "notifications/initialized",
     "ping",
+    "server/discover",
+    "subscriptions/listen",
     HTTP_GET_METHOD,
     HTTP_DELETE_METHOD,
 ];

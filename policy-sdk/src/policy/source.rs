@@ -28,7 +28,8 @@ impl Effect {
 #[serde(deny_unknown_fields, default)]
 pub struct Defaults {
     /// Allow the methods every session needs (`initialize`,
-    /// `notifications/initialized`, `ping`, the GET stream and DELETE) to any
+    /// `notifications/initialized`, `ping`, `server/discover`,
+    /// `subscriptions/listen`, the GET stream and DELETE) to any
     /// authenticated, classifiable actor. Deny rules still override it.
     pub allow_session_methods: bool,
 }
