@@ -50,10 +50,58 @@ fn quoted(text: &str) -> String {
     serde_json::Value::String(text.to_owned()).to_string()
 }
 
+/// An extra cluster the filter calls (`jwks_fetch` or revocation `remote`
+/// sources name it), given as `NAME=HOST:PORT`.
+pub struct Cluster {
+    pub name: String,
+    pub address: Address,
+}
+
+impl Cluster {
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let (name, address) = text
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--cluster: `{text}` is not NAME=HOST:PORT"))?;
+        if name.is_empty()
+            || name == "mcp_server"
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(anyhow!("--cluster: `{name}` is not a usable cluster name"));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            address: Address::parse("cluster", address)?,
+        })
+    }
+}
+
+/// Names of the clusters a policy's fetched documents need.
+pub fn clusters_named_by(document: &policy_sdk::PolicyDocument) -> Vec<String> {
+    let identity = &document.identity;
+    let mut names: Vec<String> = identity
+        .issuers
+        .iter()
+        .filter_map(|i| i.jwks_fetch.as_ref().map(|f| f.cluster.clone()))
+        .chain(
+            identity
+                .revocation
+                .remote
+                .as_ref()
+                .map(|r| r.cluster.clone()),
+        )
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 pub fn bootstrap(
     addresses: &Addresses,
     wasm: &Path,
     plugin_config_json: &str,
+    clusters: &[Cluster],
 ) -> anyhow::Result<String> {
     let wasm = wasm
         .to_str()
@@ -135,5 +183,24 @@ static_resources:
         wasm = quoted(wasm),
         config = quoted(plugin_config_json),
     )?;
+    for cluster in clusters {
+        write!(
+            out,
+            r#"  - name: {name}
+    type: STATIC
+    connect_timeout: 2s
+    load_assignment:
+      cluster_name: {name}
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {{ address: {host}, port_value: {port} }}
+"#,
+            name = cluster.name,
+            host = cluster.address.host,
+            port = cluster.address.port,
+        )?;
+    }
     Ok(out)
 }

@@ -1,26 +1,152 @@
 //! Reading a policy file and compiling it, so every error surfaces before a
-//! proxy sees the configuration.
+//! proxy sees the configuration, as a diagnostic that points at the file,
+//! line and field.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::anyhow;
-use policy_sdk::{PolicyDocument, Warden};
+use policy_sdk::config::DocumentError;
+use policy_sdk::{ConfigError, PolicyDocument, Warden};
+use serde::Serialize;
+
+use crate::locate::SourceMap;
 
 pub struct LoadedPolicy {
-    /// The document with `jwks` inlined: the filter's plugin configuration.
+    /// The document with key files inlined: the filter's plugin configuration.
     pub document: PolicyDocument,
     pub warden: Warden,
 }
 
-pub fn load_policy(path: &Path) -> anyhow::Result<LoadedPolicy> {
-    let document =
-        PolicyDocument::load_file(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+impl LoadedPolicy {
+    /// The plugin configuration the filter reads (compact JSON).
+    pub fn plugin_configuration(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(&self.document)
+    }
+}
+
+/// Why a policy file was refused, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// The field, as a path (`rules[7].principal.types[0]`), when known.
+    pub field: Option<String>,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(field) = &self.field {
+            write!(f, "\n  field: {field}")?;
+        }
+        if let Some(help) = &self.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
+/// `… at line L column C` in parser messages.
+fn parser_position(message: &str) -> Option<(usize, usize)> {
+    let rest = &message[message.rfind("at line ")? + "at line ".len()..];
+    let mut words = rest.split_whitespace();
+    let line = words.next()?.trim_end_matches(',').parse().ok()?;
+    let column = match (words.next(), words.next()) {
+        (Some("column"), Some(c)) => c
+            .trim_end_matches(|ch: char| !ch.is_ascii_digit())
+            .parse()
+            .ok()?,
+        _ => 1,
+    };
+    Some((line, column))
+}
+
+/// A leading `path.to[0].field:` in a message.
+fn leading_path(message: &str) -> Option<String> {
+    let (head, _) = message.split_once(": ")?;
+    let plausible = !head.is_empty()
+        && head
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']' | '-'));
+    plausible.then(|| head.to_owned())
+}
+
+fn diagnostic(
+    path: &Path,
+    text: &str,
+    field: Option<String>,
+    message: String,
+    help: Option<String>,
+) -> Diagnostic {
+    let map = SourceMap::new(text);
+    let mut position = parser_position(&message);
+    let field = field.or_else(|| leading_path(&message));
+    if position.is_none() {
+        position = field.as_deref().and_then(|f| map.position(f));
+    }
+    Diagnostic {
+        file: path.to_path_buf(),
+        line: position.map(|p| p.0),
+        column: position.map(|p| p.1),
+        field,
+        message,
+        help,
+    }
+}
+
+/// Reads and compiles a policy file.
+pub fn load_policy(path: &Path) -> Result<LoadedPolicy, Box<Diagnostic>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Box::new(Diagnostic {
+            file: path.to_path_buf(),
+            line: None,
+            column: None,
+            field: None,
+            message: format!("cannot read the policy: {e}"),
+            help: None,
+        })
+    })?;
+    let document = PolicyDocument::load_file(path).map_err(|e| {
+        let message = match &e {
+            DocumentError::Io(m)
+            | DocumentError::Shape(m)
+            | DocumentError::Json(m)
+            | DocumentError::Yaml(m) => m.clone(),
+            #[allow(unreachable_patterns)]
+            other => other.to_string(),
+        };
+        Box::new(diagnostic(path, &text, None, message, None))
+    })?;
     let warden = Warden::compile(&document).map_err(|e| {
-        let help = e
-            .help()
-            .map(|h| format!("\n  help: {h}"))
-            .unwrap_or_default();
-        anyhow!("{}: {e}{help}", path.display())
+        let help = e.help().map(str::to_owned);
+        let field = match &e {
+            ConfigError::Compile(c) => {
+                let map = SourceMap::new(&text);
+                let rule = map.rule_path(&c.rule).unwrap_or_else(|| "rules".to_owned());
+                Some(if c.field.is_empty() {
+                    rule
+                } else if c.field.starts_with('[') {
+                    format!("{rule}{}", c.field)
+                } else {
+                    format!("{rule}.{}", c.field)
+                })
+            }
+            ConfigError::Filter { field, .. } => Some(format!("filter.{field}")),
+            ConfigError::Version { .. } => Some("version".to_owned()),
+            _ => None,
+        };
+        Box::new(diagnostic(path, &text, field, e.to_string(), help))
     })?;
     Ok(LoadedPolicy { document, warden })
 }

@@ -1,14 +1,22 @@
 //! `warden`: compile policies into the filter's plugin configuration, render
-//! a ready Envoy bootstrap, and judge one request against a policy.
+//! a ready Envoy bootstrap, and judge requests by running the built filter
+//! (`warden_filter.wasm`) in the wasmtime harness.
+//!
+//! Exit status: 0 allow / pass, 1 deny / fail, 2 usage error or invalid
+//! policy.
 
-mod envoy;
-mod load;
-
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use policy_sdk::testing::TEST_NOW;
+use serde_json::{Value, json};
+use warden_harness::filter::{HttpRequest, WardenFilter, load_module, locate_wasm};
+use warden_harness::load::{Diagnostic, load_policy};
+use warden_harness::suite::{Minter, SuiteError, Verdict, run_suite};
+use warden_harness::{envoy, host::FilterModule};
 
 /// Warden: MCP authorization for proxy-wasm hosts.
 #[derive(Parser)]
@@ -18,25 +26,46 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum, Default)]
+#[derive(Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
 enum Format {
     #[default]
     Text,
     Json,
 }
 
+/// Where the filter is.
+#[derive(Args)]
+struct WasmArg {
+    /// The built filter. Default: `$WARDEN_WASM`, else
+    /// `target/wasm32-wasip1/release/warden_filter.wasm` (build it with
+    /// `cargo build --release -p warden-filter --target wasm32-wasip1`).
+    #[arg(long)]
+    wasm: Option<PathBuf>,
+}
+
+impl WasmArg {
+    fn load(&self) -> anyhow::Result<FilterModule> {
+        let path = self.wasm.clone().unwrap_or_else(locate_wasm);
+        Ok(load_module(&path)?)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Validate a policy and print the filter's plugin configuration (JSON).
     ///
-    /// `identity.jwks_file` is read (relative to the policy file) and inlined
-    /// as `identity.jwks`. Exit status 2 when the policy is invalid.
+    /// Key files are read (relative to the policy file) and inlined.
+    /// Diagnostics name the file, line, column and field. Exit status 2 when
+    /// the policy is invalid.
     Compile {
         /// The policy file (YAML or JSON).
         policy: PathBuf,
         /// Write the configuration here instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Diagnostics as text or as one JSON object on standard error.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
     /// Print a complete Envoy bootstrap that runs the filter with a policy.
     Envoy {
@@ -55,19 +84,46 @@ enum Command {
         /// Envoy admin address (stats, readiness).
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin: String,
+        /// A cluster the filter fetches documents from (key sets, revocation
+        /// list), as NAME=HOST:PORT; every cluster the policy names is required.
+        #[arg(long = "cluster", value_name = "NAME=HOST:PORT")]
+        clusters: Vec<String>,
     },
-    /// Judge one MCP request (JSON-RPC body) for one set of token claims,
-    /// with the native core. Exit 0 allow, 1 deny, 2 usage or invalid policy.
+    /// Judge one MCP request by running the built filter: prints the
+    /// decision, the deciding rule, its owner and the reason.
+    ///
+    /// Exit 0 allow, 1 deny, 2 usage error or invalid policy.
     Check {
+        /// The policy file (YAML or JSON).
         #[arg(long)]
         policy: PathBuf,
-        /// The JSON-RPC request body.
+        /// The JSON-RPC request body (a file).
         #[arg(long)]
         request: PathBuf,
-        /// JSON claims of the caller; a token is minted for them with the
-        /// demo key, so the policy must trust `examples/keys/demo.jwks.json`.
+        /// A bearer token, sent as is (the policy must trust its issuer).
+        #[arg(long, conflicts_with = "claims", required_unless_present = "claims")]
+        token: Option<String>,
+        /// JSON claims of the caller (a file): the harness mints a token for
+        /// them with its own key and makes the policy's issuers trust it.
         #[arg(long)]
-        claims: PathBuf,
+        claims: Option<PathBuf>,
+        #[command(flatten)]
+        wasm: WasmArg,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Run policy test suites (YAML) through the built filter.
+    ///
+    /// Each case gives the caller's claims, an MCP request and the expected
+    /// decision (optionally rule and status). Prints one line per case and a
+    /// closing `N passed, N failed`. Exit 0 when all pass, 1 when any fails,
+    /// 2 when a suite or its policy is invalid.
+    Test {
+        /// Suite files.
+        #[arg(required = true)]
+        suites: Vec<PathBuf>,
+        #[command(flatten)]
+        wasm: WasmArg,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -86,37 +142,36 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Compile { policy, output } => {
-            let loaded = load::load_policy(&policy)?;
-            let json = serde_json::to_string_pretty(&loaded.document)?;
-            match output {
-                Some(path) => std::fs::write(&path, json + "\n")
-                    .with_context(|| format!("writing {}", path.display()))?,
-                None => println!("{json}"),
-            }
-            eprintln!(
-                "{}: ok, {} rules, policy {}",
-                policy.display(),
-                loaded.warden.rule_count(),
-                loaded.warden.version()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Compile {
+            policy,
+            output,
+            format,
+        } => compile(&policy, output.as_deref(), format),
         Command::Envoy {
             policy,
             wasm,
             listen,
             upstream,
             admin,
+            clusters,
         } => {
-            let loaded = load::load_policy(&policy)?;
-            let plugin_config = serde_json::to_string(&loaded.document)?;
-            let wasm = std::path::absolute(&wasm)
-                .with_context(|| format!("resolving {}", wasm.display()))?;
+            let loaded = load_policy(&policy)?;
+            let clusters = clusters
+                .iter()
+                .map(|c| envoy::Cluster::parse(c))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            for needed in envoy::clusters_named_by(&loaded.document) {
+                if !clusters.iter().any(|c| c.name == needed) {
+                    anyhow::bail!(
+                        "the policy fetches documents through cluster `{needed}`: give --cluster {needed}=HOST:PORT"
+                    );
+                }
+            }
             let bootstrap = envoy::bootstrap(
                 &envoy::Addresses::parse(&listen, &upstream, &admin)?,
                 &wasm,
-                &plugin_config,
+                &loaded.plugin_configuration()?,
+                &clusters,
             )?;
             print!("{bootstrap}");
             Ok(ExitCode::SUCCESS)
@@ -124,64 +179,160 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check {
             policy,
             request,
+            token,
             claims,
+            wasm,
             format,
-        } => check(&policy, &request, &claims, format),
+        } => check(&policy, &request, token, claims.as_deref(), &wasm, format),
+        Command::Test {
+            suites,
+            wasm,
+            format,
+        } => test(&suites, &wasm, format),
     }
 }
 
+fn report_diagnostic(diagnostic: &Diagnostic, format: Format) -> ExitCode {
+    match format {
+        Format::Text => eprintln!("error: {diagnostic}"),
+        Format::Json => eprintln!("{}", json!({"error": diagnostic})),
+    }
+    ExitCode::from(2)
+}
+
+fn compile(policy: &Path, output: Option<&Path>, format: Format) -> anyhow::Result<ExitCode> {
+    let loaded = match load_policy(policy) {
+        Ok(loaded) => loaded,
+        Err(diagnostic) => return Ok(report_diagnostic(&diagnostic, format)),
+    };
+    let json = serde_json::to_string_pretty(&loaded.document)?;
+    match output {
+        Some(path) => std::fs::write(path, json + "\n")
+            .with_context(|| format!("writing {}", path.display()))?,
+        None => println!("{json}"),
+    }
+    eprintln!(
+        "{}: ok, {} rules, policy {}",
+        policy.display(),
+        loaded.warden.rule_count(),
+        loaded.warden.version()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn check(
-    policy: &std::path::Path,
-    request: &std::path::Path,
-    claims: &std::path::Path,
+    policy: &Path,
+    request: &Path,
+    token: Option<String>,
+    claims: Option<&Path>,
+    wasm: &WasmArg,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    use policy_sdk::testing::{DemoIssuer, TEST_NOW, standard_claims};
-    use policy_sdk::{BodyVerdict, HeadVerdict, RequestHead};
-
-    let loaded = load::load_policy(policy)?;
+    let loaded = match load_policy(policy) {
+        Ok(loaded) => loaded,
+        Err(diagnostic) => return Ok(report_diagnostic(&diagnostic, format)),
+    };
     let body = std::fs::read(request).with_context(|| format!("reading {}", request.display()))?;
-    let claims: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(claims).with_context(|| format!("reading {}", claims.display()))?,
-    )
-    .context("claims must be a JSON object")?;
-    let now = TEST_NOW;
-    let token = DemoIssuer::new()?.token(now, standard_claims(now, claims))?;
-    let authorization = format!("Bearer {token}");
-    let head = RequestHead {
-        method: "POST",
-        path: "/mcp",
-        authorization: Some(&authorization),
-        content_length: None,
-        request_id: Some("warden-check"),
-        now_unix_nanos: u128::from(now) * 1_000_000_000,
-    };
-    let (audit, status) = match loaded.warden.judge_head(&head) {
-        HeadVerdict::ReadBody(identity) => {
-            match loaded.warden.judge_body(&identity, &body, &head) {
-                BodyVerdict::Forward(audit) => (audit, None),
-                BodyVerdict::Respond(reply, audit) => (audit, Some(reply.status)),
-            }
+    let claims_given = claims.is_some();
+    let (config, token) = match (token, claims) {
+        (Some(token), _) => (loaded.plugin_configuration()?, token),
+        (None, Some(claims)) => {
+            let claims: Value = serde_json::from_slice(
+                &std::fs::read(claims).with_context(|| format!("reading {}", claims.display()))?,
+            )
+            .context("claims must be a JSON object")?;
+            let (config, minter) =
+                Minter::for_document(&loaded.document, TEST_NOW).map_err(anyhow::Error::msg)?;
+            (config, minter.token(&claims).map_err(anyhow::Error::msg)?)
         }
-        HeadVerdict::Respond(reply, audit) => (audit, Some(reply.status)),
-        HeadVerdict::Forward(audit) => (audit, None),
-        HeadVerdict::Pass => anyhow::bail!("the request was not judged"),
+        (None, None) => anyhow::bail!("give --token or --claims"),
     };
+    let module = wasm.load()?;
+    // Minted tokens are issued at TEST_NOW; a real token is judged now.
+    let now = if claims_given { TEST_NOW } else { unix_now() };
+    let mut filter = WardenFilter::start(&module, &config, now)?;
+    let exchange = filter.handle(&HttpRequest::post(body).bearer(&token))?;
+    let verdict = Verdict::from_exchange(&exchange);
     match format {
-        Format::Json => println!("{}", audit.to_json_line()),
+        Format::Json => match &exchange.audit {
+            Some(audit) => println!("{audit}"),
+            None => println!("{}", serde_json::to_string(&verdict)?),
+        },
         Format::Text => {
-            println!("decision: {}", audit.decision);
-            println!("rule:     {}", audit.rule.as_deref().unwrap_or("-"));
-            println!("owner:    {}", audit.owner.as_deref().unwrap_or("-"));
-            println!("reason:   {}", audit.reason);
-            if let Some(status) = status {
-                println!("status:   {status}");
+            println!("decision: {}", verdict.decision.as_deref().unwrap_or("-"));
+            println!("rule:     {}", verdict.rule.as_deref().unwrap_or("-"));
+            println!("owner:    {}", verdict.owner.as_deref().unwrap_or("-"));
+            println!("reason:   {}", verdict.reason.as_deref().unwrap_or("-"));
+            match verdict.status {
+                Some(status) => println!("status:   {status}"),
+                None => println!("status:   forwarded"),
             }
         }
     }
-    Ok(if audit.is_allowed() {
+    Ok(if verdict.is_allowed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+fn test(suites: &[PathBuf], wasm: &WasmArg, format: Format) -> anyhow::Result<ExitCode> {
+    let module = wasm.load()?;
+    let (mut passed, mut failed) = (0, 0);
+    let mut reports = Vec::new();
+    let mut out = std::io::stdout().lock();
+    for path in suites {
+        let report = match run_suite(&module, path) {
+            Ok(report) => report,
+            Err(SuiteError::Policy(diagnostic)) => {
+                return Ok(report_diagnostic(&diagnostic, format));
+            }
+            Err(other) => anyhow::bail!("{other}"),
+        };
+        passed += report.passed();
+        failed += report.failed();
+        if format == Format::Text {
+            for case in &report.cases {
+                if case.passed {
+                    writeln!(out, "ok    {}: {}", path.display(), case.name)?;
+                } else {
+                    writeln!(out, "FAIL  {}: {}", path.display(), case.name)?;
+                    let expected = &case.expected;
+                    let mut wanted = expected["decision"].as_str().unwrap_or("?").to_owned();
+                    if let Some(rule) = expected["rule"].as_str() {
+                        wanted.push_str(&format!(" by {rule}"));
+                    }
+                    if let Some(status) = expected["status"].as_u64() {
+                        wanted.push_str(&format!(" (status {status})"));
+                    }
+                    writeln!(out, "      expected: {wanted}")?;
+                    writeln!(out, "      actual:   {}", case.actual.summary())?;
+                    for problem in &case.problems {
+                        writeln!(out, "      - {problem}")?;
+                    }
+                }
+            }
+        }
+        reports.push(report);
+    }
+    match format {
+        Format::Text => writeln!(out, "{passed} passed, {failed} failed")?,
+        Format::Json => writeln!(
+            out,
+            "{}",
+            json!({"suites": reports, "passed": passed, "failed": failed})
+        )?,
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }

@@ -1,29 +1,68 @@
-//! Runs the filter scenario tables in `tests/scenarios/` against the native
-//! core (policy-sdk's gate). The `.wasm` runner will replay the same tables
-//! through the built filter.
+//! One scenario table, two runners: every filter scenario in
+//! `tests/scenarios/*.yaml` runs once against the native core (policy-sdk's
+//! gate) and once against the built `warden_filter.wasm` through the
+//! wasmtime harness. Both must meet each case's expectations and agree with
+//! each other on the answer and the audit line.
+
+#![expect(clippy::indexing_slicing, reason = "scenario tables are test input")]
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{Context as _, bail};
 use policy_sdk::testing::{DemoAlg, DemoIssuer, TEST_NOW, standard_claims};
-use policy_sdk::{
-    AuditRecord, BodyVerdict, HeadVerdict, PolicyDocument, Reply, RequestHead, Warden,
-};
+use policy_sdk::{BodyVerdict, HeadVerdict, PolicyDocument, RequestHead, Warden};
 use serde_json::Value;
+use warden_harness::filter::{HttpRequest, WardenFilter, load_module, workspace_wasm};
+use warden_harness::host::FilterModule;
+
+const REQUEST_ID: &str = "scenario";
 
 fn scenario_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/scenarios")
 }
 
-/// What the gate did with one request.
-#[derive(Debug)]
-struct Outcome {
-    authorization: Option<String>,
-    reply: Option<Reply>,
-    audit: Option<AuditRecord>,
+/// One scenario table: its policy and cases.
+struct Table {
+    file: PathBuf,
+    document: PolicyDocument,
+    cases: Vec<Value>,
 }
 
-fn run_case(warden: &Warden, issuer: &DemoIssuer, case: &Value) -> anyhow::Result<Outcome> {
+fn tables() -> anyhow::Result<Vec<Table>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(scenario_dir())?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "no scenario files in {}",
+        scenario_dir().display()
+    );
+    files
+        .into_iter()
+        .map(|file| {
+            let table: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&file)?)?;
+            let policy = scenario_dir().join(table["policy"].as_str().context("policy")?);
+            Ok(Table {
+                document: PolicyDocument::load_file(&policy)?,
+                cases: table["cases"].as_array().context("cases")?.clone(),
+                file,
+            })
+        })
+        .collect()
+}
+
+/// A case turned into the HTTP request both runners send.
+struct Prepared {
+    method: String,
+    path: String,
+    authorization: Option<String>,
+    body: Vec<u8>,
+}
+
+fn prepare(issuer: &DemoIssuer, case: &Value) -> anyhow::Result<Prepared> {
     let alg = match case.get("alg").and_then(Value::as_str) {
         None | Some("ES256") => DemoAlg::ES256,
         Some("RS256") => DemoAlg::RS256,
@@ -54,65 +93,122 @@ fn run_case(warden: &Warden, issuer: &DemoIssuer, case: &Value) -> anyhow::Resul
         (None, Some(body)) => serde_json::to_vec(body)?,
         (None, None) => Vec::new(),
     };
-    let method = case.get("method").and_then(Value::as_str).unwrap_or("POST");
-    let path = case.get("path").and_then(Value::as_str).unwrap_or("/mcp");
-    let content_length = body.len().to_string();
+    Ok(Prepared {
+        method: case
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or("POST")
+            .to_owned(),
+        path: case
+            .get("path")
+            .and_then(Value::as_str)
+            .unwrap_or("/mcp")
+            .to_owned(),
+        authorization,
+        body,
+    })
+}
+
+type Reply = (u16, Vec<(String, String)>, String);
+
+/// What Warden did with one request, whichever runner ran it.
+#[derive(Debug, Clone, PartialEq)]
+struct Outcome {
+    /// The local answer: status, headers, body.
+    reply: Option<Reply>,
+    audit: Option<Value>,
+}
+
+impl Outcome {
+    fn status(&self) -> Option<u16> {
+        self.reply.as_ref().map(|r| r.0)
+    }
+
+    fn audit_str(&self, field: &str) -> Option<&str> {
+        self.audit.as_ref()?.get(field)?.as_str()
+    }
+}
+
+fn run_native(warden: &Warden, request: &Prepared) -> Outcome {
+    let content_length = request.body.len().to_string();
     let head = RequestHead {
-        method,
-        path,
-        authorization: authorization.as_deref(),
+        method: &request.method,
+        path: &request.path,
+        authorization: request.authorization.as_deref(),
         content_length: Some(&content_length),
-        request_id: Some("scenario"),
+        request_id: Some(REQUEST_ID),
         now_unix_nanos: u128::from(TEST_NOW) * 1_000_000_000,
     };
     let (reply, audit) = match warden.judge_head(&head) {
         HeadVerdict::Pass => (None, None),
         HeadVerdict::Forward(audit) => (None, Some(audit)),
-        HeadVerdict::Respond(reply, audit) => (Some(reply), Some(audit)),
-        HeadVerdict::ReadBody(identity) => match warden.judge_body(&identity, &body, &head) {
-            BodyVerdict::Forward(audit) => (None, Some(audit)),
-            BodyVerdict::Respond(reply, audit) => (Some(reply), Some(audit)),
-        },
+        HeadVerdict::Respond(reply, audit) | HeadVerdict::KeysMissing { reply, audit, .. } => {
+            (Some(reply), Some(audit))
+        }
+        HeadVerdict::ReadBody(identity) => {
+            match warden.judge_body(&identity, &request.body, &head) {
+                BodyVerdict::Forward(audit) => (None, Some(audit)),
+                BodyVerdict::Respond(reply, audit) => (Some(reply), Some(audit)),
+            }
+        }
     };
+    Outcome {
+        reply: reply.map(|r| (r.status, r.headers, r.body)),
+        audit: audit.and_then(|a| serde_json::from_str(&a.to_json_line()).ok()),
+    }
+}
+
+fn run_wasm(filter: &mut WardenFilter, request: &Prepared) -> anyhow::Result<Outcome> {
+    let mut http = HttpRequest::post(request.body.clone()).header("x-request-id", REQUEST_ID);
+    http.method.clone_from(&request.method);
+    http.path.clone_from(&request.path);
+    if let Some(authorization) = &request.authorization {
+        http = http.header("authorization", authorization);
+    }
+    let exchange = filter.handle(&http)?;
+    if exchange.local_response.is_none() && !exchange.forwarded() {
+        bail!("the filter neither answered nor forwarded the request (it hangs)");
+    }
     Ok(Outcome {
-        authorization,
-        reply,
-        audit,
+        reply: exchange.local_response.map(|r| {
+            let body = r.body_text();
+            (u16::try_from(r.status).unwrap_or(0), r.headers, body)
+        }),
+        audit: exchange.audit,
     })
 }
 
 fn check(outcome: &Outcome, expect: &Value) -> Vec<String> {
     let mut problems = Vec::new();
-    let audit = outcome.audit.as_ref();
     if expect.get("forward").and_then(Value::as_bool) == Some(true) && outcome.reply.is_some() {
-        let status = outcome.reply.as_ref().map(|r| r.status);
         problems.push(format!(
-            "expected the request to be forwarded, Warden answered {status:?}"
+            "expected the request to be forwarded, Warden answered {:?}",
+            outcome.status()
         ));
     }
     if let Some(status) = expect.get("status").and_then(Value::as_u64) {
-        match &outcome.reply {
-            Some(reply) if u64::from(reply.status) == status => {}
-            Some(reply) => problems.push(format!("expected status {status}, got {}", reply.status)),
+        match outcome.status() {
+            Some(got) if u64::from(got) == status => {}
+            Some(got) => problems.push(format!("expected status {status}, got {got}")),
             None => problems.push(format!(
                 "expected status {status}, the request was forwarded"
             )),
         }
     }
     if let Some(decision) = expect.get("decision").and_then(Value::as_str) {
-        let got = audit.map(|a| a.decision);
+        let got = outcome.audit_str("decision");
         if got != Some(decision) {
             problems.push(format!("expected decision {decision}, got {got:?}"));
         }
     }
     if let Some(rule) = expect.get("rule").and_then(Value::as_str) {
-        let got = audit.and_then(|a| a.rule.as_deref());
+        let got = outcome.audit_str("rule");
         if got != Some(rule) {
             problems.push(format!("expected rule {rule}, got {got:?}"));
         }
     }
     if let Some(reason) = expect.get("reason").and_then(Value::as_str) {
-        let got = audit.map(|a| a.reason.as_str()).unwrap_or_default();
+        let got = outcome.audit_str("reason").unwrap_or_default();
         if !got.contains(reason) {
             problems.push(format!(
                 "expected a reason containing {reason:?}, got {got:?}"
@@ -123,7 +219,7 @@ fn check(outcome: &Outcome, expect: &Value) -> Vec<String> {
         let got = outcome
             .reply
             .as_ref()
-            .and_then(|r| serde_json::from_str::<Value>(&r.body).ok())
+            .and_then(|r| serde_json::from_str::<Value>(&r.2).ok())
             .and_then(|b| b.pointer("/error/code").and_then(Value::as_i64));
         if got != Some(code) {
             problems.push(format!("expected JSON-RPC error {code}, got {got:?}"));
@@ -133,7 +229,7 @@ fn check(outcome: &Outcome, expect: &Value) -> Vec<String> {
         let got = outcome
             .reply
             .as_ref()
-            .and_then(|r| r.headers.iter().find(|(k, _)| k == "www-authenticate"))
+            .and_then(|r| r.1.iter().find(|(k, _)| k == "www-authenticate"))
             .map(|(_, v)| v.as_str())
             .unwrap_or_default();
         if !got.contains(challenge) {
@@ -145,63 +241,56 @@ fn check(outcome: &Outcome, expect: &Value) -> Vec<String> {
     problems
 }
 
-#[test]
-fn scenario_tables_hold_against_the_native_core() -> anyhow::Result<()> {
-    let issuer = DemoIssuer::new()?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(scenario_dir())?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    files.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
-    files.sort();
+/// Neither audit lines nor replies ever carry the token.
+fn assert_no_token_leak(name: &str, request: &Prepared, outcome: &Outcome) {
+    let Some(token) = request
+        .authorization
+        .as_deref()
+        .and_then(|a| a.split_whitespace().last())
+    else {
+        return;
+    };
+    let audit = outcome
+        .audit
+        .as_ref()
+        .map(Value::to_string)
+        .unwrap_or_default();
+    let reply = format!("{:?}", outcome.reply);
     assert!(
-        !files.is_empty(),
-        "no scenario files in {}",
-        scenario_dir().display()
+        !audit.contains(token) && !reply.contains(token),
+        "{name}: the token leaked"
     );
+}
+
+/// Runs every case of every table through `runner`; returns the outcomes
+/// (per table, per case) and fails on any unmet expectation.
+fn run_all(
+    mut runner: impl FnMut(
+        &Table,
+    ) -> anyhow::Result<Box<dyn FnMut(&Prepared) -> anyhow::Result<Outcome>>>,
+) -> anyhow::Result<Vec<(String, Outcome)>> {
+    let issuer = DemoIssuer::new()?;
     let mut failures = Vec::new();
-    let mut count = 0;
-    for file in files {
-        let table: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&file)?)?;
-        let policy_path = file
-            .parent()
-            .unwrap()
-            .join(table["policy"].as_str().context("policy")?);
-        let warden = Warden::compile(&PolicyDocument::load_file(&policy_path)?)?;
-        for case in table["cases"].as_array().context("cases")? {
-            count += 1;
-            let name = case["name"].as_str().unwrap_or("?");
-            let outcome = run_case(&warden, &issuer, case).with_context(|| format!("{name}"))?;
+    let mut outcomes = Vec::new();
+    for table in tables()? {
+        let mut run = runner(&table)?;
+        for case in &table.cases {
+            let name = format!(
+                "{}: {}",
+                table.file.display(),
+                case["name"].as_str().unwrap_or("?")
+            );
+            let request = prepare(&issuer, case).with_context(|| name.clone())?;
+            let outcome = run(&request).with_context(|| name.clone())?;
             let problems = check(&outcome, &case["expect"]);
             if !problems.is_empty() {
-                failures.push(format!(
-                    "{}: {name}: {}",
-                    file.display(),
-                    problems.join("; ")
-                ));
+                failures.push(format!("{name}: {}", problems.join("; ")));
             }
-            // Neither audit lines nor replies ever carry the token.
-            if let Some(token) = outcome
-                .authorization
-                .as_deref()
-                .and_then(|a| a.split_whitespace().last())
-            {
-                let audit = outcome
-                    .audit
-                    .as_ref()
-                    .map(AuditRecord::to_json_line)
-                    .unwrap_or_default();
-                let reply = outcome
-                    .reply
-                    .as_ref()
-                    .map(|r| format!("{:?}{}", r.headers, r.body))
-                    .unwrap_or_default();
-                assert!(
-                    !audit.contains(token) && !reply.contains(token),
-                    "{name}: the token leaked"
-                );
-            }
+            assert_no_token_leak(&name, &request, &outcome);
+            outcomes.push((name, outcome));
         }
     }
+    let count = outcomes.len();
     assert!(count > 20, "only {count} scenarios ran");
     assert!(
         failures.is_empty(),
@@ -209,24 +298,79 @@ fn scenario_tables_hold_against_the_native_core() -> anyhow::Result<()> {
         failures.len(),
         failures.join("\n")
     );
+    Ok(outcomes)
+}
+
+fn native_outcomes() -> anyhow::Result<Vec<(String, Outcome)>> {
+    run_all(|table| {
+        let warden = Warden::compile(&table.document)?;
+        Ok(Box::new(move |request: &Prepared| {
+            Ok(run_native(&warden, request))
+        }))
+    })
+}
+
+fn wasm_module() -> &'static Result<FilterModule, String> {
+    static MODULE: OnceLock<Result<FilterModule, String>> = OnceLock::new();
+    MODULE.get_or_init(|| load_module(&workspace_wasm()).map_err(|e| e.to_string()))
+}
+
+fn wasm_outcomes() -> anyhow::Result<Vec<(String, Outcome)>> {
+    let module = match wasm_module() {
+        Ok(module) => module,
+        Err(message) => bail!("{message}"),
+    };
+    run_all(|table| {
+        let config = serde_json::to_string(&table.document)?;
+        let mut filter = WardenFilter::start(module, &config, TEST_NOW)?;
+        Ok(Box::new(move |request: &Prepared| {
+            run_wasm(&mut filter, request)
+        }))
+    })
+}
+
+#[test]
+fn scenario_tables_hold_against_the_native_core() -> anyhow::Result<()> {
+    native_outcomes()?;
     Ok(())
 }
 
 #[test]
-fn the_runner_notices_a_wrong_expectation() {
-    let issuer = DemoIssuer::new().unwrap();
-    let warden = Warden::compile(
-        &PolicyDocument::load_file(&scenario_dir().join("../../examples/policy.yaml")).unwrap(),
-    )
-    .unwrap();
+fn scenario_tables_hold_against_the_wasm_filter_and_agree_with_the_core() -> anyhow::Result<()> {
+    let wasm = wasm_outcomes()?;
+    let native = native_outcomes()?;
+    assert_eq!(wasm.len(), native.len());
+    let mut disagreements = Vec::new();
+    for ((name, w), (_, n)) in wasm.iter().zip(&native) {
+        // Same answer (status, headers, body) and the same audit line,
+        // field by field: status, decision, rule, reason, identity.
+        if w != n {
+            disagreements.push(format!("{name}:\n  wasm:   {w:?}\n  native: {n:?}"));
+        }
+    }
+    assert!(
+        disagreements.is_empty(),
+        "the .wasm and the native core disagree on {} scenarios:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+    Ok(())
+}
+
+#[test]
+fn the_runner_notices_a_wrong_expectation() -> anyhow::Result<()> {
+    let issuer = DemoIssuer::new()?;
+    let warden = Warden::compile(&PolicyDocument::load_file(
+        &scenario_dir().join("../../examples/policy.yaml"),
+    )?)?;
     let case: Value = serde_yaml_ng::from_str(
         "{claims: {sub: research-agent, actor_type: agent}, body: {jsonrpc: '2.0', id: 1, method: tools/call, params: {name: delete_repo, arguments: {}}}}",
-    )
-    .unwrap();
-    let outcome = run_case(&warden, &issuer, &case).unwrap();
+    )?;
+    let outcome = run_native(&warden, &prepare(&issuer, &case)?);
     let problems = check(
         &outcome,
-        &serde_yaml_ng::from_str("{forward: true, rule: admins-delete-repos}").unwrap(),
+        &serde_yaml_ng::from_str("{forward: true, rule: admins-delete-repos}")?,
     );
     assert_eq!(problems.len(), 2, "{problems:?}");
+    Ok(())
 }

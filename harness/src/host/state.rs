@@ -1,0 +1,264 @@
+//! What the host keeps between and during guest callbacks.
+
+use std::collections::{BTreeMap, HashMap};
+
+use wasmtime::{Memory, ResourceLimiter, TypedFunc};
+
+use super::abi::{Headers, LogLevel, MetricType};
+
+/// One `proxy_log` line (or a line the guest wrote to stdout/stderr).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub level: LogLevel,
+    pub message: String,
+    /// The context the guest was running in.
+    pub context_id: u32,
+}
+
+/// A local reply sent with `proxy_send_local_response`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalResponse {
+    pub status: u32,
+    pub details: String,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+    pub grpc_status: i32,
+}
+
+impl LocalResponse {
+    /// The first header of that name (lower-case names).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A `proxy_http_call` waiting for [`super::Emulator::respond_http_call`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCall {
+    pub token: u32,
+    /// The context that dispatched it (its callback receives the answer).
+    pub context_id: u32,
+    pub upstream: String,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+    pub trailers: Headers,
+    pub timeout_ms: u32,
+}
+
+/// One metric as defined by the guest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub name: String,
+    pub kind: MetricType,
+    /// Counter and gauge value; for histograms, the last recorded value.
+    pub value: i128,
+    /// Histogram samples.
+    pub samples: Vec<u64>,
+}
+
+/// Where an HTTP stream stands, from the host's point of view.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Stream {
+    pub request_headers: Option<Headers>,
+    pub request_trailers: Option<Headers>,
+    pub response_headers: Option<Headers>,
+    pub response_trailers: Option<Headers>,
+    /// Body bytes buffered by the host (the guest paused on them).
+    pub request_buffer: Vec<u8>,
+    pub response_buffer: Vec<u8>,
+    /// Set while the matching body callback runs: what `proxy_get_buffer_bytes`
+    /// sees.
+    pub in_request_body: bool,
+    pub in_response_body: bool,
+    /// Request headers are held (the guest paused on them).
+    pub request_held: bool,
+    pub response_held: bool,
+    /// What went on to the upstream.
+    pub upstream_headers: Option<Headers>,
+    pub upstream_body: Vec<u8>,
+    pub upstream_trailers: Option<Headers>,
+    /// What went on to the client (not counting a local response).
+    pub downstream_headers: Option<Headers>,
+    pub downstream_body: Vec<u8>,
+    pub local_response: Option<LocalResponse>,
+    pub closed: bool,
+    pub done: bool,
+}
+
+impl Stream {
+    /// The request goes on: held headers (and any buffered body) are
+    /// released to the upstream.
+    pub fn release_request(&mut self) {
+        if self.local_response.is_some() {
+            return;
+        }
+        if self.upstream_headers.is_none() {
+            self.upstream_headers = self.request_headers.clone();
+        }
+        self.request_held = false;
+        let buffered = std::mem::take(&mut self.request_buffer);
+        self.upstream_body.extend_from_slice(&buffered);
+    }
+
+    pub fn release_response(&mut self) {
+        if self.downstream_headers.is_none() {
+            self.downstream_headers = self.response_headers.clone();
+        }
+        self.response_held = false;
+        let buffered = std::mem::take(&mut self.response_buffer);
+        self.downstream_body.extend_from_slice(&buffered);
+    }
+}
+
+/// What the guest is allowed to call right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// `_initialize` / `main`: only logging, clocks, randomness, environment.
+    Initializing,
+    /// `proxy_on_memory_allocate` called by the host: logging and clocks.
+    Allocating,
+    /// A regular callback.
+    Callback,
+}
+
+/// Hostcalls Envoy allows while the module initialises (cpp-host
+/// `WasmBase::startVm`).
+pub(crate) const ALLOWED_WHILE_INITIALIZING: &[&str] = &[
+    "env.proxy_log",
+    "wasi_snapshot_preview1.fd_write",
+    "wasi_snapshot_preview1.args_sizes_get",
+    "wasi_snapshot_preview1.args_get",
+    "wasi_snapshot_preview1.environ_sizes_get",
+    "wasi_snapshot_preview1.environ_get",
+    "wasi_snapshot_preview1.clock_time_get",
+    "wasi_snapshot_preview1.clock_res_get",
+    "wasi_snapshot_preview1.random_get",
+    "wasi_snapshot_preview1.poll_oneoff",
+    "wasi_snapshot_preview1.fd_fdstat_get",
+    "wasi_snapshot_preview1.fd_fdstat_set_flags",
+];
+
+/// Hostcalls Envoy allows inside `proxy_on_memory_allocate` (cpp-host
+/// `WasmBase::allocMemory`).
+pub(crate) const ALLOWED_WHILE_ALLOCATING: &[&str] = &[
+    "env.proxy_log",
+    "wasi_snapshot_preview1.fd_write",
+    "wasi_snapshot_preview1.clock_time_get",
+    "wasi_snapshot_preview1.poll_oneoff",
+];
+
+/// Caps the guest's linear memory; growing past it traps.
+#[derive(Debug, Clone)]
+pub(crate) struct MemoryCap {
+    pub max_bytes: usize,
+    pub exceeded: Option<usize>,
+}
+
+/// The error a refused memory growth raises inside the guest.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryCapExceeded {
+    pub wanted_bytes: usize,
+    pub cap_bytes: usize,
+}
+
+impl std::fmt::Display for MemoryCapExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "linear memory would grow to {} bytes, over the cap of {} bytes",
+            self.wanted_bytes, self.cap_bytes
+        )
+    }
+}
+
+impl std::error::Error for MemoryCapExceeded {}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.exceeded = Some(desired);
+            return Err(wasmtime::Error::new(MemoryCapExceeded {
+                wanted_bytes: desired,
+                cap_bytes: self.max_bytes,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// All host state, owned by the wasmtime store.
+pub(crate) struct HostState {
+    pub cap: MemoryCap,
+    pub phase: Phase,
+    /// The callback now running (for diagnostics).
+    pub callback: &'static str,
+    /// The context hostcalls act on (`proxy_set_effective_context` moves it).
+    pub context_id: u32,
+    pub root_id: u32,
+    pub vm_configuration: Vec<u8>,
+    pub plugin_configuration: Vec<u8>,
+    pub in_vm_start: bool,
+    pub in_configure: bool,
+    pub streams: HashMap<u32, Stream>,
+    pub logs: Vec<LogEntry>,
+    pub log_level: LogLevel,
+    pub metrics: Vec<Metric>,
+    pub properties: BTreeMap<Vec<String>, Vec<u8>>,
+    pub shared_data: HashMap<String, (Vec<u8>, u32)>,
+    pub http_calls: BTreeMap<u32, HttpCall>,
+    pub next_token: u32,
+    /// The answer being delivered by `proxy_on_http_call_response`.
+    pub call_response: Option<(Headers, Vec<u8>, Headers)>,
+    pub tick_period_ms: u32,
+    pub realtime_nanos: u64,
+    pub monotonic_nanos: u64,
+    pub rng: u64,
+    pub done_called: bool,
+    pub memory: Option<Memory>,
+    pub allocate: Option<TypedFunc<i32, i32>>,
+}
+
+impl HostState {
+    pub fn stream(&mut self) -> Option<&mut Stream> {
+        self.streams.get_mut(&self.context_id)
+    }
+
+    pub fn log(&mut self, level: LogLevel, message: String) {
+        let context_id = self.context_id;
+        self.logs.push(LogEntry {
+            level,
+            message,
+            context_id,
+        });
+    }
+
+    /// splitmix64: deterministic bytes for `random_get`.
+    pub fn next_random(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}

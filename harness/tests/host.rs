@@ -1,0 +1,343 @@
+//! The harness as a proxy-wasm host: guest limits, Envoy's restrictions and
+//! ABI details on small hand-written guests, then the real filter.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use policy_sdk::testing::{DemoIssuer, TEST_NOW, standard_claims};
+use serde_json::json;
+use warden_harness::filter::{HttpRequest, WardenFilter, load_module, workspace_wasm};
+use warden_harness::host::{
+    AbiVersion, Action, Emulator, FilterModule, HarnessError, HostFault, HostOptions, LogLevel,
+    TrapCause,
+};
+
+/// A tiny proxy-wasm guest. `$body` is spliced into the module.
+fn guest(marker: &str, body: &str) -> FilterModule {
+    let wat = format!(
+        r#"(module
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_define_metric" (func $define (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_header_map_value" (func $header (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_tick_period_milliseconds" (func $tick_period (param i32) (result i32)))
+  (import "env" "proxy_http_call" (func $http_call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_grpc_call" (func $grpc (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 8192))
+  (data (i32.const 0) "hello")
+  (data (i32.const 16) ":path")
+  (data (i32.const 32) "metric")
+  (data (i32.const 48) "answered")
+  (data (i32.const 64) "idp")
+  (data (i32.const 128) "\03\00\00\00\07\00\00\00\03\00\00\00\05\00\00\00\01\00\00\00\0a\00\00\00\03\00\00\00:method\00GET\00:path\00/\00:authority\00idp\00")
+  (func (export "{marker}"))
+  ;; a bump allocator that records the last requested size at 256
+  (func (export "proxy_on_memory_allocate") (param $size i32) (result i32)
+    (local $ptr i32)
+    (i32.store (i32.const 256) (local.get $size))
+    (local.set $ptr (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $size)))
+    (local.get $ptr))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  {body}
+)"#
+    );
+    FilterModule::from_bytes(wat.as_bytes()).expect("the test guest compiles")
+}
+
+fn options() -> HostOptions {
+    HostOptions::default()
+        .with_fuel_per_callback(10_000_000)
+        .with_memory_limit_bytes(4 * 1024 * 1024)
+}
+
+#[test]
+fn a_runaway_guest_is_stopped_and_reported_not_hung() {
+    let module = guest(
+        "proxy_abi_version_0_2_1",
+        r#"(func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+             (loop $forever (br $forever)) (i32.const 0))"#,
+    );
+    let mut host = Emulator::start(&module, options()).unwrap();
+    let id = host.open_http().unwrap();
+    let started = Instant::now();
+    let error = host
+        .request_headers(id, &[(":path", "/")], true)
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        error,
+        HarnessError::Trapped {
+            callback: "proxy_on_request_headers",
+            cause: TrapCause::OutOfFuel { fuel: 10_000_000 }
+        }
+    );
+    assert!(error.to_string().contains("out of fuel"), "{error}");
+    // Like Envoy, a VM that trapped is failed: nothing runs in it any more.
+    assert!(matches!(host.open_http(), Err(HarnessError::Failed(_))));
+    assert!(host.failure().is_some());
+}
+
+#[test]
+fn a_guest_growing_past_the_memory_cap_is_stopped() {
+    let module = guest(
+        "proxy_abi_version_0_2_1",
+        r#"(func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+             (loop $grow (drop (memory.grow (i32.const 16))) (br $grow)) (i32.const 0))"#,
+    );
+    let mut host = Emulator::start(&module, options()).unwrap();
+    let id = host.open_http().unwrap();
+    let error = host.request_headers(id, &[], true).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            HarnessError::Trapped {
+                cause: TrapCause::MemoryCap {
+                    cap_bytes: 4194304,
+                    ..
+                },
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(host.memory_bytes() <= 4 * 1024 * 1024);
+}
+
+#[test]
+fn only_envoys_start_up_hostcalls_work_while_the_module_initialises() {
+    // Logging is allowed in `_initialize` …
+    let module = guest(
+        "proxy_abi_version_0_2_1",
+        r#"(func (export "_initialize") (drop (call $log (i32.const 2) (i32.const 0) (i32.const 5))))"#,
+    );
+    let host = Emulator::start(&module, options()).unwrap();
+    assert_eq!(host.logs_at(LogLevel::Info), ["hello"]);
+    // … defining a metric is not (Envoy traps with `restricted_callback`).
+    let module = guest(
+        "proxy_abi_version_0_2_1",
+        r#"(func (export "_initialize")
+             (drop (call $define (i32.const 0) (i32.const 32) (i32.const 6) (i32.const 300))))"#,
+    );
+    let error = Emulator::start(&module, options()).err().unwrap();
+    assert_eq!(
+        error,
+        HarnessError::Trapped {
+            callback: "_initialize",
+            cause: TrapCause::Host(HostFault::Restricted {
+                hostcall: "env.proxy_define_metric".into(),
+                phase: "`_initialize`/`main`"
+            })
+        }
+    );
+    assert!(error.to_string().contains("restricted_callback"), "{error}");
+}
+
+#[test]
+fn an_unsupported_hostcall_traps_with_its_name() {
+    let module = guest(
+        "proxy_abi_version_0_2_1",
+        r#"(func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+             (call $grpc (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+                         (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 300)))"#,
+    );
+    let mut host = Emulator::start(&module, options()).unwrap();
+    let id = host.open_http().unwrap();
+    let error = host.request_headers(id, &[], true).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("unsupported hostcall `env.proxy_grpc_call`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_abi_marker_is_required_and_0_2_0_is_accepted() {
+    assert_eq!(
+        guest("proxy_abi_version_0_2_0", "").abi_version(),
+        AbiVersion::V0_2_0
+    );
+    assert_eq!(
+        guest("proxy_abi_version_0_2_1", "").abi_version(),
+        AbiVersion::V0_2_1
+    );
+    let error = FilterModule::from_bytes(b"(module (memory (export \"memory\") 1))")
+        .err()
+        .unwrap();
+    assert!(matches!(error, HarnessError::NotProxyWasm(_)), "{error}");
+}
+
+#[test]
+fn values_are_returned_in_exact_size_allocations() {
+    // The guest asks for `:path`, then traps unless the host allocated
+    // exactly the returned size and copied the value there.
+    let module = guest(
+        "proxy_abi_version_0_2_1",
+        r#"(func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+             (if (i32.ne (call $header (i32.const 0) (i32.const 16) (i32.const 5) (i32.const 300) (i32.const 304))
+                         (i32.const 0)) (then unreachable))
+             (if (i32.ne (i32.load (i32.const 304)) (i32.load (i32.const 256))) (then unreachable))
+             (if (i32.ne (i32.load (i32.const 304)) (i32.const 4)) (then unreachable))
+             (if (i32.ne (i32.load8_u (i32.load (i32.const 300))) (i32.const 47)) (then unreachable))
+             ;; an absent header is NotFound (1)
+             (if (i32.ne (call $header (i32.const 0) (i32.const 32) (i32.const 6) (i32.const 300) (i32.const 304))
+                         (i32.const 1)) (then unreachable))
+             (i32.const 0))"#,
+    );
+    let mut host = Emulator::start(&module, options()).unwrap();
+    let id = host.open_http().unwrap();
+    assert_eq!(
+        host.request_headers(id, &[(":path", "/mcp")], true)
+            .unwrap(),
+        Action::Continue
+    );
+    assert_eq!(
+        host.upstream_request_headers(id).unwrap(),
+        &vec![(":path".to_owned(), "/mcp".to_owned())]
+    );
+}
+
+#[test]
+fn ticks_and_http_calls_reach_the_guest() {
+    let module = guest(
+        "proxy_abi_version_0_2_1",
+        r#"(func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+             (drop (call $tick_period (i32.const 1000))) (i32.const 1))
+           (func (export "proxy_on_tick") (param i32)
+             (drop (call $http_call (i32.const 64) (i32.const 3) (i32.const 128) (i32.const 63)
+                                    (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+                                    (i32.const 5000) (i32.const 300))))
+           (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
+             (drop (call $log (i32.const 2) (i32.const 48) (i32.const 8))))"#,
+    );
+    let mut host = Emulator::start(&module, options()).unwrap();
+    assert_eq!(host.tick_period(), Some(Duration::from_secs(1)));
+    assert!(host.tick().unwrap());
+    let calls = host.pending_http_calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].upstream, "idp");
+    assert_eq!(calls[0].timeout_ms, 5000);
+    assert!(
+        calls[0]
+            .headers
+            .contains(&(":authority".into(), "idp".into()))
+    );
+    host.respond_http_call(calls[0].token, &[(":status", "200")], b"{}", &[])
+        .unwrap();
+    assert_eq!(host.logs_at(LogLevel::Info), ["answered"]);
+    assert!(host.pending_http_calls().is_empty());
+}
+
+// --- the real filter ---------------------------------------------------
+
+fn filter_module() -> &'static FilterModule {
+    static MODULE: OnceLock<FilterModule> = OnceLock::new();
+    MODULE.get_or_init(|| match load_module(&workspace_wasm()) {
+        Ok(module) => module,
+        Err(error) => panic!("{error}"),
+    })
+}
+
+fn example_config() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policy.yaml");
+    warden_harness::load::load_policy(&path)
+        .unwrap()
+        .plugin_configuration()
+        .unwrap()
+}
+
+fn token(claims: serde_json::Value) -> String {
+    DemoIssuer::new()
+        .unwrap()
+        .token(TEST_NOW, standard_claims(TEST_NOW, claims))
+        .unwrap()
+}
+
+#[test]
+fn the_filter_starts_like_in_envoy_and_refuses_a_bad_configuration() {
+    let module = filter_module();
+    assert_eq!(module.abi_version(), AbiVersion::V0_2_1);
+    let mut filter = WardenFilter::start(module, &example_config(), TEST_NOW).unwrap();
+    let logs = filter.emulator().logs_at(LogLevel::Info).join("\n");
+    assert!(logs.contains("loaded"), "{logs}");
+    // Metrics are defined in on_configure, not in `_initialize`.
+    assert_eq!(filter.metric("warden.decisions.allow.agent"), Some(0));
+
+    let error = WardenFilter::start(module, "{\"version\": 1}", TEST_NOW)
+        .err()
+        .unwrap();
+    match error {
+        HarnessError::Refused { callback, logs } => {
+            assert_eq!(callback, "proxy_on_configure");
+            assert!(
+                logs.iter().any(|l| l.contains("invalid configuration")),
+                "{logs:?}"
+            );
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn the_filter_holds_headers_until_the_body_is_judged() {
+    let mut filter = WardenFilter::start(filter_module(), &example_config(), TEST_NOW).unwrap();
+    let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
+                      "params":{"name":"search_docs","arguments":{"query":"x"}}})
+    .to_string();
+    let bearer = format!(
+        "Bearer {}",
+        token(json!({"sub":"research-agent","actor_type":"agent"}))
+    );
+    let length = body.len().to_string();
+    let host = filter.emulator();
+    let id = host.open_http().unwrap();
+    let headers = [
+        (":method", "POST"),
+        (":path", "/mcp"),
+        ("authorization", bearer.as_str()),
+        ("content-length", length.as_str()),
+    ];
+    assert_eq!(
+        host.request_headers(id, &headers, false).unwrap(),
+        Action::Pause
+    );
+    assert!(host.request_held(id));
+    assert_eq!(host.upstream_request_headers(id), None);
+    let (first, rest) = body.as_bytes().split_at(10);
+    assert_eq!(host.request_body(id, first, false).unwrap(), Action::Pause);
+    assert_eq!(host.upstream_request_headers(id), None);
+    assert_eq!(host.request_body(id, rest, true).unwrap(), Action::Continue);
+    let forwarded = host.upstream_request_headers(id).unwrap();
+    assert!(forwarded.iter().any(|(k, _)| k == "authorization"));
+    assert_eq!(host.upstream_request_body(id).unwrap(), body.as_bytes());
+    assert!(host.local_response(id).is_none());
+    host.complete(id).unwrap();
+    assert_eq!(filter.metric("warden.decisions.allow.agent"), Some(1));
+}
+
+#[test]
+fn the_filter_answers_401_and_counts_the_denial() {
+    let mut filter = WardenFilter::start(filter_module(), &example_config(), TEST_NOW).unwrap();
+    let exchange = filter
+        .handle(&HttpRequest::post(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        ))
+        .unwrap();
+    let reply = exchange.local_response.as_ref().unwrap();
+    assert_eq!(reply.status, 401);
+    assert_eq!(
+        reply.header("www-authenticate"),
+        Some("Bearer realm=\"warden\"")
+    );
+    assert!(!exchange.forwarded());
+    assert_eq!(exchange.decision(), Some("deny"));
+    assert_eq!(filter.metric("warden.decisions.deny.none"), Some(1));
+}
