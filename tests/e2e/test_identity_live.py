@@ -1,0 +1,259 @@
+"""Keys from a live identity provider, and revocation, through real Envoy.
+
+A small JWKS server on loopback plays the identity provider (key set and a
+revocation list, both changeable by the test, with hit counters). Envoy runs
+the filter with two workers (`--concurrency 2`, so keys travel between VMs
+through shared data) and a policy whose issuer has `jwks_fetch` and whose
+revocation list is polled. The upstream is the same loopback server
+answering JSON-RPC POSTs.
+
+The tests run in file order against one stack; each states the provider's
+state it needs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "tools"))
+
+import mint_token  # noqa: E402
+import warden_stack  # noqa: E402
+
+WORKDIR = REPO_ROOT / ".work" / "e2e-identity"
+ALL_KEYS = json.loads((REPO_ROOT / "examples" / "keys" / "demo.jwks.json").read_text())["keys"]
+ES256_KEY = next(k for k in ALL_KEYS if k["kid"] == "demo-es256")
+EDDSA_KEY = next(k for k in ALL_KEYS if k["kid"] == "demo-eddsa")
+MIN_REFRESH = 3  # min_refresh_interval_seconds in the policy below
+
+
+class Provider:
+    """The identity provider's state, served by `Handler`."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.keys: list[dict[str, Any]] = [ES256_KEY]
+        self.revoked: dict[str, Any] = {}
+        self.down = False
+        self.hits = {"/jwks": 0, "/revoked": 0, "upstream": 0}
+
+    def hit_count(self, path: str) -> int:
+        with self.lock:
+            return self.hits[path]
+
+
+def make_handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # keep test output quiet
+            pass
+
+        def _send(self, status: int, body: Any) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            with provider.lock:
+                if self.path in provider.hits:
+                    provider.hits[self.path] += 1
+                if provider.down:
+                    self._send(503, {"error": "down"})
+                elif self.path == "/jwks":
+                    self._send(200, {"keys": list(provider.keys)})
+                elif self.path == "/revoked":
+                    self._send(200, provider.revoked)
+                else:
+                    self._send(404, {"error": "no such document"})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length", "0"))
+            request = json.loads(self.rfile.read(length) or b"{}")
+            with provider.lock:
+                provider.hits["upstream"] += 1
+            self._send(200, {"jsonrpc": "2.0", "id": request.get("id"), "result": {"tools": []}})
+
+    return Handler
+
+
+POLICY = """
+version: 1
+identity:
+  issuers:
+    - issuer: https://idp.demo.warden.test
+      audiences: [https://mcp.demo.warden.test/mcp]
+      algorithms: [ES256, EdDSA]
+      jwks_fetch:
+        cluster: idp
+        path: /jwks
+        # Scheduled refreshes stay out of the way (they only repeat every
+        # min_refresh_interval_seconds until the first set has loaded), so
+        # every fetch the tests count was triggered by an unknown kid.
+        refresh_seconds: 3600
+        min_refresh_interval_seconds: {min_refresh}
+        timeout_ms: 2000
+  revocation:
+    remote:
+      cluster: idp
+      path: /revoked
+      refresh_seconds: 1
+rules:
+  - id: list-tools
+    effect: allow
+    owner: team-platform
+    methods: [tools/list]
+"""
+
+
+class Live:
+    def __init__(self, provider: Provider, url: str, envoy_log: Path) -> None:
+        self.provider = provider
+        self.url = url
+        self.log = warden_stack.EnvoyLog(envoy_log)
+
+    def call(self, token: str) -> httpx.Response:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+        return httpx.post(self.url, json=body, headers={"authorization": f"Bearer {token}"}, timeout=10)
+
+    def wait_until(self, predicate: Any, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{self.log.text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[Live]:
+    warden_stack.require_binaries()
+    WORKDIR.mkdir(parents=True, exist_ok=True)
+    provider = Provider()
+    provider.down = True  # the provider starts unreachable: requests must fail closed
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(provider))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    policy = WORKDIR / "policy.yaml"
+    policy.write_text(POLICY.format(min_refresh=MIN_REFRESH))
+    listen, admin = warden_stack.free_port(), warden_stack.free_port()
+    config = WORKDIR / "envoy.yaml"
+    config.write_text(
+        warden_stack.run_cli(
+            "envoy", policy, "--wasm", warden_stack.WASM_FILTER,
+            "--listen", f"127.0.0.1:{listen}", "--upstream", f"127.0.0.1:{port}",
+            "--admin", f"127.0.0.1:{admin}", "--cluster", f"idp=127.0.0.1:{port}",
+        )
+    )
+    log_path = WORKDIR / "envoy.log"
+    with log_path.open("wb") as log:
+        envoy = subprocess.Popen(
+            [warden_stack.envoy_binary(), "-c", str(config), "--concurrency", "2", "--log-level", "info",
+             "--base-id", str(admin)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True,
+        )
+    try:
+        warden_stack.wait_for_port(listen, 60, envoy, "envoy")
+        yield Live(provider, f"http://127.0.0.1:{listen}/mcp", log_path)
+    finally:
+        warden_stack._stop(envoy)
+        server.shutdown()
+
+
+def token(alg: str = "ES256", **options: Any) -> str:
+    return mint_token.mint("alice", "human", alg=alg, **options)
+
+
+def test_requests_fail_closed_until_the_key_set_loads(live: Live) -> None:
+    mark = live.log.mark()
+    response = live.call(token())
+    assert response.status_code == 503, response.text
+    assert "not loaded" in response.json()["error"]["data"]["reason"]
+    time.sleep(0.3)
+    audits = live.log.audits(mark)
+    assert any(a["status"] == 503 and "not loaded" in a["reason"] for a in audits), audits
+    assert live.provider.hit_count("upstream") == 0
+    with live.provider.lock:
+        live.provider.down = False
+    live.wait_until(lambda: live.call(token()).status_code == 200, 15, "the key set to load")
+
+
+def test_key_rotation_is_followed_without_a_failed_request(live: Live) -> None:
+    # Let the on-demand allowance recover from the start-up phase.
+    time.sleep(MIN_REFRESH + 0.5)
+    before = live.provider.hit_count("/jwks")
+    with live.provider.lock:
+        live.provider.keys = [ES256_KEY, EDDSA_KEY]
+    # The very first token signed with the new key succeeds: its unknown kid
+    # makes the request wait for one fetch.
+    response = live.call(token("EdDSA"))
+    assert response.status_code == 200, response.text
+    assert live.provider.hit_count("/jwks") == before + 1, "one unknown kid, one fetch"
+    # And the old key keeps working.
+    assert live.call(token()).status_code == 200
+
+
+def test_a_flood_of_unknown_kids_triggers_at_most_one_fetch(live: Live) -> None:
+    time.sleep(MIN_REFRESH + 0.5)
+    flood = [token(kid=f"random-{uuid.uuid4().hex}") for _ in range(30)]
+    before = live.provider.hit_count("/jwks")
+    started = time.monotonic()
+    statuses = [live.call(t).status_code for t in flood]
+    elapsed = time.monotonic() - started
+    fetched = live.provider.hit_count("/jwks") - before
+    assert set(statuses) == {401}, statuses
+    # One fetch per min_refresh_interval_seconds at most, across both workers,
+    # however long the flood took on a busy machine.
+    allowed = 1 + int(elapsed // MIN_REFRESH)
+    assert 1 <= fetched <= allowed, f"{fetched} fetches for {len(flood)} unknown kids in {elapsed:.1f}s"
+    assert fetched < len(flood)
+
+
+def test_a_provider_outage_keeps_the_last_good_keys(live: Live) -> None:
+    time.sleep(MIN_REFRESH + 0.5)
+    with live.provider.lock:
+        live.provider.down = True
+    before = live.provider.hit_count("/jwks")
+    mark = live.log.mark()
+    # An unknown kid makes Warden try the provider, which fails ...
+    assert live.call(token(kid="rotated-in-during-outage")).status_code == 401
+    assert live.provider.hit_count("/jwks") == before + 1
+    time.sleep(0.3)
+    assert "fetch failed" in live.log.text(mark)
+    # ... and the last good keys stay in use.
+    assert live.call(token()).status_code == 200
+    assert live.call(token("EdDSA")).status_code == 200
+    with live.provider.lock:
+        live.provider.down = False
+
+
+def test_a_revoked_token_is_refused_after_the_next_poll(live: Live) -> None:
+    jti = f"jti-{uuid.uuid4().hex}"
+    revoked = token(jti=jti)
+    other = token()
+    assert live.call(revoked).status_code == 200
+    with live.provider.lock:
+        live.provider.revoked = {"jti": [{"value": jti, "reason": "reported stolen"}]}
+    live.wait_until(lambda: live.call(revoked).status_code == 401, 10, "the revocation to apply")
+    response = live.call(revoked)
+    assert "revoked" in response.headers["www-authenticate"]
+    assert live.call(other).status_code == 200
+    mark = live.log.mark()
+    live.call(revoked)
+    time.sleep(0.3)
+    reasons = [a["reason"] for a in live.log.audits(mark)]
+    assert any("reported stolen" in r for r in reasons), reasons
