@@ -181,7 +181,12 @@ impl RootContext for WardenRoot {
             {
                 continue;
             }
-            if remote::claim(source, remote::Trigger::Scheduled, now, remote::interval_for(&warden, source)) {
+            if remote::claim(
+                source,
+                remote::Trigger::Scheduled,
+                now,
+                remote::interval_for(&warden, source),
+            ) {
                 match remote::start(source) {
                     Ok((token, fetch)) => {
                         self.in_flight.insert(token, fetch);
@@ -412,7 +417,12 @@ impl WardenHttp {
         ) {
             return self.head_step(warden, Some(body), false);
         }
-        if !remote::claim(&source, remote::Trigger::UnknownKey, now, source.min_interval_seconds) {
+        if !remote::claim(
+            &source,
+            remote::Trigger::UnknownKey,
+            now,
+            source.min_interval_seconds,
+        ) {
             return self.respond(&pending.reply, &pending.audit);
         }
         match remote::start(&source) {

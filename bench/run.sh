@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Proxy benchmark and micro benchmarks (`make bench`; see BENCHMARKS.md).
+#
+#   bash bench/run.sh            full run (~8 min): micro benchmarks, proxy
+#                                benchmark, perf profile; writes bench/results/
+#                                and the figures section of BENCHMARKS.md
+#   bash bench/run.sh --quick    smoke run (~1 min): one short round, no micro
+#                                benchmarks, no profile, writes nothing
+#
+# Expects `make venv build` to have run (the Makefile's `bench` target does
+# that). Installs what else it needs: wrk (and perf, for the profile) from
+# Debian's packages, and builds the parse-only baseline filter in bench/.
+# Settings: BENCH_ROUNDS (10), BENCH_SECONDS (4), BENCH_WARMUP (3),
+# BENCH_FRESH_TOKENS (20000), BENCH_ONLY (variant keys), BENCH_MICRO (1),
+# BENCH_PROFILE (plain,wasm-parse,warden,jwt-rbac-cache; empty: none).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=0
+ARGS=()
+for arg in "$@"; do
+  case "$arg" in
+    --quick) QUICK=1 ;;
+    *) ARGS+=("$arg") ;;
+  esac
+done
+if [[ $QUICK == 1 ]]; then
+  export BENCH_ROUNDS=${BENCH_ROUNDS:-1} BENCH_SECONDS=${BENCH_SECONDS:-2} BENCH_WARMUP=${BENCH_WARMUP:-1}
+  export BENCH_FRESH_TOKENS=${BENCH_FRESH_TOKENS:-2000} BENCH_MICRO=${BENCH_MICRO:-0} BENCH_PROFILE=${BENCH_PROFILE:-}
+  ARGS+=(--no-write)
+fi
+export BENCH_PROFILE=${BENCH_PROFILE-plain,wasm-parse,warden,jwt-rbac-cache}
+
+as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
+APT_UPDATED=0
+apt_install() {  # apt_install COMMAND PACKAGE
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if [[ $APT_UPDATED == 0 ]]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$2" >/dev/null
+}
+
+apt_install wrk wrk
+if [[ -n $BENCH_PROFILE ]]; then
+  apt_install perf linux-perf || echo "bench: perf not available; the profile is skipped"
+fi
+
+for f in .venv/bin/python target/release/warden target/wasm32-wasip1/release/warden_filter.wasm; do
+  [[ -e $f ]] || { echo "bench: $f is missing; run \`make bench\` (or \`make venv build\` first)" >&2; exit 1; }
+done
+
+echo "bench: building the parse-only baseline filter (bench/parse-filter)"
+cargo build --quiet --release --locked --target wasm32-wasip1 \
+  --manifest-path bench/parse-filter/Cargo.toml --target-dir target/bench
+
+mkdir -p .work/bench
+MICRO_LOG=.work/bench/micro.log
+if [[ ${BENCH_MICRO:-1} == 1 ]]; then
+  echo "bench: micro benchmarks (criterion): cargo bench -p warden-policy-sdk --features testing --bench core"
+  cargo bench -p warden-policy-sdk --features testing --bench core 2>&1 | tee "$MICRO_LOG" | grep -E "^\S.*time:|^ +time:|^[a-z].*/" || true
+  ARGS+=(--micro-log "$MICRO_LOG")
+  if [[ -n $BENCH_PROFILE ]]; then
+    bash bench/profile_core.sh bench/results/profile-core.txt
+  fi
+fi
+
+exec .venv/bin/python bench/bench.py ${ARGS[@]+"${ARGS[@]}"}
