@@ -20,6 +20,7 @@ enum Token {
 pub struct Glob {
     source: String,
     tokens: Vec<Token>,
+    has_wildcards: bool,
 }
 
 impl fmt::Debug for Glob {
@@ -62,9 +63,11 @@ impl Glob {
             };
             tokens.push(token);
         }
+        let has_wildcards = tokens.iter().any(|t| !matches!(t, Token::Literal(_)));
         Ok(Self {
             source: pattern.to_owned(),
             tokens,
+            has_wildcards,
         })
     }
 
@@ -76,10 +79,7 @@ impl Glob {
     /// The literal text when the pattern has no wildcard: such patterns are
     /// indexed by exact name.
     pub fn literal(&self) -> Option<&str> {
-        self.tokens
-            .iter()
-            .all(|t| matches!(t, Token::Literal(_)))
-            .then_some(self.source.as_str())
+        (!self.has_wildcards).then_some(self.source.as_str())
     }
 
     /// Whether `text` matches the whole pattern. Runs in O(len(text) ×
@@ -89,7 +89,10 @@ impl Glob {
         reason = "indices are bounded by the lengths of the vectors they index"
     )]
     pub fn matches(&self, text: &str) -> bool {
-        let text: Vec<char> = text.chars().collect();
+        // Most patterns in real policies are plain names.
+        if self.literal().is_some() {
+            return self.source == text;
+        }
         let n = self.tokens.len();
         // prev[j]: the first j tokens match the text consumed so far.
         let mut prev = vec![false; n + 1];
@@ -98,7 +101,7 @@ impl Glob {
         for j in 1..=n {
             prev[j] = prev[j - 1] && matches!(self.tokens[j - 1], Token::Star | Token::DoubleStar);
         }
-        for &c in &text {
+        for c in text.chars() {
             cur[0] = false;
             for j in 1..=n {
                 cur[j] = match self.tokens[j - 1] {
