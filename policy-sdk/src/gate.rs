@@ -50,6 +50,22 @@ pub struct Reply {
     pub body: String,
 }
 
+impl Reply {
+    /// A reply with a JSON body and, besides its content type, `headers`.
+    fn json(status: u16, headers: &[(&str, &str)], body: String) -> Self {
+        let mut all: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        all.push(("content-type".into(), "application/json".into()));
+        Self {
+            status,
+            headers: all,
+            body,
+        }
+    }
+}
+
 /// The facts of a request head Warden needs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestHead<'a> {
@@ -192,19 +208,16 @@ impl Warden {
             "DELETE" => Some(HTTP_DELETE_METHOD),
             other => {
                 let reason = format!("HTTP method `{other}` is not part of the MCP transport");
-                let reply = Reply {
-                    status: 405,
-                    headers: vec![
-                        ("allow".into(), "GET, POST, DELETE".into()),
-                        ("content-type".into(), "application/json".into()),
-                    ],
-                    body: jsonrpc_error(
+                let reply = Reply::json(
+                    405,
+                    &[("allow", "GET, POST, DELETE")],
+                    jsonrpc_error(
                         None,
                         codes::INVALID_REQUEST,
                         "Method not allowed",
                         json!({"reason": reason}),
                     ),
-                };
+                );
                 return HeadVerdict::Respond(reply, audit.denied(405, reason));
             }
         };
@@ -288,16 +301,16 @@ impl Warden {
             "request body is larger than {} bytes",
             self.settings.max_body_bytes
         );
-        let reply = Reply {
-            status: 413,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: jsonrpc_error(
+        let reply = Reply::json(
+            413,
+            &[],
+            jsonrpc_error(
                 None,
                 codes::INVALID_REQUEST,
                 "Request body too large",
                 json!({"reason": reason, "request_id": request_id}),
             ),
-        };
+        );
         (reply, audit.denied(413, reason))
     }
 
@@ -327,16 +340,16 @@ impl Warden {
                     DecodeError::Batch | DecodeError::InvalidRequest(_) => (400, "Invalid Request"),
                     DecodeError::InvalidParams { .. } => (200, "Invalid params"),
                 };
-                let reply = Reply {
+                let reply = Reply::json(
                     status,
-                    headers: vec![("content-type".into(), "application/json".into())],
-                    body: jsonrpc_error(
+                    &[],
+                    jsonrpc_error(
                         error.id(),
                         error.code(),
                         message,
                         json!({"reason": error.to_string(), "request_id": head.request_id}),
                     ),
-                };
+                );
                 let mut audit = audit.denied(status, error.to_string());
                 if let DecodeError::InvalidParams { method, id, .. } = &error {
                     audit.method = Some(method.clone());
@@ -385,16 +398,16 @@ impl Warden {
         } else {
             403
         };
-        Reply {
+        Reply::json(
             status,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: jsonrpc_error(
+            &[],
+            jsonrpc_error(
                 request.id.as_ref(),
                 codes::ACCESS_DENIED,
                 &format!("Access denied by policy: {reason}"),
                 json!({"decision": "deny", "rule": rule, "reason": reason, "request_id": request_id}),
             ),
-        }
+        )
     }
 
     /// RFC 6750 §3: no credentials → a bare challenge; bad credentials →
@@ -402,19 +415,16 @@ impl Warden {
     fn unauthorized(&self, error: &TokenError, request_id: Option<&str>) -> Reply {
         if let TokenError::KeysUnavailable(_) = error {
             // Not the caller's fault: the keys to judge the token are missing.
-            return Reply {
-                status: 503,
-                headers: vec![
-                    ("retry-after".into(), "5".into()),
-                    ("content-type".into(), "application/json".into()),
-                ],
-                body: jsonrpc_error(
+            return Reply::json(
+                503,
+                &[("retry-after", "5")],
+                jsonrpc_error(
                     None,
                     codes::UNAUTHENTICATED,
                     "Service Unavailable",
                     json!({"reason": error.to_string(), "request_id": request_id}),
                 ),
-            };
+            );
         }
         let realm = &self.settings.realm;
         let challenge = match error {
@@ -437,19 +447,16 @@ impl Warden {
                 )
             }
         };
-        Reply {
-            status: 401,
-            headers: vec![
-                ("www-authenticate".into(), challenge),
-                ("content-type".into(), "application/json".into()),
-            ],
-            body: jsonrpc_error(
+        Reply::json(
+            401,
+            &[("www-authenticate", &challenge)],
+            jsonrpc_error(
                 None,
                 codes::UNAUTHENTICATED,
                 "Unauthorized",
                 json!({"reason": error.to_string(), "request_id": request_id}),
             ),
-        }
+        )
     }
 }
 
