@@ -50,6 +50,9 @@ impl ActorType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClaimNames {
+    /// The principal's identifier (`sub` by default), at the top level and
+    /// in each `act` object.
+    pub subject: String,
     pub actor_type: String,
     /// Claim value → actor type; by default each type's own name.
     pub actor_type_values: BTreeMap<String, ActorType>,
@@ -64,6 +67,7 @@ pub struct ClaimNames {
 impl Default for ClaimNames {
     fn default() -> Self {
         Self {
+            subject: "sub".into(),
             actor_type: "actor_type".into(),
             actor_type_values: ActorType::ALL
                 .iter()
@@ -292,7 +296,7 @@ pub enum TokenError {
     IssuedInFuture,
     #[error("token has no `exp`")]
     NoExpiry,
-    #[error("token has no `sub`")]
+    #[error("token has no subject claim")]
     NoSubject,
     #[error("claim `{0}` is malformed")]
     BadClaim(String),
@@ -686,7 +690,7 @@ impl TokenVerifier {
     ) -> Result<Identity, TokenError> {
         let names = &issuer.config.claims;
         let subject = claims
-            .get("sub")
+            .get(&names.subject)
             .and_then(Value::as_str)
             .ok_or(TokenError::NoSubject)?
             .to_owned();
@@ -730,9 +734,9 @@ impl TokenVerifier {
                 .as_object()
                 .ok_or_else(|| TokenError::BadClaim("act".into()))?;
             let subject = act
-                .get("sub")
+                .get(&names.subject)
                 .and_then(Value::as_str)
-                .ok_or_else(|| TokenError::BadClaim("act.sub".into()))?;
+                .ok_or_else(|| TokenError::BadClaim(format!("act.{}", names.subject)))?;
             next = act.get("act");
             let mut own = act.clone();
             own.remove("act");

@@ -610,6 +610,27 @@ fn fetched_key_sets_fail_closed_until_loaded_and_survive_bad_updates() {
 }
 
 #[test]
+fn the_subject_claim_can_be_renamed() {
+    let mut c = config();
+    c.issuers[0].claims.subject = "oid".into();
+    let v = TokenVerifier::new(&c).unwrap();
+    let token = issuer()
+        .token(
+            TEST_NOW,
+            json!({"oid": "u-42", "act": {"oid": "bot-7", "actor_type": "agent"}}),
+        )
+        .unwrap();
+    let id = v.verify(&token, TEST_NOW).unwrap();
+    assert_eq!(id.subject.subject, "u-42");
+    assert_eq!(id.actor.unwrap().subject, "bot-7");
+    let without = issuer().token(TEST_NOW, json!({})).unwrap();
+    assert_eq!(
+        v.verify(&without, TEST_NOW).unwrap_err(),
+        TokenError::NoSubject
+    );
+}
+
+#[test]
 fn may_act_is_not_delegation() {
     let token = issuer()
         .token(TEST_NOW, json!({"may_act": {"sub": "research-agent"}}))
