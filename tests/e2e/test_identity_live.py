@@ -13,6 +13,7 @@ state it needs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -47,7 +48,7 @@ class Provider:
         self.keys: list[dict[str, Any]] = [ES256_KEY]
         self.revoked: dict[str, Any] = {}
         self.down = False
-        self.hits = {"/jwks": 0, "/revoked": 0, "upstream": 0}
+        self.hits = {"/jwks": 0, "/revoked": 0, "/.well-known/openid-configuration": 0, "upstream": 0}
 
     def hit_count(self, path: str) -> int:
         with self.lock:
@@ -77,6 +78,10 @@ def make_handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
                     self._send(200, {"keys": list(provider.keys)})
                 elif self.path == "/revoked":
                     self._send(200, provider.revoked)
+                elif self.path == "/.well-known/openid-configuration":
+                    # The provider's public URL: Warden keeps only its path
+                    # and asks the same cluster for it.
+                    self._send(200, {"issuer": mint_token.ISSUER, "jwks_uri": "https://idp.demo.warden.test/jwks"})
                 else:
                     self._send(404, {"error": "no such document"})
 
@@ -138,20 +143,20 @@ class Live:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{self.log.text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def live() -> Iterator[Live]:
+@contextlib.contextmanager
+def start_live(name: str, policy_text: str, provider: Provider) -> Iterator[Live]:
+    """Serves `provider` on loopback and runs Envoy with `policy_text` in front of it."""
     warden_stack.require_binaries()
-    WORKDIR.mkdir(parents=True, exist_ok=True)
-    provider = Provider()
-    provider.down = True  # the provider starts unreachable: requests must fail closed
+    workdir = WORKDIR / name
+    workdir.mkdir(parents=True, exist_ok=True)
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(provider))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     port = server.server_address[1]
-    policy = WORKDIR / "policy.yaml"
-    policy.write_text(POLICY.format(min_refresh=MIN_REFRESH))
+    policy = workdir / "policy.yaml"
+    policy.write_text(policy_text)
     listen, admin = warden_stack.free_port(), warden_stack.free_port()
-    config = WORKDIR / "envoy.yaml"
+    config = workdir / "envoy.yaml"
     config.write_text(
         warden_stack.run_cli(
             "envoy", policy, "--wasm", warden_stack.WASM_FILTER,
@@ -159,7 +164,7 @@ def live() -> Iterator[Live]:
             "--admin", f"127.0.0.1:{admin}", "--cluster", f"idp=127.0.0.1:{port}",
         )
     )
-    log_path = WORKDIR / "envoy.log"
+    log_path = workdir / "envoy.log"
     with log_path.open("wb") as log:
         envoy = subprocess.Popen(
             [warden_stack.envoy_binary(), "-c", str(config), "--concurrency", "2", "--log-level", "info",
@@ -172,6 +177,14 @@ def live() -> Iterator[Live]:
     finally:
         warden_stack._stop(envoy)
         server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[Live]:
+    provider = Provider()
+    provider.down = True  # the provider starts unreachable: requests must fail closed
+    with start_live("fetch", POLICY.format(min_refresh=MIN_REFRESH), provider) as live:
+        yield live
 
 
 def token(alg: str = "ES256", **options: Any) -> str:
@@ -257,3 +270,15 @@ def test_a_revoked_token_is_refused_after_the_next_poll(live: Live) -> None:
     time.sleep(0.3)
     reasons = [a["reason"] for a in live.log.audits(mark)]
     assert any("reported stolen" in r for r in reasons), reasons
+
+
+def test_keys_found_through_openid_discovery() -> None:
+    policy = POLICY.format(min_refresh=MIN_REFRESH).replace(
+        "path: /jwks\n", "path: /.well-known/openid-configuration\n        discovery: true\n"
+    )
+    assert "discovery: true" in policy
+    provider = Provider()
+    with start_live("discovery", policy, provider) as live:
+        live.wait_until(lambda: live.call(token()).status_code == 200, 15, "keys through discovery")
+        assert live.provider.hit_count("/.well-known/openid-configuration") >= 1
+        assert live.provider.hit_count("/jwks") >= 1
