@@ -41,7 +41,8 @@ fn log(level: LogLevel, message: &str) {
 struct WardenRoot {
     warden: Option<Rc<Warden>>,
     metrics: Option<Rc<Metrics>>,
-    sources: Vec<remote::Source>,
+    /// Shared with every HTTP context: built once per configuration.
+    sources: Rc<[remote::Source]>,
     applied: remote::Applied,
     in_flight: HashMap<u32, remote::Fetch>,
 }
@@ -139,7 +140,7 @@ impl RootContext for WardenRoot {
                         }
                     }
                 }
-                self.sources = remote::sources(&warden);
+                self.sources = remote::sources(&warden).into();
                 self.in_flight.clear();
                 self.warden = Some(Rc::new(warden));
                 if !self.sources.is_empty()
@@ -172,7 +173,7 @@ impl RootContext for WardenRoot {
             return;
         };
         let now = unix_seconds(self.get_current_time());
-        for source in &self.sources {
+        for source in self.sources.iter() {
             remote::sync(&warden, source, &self.applied);
             if self
                 .in_flight
@@ -270,7 +271,7 @@ enum Step {
 struct WardenHttp {
     warden: Option<Rc<Warden>>,
     metrics: Option<Rc<Metrics>>,
-    sources: Vec<remote::Source>,
+    sources: Rc<[remote::Source]>,
     applied: remote::Applied,
     phase: Phase,
     head: OwnedHead,

@@ -169,6 +169,16 @@ impl Warden {
         })
     }
 
+    /// An audit record with the request's facts and this policy's version.
+    fn audit_for(&self, head: &RequestHead<'_>) -> AuditRecord {
+        AuditRecord::new(
+            head.now_unix_nanos,
+            head.method,
+            head.request_id,
+            &self.version,
+        )
+    }
+
     /// The policy version (content hash) recorded in audit lines.
     pub fn version(&self) -> &str {
         &self.version
@@ -196,12 +206,7 @@ impl Warden {
         if self.settings.passthrough_paths.iter().any(|p| p == path) {
             return HeadVerdict::Pass;
         }
-        let audit = AuditRecord::new(
-            head.now_unix_nanos,
-            head.method,
-            head.request_id,
-            &self.version,
-        );
+        let audit = self.audit_for(head);
         let pseudo_method = match head.method {
             "POST" => None,
             "GET" => Some(HTTP_GET_METHOD),
@@ -286,13 +291,7 @@ impl Warden {
         identity: &Identity,
         head: &RequestHead<'_>,
     ) -> (Reply, AuditRecord) {
-        let audit = AuditRecord::new(
-            head.now_unix_nanos,
-            head.method,
-            head.request_id,
-            &self.version,
-        )
-        .with_identity(identity);
+        let audit = self.audit_for(head).with_identity(identity);
         self.body_too_large(audit, head.request_id)
     }
 
@@ -321,13 +320,7 @@ impl Warden {
         body: &[u8],
         head: &RequestHead<'_>,
     ) -> BodyVerdict {
-        let audit = AuditRecord::new(
-            head.now_unix_nanos,
-            head.method,
-            head.request_id,
-            &self.version,
-        )
-        .with_identity(identity);
+        let audit = self.audit_for(head).with_identity(identity);
         let limits = JsonLimits {
             max_bytes: self.settings.max_body_bytes,
             max_depth: self.settings.max_json_depth,
