@@ -512,6 +512,15 @@ impl HttpContext for WardenHttp {
             now_unix_nanos: self.now_unix_nanos(),
             end_of_stream,
         };
+        // Another worker may have polled a newer revocation list since this
+        // worker's last tick: one shared-data read applies it before judging.
+        for source in self
+            .sources
+            .iter()
+            .filter(|s| s.kind == remote::Kind::Revocations)
+        {
+            remote::sync(&warden, source, &self.applied);
+        }
         action(self.head_step(&warden, None, true))
     }
 
