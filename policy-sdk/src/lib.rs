@@ -10,6 +10,7 @@ pub mod gate;
 pub mod glob;
 pub mod identity;
 pub mod json;
+pub mod listing;
 pub mod mcp;
 pub mod normalize;
 pub mod policy;
@@ -18,7 +19,10 @@ pub mod testing;
 
 pub use audit::AuditRecord;
 pub use config::{FilterSettings, PolicyDocument};
-pub use gate::{BodyVerdict, ConfigError, HeadVerdict, Reply, RequestHead, Warden};
+pub use gate::{
+    BodyVerdict, ConfigError, FilteredList, Forwarding, HeadVerdict, ListRequest, Reply,
+    RequestHead, ResponsePlan, Warden,
+};
 pub use identity::{ActorType, Identity, Principal};
 pub use mcp::McpRequest;
 pub use policy::{CompiledPolicy, Decision, Effect};

@@ -14,6 +14,23 @@ pub const HTTP_DELETE_METHOD: &str = "http:DELETE";
 /// (sampling, elicitation, roots); such messages carry no method of their own.
 pub const RESPONSE_METHOD: &str = "$response";
 
+/// MCP revisions this build knows, oldest first. Dates compare as strings.
+pub const REVISIONS: [&str; 5] = [
+    "2024-11-05",
+    "2025-03-26",
+    "2025-06-18",
+    "2025-11-25",
+    "2026-07-28",
+];
+/// The first revision without sessions: request metadata in headers
+/// (`Mcp-Method`, `Mcp-Name`) and the protocol version in every request's
+/// `_meta`.
+pub const MODERN_REVISION: &str = "2026-07-28";
+/// What a request without `MCP-Protocol-Version` is taken to speak.
+pub const ASSUMED_REVISION: &str = "2025-03-26";
+/// The `_meta` key carrying a 2026-07-28 request's protocol version.
+pub const PROTOCOL_VERSION_META_KEY: &str = "io.modelcontextprotocol/protocolVersion";
+
 /// JSON-RPC error codes Warden answers with.
 pub mod codes {
     /// Invalid JSON (JSON-RPC 2.0).
@@ -22,6 +39,13 @@ pub mod codes {
     pub const INVALID_REQUEST: i64 = -32600;
     /// Parameters the method needs are missing or of the wrong type (JSON-RPC 2.0).
     pub const INVALID_PARAMS: i64 = -32602;
+    /// The method does not exist (JSON-RPC 2.0).
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// MCP 2026-07-28: a request-metadata header disagrees with the body.
+    pub const HEADER_MISMATCH: i64 = -32020;
+    /// MCP 2026-07-28: the protocol version is not supported; `data` lists
+    /// the supported ones.
+    pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
     /// Warden's authorization denial. Chosen outside the range JSON-RPC
     /// reserves (-32768..=-32000), which MCP also draws its own codes from.
     pub const ACCESS_DENIED: i64 = -31403;
@@ -60,6 +84,8 @@ pub struct McpRequest {
     /// The JSON-RPC id (string or integer), echoed in Warden's error answers.
     pub id: Option<Value>,
     pub target: Target,
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]`, when sent.
+    pub meta_protocol_version: Option<Value>,
 }
 
 impl McpRequest {
@@ -70,6 +96,19 @@ impl McpRequest {
             method: method.to_owned(),
             id: None,
             target: Target::None,
+            meta_protocol_version: None,
+        }
+    }
+
+    /// The value 2026-07-28 clients mirror into `Mcp-Name`: the tool or
+    /// prompt name, or the resource URI, of the methods that carry one.
+    pub fn mirrored_name(&self) -> Option<&str> {
+        match (self.method.as_str(), &self.target) {
+            ("tools/call", Target::Tool { name, .. }) | ("prompts/get", Target::Prompt { name }) => {
+                Some(name)
+            }
+            ("resources/read", Target::Resource { uri }) => Some(uri),
+            _ => None,
         }
     }
 
@@ -202,6 +241,7 @@ pub fn decode_body(body: &[u8], limits: JsonLimits) -> Result<McpRequest, Decode
             method: RESPONSE_METHOD.to_owned(),
             id,
             target: Target::None,
+            meta_protocol_version: None,
         });
     };
     if has_result || has_error {
@@ -233,11 +273,16 @@ pub fn decode_body(body: &[u8], limits: JsonLimits) -> Result<McpRequest, Decode
         id: id.clone(),
         message,
     })?;
+    let meta_protocol_version = params
+        .and_then(|p| p.get("_meta"))
+        .and_then(|m| m.get(PROTOCOL_VERSION_META_KEY))
+        .cloned();
     Ok(McpRequest {
         kind,
         method,
         id,
         target,
+        meta_protocol_version,
     })
 }
 

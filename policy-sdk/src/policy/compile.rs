@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
-use super::source::{ArgumentSource, Defaults, Effect, PrincipalSource, RuleSource};
+use super::source::{ArgumentSource, Defaults, DenyMode, Effect, PrincipalSource, RuleSource};
 use crate::glob::Glob;
 use crate::identity::ActorType;
 use crate::mcp::{HTTP_DELETE_METHOD, HTTP_GET_METHOD};
@@ -112,6 +112,10 @@ pub(crate) struct Rule {
     pub methods: MethodMatch,
     pub target: TargetMatch,
     pub arguments: Vec<ArgumentCondition>,
+    /// The rule's own deny mode, if it sets one.
+    pub deny_mode: Option<DenyMode>,
+    /// What a `step_up` denial tied to this rule asks for.
+    pub step_up_scopes: Vec<String>,
 }
 
 /// Rules reachable from one method key, split by target name.
@@ -537,6 +541,8 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
             .collect::<Result<Vec<_>, _>>()?,
     };
 
+    let step_up_scopes = compile_step_up(source, principal.as_ref())?;
+
     Ok(Rule {
         id: id.to_owned(),
         effect: source.effect,
@@ -548,7 +554,55 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
         methods,
         target,
         arguments,
+        deny_mode: source.deny_mode,
+        step_up_scopes,
     })
+}
+
+/// The scopes a `step_up` denial tied to this rule names.
+fn compile_step_up(
+    source: &RuleSource,
+    principal: Option<&PrincipalMatch>,
+) -> Result<Vec<String>, CompileError> {
+    let id = source.id.as_str();
+    let explicit = non_empty(id, "step_up_scopes", &source.step_up_scopes)?;
+    if source.deny_mode != Some(DenyMode::StepUp) {
+        if explicit.is_some() {
+            return Err(with_help(
+                err(id, "step_up_scopes", "only used with `deny_mode: step_up`"),
+                "set `deny_mode: step_up` on this rule, or remove `step_up_scopes`",
+            ));
+        }
+        return Ok(Vec::new());
+    }
+    let scopes = match (explicit, source.effect) {
+        (Some(list), _) => list.to_vec(),
+        (None, Effect::Allow) => principal
+            .and_then(|p| p.scopes.clone())
+            .unwrap_or_default(),
+        (None, Effect::Deny) => Vec::new(),
+    };
+    if scopes.is_empty() {
+        return Err(with_help(
+            err(
+                id,
+                "deny_mode",
+                "`step_up` needs scopes to ask for, and this rule names none",
+            ),
+            "list them in `step_up_scopes` (or, on an allow rule, in `principal.scopes`)",
+        ));
+    }
+    for (i, scope) in scopes.iter().enumerate() {
+        // RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`.
+        if scope.is_empty() || !scope.chars().all(|c| ('!'..='~').contains(&c) && c != '"' && c != '\\') {
+            return Err(err(
+                id,
+                &format!("step_up_scopes[{i}]"),
+                format!("`{scope}` is not a valid OAuth scope token"),
+            ));
+        }
+    }
+    Ok(scopes)
 }
 
 fn session_rule() -> Result<Rule, CompileError> {
@@ -568,6 +622,8 @@ fn session_rule() -> Result<Rule, CompileError> {
         methods: MethodMatch::Globs(methods),
         target: TargetMatch::Any,
         arguments: Vec::new(),
+        deny_mode: None,
+        step_up_scopes: Vec::new(),
     })
 }
 

@@ -138,6 +138,12 @@ fn rule_matches(
             _ => return Ok(false),
         }
     }
+    request_matches(rule, target)
+}
+
+/// Whether the rule's method, target and argument conditions hold, whoever
+/// asks.
+pub(crate) fn request_matches(rule: &Rule, target: &PreparedTarget<'_>) -> Result<bool, String> {
     let request = target.request;
     if let MethodMatch::Globs(globs) = &rule.methods
         && !globs.iter().any(|g| g.matches(&request.method))

@@ -4,16 +4,18 @@
 mod compile;
 mod eval;
 pub mod source;
+mod visibility;
 
 use serde::Serialize;
 
 pub use compile::{CompileError, SESSION_RULE_ID};
-pub use source::{Defaults, Effect, RuleSource};
+pub use source::{Defaults, DenyMode, Effect, RuleSource};
+pub use visibility::ListedItem;
 
 use crate::identity::Identity;
 use crate::mcp::McpRequest;
 use compile::{Index, Rule};
-use eval::{PassOutcome, PreparedTarget, candidates, evaluate_pass, passes};
+use eval::{PassOutcome, PreparedTarget, candidates, evaluate_pass, passes, request_matches};
 
 /// What Warden decided about one request, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -27,6 +29,12 @@ pub struct Decision {
     /// For a delegated request, the rule that decided the subject's pass.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject_rule: Option<String>,
+    /// How to answer a denial, when a rule chose (`None`: the policy's mode).
+    #[serde(skip)]
+    pub deny_mode: Option<DenyMode>,
+    /// Scopes a `step_up` answer asks for.
+    #[serde(skip)]
+    pub step_up_scopes: Vec<String>,
 }
 
 impl Decision {
@@ -41,6 +49,8 @@ impl Decision {
             owner: None,
             reason: reason.into(),
             subject_rule: None,
+            deny_mode: None,
+            step_up_scopes: Vec::new(),
         }
     }
 }
@@ -113,11 +123,23 @@ impl CompiledPolicy {
                     );
                 }
                 PassOutcome::NoMatch => {
-                    return Decision::deny(format!(
+                    let mut decision = Decision::deny(format!(
                         "{who}: no rule allows `{}`{}",
                         request.method,
                         describe_target(request)
                     ));
+                    // The first allow rule for this very request that the
+                    // caller did not qualify for chooses how it is refused
+                    // (e.g. step-up naming the scopes it requires).
+                    if let Some(rule) = candidates.iter().filter_map(|&i| self.rules.get(i)).find(|r| {
+                        r.effect == Effect::Allow
+                            && r.deny_mode.is_some()
+                            && request_matches(r, &target).unwrap_or(false)
+                    }) {
+                        decision.deny_mode = rule.deny_mode;
+                        decision.step_up_scopes.clone_from(&rule.step_up_scopes);
+                    }
+                    return decision;
                 }
             }
         }
@@ -153,6 +175,8 @@ impl CompiledPolicy {
             owner: rule.map(|r| r.owner.clone()),
             reason,
             subject_rule: None,
+            deny_mode: rule.and_then(|r| r.deny_mode),
+            step_up_scopes: rule.map(|r| r.step_up_scopes.clone()).unwrap_or_default(),
         }
     }
 }

@@ -23,6 +23,38 @@ impl Effect {
     }
 }
 
+/// How a denied request is answered. The audit line always records the real
+/// decision; the mode only shapes what the client sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyMode {
+    /// A JSON-RPC error (`-31403`) in an HTTP 200: every client keeps its
+    /// session, and the caller learns which rule refused it.
+    Error,
+    /// HTTP 403 with the same JSON-RPC error body. Some clients end their
+    /// session on it.
+    Forbidden,
+    /// HTTP 403 with `WWW-Authenticate: Bearer error="insufficient_scope",
+    /// scope="…"`, so the client can ask its authorization server for the
+    /// scopes the rule requires and retry (MCP step-up authorization).
+    StepUp,
+    /// The error the MCP server itself gives for something that does not
+    /// exist (unknown tool or prompt, resource not found, method not found),
+    /// so a denied caller learns nothing about what exists.
+    Disguise,
+}
+
+impl DenyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenyMode::Error => "error",
+            DenyMode::Forbidden => "forbidden",
+            DenyMode::StepUp => "step_up",
+            DenyMode::Disguise => "disguise",
+        }
+    }
+}
+
 /// Built-in behaviour a policy may switch off.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -134,4 +166,14 @@ pub struct RuleSource {
     pub prompts: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arguments: Option<Vec<ArgumentSource>>,
+    /// How denials tied to this rule are answered, instead of the policy's
+    /// `filter.deny_mode`. On a deny rule: the denials it decides. On an allow
+    /// rule: denials of requests for its target that it does not allow (the
+    /// caller lacks the principal conditions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny_mode: Option<DenyMode>,
+    /// Scopes a `step_up` denial asks for. An allow rule defaults to its
+    /// `principal.scopes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_up_scopes: Option<Vec<String>>,
 }

@@ -54,6 +54,7 @@ fn tool(name: &str, arguments: Value) -> McpRequest {
             name: name.into(),
             arguments,
         },
+        meta_protocol_version: None,
     }
 }
 
@@ -63,6 +64,7 @@ fn method(m: &str) -> McpRequest {
         method: m.into(),
         id: Some(json!(1)),
         target: Target::None,
+        meta_protocol_version: None,
     }
 }
 
@@ -72,6 +74,7 @@ fn resource(uri: &str) -> McpRequest {
         method: "resources/read".into(),
         id: Some(json!(1)),
         target: Target::Resource { uri: uri.into() },
+        meta_protocol_version: None,
     }
 }
 
