@@ -2,6 +2,12 @@
 //! body decoding, policy evaluation by policy size, and the whole gate.
 //! `cargo bench -p warden-policy-sdk --features testing --bench core`.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "a benchmark without its inputs cannot run"
+)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -93,8 +99,10 @@ fn gate(c: &mut Criterion) {
         path: "/mcp",
         authorization: Some(&authorization),
         content_length: None,
+        content_type: Some("application/json"),
         request_id: Some("bench"),
         now_unix_nanos: u128::from(TEST_NOW) * 1_000_000_000,
+        ..RequestHead::default()
     };
     c.bench_function("gate/whole_decision/cached_token", |b| {
         b.iter(|| {
@@ -105,7 +113,7 @@ fn gate(c: &mut Criterion) {
             else {
                 panic!()
             };
-            black_box(audit.to_json_line())
+            black_box(audit.audit.to_json_line())
         })
     });
 }

@@ -42,6 +42,15 @@ pub struct AuditRecord {
     pub jsonrpc_id: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arguments: Option<Value>,
+    /// The MCP revision the request spoke (`MCP-Protocol-Version`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<String>,
+    /// How a denial was answered (`error`, `forbidden`, `step_up`, `disguise`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deny_mode: Option<&'static str>,
+    /// For a list response: what was removed, or why it could not be filtered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list: Option<Value>,
     pub policy: String,
 }
 
@@ -76,6 +85,9 @@ impl AuditRecord {
             prompt: None,
             jsonrpc_id: None,
             arguments: None,
+            protocol_version: None,
+            deny_mode: None,
+            list: None,
             policy: policy.to_owned(),
         }
     }

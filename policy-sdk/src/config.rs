@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use crate::identity::IdentityConfig;
 use crate::json::{JsonLimits, parse_strict_str};
-use crate::policy::{Defaults, RuleSource};
+use crate::policy::{Defaults, DenyMode, RuleSource};
 
 /// The document format this build understands.
 pub const FORMAT_VERSION: u32 = 1;
@@ -19,10 +19,9 @@ pub struct FilterSettings {
     pub max_body_bytes: usize,
     /// Deepest JSON nesting accepted in a body.
     pub max_json_depth: usize,
-    /// HTTP status of a policy denial that answers a JSON-RPC request. 200
-    /// (the default) keeps every client's session alive; 403 ends the session
-    /// of some widely deployed clients.
-    pub deny_status: u16,
+    /// How a policy denial is answered unless the deciding rule chooses.
+    /// `error` (the default) keeps every client's session alive.
+    pub deny_mode: DenyMode,
     /// Exact paths (query string ignored) that are not MCP endpoints and pass
     /// through unjudged. Everything else is judged: unknown means MCP.
     pub passthrough_paths: Vec<String>,
@@ -31,6 +30,28 @@ pub struct FilterSettings {
     pub audit_arguments: bool,
     /// The `realm` of `WWW-Authenticate` challenges.
     pub realm: String,
+    /// The MCP revisions accepted in `MCP-Protocol-Version`.
+    pub protocol_versions: ProtocolWindow,
+    /// Browser origins allowed to call (exact `scheme://host[:port]`, or
+    /// `*`). A request carrying any other `Origin` gets 403; requests without
+    /// one (every non-browser client) are unaffected.
+    pub allowed_origins: Vec<String>,
+    /// Bind each MCP session (2025 revisions) to the principal that opened
+    /// it; another principal presenting its `Mcp-Session-Id` is refused.
+    pub bind_sessions: bool,
+    /// Rewrite `tools/list`, `prompts/list`, `resources/list` and
+    /// `resources/templates/list` responses to what the caller could use.
+    pub filter_lists: bool,
+    /// Largest list response Warden buffers to filter; a larger one is
+    /// replaced by a JSON-RPC error (fail closed).
+    pub max_response_bytes: usize,
+    /// RFC 9728 Protected Resource Metadata served at
+    /// `/.well-known/oauth-protected-resource[/path]` and named in every
+    /// 401 challenge. Off when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_metadata: Option<ResourceMetadata>,
+    /// What the upstream MCP server learns about the caller.
+    pub upstream: UpstreamSettings,
 }
 
 impl Default for FilterSettings {
@@ -38,10 +59,74 @@ impl Default for FilterSettings {
         Self {
             max_body_bytes: 1024 * 1024,
             max_json_depth: 64,
-            deny_status: 200,
+            deny_mode: DenyMode::Error,
             passthrough_paths: Vec::new(),
             audit_arguments: false,
             realm: "warden".into(),
+            protocol_versions: ProtocolWindow::default(),
+            allowed_origins: Vec::new(),
+            bind_sessions: true,
+            filter_lists: true,
+            max_response_bytes: 1024 * 1024,
+            resource_metadata: None,
+            upstream: UpstreamSettings::default(),
+        }
+    }
+}
+
+/// The oldest and newest MCP revision accepted, both included.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProtocolWindow {
+    pub min: String,
+    pub max: String,
+}
+
+impl Default for ProtocolWindow {
+    fn default() -> Self {
+        Self {
+            min: "2025-03-26".into(),
+            max: crate::mcp::MODERN_REVISION.into(),
+        }
+    }
+}
+
+/// RFC 9728 metadata about this protected resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceMetadata {
+    /// The resource identifier: the MCP endpoint's absolute URL, which
+    /// tokens must name as audience (e.g. `https://mcp.example.com/mcp`).
+    pub resource: String,
+    /// Issuer URLs of the authorization servers that grant tokens for it.
+    pub authorization_servers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes_supported: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_documentation: Option<String>,
+}
+
+/// Token passthrough is forbidden by MCP: the option to keep the caller's
+/// token from the upstream, and the verified identity headers sent instead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamSettings {
+    /// Remove `Authorization` before the request goes upstream.
+    pub strip_authorization: bool,
+    /// Send the verified identity in headers named with this prefix
+    /// (`subject`, `actor-type`, `actor`, `chain`, `client-id`, `issuer`).
+    /// Client-sent headers with these names are always removed, so the
+    /// upstream can trust them. Empty: no identity headers.
+    pub identity_header_prefix: String,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        Self {
+            strip_authorization: false,
+            identity_header_prefix: "x-warden-".into(),
         }
     }
 }

@@ -9,10 +9,12 @@ use crate::audit::AuditRecord;
 use crate::config::{DocumentError, FORMAT_VERSION, FilterSettings, PolicyDocument};
 use crate::identity::{Identity, KeyConfigError, TokenError, TokenVerifier};
 use crate::json::JsonLimits;
+use crate::listing::{self, ListKind};
 use crate::mcp::{
-    DecodeError, HTTP_DELETE_METHOD, HTTP_GET_METHOD, McpRequest, MessageKind, codes, decode_body,
+    DecodeError, HTTP_DELETE_METHOD, HTTP_GET_METHOD, McpRequest, MessageKind, Target, codes,
+    decode_body,
 };
-use crate::policy::{CompileError, CompiledPolicy};
+use crate::policy::{CompileError, CompiledPolicy, Decision, DenyMode};
 
 /// Why a configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,16 +68,66 @@ impl Reply {
     }
 }
 
-/// The facts of a request head Warden needs.
+/// The facts of a request head Warden needs. Header values are as the
+/// client sent them; `duplicated` names a routing header sent more than once.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestHead<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub authorization: Option<&'a str>,
     pub content_length: Option<&'a str>,
+    pub content_type: Option<&'a str>,
     pub request_id: Option<&'a str>,
+    pub origin: Option<&'a str>,
+    pub protocol_version: Option<&'a str>,
+    pub mcp_method: Option<&'a str>,
+    pub mcp_name: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    /// What the host's shared store records for `session_id` (see
+    /// [`Warden::session_key`]): the binding of the principal that opened it.
+    pub session_binding: Option<&'a str>,
+    /// A header of [`ROUTING_HEADERS`] that appears more than once.
+    pub duplicated: Option<&'a str>,
     /// Wall-clock time, nanoseconds since the Unix epoch.
     pub now_unix_nanos: u128,
+}
+
+pub use transport::{ROUTING_HEADERS, decode_header_value};
+
+/// A request let through, and what the host must do on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forwarding {
+    pub audit: AuditRecord,
+    /// Request headers to set (`Some`) or remove (`None`) before the
+    /// upstream sees the request, in order.
+    pub header_edits: Vec<(String, Option<String>)>,
+    pub response: ResponsePlan,
+}
+
+/// What the host must do with the upstream's response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponsePlan {
+    /// Nothing.
+    Untouched,
+    /// An `initialize` of a 2025 revision: store `binding` under
+    /// [`Warden::session_key`] of the `Mcp-Session-Id` the server returns.
+    BindSession { binding: String },
+    /// A session's DELETE: forget the binding of `session_id` once the
+    /// server has answered with success.
+    EndSession { session_id: String },
+    /// A list request: the response body goes through
+    /// [`Warden::filter_list_response`] before the client sees it.
+    FilterList(Box<ListRequest>),
+}
+
+/// A list request whose response must be filtered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListRequest {
+    pub kind: ListKind,
+    pub id: Value,
+    pub identity: Identity,
+    /// The request's audit record, reused if filtering fails.
+    pub audit: AuditRecord,
 }
 
 /// What to do after the head.
@@ -83,8 +135,11 @@ pub struct RequestHead<'a> {
 pub enum HeadVerdict {
     /// Not an MCP endpoint: forward untouched, record nothing.
     Pass,
+    /// Answered locally without a decision to record (Protected Resource
+    /// Metadata).
+    Serve(Reply),
     /// Decided without a body (GET, DELETE): forward.
-    Forward(AuditRecord),
+    Forward(Forwarding),
     /// Answer locally; the request never reaches the upstream.
     Respond(Reply, AuditRecord),
     /// A POST from this verified identity: buffer the body, then call
@@ -103,8 +158,18 @@ pub enum HeadVerdict {
 /// What to do after the body.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BodyVerdict {
-    Forward(AuditRecord),
+    Forward(Forwarding),
     Respond(Reply, AuditRecord),
+}
+
+/// The outcome of filtering a list response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilteredList {
+    /// The body to send on.
+    pub body: Vec<u8>,
+    /// Recorded when filtering failed (the body is then an error) and when
+    /// items were removed.
+    pub audit: Option<AuditRecord>,
 }
 
 /// A compiled configuration: verifier, policy and settings.
@@ -114,6 +179,30 @@ pub struct Warden {
     policy: CompiledPolicy,
     settings: FilterSettings,
     version: String,
+    /// The absolute URL of the Protected Resource Metadata, when served.
+    metadata_url: Option<String>,
+    /// Paths the metadata is served at.
+    metadata_paths: Vec<String>,
+}
+
+/// The RFC 9728 well-known path.
+pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// Prefix of the shared-data keys that hold session bindings.
+pub const SESSION_KEY_PREFIX: &str = "warden:session:";
+
+/// Longest `Mcp-Session-Id` Warden binds (ids are visible ASCII).
+const MAX_SESSION_ID_BYTES: usize = 256;
+
+fn filter_error(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Filter {
+        field,
+        message: message.into(),
+    }
+}
+
+fn header_safe(text: &str) -> bool {
+    !text.chars().any(|c| c == '"' || c == '\\' || c.is_control())
 }
 
 impl Warden {
@@ -130,53 +219,87 @@ impl Warden {
             });
         }
         let settings = document.filter.clone();
-        if !matches!(settings.deny_status, 200 | 403) {
-            return Err(ConfigError::Filter {
-                field: "deny_status",
-                message: format!(
-                    "{} is not supported; use 200 (keeps sessions alive) or 403",
-                    settings.deny_status
-                ),
-            });
-        }
         if settings.max_body_bytes == 0 {
-            return Err(ConfigError::Filter {
-                field: "max_body_bytes",
-                message: "must be greater than 0".into(),
-            });
+            return Err(filter_error("max_body_bytes", "must be greater than 0"));
+        }
+        if settings.max_response_bytes == 0 {
+            return Err(filter_error("max_response_bytes", "must be greater than 0"));
         }
         if settings.max_json_depth < 4 {
-            return Err(ConfigError::Filter {
-                field: "max_json_depth",
-                message: "must be at least 4 (MCP requests nest params and arguments)".into(),
-            });
+            return Err(filter_error(
+                "max_json_depth",
+                "must be at least 4 (MCP requests nest params and arguments)",
+            ));
         }
         if let Some(bad) = settings
             .realm
             .chars()
             .find(|c| *c == '"' || *c == '\\' || c.is_control())
         {
-            return Err(ConfigError::Filter {
-                field: "realm",
-                message: format!("must not contain `{}`", bad.escape_default()),
-            });
+            return Err(filter_error(
+                "realm",
+                format!("must not contain `{}`", bad.escape_default()),
+            ));
         }
+        transport::check_window(&settings).map_err(|(field, message)| filter_error(field, message))?;
+        for origin in &settings.allowed_origins {
+            if origin != "*" && (origin.ends_with('/') || !origin.contains("://")) {
+                return Err(filter_error(
+                    "allowed_origins",
+                    format!("`{origin}` is not an origin: write `scheme://host[:port]` or `*`"),
+                ));
+            }
+        }
+        let prefix = &settings.upstream.identity_header_prefix;
+        if !prefix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(filter_error(
+                "upstream.identity_header_prefix",
+                "use lower-case letters, digits and `-` only",
+            ));
+        }
+        let (metadata_url, metadata_paths) = match &settings.resource_metadata {
+            None => (None, Vec::new()),
+            Some(metadata) => {
+                let (url, paths) = metadata_location(&metadata.resource)
+                    .map_err(|m| filter_error("resource_metadata.resource", m))?;
+                if metadata.authorization_servers.is_empty() {
+                    return Err(filter_error(
+                        "resource_metadata.authorization_servers",
+                        "name at least one authorization server (MCP clients need one)",
+                    ));
+                }
+                if !header_safe(&url) {
+                    return Err(filter_error(
+                        "resource_metadata.resource",
+                        "must not contain quotes, backslashes or control characters",
+                    ));
+                }
+                (Some(url), paths)
+            }
+        };
         Ok(Self {
             verifier: TokenVerifier::new(&document.identity)?,
             policy: CompiledPolicy::compile(&document.rules, &document.defaults)?,
             settings,
             version: document.content_hash()?,
+            metadata_url,
+            metadata_paths,
         })
     }
 
     /// An audit record with the request's facts and this policy's version.
     fn audit_for(&self, head: &RequestHead<'_>) -> AuditRecord {
-        AuditRecord::new(
+        let mut audit = AuditRecord::new(
             head.now_unix_nanos,
             head.method,
             head.request_id,
             &self.version,
-        )
+        );
+        audit.protocol_version = head.protocol_version.map(str::to_owned);
+        audit
     }
 
     /// The policy version (content hash) recorded in audit lines.
@@ -200,11 +323,31 @@ impl Warden {
         &self.verifier
     }
 
+    /// The shared-data key under which a session's binding is kept, or
+    /// `None` for an id Warden does not bind (too long or not visible ASCII;
+    /// such a session is refused).
+    pub fn session_key(session_id: &str) -> Option<String> {
+        let id = session_id.trim();
+        (!id.is_empty()
+            && id.len() <= MAX_SESSION_ID_BYTES
+            && id.bytes().all(|b| (0x21..=0x7e).contains(&b)))
+        .then(|| format!("{SESSION_KEY_PREFIX}{id}"))
+    }
+
+    /// What a session is bound to: the issuer, the subject and the acting
+    /// party. A refreshed token of the same principal keeps its session.
+    pub fn session_binding(identity: &Identity) -> String {
+        json!([identity.issuer, identity.subject.subject, identity.acting().subject]).to_string()
+    }
+
     /// Judges a request head.
     pub fn judge_head(&self, head: &RequestHead<'_>) -> HeadVerdict {
         let path = head.path.split(['?', '#']).next().unwrap_or_default();
         if self.settings.passthrough_paths.iter().any(|p| p == path) {
             return HeadVerdict::Pass;
+        }
+        if let Some(reply) = self.serve_metadata(head.method, path) {
+            return HeadVerdict::Serve(reply);
         }
         let audit = self.audit_for(head);
         let pseudo_method = match head.method {
@@ -224,6 +367,13 @@ impl Warden {
                     ),
                 );
                 return HeadVerdict::Respond(reply, audit.denied(405, reason));
+            }
+        };
+        let revision = match transport::check_head(&self.settings, head) {
+            Ok(revision) => revision,
+            Err(refusal) => {
+                let (reply, audit) = self.refuse(refusal, None, head, audit);
+                return HeadVerdict::Respond(reply, audit);
             }
         };
         let now_secs = u64::try_from(head.now_unix_nanos / 1_000_000_000).unwrap_or(u64::MAX);
@@ -252,28 +402,27 @@ impl Warden {
             }
         };
         let audit = audit.with_identity(&identity);
+        if let Err(refusal) = self.check_session(head, revision, &identity) {
+            let (reply, audit) = self.refuse(refusal, None, head, audit);
+            return HeadVerdict::Respond(reply, audit);
+        }
         if let Some(method) = pseudo_method {
             let request = McpRequest::http(method);
             let decision = self.policy.decide(&identity, &request);
             let audit = audit.with_request(&request, false).with_decision(&decision);
             if decision.is_allowed() {
-                return HeadVerdict::Forward(audit);
+                let response = match (method, head.session_id) {
+                    (HTTP_DELETE_METHOD, Some(id)) if self.settings.bind_sessions => {
+                        ResponsePlan::EndSession {
+                            session_id: id.trim().to_owned(),
+                        }
+                    }
+                    _ => ResponsePlan::Untouched,
+                };
+                return HeadVerdict::Forward(self.forwarding(audit, &identity, response));
             }
-            let reply = self.denial_reply(
-                &request,
-                &decision.reason,
-                decision.rule.as_deref(),
-                head.request_id,
-                403,
-            );
-            let status = reply.status;
-            return HeadVerdict::Respond(
-                reply,
-                AuditRecord {
-                    status: Some(status),
-                    ..audit
-                },
-            );
+            let (reply, audit) = self.deny(&request, &decision, head, audit);
+            return HeadVerdict::Respond(reply, audit);
         }
         let declared = head
             .content_length
@@ -283,6 +432,43 @@ impl Warden {
             return HeadVerdict::Respond(reply, audit);
         }
         HeadVerdict::ReadBody(Box::new(identity))
+    }
+
+    /// A session of a 2025 revision must belong to the caller.
+    fn check_session(
+        &self,
+        head: &RequestHead<'_>,
+        revision: transport::Revision<'_>,
+        identity: &Identity,
+    ) -> Result<(), transport::Refusal> {
+        let Some(session_id) = head.session_id else {
+            return Ok(());
+        };
+        if !self.settings.bind_sessions || revision.is_modern() {
+            return Ok(());
+        }
+        let not_found = |reason: String| transport::Refusal {
+            status: 404,
+            code: codes::INVALID_REQUEST,
+            message: "Session not found",
+            reason,
+            data: None,
+            headers: Vec::new(),
+        };
+        if Self::session_key(session_id).is_none() {
+            return Err(not_found(
+                "Mcp-Session-Id is not 1 to 256 visible ASCII characters".into(),
+            ));
+        }
+        match head.session_binding {
+            None => Err(not_found(
+                "Mcp-Session-Id was not opened through Warden (or its binding was lost): start a new session".into(),
+            )),
+            Some(bound) if bound == Self::session_binding(identity) => Ok(()),
+            Some(_) => Err(not_found(
+                "Mcp-Session-Id belongs to another principal".into(),
+            )),
+        }
     }
 
     /// The answer when a body grows past `max_body_bytes` while buffering.
@@ -351,60 +537,297 @@ impl Warden {
                 return BodyVerdict::Respond(reply, audit);
             }
         };
+        let audit = audit.with_request(&request, self.settings.audit_arguments);
+        // The head passed these checks once already; the revision is needed
+        // again to compare the headers with the body.
+        let checked = transport::check_head(&self.settings, head)
+            .and_then(|revision| {
+                transport::check_body(&self.settings, head, revision, &request).map(|()| revision)
+            });
+        let revision = match checked {
+            Ok(revision) => revision,
+            Err(refusal) => {
+                let (reply, audit) = self.refuse(refusal, request.id.as_ref(), head, audit);
+                return BodyVerdict::Respond(reply, audit);
+            }
+        };
         let decision = self.policy.decide(identity, &request);
-        let audit = audit
-            .with_request(&request, self.settings.audit_arguments)
-            .with_decision(&decision);
-        if decision.is_allowed() {
-            return BodyVerdict::Forward(audit);
+        let audit = audit.with_decision(&decision);
+        if !decision.is_allowed() {
+            let (reply, audit) = self.deny(&request, &decision, head, audit);
+            return BodyVerdict::Respond(reply, audit);
         }
-        let reply = self.denial_reply(
-            &request,
-            &decision.reason,
-            decision.rule.as_deref(),
-            head.request_id,
-            self.settings.deny_status,
-        );
-        let status = reply.status;
-        BodyVerdict::Respond(
-            reply,
-            AuditRecord {
-                status: Some(status),
-                ..audit
-            },
-        )
+        let response = match (request.kind, request.method.as_str()) {
+            (MessageKind::Request, "initialize")
+                if self.settings.bind_sessions && !revision.is_modern() =>
+            {
+                ResponsePlan::BindSession {
+                    binding: Self::session_binding(identity),
+                }
+            }
+            (MessageKind::Request, method) if self.settings.filter_lists => {
+                match (ListKind::for_method(method), &request.id) {
+                    (Some(kind), Some(id)) => ResponsePlan::FilterList(Box::new(ListRequest {
+                        kind,
+                        id: id.clone(),
+                        identity: identity.clone(),
+                        audit: audit.clone(),
+                    })),
+                    _ => ResponsePlan::Untouched,
+                }
+            }
+            _ => ResponsePlan::Untouched,
+        };
+        BodyVerdict::Forward(self.forwarding(audit, identity, response))
     }
 
-    /// A policy denial. A JSON-RPC request gets an error response carrying its
-    /// id, in the configured status; a message that expects no response
-    /// (notification, client response, GET, DELETE) gets 403.
-    fn denial_reply(
+    /// The forwarding of an allowed request: identity headers in, client
+    /// copies and (optionally) the token out.
+    fn forwarding(
+        &self,
+        audit: AuditRecord,
+        identity: &Identity,
+        response: ResponsePlan,
+    ) -> Forwarding {
+        let upstream = &self.settings.upstream;
+        let mut header_edits = Vec::new();
+        if upstream.strip_authorization {
+            header_edits.push(("authorization".to_owned(), None));
+        }
+        let prefix = &upstream.identity_header_prefix;
+        if !prefix.is_empty() {
+            let chain = identity.chain();
+            let values = [
+                ("subject", Some(identity.subject.subject.clone())),
+                (
+                    "actor-type",
+                    identity.acting().actor_type.map(|t| t.as_str().to_owned()),
+                ),
+                ("actor", identity.actor.as_ref().map(|a| a.subject.clone())),
+                ("chain", Some(json!(chain).to_string())),
+                ("client-id", identity.client_id.clone()),
+                ("issuer", Some(identity.issuer.clone())),
+            ];
+            for (name, value) in values {
+                // Remove first: a client-sent copy must never reach the
+                // upstream, even when Warden has no value to put there.
+                let header = format!("{prefix}{name}");
+                header_edits.push((header.clone(), None));
+                if let Some(value) = value {
+                    header_edits.push((header, Some(encode_header_value(&value))));
+                }
+            }
+        }
+        Forwarding {
+            audit,
+            header_edits,
+            response,
+        }
+    }
+
+    /// Rewrites a list response so the caller sees only what it could use.
+    /// `status` is the response's HTTP status: only 200 responses are
+    /// rewritten (errors carry no list).
+    pub fn filter_list_response(
+        &self,
+        list: &ListRequest,
+        status: u16,
+        content_type: &str,
+        body: &[u8],
+    ) -> FilteredList {
+        if status != 200 {
+            return FilteredList {
+                body: body.to_vec(),
+                audit: None,
+            };
+        }
+        match listing::filter_list_response(
+            &self.policy,
+            &list.identity,
+            list.kind,
+            &list.id,
+            content_type,
+            body,
+            self.settings.max_response_bytes,
+        ) {
+            Ok((body, summary)) => {
+                let audit = (!summary.removed.is_empty()).then(|| {
+                    let mut audit = list.audit.clone();
+                    audit.reason = format!(
+                        "{}; list filtered: {} kept, {} removed",
+                        audit.reason,
+                        summary.kept,
+                        summary.removed.len()
+                    );
+                    audit.list = Some(json!({"kept": summary.kept, "removed": summary.removed}));
+                    audit
+                });
+                FilteredList { body, audit }
+            }
+            Err(error) => self.unfilterable_list(list, content_type, &error.to_string()),
+        }
+    }
+
+    /// Fail closed on a list response Warden cannot filter (too large,
+    /// unreadable): the client gets a JSON-RPC error for its request in the
+    /// response's framing, and the audit says why.
+    pub fn unfilterable_list(
+        &self,
+        list: &ListRequest,
+        content_type: &str,
+        why: &str,
+    ) -> FilteredList {
+        let reason = format!("list response could not be filtered: {why}");
+        let mut audit = list.audit.clone();
+        audit.decision = "deny";
+        audit.list = Some(json!({"error": why}));
+        audit.reason.clone_from(&reason);
+        FilteredList {
+            body: listing::failure_body(&list.id, content_type, &reason),
+            audit: Some(audit),
+        }
+    }
+
+    /// The answer to a transport-rule violation.
+    fn refuse(
+        &self,
+        refusal: transport::Refusal,
+        id: Option<&Value>,
+        head: &RequestHead<'_>,
+        audit: AuditRecord,
+    ) -> (Reply, AuditRecord) {
+        let mut data = json!({"reason": refusal.reason, "request_id": head.request_id});
+        if let (Some(Value::Object(extra)), Some(object)) = (refusal.data, data.as_object_mut()) {
+            object.extend(extra);
+        }
+        let headers: Vec<(&str, &str)> = refusal
+            .headers
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        let reply = Reply::json(
+            refusal.status,
+            &headers,
+            jsonrpc_error(id, refusal.code, refusal.message, data),
+        );
+        (reply, audit.denied(refusal.status, refusal.reason))
+    }
+
+    /// A policy denial, answered in the deny mode of the deciding rule or of
+    /// the policy. A message that expects no JSON-RPC response
+    /// (notification, client response, GET, DELETE) always gets a 403 (with
+    /// the step-up challenge in `step_up` mode).
+    fn deny(
         &self,
         request: &McpRequest,
-        reason: &str,
-        rule: Option<&str>,
-        request_id: Option<&str>,
-        status: u16,
-    ) -> Reply {
-        let status = if request.kind == MessageKind::Request {
-            status
-        } else {
-            403
-        };
-        Reply::json(
-            status,
-            &[],
+        decision: &Decision,
+        head: &RequestHead<'_>,
+        audit: AuditRecord,
+    ) -> (Reply, AuditRecord) {
+        let mut mode = decision.deny_mode.unwrap_or(self.settings.deny_mode);
+        if mode == DenyMode::StepUp && decision.step_up_scopes.is_empty() {
+            // Nothing to ask for: a plain 403 is the honest answer.
+            mode = DenyMode::Forbidden;
+        }
+        let reason = &decision.reason;
+        let rule = decision.rule.as_deref();
+        let is_call = request.kind == MessageKind::Request;
+        let access_denied = || {
             jsonrpc_error(
                 request.id.as_ref(),
                 codes::ACCESS_DENIED,
                 &format!("Access denied by policy: {reason}"),
-                json!({"decision": "deny", "rule": rule, "reason": reason, "request_id": request_id}),
-            ),
-        )
+                json!({"decision": "deny", "rule": rule, "reason": reason, "request_id": head.request_id}),
+            )
+        };
+        let reply = match mode {
+            DenyMode::Error if is_call => Reply::json(200, &[], access_denied()),
+            DenyMode::Error | DenyMode::Forbidden => Reply::json(403, &[], access_denied()),
+            DenyMode::StepUp => {
+                let scope = decision.step_up_scopes.join(" ");
+                let mut challenge = format!(
+                    "Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{scope}\"",
+                    self.settings.realm
+                );
+                if let Some(url) = &self.metadata_url {
+                    challenge.push_str(&format!(", resource_metadata=\"{url}\""));
+                }
+                challenge.push_str(&format!(
+                    ", error_description=\"the request needs scope {}\"",
+                    scope.replace(' ', " or ")
+                ));
+                Reply::json(403, &[("www-authenticate", &challenge)], access_denied())
+            }
+            DenyMode::Disguise if is_call => {
+                let (code, message) = match &request.target {
+                    Target::Tool { name, .. } => {
+                        (codes::INVALID_PARAMS, format!("Unknown tool: {name}"))
+                    }
+                    Target::Prompt { name } => {
+                        (codes::INVALID_PARAMS, format!("Unknown prompt: {name}"))
+                    }
+                    Target::Resource { uri } => {
+                        (codes::INVALID_PARAMS, format!("Unknown resource: {uri}"))
+                    }
+                    Target::None => (codes::METHOD_NOT_FOUND, "Method not found".to_owned()),
+                };
+                let body = json!({
+                    "jsonrpc": "2.0",
+                    "id": request.id.clone().unwrap_or(Value::Null),
+                    "error": {"code": code, "message": message},
+                })
+                .to_string();
+                Reply::json(200, &[], body)
+            }
+            DenyMode::Disguise => Reply::json(403, &[], access_denied()),
+        };
+        let audit = AuditRecord {
+            status: Some(reply.status),
+            deny_mode: Some(mode.as_str()),
+            ..audit
+        };
+        (reply, audit)
+    }
+
+    /// Protected Resource Metadata (RFC 9728), when configured and asked for.
+    fn serve_metadata(&self, method: &str, path: &str) -> Option<Reply> {
+        let metadata = self.settings.resource_metadata.as_ref()?;
+        if !self.metadata_paths.iter().any(|p| p == path) {
+            return None;
+        }
+        if method != "GET" && method != "HEAD" {
+            return Some(Reply::json(
+                405,
+                &[("allow", "GET, HEAD")],
+                json!({"error": "method_not_allowed"}).to_string(),
+            ));
+        }
+        let mut document = json!({
+            "resource": metadata.resource,
+            "authorization_servers": metadata.authorization_servers,
+            "bearer_methods_supported": ["header"],
+        });
+        if let Some(object) = document.as_object_mut() {
+            if let Some(scopes) = &metadata.scopes_supported {
+                object.insert("scopes_supported".into(), json!(scopes));
+            }
+            if let Some(name) = &metadata.resource_name {
+                object.insert("resource_name".into(), json!(name));
+            }
+            if let Some(docs) = &metadata.resource_documentation {
+                object.insert("resource_documentation".into(), json!(docs));
+            }
+        }
+        Some(Reply::json(
+            200,
+            &[("cache-control", "max-age=300")],
+            document.to_string(),
+        ))
     }
 
     /// RFC 6750 §3: no credentials → a bare challenge; bad credentials →
-    /// `invalid_token` with a description.
+    /// `invalid_token` with a description. Every challenge names the
+    /// Protected Resource Metadata when it is served (RFC 9728 §5.1).
     fn unauthorized(&self, error: &TokenError, request_id: Option<&str>) -> Reply {
         if let TokenError::KeysUnavailable(_) = error {
             // Not the caller's fault: the keys to judge the token are missing.
@@ -419,10 +842,13 @@ impl Warden {
                 ),
             );
         }
-        let realm = &self.settings.realm;
-        let challenge = match error {
-            TokenError::Missing => format!("Bearer realm=\"{realm}\""),
-            TokenError::NotBearer => format!("Bearer realm=\"{realm}\", error=\"invalid_request\""),
+        let mut challenge = format!("Bearer realm=\"{}\"", self.settings.realm);
+        if let Some(url) = &self.metadata_url {
+            challenge.push_str(&format!(", resource_metadata=\"{url}\""));
+        }
+        match error {
+            TokenError::Missing => {}
+            TokenError::NotBearer => challenge.push_str(", error=\"invalid_request\""),
             other => {
                 let description: String = other
                     .to_string()
@@ -435,11 +861,11 @@ impl Warden {
                         }
                     })
                     .collect();
-                format!(
-                    "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{description}\""
-                )
+                challenge.push_str(&format!(
+                    ", error=\"invalid_token\", error_description=\"{description}\""
+                ));
             }
-        };
+        }
         Reply::json(
             401,
             &[("www-authenticate", &challenge)],
@@ -453,6 +879,56 @@ impl Warden {
     }
 }
 
+/// Where RFC 9728 metadata for `resource` lives: its absolute URL (the
+/// well-known segment inserted before the resource's path, §3.1) and the
+/// local paths it is served at (the path-suffixed form and the bare one).
+fn metadata_location(resource: &str) -> Result<(String, Vec<String>), String> {
+    let rest = resource
+        .strip_prefix("https://")
+        .map(|r| ("https://", r))
+        .or_else(|| resource.strip_prefix("http://").map(|r| ("http://", r)));
+    let Some((scheme, rest)) = rest else {
+        return Err(format!("`{resource}` must be an absolute http(s) URL"));
+    };
+    if rest.contains(['?', '#']) {
+        return Err(format!(
+            "`{resource}` must not have a query or fragment (RFC 9728 §1.2)"
+        ));
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if authority.is_empty() {
+        return Err(format!("`{resource}` has no host"));
+    }
+    let path = path.trim_end_matches('/');
+    let local = format!("{METADATA_PATH}{path}");
+    let url = format!("{scheme}{authority}{local}");
+    let mut paths = vec![local];
+    if !path.is_empty() {
+        paths.push(METADATA_PATH.to_owned());
+    }
+    Ok((url, paths))
+}
+
+/// Header values that are not plain printable ASCII travel in MCP's
+/// `=?base64?…?=` form.
+fn encode_header_value(value: &str) -> String {
+    use base64::Engine as _;
+    let plain = value.bytes().all(|b| (0x20..=0x7e).contains(&b))
+        && value.trim() == value
+        && !value.starts_with("=?base64?");
+    if plain {
+        value.to_owned()
+    } else {
+        format!(
+            "=?base64?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(value)
+        )
+    }
+}
+
 fn jsonrpc_error(id: Option<&Value>, code: i64, message: &str, data: Value) -> String {
     json!({
         "jsonrpc": "2.0",
@@ -461,6 +937,8 @@ fn jsonrpc_error(id: Option<&Value>, code: i64, message: &str, data: Value) -> S
     })
     .to_string()
 }
+
+mod transport;
 
 #[cfg(test)]
 mod tests;

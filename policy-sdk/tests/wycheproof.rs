@@ -5,6 +5,13 @@
 //! `valid` must verify; `invalid` and `acceptable` (legacy encodings a strict
 //! JWS verifier refuses) must not.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test vectors are trusted test input; a malformed file should fail loudly"
+)]
+
 use std::path::PathBuf;
 
 use policy_sdk::identity::{Algorithm, parse_jwks};

@@ -37,19 +37,48 @@ fn head<'a>(method: &'a str, path: &'a str, authorization: Option<&'a str>) -> R
         method,
         path,
         authorization,
-        content_length: None,
+        content_type: (method == "POST").then_some("application/json"),
         request_id: Some("req-1"),
         now_unix_nanos: u128::from(TEST_NOW) * 1_000_000_000,
+        ..RequestHead::default()
     }
 }
 
 fn post(w: &Warden, body: &str) -> BodyVerdict {
     let auth = bearer();
-    let h = head("POST", "/mcp", Some(&auth));
+    post_with(w, body, head("POST", "/mcp", Some(&auth)))
+}
+
+fn post_with(w: &Warden, body: &str, h: RequestHead<'_>) -> BodyVerdict {
     match w.judge_head(&h) {
         HeadVerdict::ReadBody(identity) => w.judge_body(&identity, body.as_bytes(), &h),
         other => panic!("expected ReadBody, got {other:?}"),
     }
+}
+
+fn forwarded(verdict: BodyVerdict) -> Forwarding {
+    match verdict {
+        BodyVerdict::Forward(f) => f,
+        BodyVerdict::Respond(reply, audit) => panic!("denied: {reply:?} {audit:?}"),
+    }
+}
+
+fn refused(verdict: BodyVerdict) -> (Reply, AuditRecord, Value) {
+    match verdict {
+        BodyVerdict::Respond(reply, audit) => {
+            let body = serde_json::from_str(&reply.body).unwrap();
+            (reply, audit, body)
+        }
+        BodyVerdict::Forward(f) => panic!("forwarded: {f:?}"),
+    }
+}
+
+fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
+    reply
+        .headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 #[test]
@@ -57,8 +86,8 @@ fn configuration_errors_are_refused() {
     let cases = [
         (json!({"version": 2}), "version 2 is not supported"),
         (
-            json!({"filter": {"deny_status": 500}}),
-            "filter.deny_status",
+            json!({"filter": {"deny_mode": "teapot"}}),
+            "unknown variant `teapot`",
         ),
         (
             json!({"filter": {"max_body_bytes": 0}}),
@@ -90,7 +119,7 @@ fn policy_version_is_a_stable_content_hash() {
     let b = warden(json!({}));
     assert_eq!(a.version(), b.version());
     assert!(a.version().starts_with("sha256:"));
-    let c = warden(json!({"filter": {"deny_status": 403}}));
+    let c = warden(json!({"filter": {"deny_mode": "forbidden"}}));
     assert_ne!(a.version(), c.version());
 }
 
@@ -157,7 +186,7 @@ fn denial_answers_the_request_id_with_the_configured_status() {
     assert_eq!(audit.tool.as_deref(), Some("deploy"));
     assert_eq!(audit.jsonrpc_id, Some(json!("abc")));
 
-    let strict = warden(json!({"filter": {"deny_status": 403}}));
+    let strict = warden(json!({"filter": {"deny_mode": "forbidden"}}));
     let BodyVerdict::Respond(reply, _) = post(
         &strict,
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy"}}"#,
@@ -184,12 +213,11 @@ fn messages_without_a_response_are_denied_with_403() {
 #[test]
 fn allowed_requests_are_forwarded_with_an_audit_record() {
     let w = warden(json!({}));
-    let BodyVerdict::Forward(audit) = post(
+    let audit = forwarded(post(
         &w,
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_docs","arguments":{"q":"secret"}}}"#,
-    ) else {
-        panic!()
-    };
+    ))
+    .audit;
     assert_eq!(audit.decision, "allow");
     assert_eq!(audit.status, None);
     assert_eq!(audit.policy, w.version());
@@ -204,12 +232,11 @@ fn allowed_requests_are_forwarded_with_an_audit_record() {
     assert!(!line.contains("secret"));
 
     let with_args = warden(json!({"filter": {"audit_arguments": true}}));
-    let BodyVerdict::Forward(audit) = post(
+    let audit = forwarded(post(
         &with_args,
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_docs","arguments":{"q":"x"}}}"#,
-    ) else {
-        panic!()
-    };
+    ))
+    .audit;
     assert_eq!(audit.arguments, Some(json!({"q": "x"})));
 }
 
@@ -234,5 +261,428 @@ fn unauthenticated_requests_are_audited_without_identity() {
     assert!(
         challenge.starts_with(r#"Bearer realm="warden", error="invalid_token""#),
         "{challenge}"
+    );
+}
+
+fn token_for(extra: Value) -> String {
+    format!(
+        "Bearer {}",
+        DemoIssuer::new().unwrap().token(TEST_NOW, extra).unwrap()
+    )
+}
+
+const CALL_DEPLOY: &str =
+    r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"deploy"}}"#;
+
+#[test]
+fn protocol_versions_outside_the_window_get_400_with_the_supported_list() {
+    let w = warden(json!({"filter": {"protocol_versions": {"min": "2025-06-18", "max": "2025-11-25"}}}));
+    let auth = bearer();
+    for version in ["2025-03-26", "2026-07-28", "2099-01-01", "latest"] {
+        let h = RequestHead {
+            protocol_version: Some(version),
+            ..head("POST", "/mcp", Some(&auth))
+        };
+        let HeadVerdict::Respond(reply, audit) = w.judge_head(&h) else {
+            panic!("{version}")
+        };
+        assert_eq!(reply.status, 400, "{version}");
+        let body: Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(body["error"]["code"], -32022);
+        assert_eq!(body["error"]["data"]["supported"], json!(["2025-06-18", "2025-11-25"]));
+        assert_eq!(body["error"]["data"]["requested"], version);
+        assert_eq!(audit.protocol_version.as_deref(), Some(version));
+    }
+    // No header: `initialize` may omit it; anything else is taken as
+    // 2025-03-26, which this window refuses.
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
+    forwarded(post(&w, init));
+    let (reply, _, body) = refused(post(&w, r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#));
+    assert_eq!(reply.status, 400);
+    assert_eq!(body["error"]["code"], -32022);
+    assert_eq!(body["id"], 2);
+    // The default window takes every revision with Streamable HTTP.
+    let open = warden(json!({}));
+    for version in ["2025-03-26", "2025-06-18", "2025-11-25"] {
+        let h = RequestHead {
+            protocol_version: Some(version),
+            ..head("POST", "/mcp", Some(&auth))
+        };
+        assert!(matches!(open.judge_head(&h), HeadVerdict::ReadBody(_)), "{version}");
+    }
+}
+
+#[test]
+fn transport_rules_refuse_origins_query_tokens_media_types_and_duplicates() {
+    let w = warden(json!({"filter": {"allowed_origins": ["https://app.example"]}}));
+    let auth = bearer();
+    let status = |h: RequestHead<'_>| match w.judge_head(&h) {
+        HeadVerdict::Respond(reply, _) => Some(reply.status),
+        HeadVerdict::ReadBody(_) => None,
+        other => panic!("{other:?}"),
+    };
+    let base = head("POST", "/mcp", Some(&auth));
+    assert_eq!(status(RequestHead { origin: Some("https://evil.example"), ..base }), Some(403));
+    assert_eq!(status(RequestHead { origin: Some("https://app.example"), ..base }), None);
+    assert_eq!(status(base), None, "no Origin: not a browser");
+    assert_eq!(status(RequestHead { path: "/mcp?access_token=abc", ..base }), Some(400));
+    assert_eq!(status(RequestHead { content_type: Some("text/plain"), ..base }), Some(415));
+    assert_eq!(status(RequestHead { content_type: None, ..base }), Some(415));
+    assert_eq!(
+        status(RequestHead { content_type: Some("Application/JSON; charset=utf-8"), ..base }),
+        None
+    );
+    assert_eq!(status(RequestHead { duplicated: Some("mcp-method"), ..base }), Some(400));
+    // The query-token refusal comes before authentication: no token needed.
+    let HeadVerdict::Respond(reply, _) =
+        w.judge_head(&head("GET", "/mcp?access_token=abc", None))
+    else {
+        panic!()
+    };
+    assert_eq!(reply.status, 400);
+    assert!(header(&reply, "www-authenticate").unwrap().contains("invalid_request"));
+    // Bad origins in the configuration are refused.
+    let err = Warden::from_json(&document(json!({"filter": {"allowed_origins": ["app.example"]}})))
+        .unwrap_err();
+    assert!(err.to_string().contains("filter.allowed_origins"), "{err}");
+}
+
+fn modern_head<'a>(auth: &'a str) -> RequestHead<'a> {
+    RequestHead {
+        protocol_version: Some("2026-07-28"),
+        ..head("POST", "/mcp", Some(auth))
+    }
+}
+
+fn modern_body(method: &str, params: Value) -> String {
+    let mut params = params;
+    params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28"});
+    json!({"jsonrpc": "2.0", "id": 9, "method": method, "params": params}).to_string()
+}
+
+#[test]
+fn request_metadata_headers_must_match_the_body() {
+    let w = warden(json!({}));
+    let auth = bearer();
+    let search = modern_body("tools/call", json!({"name": "search_docs"}));
+    let good = RequestHead {
+        mcp_method: Some("tools/call"),
+        mcp_name: Some("search_docs"),
+        ..modern_head(&auth)
+    };
+    forwarded(post_with(&w, &search, good));
+    let mismatches = [
+        RequestHead { mcp_method: Some("tools/list"), ..good },
+        RequestHead { mcp_name: Some("other_tool"), ..good },
+        RequestHead { mcp_method: None, ..good },
+        RequestHead { mcp_name: None, ..good },
+        RequestHead { mcp_name: Some("=?base64?!!?="), ..good },
+    ];
+    for h in mismatches {
+        let (reply, audit, body) = refused(post_with(&w, &search, h));
+        assert_eq!(reply.status, 400, "{h:?}");
+        assert_eq!(body["error"]["code"], -32020, "{h:?}");
+        assert_eq!(body["id"], 9, "the error answers the request");
+        assert_eq!(audit.tool.as_deref(), Some("search_docs"));
+    }
+    // The header cannot smuggle an allowed name past a denied body.
+    let deploy = modern_body("tools/call", json!({"name": "deploy"}));
+    let (reply, _, body) = refused(post_with(&w, &deploy, good));
+    assert_eq!((reply.status, body["error"]["code"].clone()), (400, json!(-32020)));
+    // Non-ASCII names travel base64-encoded.
+    let cafe = modern_body("tools/call", json!({"name": "café"}));
+    let encoded = RequestHead { mcp_name: Some("=?base64?Y2Fmw6k=?="), ..good };
+    let (reply, _, body) = refused(post_with(&w, &cafe, encoded));
+    assert_eq!(reply.status, 200, "names match; the policy denies");
+    assert_eq!(body["error"]["code"], -31403);
+    // The body's protocol version must match the header.
+    let mut other_version: Value = serde_json::from_str(&search).unwrap();
+    other_version["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] =
+        json!("2025-11-25");
+    let (_, _, body) = refused(post_with(&w, &other_version.to_string(), good));
+    assert_eq!(body["error"]["code"], -32020);
+    // A 2026-07-28 request must carry its version in _meta.
+    let bare = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"search_docs"}}"#;
+    let (_, _, body) = refused(post_with(&w, bare, good));
+    assert_eq!(body["error"]["code"], -32602);
+    // Legacy requests may omit the headers, but a header that is sent must match.
+    forwarded(post(&w, bare));
+    let legacy = RequestHead { mcp_method: Some("ping"), ..head("POST", "/mcp", Some(&auth)) };
+    let (_, _, body) = refused(post_with(&w, bare, legacy));
+    assert_eq!(body["error"]["code"], -32020);
+}
+
+#[test]
+fn the_2026_transport_has_no_get_stream_or_delete() {
+    let w = warden(json!({}));
+    let auth = bearer();
+    for method in ["GET", "DELETE"] {
+        let h = RequestHead { method, ..modern_head(&auth) };
+        let HeadVerdict::Respond(reply, _) = w.judge_head(&h) else {
+            panic!()
+        };
+        assert_eq!(reply.status, 405);
+        assert_eq!(header(&reply, "allow"), Some("POST"));
+    }
+}
+
+#[test]
+fn sessions_are_bound_to_the_principal_that_opened_them() {
+    let w = warden(json!({}));
+    let alice = bearer();
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
+    let ResponsePlan::BindSession { binding } = forwarded(post(&w, init)).response else {
+        panic!("initialize must bind")
+    };
+    let key = Warden::session_key("sess-1").unwrap();
+    assert_eq!(key, "warden:session:sess-1");
+    let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+    let with_session = |auth: &'static str, bound: Option<&'static str>| RequestHead {
+        session_id: Some("sess-1"),
+        session_binding: bound,
+        protocol_version: Some("2025-11-25"),
+        ..head("POST", "/mcp", Some(auth))
+    };
+    let alice: &'static str = Box::leak(alice.into_boxed_str());
+    let binding: &'static str = Box::leak(binding.into_boxed_str());
+    forwarded(post_with(&w, ping, with_session(alice, Some(binding))));
+    // Bob presents Alice's session.
+    let bob: &'static str = Box::leak(token_for(json!({"sub": "bob"})).into_boxed_str());
+    let HeadVerdict::Respond(reply, audit) = w.judge_head(&with_session(bob, Some(binding))) else {
+        panic!()
+    };
+    assert_eq!(reply.status, 404);
+    assert!(audit.reason.contains("another principal"), "{}", audit.reason);
+    assert_eq!(audit.subject.as_deref(), Some("bob"));
+    // An agent acting for Alice is another principal too.
+    let agent: &'static str = Box::leak(
+        token_for(json!({"act": {"sub": "agent-7", "actor_type": "agent"}})).into_boxed_str(),
+    );
+    assert!(matches!(w.judge_head(&with_session(agent, Some(binding))), HeadVerdict::Respond(r, _) if r.status == 404));
+    // A session Warden never saw opened.
+    let HeadVerdict::Respond(reply, _) = w.judge_head(&with_session(alice, None)) else {
+        panic!()
+    };
+    assert_eq!(reply.status, 404);
+    // Binding can be switched off.
+    let unbound = warden(json!({"filter": {"bind_sessions": false}}));
+    assert!(matches!(unbound.judge_head(&with_session(bob, None)), HeadVerdict::ReadBody(_)));
+    assert_eq!(forwarded(post(&unbound, init)).response, ResponsePlan::Untouched);
+    // DELETE ends the binding.
+    let delete = RequestHead { method: "DELETE", ..with_session(alice, Some(binding)) };
+    let HeadVerdict::Forward(f) = w.judge_head(&delete) else {
+        panic!()
+    };
+    assert_eq!(f.response, ResponsePlan::EndSession { session_id: "sess-1".into() });
+    // 2026-07-28 has no sessions: an initialize there binds nothing.
+    assert_eq!(Warden::session_key(&"x".repeat(300)), None);
+    assert_eq!(Warden::session_key("has space"), None);
+}
+
+fn deny_rules(extra_rules: Value) -> Value {
+    let mut rules = json!([
+        {"id": "search", "effect": "allow", "owner": "docs", "tools": ["search_docs"]},
+        {"id": "no-deploy", "effect": "deny", "owner": "release", "tools": ["deploy"]},
+        {"id": "admin-reset", "effect": "allow", "owner": "ops", "tools": ["reset"],
+         "principal": {"scopes": ["ops:reset", "ops:admin"]}, "deny_mode": "step_up"},
+        {"id": "hidden-report", "effect": "allow", "owner": "ops", "prompts": ["report"],
+         "principal": {"groups": ["finance"]}, "deny_mode": "disguise"},
+    ]);
+    if let (Some(list), Some(extra)) = (rules.as_array_mut(), extra_rules.as_array()) {
+        list.extend(extra.iter().cloned());
+    }
+    rules
+}
+
+#[test]
+fn each_deny_mode_answers_as_documented() {
+    let body_of = |mode: &str, request: &str| {
+        let w = warden(json!({"filter": {"deny_mode": mode}, "rules": deny_rules(json!([]))}));
+        refused(post(&w, request))
+    };
+    let (reply, audit, body) = body_of("error", CALL_DEPLOY);
+    assert_eq!((reply.status, body["error"]["code"].clone()), (200, json!(-31403)));
+    assert_eq!(audit.deny_mode, Some("error"));
+    let (reply, _, body) = body_of("forbidden", CALL_DEPLOY);
+    assert_eq!((reply.status, body["error"]["code"].clone()), (403, json!(-31403)));
+    let (reply, audit, body) = body_of("disguise", CALL_DEPLOY);
+    assert_eq!(reply.status, 200);
+    assert_eq!(body["error"], json!({"code": -32602, "message": "Unknown tool: deploy"}));
+    assert_eq!(body["id"], 4);
+    assert_eq!(audit.rule.as_deref(), Some("no-deploy"), "the audit keeps the truth");
+    assert_eq!(audit.deny_mode, Some("disguise"));
+    let (_, _, body) = body_of("disguise", r#"{"jsonrpc":"2.0","id":5,"method":"sampling/whatever"}"#);
+    assert_eq!(body["error"]["code"], -32601);
+    let (_, _, body) = body_of(
+        "disguise",
+        r#"{"jsonrpc":"2.0","id":5,"method":"resources/read","params":{"uri":"file:///etc/x"}}"#,
+    );
+    assert_eq!(body["error"]["message"], "Unknown resource: file:///etc/x");
+    // step_up with nothing to ask for falls back to a plain 403.
+    let (reply, audit, _) = body_of("step_up", CALL_DEPLOY);
+    assert_eq!(reply.status, 403);
+    assert_eq!(header(&reply, "www-authenticate"), None);
+    assert_eq!(audit.deny_mode, Some("forbidden"));
+}
+
+#[test]
+fn rules_choose_their_own_deny_mode_and_step_up_names_their_scopes() {
+    let w = warden(json!({
+        "filter": {"resource_metadata": {
+            "resource": "https://mcp.example.com/mcp",
+            "authorization_servers": ["https://idp.example.com"],
+        }},
+        "rules": deny_rules(json!([
+            {"id": "no-wipe", "effect": "deny", "owner": "sec", "tools": ["wipe"],
+             "deny_mode": "step_up", "step_up_scopes": ["ops:wipe"]},
+        ])),
+    }));
+    // Alice lacks the scopes admin-reset asks for: a step-up challenge.
+    let reset = r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"reset"}}"#;
+    let (reply, audit, body) = refused(post(&w, reset));
+    assert_eq!(reply.status, 403);
+    assert_eq!(
+        header(&reply, "www-authenticate").unwrap(),
+        "Bearer realm=\"warden\", error=\"insufficient_scope\", scope=\"ops:reset ops:admin\", \
+         resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\", \
+         error_description=\"the request needs scope ops:reset or ops:admin\""
+    );
+    assert_eq!(body["error"]["code"], -31403);
+    assert_eq!(audit.deny_mode, Some("step_up"));
+    // With the scope the same call is allowed.
+    let scoped = token_for(json!({"scope": "ops:reset"}));
+    forwarded(post_with(&w, reset, head("POST", "/mcp", Some(&scoped))));
+    // A deny rule in step_up mode asks for its own scopes.
+    let wipe = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"wipe"}}"#;
+    let (reply, _, _) = refused(post(&w, wipe));
+    assert!(header(&reply, "www-authenticate").unwrap().contains("scope=\"ops:wipe\""));
+    // A rule in disguise mode hides its prompt from the unqualified.
+    let report = r#"{"jsonrpc":"2.0","id":8,"method":"prompts/get","params":{"name":"report"}}"#;
+    let (reply, _, body) = refused(post(&w, report));
+    assert_eq!(reply.status, 200);
+    assert_eq!(body["error"]["message"], "Unknown prompt: report");
+    // Other denials keep the policy's mode.
+    let (reply, _, body) = refused(post(&w, CALL_DEPLOY));
+    assert_eq!((reply.status, body["error"]["code"].clone()), (200, json!(-31403)));
+    // Configuration mistakes.
+    for (rule, message) in [
+        (json!({"id": "x", "effect": "deny", "owner": "o", "tools": ["t"], "deny_mode": "step_up"}), "needs scopes"),
+        (json!({"id": "x", "effect": "allow", "owner": "o", "tools": ["t"], "step_up_scopes": ["a"]}), "only used with"),
+        (json!({"id": "x", "effect": "deny", "owner": "o", "tools": ["t"], "deny_mode": "step_up", "step_up_scopes": ["a b"]}), "not a valid OAuth scope"),
+    ] {
+        let err = Warden::from_json(&document(json!({"rules": [rule]}))).unwrap_err();
+        assert!(err.to_string().contains(message), "{err}");
+    }
+}
+
+#[test]
+fn protected_resource_metadata_is_served_and_named_in_challenges() {
+    let w = warden(json!({"filter": {"resource_metadata": {
+        "resource": "https://mcp.example.com/mcp",
+        "authorization_servers": ["https://idp.example.com"],
+        "scopes_supported": ["tools:read"],
+    }}}));
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let HeadVerdict::Serve(reply) = w.judge_head(&head("GET", path, None)) else {
+            panic!("{path}")
+        };
+        assert_eq!(reply.status, 200);
+        let doc: Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(doc["resource"], "https://mcp.example.com/mcp");
+        assert_eq!(doc["authorization_servers"], json!(["https://idp.example.com"]));
+        assert_eq!(doc["scopes_supported"], json!(["tools:read"]));
+        assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
+    }
+    let HeadVerdict::Serve(reply) =
+        w.judge_head(&head("POST", "/.well-known/oauth-protected-resource", None))
+    else {
+        panic!()
+    };
+    assert_eq!(reply.status, 405);
+    for auth in [None, Some("Bearer bad")] {
+        let HeadVerdict::Respond(reply, _) = w.judge_head(&head("POST", "/mcp", auth)) else {
+            panic!()
+        };
+        assert_eq!(reply.status, 401);
+        assert!(
+            header(&reply, "www-authenticate").unwrap().contains(
+                "resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""
+            ),
+            "{auth:?}"
+        );
+    }
+    // Without configuration the path is an ordinary (judged) path.
+    let plain = warden(json!({}));
+    assert!(matches!(
+        plain.judge_head(&head("GET", "/.well-known/oauth-protected-resource", None)),
+        HeadVerdict::Respond(r, _) if r.status == 401
+    ));
+    for (resource, message) in [
+        ("mcp.example.com", "absolute http(s) URL"),
+        ("https://mcp.example.com/mcp?x=1", "query or fragment"),
+    ] {
+        let err = Warden::from_json(&document(json!({"filter": {"resource_metadata": {
+            "resource": resource, "authorization_servers": ["https://idp"]}}})))
+        .unwrap_err();
+        assert!(err.to_string().contains(message), "{err}");
+    }
+}
+
+#[test]
+fn the_upstream_gets_verified_identity_headers_and_never_client_copies() {
+    let w = warden(json!({}));
+    let agent = token_for(json!({
+        "sub": "zoë", "client_id": "cli-1",
+        "act": {"sub": "agent-7", "actor_type": "agent"},
+    }));
+    let w_all = warden(json!({"rules": [{"id": "all", "effect": "allow", "owner": "o"}]}));
+    let edits = forwarded(post_with(
+        &w_all,
+        r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+        head("POST", "/mcp", Some(&agent)),
+    ))
+    .header_edits;
+    let set: Vec<(&str, &str)> = edits
+        .iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k.as_str(), v)))
+        .collect();
+    assert_eq!(
+        set,
+        vec![
+            ("x-warden-subject", "=?base64?em/Dqw==?="),
+            ("x-warden-actor-type", "agent"),
+            ("x-warden-actor", "agent-7"),
+            ("x-warden-chain", "=?base64?WyJ6b8OrIiwiYWdlbnQtNyJd?="),
+            ("x-warden-client-id", "cli-1"),
+            ("x-warden-issuer", "https://idp.demo.warden.test"),
+        ]
+    );
+    // Every identity header is removed first, so client copies never pass.
+    for name in ["subject", "actor-type", "actor", "chain", "client-id", "issuer"] {
+        assert!(edits.contains(&(format!("x-warden-{name}"), None)), "{name}");
+    }
+    assert!(!edits.iter().any(|(k, _)| k == "authorization"));
+    let stripped = warden(json!({"filter": {"upstream": {"strip_authorization": true, "identity_header_prefix": ""}}}));
+    let edits = forwarded(post(&stripped, r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_docs"}}"#)).header_edits;
+    assert_eq!(edits, vec![("authorization".to_owned(), None)]);
+    drop(w);
+}
+
+#[test]
+fn list_requests_plan_a_filtered_response() {
+    let w = warden(json!({"rules": [{"id": "list", "effect": "allow", "owner": "o", "methods": ["tools/list"]}]}));
+    let f = forwarded(post(&w, r#"{"jsonrpc":"2.0","id":"l1","method":"tools/list"}"#));
+    let ResponsePlan::FilterList(list) = f.response else {
+        panic!("{:?}", f.response)
+    };
+    assert_eq!(list.kind, ListKind::Tools);
+    assert_eq!(list.id, json!("l1"));
+    let off = warden(json!({"filter": {"filter_lists": false}, "rules": [{"id": "list", "effect": "allow", "owner": "o", "methods": ["tools/list"]}]}));
+    assert_eq!(
+        forwarded(post(&off, r#"{"jsonrpc":"2.0","id":"l1","method":"tools/list"}"#)).response,
+        ResponsePlan::Untouched
     );
 }
