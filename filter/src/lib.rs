@@ -6,13 +6,16 @@
 
 mod metrics;
 mod remote;
+mod response;
 
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use std::collections::HashMap;
 
-use policy_sdk::{BodyVerdict, HeadVerdict, Identity, Reply, RequestHead, Warden};
+use policy_sdk::{
+    BodyVerdict, Forwarding, HeadVerdict, Identity, Reply, RequestHead, ResponsePlan, Warden,
+};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
@@ -209,6 +212,7 @@ impl RootContext for WardenRoot {
             applied: self.applied.clone(),
             phase: Phase::Headers,
             head: OwnedHead::default(),
+            response: response::Stage::Untouched,
         }))
     }
 
@@ -244,19 +248,80 @@ struct OwnedHead {
     path: String,
     authorization: Option<String>,
     content_length: Option<String>,
+    content_type: Option<String>,
     request_id: Option<String>,
+    origin: Option<String>,
+    protocol_version: Option<String>,
+    mcp_method: Option<String>,
+    mcp_name: Option<String>,
+    session_id: Option<String>,
+    session_binding: Option<String>,
+    duplicated: Option<&'static str>,
     now_unix_nanos: u128,
     end_of_stream: bool,
 }
 
 impl OwnedHead {
+    /// Reads the request headers in one hostcall, and the binding of the
+    /// presented session from shared data.
+    fn read(now_unix_nanos: u128, end_of_stream: bool) -> Self {
+        let headers = hostcalls::get_map(proxy_wasm::types::MapType::HttpRequestHeaders)
+            .unwrap_or_default();
+        let first = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        let duplicated = policy_sdk::gate::ROUTING_HEADERS.into_iter().find(|name| {
+            headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .nth(1)
+                .is_some()
+        });
+        let session_id = first("mcp-session-id");
+        let session_binding = session_id
+            .as_deref()
+            .and_then(Warden::session_key)
+            .and_then(|key| hostcalls::get_shared_data(&key).ok())
+            .and_then(|(value, _)| value)
+            .filter(|value| !value.is_empty())
+            .and_then(|value| String::from_utf8(value).ok());
+        Self {
+            method: first(":method").unwrap_or_default(),
+            path: first(":path").unwrap_or_default(),
+            authorization: first("authorization"),
+            content_length: first("content-length"),
+            content_type: first("content-type"),
+            request_id: first("x-request-id"),
+            origin: first("origin"),
+            protocol_version: first("mcp-protocol-version"),
+            mcp_method: first("mcp-method"),
+            mcp_name: first("mcp-name"),
+            session_id,
+            session_binding,
+            duplicated,
+            now_unix_nanos,
+            end_of_stream,
+        }
+    }
+
     fn view(&self) -> RequestHead<'_> {
         RequestHead {
             method: &self.method,
             path: &self.path,
             authorization: self.authorization.as_deref(),
             content_length: self.content_length.as_deref(),
+            content_type: self.content_type.as_deref(),
             request_id: self.request_id.as_deref(),
+            origin: self.origin.as_deref(),
+            protocol_version: self.protocol_version.as_deref(),
+            mcp_method: self.mcp_method.as_deref(),
+            mcp_name: self.mcp_name.as_deref(),
+            session_id: self.session_id.as_deref(),
+            session_binding: self.session_binding.as_deref(),
+            duplicated: self.duplicated,
             now_unix_nanos: self.now_unix_nanos,
         }
     }
@@ -275,15 +340,11 @@ struct WardenHttp {
     applied: remote::Applied,
     phase: Phase,
     head: OwnedHead,
+    /// What happens to the upstream's response.
+    response: response::Stage,
 }
 
 impl WardenHttp {
-    fn header(&self, name: &str) -> Option<String> {
-        hostcalls::get_map_value(proxy_wasm::types::MapType::HttpRequestHeaders, name)
-            .ok()
-            .flatten()
-    }
-
     fn record(&self, audit: &policy_sdk::AuditRecord) {
         log(LogLevel::Info, &audit.to_json_line());
         if let Some(metrics) = &self.metrics {
@@ -313,10 +374,63 @@ impl WardenHttp {
         Step::Stop
     }
 
-    fn forward(&mut self, audit: &policy_sdk::AuditRecord) -> Step {
-        self.record(audit);
+    /// Lets the request through with the verdict's header edits, and
+    /// remembers what to do with the response.
+    fn forward(&mut self, forwarding: Forwarding) -> Step {
+        self.record(&forwarding.audit);
         self.phase = Phase::Done;
+        for (name, value) in &forwarding.header_edits {
+            if let Err(status) = hostcalls::set_map_value(
+                proxy_wasm::types::MapType::HttpRequestHeaders,
+                name,
+                value.as_deref(),
+            ) {
+                // An identity header that cannot be set or removed must not
+                // leave a client's copy in place: fail closed.
+                log(
+                    LogLevel::Error,
+                    &format!("warden: editing request header `{name}` failed: {status:?}"),
+                );
+                return self.fail_closed("editing request headers failed");
+            }
+        }
+        if let ResponsePlan::FilterList(_) = &forwarding.response {
+            // A compressed response could not be read: ask for identity.
+            let _ = hostcalls::set_map_value(
+                proxy_wasm::types::MapType::HttpRequestHeaders,
+                "accept-encoding",
+                None,
+            );
+        }
+        self.response = response::Stage::planned(forwarding.response);
         Step::Continue
+    }
+
+    /// Something the filter needs failed: answer 500 rather than pass.
+    fn fail_closed(&mut self, why: &str) -> Step {
+        self.phase = Phase::Done;
+        let _ = hostcalls::send_http_response(
+            500,
+            vec![("content-type", "text/plain")],
+            Some(format!("warden: {why}\n").as_bytes()),
+        );
+        Step::Stop
+    }
+
+    /// Answers locally with nothing to audit.
+    fn serve(&mut self, reply: &Reply) -> Step {
+        self.phase = Phase::Done;
+        let headers: Vec<(&str, &str)> = reply
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let _ = hostcalls::send_http_response(
+            u32::from(reply.status),
+            headers,
+            Some(reply.body.as_bytes()),
+        );
+        Step::Stop
     }
 
     /// No compiled configuration: fail closed.
@@ -350,7 +464,8 @@ impl WardenHttp {
                 self.phase = Phase::Done;
                 Step::Continue
             }
-            HeadVerdict::Forward(audit) => self.forward(&audit),
+            HeadVerdict::Serve(reply) => self.serve(&reply),
+            HeadVerdict::Forward(forwarding) => self.forward(forwarding),
             HeadVerdict::Respond(reply, audit) => self.respond(&reply, &audit),
             HeadVerdict::ReadBody(identity) => match body {
                 Some(body) => self.body_step(warden, &identity, &body),
@@ -389,7 +504,7 @@ impl WardenHttp {
 
     fn body_step(&mut self, warden: &Warden, identity: &Identity, body: &[u8]) -> Step {
         match warden.judge_body(identity, body, &self.head.view()) {
-            BodyVerdict::Forward(audit) => self.forward(&audit),
+            BodyVerdict::Forward(forwarding) => self.forward(forwarding),
             BodyVerdict::Respond(reply, audit) => self.respond(&reply, &audit),
         }
     }
@@ -503,15 +618,7 @@ impl HttpContext for WardenHttp {
         let Some(warden) = self.warden.clone() else {
             return action(self.unconfigured());
         };
-        self.head = OwnedHead {
-            method: self.header(":method").unwrap_or_default(),
-            path: self.header(":path").unwrap_or_default(),
-            authorization: self.header("authorization"),
-            content_length: self.header("content-length"),
-            request_id: self.header("x-request-id"),
-            now_unix_nanos: self.now_unix_nanos(),
-            end_of_stream,
-        };
+        self.head = OwnedHead::read(self.now_unix_nanos(), end_of_stream);
         // Another worker may have polled a newer revocation list since this
         // worker's last tick: one shared-data read applies it before judging.
         for source in self
@@ -573,5 +680,23 @@ impl HttpContext for WardenHttp {
             (None, None) => self.unconfigured(),
         };
         action(step)
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        self.response = std::mem::take(&mut self.response).on_headers();
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(warden) = self.warden.clone() else {
+            return Action::Continue;
+        };
+        let (stage, action, audit) =
+            std::mem::take(&mut self.response).on_body(&warden, body_size, end_of_stream);
+        self.response = stage;
+        if let Some(audit) = audit {
+            log(LogLevel::Info, &audit.to_json_line());
+        }
+        action
     }
 }
