@@ -6,12 +6,13 @@ PYTHON ?= python3
 WASM := target/wasm32-wasip1/release/warden_filter.wasm
 WARDEN := target/release/warden
 
-.PHONY: all setup rust-setup build wasm cli test test-rust test-policy envoy-example demo run clean venv e2e
+.PHONY: all setup rust-setup build wasm cli lint test test-rust test-policy envoy-example demo run clean venv e2e
 
 all: build
 
 rust-setup:
 	rustup target add wasm32-wasip1 wasm32-unknown-unknown
+	rustup component add clippy
 
 wasm: rust-setup
 	$(CARGO) build --release -p warden-filter --target wasm32-wasip1
@@ -24,9 +25,14 @@ cli:
 build: wasm cli
 
 # Rust tests; the harness tests run the built .wasm, so `wasm` comes first.
-test-rust: rust-setup wasm
+test-rust: rust-setup wasm lint
 	$(CARGO) test --workspace --exclude warden-filter
 	$(CARGO) test -p warden-filter
+
+# The workspace lints (no unwrap/expect/panic/indexing outside tests) are
+# only worth something if they are enforced.
+lint: rust-setup
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The example policy's own test suite, run through the .wasm.
 test-policy: build

@@ -63,8 +63,10 @@ fn bench(c: &mut Criterion) {
                     path: "/mcp",
                     authorization: Some(&bearer),
                     content_length: Some(&length),
+                    content_type: Some("application/json"),
                     request_id: Some("bench"),
                     now_unix_nanos: u128::from(TEST_NOW) * 1_000_000_000,
+                    ..RequestHead::default()
                 };
                 match loaded.warden.judge_head(black_box(&head)) {
                     HeadVerdict::ReadBody(identity) => matches!(

@@ -304,6 +304,7 @@ fn the_filter_holds_headers_until_the_body_is_judged() {
         (":path", "/mcp"),
         ("authorization", bearer.as_str()),
         ("content-length", length.as_str()),
+        ("content-type", "application/json"),
     ];
     assert_eq!(
         host.request_headers(id, &headers, false).unwrap(),
@@ -335,7 +336,9 @@ fn the_filter_answers_401_and_counts_the_denial() {
     assert_eq!(reply.status, 401);
     assert_eq!(
         reply.header("www-authenticate"),
-        Some("Bearer realm=\"warden\"")
+        Some(
+            "Bearer realm=\"warden\", resource_metadata=\"https://mcp.demo.warden.test/.well-known/oauth-protected-resource/mcp\""
+        )
     );
     assert!(!exchange.forwarded());
     assert_eq!(exchange.decision(), Some("deny"));

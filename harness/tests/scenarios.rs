@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use anyhow::{Context as _, bail};
 use policy_sdk::testing::{DemoAlg, DemoIssuer, TEST_NOW, standard_claims};
-use policy_sdk::{BodyVerdict, HeadVerdict, PolicyDocument, RequestHead, Warden};
+use policy_sdk::{BodyVerdict, Forwarding, HeadVerdict, PolicyDocument, RequestHead, Warden};
 use serde_json::Value;
 use warden_harness::filter::{HttpRequest, WardenFilter, load_module, workspace_wasm};
 use warden_harness::host::FilterModule;
@@ -59,7 +59,18 @@ struct Prepared {
     method: String,
     path: String,
     authorization: Option<String>,
+    /// Extra request headers (lower-case names), as the case lists them.
+    headers: Vec<(String, String)>,
     body: Vec<u8>,
+}
+
+impl Prepared {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 fn prepare(issuer: &DemoIssuer, case: &Value) -> anyhow::Result<Prepared> {
@@ -105,6 +116,15 @@ fn prepare(issuer: &DemoIssuer, case: &Value) -> anyhow::Result<Prepared> {
             .unwrap_or("/mcp")
             .to_owned(),
         authorization,
+        headers: case
+            .get("headers")
+            .and_then(Value::as_object)
+            .map(|h| {
+                h.iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default(),
         body,
     })
 }
@@ -117,6 +137,24 @@ struct Outcome {
     /// The local answer: status, headers, body.
     reply: Option<Reply>,
     audit: Option<Value>,
+    /// For a forwarded request: the headers Warden sets or removes among
+    /// those a case asks about (`x-warden-*`, `authorization`).
+    upstream: Vec<(String, Option<String>)>,
+}
+
+/// Request headers whose upstream value the runners compare.
+fn watched(name: &str) -> bool {
+    name.starts_with("x-warden-") || name == "authorization"
+}
+
+/// What the runners compare of a watched header: tokens are minted per
+/// runner (ES256 signatures differ), so `authorization` counts by presence.
+fn comparable(name: &str, value: Option<String>) -> Option<String> {
+    if name == "authorization" {
+        value.map(|_| "(token)".to_owned())
+    } else {
+        value
+    }
 }
 
 impl Outcome {
@@ -131,30 +169,70 @@ impl Outcome {
 
 fn run_native(warden: &Warden, request: &Prepared) -> Outcome {
     let content_length = request.body.len().to_string();
+    let content_type = match request.header("content-type") {
+        Some(value) => Some(value),
+        None if request.method == "POST" => Some("application/json"),
+        None => None,
+    };
     let head = RequestHead {
         method: &request.method,
         path: &request.path,
         authorization: request.authorization.as_deref(),
         content_length: Some(&content_length),
+        content_type,
         request_id: Some(REQUEST_ID),
+        origin: request.header("origin"),
+        protocol_version: request.header("mcp-protocol-version"),
+        mcp_method: request.header("mcp-method"),
+        mcp_name: request.header("mcp-name"),
+        session_id: request.header("mcp-session-id"),
+        session_binding: None,
+        duplicated: None,
         now_unix_nanos: u128::from(TEST_NOW) * 1_000_000_000,
     };
-    let (reply, audit) = match warden.judge_head(&head) {
-        HeadVerdict::Pass => (None, None),
-        HeadVerdict::Forward(audit) => (None, Some(audit)),
+    let forwarded = |f: Forwarding| {
+        // Apply the edits to the request's own headers, as the proxy would.
+        let mut upstream: Vec<(String, Option<String>)> = request
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .chain(request.authorization.iter().map(|a| ("authorization".to_owned(), Some(a.clone()))))
+            .filter(|(k, _)| watched(k))
+            .collect();
+        for (name, value) in &f.header_edits {
+            upstream.retain(|(k, _)| k != name);
+            if value.is_some() {
+                upstream.push((name.clone(), value.clone()));
+            }
+        }
+        let mut upstream: Vec<(String, Option<String>)> = upstream
+            .into_iter()
+            .map(|(k, v)| {
+                let v = comparable(&k, v);
+                (k, v)
+            })
+            .collect();
+        upstream.sort();
+        (None, Some(f.audit), upstream)
+    };
+    let (reply, audit, upstream) = match warden.judge_head(&head) {
+        HeadVerdict::Pass => (None, None, Vec::new()),
+        HeadVerdict::Serve(reply) => (Some(reply), None, Vec::new()),
+        HeadVerdict::Forward(f) => forwarded(f),
         HeadVerdict::Respond(reply, audit) | HeadVerdict::KeysMissing { reply, audit, .. } => {
-            (Some(reply), Some(audit))
+            (Some(reply), Some(audit), Vec::new())
         }
         HeadVerdict::ReadBody(identity) => {
             match warden.judge_body(&identity, &request.body, &head) {
-                BodyVerdict::Forward(audit) => (None, Some(audit)),
-                BodyVerdict::Respond(reply, audit) => (Some(reply), Some(audit)),
+                BodyVerdict::Forward(f) => forwarded(f),
+                BodyVerdict::Respond(reply, audit) => (Some(reply), Some(audit), Vec::new()),
             }
         }
     };
     Outcome {
         reply: reply.map(|r| (r.status, r.headers, r.body)),
         audit: audit.and_then(|a| serde_json::from_str(&a.to_json_line()).ok()),
+        upstream,
     }
 }
 
@@ -165,16 +243,30 @@ fn run_wasm(filter: &mut WardenFilter, request: &Prepared) -> anyhow::Result<Out
     if let Some(authorization) = &request.authorization {
         http = http.header("authorization", authorization);
     }
+    for (name, value) in &request.headers {
+        http.headers.retain(|(k, _)| k != name);
+        http = http.header(name, value);
+    }
     let exchange = filter.handle(&http)?;
     if exchange.local_response.is_none() && !exchange.forwarded() {
         bail!("the filter neither answered nor forwarded the request (it hangs)");
     }
+    let mut upstream: Vec<(String, Option<String>)> = match &exchange.upstream_headers {
+        Some(headers) if exchange.local_response.is_none() => headers
+            .iter()
+            .filter(|(k, _)| watched(k))
+            .map(|(k, v)| (k.clone(), comparable(k, Some(v.clone()))))
+            .collect(),
+        _ => Vec::new(),
+    };
+    upstream.sort();
     Ok(Outcome {
         reply: exchange.local_response.map(|r| {
             let body = r.body_text();
             (u16::try_from(r.status).unwrap_or(0), r.headers, body)
         }),
         audit: exchange.audit,
+        upstream,
     })
 }
 
@@ -223,6 +315,20 @@ fn check(outcome: &Outcome, expect: &Value) -> Vec<String> {
             .and_then(|b| b.pointer("/error/code").and_then(Value::as_i64));
         if got != Some(code) {
             problems.push(format!("expected JSON-RPC error {code}, got {got:?}"));
+        }
+    }
+    if let Some(wanted) = expect.get("upstream_headers").and_then(Value::as_object) {
+        for (name, value) in wanted {
+            let got = outcome
+                .upstream
+                .iter()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.as_deref());
+            if got != value.as_str() {
+                problems.push(format!(
+                    "expected upstream header {name} = {value}, got {got:?}"
+                ));
+            }
         }
     }
     if let Some(challenge) = expect.get("www_authenticate").and_then(Value::as_str) {
