@@ -116,6 +116,18 @@ def build_server(call_log: CallLog, **server_kwargs: Any) -> Any:
         call_log.record("tool", "delete_repo", {"name": name})
         return f"repository {name} deleted"
 
+    @server.tool()
+    def rotate_keys(service: str) -> str:
+        """Rotate a service's signing keys (pretend)."""
+        call_log.record("tool", "rotate_keys", {"service": service})
+        return f"keys of {service} rotated"
+
+    @server.tool()
+    def export_customers(region: str) -> str:
+        """Export the customer list of a region (pretend)."""
+        call_log.record("tool", "export_customers", {"region": region})
+        return f"exported customers of {region}"
+
     @server.resource("docs://public/intro", name="intro", mime_type="text/plain")
     def public_intro() -> str:
         """Public introduction."""
@@ -143,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--call-log", default=None, help="append one JSON line per call to this file")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument(
+        "--json-response",
+        action="store_true",
+        help="answer POSTs with application/json instead of an SSE stream",
+    )
     args = parser.parse_args(argv)
 
     call_log = CallLog(args.call_log)
@@ -155,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
         import anyio
 
         server = build_server(call_log, log_level=args.log_level.upper())
-        anyio.run(lambda: server.run_streamable_http_async(host=args.host, port=args.port, streamable_http_path="/mcp"))
+        anyio.run(
+            lambda: server.run_streamable_http_async(
+                host=args.host, port=args.port, streamable_http_path="/mcp", json_response=args.json_response
+            )
+        )
     else:
         server = build_server(
             call_log,
@@ -163,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             streamable_http_path="/mcp",
             log_level=args.log_level.upper(),
+            json_response=args.json_response,
         )
         server.run(transport="streamable-http")
     return 0
