@@ -149,12 +149,25 @@ def test_decision(stack, client, scenario):
         assert reached == [], f"a denied call reached the server: {reached}"
 
 
-def test_catalogue_listing_is_open_to_every_principal(stack, client):
-    for principal in ("alice", "bob", "ci-deployer", "research-agent", "agent-for-bob"):
+# What each principal could use of the example server's tools: list responses
+# are filtered to this (docs/filter.md, "List filtering"). A tool allowed only
+# for some argument values (read_file, deploy) stays listed.
+VISIBLE_TOOLS = {
+    "alice": {"search_docs", "read_file", "deploy"},
+    "bob": {"search_docs", "read_file"},
+    "ci-deployer": {"search_docs", "read_file", "deploy"},
+    "research-agent": {"search_docs", "read_file"},
+    "agent-for-alice": {"search_docs", "read_file", "deploy"},
+    "agent-for-bob": {"search_docs", "read_file"},
+}
+
+
+def test_tool_listing_shows_each_principal_what_it_could_use(stack, client):
+    for principal, visible in VISIBLE_TOOLS.items():
         session = client.session(token_for(principal), [{"op": "list_tools"}])
         [result] = session["results"]
         assert result["ok"], (principal, result)
-        assert set(result["names"]) == {"search_docs", "read_file", "deploy", "delete_repo"}
+        assert set(result["names"]) == visible, principal
 
 
 def test_session_survives_a_denial(stack, client):
