@@ -257,6 +257,9 @@ struct OwnedHead {
     session_id: Option<String>,
     session_binding: Option<String>,
     duplicated: Option<&'static str>,
+    /// Names of the headers the client sent (lower case), so edits only
+    /// remove what is there.
+    names: Vec<String>,
     now_unix_nanos: u128,
     end_of_stream: bool,
 }
@@ -302,6 +305,7 @@ impl OwnedHead {
             session_id,
             session_binding,
             duplicated,
+            names: headers.iter().map(|(k, _)| k.to_ascii_lowercase()).collect(),
             now_unix_nanos,
             end_of_stream,
         }
@@ -380,6 +384,10 @@ impl WardenHttp {
         self.record(&forwarding.audit);
         self.phase = Phase::Done;
         for (name, value) in &forwarding.header_edits {
+            // Removing a header the client never sent is a wasted hostcall.
+            if value.is_none() && !self.head.names.iter().any(|n| n == name) {
+                continue;
+            }
             if let Err(status) = hostcalls::set_map_value(
                 proxy_wasm::types::MapType::HttpRequestHeaders,
                 name,
