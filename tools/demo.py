@@ -12,6 +12,11 @@ audit lines Envoy wrote, and stops everything.
   claim) use the MCP SDK 2.3 client in 2026-07-28 mode (no session,
   ``Mcp-Method``/``Mcp-Name`` headers), run from ``.venv-mcp2``.
 
+Along the way it shows list filtering (each caller's ``tools/list`` holds only
+what it could use), a ``disguise`` denial (``export_customers`` looks like an
+unknown tool to alice) and a ``step_up`` one (``rotate_keys`` without the
+``ops:rotate`` scope).
+
 ``make run`` runs it with ``--serve``: the same stack on 127.0.0.1:10000 until
 Ctrl-C, printing how to mint a token and each audit line as it appears.
 """
@@ -48,12 +53,14 @@ ACTORS: list[dict[str, Any]] = [
         "client": "mcp1",
         "token": {"sub": "alice", "actor_type": "human", "groups": ["eng"]},
         "steps": [
+            {"op": "list_tools"},
             tool("search_docs", query="tokens"),
             tool("read_file", path="/srv/internal/roadmap.md"),
             tool("deploy", environment="production", replicas=3),
             tool("delete_repo", name="warden"),
             {"op": "read_resource", "uri": "docs://internal/roadmap"},
             {"op": "get_prompt", "name": "summarize", "arguments": {"text": "Warden guards MCP servers."}},
+            tool("export_customers", region="eu"),
         ],
     },
     {
@@ -71,6 +78,7 @@ ACTORS: list[dict[str, Any]] = [
         "client": "mcp2",
         "token": {"sub": "research-agent", "actor_type": "agent", "alg": "EdDSA"},
         "steps": [
+            {"op": "list_tools"},
             tool("search_docs", query="agents"),
             tool("read_file", path="/srv/public/readme.txt"),
             tool("read_file", path="/srv/internal/roadmap.md"),
@@ -92,6 +100,7 @@ ACTORS: list[dict[str, Any]] = [
             tool("deploy", environment="production", replicas=2),
             tool("read_file", path="/srv/internal/roadmap.md"),
             tool("delete_repo", name="warden"),
+            tool("rotate_keys", service="billing"),
         ],
     },
 ]
@@ -136,10 +145,14 @@ def describe_step(step: dict[str, Any]) -> str:
         return f"resources/read {step['uri']}"
     if step["op"] == "get_prompt":
         return f"prompts/get {step['name']}"
+    if step["op"] == "list_tools":
+        return "tools/list (filtered to what the caller could use)"
     return step["op"]
 
 
 def describe_result(result: dict[str, Any]) -> str:
+    if result.get("ok") and "names" in result:
+        return f"ALLOW  -> sees {', '.join(sorted(result['names']))}"
     if result.get("ok"):
         text = " ".join(result.get("text", "").split())
         if len(text) > 70:
@@ -152,6 +165,7 @@ def describe_result(result: dict[str, Any]) -> str:
         if isinstance(data, dict) and data.get("decision") == "deny":
             rule = data.get("rule") or "no rule allows it (default deny)"
             return f"DENY   rule: {rule}; reason: {data.get('reason')}"
+        # A `disguise` denial looks exactly like the server's own answer.
         return f"ERROR  {error.get('code')}: {error.get('message')}"
     return f"ERROR  {result.get('exception')}"
 
@@ -162,9 +176,17 @@ def format_audit(record: dict[str, Any]) -> str:
         who = f"{record.get('actor')} for {who}"
     target = record.get("tool") or record.get("resource") or record.get("prompt") or ""
     method = record.get("method") or "-"
+    listed = record.get("list")
+    if listed is not None:
+        # The extra line of a filtered list response.
+        removed = listed.get("removed") or []
+        return f"        {method:26} {'':24} for {who}: hid {', '.join(removed) or '-'}"
+    mode = record.get("deny_mode")
+    shown = f", answered as {mode}" if mode and mode != "error" else ""
     return (
         f"  {str(record.get('decision')).upper():5} {method:26} {target:24} "
-        f"by {who} ({record.get('actor_type')}), rule={record.get('rule') or '-'}, owner={record.get('owner') or '-'}"
+        f"by {who} ({record.get('actor_type')}), rule={record.get('rule') or '-'}, "
+        f"owner={record.get('owner') or '-'}{shown}"
     )
 
 
