@@ -12,7 +12,7 @@ all: build
 
 rust-setup:
 	rustup target add wasm32-wasip1 wasm32-unknown-unknown
-	rustup component add clippy
+	rustup component add clippy rustfmt
 
 wasm: rust-setup
 	$(CARGO) build --release -p warden-filter --target wasm32-wasip1
@@ -32,6 +32,7 @@ test-rust: rust-setup wasm lint
 # The workspace lints (no unwrap/expect/panic/indexing outside tests) are
 # only worth something if they are enforced.
 lint: rust-setup
+	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The example policy's own test suite, run through the .wasm.

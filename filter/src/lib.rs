@@ -268,8 +268,8 @@ impl OwnedHead {
     /// Reads the request headers in one hostcall, and the binding of the
     /// presented session from shared data.
     fn read(now_unix_nanos: u128, end_of_stream: bool) -> Self {
-        let headers = hostcalls::get_map(proxy_wasm::types::MapType::HttpRequestHeaders)
-            .unwrap_or_default();
+        let headers =
+            hostcalls::get_map(proxy_wasm::types::MapType::HttpRequestHeaders).unwrap_or_default();
         let first = |name: &str| {
             headers
                 .iter()
@@ -305,7 +305,10 @@ impl OwnedHead {
             session_id,
             session_binding,
             duplicated,
-            names: headers.iter().map(|(k, _)| k.to_ascii_lowercase()).collect(),
+            names: headers
+                .iter()
+                .map(|(k, _)| k.to_ascii_lowercase())
+                .collect(),
             now_unix_nanos,
             end_of_stream,
         }

@@ -121,7 +121,12 @@ fn prepare(issuer: &DemoIssuer, case: &Value) -> anyhow::Result<Prepared> {
             .and_then(Value::as_object)
             .map(|h| {
                 h.iter()
-                    .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().unwrap_or_default().to_owned()))
+                    .map(|(k, v)| {
+                        (
+                            k.to_ascii_lowercase(),
+                            v.as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -196,7 +201,12 @@ fn run_native(warden: &Warden, request: &Prepared) -> Outcome {
             .headers
             .iter()
             .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .chain(request.authorization.iter().map(|a| ("authorization".to_owned(), Some(a.clone()))))
+            .chain(
+                request
+                    .authorization
+                    .iter()
+                    .map(|a| ("authorization".to_owned(), Some(a.clone()))),
+            )
             .filter(|(k, _)| watched(k))
             .collect();
         for (name, value) in &f.header_edits {

@@ -104,9 +104,8 @@ impl McpRequest {
     /// prompt name, or the resource URI, of the methods that carry one.
     pub fn mirrored_name(&self) -> Option<&str> {
         match (self.method.as_str(), &self.target) {
-            ("tools/call", Target::Tool { name, .. }) | ("prompts/get", Target::Prompt { name }) => {
-                Some(name)
-            }
+            ("tools/call", Target::Tool { name, .. })
+            | ("prompts/get", Target::Prompt { name }) => Some(name),
             ("resources/read", Target::Resource { uri }) => Some(uri),
             _ => None,
         }

@@ -133,7 +133,10 @@ pub(crate) fn check_head<'a>(
         return Err(Refusal {
             headers: vec![(
                 "www-authenticate",
-                format!("Bearer realm=\"{}\", error=\"invalid_request\"", settings.realm),
+                format!(
+                    "Bearer realm=\"{}\", error=\"invalid_request\"",
+                    settings.realm
+                ),
             )],
             ..Refusal::new(
                 400,

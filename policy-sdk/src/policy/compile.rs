@@ -577,9 +577,7 @@ fn compile_step_up(
     }
     let scopes = match (explicit, source.effect) {
         (Some(list), _) => list.to_vec(),
-        (None, Effect::Allow) => principal
-            .and_then(|p| p.scopes.clone())
-            .unwrap_or_default(),
+        (None, Effect::Allow) => principal.and_then(|p| p.scopes.clone()).unwrap_or_default(),
         (None, Effect::Deny) => Vec::new(),
     };
     if scopes.is_empty() {
@@ -594,7 +592,11 @@ fn compile_step_up(
     }
     for (i, scope) in scopes.iter().enumerate() {
         // RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`.
-        if scope.is_empty() || !scope.chars().all(|c| ('!'..='~').contains(&c) && c != '"' && c != '\\') {
+        if scope.is_empty()
+            || !scope
+                .chars()
+                .all(|c| ('!'..='~').contains(&c) && c != '"' && c != '\\')
+        {
             return Err(err(
                 id,
                 &format!("step_up_scopes[{i}]"),

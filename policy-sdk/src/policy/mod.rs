@@ -131,11 +131,16 @@ impl CompiledPolicy {
                     // The first allow rule for this very request that the
                     // caller did not qualify for chooses how it is refused
                     // (e.g. step-up naming the scopes it requires).
-                    if let Some(rule) = candidates.iter().filter_map(|&i| self.rules.get(i)).find(|r| {
-                        r.effect == Effect::Allow
-                            && r.deny_mode.is_some()
-                            && request_matches(r, &target).unwrap_or(false)
-                    }) {
+                    if let Some(rule) =
+                        candidates
+                            .iter()
+                            .filter_map(|&i| self.rules.get(i))
+                            .find(|r| {
+                                r.effect == Effect::Allow
+                                    && r.deny_mode.is_some()
+                                    && request_matches(r, &target).unwrap_or(false)
+                            })
+                    {
                         decision.deny_mode = rule.deny_mode;
                         decision.step_up_scopes.clone_from(&rule.step_up_scopes);
                     }
