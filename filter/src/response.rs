@@ -60,9 +60,10 @@ impl Stage {
                 Stage::Untouched
             }
             ResponsePlan::EndSession { session_id } => {
-                if let (Some(key), true) =
-                    (Warden::session_key(&session_id), (200..300).contains(&status))
-                {
+                if let (Some(key), true) = (
+                    Warden::session_key(&session_id),
+                    (200..300).contains(&status),
+                ) {
                     // Shared data cannot be deleted; an empty value is
                     // read as "no binding".
                     set_shared(&key, b"");
@@ -74,7 +75,8 @@ impl Stage {
                     return Stage::Untouched;
                 }
                 // The body will change length.
-                let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, "content-length", None);
+                let _ =
+                    hostcalls::set_map_value(MapType::HttpResponseHeaders, "content-length", None);
                 Stage::Buffering {
                     list,
                     content_type: header("content-type").unwrap_or_default(),
@@ -110,14 +112,23 @@ impl Stage {
                     };
                     return (next, Action::Continue, filtered.audit);
                 }
-                if !end_of_stream {
-                    return (Stage::Buffering { list, content_type }, Action::Pause, None);
-                }
                 let body = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size)
                     .ok()
                     .flatten()
                     .unwrap_or_default();
-                let filtered = warden.filter_list_response(&list, 200, &content_type, &body);
+                let filtered = if end_of_stream {
+                    warden.filter_list_response(&list, 200, &content_type, &body)
+                } else {
+                    // An SSE stream may stay open after its answer: pass it
+                    // on as soon as the answer is in, rather than wait for
+                    // an end that may not come.
+                    match warden.filter_list_prefix(&list, &content_type, &body) {
+                        Some(filtered) => filtered,
+                        None => {
+                            return (Stage::Buffering { list, content_type }, Action::Pause, None);
+                        }
+                    }
+                };
                 replace_body(body_size, &filtered.body);
                 (Stage::Untouched, Action::Continue, filtered.audit)
             }

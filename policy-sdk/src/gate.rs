@@ -202,7 +202,9 @@ fn filter_error(field: &'static str, message: impl Into<String>) -> ConfigError 
 }
 
 fn header_safe(text: &str) -> bool {
-    !text.chars().any(|c| c == '"' || c == '\\' || c.is_control())
+    !text
+        .chars()
+        .any(|c| c == '"' || c == '\\' || c.is_control())
 }
 
 impl Warden {
@@ -241,7 +243,8 @@ impl Warden {
                 format!("must not contain `{}`", bad.escape_default()),
             ));
         }
-        transport::check_window(&settings).map_err(|(field, message)| filter_error(field, message))?;
+        transport::check_window(&settings)
+            .map_err(|(field, message)| filter_error(field, message))?;
         for origin in &settings.allowed_origins {
             if origin != "*" && (origin.ends_with('/') || !origin.contains("://")) {
                 return Err(filter_error(
@@ -337,7 +340,12 @@ impl Warden {
     /// What a session is bound to: the issuer, the subject and the acting
     /// party. A refreshed token of the same principal keeps its session.
     pub fn session_binding(identity: &Identity) -> String {
-        json!([identity.issuer, identity.subject.subject, identity.acting().subject]).to_string()
+        json!([
+            identity.issuer,
+            identity.subject.subject,
+            identity.acting().subject
+        ])
+        .to_string()
     }
 
     /// Judges a request head.
@@ -540,10 +548,9 @@ impl Warden {
         let audit = audit.with_request(&request, self.settings.audit_arguments);
         // The head passed these checks once already; the revision is needed
         // again to compare the headers with the body.
-        let checked = transport::check_head(&self.settings, head)
-            .and_then(|revision| {
-                transport::check_body(&self.settings, head, revision, &request).map(|()| revision)
-            });
+        let checked = transport::check_head(&self.settings, head).and_then(|revision| {
+            transport::check_body(&self.settings, head, revision, &request).map(|()| revision)
+        });
         let revision = match checked {
             Ok(revision) => revision,
             Err(refusal) => {
@@ -625,9 +632,9 @@ impl Warden {
         }
     }
 
-    /// Rewrites a list response so the caller sees only what it could use.
-    /// `status` is the response's HTTP status: only 200 responses are
-    /// rewritten (errors carry no list).
+    /// Rewrites a complete list response so the caller sees only what it
+    /// could use. `status` is the response's HTTP status: only 200 responses
+    /// are rewritten (errors carry no list).
     pub fn filter_list_response(
         &self,
         list: &ListRequest,
@@ -641,7 +648,39 @@ impl Warden {
                 audit: None,
             };
         }
-        match listing::filter_list_response(
+        self.filter_list(list, content_type, body, true)
+            .unwrap_or_else(|| {
+                self.unfilterable_list(list, content_type, "no answer to the list request")
+            })
+    }
+
+    /// Tries to filter the start of an SSE list response that is still
+    /// arriving. `Some` once the answer to the list request is in `body`
+    /// (the rest of the stream may then pass untouched: it can only hold
+    /// other messages), or when the body cannot be filtered; `None` while
+    /// the answer has not arrived.
+    pub fn filter_list_prefix(
+        &self,
+        list: &ListRequest,
+        content_type: &str,
+        body: &[u8],
+    ) -> Option<FilteredList> {
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        if !essence.eq_ignore_ascii_case("text/event-stream") {
+            // A JSON body is only readable whole.
+            return None;
+        }
+        self.filter_list(list, content_type, body, false)
+    }
+
+    fn filter_list(
+        &self,
+        list: &ListRequest,
+        content_type: &str,
+        body: &[u8],
+        complete: bool,
+    ) -> Option<FilteredList> {
+        let outcome = listing::filter_list_response(
             &self.policy,
             &list.identity,
             list.kind,
@@ -649,23 +688,37 @@ impl Warden {
             content_type,
             body,
             self.settings.max_response_bytes,
-        ) {
-            Ok((body, summary)) => {
-                let audit = (!summary.removed.is_empty()).then(|| {
-                    let mut audit = list.audit.clone();
-                    audit.reason = format!(
-                        "{}; list filtered: {} kept, {} removed",
-                        audit.reason,
-                        summary.kept,
-                        summary.removed.len()
-                    );
-                    audit.list = Some(json!({"kept": summary.kept, "removed": summary.removed}));
-                    audit
-                });
-                FilteredList { body, audit }
+        );
+        let (body, summary) = match outcome {
+            Ok(done) => done,
+            Err(error) => {
+                return Some(self.unfilterable_list(list, content_type, &error.to_string()));
             }
-            Err(error) => self.unfilterable_list(list, content_type, &error.to_string()),
+        };
+        if !summary.answered {
+            if !complete {
+                return None;
+            }
+            if summary.unterminated_event {
+                return Some(self.unfilterable_list(
+                    list,
+                    content_type,
+                    "the stream ended inside an event",
+                ));
+            }
         }
+        let audit = (!summary.removed.is_empty()).then(|| {
+            let mut audit = list.audit.clone();
+            audit.reason = format!(
+                "{}; list filtered: {} kept, {} removed",
+                audit.reason,
+                summary.kept,
+                summary.removed.len()
+            );
+            audit.list = Some(json!({"kept": summary.kept, "removed": summary.removed}));
+            audit
+        });
+        Some(FilteredList { body, audit })
     }
 
     /// Fail closed on a list response Warden cannot filter (too large,

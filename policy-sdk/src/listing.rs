@@ -81,6 +81,12 @@ pub struct ListSummary {
     /// Names (tools, prompts), URIs (resources) or URI templates removed, in
     /// response order; `<unnamed>` for an entry without a usable name.
     pub removed: Vec<String>,
+    /// The body held the answer to the list request (a result or an error).
+    /// An SSE stream may not have delivered it yet.
+    pub answered: bool,
+    /// An SSE body ends inside an event that carries data: not dispatched by
+    /// a conforming client, but a lenient one might read it unfiltered.
+    pub unterminated_event: bool,
 }
 
 /// Placeholder in `ListSummary::removed` for an entry without a string name.
@@ -220,7 +226,13 @@ impl Filter<'_> {
         }
         match self.classify(object)? {
             Message::Result(message) => self.rewrite(message),
-            Message::Error => Ok((body.to_vec(), self.empty_summary())),
+            Message::Error => Ok((
+                body.to_vec(),
+                ListSummary {
+                    answered: true,
+                    ..self.empty_summary()
+                },
+            )),
             // `classify` sorts other ids here; they were refused above.
             Message::Other => Err(ListError::NotJsonRpc(
                 "the body does not answer the list request".into(),
@@ -251,6 +263,8 @@ impl Filter<'_> {
             event.clear();
         }
         // An incomplete final event (no blank line yet) is not dispatched.
+        summary.unterminated_event =
+            event.iter().any(|line| line.data_value().is_some()) || rest.starts_with(b"data");
         for line in &event {
             out.extend_from_slice(line.content);
             out.extend_from_slice(line.terminator);
@@ -306,13 +320,22 @@ impl Filter<'_> {
             }
             _ => Message::Other,
         };
-        let Message::Result(message) = message else {
-            copy(out);
-            return Ok(());
+        let message = match message {
+            Message::Result(message) => message,
+            Message::Error => {
+                summary.answered = true;
+                copy(out);
+                return Ok(());
+            }
+            Message::Other => {
+                copy(out);
+                return Ok(());
+            }
         };
         let (json, part) = self.rewrite(message)?;
         summary.kept += part.kept;
         summary.removed.extend(part.removed);
+        summary.answered = true;
         let mut written = false;
         for line in lines {
             if line.data_value().is_none() {
@@ -374,7 +397,10 @@ impl Filter<'_> {
                 "`result.{key}` is not an array"
             )));
         };
-        let mut summary = self.empty_summary();
+        let mut summary = ListSummary {
+            answered: true,
+            ..self.empty_summary()
+        };
         let entry_key = self.kind.entry_key();
         entries.retain(|entry| {
             let name = entry.get(entry_key).and_then(Value::as_str);
@@ -397,6 +423,8 @@ impl Filter<'_> {
             kind: self.kind,
             kept: 0,
             removed: Vec::new(),
+            answered: false,
+            unterminated_event: false,
         }
     }
 }

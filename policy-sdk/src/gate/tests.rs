@@ -276,7 +276,9 @@ const CALL_DEPLOY: &str =
 
 #[test]
 fn protocol_versions_outside_the_window_get_400_with_the_supported_list() {
-    let w = warden(json!({"filter": {"protocol_versions": {"min": "2025-06-18", "max": "2025-11-25"}}}));
+    let w = warden(
+        json!({"filter": {"protocol_versions": {"min": "2025-06-18", "max": "2025-11-25"}}}),
+    );
     let auth = bearer();
     for version in ["2025-03-26", "2026-07-28", "2099-01-01", "latest"] {
         let h = RequestHead {
@@ -289,7 +291,10 @@ fn protocol_versions_outside_the_window_get_400_with_the_supported_list() {
         assert_eq!(reply.status, 400, "{version}");
         let body: Value = serde_json::from_str(&reply.body).unwrap();
         assert_eq!(body["error"]["code"], -32022);
-        assert_eq!(body["error"]["data"]["supported"], json!(["2025-06-18", "2025-11-25"]));
+        assert_eq!(
+            body["error"]["data"]["supported"],
+            json!(["2025-06-18", "2025-11-25"])
+        );
         assert_eq!(body["error"]["data"]["requested"], version);
         assert_eq!(audit.protocol_version.as_deref(), Some(version));
     }
@@ -308,7 +313,10 @@ fn protocol_versions_outside_the_window_get_400_with_the_supported_list() {
             protocol_version: Some(version),
             ..head("POST", "/mcp", Some(&auth))
         };
-        assert!(matches!(open.judge_head(&h), HeadVerdict::ReadBody(_)), "{version}");
+        assert!(
+            matches!(open.judge_head(&h), HeadVerdict::ReadBody(_)),
+            "{version}"
+        );
     }
 }
 
@@ -322,28 +330,72 @@ fn transport_rules_refuse_origins_query_tokens_media_types_and_duplicates() {
         other => panic!("{other:?}"),
     };
     let base = head("POST", "/mcp", Some(&auth));
-    assert_eq!(status(RequestHead { origin: Some("https://evil.example"), ..base }), Some(403));
-    assert_eq!(status(RequestHead { origin: Some("https://app.example"), ..base }), None);
-    assert_eq!(status(base), None, "no Origin: not a browser");
-    assert_eq!(status(RequestHead { path: "/mcp?access_token=abc", ..base }), Some(400));
-    assert_eq!(status(RequestHead { content_type: Some("text/plain"), ..base }), Some(415));
-    assert_eq!(status(RequestHead { content_type: None, ..base }), Some(415));
     assert_eq!(
-        status(RequestHead { content_type: Some("Application/JSON; charset=utf-8"), ..base }),
+        status(RequestHead {
+            origin: Some("https://evil.example"),
+            ..base
+        }),
+        Some(403)
+    );
+    assert_eq!(
+        status(RequestHead {
+            origin: Some("https://app.example"),
+            ..base
+        }),
         None
     );
-    assert_eq!(status(RequestHead { duplicated: Some("mcp-method"), ..base }), Some(400));
+    assert_eq!(status(base), None, "no Origin: not a browser");
+    assert_eq!(
+        status(RequestHead {
+            path: "/mcp?access_token=abc",
+            ..base
+        }),
+        Some(400)
+    );
+    assert_eq!(
+        status(RequestHead {
+            content_type: Some("text/plain"),
+            ..base
+        }),
+        Some(415)
+    );
+    assert_eq!(
+        status(RequestHead {
+            content_type: None,
+            ..base
+        }),
+        Some(415)
+    );
+    assert_eq!(
+        status(RequestHead {
+            content_type: Some("Application/JSON; charset=utf-8"),
+            ..base
+        }),
+        None
+    );
+    assert_eq!(
+        status(RequestHead {
+            duplicated: Some("mcp-method"),
+            ..base
+        }),
+        Some(400)
+    );
     // The query-token refusal comes before authentication: no token needed.
-    let HeadVerdict::Respond(reply, _) =
-        w.judge_head(&head("GET", "/mcp?access_token=abc", None))
+    let HeadVerdict::Respond(reply, _) = w.judge_head(&head("GET", "/mcp?access_token=abc", None))
     else {
         panic!()
     };
     assert_eq!(reply.status, 400);
-    assert!(header(&reply, "www-authenticate").unwrap().contains("invalid_request"));
+    assert!(
+        header(&reply, "www-authenticate")
+            .unwrap()
+            .contains("invalid_request")
+    );
     // Bad origins in the configuration are refused.
-    let err = Warden::from_json(&document(json!({"filter": {"allowed_origins": ["app.example"]}})))
-        .unwrap_err();
+    let err = Warden::from_json(&document(
+        json!({"filter": {"allowed_origins": ["app.example"]}}),
+    ))
+    .unwrap_err();
     assert!(err.to_string().contains("filter.allowed_origins"), "{err}");
 }
 
@@ -372,11 +424,26 @@ fn request_metadata_headers_must_match_the_body() {
     };
     forwarded(post_with(&w, &search, good));
     let mismatches = [
-        RequestHead { mcp_method: Some("tools/list"), ..good },
-        RequestHead { mcp_name: Some("other_tool"), ..good },
-        RequestHead { mcp_method: None, ..good },
-        RequestHead { mcp_name: None, ..good },
-        RequestHead { mcp_name: Some("=?base64?!!?="), ..good },
+        RequestHead {
+            mcp_method: Some("tools/list"),
+            ..good
+        },
+        RequestHead {
+            mcp_name: Some("other_tool"),
+            ..good
+        },
+        RequestHead {
+            mcp_method: None,
+            ..good
+        },
+        RequestHead {
+            mcp_name: None,
+            ..good
+        },
+        RequestHead {
+            mcp_name: Some("=?base64?!!?="),
+            ..good
+        },
     ];
     for h in mismatches {
         let (reply, audit, body) = refused(post_with(&w, &search, h));
@@ -388,10 +455,16 @@ fn request_metadata_headers_must_match_the_body() {
     // The header cannot smuggle an allowed name past a denied body.
     let deploy = modern_body("tools/call", json!({"name": "deploy"}));
     let (reply, _, body) = refused(post_with(&w, &deploy, good));
-    assert_eq!((reply.status, body["error"]["code"].clone()), (400, json!(-32020)));
+    assert_eq!(
+        (reply.status, body["error"]["code"].clone()),
+        (400, json!(-32020))
+    );
     // Non-ASCII names travel base64-encoded.
     let cafe = modern_body("tools/call", json!({"name": "café"}));
-    let encoded = RequestHead { mcp_name: Some("=?base64?Y2Fmw6k=?="), ..good };
+    let encoded = RequestHead {
+        mcp_name: Some("=?base64?Y2Fmw6k=?="),
+        ..good
+    };
     let (reply, _, body) = refused(post_with(&w, &cafe, encoded));
     assert_eq!(reply.status, 200, "names match; the policy denies");
     assert_eq!(body["error"]["code"], -31403);
@@ -407,7 +480,10 @@ fn request_metadata_headers_must_match_the_body() {
     assert_eq!(body["error"]["code"], -32602);
     // Legacy requests may omit the headers, but a header that is sent must match.
     forwarded(post(&w, bare));
-    let legacy = RequestHead { mcp_method: Some("ping"), ..head("POST", "/mcp", Some(&auth)) };
+    let legacy = RequestHead {
+        mcp_method: Some("ping"),
+        ..head("POST", "/mcp", Some(&auth))
+    };
     let (_, _, body) = refused(post_with(&w, bare, legacy));
     assert_eq!(body["error"]["code"], -32020);
 }
@@ -417,7 +493,10 @@ fn the_2026_transport_has_no_get_stream_or_delete() {
     let w = warden(json!({}));
     let auth = bearer();
     for method in ["GET", "DELETE"] {
-        let h = RequestHead { method, ..modern_head(&auth) };
+        let h = RequestHead {
+            method,
+            ..modern_head(&auth)
+        };
         let HeadVerdict::Respond(reply, _) = w.judge_head(&h) else {
             panic!()
         };
@@ -452,13 +531,19 @@ fn sessions_are_bound_to_the_principal_that_opened_them() {
         panic!()
     };
     assert_eq!(reply.status, 404);
-    assert!(audit.reason.contains("another principal"), "{}", audit.reason);
+    assert!(
+        audit.reason.contains("another principal"),
+        "{}",
+        audit.reason
+    );
     assert_eq!(audit.subject.as_deref(), Some("bob"));
     // An agent acting for Alice is another principal too.
     let agent: &'static str = Box::leak(
         token_for(json!({"act": {"sub": "agent-7", "actor_type": "agent"}})).into_boxed_str(),
     );
-    assert!(matches!(w.judge_head(&with_session(agent, Some(binding))), HeadVerdict::Respond(r, _) if r.status == 404));
+    assert!(
+        matches!(w.judge_head(&with_session(agent, Some(binding))), HeadVerdict::Respond(r, _) if r.status == 404)
+    );
     // A session Warden never saw opened.
     let HeadVerdict::Respond(reply, _) = w.judge_head(&with_session(alice, None)) else {
         panic!()
@@ -466,14 +551,28 @@ fn sessions_are_bound_to_the_principal_that_opened_them() {
     assert_eq!(reply.status, 404);
     // Binding can be switched off.
     let unbound = warden(json!({"filter": {"bind_sessions": false}}));
-    assert!(matches!(unbound.judge_head(&with_session(bob, None)), HeadVerdict::ReadBody(_)));
-    assert_eq!(forwarded(post(&unbound, init)).response, ResponsePlan::Untouched);
+    assert!(matches!(
+        unbound.judge_head(&with_session(bob, None)),
+        HeadVerdict::ReadBody(_)
+    ));
+    assert_eq!(
+        forwarded(post(&unbound, init)).response,
+        ResponsePlan::Untouched
+    );
     // DELETE ends the binding.
-    let delete = RequestHead { method: "DELETE", ..with_session(alice, Some(binding)) };
+    let delete = RequestHead {
+        method: "DELETE",
+        ..with_session(alice, Some(binding))
+    };
     let HeadVerdict::Forward(f) = w.judge_head(&delete) else {
         panic!()
     };
-    assert_eq!(f.response, ResponsePlan::EndSession { session_id: "sess-1".into() });
+    assert_eq!(
+        f.response,
+        ResponsePlan::EndSession {
+            session_id: "sess-1".into()
+        }
+    );
     // 2026-07-28 has no sessions: an initialize there binds nothing.
     assert_eq!(Warden::session_key(&"x".repeat(300)), None);
     assert_eq!(Warden::session_key("has space"), None);
@@ -501,17 +600,33 @@ fn each_deny_mode_answers_as_documented() {
         refused(post(&w, request))
     };
     let (reply, audit, body) = body_of("error", CALL_DEPLOY);
-    assert_eq!((reply.status, body["error"]["code"].clone()), (200, json!(-31403)));
+    assert_eq!(
+        (reply.status, body["error"]["code"].clone()),
+        (200, json!(-31403))
+    );
     assert_eq!(audit.deny_mode, Some("error"));
     let (reply, _, body) = body_of("forbidden", CALL_DEPLOY);
-    assert_eq!((reply.status, body["error"]["code"].clone()), (403, json!(-31403)));
+    assert_eq!(
+        (reply.status, body["error"]["code"].clone()),
+        (403, json!(-31403))
+    );
     let (reply, audit, body) = body_of("disguise", CALL_DEPLOY);
     assert_eq!(reply.status, 200);
-    assert_eq!(body["error"], json!({"code": -32602, "message": "Unknown tool: deploy"}));
+    assert_eq!(
+        body["error"],
+        json!({"code": -32602, "message": "Unknown tool: deploy"})
+    );
     assert_eq!(body["id"], 4);
-    assert_eq!(audit.rule.as_deref(), Some("no-deploy"), "the audit keeps the truth");
+    assert_eq!(
+        audit.rule.as_deref(),
+        Some("no-deploy"),
+        "the audit keeps the truth"
+    );
     assert_eq!(audit.deny_mode, Some("disguise"));
-    let (_, _, body) = body_of("disguise", r#"{"jsonrpc":"2.0","id":5,"method":"sampling/whatever"}"#);
+    let (_, _, body) = body_of(
+        "disguise",
+        r#"{"jsonrpc":"2.0","id":5,"method":"sampling/whatever"}"#,
+    );
     assert_eq!(body["error"]["code"], -32601);
     let (_, _, body) = body_of(
         "disguise",
@@ -555,7 +670,11 @@ fn rules_choose_their_own_deny_mode_and_step_up_names_their_scopes() {
     // A deny rule in step_up mode asks for its own scopes.
     let wipe = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"wipe"}}"#;
     let (reply, _, _) = refused(post(&w, wipe));
-    assert!(header(&reply, "www-authenticate").unwrap().contains("scope=\"ops:wipe\""));
+    assert!(
+        header(&reply, "www-authenticate")
+            .unwrap()
+            .contains("scope=\"ops:wipe\"")
+    );
     // A rule in disguise mode hides its prompt from the unqualified.
     let report = r#"{"jsonrpc":"2.0","id":8,"method":"prompts/get","params":{"name":"report"}}"#;
     let (reply, _, body) = refused(post(&w, report));
@@ -563,12 +682,24 @@ fn rules_choose_their_own_deny_mode_and_step_up_names_their_scopes() {
     assert_eq!(body["error"]["message"], "Unknown prompt: report");
     // Other denials keep the policy's mode.
     let (reply, _, body) = refused(post(&w, CALL_DEPLOY));
-    assert_eq!((reply.status, body["error"]["code"].clone()), (200, json!(-31403)));
+    assert_eq!(
+        (reply.status, body["error"]["code"].clone()),
+        (200, json!(-31403))
+    );
     // Configuration mistakes.
     for (rule, message) in [
-        (json!({"id": "x", "effect": "deny", "owner": "o", "tools": ["t"], "deny_mode": "step_up"}), "needs scopes"),
-        (json!({"id": "x", "effect": "allow", "owner": "o", "tools": ["t"], "step_up_scopes": ["a"]}), "only used with"),
-        (json!({"id": "x", "effect": "deny", "owner": "o", "tools": ["t"], "deny_mode": "step_up", "step_up_scopes": ["a b"]}), "not a valid OAuth scope"),
+        (
+            json!({"id": "x", "effect": "deny", "owner": "o", "tools": ["t"], "deny_mode": "step_up"}),
+            "needs scopes",
+        ),
+        (
+            json!({"id": "x", "effect": "allow", "owner": "o", "tools": ["t"], "step_up_scopes": ["a"]}),
+            "only used with",
+        ),
+        (
+            json!({"id": "x", "effect": "deny", "owner": "o", "tools": ["t"], "deny_mode": "step_up", "step_up_scopes": ["a b"]}),
+            "not a valid OAuth scope",
+        ),
     ] {
         let err = Warden::from_json(&document(json!({"rules": [rule]}))).unwrap_err();
         assert!(err.to_string().contains(message), "{err}");
@@ -592,7 +723,10 @@ fn protected_resource_metadata_is_served_and_named_in_challenges() {
         assert_eq!(reply.status, 200);
         let doc: Value = serde_json::from_str(&reply.body).unwrap();
         assert_eq!(doc["resource"], "https://mcp.example.com/mcp");
-        assert_eq!(doc["authorization_servers"], json!(["https://idp.example.com"]));
+        assert_eq!(
+            doc["authorization_servers"],
+            json!(["https://idp.example.com"])
+        );
         assert_eq!(doc["scopes_supported"], json!(["tools:read"]));
         assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
     }
@@ -661,28 +795,134 @@ fn the_upstream_gets_verified_identity_headers_and_never_client_copies() {
         ]
     );
     // Every identity header is removed first, so client copies never pass.
-    for name in ["subject", "actor-type", "actor", "chain", "client-id", "issuer"] {
-        assert!(edits.contains(&(format!("x-warden-{name}"), None)), "{name}");
+    for name in [
+        "subject",
+        "actor-type",
+        "actor",
+        "chain",
+        "client-id",
+        "issuer",
+    ] {
+        assert!(
+            edits.contains(&(format!("x-warden-{name}"), None)),
+            "{name}"
+        );
     }
     assert!(!edits.iter().any(|(k, _)| k == "authorization"));
-    let stripped = warden(json!({"filter": {"upstream": {"strip_authorization": true, "identity_header_prefix": ""}}}));
-    let edits = forwarded(post(&stripped, r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_docs"}}"#)).header_edits;
+    let stripped = warden(
+        json!({"filter": {"upstream": {"strip_authorization": true, "identity_header_prefix": ""}}}),
+    );
+    let edits = forwarded(post(
+        &stripped,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_docs"}}"#,
+    ))
+    .header_edits;
     assert_eq!(edits, vec![("authorization".to_owned(), None)]);
     drop(w);
 }
 
 #[test]
 fn list_requests_plan_a_filtered_response() {
-    let w = warden(json!({"rules": [{"id": "list", "effect": "allow", "owner": "o", "methods": ["tools/list"]}]}));
-    let f = forwarded(post(&w, r#"{"jsonrpc":"2.0","id":"l1","method":"tools/list"}"#));
+    let w = warden(
+        json!({"rules": [{"id": "list", "effect": "allow", "owner": "o", "methods": ["tools/list"]}]}),
+    );
+    let f = forwarded(post(
+        &w,
+        r#"{"jsonrpc":"2.0","id":"l1","method":"tools/list"}"#,
+    ));
     let ResponsePlan::FilterList(list) = f.response else {
         panic!("{:?}", f.response)
     };
     assert_eq!(list.kind, ListKind::Tools);
     assert_eq!(list.id, json!("l1"));
-    let off = warden(json!({"filter": {"filter_lists": false}, "rules": [{"id": "list", "effect": "allow", "owner": "o", "methods": ["tools/list"]}]}));
+    let off = warden(
+        json!({"filter": {"filter_lists": false}, "rules": [{"id": "list", "effect": "allow", "owner": "o", "methods": ["tools/list"]}]}),
+    );
     assert_eq!(
-        forwarded(post(&off, r#"{"jsonrpc":"2.0","id":"l1","method":"tools/list"}"#)).response,
+        forwarded(post(
+            &off,
+            r#"{"jsonrpc":"2.0","id":"l1","method":"tools/list"}"#
+        ))
+        .response,
         ResponsePlan::Untouched
     );
+}
+
+fn list_plan(w: &Warden, auth: &str) -> ListRequest {
+    let f = forwarded(post_with(
+        w,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#,
+        head("POST", "/mcp", Some(auth)),
+    ));
+    let ResponsePlan::FilterList(list) = f.response else {
+        panic!("{:?}", f.response)
+    };
+    *list
+}
+
+#[test]
+fn list_responses_are_filtered_whole_or_as_soon_as_an_sse_answer_is_in() {
+    let w = warden(json!({"rules": [
+        {"id": "list", "effect": "allow", "owner": "o", "methods": ["tools/list"]},
+        {"id": "search", "effect": "allow", "owner": "o", "tools": ["search_docs"]},
+    ]}));
+    let list = list_plan(&w, &bearer());
+    let answer =
+        r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"search_docs"},{"name":"deploy"}]}}"#;
+    // JSON: only whole bodies are read.
+    assert_eq!(
+        w.filter_list_prefix(&list, "application/json", answer.as_bytes()),
+        None
+    );
+    let whole = w.filter_list_response(&list, 200, "application/json", answer.as_bytes());
+    let body: Value = serde_json::from_slice(&whole.body).unwrap();
+    assert_eq!(body["result"]["tools"], json!([{"name": "search_docs"}]));
+    let audit = whole.audit.unwrap();
+    assert_eq!(audit.list, Some(json!({"kept": 1, "removed": ["deploy"]})));
+    assert_eq!(audit.request_id.as_deref(), Some("req-1"));
+    // SSE: a notification alone is not the answer yet; the answer is.
+    let note =
+        "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n";
+    assert_eq!(
+        w.filter_list_prefix(&list, "text/event-stream", note.as_bytes()),
+        None
+    );
+    let half = format!("{note}event: message\ndata: {}", &answer[..20]);
+    assert_eq!(
+        w.filter_list_prefix(&list, "text/event-stream", half.as_bytes()),
+        None
+    );
+    let full = format!("{note}event: message\ndata: {answer}\n\n");
+    let early = w
+        .filter_list_prefix(&list, "text/event-stream", full.as_bytes())
+        .unwrap();
+    let text = String::from_utf8(early.body).unwrap();
+    assert!(text.starts_with(note), "{text}");
+    assert!(
+        text.contains("search_docs") && !text.contains("deploy"),
+        "{text}"
+    );
+    // A stream that ends inside the answering event fails closed.
+    let cut = format!("{note}event: message\ndata: {answer}");
+    let failed = w.filter_list_response(&list, 200, "text/event-stream", cut.as_bytes());
+    let text = String::from_utf8(failed.body).unwrap();
+    assert!(
+        text.contains("-32603") && !text.contains("deploy"),
+        "{text}"
+    );
+    assert_eq!(failed.audit.unwrap().decision, "deny");
+    // Too large: an error for the request, never the list.
+    let small = warden(json!({"filter": {"max_response_bytes": 40}, "rules": [
+        {"id": "list", "effect": "allow", "owner": "o", "methods": ["tools/list"]},
+    ]}));
+    let list = list_plan(&small, &bearer());
+    let failed = small.filter_list_response(&list, 200, "application/json", answer.as_bytes());
+    let body: Value = serde_json::from_slice(&failed.body).unwrap();
+    assert_eq!(
+        (body["id"].clone(), body["error"]["code"].clone()),
+        (json!(3), json!(-32603))
+    );
+    // Error statuses carry no list and pass untouched.
+    let passed = small.filter_list_response(&list, 500, "application/json", b"oops");
+    assert_eq!((passed.body.as_slice(), passed.audit), (&b"oops"[..], None));
 }
