@@ -344,3 +344,163 @@ fn the_filter_answers_401_and_counts_the_denial() {
     assert_eq!(exchange.decision(), Some("deny"));
     assert_eq!(filter.metric("warden.decisions.deny.none"), Some(1));
 }
+
+/// Sends one POST through the filter up to the upstream; returns the stream id.
+fn forward_post(
+    filter: &mut WardenFilter,
+    bearer: &str,
+    extra: &[(&str, &str)],
+    body: &str,
+) -> u32 {
+    let length = body.len().to_string();
+    let host = filter.emulator();
+    let id = host.open_http().unwrap();
+    let mut headers = vec![
+        (":method", "POST"),
+        (":path", "/mcp"),
+        ("authorization", bearer),
+        ("content-length", length.as_str()),
+        ("content-type", "application/json"),
+    ];
+    headers.extend_from_slice(extra);
+    host.request_headers(id, &headers, false).unwrap();
+    host.request_body(id, body.as_bytes(), true).unwrap();
+    assert!(
+        host.local_response(id).is_none(),
+        "not forwarded: {:?}",
+        host.local_response(id).map(|r| r.body_text())
+    );
+    id
+}
+
+#[test]
+fn list_responses_are_filtered_in_the_filter_for_sse_and_json() {
+    let mut filter = WardenFilter::start(filter_module(), &example_config(), TEST_NOW).unwrap();
+    let alice = format!("Bearer {}", token(json!({"groups": ["eng"]})));
+    let answer = r#"{"jsonrpc":"2.0","id":"l1","result":{"tools":[{"name":"search_docs"},{"name":"export_customers"},{"name":"deploy"}]}}"#;
+    let list = r#"{"jsonrpc":"2.0","id":"l1","method":"tools/list"}"#;
+
+    // SSE, with the stream left open after the answer: it passes as soon as
+    // the answer is in.
+    let id = forward_post(&mut filter, &alice, &[("accept-encoding", "gzip")], list);
+    let upstream = filter
+        .emulator()
+        .upstream_request_headers(id)
+        .unwrap()
+        .clone();
+    assert!(!upstream.iter().any(|(k, _)| k == "accept-encoding"));
+    let host = filter.emulator();
+    host.response_headers(
+        id,
+        &[
+            (":status", "200"),
+            ("content-type", "text/event-stream"),
+            ("content-length", "999"),
+        ],
+        false,
+    )
+    .unwrap();
+    let downstream = host.downstream_response_headers(id).unwrap();
+    assert!(!downstream.iter().any(|(k, _)| k == "content-length"));
+    let first = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n\nevent: message\ndata: ";
+    assert_eq!(
+        host.response_body(id, first.as_bytes(), false).unwrap(),
+        Action::Pause
+    );
+    let rest = format!("{}\n\n", &answer);
+    assert_eq!(
+        host.response_body(id, rest.as_bytes(), false).unwrap(),
+        Action::Continue
+    );
+    let seen = String::from_utf8(host.downstream_response_body(id).unwrap().to_vec()).unwrap();
+    assert!(seen.contains("notifications/message"), "{seen}");
+    assert!(
+        seen.contains("search_docs") && seen.contains("deploy"),
+        "{seen}"
+    );
+    assert!(!seen.contains("export_customers"), "{seen}");
+    host.complete(id).unwrap();
+    let list_line = filter.emulator().logs().iter().any(|l| {
+        l.message
+            .contains(r#""list":{"kept":2,"removed":["export_customers"]}"#)
+    });
+    assert!(list_line, "the removal is audited");
+
+    // JSON: buffered whole, then filtered.
+    let id = forward_post(&mut filter, &alice, &[], list);
+    let host = filter.emulator();
+    host.response_headers(
+        id,
+        &[(":status", "200"), ("content-type", "application/json")],
+        false,
+    )
+    .unwrap();
+    let (a, b) = answer.as_bytes().split_at(30);
+    assert_eq!(host.response_body(id, a, false).unwrap(), Action::Pause);
+    assert_eq!(host.response_body(id, b, true).unwrap(), Action::Continue);
+    let seen: serde_json::Value =
+        serde_json::from_slice(host.downstream_response_body(id).unwrap()).unwrap();
+    assert_eq!(
+        seen["result"]["tools"],
+        json!([{"name": "search_docs"}, {"name": "deploy"}])
+    );
+    host.complete(id).unwrap();
+}
+
+#[test]
+fn a_session_opened_by_one_principal_is_refused_to_another() {
+    let mut filter = WardenFilter::start(filter_module(), &example_config(), TEST_NOW).unwrap();
+    let alice = format!("Bearer {}", token(json!({"groups": ["eng"]})));
+    let bob = format!("Bearer {}", token(json!({"sub": "bob"})));
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#;
+    let id = forward_post(&mut filter, &alice, &[], init);
+    let host = filter.emulator();
+    host.response_headers(
+        id,
+        &[
+            (":status", "200"),
+            ("content-type", "application/json"),
+            ("mcp-session-id", "s-42"),
+        ],
+        true,
+    )
+    .unwrap();
+    host.complete(id).unwrap();
+    let session = [
+        ("mcp-session-id", "s-42"),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let request = |bearer: &str| {
+        let mut r = HttpRequest::post(ping).header("authorization", bearer);
+        for (k, v) in session {
+            r = r.header(k, v);
+        }
+        r
+    };
+    let mine = filter.handle(&request(&alice)).unwrap();
+    assert!(mine.forwarded(), "{:?}", mine.local_response);
+    let theirs = filter.handle(&request(&bob)).unwrap();
+    assert_eq!(theirs.status(), Some(404));
+    assert!(theirs.reason().unwrap().contains("another principal"));
+    // DELETE ends the session; its id is then unknown.
+    let delete = HttpRequest {
+        method: "DELETE".into(),
+        body: Vec::new(),
+        ..request(&alice)
+    };
+    let id = {
+        let host = filter.emulator();
+        let id = host.open_http().unwrap();
+        let mut headers: Vec<(&str, &str)> = vec![(":method", "DELETE"), (":path", "/mcp")];
+        headers.extend(delete.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        host.request_headers(id, &headers, true).unwrap();
+        assert!(host.local_response(id).is_none());
+        host.response_headers(id, &[(":status", "200")], true)
+            .unwrap();
+        id
+    };
+    filter.emulator().complete(id).unwrap();
+    let after = filter.handle(&request(&alice)).unwrap();
+    assert_eq!(after.status(), Some(404));
+}
