@@ -56,7 +56,7 @@ VPY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check --quiet
 PYTEST_ARGS ?=
 
-venv: $(VENV)/.installed $(VENV_MCP2)/.installed
+venv: $(VENV)/.installed $(VENV_MCP2)/.installed ts-client
 
 $(VENV)/.installed: requirements/e2e.txt
 	rm -rf $(VENV)
@@ -68,6 +68,17 @@ $(VENV_MCP2)/.installed: requirements/mcp2.txt
 	rm -rf $(VENV_MCP2)
 	$(PYTHON) -m venv $(VENV_MCP2)
 	$(VENV_MCP2)/bin/pip install $(PIP_FLAGS) -r requirements/mcp2.txt
+	touch $@
+
+# The official MCP TypeScript SDK client for the end-to-end tests
+# (tests/e2e/clients/ts): `npm ci` from the committed lockfile, again only
+# when node_modules is missing or the lockfile is newer than the last install.
+TS_CLIENT := tests/e2e/clients/ts
+.PHONY: ts-client
+ts-client: $(TS_CLIENT)/node_modules/.installed
+
+$(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package-lock.json $(TS_CLIENT)/package.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund
 	touch $@
 
 # End-to-end tests: real Envoy + the built filter + the example server,
