@@ -14,7 +14,14 @@ appended as one JSON line to ``--call-log``, for example::
 
     {"kind": "tool", "name": "deploy", "arguments": {"environment": "staging", "replicas": 2}}
 
-so a test can prove that a call Warden denied never got here.
+so a test can prove that a call Warden denied never got here. Tool calls and
+prompt gets also record what the server learnt about the caller from the
+proxy: the ``x-warden-*`` identity headers it received (every value, so a
+client's copy left next to Warden's would show) and whether an
+``Authorization`` header came along (never the token itself)::
+
+    {"kind": "tool", "name": "search_docs", "arguments": {"query": "x"}, "authorization": true,
+     "headers": {"x-warden-subject": ["alice"], "x-warden-actor-type": ["human"], ...}}
 
 Usage::
 
@@ -33,15 +40,20 @@ from pathlib import Path
 from typing import Any
 
 try:  # MCP Python SDK 2.x: serves 2025-xx and 2026-07-28 clients.
+    from mcp.server.mcpserver import Context
     from mcp.server.mcpserver import MCPServer as _ServerClass
 
     SDK_GENERATION = 2
 except ImportError:  # MCP Python SDK 1.x: 2025-xx revisions only.
+    from mcp.server.fastmcp import Context
     from mcp.server.fastmcp import FastMCP as _ServerClass
 
     SDK_GENERATION = 1
 
 SERVER_NAME = "warden-example"
+
+# Headers a proxy in front of the server may use to tell it who is calling.
+IDENTITY_HEADER_PREFIX = "x-warden-"
 
 # Made-up file system for read_file: the server never opens a real file.
 FAKE_FILES = {
@@ -69,14 +81,30 @@ class CallLog:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             self._path.touch()
 
-    def record(self, kind: str, name: str, arguments: dict[str, Any]) -> None:
+    def record(self, kind: str, name: str, arguments: dict[str, Any], ctx: Context | None = None) -> None:
         if self._path is None:
             return
-        line = json.dumps({"kind": kind, "name": name, "arguments": arguments}, sort_keys=True)
+        entry: dict[str, Any] = {"kind": kind, "name": name, "arguments": arguments}
+        entry.update(caller_headers(ctx))
+        line = json.dumps(entry, sort_keys=True)
         with self._lock, self._path.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def caller_headers(ctx: Context | None) -> dict[str, Any]:
+    """What the HTTP request carrying this call said about the caller: the
+    identity headers (all values of each) and whether a token came along."""
+    request = getattr(getattr(ctx, "request_context", None), "request", None) if ctx is not None else None
+    headers = getattr(request, "headers", None)
+    if headers is None:
+        return {}
+    names = sorted({key.lower() for key in headers.keys() if key.lower().startswith(IDENTITY_HEADER_PREFIX)})
+    return {
+        "authorization": "authorization" in headers,
+        "headers": {name: headers.getlist(name) for name in names},
+    }
 
 
 def build_server(call_log: CallLog, **server_kwargs: Any) -> Any:
@@ -88,9 +116,9 @@ def build_server(call_log: CallLog, **server_kwargs: Any) -> Any:
     )
 
     @server.tool()
-    def search_docs(query: str) -> str:
+    def search_docs(query: str, ctx: Context) -> str:
         """Search the product documentation."""
-        call_log.record("tool", "search_docs", {"query": query})
+        call_log.record("tool", "search_docs", {"query": query}, ctx)
         words = query.lower().split()
         hits = [doc for doc in DOCS if any(word in doc.lower() for word in words)]
         if not hits:
@@ -98,34 +126,34 @@ def build_server(call_log: CallLog, **server_kwargs: Any) -> Any:
         return f"{len(hits)} result(s) for {query!r}: " + " | ".join(hits)
 
     @server.tool()
-    def read_file(path: str) -> str:
+    def read_file(path: str, ctx: Context) -> str:
         """Read a file below /srv/ (made-up content, nothing is read from disk)."""
-        call_log.record("tool", "read_file", {"path": path})
+        call_log.record("tool", "read_file", {"path": path}, ctx)
         content = FAKE_FILES.get(path, f"(made-up content of {path})")
         return f"contents of {path}:\n{content}"
 
     @server.tool()
-    def deploy(environment: str, replicas: int = 1) -> str:
+    def deploy(ctx: Context, environment: str, replicas: int = 1) -> str:
         """Deploy the service to an environment (pretend)."""
-        call_log.record("tool", "deploy", {"environment": environment, "replicas": replicas})
+        call_log.record("tool", "deploy", {"environment": environment, "replicas": replicas}, ctx)
         return f"deployed to {environment} with {replicas} replica(s)"
 
     @server.tool()
-    def delete_repo(name: str) -> str:
+    def delete_repo(name: str, ctx: Context) -> str:
         """Delete a source repository (pretend)."""
-        call_log.record("tool", "delete_repo", {"name": name})
+        call_log.record("tool", "delete_repo", {"name": name}, ctx)
         return f"repository {name} deleted"
 
     @server.tool()
-    def rotate_keys(service: str) -> str:
+    def rotate_keys(service: str, ctx: Context) -> str:
         """Rotate a service's signing keys (pretend)."""
-        call_log.record("tool", "rotate_keys", {"service": service})
+        call_log.record("tool", "rotate_keys", {"service": service}, ctx)
         return f"keys of {service} rotated"
 
     @server.tool()
-    def export_customers(region: str) -> str:
+    def export_customers(region: str, ctx: Context) -> str:
         """Export the customer list of a region (pretend)."""
-        call_log.record("tool", "export_customers", {"region": region})
+        call_log.record("tool", "export_customers", {"region": region}, ctx)
         return f"exported customers of {region}"
 
     @server.resource("docs://public/intro", name="intro", mime_type="text/plain")
@@ -141,9 +169,9 @@ def build_server(call_log: CallLog, **server_kwargs: Any) -> Any:
         return "Internal roadmap: secret plans."
 
     @server.prompt()
-    def summarize(text: str) -> str:
+    def summarize(text: str, ctx: Context) -> str:
         """Ask the model to summarize a text."""
-        call_log.record("prompt", "summarize", {"text": text})
+        call_log.record("prompt", "summarize", {"text": text}, ctx)
         return f"Summarize the following text in one sentence:\n\n{text}"
 
     return server

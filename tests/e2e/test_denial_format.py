@@ -7,7 +7,7 @@ import json
 
 import pytest
 from conftest import rpc_body, rpc_headers, token_for, tool_call
-from helpers import assert_jsonrpc_denial
+from helpers import assert_jsonrpc_denial, tool_entries
 
 
 @pytest.mark.parametrize("request_id", [7, "req-abc", 0], ids=["int-id", "string-id", "zero-id"])
@@ -43,6 +43,4 @@ def test_allowed_call_is_forwarded_untouched(stack, http):
     body = response.json()
     assert body["id"] == "fwd-1" and "error" not in body, body
     assert body["result"]["content"][0]["text"] == "deployed to staging with 7 replica(s)"
-    assert stack.call_log.entries(mark) == [
-        {"kind": "tool", "name": "deploy", "arguments": {"environment": "staging", "replicas": 7}}
-    ]
+    assert tool_entries(stack.call_log.entries(mark)) == [("deploy", {"environment": "staging", "replicas": 7})]
