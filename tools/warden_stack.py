@@ -115,6 +115,45 @@ def render_envoy_config(
     )
 
 
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `changes` applied: nested objects are merged, anything else replaced."""
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def policy_variant(
+    destination: Path,
+    *,
+    filter: dict[str, Any] | None = None,
+    rules: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+    base: Path = EXAMPLE_POLICY,
+) -> Path:
+    """Write a variant of `base` to `destination` (a `.json` file) and return it.
+
+    `filter` is merged into the `filter:` settings (nested objects such as
+    `upstream` are merged too, so `{"upstream": {"strip_authorization": True}}`
+    keeps the identity header prefix); `rules`, when given, maps the rule list
+    to a new one. The variant starts from `warden compile` of `base`, which
+    validates it and inlines the key set (`jwks_file` is read relative to the
+    policy file, so a copy elsewhere could not find it); `warden envoy` reads
+    the JSON form like the YAML one.
+    """
+    document = json.loads(run_cli("compile", base))
+    if filter:
+        document["filter"] = _merge(document.get("filter", {}), filter)
+    if rules is not None:
+        document["rules"] = rules(document["rules"])
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.write_text(json.dumps(document, indent=2) + "\n")
+    return destination
+
+
 def validate_envoy_config(config_path: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """`envoy --mode validate -c FILE` (does not open any port)."""
     return subprocess.run(
@@ -221,6 +260,8 @@ class Stack:
     listen_port: int = 0
     listen_host: str = "127.0.0.1"
     server_python: Path = VENV_MCP2_PYTHON
+    # Extra arguments for the example server, e.g. ["--json-response"].
+    server_args: list[str] = field(default_factory=list)
     envoy_log_level: str = "info"
     server_port: int = 0
     admin_port: int = 0
@@ -275,6 +316,7 @@ class Stack:
                 str(self.server_port),
                 "--call-log",
                 str(self.call_log.path),
+                *self.server_args,
             ],
             self.server_log.path,
         )
@@ -350,6 +392,24 @@ class Stack:
         for handle in self._files:
             handle.close()
         self._files.clear()
+
+    @classmethod
+    def variant(
+        cls,
+        workdir: Path,
+        *,
+        filter: dict[str, Any] | None = None,
+        rules: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+        server_args: list[str] | None = None,
+        **options: Any,
+    ) -> "Stack":
+        """A stack (not started) serving a variant of the example policy, written
+        to `workdir/policy.json` (see :func:`policy_variant`)."""
+        workdir = Path(workdir)
+        policy = EXAMPLE_POLICY
+        if filter or rules is not None:
+            policy = policy_variant(workdir / "policy.json", filter=filter, rules=rules)
+        return cls(policy=policy, workdir=workdir, server_args=list(server_args or []), **options)
 
     def __enter__(self) -> "Stack":
         return self.start()

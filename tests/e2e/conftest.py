@@ -3,19 +3,23 @@ with the Warden filter, plus clients of both MCP SDK generations.
 
 One stack (server + Envoy) is started per test session and stopped at the end,
 also when a test or the start-up fails. Its files (rendered bootstrap, Envoy
-log, server log, call log) stay in ``.work/e2e/`` for inspection.
+log, server log, call log) stay in ``.work/e2e/`` for inspection. A module that
+needs other settings starts its own stack with :func:`variant_stack` (files in
+``.work/e2e/<name>/``), shared by the module's tests.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import anyio
 import httpx
@@ -31,7 +35,9 @@ import mint_token  # noqa: E402
 import warden_stack  # noqa: E402
 from warden_stack import BUILD_HINT, Stack, StackError  # noqa: E402
 
-WORKDIR = REPO_ROOT / ".work" / "e2e"
+# WARDEN_E2E_WORKDIR moves the stacks' files elsewhere, so two runs in one
+# checkout do not share (and wipe) each other's logs.
+WORKDIR = Path(os.environ.get("WARDEN_E2E_WORKDIR") or REPO_ROOT / ".work" / "e2e").resolve()
 MCP2_PYTHON = REPO_ROOT / ".venv-mcp2" / "bin" / "python"
 CLIENT_TIMEOUT = 15.0
 PROBE_TIMEOUT = 10.0
@@ -73,12 +79,20 @@ def binaries_or_fail() -> None:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Stack:
-    binaries_or_fail()
+def e2e_workdir() -> Path:
+    """`.work/e2e/`, emptied once per test session (stacks keep their files there)."""
     if WORKDIR.exists():
         shutil.rmtree(WORKDIR)
-    instance = Stack(workdir=WORKDIR)
+    WORKDIR.mkdir(parents=True)
+    return WORKDIR
+
+
+@contextlib.contextmanager
+def running(instance_factory: Callable[[], Stack]) -> Iterator[Stack]:
+    """Start a stack, probe it, and stop it afterwards (also when start-up fails)."""
+    binaries_or_fail()
     try:
+        instance = instance_factory()
         instance.start()
     except StackError as error:
         pytest.fail(f"could not start the stack: {error}", pytrace=False)
@@ -87,6 +101,21 @@ def stack() -> Stack:
         yield instance
     finally:
         instance.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(e2e_workdir: Path) -> Iterator[Stack]:
+    with running(lambda: Stack(workdir=e2e_workdir)) as instance:
+        yield instance
+
+
+@contextlib.contextmanager
+def variant_stack(workdir: Path, name: str, **options: Any) -> Iterator[Stack]:
+    """A stack of its own in `workdir/name`, for a module fixture: `filter` settings
+    merged into the example policy, `rules` rewritten, `server_args` for the
+    example server (see `Stack.variant`)."""
+    with running(lambda: Stack.variant(workdir / name, **options)) as instance:
+        yield instance
 
 
 def _probe(stack: Stack) -> None:
@@ -210,8 +239,13 @@ class McpClient:
     def legacy(self) -> bool:
         return self.mode in (None, "legacy")
 
-    def session(self, token: str | None, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    def session(
+        self, token: str | None, steps: list[dict[str, Any]], headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """One client session running `steps`; `headers` go on every HTTP request it makes."""
         spec: dict[str, Any] = {"token": token, "steps": steps}
+        if headers:
+            spec["headers"] = headers
         if self.mode is not None:
             spec["mode"] = self.mode
         return self._runner(self.url, [spec])[0]
@@ -222,14 +256,22 @@ class McpClient:
 
 CLIENT_KINDS = {
     "mcp1.30-2025": (run_mcp1, None),
+    "mcp2.3-legacy": (run_mcp2, "legacy"),
     "mcp2.3-2026-07-28": (run_mcp2, MODERN),
 }
+# The `client` fixture's kinds: one per SDK generation. Tests where the 2.3
+# client's 2025 mode behaves differently parametrize over all of CLIENT_KINDS.
+DEFAULT_CLIENT_KINDS = ["mcp1.30-2025", "mcp2.3-2026-07-28"]
 
 
-@pytest.fixture(params=list(CLIENT_KINDS))
+def make_client(kind: str, url: str) -> McpClient:
+    runner, mode = CLIENT_KINDS[kind]
+    return McpClient(kind, runner, mode, url)
+
+
+@pytest.fixture(params=DEFAULT_CLIENT_KINDS)
 def client(request: pytest.FixtureRequest, stack: Stack) -> McpClient:
-    runner, mode = CLIENT_KINDS[request.param]
-    return McpClient(request.param, runner, mode, stack.url)
+    return make_client(request.param, stack.url)
 
 
 def call(tool: str, /, **arguments: Any) -> dict[str, Any]:
@@ -237,7 +279,8 @@ def call(tool: str, /, **arguments: Any) -> dict[str, Any]:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return [f"warden e2e: stack files in {WORKDIR.relative_to(REPO_ROOT)}/ (envoy.yaml, envoy.log, calls.jsonl)"]
+    shown = WORKDIR.relative_to(REPO_ROOT) if WORKDIR.is_relative_to(REPO_ROOT) else WORKDIR
+    return [f"warden e2e: stack files in {shown}/ (envoy.yaml, envoy.log, calls.jsonl)"]
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -45,6 +45,26 @@ def error_result(op: str, error: BaseException, mcp_error_types: tuple[type[Base
     return {"op": op, "ok": False, "exception": f"{type(error).__name__}: {error}"}
 
 
+# List ops: the result member holding the entries and the entry member naming
+# each (camelCase in SDK 1.x, snake_case where 2.x renamed them).
+LISTS = {
+    "list_tools": (("tools",), ("name",)),
+    "list_prompts": (("prompts",), ("name",)),
+    "list_resources": (("resources",), ("uri",)),
+    "list_resource_templates": (("resourceTemplates", "resource_templates"), ("uriTemplate", "uri_template")),
+}
+
+
+def _first(obj: Any, names: tuple[str, ...]) -> Any:
+    return next((getattr(obj, name) for name in names if getattr(obj, name, None) is not None), None)
+
+
+def list_names(op: str, result: Any) -> list[str]:
+    """Names (tools, prompts), URIs (resources) or URI templates of a list result."""
+    members, keys = LISTS[op]
+    return [str(_first(item, keys)) for item in _first(result, members) or []]
+
+
 async def run_steps(
     calls: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]],
     steps: list[dict[str, Any]],
@@ -65,8 +85,8 @@ async def run_steps(
             results.append(error_result(op, error, mcp_error_types))
             continue
         entry: dict[str, Any] = {"op": op, "ok": True}
-        if op == "list_tools":
-            entry["names"] = [tool.name for tool in value.tools]
+        if op in LISTS:
+            entry["names"] = list_names(op, value)
         else:
             entry["text"] = content_text(value)
             is_error = getattr(value, "isError", None)

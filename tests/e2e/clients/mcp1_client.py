@@ -54,6 +54,9 @@ async def run_session(url: str, session_plan: dict[str, Any], timeout: float) ->
                 out["session_id"] = get_session_id()
                 calls = {
                     "list_tools": lambda step: session.list_tools(),
+                    "list_prompts": lambda step: session.list_prompts(),
+                    "list_resources": lambda step: session.list_resources(),
+                    "list_resource_templates": lambda step: session.list_resource_templates(),
                     "call_tool": lambda step: session.call_tool(step["name"], step.get("arguments", {})),
                     "read_resource": lambda step: session.read_resource(step["uri"]),
                     "get_prompt": lambda step: session.get_prompt(step["name"], step.get("arguments", {})),

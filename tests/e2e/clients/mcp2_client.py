@@ -51,6 +51,9 @@ async def run_session(url: str, session_plan: dict[str, Any], timeout: float) ->
                 out["protocol_version"] = client.session.protocol_version
                 calls = {
                     "list_tools": lambda step: client.list_tools(),
+                    "list_prompts": lambda step: client.list_prompts(),
+                    "list_resources": lambda step: client.list_resources(),
+                    "list_resource_templates": lambda step: client.list_resource_templates(),
                     "call_tool": lambda step: client.call_tool(step["name"], step.get("arguments", {})),
                     "read_resource": lambda step: client.read_resource(step["uri"]),
                     "get_prompt": lambda step: client.get_prompt(step["name"], step.get("arguments", {})),
