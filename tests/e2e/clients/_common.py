@@ -70,8 +70,11 @@ async def run_steps(
     steps: list[dict[str, Any]],
     timeout: float,
     mcp_error_types: tuple[type[BaseException], ...],
+    results: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = []
+    """Run every step; append each result to `results` as it comes, so the steps
+    done so far are known even when the session is torn down under them."""
+    results = [] if results is None else results
     for step in steps:
         op = step.get("op", "")
         call = calls.get(op)

@@ -62,7 +62,7 @@ async def run_session(url: str, session_plan: dict[str, Any], timeout: float) ->
                     "get_prompt": lambda step: session.get_prompt(step["name"], step.get("arguments", {})),
                     "ping": lambda step: session.send_ping(),
                 }
-                out["results"] = await run_steps(calls, session_plan.get("steps", []), timeout, (McpError,))
+                await run_steps(calls, session_plan.get("steps", []), timeout, (McpError,), out["results"])
                 out["session_id_after"] = get_session_id()
     except Exception as error:  # noqa: BLE001 - transport teardown errors are reported
         out["teardown_error"] = error_result("close", error, (McpError,)).get("exception")

@@ -59,7 +59,7 @@ async def run_session(url: str, session_plan: dict[str, Any], timeout: float) ->
                     "get_prompt": lambda step: client.get_prompt(step["name"], step.get("arguments", {})),
                     "ping": lambda step: client.send_ping(),
                 }
-                out["results"] = await run_steps(calls, session_plan.get("steps", []), timeout, (MCPError,))
+                await run_steps(calls, session_plan.get("steps", []), timeout, (MCPError,), out["results"])
             finally:
                 await client.__aexit__(None, None, None)
     except Exception as error:  # noqa: BLE001 - transport teardown errors are reported
