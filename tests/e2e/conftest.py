@@ -200,6 +200,46 @@ def tool_call(
     return http.post("/mcp", headers=headers, content=json.dumps(body))
 
 
+def legacy_headers(token: str | None, session_id: str | None = None, version: str | None = LEGACY) -> dict:
+    """Headers of a 2025-revision request (no Mcp-Method/Mcp-Name), in a session when given."""
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    if version is not None:
+        headers["MCP-Protocol-Version"] = version
+    if session_id is not None:
+        headers["Mcp-Session-Id"] = session_id
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def open_legacy_session(http: httpx.Client, token: str, version: str = LEGACY) -> str:
+    """A 2025 session opened by hand: `initialize` (which carries no
+    MCP-Protocol-Version header yet), then `notifications/initialized`.
+    Returns the Mcp-Session-Id the server gave."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": "init",
+        "method": "initialize",
+        "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "warden-e2e-raw", "version": "0"}},
+    }
+    response = http.post("/mcp", headers=legacy_headers(token, version=None), content=json.dumps(body))
+    assert response.status_code == 200, (response.status_code, response.text)
+    session_id = response.headers.get("mcp-session-id")
+    assert session_id, f"initialize gave no Mcp-Session-Id: {response.headers}"
+    notification = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    response = http.post("/mcp", headers=legacy_headers(token, session_id, version), content=json.dumps(notification))
+    assert response.status_code == 202, (response.status_code, response.text)
+    return session_id
+
+
+def jsonrpc_messages(response: httpx.Response) -> list[dict]:
+    """The JSON-RPC messages of a response, framed as JSON or as an SSE stream."""
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        data = [line[5:].strip() for line in response.text.splitlines() if line.startswith("data:")]
+        return [json.loads(item) for item in data if item]
+    return [response.json()]
+
+
 # --- SDK clients ------------------------------------------------------------
 
 
@@ -249,6 +289,14 @@ class McpClient:
         if self.mode is not None:
             spec["mode"] = self.mode
         return self._runner(self.url, [spec])[0]
+
+    def sessions(self, plans: list[tuple[str | None, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+        """Several sessions (token, steps) one after the other, in one client run."""
+        specs = [{"token": token, "steps": steps} for token, steps in plans]
+        for spec in specs:
+            if self.mode is not None:
+                spec["mode"] = self.mode
+        return self._runner(self.url, specs)
 
     def __repr__(self) -> str:
         return self.label

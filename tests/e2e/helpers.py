@@ -66,3 +66,14 @@ def assert_jsonrpc_denial(body: Any, request_id: Any, rule: Any = ANY) -> dict[s
 
 def tool_entries(entries: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     return [(e["name"], e["arguments"]) for e in entries if e.get("kind") == "tool"]
+
+
+def audits_where(envoy_log: Any, mark: int, count: int = 1, timeout: float = 5.0, **fields: Any) -> list[dict[str, Any]]:
+    """The audit lines since `mark` whose fields equal `fields`, once `count`
+    of them are there (or after `timeout`: then the test sees what there is)."""
+
+    def matching(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in records if all(r.get(k) == v for k, v in fields.items())]
+
+    records = envoy_log.wait_for_audits(mark, lambda rs: len(matching(rs)) >= count, timeout=timeout)
+    return matching(records)
