@@ -13,10 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -249,21 +252,83 @@ def run_mcp1(url: str, sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return anyio.run(mcp1_client.run_plan, plan)["sessions"]
 
 
+class Mcp2Worker:
+    """`mcp2_client.py --serve` in `.venv-mcp2`, started once and fed one plan
+    per line: the 2.x SDK cannot be imported beside 1.30, and starting an
+    interpreter that imports it costs about a second per plan."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._stderr: Any = None
+
+    def _start(self) -> subprocess.Popen[str]:
+        if not MCP2_PYTHON.exists():
+            pytest.fail(f"{MCP2_PYTHON.relative_to(REPO_ROOT)} is missing: run `make venv`", pytrace=False)
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        proc = subprocess.Popen(
+            [str(MCP2_PYTHON), "-W", "ignore", str(CLIENTS_DIR / "mcp2_client.py"), "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            cwd=REPO_ROOT,
+            start_new_session=True,
+        )
+        self._lines = queue.Queue()
+        lines = self._lines
+
+        def pump() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        return proc
+
+    def run(self, plan: dict[str, Any], timeout: float) -> dict[str, Any]:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = self._start()
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(plan) + "\n")
+        self._proc.stdin.flush()
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            line = None
+        if line is None:
+            stderr = self._stderr_tail()
+            self.stop()
+            pytest.fail(f"the mcp2 client gave no result within {timeout:.0f}s:\n{stderr}", pytrace=False)
+        return json.loads(line)
+
+    def _stderr_tail(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        return self._stderr.read()[-4000:]
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+
+MCP2_WORKER = Mcp2Worker()
+
+
 def run_mcp2(url: str, sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """mcp 2.3 in its own venv, as a subprocess taking the plan on stdin."""
-    if not MCP2_PYTHON.exists():
-        pytest.fail(f"{MCP2_PYTHON.relative_to(REPO_ROOT)} is missing: run `make venv`", pytrace=False)
+    """mcp 2.3 in its own venv (a long-lived subprocess, see Mcp2Worker)."""
     plan = {"url": url, "timeout": CLIENT_TIMEOUT, "sessions": sessions}
-    proc = subprocess.run(
-        [str(MCP2_PYTHON), "-W", "ignore", str(CLIENTS_DIR / "mcp2_client.py")],
-        input=json.dumps(plan),
-        capture_output=True,
-        text=True,
-        timeout=CLIENT_TIMEOUT * (len(sessions) + 1) * 4,
-        cwd=REPO_ROOT,
-    )
-    assert proc.returncode == 0, f"mcp2 client failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
-    return json.loads(proc.stdout)["sessions"]
+    return MCP2_WORKER.run(plan, timeout=CLIENT_TIMEOUT * (len(sessions) + 1) * 4)["sessions"]
 
 
 class McpClient:
@@ -340,6 +405,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # so the stack fixture still stops Envoy and the server.
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    MCP2_WORKER.stop()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -118,8 +118,19 @@ def http_recorder(log: list[dict[str, Any]]) -> Callable[[Any], Awaitable[None]]
 
 
 def main(run_plan: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> int:
-    plan = json.load(sys.stdin)
-    output = anyio.run(run_plan, plan)
-    json.dump(output, sys.stdout)
-    sys.stdout.write("\n")
+    """One plan on stdin, its results on stdout. With `--serve`: one plan per
+    line, one result line each, until stdin closes (saves a test run the
+    interpreter start-up for every plan)."""
+    if "--serve" not in sys.argv[1:]:
+        plan = json.load(sys.stdin)
+        output = anyio.run(run_plan, plan)
+        json.dump(output, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        output = anyio.run(run_plan, json.loads(line))
+        sys.stdout.write(json.dumps(output) + "\n")
+        sys.stdout.flush()
     return 0
