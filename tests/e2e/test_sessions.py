@@ -3,8 +3,8 @@
 Warden records, in Envoy's shared data, who opened each `Mcp-Session-Id` it
 saw returned to an `initialize`: (issuer, subject, acting party). Anyone else
 presenting that id, or an id Warden never saw opened, gets 404 (what the
-transport answers for an unknown session, so the client starts a new one);
-nothing reaches the server. A DELETE ends the binding.
+MCP transport answers for an unknown session; a client is to start a new
+one); nothing reaches the server. A DELETE ends the binding.
 
 The sessions here are opened by hand (raw HTTP through Envoy), so a test can
 present one principal's session id with another principal's token.
