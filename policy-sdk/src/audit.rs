@@ -48,6 +48,9 @@ pub struct AuditRecord {
     /// How a denial was answered (`error`, `forbidden`, `step_up`, `disguise`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deny_mode: Option<&'static str>,
+    /// For a default deny answered in a rule's mode: that (allow) rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deny_mode_rule: Option<String>,
     /// For a list response: what was removed, or why it could not be filtered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub list: Option<Value>,
@@ -87,6 +90,7 @@ impl AuditRecord {
             arguments: None,
             protocol_version: None,
             deny_mode: None,
+            deny_mode_rule: None,
             list: None,
             policy: policy.to_owned(),
         }
@@ -120,6 +124,7 @@ impl AuditRecord {
         self.rule = decision.rule.clone();
         self.owner = decision.owner.clone();
         self.reason = decision.reason.clone();
+        self.deny_mode_rule = decision.mode_rule.clone();
         self
     }
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import call, token_for
+from conftest import call, token_for, variant_stack
 from helpers import assert_allowed, assert_denied, tool_entries
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -143,17 +143,26 @@ def test_ts_disguised_tool_is_reported_unknown(stack):
     assert disguised["error"]["message"].replace("export_customers", "no_such_tool") == unknown["text"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="through Warden a tool that does not exist is a default deny (-31403, no rule matched), "
-    "while the disguised export_customers answers -32602 Unknown tool: the two can be told apart",
-)
-def test_ts_disguise_matches_a_truly_unknown_tool(stack):
+@pytest.fixture(scope="module")
+def disguise_stack(e2e_workdir):
+    """The example policy with `disguise` as the policy-wide deny mode."""
+    with variant_stack(e2e_workdir, "ts-disguise", filter={"deny_mode": "disguise"}) as instance:
+        yield instance
+
+
+def test_ts_policy_wide_disguise_matches_a_truly_unknown_tool(disguise_stack):
+    """A per-rule disguise can be told from a missing tool (the missing one is a
+    default deny in the policy's mode, docs/policy.md); with disguise as the
+    policy-wide mode a hidden tool and a missing one answer alike."""
     session = ts_session(
-        stack.url, token_for("alice"), [call("export_customers", region="eu"), call("no_such_tool", region="eu")]
+        disguise_stack.url,
+        token_for("alice"),
+        [call("export_customers", region="eu"), call("no_such_tool", region="eu")],
     )
     assert_whole_session(session)
     disguised, unknown = session["results"]
-    assert disguised["ok"] == unknown["ok"], (disguised, unknown)
-    assert disguised["error"]["code"] == unknown["error"]["code"], (disguised, unknown)
-    assert disguised["error"]["message"].replace("export_customers", "no_such_tool") == unknown["error"]["message"]
+    assert disguised["ok"] is False and unknown["ok"] is False, (disguised, unknown)
+    assert disguised["error"]["code"] == unknown["error"]["code"] == -32602, (disguised, unknown)
+    assert disguised["error"]["message"] == "Unknown tool: export_customers"
+    assert unknown["error"]["message"] == "Unknown tool: no_such_tool"
+    assert tool_entries(disguise_stack.call_log.entries()) == []

@@ -664,6 +664,8 @@ fn rules_choose_their_own_deny_mode_and_step_up_names_their_scopes() {
     );
     assert_eq!(body["error"]["code"], -31403);
     assert_eq!(audit.deny_mode, Some("step_up"));
+    assert_eq!(audit.rule, None, "no rule decided: a default deny");
+    assert_eq!(audit.deny_mode_rule.as_deref(), Some("admin-reset"));
     // With the scope the same call is allowed.
     let scoped = token_for(json!({"scope": "ops:reset"}));
     forwarded(post_with(&w, reset, head("POST", "/mcp", Some(&scoped))));

@@ -35,6 +35,10 @@ pub struct Decision {
     /// Scopes a `step_up` answer asks for.
     #[serde(skip)]
     pub step_up_scopes: Vec<String>,
+    /// For a default deny: the allow rule whose `deny_mode` shapes the
+    /// answer (the caller did not qualify for it).
+    #[serde(skip)]
+    pub mode_rule: Option<String>,
 }
 
 impl Decision {
@@ -51,6 +55,7 @@ impl Decision {
             subject_rule: None,
             deny_mode: None,
             step_up_scopes: Vec::new(),
+            mode_rule: None,
         }
     }
 }
@@ -143,6 +148,7 @@ impl CompiledPolicy {
                     {
                         decision.deny_mode = rule.deny_mode;
                         decision.step_up_scopes.clone_from(&rule.step_up_scopes);
+                        decision.mode_rule = Some(rule.id.clone());
                     }
                     return decision;
                 }
@@ -182,6 +188,7 @@ impl CompiledPolicy {
             subject_rule: None,
             deny_mode: rule.and_then(|r| r.deny_mode),
             step_up_scopes: rule.map(|r| r.step_up_scopes.clone()).unwrap_or_default(),
+            mode_rule: None,
         }
     }
 }
