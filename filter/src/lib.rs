@@ -267,7 +267,7 @@ struct OwnedHead {
 impl OwnedHead {
     /// Reads the request headers in one hostcall, and the binding of the
     /// presented session from shared data.
-    fn read(now_unix_nanos: u128, end_of_stream: bool) -> Self {
+    fn read(warden: &Warden, now_unix_nanos: u128, end_of_stream: bool) -> Self {
         let headers =
             hostcalls::get_map(proxy_wasm::types::MapType::HttpRequestHeaders).unwrap_or_default();
         let first = |name: &str| {
@@ -284,13 +284,12 @@ impl OwnedHead {
                 .is_some()
         });
         let session_id = first("mcp-session-id");
-        let session_binding = session_id
-            .as_deref()
-            .and_then(Warden::session_key)
-            .and_then(|key| hostcalls::get_shared_data(&key).ok())
-            .and_then(|(value, _)| value)
-            .filter(|value| !value.is_empty())
-            .and_then(|value| String::from_utf8(value).ok());
+        let session_binding = session_id.as_deref().and_then(|id| {
+            let key = warden.session_key(id)?;
+            let (record, _) = hostcalls::get_shared_data(&key).ok()?;
+            let record = String::from_utf8(record?).ok()?;
+            Warden::binding_in_record(id, &record).map(str::to_owned)
+        });
         Self {
             method: first(":method").unwrap_or_default(),
             path: first(":path").unwrap_or_default(),
@@ -629,7 +628,7 @@ impl HttpContext for WardenHttp {
         let Some(warden) = self.warden.clone() else {
             return action(self.unconfigured());
         };
-        self.head = OwnedHead::read(self.now_unix_nanos(), end_of_stream);
+        self.head = OwnedHead::read(&warden, self.now_unix_nanos(), end_of_stream);
         // Another worker may have polled a newer revocation list since this
         // worker's last tick: one shared-data read applies it before judging.
         for source in self
@@ -694,7 +693,10 @@ impl HttpContext for WardenHttp {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        self.response = std::mem::take(&mut self.response).on_headers();
+        let Some(warden) = self.warden.clone() else {
+            return Action::Continue;
+        };
+        self.response = std::mem::take(&mut self.response).on_headers(&warden);
         Action::Continue
     }
 

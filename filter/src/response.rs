@@ -36,7 +36,7 @@ impl Stage {
         }
     }
 
-    pub(crate) fn on_headers(self) -> Self {
+    pub(crate) fn on_headers(self, warden: &Warden) -> Self {
         let Stage::Planned(plan) = self else {
             return self;
         };
@@ -51,22 +51,32 @@ impl Stage {
         match plan {
             ResponsePlan::Untouched => Stage::Untouched,
             ResponsePlan::BindSession { binding } => {
-                let key = header("mcp-session-id")
-                    .as_deref()
-                    .and_then(Warden::session_key);
-                if let (Some(key), true) = (key, (200..300).contains(&status)) {
-                    set_shared(&key, binding.as_bytes());
+                let session_id = header("mcp-session-id");
+                if let (Some(id), true) = (session_id, (200..300).contains(&status))
+                    && let Some(key) = warden.session_key(&id)
+                {
+                    set_shared(&key, Warden::session_record(&id, &binding).as_bytes());
                 }
                 Stage::Untouched
             }
             ResponsePlan::EndSession { session_id } => {
                 if let (Some(key), true) = (
-                    Warden::session_key(&session_id),
+                    warden.session_key(&session_id),
                     (200..300).contains(&status),
                 ) {
-                    // Shared data cannot be deleted; an empty value is
-                    // read as "no binding".
-                    set_shared(&key, b"");
+                    // Shared data cannot be deleted; an empty slot holds no
+                    // session. Another session may have taken the slot since:
+                    // leave it alone then.
+                    let owned = hostcalls::get_shared_data(&key)
+                        .ok()
+                        .and_then(|(record, _)| record)
+                        .and_then(|record| String::from_utf8(record).ok())
+                        .is_some_and(|record| {
+                            Warden::binding_in_record(&session_id, &record).is_some()
+                        });
+                    if owned {
+                        set_shared(&key, b"");
+                    }
                 }
                 Stage::Untouched
             }

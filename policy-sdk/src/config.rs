@@ -39,6 +39,11 @@ pub struct FilterSettings {
     /// Bind each MCP session (2025 revisions) to the principal that opened
     /// it; another principal presenting its `Mcp-Session-Id` is refused.
     pub bind_sessions: bool,
+    /// How many session bindings are kept (about 150 bytes each, in shared
+    /// data). A new session takes the slot its id hashes to, evicting the
+    /// session there, which then gets 404 and starts over: size this well
+    /// above the number of concurrent sessions.
+    pub session_slots: u32,
     /// Rewrite `tools/list`, `prompts/list`, `resources/list` and
     /// `resources/templates/list` responses to what the caller could use.
     pub filter_lists: bool,
@@ -66,6 +71,7 @@ impl Default for FilterSettings {
             protocol_versions: ProtocolWindow::default(),
             allowed_origins: Vec::new(),
             bind_sessions: true,
+            session_slots: 65_536,
             filter_lists: true,
             max_response_bytes: 1024 * 1024,
             resource_metadata: None,

@@ -83,8 +83,9 @@ pub struct RequestHead<'a> {
     pub mcp_method: Option<&'a str>,
     pub mcp_name: Option<&'a str>,
     pub session_id: Option<&'a str>,
-    /// What the host's shared store records for `session_id` (see
-    /// [`Warden::session_key`]): the binding of the principal that opened it.
+    /// The binding the host's shared store holds for `session_id` (see
+    /// [`Warden::session_key`] and [`Warden::binding_in_record`]): the
+    /// principal that opened it.
     pub session_binding: Option<&'a str>,
     /// A header of [`ROUTING_HEADERS`] that appears more than once.
     pub duplicated: Option<&'a str>,
@@ -109,8 +110,9 @@ pub struct Forwarding {
 pub enum ResponsePlan {
     /// Nothing.
     Untouched,
-    /// An `initialize` of a 2025 revision: store `binding` under
-    /// [`Warden::session_key`] of the `Mcp-Session-Id` the server returns.
+    /// An `initialize` of a 2025 revision: store
+    /// [`Warden::session_record`] of the `Mcp-Session-Id` the server returns
+    /// and `binding` under its [`Warden::session_key`].
     BindSession { binding: String },
     /// A session's DELETE: forget the binding of `session_id` once the
     /// server has answered with success.
@@ -224,6 +226,12 @@ impl Warden {
         if settings.max_body_bytes == 0 {
             return Err(filter_error("max_body_bytes", "must be greater than 0"));
         }
+        if !(1..=16_777_216).contains(&settings.session_slots) {
+            return Err(filter_error(
+                "session_slots",
+                "must be between 1 and 16777216",
+            ));
+        }
         if settings.max_response_bytes == 0 {
             return Err(filter_error("max_response_bytes", "must be greater than 0"));
         }
@@ -326,15 +334,42 @@ impl Warden {
         &self.verifier
     }
 
-    /// The shared-data key under which a session's binding is kept, or
-    /// `None` for an id Warden does not bind (too long or not visible ASCII;
-    /// such a session is refused).
-    pub fn session_key(session_id: &str) -> Option<String> {
+    /// The shared-data key of the slot that holds a session's binding, or
+    /// `None` for an id Warden does not bind (empty, longer than 256 bytes
+    /// or not visible ASCII; such a session is refused).
+    ///
+    /// Bindings live in a fixed number of slots (`filter.session_slots`), a
+    /// direct-mapped table: proxy-wasm cannot delete shared data, so keys
+    /// per session would grow without bound, one per `initialize` any
+    /// authenticated caller sends. A new session evicts the one in its slot;
+    /// that session then gets 404 and its client starts a new one.
+    pub fn session_key(&self, session_id: &str) -> Option<String> {
         let id = session_id.trim();
-        (!id.is_empty()
+        let valid = !id.is_empty()
             && id.len() <= MAX_SESSION_ID_BYTES
-            && id.bytes().all(|b| (0x21..=0x7e).contains(&b)))
-        .then(|| format!("{SESSION_KEY_PREFIX}{id}"))
+            && id.bytes().all(|b| (0x21..=0x7e).contains(&b));
+        if !valid {
+            return None;
+        }
+        // FNV-1a: cheap, and spreading ids over slots needs no secret (an
+        // attacker who could aim at a slot would need the victim's id).
+        let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        let slot = hash % u64::from(self.settings.session_slots.max(1));
+        Some(format!("{SESSION_KEY_PREFIX}{slot}"))
+    }
+
+    /// What the slot of `session_id` stores: the id, then its binding.
+    pub fn session_record(session_id: &str, binding: &str) -> String {
+        format!("{}\n{binding}", session_id.trim())
+    }
+
+    /// The binding of `session_id` in a slot's record, if the slot holds
+    /// that session (and not another that shares the slot, or nothing).
+    pub fn binding_in_record<'r>(session_id: &str, record: &'r str) -> Option<&'r str> {
+        let (id, binding) = record.split_once('\n')?;
+        (id == session_id.trim()).then_some(binding)
     }
 
     /// What a session is bound to: the issuer, the subject and the acting
@@ -463,7 +498,7 @@ impl Warden {
             data: None,
             headers: Vec::new(),
         };
-        if Self::session_key(session_id).is_none() {
+        if self.session_key(session_id).is_none() {
             return Err(not_found(
                 "Mcp-Session-Id is not 1 to 256 visible ASCII characters".into(),
             ));

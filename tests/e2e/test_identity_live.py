@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -33,7 +34,8 @@ sys.path.insert(0, str(REPO_ROOT / "tools"))
 import mint_token  # noqa: E402
 import warden_stack  # noqa: E402
 
-WORKDIR = REPO_ROOT / ".work" / "e2e-identity"
+# Beside the other e2e stacks; WARDEN_E2E_WORKDIR moves both (parallel runs).
+WORKDIR = Path(os.environ.get("WARDEN_E2E_WORKDIR") or REPO_ROOT / ".work" / "e2e").resolve() / "identity"
 ALL_KEYS = json.loads((REPO_ROOT / "examples" / "keys" / "demo.jwks.json").read_text())["keys"]
 ES256_KEY = next(k for k in ALL_KEYS if k["kid"] == "demo-es256")
 EDDSA_KEY = next(k for k in ALL_KEYS if k["kid"] == "demo-eddsa")

@@ -513,8 +513,23 @@ fn sessions_are_bound_to_the_principal_that_opened_them() {
     let ResponsePlan::BindSession { binding } = forwarded(post(&w, init)).response else {
         panic!("initialize must bind")
     };
-    let key = Warden::session_key("sess-1").unwrap();
-    assert_eq!(key, "warden:session:sess-1");
+    let key = w.session_key("sess-1").unwrap();
+    assert!(key.starts_with("warden:session:"), "{key}");
+    // A record names its session: another id sharing the slot finds nothing.
+    let record = Warden::session_record("sess-1", &binding);
+    assert_eq!(
+        Warden::binding_in_record("sess-1", &record),
+        Some(binding.as_str())
+    );
+    assert_eq!(Warden::binding_in_record("sess-2", &record), None);
+    assert_eq!(Warden::binding_in_record("sess-1", ""), None);
+    // Ids spread over the slots, and never beyond them.
+    let one_slot = warden(json!({"filter": {"session_slots": 1}}));
+    assert_eq!(one_slot.session_key("a"), one_slot.session_key("b"));
+    let slots: std::collections::HashSet<_> = (0..1000)
+        .filter_map(|i| w.session_key(&format!("s-{i}")))
+        .collect();
+    assert!(slots.len() > 990, "{}", slots.len());
     let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
     let with_session = |auth: &'static str, bound: Option<&'static str>| RequestHead {
         session_id: Some("sess-1"),
@@ -574,8 +589,10 @@ fn sessions_are_bound_to_the_principal_that_opened_them() {
         }
     );
     // 2026-07-28 has no sessions: an initialize there binds nothing.
-    assert_eq!(Warden::session_key(&"x".repeat(300)), None);
-    assert_eq!(Warden::session_key("has space"), None);
+    assert_eq!(w.session_key(&"x".repeat(300)), None);
+    assert_eq!(w.session_key("has space"), None);
+    let err = Warden::from_json(&document(json!({"filter": {"session_slots": 0}}))).unwrap_err();
+    assert!(err.to_string().contains("filter.session_slots"), "{err}");
 }
 
 fn deny_rules(extra_rules: Value) -> Value {
