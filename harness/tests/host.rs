@@ -504,3 +504,56 @@ fn a_session_opened_by_one_principal_is_refused_to_another() {
     let after = filter.handle(&request(&alice)).unwrap();
     assert_eq!(after.status(), Some(404));
 }
+
+#[test]
+fn a_new_session_evicts_the_one_in_its_slot_and_a_late_delete_spares_it() {
+    let mut config: serde_json::Value = serde_json::from_str(&example_config()).unwrap();
+    config["filter"]["session_slots"] = json!(1);
+    let mut filter = WardenFilter::start(filter_module(), &config.to_string(), TEST_NOW).unwrap();
+    let alice = format!("Bearer {}", token(json!({"groups": ["eng"]})));
+    let bob = format!("Bearer {}", token(json!({"sub": "bob"})));
+    let open = |filter: &mut WardenFilter, bearer: &str, session: &str| {
+        let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#;
+        let id = forward_post(filter, bearer, &[], init);
+        let host = filter.emulator();
+        host.response_headers(id, &[(":status", "200"), ("mcp-session-id", session)], true)
+            .unwrap();
+        host.complete(id).unwrap();
+    };
+    let ping = |filter: &mut WardenFilter, bearer: &str, session: &str| {
+        let request = HttpRequest::post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+            .header("authorization", bearer)
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-06-18");
+        filter.handle(&request).unwrap().status()
+    };
+    open(&mut filter, &alice, "s-alice");
+    assert_eq!(ping(&mut filter, &alice, "s-alice"), None, "forwarded");
+    // Alice starts ending her session; before the server answers, Bob's new
+    // session takes the only slot.
+    let delete = {
+        let host = filter.emulator();
+        let id = host.open_http().unwrap();
+        let headers = [
+            (":method", "DELETE"),
+            (":path", "/mcp"),
+            ("authorization", alice.as_str()),
+            ("mcp-session-id", "s-alice"),
+            ("mcp-protocol-version", "2025-06-18"),
+        ];
+        host.request_headers(id, &headers, true).unwrap();
+        assert!(host.local_response(id).is_none());
+        id
+    };
+    open(&mut filter, &bob, "s-bob");
+    assert_eq!(ping(&mut filter, &alice, "s-alice"), Some(404), "evicted");
+    let host = filter.emulator();
+    host.response_headers(delete, &[(":status", "200")], true)
+        .unwrap();
+    host.complete(delete).unwrap();
+    assert_eq!(
+        ping(&mut filter, &bob, "s-bob"),
+        None,
+        "Alice's late DELETE spared Bob's slot"
+    );
+}
