@@ -477,10 +477,7 @@ fn next_line(text: &[u8]) -> Option<(Line<'_>, &[u8])> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Map;
-
     use super::*;
-    use crate::identity::{ActorType, Principal};
     use crate::policy::{Defaults, RuleSource};
 
     const POLICY: &str = r#"
@@ -510,21 +507,7 @@ mod tests {
     }
 
     fn bob() -> Identity {
-        Identity {
-            issuer: "iss".into(),
-            subject: Principal {
-                subject: "bob".into(),
-                actor_type: Some(ActorType::Human),
-                groups: vec![],
-                roles: vec![],
-                scopes: vec![],
-                claims: Map::new(),
-            },
-            actor: None,
-            prior_actors: vec![],
-            client_id: None,
-            token_id: None,
-        }
+        crate::testing::direct(crate::testing::bob())
     }
 
     const JSON: &str = "application/json";

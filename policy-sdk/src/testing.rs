@@ -145,3 +145,59 @@ pub fn demo_identity_json() -> Value {
         }],
     })
 }
+
+/// A principal with only a subject, an actor type and groups.
+pub fn principal(
+    subject: &str,
+    actor_type: Option<crate::identity::ActorType>,
+    groups: &[&str],
+) -> crate::identity::Principal {
+    crate::identity::Principal {
+        subject: subject.into(),
+        actor_type,
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        roles: Vec::new(),
+        scopes: Vec::new(),
+        claims: Map::new(),
+    }
+}
+
+/// A direct request's identity: `subject` acts for itself.
+pub fn direct(subject: crate::identity::Principal) -> crate::identity::Identity {
+    crate::identity::Identity {
+        issuer: "iss".into(),
+        subject,
+        actor: None,
+        prior_actors: Vec::new(),
+        client_id: None,
+        token_id: None,
+    }
+}
+
+/// A delegated request's identity: `actor` acts for `subject`.
+pub fn delegated(
+    subject: crate::identity::Principal,
+    actor: crate::identity::Principal,
+) -> crate::identity::Identity {
+    crate::identity::Identity {
+        actor: Some(actor),
+        ..direct(subject)
+    }
+}
+
+/// The principals the policy tests use: an engineer, a salesperson, an agent.
+pub fn alice() -> crate::identity::Principal {
+    principal("alice", Some(crate::identity::ActorType::Human), &["eng"])
+}
+
+pub fn bob() -> crate::identity::Principal {
+    principal("bob", Some(crate::identity::ActorType::Human), &["sales"])
+}
+
+pub fn agent() -> crate::identity::Principal {
+    principal(
+        "research-agent",
+        Some(crate::identity::ActorType::Agent),
+        &[],
+    )
+}

@@ -1,49 +1,11 @@
 //! One test per branch of the combining rule, plus validation errors.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::*;
-use crate::identity::{ActorType, Identity, Principal};
+use crate::identity::ActorType;
 use crate::mcp::{HTTP_GET_METHOD, McpRequest, MessageKind, Target};
-
-fn principal(sub: &str, t: Option<ActorType>, groups: &[&str]) -> Principal {
-    Principal {
-        subject: sub.into(),
-        actor_type: t,
-        groups: groups.iter().map(|g| g.to_string()).collect(),
-        roles: vec![],
-        scopes: vec![],
-        claims: Map::new(),
-    }
-}
-
-fn direct(p: Principal) -> Identity {
-    Identity {
-        issuer: "iss".into(),
-        subject: p,
-        actor: None,
-        prior_actors: vec![],
-        client_id: None,
-        token_id: None,
-    }
-}
-
-fn delegated(subject: Principal, actor: Principal) -> Identity {
-    Identity {
-        actor: Some(actor),
-        ..direct(subject)
-    }
-}
-
-fn alice() -> Principal {
-    principal("alice", Some(ActorType::Human), &["eng"])
-}
-fn bob() -> Principal {
-    principal("bob", Some(ActorType::Human), &["sales"])
-}
-fn agent() -> Principal {
-    principal("research-agent", Some(ActorType::Agent), &[])
-}
+use crate::testing::{agent, alice, bob, delegated, direct, principal};
 
 fn tool(name: &str, arguments: Value) -> McpRequest {
     McpRequest {

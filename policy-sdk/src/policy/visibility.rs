@@ -237,50 +237,9 @@ fn glob_literal_prefix(pattern: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Map;
-
     use super::*;
-    use crate::identity::{ActorType, Principal};
     use crate::policy::{Defaults, RuleSource};
-
-    fn principal(sub: &str, t: Option<ActorType>, groups: &[&str]) -> Principal {
-        Principal {
-            subject: sub.into(),
-            actor_type: t,
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-            roles: vec![],
-            scopes: vec![],
-            claims: Map::new(),
-        }
-    }
-
-    fn direct(p: Principal) -> Identity {
-        Identity {
-            issuer: "iss".into(),
-            subject: p,
-            actor: None,
-            prior_actors: vec![],
-            client_id: None,
-            token_id: None,
-        }
-    }
-
-    fn delegated(subject: Principal, actor: Principal) -> Identity {
-        Identity {
-            actor: Some(actor),
-            ..direct(subject)
-        }
-    }
-
-    fn alice() -> Principal {
-        principal("alice", Some(ActorType::Human), &["eng"])
-    }
-    fn bob() -> Principal {
-        principal("bob", Some(ActorType::Human), &["sales"])
-    }
-    fn agent() -> Principal {
-        principal("research-agent", Some(ActorType::Agent), &[])
-    }
+    use crate::testing::{agent, alice, bob, delegated, direct, principal};
 
     fn compile(yaml: &str) -> CompiledPolicy {
         let rules: Vec<RuleSource> = serde_yaml_ng::from_str(yaml).unwrap();
