@@ -142,9 +142,14 @@ def _probe(stack: Stack) -> None:
         pytest.exit(f"the probe request failed: {response.status_code} {response.text[:500]}", returncode=1)
 
 
+def http_client(stack: Stack) -> httpx.Client:
+    """A raw HTTP client for `stack`'s Envoy listener (paths such as "/mcp")."""
+    return httpx.Client(base_url=f"http://127.0.0.1:{stack.listen_port}", timeout=CLIENT_TIMEOUT)
+
+
 @pytest.fixture
-def http(stack: Stack) -> httpx.Client:
-    with httpx.Client(base_url=f"http://127.0.0.1:{stack.listen_port}", timeout=CLIENT_TIMEOUT) as client:
+def http(stack: Stack) -> Iterator[httpx.Client]:
+    with http_client(stack) as client:
         yield client
 
 

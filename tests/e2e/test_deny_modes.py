@@ -23,11 +23,11 @@ from __future__ import annotations
 import json
 import uuid
 
-import httpx
 import pytest
 from conftest import (
     CLIENT_KINDS,
     call,
+    http_client,
     jsonrpc_messages,
     make_client,
     open_legacy_session,
@@ -88,7 +88,7 @@ def modes_stack(e2e_workdir):
 
 @pytest.fixture
 def modes_http(modes_stack):
-    with httpx.Client(base_url=f"http://127.0.0.1:{modes_stack.listen_port}", timeout=15) as client:
+    with http_client(modes_stack) as client:
         yield client
 
 

@@ -18,11 +18,11 @@ import json
 import time
 import uuid
 
-import httpx
 import pytest
 from conftest import (
     CLIENT_KINDS,
     call,
+    http_client,
     jsonrpc_messages,
     legacy_headers,
     make_client,
@@ -62,10 +62,6 @@ def json_stack(e2e_workdir):
 def small_stack(e2e_workdir):
     with variant_stack(e2e_workdir, "lists-small", filter={"max_response_bytes": LIMIT}) as instance:
         yield instance
-
-
-def http_for(stack) -> httpx.Client:
-    return httpx.Client(base_url=f"http://127.0.0.1:{stack.listen_port}", timeout=15)
 
 
 @pytest.mark.parametrize("framing", ["sse", "json"])
@@ -167,7 +163,7 @@ def test_a_list_too_large_to_filter_on_the_wire(small_stack, framing):
     """The error replaces the answer in the answer's own framing (JSON for a
     2026-07-28 request, an SSE event in a 2025 session)."""
     token = token_for("bob")
-    with http_for(small_stack) as http:
+    with http_client(small_stack) as http:
         if framing == "json":
             response = http.post(
                 "/mcp", headers=rpc_headers("tools/list", token=token), content=json.dumps(rpc_body("tools/list", id=9))

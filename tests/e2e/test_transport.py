@@ -16,12 +16,12 @@ import base64
 import json
 import uuid
 
-import httpx
 import pytest
 from conftest import (
     CLIENT_KINDS,
     MODERN,
     call,
+    http_client,
     jsonrpc_messages,
     legacy_headers,
     make_client,
@@ -56,7 +56,7 @@ def narrow_stack(e2e_workdir):
 
 @pytest.fixture
 def narrow_http(narrow_stack):
-    with httpx.Client(base_url=f"http://127.0.0.1:{narrow_stack.listen_port}", timeout=15) as client:
+    with http_client(narrow_stack) as client:
         yield client
 
 

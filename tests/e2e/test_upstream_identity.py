@@ -13,10 +13,18 @@ from __future__ import annotations
 import base64
 import json
 
-import httpx
 import mint_token
 import pytest
-from conftest import CLIENT_KINDS, call, make_client, open_legacy_session, token_for, tool_call, variant_stack
+from conftest import (
+    CLIENT_KINDS,
+    call,
+    http_client,
+    make_client,
+    open_legacy_session,
+    token_for,
+    tool_call,
+    variant_stack,
+)
 from helpers import assert_allowed
 
 ISSUER = "https://idp.demo.warden.test"
@@ -156,7 +164,7 @@ def test_stripping_keeps_judging_the_token(stripping_stack):
     """Stripping happens after the decision: a denied call stays denied, an
     anonymous one unauthenticated."""
     mark = stripping_stack.call_log.mark()
-    with httpx.Client(base_url=f"http://127.0.0.1:{stripping_stack.listen_port}", timeout=15) as http:
+    with http_client(stripping_stack) as http:
         denied = tool_call(http, token_for("research-agent"), "delete_repo", {"name": "warden"}, id=3)
         anonymous = tool_call(http, None, "search_docs", {"query": "anonymous"})
     assert denied.status_code == 200 and denied.json()["error"]["code"] == -31403, denied.text
