@@ -49,11 +49,10 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
 import mint_token  # noqa: E402  (tools/mint_token.py, PyJWT)
+from warden_stack import WARDEN_CLI, WASM_FILTER, StackError, envoy_binary, render_envoy_config  # noqa: E402
 
 WORK = ROOT / ".work" / "bench"
 RESULTS = BENCH / "results"
-WARDEN_CLI = ROOT / "target" / "release" / "warden"
-WARDEN_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "warden_filter.wasm"
 PARSE_WASM = ROOT / "target" / "bench" / "wasm32-wasip1" / "release" / "bench_parse_filter.wasm"
 JWKS_FILE = ROOT / "examples" / "keys" / "demo.jwks.json"
 POLICY = BENCH / "policy.yaml"
@@ -68,13 +67,15 @@ BODY = (
 UPSTREAM_BODY = '{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"deployed"}],"isError":false}}'
 
 BASE_PORT = 18100
+# The upstream cluster of every variant, named as `warden envoy` names it.
+CLUSTER = "mcp_server"
 
 
 @dataclass
 class Variant:
     key: str
     label: str
-    filters: list[str]  # building blocks, see http_filters()
+    filters: list[str]  # building blocks, see http_filters(); ["warden"]: the `warden envoy` bootstrap
     tokens: str  # "repeated" or "fresh"
     enforces: str  # what the variant checks, for the table
     jwt_cache: bool = False
@@ -109,16 +110,6 @@ CHILDREN: list[subprocess.Popen] = []
 
 
 # --------------------------------------------------------------------------- set-up
-
-
-def envoy_binary() -> Path:
-    found = sorted((ROOT / ".venv" / "lib").glob("python3*/site-packages/envoy/_bin/envoy"))
-    if found:
-        return found[0]
-    on_path = shutil.which("envoy")
-    if on_path:
-        return Path(on_path)
-    raise SystemExit("bench: no Envoy binary; run `make venv`")
 
 
 def port_free(port: int) -> bool:
@@ -169,34 +160,12 @@ def mint_tokens(count: int) -> tuple[Path, Path, dict[str, str]]:
 # --------------------------------------------------------------------------- configs
 
 
-def http_filters(variant: Variant, plugin_config: str) -> list[dict[str, Any]]:
+def http_filters(variant: Variant) -> list[dict[str, Any]]:
     jwks = JWKS_FILE.read_text()
     out: list[dict[str, Any]] = []
     for block in variant.filters:
-        if block == "warden":
-            # As `warden envoy` renders it (docs/filter.md).
-            out.append({
-                "name": "envoy.filters.http.wasm",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                    "config": {
-                        "name": "warden",
-                        "root_id": "warden",
-                        "fail_open": False,
-                        "allow_on_headers_stop_iteration": True,
-                        "vm_config": {
-                            "vm_id": "warden",
-                            "runtime": "envoy.wasm.runtime.v8",
-                            "code": {"local": {"filename": str(WARDEN_WASM)}},
-                        },
-                        "configuration": {
-                            "@type": "type.googleapis.com/google.protobuf.StringValue",
-                            "value": plugin_config,
-                        },
-                    },
-                },
-            })
-        elif block == "parse":
+        if block == "parse":
+            # Set like Warden's filter in the `warden envoy` bootstrap.
             out.append({
                 "name": "envoy.filters.http.wasm",
                 "typed_config": {
@@ -325,16 +294,25 @@ def upstream_config(port: int) -> dict[str, Any]:
     return bootstrap(port + 1, port, routes, filters, [])
 
 
-def variant_config(variant: Variant, upstream_port: int, plugin_config: str) -> dict[str, Any]:
-    routes = [{"match": {"prefix": "/"}, "route": {"cluster": "upstream", "timeout": "0s"}}]
+def write_variant_config(variant: Variant, upstream_port: int) -> Path:
+    """The variant's bootstrap in WORK: Warden's is the one `warden envoy` renders
+    (docs/filter.md); the others have the same listener, route and cluster."""
+    if variant.filters == ["warden"]:
+        path = WORK / f"{variant.key}.yaml"
+        path.write_text(render_envoy_config(POLICY, listen_port=variant.port, upstream_port=upstream_port,
+                                            admin_port=variant.admin))
+        return path
+    routes = [{"match": {"prefix": "/"}, "route": {"cluster": CLUSTER, "timeout": "0s"}}]
     cluster = {
-        "name": "upstream",
+        "name": CLUSTER,
         "type": "STATIC",
         "connect_timeout": "2s",
-        "load_assignment": {"cluster_name": "upstream", "endpoints": [{"lb_endpoints": [{"endpoint": {
+        "load_assignment": {"cluster_name": CLUSTER, "endpoints": [{"lb_endpoints": [{"endpoint": {
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}}}]}]},
     }
-    return bootstrap(variant.admin, variant.port, routes, http_filters(variant, plugin_config), [cluster])
+    path = WORK / f"{variant.key}.json"
+    path.write_text(json.dumps(bootstrap(variant.admin, variant.port, routes, http_filters(variant), [cluster]), indent=1))
+    return path
 
 
 # --------------------------------------------------------------------------- processes
@@ -354,19 +332,19 @@ def stop_all() -> None:
     CHILDREN.clear()
 
 
-def validate(envoy: Path, config: Path) -> None:
+def validate(envoy: str, config: Path) -> None:
     result = subprocess.run(
-        [str(envoy), "--mode", "validate", "-c", str(config), "--log-level", "warn", "--disable-hot-restart"],
+        [envoy, "--mode", "validate", "-c", str(config), "--log-level", "warn", "--disable-hot-restart"],
         capture_output=True, text=True, timeout=120,
     )
     if result.returncode != 0:
         raise SystemExit(f"bench: {config.name} does not validate:\n{result.stdout}\n{result.stderr}")
 
 
-def start_envoy(envoy: Path, config: Path, admin: int, name: str, extra: list[str]) -> subprocess.Popen:
+def start_envoy(envoy: str, config: Path, admin: int, name: str, extra: list[str]) -> subprocess.Popen:
     log = (WORK / f"{name}.log").open("w")
     proc = subprocess.Popen(
-        [str(envoy), "-c", str(config), "--concurrency", "1", "--disable-hot-restart", *extra],
+        [envoy, "-c", str(config), "--concurrency", "1", "--disable-hot-restart", *extra],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
     CHILDREN.append(proc)
@@ -408,7 +386,7 @@ def post(port: int, body: str, token: str | None) -> tuple[int, str]:
 
 
 def stats(admin: int) -> dict[str, int]:
-    wanted = ("http.mcp.downstream_rq_completed", "cluster.upstream.upstream_rq_200", "cluster.upstream.upstream_cx_total")
+    wanted = ("http.mcp.downstream_rq_completed", f"cluster.{CLUSTER}.upstream_rq_200", f"cluster.{CLUSTER}.upstream_cx_total")
     regex = "^(" + "|".join(re.escape(w) for w in wanted) + ")$"
     _, text = http_get(admin, "/stats?filter=" + urllib.parse.quote(regex))
     values: dict[str, int] = {}
@@ -467,8 +445,9 @@ def run_wrk(variant: Variant, token_file: Path, body_file: Path, seconds: float,
         raise SystemExit(f"bench: wrk failed against `{variant.key}`:\n{result.stdout}\n{result.stderr}")
     wrk = json.loads(line.removeprefix("WRK_RESULT "))
     completed = after_stats["http.mcp.downstream_rq_completed"] - before_stats["http.mcp.downstream_rq_completed"]
-    forwarded = after_stats.get("cluster.upstream.upstream_rq_200", 0) - before_stats.get("cluster.upstream.upstream_rq_200", 0)
-    connections_opened = after_stats.get("cluster.upstream.upstream_cx_total", 0) - before_stats.get("cluster.upstream.upstream_cx_total", 0)
+    forwarded = after_stats.get(f"cluster.{CLUSTER}.upstream_rq_200", 0) - before_stats.get(f"cluster.{CLUSTER}.upstream_rq_200", 0)
+    connections_opened = (after_stats.get(f"cluster.{CLUSTER}.upstream_cx_total", 0)
+                          - before_stats.get(f"cluster.{CLUSTER}.upstream_cx_total", 0))
     cpu = after_cpu - before_cpu
     errors = sum(wrk["errors"].values())
     return {
@@ -848,13 +827,13 @@ def splice_benchmarks_md(table: str) -> None:
     doc.write_text(head + start + "\n" + table + end + tail)
 
 
-def machine_info(envoy: Path) -> dict[str, Any]:
+def machine_info(envoy: str) -> dict[str, Any]:
     cpu = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    version = subprocess.run([str(envoy), "--version"], capture_output=True, text=True).stdout
+    version = subprocess.run([envoy, "--version"], capture_output=True, text=True).stdout
     match = re.search(r"/(\d+\.\d+\.\d+)/", version)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
@@ -896,7 +875,7 @@ def main() -> int:
     if args.only:
         keep = {"plain", *args.only.split(",")}
         variants = [v for v in VARIANTS if v.key in keep]
-    for needed in (WARDEN_CLI, WARDEN_WASM, PARSE_WASM):
+    for needed in (WARDEN_CLI, WASM_FILTER, PARSE_WASM):
         if not needed.exists():
             raise SystemExit(f"bench: {needed} is missing; run `make bench` (it builds everything)")
     if shutil.which("wrk") is None:
@@ -914,7 +893,6 @@ def main() -> int:
     repeated_file, fresh_file, check_tokens = mint_tokens(args.fresh_tokens)
     body_file = WORK / "body.json"
     body_file.write_text(BODY)
-    plugin_config = subprocess.run([str(WARDEN_CLI), "compile", str(POLICY)], capture_output=True, text=True, check=True).stdout
 
     upstream_port = assign_ports()
     configs: list[tuple[str, Path, int, Variant | None]] = []
@@ -922,9 +900,7 @@ def main() -> int:
     path.write_text(json.dumps(upstream_config(upstream_port), indent=1))
     configs.append(("upstream", path, upstream_port + 1, None))
     for v in variants:
-        path = WORK / f"{v.key}.json"
-        path.write_text(json.dumps(variant_config(v, upstream_port, plugin_config), indent=1))
-        configs.append((v.key, path, v.admin, v))
+        configs.append((v.key, write_variant_config(v, upstream_port), v.admin, v))
     for name, path, _, _ in configs:
         validate(envoy, path)
     print(f"bench: {len(configs)} Envoy configurations validate ({WORK})")
@@ -1016,4 +992,7 @@ def render(result: dict[str, Any]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except StackError as error:  # from tools/warden_stack.py: no Envoy binary, `warden envoy` failed
+        sys.exit(f"bench: {error}")
