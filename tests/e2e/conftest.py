@@ -10,6 +10,7 @@ needs other settings starts its own stack with :func:`variant_stack` (files in
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -175,19 +176,33 @@ def rpc_body(method: str, params: dict[str, Any] | None = None, *, id: Any = Non
     return body
 
 
-def rpc_headers(method: str, name: str | None = None, *, token: str | None = None, modern: bool = True) -> dict:
-    headers = {
-        "Accept": "application/json, text/event-stream",
-        "Content-Type": "application/json",
-        "MCP-Protocol-Version": MODERN if modern else LEGACY,
-    }
-    if modern:
-        headers["Mcp-Method"] = method
-        if name is not None:
-            headers["Mcp-Name"] = name
+def legacy_headers(token: str | None, session_id: str | None = None, version: str | None = LEGACY) -> dict:
+    """Headers of a 2025-revision request (no Mcp-Method/Mcp-Name), in a session when given."""
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    if version is not None:
+        headers["MCP-Protocol-Version"] = version
+    if session_id is not None:
+        headers["Mcp-Session-Id"] = session_id
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     return headers
+
+
+def rpc_headers(method: str, name: str | None = None, *, token: str | None = None, modern: bool = True) -> dict:
+    """Headers of a 2026-07-28 POST (with Mcp-Method/Mcp-Name), or with
+    modern=False those of a 2025 one outside a session."""
+    if not modern:
+        return legacy_headers(token)
+    headers = legacy_headers(token, version=MODERN)
+    headers["Mcp-Method"] = method
+    if name is not None:
+        headers["Mcp-Name"] = name
+    return headers
+
+
+def b64_header(value: str) -> str:
+    """A header value in MCP's base64 form (`=?base64?...?=`, for non-ASCII names)."""
+    return "=?base64?" + base64.b64encode(value.encode()).decode() + "?="
 
 
 def tool_call(
@@ -206,18 +221,6 @@ def tool_call(
     headers.update(extra_headers or {})
     body = rpc_body("tools/call", {"name": name, "arguments": arguments}, id=id, modern=modern)
     return http.post("/mcp", headers=headers, content=json.dumps(body))
-
-
-def legacy_headers(token: str | None, session_id: str | None = None, version: str | None = LEGACY) -> dict:
-    """Headers of a 2025-revision request (no Mcp-Method/Mcp-Name), in a session when given."""
-    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-    if version is not None:
-        headers["MCP-Protocol-Version"] = version
-    if session_id is not None:
-        headers["Mcp-Session-Id"] = session_id
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    return headers
 
 
 def open_legacy_session(http: httpx.Client, token: str, version: str = LEGACY) -> str:

@@ -12,21 +12,19 @@ present one principal's session id with another principal's token.
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
-from conftest import jsonrpc_messages, legacy_headers, open_legacy_session, rpc_body, run_mcp1, token_for
+from conftest import jsonrpc_messages, legacy_headers, open_legacy_session, run_mcp1, token_for, tool_call
 from helpers import audits_where, tool_entries
 
 ANOTHER_PRINCIPAL = "Mcp-Session-Id belongs to another principal"
 NEVER_OPENED = "Mcp-Session-Id was not opened through Warden (or its binding was lost): start a new session"
 
 
-def search_in(http, token, session_id, query, *, id=None):
-    id = id if id is not None else f"s-{uuid.uuid4().hex[:8]}"
-    body = rpc_body("tools/call", {"name": "search_docs", "arguments": {"query": query}}, id=id, modern=False)
-    return http.post("/mcp", headers=legacy_headers(token, session_id), content=json.dumps(body))
+def search_in(http, token, session_id, query):
+    session = {"Mcp-Session-Id": session_id}
+    return tool_call(http, token, "search_docs", {"query": query}, modern=False, extra_headers=session)
 
 
 def assert_session_not_found(response, reason: str) -> None:

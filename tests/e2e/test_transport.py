@@ -12,7 +12,6 @@ origin, to show what each SDK client makes of that.
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 
@@ -20,6 +19,7 @@ import pytest
 from conftest import (
     CLIENT_KINDS,
     MODERN,
+    b64_header,
     call,
     http_client,
     jsonrpc_messages,
@@ -58,10 +58,6 @@ def narrow_stack(e2e_workdir):
 def narrow_http(narrow_stack):
     with http_client(narrow_stack) as client:
         yield client
-
-
-def b64_header(value: str) -> str:
-    return "=?base64?" + base64.b64encode(value.encode()).decode() + "?="
 
 
 def assert_refusal(response, status: int, code: int, message: str, *, request_id=None, reason: str | None = None):

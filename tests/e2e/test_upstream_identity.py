@@ -10,13 +10,13 @@ the default (`strip_authorization: false`); the module's stack strips it.
 
 from __future__ import annotations
 
-import base64
 import json
 
 import mint_token
 import pytest
 from conftest import (
     CLIENT_KINDS,
+    b64_header,
     call,
     http_client,
     make_client,
@@ -36,10 +36,6 @@ SPOOFED = {
     "x-warden-client-id": "trusted-ui",
     "x-warden-issuer": "https://evil.example",
 }
-
-
-def b64(value: str) -> str:
-    return "=?base64?" + base64.b64encode(value.encode()).decode() + "?="
 
 
 def identity(subject: str, actor_type: str, chain: list[str], *, actor=None, client_id=None, encode=lambda v: v):
@@ -78,7 +74,7 @@ PRINCIPALS = {
     ),
     "non-ascii-subject": (
         lambda: mint_token.mint("zoë", "human"),
-        identity("zoë", "human", ["zoë"], encode=b64),
+        identity("zoë", "human", ["zoë"], encode=b64_header),
     ),
 }
 
