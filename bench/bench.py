@@ -332,26 +332,21 @@ def stop_all() -> None:
     CHILDREN.clear()
 
 
-def validate(envoy: str, config: Path) -> None:
-    result = subprocess.run(
-        [envoy, "--mode", "validate", "-c", str(config), "--log-level", "warn", "--disable-hot-restart"],
-        capture_output=True, text=True, timeout=120,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"bench: {config.name} does not validate:\n{result.stdout}\n{result.stderr}")
-
-
 def start_envoy(envoy: str, config: Path, admin: int, name: str, extra: list[str]) -> subprocess.Popen:
-    log = (WORK / f"{name}.log").open("w")
-    proc = subprocess.Popen(
-        [envoy, "-c", str(config), "--concurrency", "1", "--disable-hot-restart", *extra],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
+    """Start Envoy and wait until it is ready. Envoy checks the configuration as
+    it starts: a bad one ends it, and its log says why."""
+    log = WORK / f"{name}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [envoy, "-c", str(config), "--concurrency", "1", "--disable-hot-restart", *extra],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
     CHILDREN.append(proc)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"bench: Envoy `{name}` exited ({proc.returncode}); see {log.name}")
+            raise SystemExit(f"bench: Envoy `{name}` exited ({proc.returncode}); the end of {log}:\n"
+                             + log.read_text(errors="replace")[-3000:])
         try:
             status, body = http_get(admin, "/ready")
             if status == 200 and body.strip() == "LIVE":
@@ -359,7 +354,7 @@ def start_envoy(envoy: str, config: Path, admin: int, name: str, extra: list[str
         except OSError:
             pass
         time.sleep(0.1)
-    raise SystemExit(f"bench: Envoy `{name}` not ready in 60s; see {log.name}")
+    raise SystemExit(f"bench: Envoy `{name}` not ready in 60s; see {log}")
 
 
 def http_get(port: int, path: str) -> tuple[int, str]:
@@ -895,19 +890,12 @@ def main() -> int:
     body_file.write_text(BODY)
 
     upstream_port = assign_ports()
-    configs: list[tuple[str, Path, int, Variant | None]] = []
     path = WORK / "upstream.json"
     path.write_text(json.dumps(upstream_config(upstream_port), indent=1))
-    configs.append(("upstream", path, upstream_port + 1, None))
+    start_envoy(envoy, path, upstream_port + 1, "upstream", [])
     for v in variants:
-        configs.append((v.key, write_variant_config(v, upstream_port), v.admin, v))
-    for name, path, _, _ in configs:
-        validate(envoy, path)
-    print(f"bench: {len(configs)} Envoy configurations validate ({WORK})")
-    for name, path, admin, v in configs:
-        proc = start_envoy(envoy, path, admin, name, v.envoy_args if v else [])
-        if v is not None:
-            v.proc = proc
+        v.proc = start_envoy(envoy, write_variant_config(v, upstream_port), v.admin, v.key, v.envoy_args)
+    print(f"bench: {1 + len(variants)} Envoy processes ready ({WORK})")
     for v in variants:
         functional_checks(v, check_tokens)
         print(f"bench: {v.key:17} " + ", ".join(f"{k}: {r}" for k, r in v.checks.items()))
