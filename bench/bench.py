@@ -29,6 +29,7 @@ import atexit
 import datetime as dt
 import http.client
 import json
+import operator
 import os
 import platform
 import re
@@ -585,30 +586,30 @@ def summarize(variants: list[Variant]) -> dict[str, Any]:
     # Ratios to plain Envoy are paired: each round's figure over plain Envoy's
     # figure in the same round (they ran within a minute of each other), then
     # the median over rounds. Slow changes in the machine's load cancel out.
-    by_key = {v.key: v for v in variants}
+    runs = {v.key: v.runs for v in variants}
     for key, s in summary.items():
         for metric in ("rps", "p50_us", "p99_us", "cpu_us_per_request"):
-            s[f"{metric}_ratio"] = paired(by_key, key, "plain", metric, lambda a, b: a / b)
+            s[f"{metric}_ratio"] = paired(runs, key, "plain", metric, operator.truediv)
     return summary
 
 
-def paired(by_key: dict[str, Variant], key: str, ref: str, metric: str, op: Any) -> float:
-    """Median over rounds of op(key's figure, ref's figure in the same round)."""
-    if key not in by_key or ref not in by_key:
+def paired(runs: dict[str, list[dict[str, Any]]], key: str, ref: str, metric: str, op: Any) -> float:
+    """Median over rounds of op(key's figure, ref's figure in the same round);
+    `runs` is the results' record of runs by variant key."""
+    if key not in runs or ref not in runs:
         return float("nan")
-    ref_runs = {r["round"]: r[metric] for r in by_key[ref].runs}
-    values = [op(r[metric], ref_runs[r["round"]]) for r in by_key[key].runs if r["round"] in ref_runs]
+    ref_runs = {r["round"]: r[metric] for r in runs[ref]}
+    values = [op(r[metric], ref_runs[r["round"]]) for r in runs[key] if r["round"] in ref_runs]
     return median(values)
 
 
-def targets(summary: dict[str, Any], micro: dict[str, float], variants: list[Variant]) -> list[dict[str, Any]]:
+def targets(summary: dict[str, Any], micro: dict[str, float], runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     out = []
-    by_key = {v.key: v for v in variants}
     warden = summary["warden"]["cpu_us_per_request"]
     native = summary["jwt-rbac-cache"]["cpu_us_per_request"]
     out.append({
         "target": "Envoy + Warden (repeated token) CPU/request ≤ 1.05 × jwt_authn (cache) + RBAC",
-        "value": paired(by_key, "warden", "jwt-rbac-cache", "cpu_us_per_request", lambda a, b: a / b), "limit": 1.05,
+        "value": paired(runs, "warden", "jwt-rbac-cache", "cpu_us_per_request", operator.truediv), "limit": 1.05,
         "detail": f"medians {warden:.1f} µs vs {native:.1f} µs; ratio: median of the rounds' paired ratios",
     })
     if "gate/whole_decision/cached_token" in micro and "body/serde_json_value" in micro:
@@ -628,37 +629,32 @@ def targets(summary: dict[str, Any], micro: dict[str, float], variants: list[Var
     return out
 
 
-def derived_figures(s: dict[str, Any], variants: list[Variant]) -> list[str]:
-    by_key = {v.key: v for v in variants}
-
-    def cpu(key: str) -> float | None:
-        return s[key]["cpu_us_per_request"] if key in s else None
+def derived_figures(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    def ran(*keys: str) -> bool:
+        return all(key in runs for key in keys)
 
     def diff(key: str, ref: str) -> float:
-        return paired(by_key, key, ref, "cpu_us_per_request", lambda a, b: a - b)
+        return paired(runs, key, ref, "cpu_us_per_request", operator.sub)
 
     out = []
-    plain, parse, warden = cpu("plain"), cpu("wasm-parse"), cpu("warden")
-    noaudit, fresh, cached, uncached, mcp = (cpu("warden-noaudit"), cpu("warden-fresh"), cpu("jwt-rbac-cache"),
-                                             cpu("jwt-rbac-nocache"), cpu("jwt-mcp-rbac"))
-    if plain and parse and warden:
+    if ran("plain", "wasm-parse", "warden"):
         w, p = diff("warden", "plain"), diff("wasm-parse", "plain")
         out.append(f"Warden adds {w:.1f} µs to plain Envoy; the parse-only Wasm filter adds {p:.1f} µs "
                    f"(Warden's whole decision costs {w / p:.2f}× what holding, buffering and parsing the body in Wasm costs)")
-    if warden and noaudit:
+    if ran("warden", "warden-noaudit"):
         out.append(f"writing the audit line (Envoy's log): {diff('warden', 'warden-noaudit'):.1f} µs")
-    if plain and cached:
+    if ran("plain", "jwt-rbac-cache"):
         out.append(f"jwt_authn (cache) + RBAC adds {diff('jwt-rbac-cache', 'plain'):.1f} µs to plain Envoy")
-    if plain and uncached:
+    if ran("plain", "jwt-rbac-nocache"):
         out.append(f"jwt_authn (no cache) + RBAC adds {diff('jwt-rbac-nocache', 'plain'):.1f} µs "
                    "(an ES256 verification in BoringSSL and the rest)")
-    if warden and fresh:
+    if ran("warden", "warden-fresh"):
         out.append(f"a fresh token costs Warden {diff('warden-fresh', 'warden'):.1f} µs more than a repeated one "
                    "(ES256 verification in Wasm)")
-    if cached and mcp:
+    if ran("jwt-rbac-cache", "jwt-mcp-rbac"):
         out.append(f"the native mcp filter adds {diff('jwt-mcp-rbac', 'jwt-rbac-cache'):.1f} µs to jwt_authn (cache) + RBAC")
-    if warden and mcp:
-        ratio = paired(by_key, "warden", "jwt-mcp-rbac", "cpu_us_per_request", lambda a, b: a / b)
+    if ran("warden", "jwt-mcp-rbac"):
+        ratio = paired(runs, "warden", "jwt-mcp-rbac", "cpu_us_per_request", operator.truediv)
         out.append(f"Warden (repeated token) / jwt_authn (cache) + mcp + RBAC, the native set that also reads the "
                    f"tool from the body: {ratio:.2f}×")
     return out
@@ -712,7 +708,7 @@ def markdown(result: dict[str, Any]) -> str:
             if name in result["micro"]:
                 value = result["micro"][name]
                 lines.append(f"| `{name}` | {value:.2f} µs |" if value >= 1 else f"| `{name}` | {value * 1000:.0f} ns |")
-    derived = derived_figures(s, result["_variants"])
+    derived = derived_figures(result["runs"])
     if derived:
         lines += ["", "Differences in CPU µs/request (median over rounds of the difference within each round):", ""] + [f"* {d}" for d in derived]
     profiles = [p for p in result.get("profiles", []) if "objects" in p]
@@ -932,6 +928,7 @@ def main() -> int:
 
     micro = parse_criterion(args.micro_log) if args.micro_log else {}
     summary = summarize(variants)
+    runs = {v.key: v.runs for v in variants}
     result = {
         "started": started,
         "machine": machine,
@@ -941,11 +938,10 @@ def main() -> int:
         "summary": summary,
         "micro": micro,
         "profiles": profiles,
-        "targets": targets(summary, micro, variants) if "warden" in summary and "jwt-rbac-cache" in summary else [],
-        "runs": {v.key: v.runs for v in variants},
+        "targets": targets(summary, micro, runs) if "warden" in summary and "jwt-rbac-cache" in summary else [],
+        "runs": runs,
     }
     if args.no_write:
-        result["_variants"] = variants
         print()
         print(markdown(result))
         return 0
@@ -956,15 +952,10 @@ def main() -> int:
 
 def render(result: dict[str, Any]) -> int:
     """Table, chart, profile and BENCHMARKS.md section from a results record."""
-    variants = []
-    for key, runs in result["runs"].items():
-        variant = next((v for v in VARIANTS if v.key == key), None) or Variant(key, key, [], "", "")
-        variants.append(Variant(variant.key, variant.label, variant.filters, variant.tokens, variant.enforces,
-                                diagnostic=variant.diagnostic, runs=runs))
-    for v in variants:  # labels as this version names them
-        if v.key in result["summary"]:
-            result["summary"][v.key]["label"] = v.label
-    result = {**result, "_variants": variants}
+    labels = {v.key: v.label for v in VARIANTS}
+    for key in result["runs"]:  # labels as this version names them
+        if key in result["summary"]:
+            result["summary"][key]["label"] = labels.get(key, key)
     table = markdown(result)
     print()
     print(table)
