@@ -570,11 +570,6 @@ impl Emulator {
                 "HTTP context {id} was already answered locally"
             )));
         }
-        if stream.done {
-            return Err(HarnessError::Usage(format!(
-                "HTTP context {id} is complete"
-            )));
-        }
         Ok(())
     }
 
@@ -676,7 +671,6 @@ impl Emulator {
         let stream = self.stream_mut(id)?;
         if action == Action::Continue && stream.local_response.is_none() {
             stream.release_request();
-            stream.upstream_trailers = stream.request_trailers.clone();
         }
         Ok(action)
     }

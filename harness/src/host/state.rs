@@ -83,13 +83,11 @@ pub(crate) struct Stream {
     /// What went on to the upstream.
     pub upstream_headers: Option<Headers>,
     pub upstream_body: Vec<u8>,
-    pub upstream_trailers: Option<Headers>,
     /// What went on to the client (not counting a local response).
     pub downstream_headers: Option<Headers>,
     pub downstream_body: Vec<u8>,
     pub local_response: Option<LocalResponse>,
     pub closed: bool,
-    pub done: bool,
 }
 
 impl Stream {
