@@ -13,9 +13,7 @@ use std::time::UNIX_EPOCH;
 
 use std::collections::HashMap;
 
-use policy_sdk::{
-    BodyVerdict, Forwarding, HeadVerdict, Identity, Reply, RequestHead, ResponsePlan, Warden,
-};
+use policy_sdk::{BodyVerdict, Forwarding, HeadVerdict, Identity, Reply, RequestHead, Warden};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
@@ -403,14 +401,6 @@ impl WardenHttp {
                 );
                 return self.fail_closed("editing request headers failed");
             }
-        }
-        if let ResponsePlan::FilterList(_) = &forwarding.response {
-            // A compressed response could not be read: ask for identity.
-            let _ = hostcalls::set_map_value(
-                proxy_wasm::types::MapType::HttpRequestHeaders,
-                "accept-encoding",
-                None,
-            );
         }
         self.response = response::Stage::planned(forwarding.response);
         Step::Continue

@@ -81,7 +81,7 @@ impl Stage {
                 Stage::Untouched
             }
             ResponsePlan::FilterList(list) => {
-                if status != 200 {
+                if !list.wants(status) {
                     return Stage::Untouched;
                 }
                 // The body will change length.
@@ -127,7 +127,7 @@ impl Stage {
                     .flatten()
                     .unwrap_or_default();
                 let filtered = if end_of_stream {
-                    warden.filter_list_response(&list, 200, &content_type, &body)
+                    warden.filter_list_response(&list, &content_type, &body)
                 } else {
                     // An SSE stream may stay open after its answer: pass it
                     // on as soon as the answer is in, rather than wait for

@@ -6,7 +6,9 @@
 use serde_json::{Value, json};
 
 use crate::audit::AuditRecord;
-use crate::config::{DocumentError, FORMAT_VERSION, FilterSettings, PolicyDocument};
+use crate::config::{
+    DocumentError, FORMAT_VERSION, FilterSettings, PolicyDocument, ResourceMetadata,
+};
 use crate::identity::{Identity, KeyConfigError, TokenError, TokenVerifier};
 use crate::json::JsonLimits;
 use crate::listing::{self, ListKind};
@@ -93,7 +95,7 @@ pub struct RequestHead<'a> {
     pub now_unix_nanos: u128,
 }
 
-pub use transport::{ROUTING_HEADERS, decode_header_value};
+pub use transport::{ROUTING_HEADERS, decode_header_value, encode_header_value};
 
 /// A request let through, and what the host must do on the way.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,6 +132,14 @@ pub struct ListRequest {
     pub identity: Identity,
     /// The request's audit record, reused if filtering fails.
     pub audit: AuditRecord,
+}
+
+impl ListRequest {
+    /// Whether a response with this HTTP status carries a list to filter:
+    /// only 200 does (an error carries none and passes untouched).
+    pub fn wants(&self, status: u16) -> bool {
+        status == 200
+    }
 }
 
 /// What to do after the head.
@@ -181,10 +191,19 @@ pub struct Warden {
     policy: CompiledPolicy,
     settings: FilterSettings,
     version: String,
-    /// The absolute URL of the Protected Resource Metadata, when served.
-    metadata_url: Option<String>,
-    /// Paths the metadata is served at.
-    metadata_paths: Vec<String>,
+    /// The Protected Resource Metadata, when configured: built once here.
+    metadata: Option<ServedMetadata>,
+}
+
+/// RFC 9728 metadata, ready to serve and to name in challenges.
+#[derive(Debug)]
+struct ServedMetadata {
+    /// Local paths the document is served at.
+    paths: Vec<String>,
+    /// `, resource_metadata="<absolute URL>"`, appended to challenges.
+    challenge: String,
+    /// The JSON document.
+    document: String,
 }
 
 /// The RFC 9728 well-known path.
@@ -203,10 +222,10 @@ fn filter_error(field: &'static str, message: impl Into<String>) -> ConfigError 
     }
 }
 
-fn header_safe(text: &str) -> bool {
-    !text
-        .chars()
-        .any(|c| c == '"' || c == '\\' || c.is_control())
+/// The first character that cannot stand in a quoted header parameter.
+fn unsafe_header_char(text: &str) -> Option<char> {
+    text.chars()
+        .find(|c| *c == '"' || *c == '\\' || c.is_control())
 }
 
 impl Warden {
@@ -241,11 +260,7 @@ impl Warden {
                 "must be at least 4 (MCP requests nest params and arguments)",
             ));
         }
-        if let Some(bad) = settings
-            .realm
-            .chars()
-            .find(|c| *c == '"' || *c == '\\' || c.is_control())
-        {
+        if let Some(bad) = unsafe_header_char(&settings.realm) {
             return Err(filter_error(
                 "realm",
                 format!("must not contain `{}`", bad.escape_default()),
@@ -271,34 +286,23 @@ impl Warden {
                 "use lower-case letters, digits and `-` only",
             ));
         }
-        let (metadata_url, metadata_paths) = match &settings.resource_metadata {
-            None => (None, Vec::new()),
-            Some(metadata) => {
-                let (url, paths) = metadata_location(&metadata.resource)
-                    .map_err(|m| filter_error("resource_metadata.resource", m))?;
-                if metadata.authorization_servers.is_empty() {
-                    return Err(filter_error(
-                        "resource_metadata.authorization_servers",
-                        "name at least one authorization server (MCP clients need one)",
-                    ));
-                }
-                if !header_safe(&url) {
-                    return Err(filter_error(
-                        "resource_metadata.resource",
-                        "must not contain quotes, backslashes or control characters",
-                    ));
-                }
-                (Some(url), paths)
-            }
-        };
+        let metadata = settings
+            .resource_metadata
+            .as_ref()
+            .map(ServedMetadata::new)
+            .transpose()?;
         Ok(Self {
             verifier: TokenVerifier::new(&document.identity)?,
             policy: CompiledPolicy::compile(&document.rules, &document.defaults)?,
             settings,
             version: document.content_hash()?,
-            metadata_url,
-            metadata_paths,
+            metadata,
         })
+    }
+
+    /// `, resource_metadata="…"` for challenges, or nothing.
+    fn metadata_challenge(&self) -> &str {
+        self.metadata.as_ref().map_or("", |m| m.challenge.as_str())
     }
 
     /// An audit record with the request's facts and this policy's version.
@@ -393,31 +397,18 @@ impl Warden {
             return HeadVerdict::Serve(reply);
         }
         let audit = self.audit_for(head);
-        let pseudo_method = match head.method {
-            "POST" => None,
-            "GET" => Some(HTTP_GET_METHOD),
-            "DELETE" => Some(HTTP_DELETE_METHOD),
-            other => {
-                let reason = format!("HTTP method `{other}` is not part of the MCP transport");
-                let reply = Reply::json(
-                    405,
-                    &[("allow", "GET, POST, DELETE")],
-                    jsonrpc_error(
-                        None,
-                        codes::INVALID_REQUEST,
-                        "Method not allowed",
-                        json!({"reason": reason}),
-                    ),
-                );
-                return HeadVerdict::Respond(reply, audit.denied(405, reason));
-            }
-        };
         let revision = match transport::check_head(&self.settings, head) {
             Ok(revision) => revision,
             Err(refusal) => {
                 let (reply, audit) = self.refuse(refusal, None, head, audit);
                 return HeadVerdict::Respond(reply, audit);
             }
+        };
+        // `check_head` let only POST, GET and DELETE through.
+        let pseudo_method = match head.method {
+            "GET" => Some(HTTP_GET_METHOD),
+            "DELETE" => Some(HTTP_DELETE_METHOD),
+            _ => None,
         };
         let now_secs = u64::try_from(head.now_unix_nanos / 1_000_000_000).unwrap_or(u64::MAX);
         let identity = match TokenVerifier::bearer_token(head.authorization)
@@ -471,7 +462,7 @@ impl Warden {
             .content_length
             .and_then(|v| v.trim().parse::<usize>().ok());
         if declared.is_some_and(|n| n > self.settings.max_body_bytes) {
-            let (reply, audit) = self.body_too_large(audit, head.request_id);
+            let (reply, audit) = self.body_too_large(audit, head);
             return HeadVerdict::Respond(reply, audit);
         }
         HeadVerdict::ReadBody(Box::new(identity))
@@ -521,25 +512,21 @@ impl Warden {
         head: &RequestHead<'_>,
     ) -> (Reply, AuditRecord) {
         let audit = self.audit_for(head).with_identity(identity);
-        self.body_too_large(audit, head.request_id)
+        self.body_too_large(audit, head)
     }
 
-    fn body_too_large(&self, audit: AuditRecord, request_id: Option<&str>) -> (Reply, AuditRecord) {
+    fn body_too_large(&self, audit: AuditRecord, head: &RequestHead<'_>) -> (Reply, AuditRecord) {
         let reason = format!(
             "request body is larger than {} bytes",
             self.settings.max_body_bytes
         );
-        let reply = Reply::json(
+        let refusal = transport::Refusal::new(
             413,
-            &[],
-            jsonrpc_error(
-                None,
-                codes::INVALID_REQUEST,
-                "Request body too large",
-                json!({"reason": reason, "request_id": request_id}),
-            ),
+            codes::INVALID_REQUEST,
+            "Request body too large",
+            reason,
         );
-        (reply, audit.denied(413, reason))
+        self.refuse(refusal, None, head, audit)
     }
 
     /// Judges a complete POST body from a verified identity.
@@ -581,18 +568,13 @@ impl Warden {
             }
         };
         let audit = audit.with_request(&request, self.settings.audit_arguments);
-        // The head passed these checks once already; the revision is needed
-        // again to compare the headers with the body.
-        let checked = transport::check_head(&self.settings, head).and_then(|revision| {
-            transport::check_body(&self.settings, head, revision, &request).map(|()| revision)
-        });
-        let revision = match checked {
-            Ok(revision) => revision,
-            Err(refusal) => {
-                let (reply, audit) = self.refuse(refusal, request.id.as_ref(), head, audit);
-                return BodyVerdict::Respond(reply, audit);
-            }
-        };
+        // `judge_head` validated the head; only its comparison with the body
+        // is left.
+        let revision = transport::Revision::of(head);
+        if let Err(refusal) = transport::check_body(&self.settings, head, revision, &request) {
+            let (reply, audit) = self.refuse(refusal, request.id.as_ref(), head, audit);
+            return BodyVerdict::Respond(reply, audit);
+        }
         let decision = self.policy.decide(identity, &request);
         let audit = audit.with_decision(&decision);
         if !decision.is_allowed() {
@@ -624,7 +606,8 @@ impl Warden {
     }
 
     /// The forwarding of an allowed request: identity headers in, client
-    /// copies and (optionally) the token out.
+    /// copies and (optionally) the token out. Each edit sets a header
+    /// (replacing every copy the client sent) or removes it.
     fn forwarding(
         &self,
         audit: AuditRecord,
@@ -636,9 +619,12 @@ impl Warden {
         if upstream.strip_authorization {
             header_edits.push(("authorization".to_owned(), None));
         }
+        if let ResponsePlan::FilterList(_) = &response {
+            // A compressed list could not be read: ask for it uncompressed.
+            header_edits.push(("accept-encoding".to_owned(), None));
+        }
         let prefix = &upstream.identity_header_prefix;
         if !prefix.is_empty() {
-            let chain = identity.chain();
             let values = [
                 ("subject", Some(identity.subject.subject.clone())),
                 (
@@ -646,19 +632,16 @@ impl Warden {
                     identity.acting().actor_type.map(|t| t.as_str().to_owned()),
                 ),
                 ("actor", identity.actor.as_ref().map(|a| a.subject.clone())),
-                ("chain", Some(json!(chain).to_string())),
+                ("chain", Some(json!(identity.chain()).to_string())),
                 ("client-id", identity.client_id.clone()),
                 ("issuer", Some(identity.issuer.clone())),
             ];
-            for (name, value) in values {
-                // Remove first: a client-sent copy must never reach the
-                // upstream, even when Warden has no value to put there.
-                let header = format!("{prefix}{name}");
-                header_edits.push((header.clone(), None));
-                if let Some(value) = value {
-                    header_edits.push((header, Some(encode_header_value(&value))));
-                }
-            }
+            header_edits.extend(values.into_iter().map(|(name, value)| {
+                (
+                    format!("{prefix}{name}"),
+                    value.as_deref().map(encode_header_value),
+                )
+            }));
         }
         Forwarding {
             audit,
@@ -667,22 +650,14 @@ impl Warden {
         }
     }
 
-    /// Rewrites a complete list response so the caller sees only what it
-    /// could use. `status` is the response's HTTP status: only 200 responses
-    /// are rewritten (errors carry no list).
+    /// Rewrites a complete list response (one [`ListRequest::wants`]) so
+    /// the caller sees only what it could use.
     pub fn filter_list_response(
         &self,
         list: &ListRequest,
-        status: u16,
         content_type: &str,
         body: &[u8],
     ) -> FilteredList {
-        if status != 200 {
-            return FilteredList {
-                body: body.to_vec(),
-                audit: None,
-            };
-        }
         self.filter_list(list, content_type, body, true)
             .unwrap_or_else(|| {
                 self.unfilterable_list(list, content_type, "no answer to the list request")
@@ -837,9 +812,7 @@ impl Warden {
                     "Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{scope}\"",
                     self.settings.realm
                 );
-                if let Some(url) = &self.metadata_url {
-                    challenge.push_str(&format!(", resource_metadata=\"{url}\""));
-                }
+                challenge.push_str(self.metadata_challenge());
                 challenge.push_str(&format!(
                     ", error_description=\"the request needs scope {}\"",
                     scope.replace(' ', " or ")
@@ -879,8 +852,8 @@ impl Warden {
 
     /// Protected Resource Metadata (RFC 9728), when configured and asked for.
     fn serve_metadata(&self, method: &str, path: &str) -> Option<Reply> {
-        let metadata = self.settings.resource_metadata.as_ref()?;
-        if !self.metadata_paths.iter().any(|p| p == path) {
+        let metadata = self.metadata.as_ref()?;
+        if !metadata.paths.iter().any(|p| p == path) {
             return None;
         }
         if method != "GET" && method != "HEAD" {
@@ -890,26 +863,10 @@ impl Warden {
                 json!({"error": "method_not_allowed"}).to_string(),
             ));
         }
-        let mut document = json!({
-            "resource": metadata.resource,
-            "authorization_servers": metadata.authorization_servers,
-            "bearer_methods_supported": ["header"],
-        });
-        if let Some(object) = document.as_object_mut() {
-            if let Some(scopes) = &metadata.scopes_supported {
-                object.insert("scopes_supported".into(), json!(scopes));
-            }
-            if let Some(name) = &metadata.resource_name {
-                object.insert("resource_name".into(), json!(name));
-            }
-            if let Some(docs) = &metadata.resource_documentation {
-                object.insert("resource_documentation".into(), json!(docs));
-            }
-        }
         Some(Reply::json(
             200,
             &[("cache-control", "max-age=300")],
-            document.to_string(),
+            metadata.document.clone(),
         ))
     }
 
@@ -930,10 +887,11 @@ impl Warden {
                 ),
             );
         }
-        let mut challenge = format!("Bearer realm=\"{}\"", self.settings.realm);
-        if let Some(url) = &self.metadata_url {
-            challenge.push_str(&format!(", resource_metadata=\"{url}\""));
-        }
+        let mut challenge = format!(
+            "Bearer realm=\"{}\"{}",
+            self.settings.realm,
+            self.metadata_challenge()
+        );
         match error {
             TokenError::Missing => {}
             TokenError::NotBearer => challenge.push_str(", error=\"invalid_request\""),
@@ -964,6 +922,39 @@ impl Warden {
                 json!({"reason": error.to_string(), "request_id": request_id}),
             ),
         )
+    }
+}
+
+impl ServedMetadata {
+    /// Checks the configuration and builds what is served.
+    fn new(metadata: &ResourceMetadata) -> Result<Self, ConfigError> {
+        let field = "resource_metadata.resource";
+        let (url, paths) =
+            metadata_location(&metadata.resource).map_err(|m| filter_error(field, m))?;
+        if metadata.authorization_servers.is_empty() {
+            return Err(filter_error(
+                "resource_metadata.authorization_servers",
+                "name at least one authorization server (MCP clients need one)",
+            ));
+        }
+        if unsafe_header_char(&url).is_some() {
+            return Err(filter_error(
+                field,
+                "must not contain quotes, backslashes or control characters",
+            ));
+        }
+        // The configured fields (absent optional ones are skipped), plus
+        // the one way Warden accepts tokens.
+        let mut document =
+            serde_json::to_value(metadata).map_err(|e| filter_error(field, e.to_string()))?;
+        if let Some(object) = document.as_object_mut() {
+            object.insert("bearer_methods_supported".into(), json!(["header"]));
+        }
+        Ok(Self {
+            paths,
+            challenge: format!(", resource_metadata=\"{url}\""),
+            document: document.to_string(),
+        })
     }
 }
 
@@ -998,23 +989,6 @@ fn metadata_location(resource: &str) -> Result<(String, Vec<String>), String> {
         paths.push(METADATA_PATH.to_owned());
     }
     Ok((url, paths))
-}
-
-/// Header values that are not plain printable ASCII travel in MCP's
-/// `=?base64?…?=` form.
-fn encode_header_value(value: &str) -> String {
-    use base64::Engine as _;
-    let plain = value.bytes().all(|b| (0x20..=0x7e).contains(&b))
-        && value.trim() == value
-        && !value.starts_with("=?base64?");
-    if plain {
-        value.to_owned()
-    } else {
-        format!(
-            "=?base64?{}?=",
-            base64::engine::general_purpose::STANDARD.encode(value)
-        )
-    }
 }
 
 fn jsonrpc_error(id: Option<&Value>, code: i64, message: &str, data: Value) -> String {

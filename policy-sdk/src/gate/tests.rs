@@ -786,7 +786,6 @@ fn protected_resource_metadata_is_served_and_named_in_challenges() {
 
 #[test]
 fn the_upstream_gets_verified_identity_headers_and_never_client_copies() {
-    let w = warden(json!({}));
     let agent = token_for(json!({
         "sub": "zoë", "client_id": "cli-1",
         "act": {"sub": "agent-7", "actor_type": "agent"},
@@ -813,7 +812,9 @@ fn the_upstream_gets_verified_identity_headers_and_never_client_copies() {
             ("x-warden-issuer", "https://idp.demo.warden.test"),
         ]
     );
-    // Every identity header is removed first, so client copies never pass.
+    // Each identity header has exactly one edit: a set replaces every copy
+    // the client sent, and a header Warden has no value for is removed, so
+    // client copies never pass.
     for name in [
         "subject",
         "actor-type",
@@ -822,9 +823,23 @@ fn the_upstream_gets_verified_identity_headers_and_never_client_copies() {
         "client-id",
         "issuer",
     ] {
-        assert!(
-            edits.contains(&(format!("x-warden-{name}"), None)),
+        let header = format!("x-warden-{name}");
+        assert_eq!(
+            edits.iter().filter(|(k, _)| *k == header).count(),
+            1,
             "{name}"
+        );
+    }
+    let direct = forwarded(post_with(
+        &w_all,
+        r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+        head("POST", "/mcp", Some(&bearer())),
+    ))
+    .header_edits;
+    for name in ["x-warden-actor", "x-warden-client-id"] {
+        assert!(
+            direct.contains(&(name.to_owned(), None)),
+            "{name}: {direct:?}"
         );
     }
     assert!(!edits.iter().any(|(k, _)| k == "authorization"));
@@ -837,7 +852,6 @@ fn the_upstream_gets_verified_identity_headers_and_never_client_copies() {
     ))
     .header_edits;
     assert_eq!(edits, vec![("authorization".to_owned(), None)]);
-    drop(w);
 }
 
 #[test]
@@ -893,7 +907,7 @@ fn list_responses_are_filtered_whole_or_as_soon_as_an_sse_answer_is_in() {
         w.filter_list_prefix(&list, "application/json", answer.as_bytes()),
         None
     );
-    let whole = w.filter_list_response(&list, 200, "application/json", answer.as_bytes());
+    let whole = w.filter_list_response(&list, "application/json", answer.as_bytes());
     let body: Value = serde_json::from_slice(&whole.body).unwrap();
     assert_eq!(body["result"]["tools"], json!([{"name": "search_docs"}]));
     let audit = whole.audit.unwrap();
@@ -923,7 +937,7 @@ fn list_responses_are_filtered_whole_or_as_soon_as_an_sse_answer_is_in() {
     );
     // A stream that ends inside the answering event fails closed.
     let cut = format!("{note}event: message\ndata: {answer}");
-    let failed = w.filter_list_response(&list, 200, "text/event-stream", cut.as_bytes());
+    let failed = w.filter_list_response(&list, "text/event-stream", cut.as_bytes());
     let text = String::from_utf8(failed.body).unwrap();
     assert!(
         text.contains("-32603") && !text.contains("deploy"),
@@ -935,13 +949,13 @@ fn list_responses_are_filtered_whole_or_as_soon_as_an_sse_answer_is_in() {
         {"id": "list", "effect": "allow", "owner": "o", "methods": ["tools/list"]},
     ]}));
     let list = list_plan(&small, &bearer());
-    let failed = small.filter_list_response(&list, 200, "application/json", answer.as_bytes());
+    let failed = small.filter_list_response(&list, "application/json", answer.as_bytes());
     let body: Value = serde_json::from_slice(&failed.body).unwrap();
     assert_eq!(
         (body["id"].clone(), body["error"]["code"].clone()),
         (json!(3), json!(-32603))
     );
     // Error statuses carry no list and pass untouched.
-    let passed = small.filter_list_response(&list, 500, "application/json", b"oops");
-    assert_eq!((passed.body.as_slice(), passed.audit), (&b"oops"[..], None));
+    assert!(list.wants(200));
+    assert!(!list.wants(500));
 }

@@ -23,7 +23,12 @@ pub(crate) struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: u16, code: i64, message: &'static str, reason: impl Into<String>) -> Self {
+    pub(super) fn new(
+        status: u16,
+        code: i64,
+        message: &'static str,
+        reason: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             code,
@@ -47,7 +52,21 @@ pub(crate) struct Revision<'a> {
     pub declared: bool,
 }
 
-impl Revision<'_> {
+impl<'a> Revision<'a> {
+    /// The revision of a head that [`check_head`] accepted.
+    pub fn of(head: &RequestHead<'a>) -> Self {
+        match head.protocol_version.map(str::trim) {
+            Some(version) => Revision {
+                version,
+                declared: true,
+            },
+            None => Revision {
+                version: ASSUMED_REVISION,
+                declared: false,
+            },
+        }
+    }
+
     /// 2026-07-28 or later: no sessions, request metadata in headers.
     pub fn is_modern(&self) -> bool {
         self.version >= MODERN_REVISION
@@ -116,6 +135,20 @@ pub(crate) fn check_head<'a>(
     settings: &FilterSettings,
     head: &RequestHead<'a>,
 ) -> Result<Revision<'a>, Refusal> {
+    if !matches!(head.method, "POST" | "GET" | "DELETE") {
+        return Err(Refusal {
+            headers: vec![("allow", "GET, POST, DELETE".into())],
+            ..Refusal::new(
+                405,
+                codes::INVALID_REQUEST,
+                "Method not allowed",
+                format!(
+                    "HTTP method `{}` is not part of the MCP transport",
+                    head.method
+                ),
+            )
+        });
+    }
     if let Some(origin) = head.origin
         && !settings
             .allowed_origins
@@ -159,27 +192,21 @@ pub(crate) fn check_head<'a>(
             format!("the `{name}` header appears more than once"),
         ));
     }
-    let revision = match head.protocol_version.map(str::trim) {
-        Some(version) => {
-            let known = REVISIONS.contains(&version);
-            let window = &settings.protocol_versions;
-            if !known || version < window.min.as_str() || version > window.max.as_str() {
-                return Err(unsupported(
-                    settings,
-                    version,
-                    format!("MCP-Protocol-Version `{version}` is not supported"),
-                ));
-            }
-            Revision {
+    let revision = Revision::of(head);
+    if revision.declared {
+        let version = revision.version;
+        let window = &settings.protocol_versions;
+        if !REVISIONS.contains(&version)
+            || version < window.min.as_str()
+            || version > window.max.as_str()
+        {
+            return Err(unsupported(
+                settings,
                 version,
-                declared: true,
-            }
+                format!("MCP-Protocol-Version `{version}` is not supported"),
+            ));
         }
-        None => Revision {
-            version: ASSUMED_REVISION,
-            declared: false,
-        },
-    };
+    }
     if revision.is_modern() && head.method != "POST" {
         return Err(Refusal {
             headers: vec![("allow", "POST".into())],
@@ -318,6 +345,19 @@ pub fn decode_header_value(value: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// The inverse of [`decode_header_value`]: values that are not plain
+/// printable ASCII (or that would read as the sentinel) travel base64-encoded.
+pub fn encode_header_value(value: &str) -> String {
+    let plain = value.bytes().all(|b| (0x20..=0x7e).contains(&b))
+        && value.trim() == value
+        && !value.starts_with("=?base64?");
+    if plain {
+        value.to_owned()
+    } else {
+        format!("=?base64?{}?=", STANDARD.encode(value))
+    }
+}
+
 /// Whether the query string carries an `access_token` parameter (name
 /// compared after percent-decoding, so `access%5Ftoken` is caught too).
 fn query_has_access_token(path: &str) -> bool {
@@ -375,6 +415,15 @@ mod tests {
         assert_eq!(decode_header_value("=?base64?Y2Fmw6l=?="), None);
         // Invalid UTF-8.
         assert_eq!(decode_header_value("=?base64?/w==?="), None);
+    }
+
+    #[test]
+    fn header_values_round_trip() {
+        for value in ["deploy", "café", " padded", "=?base64?x?=", "line\nbreak"] {
+            let encoded = encode_header_value(value);
+            assert_eq!(encoded == value, value == "deploy", "{value}: {encoded}");
+            assert_eq!(decode_header_value(&encoded).as_deref(), Some(value));
+        }
     }
 
     #[test]
