@@ -239,25 +239,15 @@ struct Pending {
     audit: policy_sdk::AuditRecord,
 }
 
-/// Request facts kept between callbacks.
+/// Request facts kept between callbacks: the headers as the client sent
+/// them (one hostcall), plus what Warden looked up for them.
 #[derive(Default)]
 struct OwnedHead {
-    method: String,
-    path: String,
-    authorization: Option<String>,
-    content_length: Option<String>,
-    content_type: Option<String>,
-    request_id: Option<String>,
-    origin: Option<String>,
-    protocol_version: Option<String>,
-    mcp_method: Option<String>,
-    mcp_name: Option<String>,
-    session_id: Option<String>,
+    /// Name (lower case, as the proxy hands them over) and value.
+    headers: Vec<(String, String)>,
+    /// The binding shared data holds for the presented session.
     session_binding: Option<String>,
     duplicated: Option<&'static str>,
-    /// Names of the headers the client sent (lower case), so edits only
-    /// remove what is there.
-    names: Vec<String>,
     now_unix_nanos: u128,
     end_of_stream: bool,
 }
@@ -266,64 +256,54 @@ impl OwnedHead {
     /// Reads the request headers in one hostcall, and the binding of the
     /// presented session from shared data.
     fn read(warden: &Warden, now_unix_nanos: u128, end_of_stream: bool) -> Self {
-        let headers =
-            hostcalls::get_map(proxy_wasm::types::MapType::HttpRequestHeaders).unwrap_or_default();
-        let first = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
+        let mut head = Self {
+            headers: hostcalls::get_map(proxy_wasm::types::MapType::HttpRequestHeaders)
+                .unwrap_or_default(),
+            now_unix_nanos,
+            end_of_stream,
+            ..Self::default()
         };
-        let duplicated = policy_sdk::gate::ROUTING_HEADERS.into_iter().find(|name| {
-            headers
-                .iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-                .nth(1)
-                .is_some()
-        });
-        let session_id = first("mcp-session-id");
-        let session_binding = session_id.as_deref().and_then(|id| {
+        head.duplicated = policy_sdk::gate::ROUTING_HEADERS
+            .into_iter()
+            .find(|name| head.count(name) > 1);
+        head.session_binding = head.get("mcp-session-id").and_then(|id| {
             let key = warden.session_key(id)?;
             let (record, _) = hostcalls::get_shared_data(&key).ok()?;
             let record = String::from_utf8(record?).ok()?;
             Warden::binding_in_record(id, &record).map(str::to_owned)
         });
-        Self {
-            method: first(":method").unwrap_or_default(),
-            path: first(":path").unwrap_or_default(),
-            authorization: first("authorization"),
-            content_length: first("content-length"),
-            content_type: first("content-type"),
-            request_id: first("x-request-id"),
-            origin: first("origin"),
-            protocol_version: first("mcp-protocol-version"),
-            mcp_method: first("mcp-method"),
-            mcp_name: first("mcp-name"),
-            session_id,
-            session_binding,
-            duplicated,
-            names: headers
-                .iter()
-                .map(|(k, _)| k.to_ascii_lowercase())
-                .collect(),
-            now_unix_nanos,
-            end_of_stream,
-        }
+        head
+    }
+
+    /// The first value of one header.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// How many times the client sent one header.
+    fn count(&self, name: &str) -> usize {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .count()
     }
 
     fn view(&self) -> RequestHead<'_> {
         RequestHead {
-            method: &self.method,
-            path: &self.path,
-            authorization: self.authorization.as_deref(),
-            content_length: self.content_length.as_deref(),
-            content_type: self.content_type.as_deref(),
-            request_id: self.request_id.as_deref(),
-            origin: self.origin.as_deref(),
-            protocol_version: self.protocol_version.as_deref(),
-            mcp_method: self.mcp_method.as_deref(),
-            mcp_name: self.mcp_name.as_deref(),
-            session_id: self.session_id.as_deref(),
+            method: self.get(":method").unwrap_or_default(),
+            path: self.get(":path").unwrap_or_default(),
+            authorization: self.get("authorization"),
+            content_length: self.get("content-length"),
+            content_type: self.get("content-type"),
+            request_id: self.get("x-request-id"),
+            origin: self.get("origin"),
+            protocol_version: self.get("mcp-protocol-version"),
+            mcp_method: self.get("mcp-method"),
+            mcp_name: self.get("mcp-name"),
+            session_id: self.get("mcp-session-id"),
             session_binding: self.session_binding.as_deref(),
             duplicated: self.duplicated,
             now_unix_nanos: self.now_unix_nanos,
@@ -359,17 +339,42 @@ impl WardenHttp {
     /// Answers locally; the request goes no further.
     fn respond(&mut self, reply: &Reply, audit: &policy_sdk::AuditRecord) -> Step {
         self.record(audit);
-        self.phase = Phase::Done;
+        self.serve(reply)
+    }
+
+    /// Answers locally with `reply` (audited by the caller, if at all).
+    fn serve(&mut self, reply: &Reply) -> Step {
         let headers: Vec<(&str, &str)> = reply
             .headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        if let Err(status) = hostcalls::send_http_response(
-            u32::from(reply.status),
-            headers,
-            Some(reply.body.as_bytes()),
-        ) {
+        self.send(reply.status, headers, reply.body.as_bytes())
+    }
+
+    /// Something the filter needs failed: answer 500 rather than pass.
+    fn fail_closed(&mut self, why: &str) -> Step {
+        let body = format!("warden: {why}\n");
+        self.send(500, vec![("content-type", "text/plain")], body.as_bytes())
+    }
+
+    /// No compiled configuration: fail closed.
+    fn unconfigured(&mut self) -> Step {
+        log(
+            LogLevel::Error,
+            "warden: no configuration loaded; answering 503 (fail closed)",
+        );
+        self.send(
+            503,
+            vec![("content-type", "text/plain")],
+            b"warden: not configured\n",
+        )
+    }
+
+    /// Sends a local reply; the request goes no further.
+    fn send(&mut self, status: u16, headers: Vec<(&str, &str)>, body: &[u8]) -> Step {
+        self.phase = Phase::Done;
+        if let Err(status) = hostcalls::send_http_response(u32::from(status), headers, Some(body)) {
             log(
                 LogLevel::Error,
                 &format!("warden: sending the local reply failed: {status:?}"),
@@ -385,7 +390,7 @@ impl WardenHttp {
         self.phase = Phase::Done;
         for (name, value) in &forwarding.header_edits {
             // Removing a header the client never sent is a wasted hostcall.
-            if value.is_none() && !self.head.names.iter().any(|n| n == name) {
+            if value.is_none() && self.head.get(name).is_none() {
                 continue;
             }
             if let Err(status) = hostcalls::set_map_value(
@@ -404,48 +409,6 @@ impl WardenHttp {
         }
         self.response = response::Stage::planned(forwarding.response);
         Step::Continue
-    }
-
-    /// Something the filter needs failed: answer 500 rather than pass.
-    fn fail_closed(&mut self, why: &str) -> Step {
-        self.phase = Phase::Done;
-        let _ = hostcalls::send_http_response(
-            500,
-            vec![("content-type", "text/plain")],
-            Some(format!("warden: {why}\n").as_bytes()),
-        );
-        Step::Stop
-    }
-
-    /// Answers locally with nothing to audit.
-    fn serve(&mut self, reply: &Reply) -> Step {
-        self.phase = Phase::Done;
-        let headers: Vec<(&str, &str)> = reply
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let _ = hostcalls::send_http_response(
-            u32::from(reply.status),
-            headers,
-            Some(reply.body.as_bytes()),
-        );
-        Step::Stop
-    }
-
-    /// No compiled configuration: fail closed.
-    fn unconfigured(&mut self) -> Step {
-        log(
-            LogLevel::Error,
-            "warden: no configuration loaded; answering 503 (fail closed)",
-        );
-        self.phase = Phase::Done;
-        let _ = hostcalls::send_http_response(
-            503,
-            vec![("content-type", "text/plain")],
-            Some(b"warden: not configured\n"),
-        );
-        Step::Stop
     }
 
     fn now_unix_nanos(&self) -> u128 {
