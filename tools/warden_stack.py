@@ -99,8 +99,17 @@ def run_cli(*args: str | os.PathLike[str], timeout: float = 60) -> str:
 
 
 def render_envoy_config(
-    policy: Path, *, listen_port: int, upstream_port: int, admin_port: int, listen_host: str = "127.0.0.1"
+    policy: Path,
+    *,
+    listen_port: int,
+    upstream_port: int,
+    admin_port: int,
+    listen_host: str = "127.0.0.1",
+    clusters: dict[str, int] | None = None,
 ) -> str:
+    """`warden envoy`'s bootstrap; `clusters` adds the clusters the policy calls
+    out to (`jwks_fetch`, `revocation.remote`), each a loopback port."""
+    cluster_args = [arg for name, port in (clusters or {}).items() for arg in ("--cluster", f"{name}=127.0.0.1:{port}")]
     return run_cli(
         "envoy",
         policy,
@@ -112,6 +121,7 @@ def render_envoy_config(
         f"127.0.0.1:{upstream_port}",
         "--admin",
         f"127.0.0.1:{admin_port}",
+        *cluster_args,
     )
 
 
@@ -262,6 +272,11 @@ class Stack:
     server_python: Path = VENV_MCP2_PYTHON
     # Extra arguments for the example server, e.g. ["--json-response"].
     server_args: list[str] = field(default_factory=list)
+    # False: no example server; `server_port` is an upstream the caller runs.
+    with_server: bool = True
+    # Clusters the policy calls out to (name -> loopback port), see render_envoy_config.
+    clusters: dict[str, int] = field(default_factory=dict)
+    concurrency: int = 1
     envoy_log_level: str = "info"
     server_port: int = 0
     admin_port: int = 0
@@ -332,6 +347,7 @@ class Stack:
             upstream_port=self.server_port,
             admin_port=self.admin_port,
             listen_host=self.listen_host,
+            clusters=self.clusters,
         )
         self.config_path.write_text(config)
         return self.config_path
@@ -345,7 +361,7 @@ class Stack:
                 "-c",
                 str(self.config_path),
                 "--concurrency",
-                "1",
+                str(self.concurrency),
                 "--log-level",
                 self.envoy_log_level,
                 "--base-id",
@@ -377,7 +393,8 @@ class Stack:
     def start(self) -> "Stack":
         try:
             require_binaries()
-            self.start_server()
+            if self.with_server:
+                self.start_server()
             self.render_config()
             self.start_envoy()
         except BaseException:

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -26,16 +23,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
+import mint_token
 import pytest
+from conftest import REPO_ROOT
+from warden_stack import EnvoyLog, Stack
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT / "tools"))
-
-import mint_token  # noqa: E402
-import warden_stack  # noqa: E402
-
-# Beside the other e2e stacks; WARDEN_E2E_WORKDIR moves both (parallel runs).
-WORKDIR = Path(os.environ.get("WARDEN_E2E_WORKDIR") or REPO_ROOT / ".work" / "e2e").resolve() / "identity"
 ALL_KEYS = json.loads((REPO_ROOT / "examples" / "keys" / "demo.jwks.json").read_text())["keys"]
 ES256_KEY = next(k for k in ALL_KEYS if k["kid"] == "demo-es256")
 EDDSA_KEY = next(k for k in ALL_KEYS if k["kid"] == "demo-eddsa")
@@ -127,10 +119,10 @@ rules:
 
 
 class Live:
-    def __init__(self, provider: Provider, url: str, envoy_log: Path) -> None:
+    def __init__(self, provider: Provider, url: str, envoy_log: EnvoyLog) -> None:
         self.provider = provider
         self.url = url
-        self.log = warden_stack.EnvoyLog(envoy_log)
+        self.log = envoy_log
 
     def call(self, token: str) -> httpx.Response:
         body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
@@ -146,46 +138,33 @@ class Live:
 
 
 @contextlib.contextmanager
-def start_live(name: str, policy_text: str, provider: Provider) -> Iterator[Live]:
-    """Serves `provider` on loopback and runs Envoy with `policy_text` in front of it."""
-    warden_stack.require_binaries()
-    workdir = WORKDIR / name
-    workdir.mkdir(parents=True, exist_ok=True)
+def start_live(workdir: Path, policy_text: str, provider: Provider) -> Iterator[Live]:
+    """Serves `provider` on loopback (as the `idp` cluster and as the upstream)
+    and runs Envoy with `policy_text` in front of it, in `workdir`."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(provider))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
-    policy = workdir / "policy.yaml"
-    policy.write_text(policy_text)
-    listen, admin = warden_stack.free_port(), warden_stack.free_port()
-    config = workdir / "envoy.yaml"
-    config.write_text(
-        warden_stack.run_cli(
-            "envoy", policy, "--wasm", warden_stack.WASM_FILTER,
-            "--listen", f"127.0.0.1:{listen}", "--upstream", f"127.0.0.1:{port}",
-            "--admin", f"127.0.0.1:{admin}", "--cluster", f"idp=127.0.0.1:{port}",
-        )
+    stack = Stack(
+        policy=Path(workdir) / "policy.yaml",
+        workdir=workdir,
+        with_server=False,
+        server_port=port,
+        clusters={"idp": port},
+        concurrency=2,
     )
-    log_path = workdir / "envoy.log"
-    with log_path.open("wb") as log:
-        envoy = subprocess.Popen(
-            [warden_stack.envoy_binary(), "-c", str(config), "--concurrency", "2", "--log-level", "info",
-             "--base-id", str(admin)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True,
-        )
+    stack.policy.write_text(policy_text)
     try:
-        warden_stack.wait_for_port(listen, 60, envoy, "envoy")
-        yield Live(provider, f"http://127.0.0.1:{listen}/mcp", log_path)
+        with stack:
+            yield Live(provider, stack.url, stack.envoy_log)
     finally:
-        warden_stack._stop(envoy)
         server.shutdown()
 
 
 @pytest.fixture(scope="module")
-def live() -> Iterator[Live]:
+def live(e2e_workdir: Path) -> Iterator[Live]:
     provider = Provider()
     provider.down = True  # the provider starts unreachable: requests must fail closed
-    with start_live("fetch", POLICY.format(min_refresh=MIN_REFRESH), provider) as live:
+    with start_live(e2e_workdir / "identity" / "fetch", POLICY.format(min_refresh=MIN_REFRESH), provider) as live:
         yield live
 
 
@@ -274,13 +253,13 @@ def test_a_revoked_token_is_refused_after_the_next_poll(live: Live) -> None:
     assert any("reported stolen" in r for r in reasons), reasons
 
 
-def test_keys_found_through_openid_discovery() -> None:
+def test_keys_found_through_openid_discovery(e2e_workdir: Path) -> None:
     policy = POLICY.format(min_refresh=MIN_REFRESH).replace(
         "path: /jwks\n", "path: /.well-known/openid-configuration\n        discovery: true\n"
     )
     assert "discovery: true" in policy
     provider = Provider()
-    with start_live("discovery", policy, provider) as live:
+    with start_live(e2e_workdir / "identity" / "discovery", policy, provider) as live:
         live.wait_until(lambda: live.call(token()).status_code == 200, 15, "keys through discovery")
         assert live.provider.hit_count("/.well-known/openid-configuration") >= 1
         assert live.provider.hit_count("/jwks") >= 1
