@@ -118,27 +118,34 @@ fn rule_matches(
     ctx: &PassContext<'_>,
     target: &PreparedTarget<'_>,
 ) -> Result<bool, String> {
-    if rule.delegated.is_some_and(|d| d != ctx.delegated) {
+    if !party_matches(rule, ctx) {
         return Ok(false);
+    }
+    request_matches(rule, target)
+}
+
+/// Whether the rule's principal, delegation and `on_behalf_of` conditions
+/// hold for the pass, whatever is asked.
+pub(crate) fn party_matches(rule: &Rule, ctx: &PassContext<'_>) -> bool {
+    if rule.delegated.is_some_and(|d| d != ctx.delegated) {
+        return false;
     }
     if rule
         .delegation_depth
         .is_some_and(|(min, max)| ctx.depth < min || ctx.depth > max)
     {
-        return Ok(false);
+        return false;
     }
     if let Some(m) = &rule.principal
         && !principal_matches(m, ctx.principal)
     {
-        return Ok(false);
+        return false;
     }
-    if let Some(m) = &rule.on_behalf_of {
-        match ctx.on_behalf_of {
-            Some(p) if principal_matches(m, p) => {}
-            _ => return Ok(false),
-        }
+    match (&rule.on_behalf_of, ctx.on_behalf_of) {
+        (None, _) => true,
+        (Some(m), Some(p)) => principal_matches(m, p),
+        (Some(_), None) => false,
     }
-    request_matches(rule, target)
 }
 
 /// Whether the rule's method, target and argument conditions hold, whoever

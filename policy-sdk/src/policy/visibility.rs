@@ -20,7 +20,7 @@
 
 use super::CompiledPolicy;
 use super::compile::{MethodMatch, Rule, TargetMatch};
-use super::eval::{PassContext, passes, principal_matches};
+use super::eval::{PassContext, party_matches, passes};
 use super::source::Effect;
 use crate::identity::Identity;
 use crate::listing::ListKind;
@@ -182,30 +182,11 @@ fn pass_could_allow(rules: &[Rule], ctx: &PassContext<'_>, item: &PreparedItem<'
 /// The principal, delegation and method parts of a rule (as `eval` checks
 /// them), without its target and arguments.
 fn applies_to(rule: &Rule, ctx: &PassContext<'_>, method: &str) -> bool {
-    if rule.delegated.is_some_and(|d| d != ctx.delegated) {
-        return false;
-    }
-    if rule
-        .delegation_depth
-        .is_some_and(|(min, max)| ctx.depth < min || ctx.depth > max)
-    {
-        return false;
-    }
-    if let Some(m) = &rule.principal
-        && !principal_matches(m, ctx.principal)
-    {
-        return false;
-    }
-    if let Some(m) = &rule.on_behalf_of {
-        match ctx.on_behalf_of {
-            Some(p) if principal_matches(m, p) => {}
-            _ => return false,
+    party_matches(rule, ctx)
+        && match &rule.methods {
+            MethodMatch::Any => true,
+            MethodMatch::Globs(globs) => globs.iter().any(|g| g.matches(method)),
         }
-    }
-    match &rule.methods {
-        MethodMatch::Any => true,
-        MethodMatch::Globs(globs) => globs.iter().any(|g| g.matches(method)),
-    }
 }
 
 /// The canonical form of the part of an RFC 6570 template every expansion
