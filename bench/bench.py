@@ -381,16 +381,19 @@ def post(port: int, body: str, token: str | None) -> tuple[int, str]:
         conn.close()
 
 
+# The Envoy counters read around each run, by the name the run records them under.
+COUNTERS = {
+    "completed": "http.mcp.downstream_rq_completed",
+    "forwarded": f"cluster.{CLUSTER}.upstream_rq_200",
+    "upstream_connections_opened": f"cluster.{CLUSTER}.upstream_cx_total",
+}
+
+
 def stats(admin: int) -> dict[str, int]:
-    wanted = ("http.mcp.downstream_rq_completed", f"cluster.{CLUSTER}.upstream_rq_200", f"cluster.{CLUSTER}.upstream_cx_total")
-    regex = "^(" + "|".join(re.escape(w) for w in wanted) + ")$"
+    regex = "^(" + "|".join(re.escape(w) for w in COUNTERS.values()) + ")$"
     _, text = http_get(admin, "/stats?filter=" + urllib.parse.quote(regex))
-    values: dict[str, int] = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(": ")
-        if name in wanted:
-            values[name] = int(value)
-    return values
+    by_stat = dict(line.partition(": ")[::2] for line in text.splitlines())
+    return {key: int(by_stat.get(name, 0)) for key, name in COUNTERS.items()}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -399,6 +402,21 @@ def cpu_seconds(pid: int) -> float:
     fields = text.rsplit(")", 1)[1].split()
     # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def counters(variant: Variant) -> dict[str, float]:
+    """The variant's Envoy counters and CPU seconds now. With counters_since(),
+    the CPU time is read inside the counters' window (counters first, CPU last)."""
+    values: dict[str, float] = dict(stats(variant.admin))
+    values["cpu_s"] = cpu_seconds(variant.proc.pid)  # type: ignore[union-attr]
+    return values
+
+
+def counters_since(variant: Variant, before: dict[str, float]) -> dict[str, float]:
+    """What the counters and CPU seconds grew by since `before` (from counters())."""
+    cpu = cpu_seconds(variant.proc.pid)  # type: ignore[union-attr]
+    after: dict[str, float] = {**stats(variant.admin), "cpu_s": cpu}
+    return {key: after[key] - before[key] for key in after}
 
 
 # --------------------------------------------------------------------------- checks
@@ -425,33 +443,29 @@ def functional_checks(variant: Variant, tokens: dict[str, str]) -> None:
 # --------------------------------------------------------------------------- load
 
 
+def wrk_command(variant: Variant, token_file: Path, body_file: Path, seconds: int, connections: int) -> list[str]:
+    return ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(WRK_SCRIPT),
+            f"http://127.0.0.1:{variant.port}/mcp", "--", str(token_file), str(body_file)]
+
+
 def run_wrk(variant: Variant, token_file: Path, body_file: Path, seconds: float, connections: int) -> dict[str, Any]:
-    pid = variant.proc.pid  # type: ignore[union-attr]
-    before_stats = stats(variant.admin)
-    before_cpu = cpu_seconds(pid)
+    before = counters(variant)
     result = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s", "-s", str(WRK_SCRIPT),
-         f"http://127.0.0.1:{variant.port}/mcp", "--", str(token_file), str(body_file)],
+        wrk_command(variant, token_file, body_file, max(1, round(seconds)), connections),
         capture_output=True, text=True, timeout=seconds + 60,
     )
-    after_cpu = cpu_seconds(pid)
-    after_stats = stats(variant.admin)
+    delta = counters_since(variant, before)
     line = next((ln for ln in result.stdout.splitlines() if ln.startswith("WRK_RESULT ")), None)
     if result.returncode != 0 or line is None:
         raise SystemExit(f"bench: wrk failed against `{variant.key}`:\n{result.stdout}\n{result.stderr}")
     wrk = json.loads(line.removeprefix("WRK_RESULT "))
-    completed = after_stats["http.mcp.downstream_rq_completed"] - before_stats["http.mcp.downstream_rq_completed"]
-    forwarded = after_stats.get(f"cluster.{CLUSTER}.upstream_rq_200", 0) - before_stats.get(f"cluster.{CLUSTER}.upstream_rq_200", 0)
-    connections_opened = (after_stats.get(f"cluster.{CLUSTER}.upstream_cx_total", 0)
-                          - before_stats.get(f"cluster.{CLUSTER}.upstream_cx_total", 0))
-    cpu = after_cpu - before_cpu
-    errors = sum(wrk["errors"].values())
+    completed, cpu = delta["completed"], delta["cpu_s"]
     return {
         "requests": wrk["requests"],
         "completed": completed,
-        "forwarded": forwarded,
-        "errors": errors,
-        "upstream_connections_opened": connections_opened,
+        "forwarded": delta["forwarded"],
+        "errors": sum(wrk["errors"].values()),
+        "upstream_connections_opened": delta["upstream_connections_opened"],
         "rps": wrk["requests"] / (wrk["duration_us"] / 1e6),
         "p50_us": wrk["latency_us"]["p50"],
         "p99_us": wrk["latency_us"]["p99"],
@@ -469,23 +483,21 @@ def profile(variant: Variant, token_file: Path, body_file: Path, seconds: int, c
     pid = variant.proc.pid  # type: ignore[union-attr]
     data = WORK / f"perf-{variant.key}.data"
     load = subprocess.Popen(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds + 4}s", "--timeout", "5s", "-s", str(WRK_SCRIPT),
-         f"http://127.0.0.1:{variant.port}/mcp", "--", str(token_file), str(body_file)],
+        wrk_command(variant, token_file, body_file, seconds + 4, connections),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     CHILDREN.append(load)
     time.sleep(2)
-    before_stats, before_cpu = stats(variant.admin), cpu_seconds(pid)
+    before = counters(variant)
     record = subprocess.run(
         ["perf", "record", "-F", "999", "-p", str(pid), "-o", str(data), "--", "sleep", str(seconds)],
         capture_output=True, text=True, timeout=seconds + 60,
     )
-    after_cpu, after_stats = cpu_seconds(pid), stats(variant.admin)
+    delta = counters_since(variant, before)
     load.wait(timeout=seconds + 60)
     if record.returncode != 0:
         return {"variant": variant.key, "error": record.stderr.strip()[-500:]}
-    completed = after_stats["http.mcp.downstream_rq_completed"] - before_stats["http.mcp.downstream_rq_completed"]
-    per_request = (after_cpu - before_cpu) / max(1, completed) * 1e6
+    per_request = delta["cpu_s"] / max(1, delta["completed"]) * 1e6
     report = subprocess.run(
         ["perf", "report", "-i", str(data), "--no-children", "--sort", "dso", "--stdio"],
         capture_output=True, text=True, timeout=120,
