@@ -13,8 +13,8 @@ use crate::identity::{Identity, KeyConfigError, TokenError, TokenVerifier};
 use crate::json::JsonLimits;
 use crate::listing::{self, ListKind};
 use crate::mcp::{
-    DecodeError, HTTP_DELETE_METHOD, HTTP_GET_METHOD, McpRequest, MessageKind, Target, codes,
-    decode_body,
+    DecodeError, Framing, HTTP_DELETE_METHOD, HTTP_GET_METHOD, McpRequest, MessageKind, Target,
+    codes, decode_body,
 };
 use crate::policy::{CompileError, CompiledPolicy, Decision, DenyMode};
 
@@ -675,8 +675,7 @@ impl Warden {
         content_type: &str,
         body: &[u8],
     ) -> Option<FilteredList> {
-        let essence = content_type.split(';').next().unwrap_or_default().trim();
-        if !essence.eq_ignore_ascii_case("text/event-stream") {
+        if Framing::of(content_type) != Some(Framing::EventStream) {
             // A JSON body is only readable whole.
             return None;
         }

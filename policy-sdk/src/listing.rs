@@ -16,6 +16,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::identity::Identity;
+use crate::mcp::Framing;
 use crate::policy::CompiledPolicy;
 
 /// JSON-RPC 2.0 "internal error", used when a list cannot be filtered.
@@ -109,26 +110,6 @@ pub enum ListError {
     MalformedResult(String),
     #[error("batched JSON-RPC messages answering the list request are not supported")]
     Batch,
-}
-
-/// How a response body is framed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Json,
-    EventStream,
-}
-
-impl Framing {
-    fn of(content_type: &str) -> Option<Self> {
-        let essence = content_type.split(';').next().unwrap_or_default().trim();
-        if essence.eq_ignore_ascii_case("application/json") {
-            Some(Self::Json)
-        } else if essence.eq_ignore_ascii_case("text/event-stream") {
-            Some(Self::EventStream)
-        } else {
-            None
-        }
-    }
 }
 
 /// Rewrites one response body. `content_type` is the response's

@@ -31,6 +31,30 @@ pub const ASSUMED_REVISION: &str = "2025-03-26";
 /// The `_meta` key carrying a 2026-07-28 request's protocol version.
 pub const PROTOCOL_VERSION_META_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 
+/// How a Streamable HTTP body is framed, from its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `application/json`: one message.
+    Json,
+    /// `text/event-stream`: Server-Sent Events, a message per `data`.
+    EventStream,
+}
+
+impl Framing {
+    /// The framing a `Content-Type` names (parameters and case ignored),
+    /// if it is one of the two.
+    pub fn of(content_type: &str) -> Option<Self> {
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        if essence.eq_ignore_ascii_case("application/json") {
+            Some(Self::Json)
+        } else if essence.eq_ignore_ascii_case("text/event-stream") {
+            Some(Self::EventStream)
+        } else {
+            None
+        }
+    }
+}
+
 /// JSON-RPC error codes Warden answers with.
 pub mod codes {
     /// Invalid JSON (JSON-RPC 2.0).

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::RequestHead;
 use crate::config::FilterSettings;
-use crate::mcp::{ASSUMED_REVISION, MODERN_REVISION, McpRequest, REVISIONS, codes};
+use crate::mcp::{ASSUMED_REVISION, Framing, MODERN_REVISION, McpRequest, REVISIONS, codes};
 
 /// Why a request breaks a transport rule: what the client gets back.
 #[derive(Debug, Clone, PartialEq)]
@@ -222,12 +222,7 @@ pub(crate) fn check_head<'a>(
         });
     }
     if head.method == "POST" {
-        let media_type = head
-            .content_type
-            .and_then(|c| c.split(';').next())
-            .map(str::trim)
-            .unwrap_or_default();
-        if !media_type.eq_ignore_ascii_case("application/json") {
+        if head.content_type.and_then(Framing::of) != Some(Framing::Json) {
             return Err(Refusal::new(
                 415,
                 codes::INVALID_REQUEST,
