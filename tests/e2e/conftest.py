@@ -67,6 +67,19 @@ PRINCIPALS: dict[str, dict[str, Any]] = {
 }
 
 
+# What each of them could use of the example server's tools: list responses
+# are filtered to this (docs/filter.md, "List filtering"). A tool allowed only
+# for some argument values (read_file, deploy) stays listed.
+VISIBLE_TOOLS: dict[str, set[str]] = {
+    "alice": {"search_docs", "read_file", "deploy"},
+    "bob": {"search_docs", "read_file"},
+    "ci-deployer": {"search_docs", "read_file", "deploy"},
+    "research-agent": {"search_docs", "read_file"},
+    "agent-for-alice": {"search_docs", "read_file", "deploy"},
+    "agent-for-bob": {"search_docs", "read_file"},
+}
+
+
 def token_for(principal: str, **overrides: Any) -> str:
     spec = dict(PRINCIPALS[principal])
     sub = spec.pop("sub")

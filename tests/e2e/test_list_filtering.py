@@ -21,6 +21,7 @@ import uuid
 import pytest
 from conftest import (
     CLIENT_KINDS,
+    VISIBLE_TOOLS,
     call,
     http_client,
     jsonrpc_messages,
@@ -39,8 +40,8 @@ ALL_KINDS = list(CLIENT_KINDS)
 LIST_STEPS = [{"op": "list_tools"}, {"op": "list_prompts"}, {"op": "list_resources"}, {"op": "list_resource_templates"}]
 # What each principal sees, per list op (the server has no resource templates).
 SEES = {
-    "bob": [{"search_docs", "read_file"}, {"summarize"}, {"docs://public/intro"}, set()],
-    "research-agent": [{"search_docs", "read_file"}, set(), {"docs://public/intro"}, set()],
+    "bob": [VISIBLE_TOOLS["bob"], {"summarize"}, {"docs://public/intro"}, set()],
+    "research-agent": [VISIBLE_TOOLS["research-agent"], set(), {"docs://public/intro"}, set()],
 }
 ALL_TOOLS = {"search_docs", "read_file", "deploy", "delete_repo", "rotate_keys", "export_customers"}
 LIMIT = 200

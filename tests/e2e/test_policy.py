@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import call, run_mcp1, run_mcp2, token_for
+from conftest import VISIBLE_TOOLS, call, run_mcp1, run_mcp2, token_for
 from helpers import ANY, assert_allowed, assert_denied, tool_entries
 
 NO_RULE = None  # default deny: no rule matched
@@ -147,19 +147,6 @@ def test_decision(stack, client, scenario):
     else:
         assert_denied(result, detail)
         assert reached == [], f"a denied call reached the server: {reached}"
-
-
-# What each principal could use of the example server's tools: list responses
-# are filtered to this (docs/filter.md, "List filtering"). A tool allowed only
-# for some argument values (read_file, deploy) stays listed.
-VISIBLE_TOOLS = {
-    "alice": {"search_docs", "read_file", "deploy"},
-    "bob": {"search_docs", "read_file"},
-    "ci-deployer": {"search_docs", "read_file", "deploy"},
-    "research-agent": {"search_docs", "read_file"},
-    "agent-for-alice": {"search_docs", "read_file", "deploy"},
-    "agent-for-bob": {"search_docs", "read_file"},
-}
 
 
 def test_tool_listing_shows_each_principal_what_it_could_use(stack, client):

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import call, token_for, variant_stack
+from conftest import REPO_ROOT, VISIBLE_TOOLS, call, token_for, variant_stack
 from helpers import assert_allowed, assert_denied, tool_entries
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TS_DIR = Path(__file__).resolve().parent / "clients" / "ts"
 TS_CLIENT = TS_DIR / "mcp_ts_client.mjs"
 TS_TIMEOUT = 15.0
@@ -30,9 +29,9 @@ TS_TIMEOUT = 15.0
 # newest revision (it does not know 2026-07-28).
 TS_PROTOCOL = "2025-11-25"
 
-# alice's filtered tool listing (test_policy.VISIBLE_TOOLS): export_customers
-# (finance only, disguised), delete_repo and rotate_keys are hidden from her.
-ALICE_TOOLS = {"search_docs", "read_file", "deploy"}
+# alice's filtered tool listing: export_customers (finance only, disguised),
+# delete_repo and rotate_keys are hidden from her.
+ALICE_TOOLS = VISIBLE_TOOLS["alice"]
 
 
 def run_ts(url: str, sessions: list[dict[str, Any]], timeout: float = TS_TIMEOUT) -> list[dict[str, Any]]:
