@@ -137,7 +137,8 @@ def variant_stack(workdir: Path, name: str, **options: Any) -> Iterator[Stack]:
 
 def _probe(stack: Stack) -> None:
     """One authenticated, allowed request must get an answer: a filter that stalls
-    requests would otherwise cost every test its full client timeout."""
+    requests would otherwise cost every test its full client timeout. (Called
+    inside `running`, which stops the stack however this ends.)"""
     body = rpc_body("tools/list", id="e2e-probe")
     headers = rpc_headers("tools/list", token=token_for("alice"))
     try:
@@ -145,14 +146,12 @@ def _probe(stack: Stack) -> None:
             response = http.post(stack.url, headers=headers, content=json.dumps(body))
     except httpx.TimeoutException:
         tail = "\n".join(stack.envoy_log.lines()[-15:])
-        stack.stop()
         pytest.exit(
             f"an authenticated tools/list through Envoy got no answer within {PROBE_TIMEOUT:.0f}s "
             f"(the filter stalls the request); Envoy log tail:\n{tail}",
             returncode=1,
         )
     if response.status_code >= 500:
-        stack.stop()
         pytest.exit(f"the probe request failed: {response.status_code} {response.text[:500]}", returncode=1)
 
 
@@ -369,17 +368,16 @@ class McpClient:
         self, token: str | None, steps: list[dict[str, Any]], headers: dict[str, str] | None = None
     ) -> dict[str, Any]:
         """One client session running `steps`; `headers` go on every HTTP request it makes."""
-        spec: dict[str, Any] = {"token": token, "steps": steps}
-        if headers:
-            spec["headers"] = headers
-        if self.mode is not None:
-            spec["mode"] = self.mode
-        return self._runner(self.url, [spec])[0]
+        return self.sessions([(token, steps)], headers)[0]
 
-    def sessions(self, plans: list[tuple[str | None, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    def sessions(
+        self, plans: list[tuple[str | None, list[dict[str, Any]]]], headers: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
         """Several sessions (token, steps) one after the other, in one client run."""
-        specs = [{"token": token, "steps": steps} for token, steps in plans]
+        specs: list[dict[str, Any]] = [{"token": token, "steps": steps} for token, steps in plans]
         for spec in specs:
+            if headers:
+                spec["headers"] = headers
             if self.mode is not None:
                 spec["mode"] = self.mode
         return self._runner(self.url, specs)
