@@ -7,6 +7,14 @@ from typing import Any
 DENY_CODE = -31403
 ANY = object()  # "don't check this field"
 
+# The RFC 9728 document examples/policy.yaml names in its challenges.
+METADATA_URL = "https://mcp.demo.warden.test/.well-known/oauth-protected-resource/mcp"
+
+
+def no_rule_allows(who: str, tool: str) -> str:
+    """The reason of a default deny of a tool call."""
+    return f"`{who}`: no rule allows `tools/call` on tool `{tool}`"
+
 AUDIT_FIELDS = (
     "audit",
     "decision",

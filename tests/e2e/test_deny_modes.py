@@ -37,19 +37,22 @@ from conftest import (
     tool_call,
     variant_stack,
 )
-from helpers import assert_allowed, assert_denied, assert_jsonrpc_denial, audits_where, tool_entries
+from helpers import (
+    METADATA_URL,
+    assert_allowed,
+    assert_denied,
+    assert_jsonrpc_denial,
+    audits_where,
+    no_rule_allows,
+    tool_entries,
+)
 from mcp.client.auth.utils import extract_resource_metadata_from_www_auth, extract_scope_from_www_auth
 
-METADATA_URL = "https://mcp.demo.warden.test/.well-known/oauth-protected-resource/mcp"
 STEP_UP_CHALLENGE = (
     'Bearer realm="warden", error="insufficient_scope", scope="ops:rotate", '
     f'resource_metadata="{METADATA_URL}", error_description="the request needs scope ops:rotate"'
 )
 ALL_KINDS = list(CLIENT_KINDS)
-
-
-def no_rule_allows(who: str, tool: str) -> str:
-    return f"`{who}`: no rule allows `tools/call` on tool `{tool}`"
 
 
 def unknown_tool(name: str) -> dict:

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import anyio
 import pytest
 from conftest import rpc_headers, token_for, tool_call
+from helpers import METADATA_URL
 from mcp.client.auth.utils import (
     build_protected_resource_metadata_discovery_urls,
     extract_resource_metadata_from_www_auth,
@@ -23,7 +24,6 @@ from mcp.client.auth.utils import (
 )
 from mint_token import bad_signature_token
 
-METADATA_URL = "https://mcp.demo.warden.test/.well-known/oauth-protected-resource/mcp"
 CHALLENGE = f'Bearer realm="warden", resource_metadata="{METADATA_URL}"'
 DOCUMENT = {
     "resource": "https://mcp.demo.warden.test/mcp",

@@ -27,7 +27,6 @@ from conftest import (
 )
 from helpers import assert_allowed
 
-ISSUER = "https://idp.demo.warden.test"
 SPOOFED = {
     "X-Warden-Subject": "admin",
     "x-warden-actor-type": "service",
@@ -44,7 +43,7 @@ def identity(subject: str, actor_type: str, chain: list[str], *, actor=None, cli
         "x-warden-subject": [encode(subject)],
         "x-warden-actor-type": [actor_type],
         "x-warden-chain": [encode(json.dumps(chain, separators=(",", ":"), ensure_ascii=False))],
-        "x-warden-issuer": [ISSUER],
+        "x-warden-issuer": [mint_token.ISSUER],
     }
     if actor is not None:
         headers["x-warden-actor"] = [actor]
