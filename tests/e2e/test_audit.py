@@ -6,15 +6,15 @@ import json
 import uuid
 
 from conftest import rpc_body, rpc_headers, token_for, tool_call
-from helpers import AUDIT_FIELDS
+from helpers import AUDIT_FIELDS, audits_where
 
 
 def _audits_for(stack, mark, jsonrpc_id):
-    records = stack.envoy_log.wait_for_audits(
-        mark, lambda rs: any(r.get("jsonrpc_id") == jsonrpc_id for r in rs), timeout=5
+    mine = audits_where(stack.envoy_log, mark, jsonrpc_id=jsonrpc_id)
+    assert mine, (
+        f"no audit line with jsonrpc_id {jsonrpc_id!r}; audit lines seen since the request: "
+        f"{stack.envoy_log.audits(mark)}"
     )
-    mine = [r for r in records if r.get("jsonrpc_id") == jsonrpc_id]
-    assert mine, f"no audit line with jsonrpc_id {jsonrpc_id!r}; audit lines seen since the request: {records}"
     return mine
 
 
