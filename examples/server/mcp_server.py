@@ -96,7 +96,7 @@ class CallLog:
 def caller_headers(ctx: Context | None) -> dict[str, Any]:
     """What the HTTP request carrying this call said about the caller: the
     identity headers (all values of each) and whether a token came along."""
-    request = getattr(getattr(ctx, "request_context", None), "request", None) if ctx is not None else None
+    request = getattr(getattr(ctx, "request_context", None), "request", None)
     headers = getattr(request, "headers", None)
     if headers is None:
         return {}
