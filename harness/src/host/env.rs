@@ -6,8 +6,8 @@ use wasmtime::{Caller, Linker};
 use super::abi::{self, Headers, LogLevel, MetricType, Status, buffer, map, stream};
 use super::fault::HostFault;
 use super::state::{
-    ALLOWED_WHILE_ALLOCATING, ALLOWED_WHILE_INITIALIZING, HostState, HttpCall, LocalResponse,
-    Metric, Phase,
+    ALLOWED_WHILE_ALLOCATING, ALLOWED_WHILE_INITIALIZING, Direction, HostState, HttpCall,
+    LocalResponse, Metric, Phase,
 };
 
 pub(crate) type Ctx<'a> = Caller<'a, HostState>;
@@ -130,12 +130,24 @@ fn header_map(state: &mut HostState, kind: i32) -> Option<&mut Headers> {
     }
     let stream = state.stream()?;
     match kind {
-        map::HTTP_REQUEST_HEADERS => stream.request_headers.as_mut(),
-        map::HTTP_REQUEST_TRAILERS => stream.request_trailers.as_mut(),
-        map::HTTP_RESPONSE_HEADERS => stream.response_headers.as_mut(),
-        map::HTTP_RESPONSE_TRAILERS => stream.response_trailers.as_mut(),
+        map::HTTP_REQUEST_HEADERS => stream.request.headers.as_mut(),
+        map::HTTP_REQUEST_TRAILERS => stream.request.trailers.as_mut(),
+        map::HTTP_RESPONSE_HEADERS => stream.response.headers.as_mut(),
+        map::HTTP_RESPONSE_TRAILERS => stream.response.trailers.as_mut(),
         _ => None,
     }
+}
+
+/// The request or response body buffer of the current context, while that
+/// body's callback runs.
+fn body_buffer(state: &mut HostState, kind: i32) -> Option<&mut Vec<u8>> {
+    let stream = state.stream()?;
+    let flow = match kind {
+        buffer::HTTP_REQUEST_BODY => &mut stream.request,
+        buffer::HTTP_RESPONSE_BODY => &mut stream.response,
+        _ => return None,
+    };
+    flow.in_body.then_some(&mut flow.buffer)
 }
 
 /// The buffer of `kind` as the guest may read it now.
@@ -146,15 +158,7 @@ fn buffer_view(state: &mut HostState, kind: i32) -> Option<Vec<u8>> {
             Some(state.plugin_configuration.clone())
         }
         buffer::HTTP_CALL_RESPONSE_BODY => state.call_response.as_ref().map(|(_, b, _)| b.clone()),
-        buffer::HTTP_REQUEST_BODY => {
-            let s = state.stream()?;
-            s.in_request_body.then(|| s.request_buffer.clone())
-        }
-        buffer::HTTP_RESPONSE_BODY => {
-            let s = state.stream()?;
-            s.in_response_body.then(|| s.response_buffer.clone())
-        }
-        _ => None,
+        _ => body_buffer(state, kind).cloned(),
     }
 }
 
@@ -266,15 +270,8 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> R<()> {
             let Some(data) = read(&caller, data_ptr, data_size) else {
                 return Ok(oob);
             };
-            let Some(stream) = caller.data_mut().stream() else {
+            let Some(target) = body_buffer(caller.data_mut(), kind) else {
                 return Ok(not_found);
-            };
-            let target = match kind {
-                buffer::HTTP_REQUEST_BODY if stream.in_request_body => &mut stream.request_buffer,
-                buffer::HTTP_RESPONSE_BODY if stream.in_response_body => {
-                    &mut stream.response_buffer
-                }
-                _ => return Ok(not_found),
             };
             let start = at(start).min(target.len());
             let end = start.saturating_add(at(size)).min(target.len());
@@ -495,8 +492,8 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> R<()> {
                 body,
                 grpc_status,
             });
-            stream.request_held = false;
-            stream.request_buffer.clear();
+            stream.request.held = false;
+            stream.request.buffer.clear();
             Ok(ok)
         },
     )?;
@@ -509,8 +506,8 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> R<()> {
                 return Ok(bad);
             };
             match kind {
-                stream::HTTP_REQUEST => stream.release_request(),
-                stream::HTTP_RESPONSE => stream.release_response(),
+                stream::HTTP_REQUEST => stream.release(Direction::Request),
+                stream::HTTP_RESPONSE => stream.release(Direction::Response),
                 _ => return Ok(bad),
             }
             Ok(ok)

@@ -26,7 +26,7 @@ pub use abi::{Action, Headers, LogLevel, MetricType};
 pub use fault::HostFault;
 pub use state::{HttpCall, LocalResponse, LogEntry, MemoryCapExceeded, Metric};
 
-use state::{HostState, MemoryCap, Phase, Stream};
+use state::{Direction, HostState, MemoryCap, Phase, Stream};
 
 /// The proxy-wasm ABI version a module declares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -326,18 +326,35 @@ fn link(engine: &Engine, module: &Module) -> wasmtime::Result<Linker<HostState>>
     Ok(linker)
 }
 
-type Cb1 = TypedFunc<i32, ()>;
-type Cb1R = TypedFunc<i32, i32>;
-type Cb2 = TypedFunc<(i32, i32), ()>;
-type Cb2R = TypedFunc<(i32, i32), i32>;
-type Cb3R = TypedFunc<(i32, i32, i32), i32>;
-type Cb5 = TypedFunc<(i32, i32, i32, i32, i32), ()>;
+/// A guest export the host calls, under the name it was found by (which
+/// diagnostics report).
+struct Callback<P, R> {
+    name: &'static str,
+    func: TypedFunc<P, R>,
+}
+
+impl<P, R> Clone for Callback<P, R> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name,
+            func: self.func.clone(),
+        }
+    }
+}
+
+type Cb0 = Callback<(), ()>;
+type Cb1 = Callback<i32, ()>;
+type Cb1R = Callback<i32, i32>;
+type Cb2 = Callback<(i32, i32), ()>;
+type Cb2R = Callback<(i32, i32), i32>;
+type Cb3R = Callback<(i32, i32, i32), i32>;
+type Cb5 = Callback<(i32, i32, i32, i32, i32), ()>;
 
 /// The guest callbacks the host calls; absent ones are skipped (as Envoy
 /// does), stream callbacks then count as `Continue`.
 struct Exports {
-    initialize: Option<TypedFunc<(), ()>>,
-    start: Option<TypedFunc<(), ()>>,
+    initialize: Option<Cb0>,
+    start: Option<Cb0>,
     main: Option<Cb2R>,
     context_create: Option<Cb2>,
     vm_start: Option<Cb2R>,
@@ -359,7 +376,10 @@ impl Exports {
     fn find(store: &mut Store<HostState>, instance: &Instance) -> Self {
         macro_rules! get {
             ($name:literal) => {
-                instance.get_typed_func(&mut *store, $name).ok()
+                instance
+                    .get_typed_func(&mut *store, $name)
+                    .ok()
+                    .map(|func| Callback { name: $name, func })
             };
         }
         Self {
@@ -390,6 +410,15 @@ fn raw(n: usize) -> i32 {
 
 fn id_raw(id: u32) -> i32 {
     id as i32
+}
+
+/// Header pairs as the host stores them: names in lower case, as HTTP/2
+/// and Envoy carry them.
+fn lowercase_names(pairs: &[(&str, &str)]) -> Headers {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned()))
+        .collect()
 }
 
 /// One plugin (root context) in one VM, driven like a proxy drives it.
@@ -433,12 +462,12 @@ impl Emulator {
             failed: None,
         };
         if let Some(initialize) = emulator.exports.initialize.clone() {
-            emulator.run(Phase::Initializing, "_initialize", 0, initialize, ())?;
+            emulator.run(Phase::Initializing, 0, initialize, ())?;
             if let Some(main) = emulator.exports.main.clone() {
-                emulator.run(Phase::Initializing, "main", 0, main, (0, 0))?;
+                emulator.run(Phase::Initializing, 0, main, (0, 0))?;
             }
         } else if let Some(start) = emulator.exports.start.clone() {
-            emulator.run(Phase::Initializing, "_start", 0, start, ())?;
+            emulator.run(Phase::Initializing, 0, start, ())?;
         }
         Ok(emulator)
     }
@@ -474,26 +503,14 @@ impl Emulator {
     pub fn start_vm(&mut self) -> Result<bool, HarnessError> {
         let root = self.root_id();
         if let Some(create) = self.exports.context_create.clone() {
-            self.run(
-                Phase::Callback,
-                "proxy_on_context_create",
-                root,
-                create,
-                (id_raw(root), 0),
-            )?;
+            self.run(Phase::Callback, root, create, (id_raw(root), 0))?;
         }
         let Some(vm_start) = self.exports.vm_start.clone() else {
             return Ok(true);
         };
         let size = raw(self.store.data().vm_configuration.len());
         self.store.data_mut().in_vm_start = true;
-        let result = self.run(
-            Phase::Callback,
-            "proxy_on_vm_start",
-            root,
-            vm_start,
-            (id_raw(root), size),
-        );
+        let result = self.run(Phase::Callback, root, vm_start, (id_raw(root), size));
         self.store.data_mut().in_vm_start = false;
         Ok(result? != 0)
     }
@@ -507,13 +524,7 @@ impl Emulator {
         };
         let size = raw(self.store.data().plugin_configuration.len());
         self.store.data_mut().in_configure = true;
-        let result = self.run(
-            Phase::Callback,
-            "proxy_on_configure",
-            root,
-            configure,
-            (id_raw(root), size),
-        );
+        let result = self.run(Phase::Callback, root, configure, (id_raw(root), size));
         self.store.data_mut().in_configure = false;
         Ok(result? != 0)
     }
@@ -536,13 +547,7 @@ impl Emulator {
         self.store.data_mut().streams.insert(id, Stream::default());
         if let Some(create) = self.exports.context_create.clone() {
             let root = id_raw(self.root_id());
-            self.run(
-                Phase::Callback,
-                "proxy_on_context_create",
-                id,
-                create,
-                (id_raw(id), root),
-            )?;
+            self.run(Phase::Callback, id, create, (id_raw(id), root))?;
         }
         Ok(id)
     }
@@ -583,31 +588,8 @@ impl Emulator {
         headers: &[(&str, &str)],
         end_of_stream: bool,
     ) -> Result<Action, HarnessError> {
-        self.ensure_open(id)?;
-        let headers: Headers = headers
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned()))
-            .collect();
-        let count = raw(headers.len());
-        self.stream_mut(id)?.request_headers = Some(headers);
-        let action = match self.exports.request_headers.clone() {
-            Some(f) => Action::from_raw(self.run(
-                Phase::Callback,
-                "proxy_on_request_headers",
-                id,
-                f,
-                (id_raw(id), count, i32::from(end_of_stream)),
-            )?),
-            None => Action::Continue,
-        };
-        let stream = self.stream_mut(id)?;
-        if stream.local_response.is_none() {
-            match action {
-                Action::Continue => stream.release_request(),
-                Action::Pause => stream.request_held = true,
-            }
-        }
-        Ok(action)
+        let callback = self.exports.request_headers.clone();
+        self.deliver_headers(Direction::Request, callback, id, headers, end_of_stream)
     }
 
     /// Delivers a request body chunk: the host appends it to what it
@@ -621,28 +603,8 @@ impl Emulator {
         chunk: &[u8],
         end_of_stream: bool,
     ) -> Result<Action, HarnessError> {
-        self.ensure_open(id)?;
-        let stream = self.stream_mut(id)?;
-        stream.request_buffer.extend_from_slice(chunk);
-        let size = raw(stream.request_buffer.len());
-        stream.in_request_body = true;
-        let action = match self.exports.request_body.clone() {
-            Some(f) => self.run(
-                Phase::Callback,
-                "proxy_on_request_body",
-                id,
-                f,
-                (id_raw(id), size, i32::from(end_of_stream)),
-            ),
-            None => Ok(0),
-        };
-        let stream = self.stream_mut(id)?;
-        stream.in_request_body = false;
-        let action = Action::from_raw(action?);
-        if action == Action::Continue && stream.local_response.is_none() {
-            stream.release_request();
-        }
-        Ok(action)
+        let callback = self.exports.request_body.clone();
+        self.deliver_body(Direction::Request, callback, id, chunk, end_of_stream)
     }
 
     /// Delivers request trailers: runs `proxy_on_request_trailers(id, count)`.
@@ -651,61 +613,22 @@ impl Emulator {
         id: u32,
         trailers: &[(&str, &str)],
     ) -> Result<Action, HarnessError> {
-        self.ensure_open(id)?;
-        let trailers: Headers = trailers
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned()))
-            .collect();
-        let count = raw(trailers.len());
-        self.stream_mut(id)?.request_trailers = Some(trailers);
-        let action = match self.exports.request_trailers.clone() {
-            Some(f) => Action::from_raw(self.run(
-                Phase::Callback,
-                "proxy_on_request_trailers",
-                id,
-                f,
-                (id_raw(id), count),
-            )?),
-            None => Action::Continue,
-        };
-        let stream = self.stream_mut(id)?;
-        if action == Action::Continue && stream.local_response.is_none() {
-            stream.release_request();
-        }
-        Ok(action)
+        let callback = self.exports.request_trailers.clone();
+        self.deliver_trailers(Direction::Request, callback, id, trailers)
     }
 
     /// Delivers the upstream's response headers: runs
-    /// `proxy_on_response_headers(id, count, end_of_stream)`.
+    /// `proxy_on_response_headers(id, count, end_of_stream)`. `Continue`
+    /// forwards them to the client (see
+    /// [`downstream_response_headers`](Self::downstream_response_headers)).
     pub fn response_headers(
         &mut self,
         id: u32,
         headers: &[(&str, &str)],
         end_of_stream: bool,
     ) -> Result<Action, HarnessError> {
-        self.ensure_open(id)?;
-        let headers: Headers = headers
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned()))
-            .collect();
-        let count = raw(headers.len());
-        self.stream_mut(id)?.response_headers = Some(headers);
-        let action = match self.exports.response_headers.clone() {
-            Some(f) => Action::from_raw(self.run(
-                Phase::Callback,
-                "proxy_on_response_headers",
-                id,
-                f,
-                (id_raw(id), count, i32::from(end_of_stream)),
-            )?),
-            None => Action::Continue,
-        };
-        let stream = self.stream_mut(id)?;
-        match action {
-            Action::Continue => stream.release_response(),
-            Action::Pause => stream.response_held = true,
-        }
-        Ok(action)
+        let callback = self.exports.response_headers.clone();
+        self.deliver_headers(Direction::Response, callback, id, headers, end_of_stream)
     }
 
     /// Delivers a response body chunk: runs `proxy_on_response_body(id,
@@ -716,28 +639,8 @@ impl Emulator {
         chunk: &[u8],
         end_of_stream: bool,
     ) -> Result<Action, HarnessError> {
-        self.ensure_open(id)?;
-        let stream = self.stream_mut(id)?;
-        stream.response_buffer.extend_from_slice(chunk);
-        let size = raw(stream.response_buffer.len());
-        stream.in_response_body = true;
-        let action = match self.exports.response_body.clone() {
-            Some(f) => self.run(
-                Phase::Callback,
-                "proxy_on_response_body",
-                id,
-                f,
-                (id_raw(id), size, i32::from(end_of_stream)),
-            ),
-            None => Ok(0),
-        };
-        let stream = self.stream_mut(id)?;
-        stream.in_response_body = false;
-        let action = Action::from_raw(action?);
-        if action == Action::Continue {
-            stream.release_response();
-        }
-        Ok(action)
+        let callback = self.exports.response_body.clone();
+        self.deliver_body(Direction::Response, callback, id, chunk, end_of_stream)
     }
 
     /// Delivers response trailers: runs `proxy_on_response_trailers(id, count)`.
@@ -746,25 +649,98 @@ impl Emulator {
         id: u32,
         trailers: &[(&str, &str)],
     ) -> Result<Action, HarnessError> {
+        let callback = self.exports.response_trailers.clone();
+        self.deliver_trailers(Direction::Response, callback, id, trailers)
+    }
+
+    /// The host side of a headers callback of either direction: the map is
+    /// stored (lower-case names) for the guest, `callback(id, count,
+    /// end_of_stream)` runs (an absent export counts as `Continue`), then
+    /// `Continue` lets the headers go on and `Pause` holds them.
+    fn deliver_headers(
+        &mut self,
+        direction: Direction,
+        callback: Option<Cb3R>,
+        id: u32,
+        headers: &[(&str, &str)],
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
         self.ensure_open(id)?;
-        let trailers: Headers = trailers
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned()))
-            .collect();
-        let count = raw(trailers.len());
-        self.stream_mut(id)?.response_trailers = Some(trailers);
-        let action = match self.exports.response_trailers.clone() {
+        let headers = lowercase_names(headers);
+        let count = raw(headers.len());
+        self.stream_mut(id)?.flow(direction).headers = Some(headers);
+        let action = match callback {
             Some(f) => Action::from_raw(self.run(
                 Phase::Callback,
-                "proxy_on_response_trailers",
                 id,
                 f,
-                (id_raw(id), count),
+                (id_raw(id), count, i32::from(end_of_stream)),
             )?),
             None => Action::Continue,
         };
+        let stream = self.stream_mut(id)?;
+        match action {
+            Action::Continue => stream.release(direction),
+            Action::Pause => stream.hold(direction),
+        }
+        Ok(action)
+    }
+
+    /// The host side of a body callback of either direction: the chunk is
+    /// appended to the host's buffer, which the guest can read and edit
+    /// while `callback(id, buffered_size, end_of_stream)` runs; `Continue`
+    /// lets held headers and the buffer go on, `Pause` keeps buffering.
+    fn deliver_body(
+        &mut self,
+        direction: Direction,
+        callback: Option<Cb3R>,
+        id: u32,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
+        self.ensure_open(id)?;
+        let flow = self.stream_mut(id)?.flow(direction);
+        flow.buffer.extend_from_slice(chunk);
+        let size = raw(flow.buffer.len());
+        flow.in_body = true;
+        let action = match callback {
+            Some(f) => self.run(
+                Phase::Callback,
+                id,
+                f,
+                (id_raw(id), size, i32::from(end_of_stream)),
+            ),
+            None => Ok(0),
+        };
+        let stream = self.stream_mut(id)?;
+        stream.flow(direction).in_body = false;
+        let action = Action::from_raw(action?);
         if action == Action::Continue {
-            self.stream_mut(id)?.release_response();
+            stream.release(direction);
+        }
+        Ok(action)
+    }
+
+    /// The host side of a trailers callback of either direction: the map is
+    /// stored for the guest, `callback(id, count)` runs, and `Continue` lets
+    /// whatever is held go on.
+    fn deliver_trailers(
+        &mut self,
+        direction: Direction,
+        callback: Option<Cb2R>,
+        id: u32,
+        trailers: &[(&str, &str)],
+    ) -> Result<Action, HarnessError> {
+        self.ensure_open(id)?;
+        let trailers = lowercase_names(trailers);
+        let count = raw(trailers.len());
+        self.stream_mut(id)?.flow(direction).trailers = Some(trailers);
+        let action = match callback {
+            Some(f) => Action::from_raw(self.run(Phase::Callback, id, f, (id_raw(id), count))?),
+            None => Action::Continue,
+        };
+        if action == Action::Continue {
+            self.stream_mut(id)?.release(direction);
         }
         Ok(action)
     }
@@ -775,13 +751,13 @@ impl Emulator {
     pub fn complete(&mut self, id: u32) -> Result<(), HarnessError> {
         self.stream(id)?;
         if let Some(done) = self.exports.done.clone() {
-            self.run(Phase::Callback, "proxy_on_done", id, done, id_raw(id))?;
+            self.run(Phase::Callback, id, done, id_raw(id))?;
         }
         if let Some(log) = self.exports.log.clone() {
-            self.run(Phase::Callback, "proxy_on_log", id, log, id_raw(id))?;
+            self.run(Phase::Callback, id, log, id_raw(id))?;
         }
         if let Some(delete) = self.exports.delete.clone() {
-            self.run(Phase::Callback, "proxy_on_delete", id, delete, id_raw(id))?;
+            self.run(Phase::Callback, id, delete, id_raw(id))?;
         }
         self.store.data_mut().streams.remove(&id);
         Ok(())
@@ -795,7 +771,7 @@ impl Emulator {
         }
         let root = self.root_id();
         if let Some(tick) = self.exports.tick.clone() {
-            self.run(Phase::Callback, "proxy_on_tick", root, tick, id_raw(root))?;
+            self.run(Phase::Callback, root, tick, id_raw(root))?;
         }
         Ok(true)
     }
@@ -854,7 +830,6 @@ impl Emulator {
         let result = match self.exports.http_call_response.clone() {
             Some(f) => self.run(
                 Phase::Callback,
-                "proxy_on_http_call_response",
                 call.context_id,
                 f,
                 (
@@ -880,32 +855,32 @@ impl Emulator {
     /// map when the request continued); `None` while held or after a local
     /// response.
     pub fn upstream_request_headers(&self, id: u32) -> Option<&Headers> {
-        self.stream(id).ok()?.upstream_headers.as_ref()
+        self.stream(id).ok()?.request.sent_headers.as_ref()
     }
 
     /// The request body bytes forwarded upstream so far.
     pub fn upstream_request_body(&self, id: u32) -> Option<&[u8]> {
-        Some(&self.stream(id).ok()?.upstream_body)
+        Some(&self.stream(id).ok()?.request.sent_body)
     }
 
     /// The response headers as forwarded to the client.
     pub fn downstream_response_headers(&self, id: u32) -> Option<&Headers> {
-        self.stream(id).ok()?.downstream_headers.as_ref()
+        self.stream(id).ok()?.response.sent_headers.as_ref()
     }
 
     /// The response body bytes forwarded to the client so far.
     pub fn downstream_response_body(&self, id: u32) -> Option<&[u8]> {
-        Some(&self.stream(id).ok()?.downstream_body)
+        Some(&self.stream(id).ok()?.response.sent_body)
     }
 
     /// The request headers as the host holds them now.
     pub fn request_header_map(&self, id: u32) -> Option<&Headers> {
-        self.stream(id).ok()?.request_headers.as_ref()
+        self.stream(id).ok()?.request.headers.as_ref()
     }
 
     /// True while the request headers are held (the guest paused).
     pub fn request_held(&self, id: u32) -> bool {
-        self.stream(id).is_ok_and(|s| s.request_held)
+        self.stream(id).is_ok_and(|s| s.request.held)
     }
 
     /// Every line the guest logged (`proxy_log`, stdout, stderr), in order.
@@ -973,9 +948,8 @@ impl Emulator {
     fn run<P, R>(
         &mut self,
         phase: Phase,
-        callback: &'static str,
         context_id: u32,
-        func: TypedFunc<P, R>,
+        callback: Callback<P, R>,
         params: P,
     ) -> Result<R, HarnessError>
     where
@@ -987,13 +961,13 @@ impl Emulator {
         }
         let state = self.store.data_mut();
         state.phase = phase;
-        state.callback = callback;
+        state.callback = callback.name;
         state.context_id = context_id;
         state.cap.exceeded = None;
         self.store
             .set_fuel(self.fuel)
             .map_err(|e| HarnessError::Load(format!("{e:#}")))?;
-        let result = func.call(&mut self.store, params);
+        let result = callback.func.call(&mut self.store, params);
         self.last_fuel_used = self.fuel - self.store.get_fuel().unwrap_or(0);
         let state = self.store.data_mut();
         state.phase = Phase::Callback;
@@ -1002,7 +976,10 @@ impl Emulator {
             Ok(value) => Ok(value),
             Err(error) => {
                 let cause = classify_cause(self.fuel, &error, self.store.data());
-                let failure = HarnessError::Trapped { callback, cause };
+                let failure = HarnessError::Trapped {
+                    callback: callback.name,
+                    cause,
+                };
                 self.failed = Some(failure.to_string());
                 Err(failure)
             }

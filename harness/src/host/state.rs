@@ -63,55 +63,83 @@ pub struct Metric {
     pub samples: Vec<u64>,
 }
 
+/// Which way an HTTP stream's data goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// Client to upstream.
+    Request,
+    /// Upstream to client.
+    Response,
+}
+
+/// One direction of an HTTP stream, from the host's point of view.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Flow {
+    /// The header and trailer maps as the host holds them (the guest reads
+    /// and edits these).
+    pub headers: Option<Headers>,
+    pub trailers: Option<Headers>,
+    /// Body bytes buffered by the host (the guest paused on them).
+    pub buffer: Vec<u8>,
+    /// Set while this direction's body callback runs: what
+    /// `proxy_get_buffer_bytes` sees.
+    pub in_body: bool,
+    /// The headers are held (the guest paused on them).
+    pub held: bool,
+    /// What went on: to the upstream for the request, to the client for the
+    /// response (not counting a local response).
+    pub sent_headers: Option<Headers>,
+    pub sent_body: Vec<u8>,
+}
+
+impl Flow {
+    /// Held headers (and any buffered body) go on.
+    fn release(&mut self) {
+        if self.sent_headers.is_none() {
+            self.sent_headers = self.headers.clone();
+        }
+        self.held = false;
+        let buffered = std::mem::take(&mut self.buffer);
+        self.sent_body.extend_from_slice(&buffered);
+    }
+}
+
 /// Where an HTTP stream stands, from the host's point of view.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Stream {
-    pub request_headers: Option<Headers>,
-    pub request_trailers: Option<Headers>,
-    pub response_headers: Option<Headers>,
-    pub response_trailers: Option<Headers>,
-    /// Body bytes buffered by the host (the guest paused on them).
-    pub request_buffer: Vec<u8>,
-    pub response_buffer: Vec<u8>,
-    /// Set while the matching body callback runs: what `proxy_get_buffer_bytes`
-    /// sees.
-    pub in_request_body: bool,
-    pub in_response_body: bool,
-    /// Request headers are held (the guest paused on them).
-    pub request_held: bool,
-    pub response_held: bool,
-    /// What went on to the upstream.
-    pub upstream_headers: Option<Headers>,
-    pub upstream_body: Vec<u8>,
-    /// What went on to the client (not counting a local response).
-    pub downstream_headers: Option<Headers>,
-    pub downstream_body: Vec<u8>,
+    pub request: Flow,
+    pub response: Flow,
     pub local_response: Option<LocalResponse>,
     pub closed: bool,
 }
 
 impl Stream {
-    /// The request goes on: held headers (and any buffered body) are
-    /// released to the upstream.
-    pub fn release_request(&mut self) {
-        if self.local_response.is_some() {
-            return;
+    pub fn flow(&mut self, direction: Direction) -> &mut Flow {
+        match direction {
+            Direction::Request => &mut self.request,
+            Direction::Response => &mut self.response,
         }
-        if self.upstream_headers.is_none() {
-            self.upstream_headers = self.request_headers.clone();
-        }
-        self.request_held = false;
-        let buffered = std::mem::take(&mut self.request_buffer);
-        self.upstream_body.extend_from_slice(&buffered);
     }
 
-    pub fn release_response(&mut self) {
-        if self.downstream_headers.is_none() {
-            self.downstream_headers = self.response_headers.clone();
+    /// A local response replaces the request: after one, nothing more goes
+    /// upstream and nothing is held.
+    fn answered(&self, direction: Direction) -> bool {
+        direction == Direction::Request && self.local_response.is_some()
+    }
+
+    /// The guest continued `direction`: held headers and any buffered body
+    /// go on.
+    pub fn release(&mut self, direction: Direction) {
+        if !self.answered(direction) {
+            self.flow(direction).release();
         }
-        self.response_held = false;
-        let buffered = std::mem::take(&mut self.response_buffer);
-        self.downstream_body.extend_from_slice(&buffered);
+    }
+
+    /// The guest paused on `direction`'s headers.
+    pub fn hold(&mut self, direction: Direction) {
+        if !self.answered(direction) {
+            self.flow(direction).held = true;
+        }
     }
 }
 
