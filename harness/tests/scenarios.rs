@@ -24,12 +24,21 @@ fn scenario_dir() -> PathBuf {
 
 /// One scenario table: its policy and cases.
 struct Table {
-    file: PathBuf,
     document: PolicyDocument,
-    cases: Vec<Value>,
+    cases: Vec<Case>,
+}
+
+/// One case, with its request prepared once: both runners send the very
+/// same request, token included.
+struct Case {
+    /// `file: case name`.
+    name: String,
+    request: Prepared,
+    expect: Value,
 }
 
 fn tables() -> anyhow::Result<Vec<Table>> {
+    let issuer = DemoIssuer::new()?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(scenario_dir())?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
@@ -45,10 +54,27 @@ fn tables() -> anyhow::Result<Vec<Table>> {
         .map(|file| {
             let table: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&file)?)?;
             let policy = scenario_dir().join(table["policy"].as_str().context("policy")?);
+            let cases = table["cases"]
+                .as_array()
+                .context("cases")?
+                .iter()
+                .map(|case| {
+                    let name = format!(
+                        "{}: {}",
+                        file.display(),
+                        case["name"].as_str().unwrap_or("?")
+                    );
+                    let request = prepare(&issuer, case).with_context(|| name.clone())?;
+                    Ok(Case {
+                        name,
+                        request,
+                        expect: case["expect"].clone(),
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?;
             Ok(Table {
                 document: PolicyDocument::load_file(&policy)?,
-                cases: table["cases"].as_array().context("cases")?.clone(),
-                file,
+                cases,
             })
         })
         .collect()
@@ -58,8 +84,9 @@ fn tables() -> anyhow::Result<Vec<Table>> {
 struct Prepared {
     method: String,
     path: String,
-    authorization: Option<String>,
-    /// Extra request headers (lower-case names), as the case lists them.
+    /// The request headers besides the pseudo-headers (lower-case names):
+    /// the case's own, `authorization` unless the case sends no token, and
+    /// `content-type: application/json` on a POST that names none.
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
@@ -104,32 +131,31 @@ fn prepare(issuer: &DemoIssuer, case: &Value) -> anyhow::Result<Prepared> {
         (None, Some(body)) => serde_json::to_vec(body)?,
         (None, None) => Vec::new(),
     };
+    let method = case.get("method").and_then(Value::as_str).unwrap_or("POST");
+    let mut headers: Vec<(String, String)> = case
+        .get("headers")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            (
+                k.to_ascii_lowercase(),
+                v.as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    if method == "POST" && !headers.iter().any(|(k, _)| k == "content-type") {
+        headers.push(("content-type".into(), "application/json".into()));
+    }
+    headers.extend(authorization.map(|a| ("authorization".to_owned(), a)));
     Ok(Prepared {
-        method: case
-            .get("method")
-            .and_then(Value::as_str)
-            .unwrap_or("POST")
-            .to_owned(),
+        method: method.to_owned(),
         path: case
             .get("path")
             .and_then(Value::as_str)
             .unwrap_or("/mcp")
             .to_owned(),
-        authorization,
-        headers: case
-            .get("headers")
-            .and_then(Value::as_object)
-            .map(|h| {
-                h.iter()
-                    .map(|(k, v)| {
-                        (
-                            k.to_ascii_lowercase(),
-                            v.as_str().unwrap_or_default().to_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        headers,
         body,
     })
 }
@@ -152,16 +178,6 @@ fn watched(name: &str) -> bool {
     name.starts_with("x-warden-") || name == "authorization"
 }
 
-/// What the runners compare of a watched header: tokens are minted per
-/// runner (ES256 signatures differ), so `authorization` counts by presence.
-fn comparable(name: &str, value: Option<String>) -> Option<String> {
-    if name == "authorization" {
-        value.map(|_| "(token)".to_owned())
-    } else {
-        value
-    }
-}
-
 impl Outcome {
     fn status(&self) -> Option<u16> {
         self.reply.as_ref().map(|r| r.0)
@@ -174,17 +190,12 @@ impl Outcome {
 
 fn run_native(warden: &Warden, request: &Prepared) -> Outcome {
     let content_length = request.body.len().to_string();
-    let content_type = match request.header("content-type") {
-        Some(value) => Some(value),
-        None if request.method == "POST" => Some("application/json"),
-        None => None,
-    };
     let head = RequestHead {
         method: &request.method,
         path: &request.path,
-        authorization: request.authorization.as_deref(),
+        authorization: request.header("authorization"),
         content_length: Some(&content_length),
-        content_type,
+        content_type: request.header("content-type"),
         request_id: Some(REQUEST_ID),
         origin: request.header("origin"),
         protocol_version: request.header("mcp-protocol-version"),
@@ -200,14 +211,8 @@ fn run_native(warden: &Warden, request: &Prepared) -> Outcome {
         let mut upstream: Vec<(String, Option<String>)> = request
             .headers
             .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .chain(
-                request
-                    .authorization
-                    .iter()
-                    .map(|a| ("authorization".to_owned(), Some(a.clone()))),
-            )
             .filter(|(k, _)| watched(k))
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
             .collect();
         for (name, value) in &f.header_edits {
             upstream.retain(|(k, _)| k != name);
@@ -215,13 +220,6 @@ fn run_native(warden: &Warden, request: &Prepared) -> Outcome {
                 upstream.push((name.clone(), value.clone()));
             }
         }
-        let mut upstream: Vec<(String, Option<String>)> = upstream
-            .into_iter()
-            .map(|(k, v)| {
-                let v = comparable(&k, v);
-                (k, v)
-            })
-            .collect();
         upstream.sort();
         (None, Some(f.audit), upstream)
     };
@@ -247,16 +245,14 @@ fn run_native(warden: &Warden, request: &Prepared) -> Outcome {
 }
 
 fn run_wasm(filter: &mut WardenFilter, request: &Prepared) -> anyhow::Result<Outcome> {
-    let mut http = HttpRequest::post(request.body.clone()).header("x-request-id", REQUEST_ID);
-    http.method.clone_from(&request.method);
-    http.path.clone_from(&request.path);
-    if let Some(authorization) = &request.authorization {
-        http = http.header("authorization", authorization);
+    let http = HttpRequest {
+        method: request.method.clone(),
+        path: request.path.clone(),
+        headers: request.headers.clone(),
+        body: request.body.clone(),
+        chunk_size: None,
     }
-    for (name, value) in &request.headers {
-        http.headers.retain(|(k, _)| k != name);
-        http = http.header(name, value);
-    }
+    .header("x-request-id", REQUEST_ID);
     let exchange = filter.handle(&http)?;
     if exchange.local_response.is_none() && !exchange.forwarded() {
         bail!("the filter neither answered nor forwarded the request (it hangs)");
@@ -265,7 +261,7 @@ fn run_wasm(filter: &mut WardenFilter, request: &Prepared) -> anyhow::Result<Out
         Some(headers) if exchange.local_response.is_none() => headers
             .iter()
             .filter(|(k, _)| watched(k))
-            .map(|(k, v)| (k.clone(), comparable(k, Some(v.clone()))))
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
             .collect(),
         _ => Vec::new(),
     };
@@ -360,8 +356,7 @@ fn check(outcome: &Outcome, expect: &Value) -> Vec<String> {
 /// Neither audit lines nor replies ever carry the token.
 fn assert_no_token_leak(name: &str, request: &Prepared, outcome: &Outcome) {
     let Some(token) = request
-        .authorization
-        .as_deref()
+        .header("authorization")
         .and_then(|a| a.split_whitespace().last())
     else {
         return;
@@ -378,52 +373,36 @@ fn assert_no_token_leak(name: &str, request: &Prepared, outcome: &Outcome) {
     );
 }
 
-/// Runs every case of every table through `runner`; returns the outcomes
-/// (per table, per case) and fails on any unmet expectation.
-fn run_all(
-    mut runner: impl FnMut(
-        &Table,
-    ) -> anyhow::Result<Box<dyn FnMut(&Prepared) -> anyhow::Result<Outcome>>>,
-) -> anyhow::Result<Vec<(String, Outcome)>> {
-    let issuer = DemoIssuer::new()?;
-    let mut failures = Vec::new();
-    let mut outcomes = Vec::new();
-    for table in tables()? {
-        let mut run = runner(&table)?;
-        for case in &table.cases {
-            let name = format!(
-                "{}: {}",
-                table.file.display(),
-                case["name"].as_str().unwrap_or("?")
-            );
-            let request = prepare(&issuer, case).with_context(|| name.clone())?;
-            let outcome = run(&request).with_context(|| name.clone())?;
-            let problems = check(&outcome, &case["expect"]);
-            if !problems.is_empty() {
-                failures.push(format!("{name}: {}", problems.join("; ")));
-            }
-            assert_no_token_leak(&name, &request, &outcome);
-            outcomes.push((name, outcome));
-        }
-    }
-    let count = outcomes.len();
+/// Fails on any case whose outcome misses its expectations (or leaks the
+/// token); `outcomes` are in the order of the tables' cases.
+fn assert_expectations(tables: &[Table], outcomes: &[Outcome]) {
+    let cases: Vec<&Case> = tables.iter().flat_map(|t| &t.cases).collect();
+    assert_eq!(cases.len(), outcomes.len());
+    let count = cases.len();
     assert!(count > 20, "only {count} scenarios ran");
+    let mut failures = Vec::new();
+    for (case, outcome) in cases.iter().zip(outcomes) {
+        let problems = check(outcome, &case.expect);
+        if !problems.is_empty() {
+            failures.push(format!("{}: {}", case.name, problems.join("; ")));
+        }
+        assert_no_token_leak(&case.name, &case.request, outcome);
+    }
     assert!(
         failures.is_empty(),
         "{} of {count} scenarios failed:\n{}",
         failures.len(),
         failures.join("\n")
     );
-    Ok(outcomes)
 }
 
-fn native_outcomes() -> anyhow::Result<Vec<(String, Outcome)>> {
-    run_all(|table| {
+fn native_outcomes(tables: &[Table]) -> anyhow::Result<Vec<Outcome>> {
+    let mut outcomes = Vec::new();
+    for table in tables {
         let warden = Warden::compile(&table.document)?;
-        Ok(Box::new(move |request: &Prepared| {
-            Ok(run_native(&warden, request))
-        }))
-    })
+        outcomes.extend(table.cases.iter().map(|c| run_native(&warden, &c.request)));
+    }
+    Ok(outcomes)
 }
 
 fn wasm_module() -> &'static Result<FilterModule, String> {
@@ -431,33 +410,39 @@ fn wasm_module() -> &'static Result<FilterModule, String> {
     MODULE.get_or_init(|| load_module(&workspace_wasm()).map_err(|e| e.to_string()))
 }
 
-fn wasm_outcomes() -> anyhow::Result<Vec<(String, Outcome)>> {
+fn wasm_outcomes(tables: &[Table]) -> anyhow::Result<Vec<Outcome>> {
     let module = match wasm_module() {
         Ok(module) => module,
         Err(message) => bail!("{message}"),
     };
-    run_all(|table| {
+    let mut outcomes = Vec::new();
+    for table in tables {
         let config = serde_json::to_string(&table.document)?;
         let mut filter = WardenFilter::start(module, &config, TEST_NOW)?;
-        Ok(Box::new(move |request: &Prepared| {
-            run_wasm(&mut filter, request)
-        }))
-    })
+        for case in &table.cases {
+            outcomes.push(run_wasm(&mut filter, &case.request).with_context(|| case.name.clone())?);
+        }
+    }
+    Ok(outcomes)
 }
 
 #[test]
 fn scenario_tables_hold_against_the_native_core() -> anyhow::Result<()> {
-    native_outcomes()?;
+    let tables = tables()?;
+    assert_expectations(&tables, &native_outcomes(&tables)?);
     Ok(())
 }
 
 #[test]
 fn scenario_tables_hold_against_the_wasm_filter_and_agree_with_the_core() -> anyhow::Result<()> {
-    let wasm = wasm_outcomes()?;
-    let native = native_outcomes()?;
-    assert_eq!(wasm.len(), native.len());
+    let tables = tables()?;
+    let wasm = wasm_outcomes(&tables)?;
+    assert_expectations(&tables, &wasm);
+    let native = native_outcomes(&tables)?;
+    assert_expectations(&tables, &native);
+    let names = tables.iter().flat_map(|t| &t.cases).map(|c| &c.name);
     let mut disagreements = Vec::new();
-    for ((name, w), (_, n)) in wasm.iter().zip(&native) {
+    for ((name, w), n) in names.zip(&wasm).zip(&native) {
         // Same answer (status, headers, body) and the same audit line,
         // field by field: status, decision, rule, reason, identity.
         if w != n {
