@@ -135,6 +135,24 @@ def variant_stack(workdir: Path, name: str, **options: Any) -> Iterator[Stack]:
         yield instance
 
 
+def _forbidden_agent_deletes(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for rule in rules:
+        if rule["id"] == "no-agent-deletes":
+            rule["deny_mode"] = "forbidden"
+    return rules
+
+
+@pytest.fixture(scope="session")
+def disguise_stack(e2e_workdir: Path) -> Iterator[Stack]:
+    """The example policy with `disguise` as the policy-wide deny mode and rule
+    no-agent-deletes answering `forbidden`; shared by test_deny_modes and
+    test_ts_client, so it is started once."""
+    with variant_stack(
+        e2e_workdir, "disguise", filter={"deny_mode": "disguise"}, rules=_forbidden_agent_deletes
+    ) as instance:
+        yield instance
+
+
 def _probe(stack: Stack) -> None:
     """One authenticated, allowed request must get an answer: a filter that stalls
     requests would otherwise cost every test its full client timeout. (Called

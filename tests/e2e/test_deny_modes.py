@@ -14,8 +14,9 @@ and the audit line always records the real rule and the mode:
   exist. The example server (SDK 2.3) itself answers an unknown tool with a
   tool result flagged isError instead (docs/policy.md, "What disguise hides").
 
-The session stack serves examples/policy.yaml. The module's own stack makes
-`disguise` policy-wide and gives rule no-agent-deletes `deny_mode: forbidden`.
+The session stack serves examples/policy.yaml. The `disguise_stack`
+(conftest) makes `disguise` policy-wide and gives rule no-agent-deletes
+`deny_mode: forbidden`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from conftest import (
     rpc_headers,
     token_for,
     tool_call,
-    variant_stack,
 )
 from helpers import (
     METADATA_URL,
@@ -75,23 +75,9 @@ def assert_torn_down_by_403(session: dict, done_before: int) -> None:
     assert ("DELETE", 200) not in exchanges(session), exchanges(session)
 
 
-@pytest.fixture(scope="module")
-def modes_stack(e2e_workdir):
-    def forbidden_agent_deletes(rules):
-        for rule in rules:
-            if rule["id"] == "no-agent-deletes":
-                rule["deny_mode"] = "forbidden"
-        return rules
-
-    with variant_stack(
-        e2e_workdir, "deny-modes", filter={"deny_mode": "disguise"}, rules=forbidden_agent_deletes
-    ) as instance:
-        yield instance
-
-
 @pytest.fixture
-def modes_http(modes_stack):
-    with http_client(modes_stack) as client:
+def modes_http(disguise_stack):
+    with http_client(disguise_stack) as client:
         yield client
 
 
@@ -246,18 +232,18 @@ def test_disguise_as_each_client_sees_it(stack, kind):
     assert servers_own["text"].replace("no_such_tool", "export_customers") == disguised["error"]["message"]
 
 
-# --- forbidden, and disguise policy-wide (the module's stack) ---------------
+# --- forbidden, and disguise policy-wide (disguise_stack) ------------------
 
 
-def test_forbidden_on_the_wire(modes_stack, modes_http):
+def test_forbidden_on_the_wire(disguise_stack, modes_http):
     request_id = f"del-{uuid.uuid4().hex[:8]}"
-    mark, log_mark = modes_stack.call_log.mark(), modes_stack.envoy_log.mark()
+    mark, log_mark = disguise_stack.call_log.mark(), disguise_stack.envoy_log.mark()
     response = tool_call(modes_http, token_for("research-agent"), "delete_repo", {"name": "warden"}, id=request_id)
     assert response.status_code == 403, response.text
     assert "www-authenticate" not in response.headers
     assert_jsonrpc_denial(response.json(), request_id, rule="no-agent-deletes")
-    assert modes_stack.call_log.entries(mark) == []
-    [audit] = audits_where(modes_stack.envoy_log, log_mark, jsonrpc_id=request_id)
+    assert disguise_stack.call_log.entries(mark) == []
+    [audit] = audits_where(disguise_stack.envoy_log, log_mark, jsonrpc_id=request_id)
     assert (audit["decision"], audit["status"], audit["rule"], audit["deny_mode"]) == (
         "deny",
         403,
@@ -267,22 +253,22 @@ def test_forbidden_on_the_wire(modes_stack, modes_http):
 
 
 @pytest.mark.parametrize("kind", ALL_KINDS)
-def test_forbidden_as_each_client_sees_it(modes_stack, kind):
-    mark = modes_stack.call_log.mark()
-    session = make_client(kind, modes_stack.url).session(
+def test_forbidden_as_each_client_sees_it(disguise_stack, kind):
+    mark = disguise_stack.call_log.mark()
+    session = make_client(kind, disguise_stack.url).session(
         token_for("research-agent"),
         [call("search_docs", query="before"), call("delete_repo", name="warden"), call("search_docs", query="after")],
     )
     assert_allowed(session["results"][0])
     if kind == "mcp1.30-2025":
         assert_torn_down_by_403(session, done_before=1)
-        assert tool_entries(modes_stack.call_log.entries(mark)) == [("search_docs", {"query": "before"})]
+        assert tool_entries(disguise_stack.call_log.entries(mark)) == [("search_docs", {"query": "before"})]
         return
     _, denied, after = session["results"]
     assert_denied(denied, rule="no-agent-deletes")
     assert_allowed(after)
     assert ("POST", 403) in exchanges(session), exchanges(session)
-    assert tool_entries(modes_stack.call_log.entries(mark)) == [
+    assert tool_entries(disguise_stack.call_log.entries(mark)) == [
         ("search_docs", {"query": "before"}),
         ("search_docs", {"query": "after"}),
     ]
@@ -330,10 +316,10 @@ POLICY_WIDE = {
 
 
 @pytest.mark.parametrize("case", list(POLICY_WIDE))
-def test_policy_wide_disguise_answers_alike_whatever_exists(modes_stack, modes_http, case):
+def test_policy_wide_disguise_answers_alike_whatever_exists(disguise_stack, modes_http, case):
     method, params, name, principal, error = POLICY_WIDE[case]
     request_id = f"pw-{uuid.uuid4().hex[:8]}"
-    mark, log_mark = modes_stack.call_log.mark(), modes_stack.envoy_log.mark()
+    mark, log_mark = disguise_stack.call_log.mark(), disguise_stack.envoy_log.mark()
     response = modes_http.post(
         "/mcp",
         headers=rpc_headers(method, name, token=token_for(principal)),
@@ -341,16 +327,16 @@ def test_policy_wide_disguise_answers_alike_whatever_exists(modes_stack, modes_h
     )
     assert response.status_code == 200, response.text
     assert response.json() == {"jsonrpc": "2.0", "id": request_id, "error": error}
-    assert modes_stack.call_log.entries(mark) == []
-    [audit] = audits_where(modes_stack.envoy_log, log_mark, jsonrpc_id=request_id)
+    assert disguise_stack.call_log.entries(mark) == []
+    [audit] = audits_where(disguise_stack.envoy_log, log_mark, jsonrpc_id=request_id)
     assert (audit["decision"], audit["rule"], audit["deny_mode"]) == ("deny", None, "disguise"), audit
 
 
 @pytest.mark.parametrize("kind", ALL_KINDS)
-def test_policy_wide_disguise_an_existing_tool_looks_like_a_missing_one(modes_stack, kind):
+def test_policy_wide_disguise_an_existing_tool_looks_like_a_missing_one(disguise_stack, kind):
     """Through each client, a hidden tool and a tool that does not exist are
     answered alike, and a rule's own mode (step_up) still wins."""
-    session = make_client(kind, modes_stack.url).session(
+    session = make_client(kind, disguise_stack.url).session(
         token_for("alice"),
         [
             call("export_customers", region="eu"),

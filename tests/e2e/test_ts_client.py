@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT, VISIBLE_TOOLS, call, token_for, variant_stack
+from conftest import REPO_ROOT, VISIBLE_TOOLS, call, token_for
 from helpers import assert_allowed, assert_denied, tool_entries
 
 TS_DIR = Path(__file__).resolve().parent / "clients" / "ts"
@@ -142,17 +142,12 @@ def test_ts_disguised_tool_is_reported_unknown(stack):
     assert disguised["error"]["message"].replace("export_customers", "no_such_tool") == unknown["text"]
 
 
-@pytest.fixture(scope="module")
-def disguise_stack(e2e_workdir):
-    """The example policy with `disguise` as the policy-wide deny mode."""
-    with variant_stack(e2e_workdir, "ts-disguise", filter={"deny_mode": "disguise"}) as instance:
-        yield instance
-
-
 def test_ts_policy_wide_disguise_matches_a_truly_unknown_tool(disguise_stack):
     """A per-rule disguise can be told from a missing tool (the missing one is a
     default deny in the policy's mode, docs/policy.md); with disguise as the
-    policy-wide mode a hidden tool and a missing one answer alike."""
+    policy-wide mode a hidden tool and a missing one answer alike (disguise_stack,
+    conftest)."""
+    mark = disguise_stack.call_log.mark()
     session = ts_session(
         disguise_stack.url,
         token_for("alice"),
@@ -164,4 +159,4 @@ def test_ts_policy_wide_disguise_matches_a_truly_unknown_tool(disguise_stack):
     assert disguised["error"]["code"] == unknown["error"]["code"] == -32602, (disguised, unknown)
     assert disguised["error"]["message"] == "Unknown tool: export_customers"
     assert unknown["error"]["message"] == "Unknown tool: no_such_tool"
-    assert tool_entries(disguise_stack.call_log.entries()) == []
+    assert tool_entries(disguise_stack.call_log.entries(mark)) == []
