@@ -172,13 +172,13 @@ impl WardenFilter {
         &mut self.emulator
     }
 
-    /// Runs one request through the filter: a new HTTP context, request
-    /// headers, body chunks while the filter pauses, then the end of the
-    /// stream (`proxy_on_done`, `proxy_on_log`, `proxy_on_delete`).
-    pub fn handle(&mut self, request: &HttpRequest) -> Result<Exchange, HarnessError> {
+    /// Sends one request into the filter: a new HTTP context
+    /// (`proxy_on_context_create`), request headers, then body chunks while
+    /// the filter pauses, stopping at a local response. The stream stays
+    /// open for response callbacks; returns its id and the last action.
+    pub fn send(&mut self, request: &HttpRequest) -> Result<(u32, Action), HarnessError> {
         self.requests += 1;
         let emulator = &mut self.emulator;
-        let first_log = emulator.logs().len();
         let id = emulator.open_http()?;
         let request_id = format!("harness-{}", self.requests);
         let length = request.body.len().to_string();
@@ -209,6 +209,15 @@ impl WardenFilter {
                 }
             }
         }
+        Ok((id, action))
+    }
+
+    /// Runs one request through the filter: [`send`](Self::send), then the
+    /// end of the stream (`proxy_on_done`, `proxy_on_log`, `proxy_on_delete`).
+    pub fn handle(&mut self, request: &HttpRequest) -> Result<Exchange, HarnessError> {
+        let first_log = self.emulator.logs().len();
+        let (id, action) = self.send(request)?;
+        let emulator = &mut self.emulator;
         let upstream_headers = emulator.upstream_request_headers(id).cloned();
         let upstream_body = emulator
             .upstream_request_body(id)

@@ -345,6 +345,19 @@ fn the_filter_answers_401_and_counts_the_denial() {
     assert_eq!(filter.metric("warden.decisions.deny.none"), Some(1));
 }
 
+/// Sends one request through the filter up to the upstream; returns the
+/// stream id, left open for the response.
+fn forward(filter: &mut WardenFilter, request: &HttpRequest) -> u32 {
+    let (id, _) = filter.send(request).unwrap();
+    let host = filter.emulator();
+    assert!(
+        host.local_response(id).is_none(),
+        "not forwarded: {:?}",
+        host.local_response(id).map(|r| r.body_text())
+    );
+    id
+}
+
 /// Sends one POST through the filter up to the upstream; returns the stream id.
 fn forward_post(
     filter: &mut WardenFilter,
@@ -352,25 +365,11 @@ fn forward_post(
     extra: &[(&str, &str)],
     body: &str,
 ) -> u32 {
-    let length = body.len().to_string();
-    let host = filter.emulator();
-    let id = host.open_http().unwrap();
-    let mut headers = vec![
-        (":method", "POST"),
-        (":path", "/mcp"),
-        ("authorization", bearer),
-        ("content-length", length.as_str()),
-        ("content-type", "application/json"),
-    ];
-    headers.extend_from_slice(extra);
-    host.request_headers(id, &headers, false).unwrap();
-    host.request_body(id, body.as_bytes(), true).unwrap();
-    assert!(
-        host.local_response(id).is_none(),
-        "not forwarded: {:?}",
-        host.local_response(id).map(|r| r.body_text())
-    );
-    id
+    let mut request = HttpRequest::post(body).header("authorization", bearer);
+    for (name, value) in extra {
+        request = request.header(name, value);
+    }
+    forward(filter, &request)
 }
 
 #[test]
@@ -489,18 +488,11 @@ fn a_session_opened_by_one_principal_is_refused_to_another() {
         body: Vec::new(),
         ..request(&alice)
     };
-    let id = {
-        let host = filter.emulator();
-        let id = host.open_http().unwrap();
-        let mut headers: Vec<(&str, &str)> = vec![(":method", "DELETE"), (":path", "/mcp")];
-        headers.extend(delete.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        host.request_headers(id, &headers, true).unwrap();
-        assert!(host.local_response(id).is_none());
-        host.response_headers(id, &[(":status", "200")], true)
-            .unwrap();
-        id
-    };
-    filter.emulator().complete(id).unwrap();
+    let id = forward(&mut filter, &delete);
+    let host = filter.emulator();
+    host.response_headers(id, &[(":status", "200")], true)
+        .unwrap();
+    host.complete(id).unwrap();
     let after = filter.handle(&request(&alice)).unwrap();
     assert_eq!(after.status(), Some(404));
 }
@@ -531,20 +523,15 @@ fn a_new_session_evicts_the_one_in_its_slot_and_a_late_delete_spares_it() {
     assert_eq!(ping(&mut filter, &alice, "s-alice"), None, "forwarded");
     // Alice starts ending her session; before the server answers, Bob's new
     // session takes the only slot.
-    let delete = {
-        let host = filter.emulator();
-        let id = host.open_http().unwrap();
-        let headers = [
-            (":method", "DELETE"),
-            (":path", "/mcp"),
-            ("authorization", alice.as_str()),
-            ("mcp-session-id", "s-alice"),
-            ("mcp-protocol-version", "2025-06-18"),
-        ];
-        host.request_headers(id, &headers, true).unwrap();
-        assert!(host.local_response(id).is_none());
-        id
-    };
+    let delete = HttpRequest {
+        method: "DELETE".into(),
+        body: Vec::new(),
+        ..HttpRequest::post("")
+    }
+    .header("authorization", &alice)
+    .header("mcp-session-id", "s-alice")
+    .header("mcp-protocol-version", "2025-06-18");
+    let delete = forward(&mut filter, &delete);
     open(&mut filter, &bob, "s-bob");
     assert_eq!(ping(&mut filter, &alice, "s-alice"), Some(404), "evicted");
     let host = filter.emulator();
