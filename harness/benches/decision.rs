@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use policy_sdk::testing::{DemoIssuer, TEST_NOW, standard_claims};
+use policy_sdk::testing::{DemoIssuer, TEST_NOW};
 use policy_sdk::{BodyVerdict, HeadVerdict, RequestHead};
 use serde_json::json;
 use warden_harness::filter::{HttpRequest, WardenFilter, load_module, workspace_wasm};
@@ -29,10 +29,7 @@ fn bench(c: &mut Criterion) {
     };
     let issuer = DemoIssuer::new().unwrap_or_else(|e| panic!("{e}"));
     let token = issuer
-        .token(
-            TEST_NOW,
-            standard_claims(TEST_NOW, json!({"groups": ["eng"]})),
-        )
+        .token(TEST_NOW, json!({"groups": ["eng"]}))
         .unwrap_or_else(|e| panic!("{e}"));
     let bearer = format!("Bearer {token}");
     let cases = [

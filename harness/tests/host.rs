@@ -11,7 +11,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use policy_sdk::testing::{DemoIssuer, TEST_NOW, standard_claims};
+use policy_sdk::testing::{DemoIssuer, TEST_NOW};
 use serde_json::json;
 use warden_harness::filter::{HttpRequest, WardenFilter, load_module, workspace_wasm};
 use warden_harness::host::{
@@ -255,10 +255,7 @@ fn example_config() -> String {
 }
 
 fn token(claims: serde_json::Value) -> String {
-    DemoIssuer::new()
-        .unwrap()
-        .token(TEST_NOW, standard_claims(TEST_NOW, claims))
-        .unwrap()
+    DemoIssuer::new().unwrap().token(TEST_NOW, claims).unwrap()
 }
 
 #[test]
