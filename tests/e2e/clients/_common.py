@@ -65,16 +65,32 @@ def list_names(op: str, result: Any) -> list[str]:
     return [str(_first(item, keys)) for item in _first(result, members) or []]
 
 
+def sdk_calls(api: Any) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
+    """The plan's ops on a connected SDK object (1.30's ClientSession and 2.3's
+    Client name these methods alike)."""
+    return {
+        "list_tools": lambda step: api.list_tools(),
+        "list_prompts": lambda step: api.list_prompts(),
+        "list_resources": lambda step: api.list_resources(),
+        "list_resource_templates": lambda step: api.list_resource_templates(),
+        "call_tool": lambda step: api.call_tool(step["name"], step.get("arguments", {})),
+        "read_resource": lambda step: api.read_resource(step["uri"]),
+        "get_prompt": lambda step: api.get_prompt(step["name"], step.get("arguments", {})),
+        "ping": lambda step: api.send_ping(),
+    }
+
+
 async def run_steps(
-    calls: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]],
+    api: Any,
     steps: list[dict[str, Any]],
     timeout: float,
     mcp_error_types: tuple[type[BaseException], ...],
-    results: list[dict[str, Any]] | None = None,
-) -> list[dict[str, Any]]:
-    """Run every step; append each result to `results` as it comes, so the steps
-    done so far are known even when the session is torn down under them."""
-    results = [] if results is None else results
+    results: list[dict[str, Any]],
+) -> None:
+    """Run every step on `api` (see sdk_calls); append each result to `results`
+    as it comes, so the steps done so far are known even when the session is
+    torn down under them."""
+    calls = sdk_calls(api)
     for step in steps:
         op = step.get("op", "")
         call = calls.get(op)
@@ -97,7 +113,6 @@ async def run_steps(
                 is_error = getattr(value, "is_error", None)
             entry["is_error"] = bool(is_error)
         results.append(entry)
-    return results
 
 
 def http_recorder(log: list[dict[str, Any]]) -> Callable[[Any], Awaitable[None]]:
@@ -121,16 +136,11 @@ def main(run_plan: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> int
     """One plan on stdin, its results on stdout. With `--serve`: one plan per
     line, one result line each, until stdin closes (saves a test run the
     interpreter start-up for every plan)."""
-    if "--serve" not in sys.argv[1:]:
-        plan = json.load(sys.stdin)
-        output = anyio.run(run_plan, plan)
-        json.dump(output, sys.stdout)
-        sys.stdout.write("\n")
-        return 0
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        output = anyio.run(run_plan, json.loads(line))
-        sys.stdout.write(json.dumps(output) + "\n")
+    if "--serve" in sys.argv[1:]:
+        plans = (json.loads(line) for line in sys.stdin if line.strip())
+    else:
+        plans = iter([json.load(sys.stdin)])
+    for plan in plans:
+        sys.stdout.write(json.dumps(anyio.run(run_plan, plan)) + "\n")
         sys.stdout.flush()
     return 0

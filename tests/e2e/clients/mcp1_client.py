@@ -52,17 +52,7 @@ async def run_session(url: str, session_plan: dict[str, Any], timeout: float) ->
                 out["connected"] = True
                 out["protocol_version"] = initialized.protocolVersion
                 out["session_id"] = get_session_id()
-                calls = {
-                    "list_tools": lambda step: session.list_tools(),
-                    "list_prompts": lambda step: session.list_prompts(),
-                    "list_resources": lambda step: session.list_resources(),
-                    "list_resource_templates": lambda step: session.list_resource_templates(),
-                    "call_tool": lambda step: session.call_tool(step["name"], step.get("arguments", {})),
-                    "read_resource": lambda step: session.read_resource(step["uri"]),
-                    "get_prompt": lambda step: session.get_prompt(step["name"], step.get("arguments", {})),
-                    "ping": lambda step: session.send_ping(),
-                }
-                await run_steps(calls, session_plan.get("steps", []), timeout, (McpError,), out["results"])
+                await run_steps(session, session_plan.get("steps", []), timeout, (McpError,), out["results"])
                 out["session_id_after"] = get_session_id()
     except Exception as error:  # noqa: BLE001 - transport teardown errors are reported
         out["teardown_error"] = error_result("close", error, (McpError,)).get("exception")

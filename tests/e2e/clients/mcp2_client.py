@@ -49,17 +49,7 @@ async def run_session(url: str, session_plan: dict[str, Any], timeout: float) ->
             try:
                 out["connected"] = True
                 out["protocol_version"] = client.session.protocol_version
-                calls = {
-                    "list_tools": lambda step: client.list_tools(),
-                    "list_prompts": lambda step: client.list_prompts(),
-                    "list_resources": lambda step: client.list_resources(),
-                    "list_resource_templates": lambda step: client.list_resource_templates(),
-                    "call_tool": lambda step: client.call_tool(step["name"], step.get("arguments", {})),
-                    "read_resource": lambda step: client.read_resource(step["uri"]),
-                    "get_prompt": lambda step: client.get_prompt(step["name"], step.get("arguments", {})),
-                    "ping": lambda step: client.send_ping(),
-                }
-                await run_steps(calls, session_plan.get("steps", []), timeout, (MCPError,), out["results"])
+                await run_steps(client, session_plan.get("steps", []), timeout, (MCPError,), out["results"])
             finally:
                 await client.__aexit__(None, None, None)
     except Exception as error:  # noqa: BLE001 - transport teardown errors are reported
