@@ -297,15 +297,7 @@ fn test(suites: &[PathBuf], wasm: &WasmArg, format: Format) -> anyhow::Result<Ex
                     writeln!(out, "ok    {}: {}", path.display(), case.name)?;
                 } else {
                     writeln!(out, "FAIL  {}: {}", path.display(), case.name)?;
-                    let expected = &case.expected;
-                    let mut wanted = expected["decision"].as_str().unwrap_or("?").to_owned();
-                    if let Some(rule) = expected["rule"].as_str() {
-                        wanted.push_str(&format!(" by {rule}"));
-                    }
-                    if let Some(status) = expected["status"].as_u64() {
-                        wanted.push_str(&format!(" (status {status})"));
-                    }
-                    writeln!(out, "      expected: {wanted}")?;
+                    writeln!(out, "      expected: {}", case.expected.summary())?;
                     writeln!(out, "      actual:   {}", case.actual.summary())?;
                     for problem in &case.problems {
                         writeln!(out, "      - {problem}")?;

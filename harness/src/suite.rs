@@ -103,7 +103,7 @@ impl Decision {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectDetailed {
     pub decision: Decision,
@@ -111,6 +111,20 @@ pub struct ExpectDetailed {
     pub rule: Option<String>,
     #[serde(default)]
     pub status: Option<u16>,
+}
+
+impl ExpectDetailed {
+    /// `allow by search-docs (status 200)`.
+    pub fn summary(&self) -> String {
+        let mut out = self.decision.as_str().to_owned();
+        if let Some(rule) = &self.rule {
+            out.push_str(&format!(" by {rule}"));
+        }
+        if let Some(status) = self.status {
+            out.push_str(&format!(" (status {status})"));
+        }
+        out
+    }
 }
 
 impl Expect {
@@ -187,7 +201,7 @@ impl Verdict {
 pub struct CaseResult {
     pub name: String,
     pub passed: bool,
-    pub expected: Value,
+    pub expected: ExpectDetailed,
     pub actual: Verdict,
     pub problems: Vec<String>,
 }
@@ -445,12 +459,6 @@ pub fn run_suite(module: &FilterModule, path: &Path) -> Result<SuiteReport, Suit
     let mut cases = Vec::new();
     for case in &suite.cases {
         let expect = case.expect.detailed();
-        let expected = serde_json::to_value(json!({
-            "decision": expect.decision.as_str(),
-            "rule": expect.rule,
-            "status": expect.status,
-        }))
-        .unwrap_or(Value::Null);
         let authorization = match case.token.as_deref() {
             Some("none") => Ok(None),
             Some(token) => Ok(Some(format!("Bearer {token}"))),
@@ -480,7 +488,7 @@ pub fn run_suite(module: &FilterModule, path: &Path) -> Result<SuiteReport, Suit
         cases.push(CaseResult {
             name: case.name.clone(),
             passed: problems.is_empty(),
-            expected,
+            expected: expect,
             actual,
             problems,
         });
