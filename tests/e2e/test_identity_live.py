@@ -98,7 +98,7 @@ identity:
       algorithms: [ES256, EdDSA]
       jwks_fetch:
         cluster: idp
-        path: /jwks
+        {key_source}
         # Scheduled refreshes stay out of the way (they only repeat every
         # min_refresh_interval_seconds until the first set has loaded), so
         # every fetch the tests count was triggered by an unknown kid.
@@ -116,6 +116,15 @@ rules:
     owner: team-platform
     methods: [tools/list]
 """
+
+
+JWKS_PATH = "path: /jwks"
+DISCOVERY = "path: /.well-known/openid-configuration\n        discovery: true"
+
+
+def policy(key_source: str = JWKS_PATH) -> str:
+    """POLICY with the issuer's keys fetched from `key_source` (the key set's path, or discovery)."""
+    return POLICY.format(min_refresh=MIN_REFRESH, key_source=key_source)
 
 
 class Live:
@@ -164,7 +173,7 @@ def start_live(workdir: Path, policy_text: str, provider: Provider) -> Iterator[
 def live(e2e_workdir: Path) -> Iterator[Live]:
     provider = Provider()
     provider.down = True  # the provider starts unreachable: requests must fail closed
-    with start_live(e2e_workdir / "identity" / "fetch", POLICY.format(min_refresh=MIN_REFRESH), provider) as live:
+    with start_live(e2e_workdir / "identity" / "fetch", policy(), provider) as live:
         yield live
 
 
@@ -254,12 +263,8 @@ def test_a_revoked_token_is_refused_after_the_next_poll(live: Live) -> None:
 
 
 def test_keys_found_through_openid_discovery(e2e_workdir: Path) -> None:
-    policy = POLICY.format(min_refresh=MIN_REFRESH).replace(
-        "path: /jwks\n", "path: /.well-known/openid-configuration\n        discovery: true\n"
-    )
-    assert "discovery: true" in policy
     provider = Provider()
-    with start_live(e2e_workdir / "identity" / "discovery", policy, provider) as live:
+    with start_live(e2e_workdir / "identity" / "discovery", policy(DISCOVERY), provider) as live:
         live.wait_until(lambda: live.call(token()).status_code == 200, 15, "keys through discovery")
         assert live.provider.hit_count("/.well-known/openid-configuration") >= 1
         assert live.provider.hit_count("/jwks") >= 1
