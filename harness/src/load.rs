@@ -84,29 +84,27 @@ fn leading_path(message: &str) -> Option<String> {
 
 fn diagnostic(
     path: &Path,
-    text: &str,
+    map: &SourceMap,
     field: Option<String>,
     message: String,
     help: Option<String>,
-) -> Diagnostic {
-    let map = SourceMap::new(text);
-    let mut position = parser_position(&message);
+) -> Box<Diagnostic> {
     let field = field.or_else(|| leading_path(&message));
-    if position.is_none() {
-        position = field.as_deref().and_then(|f| map.position(f));
-    }
-    Diagnostic {
+    let position =
+        parser_position(&message).or_else(|| field.as_deref().and_then(|f| map.position(f)));
+    Box::new(Diagnostic {
         file: path.to_path_buf(),
         line: position.map(|p| p.0),
         column: position.map(|p| p.1),
         field,
         message,
         help,
-    }
+    })
 }
 
-/// Reads and compiles a policy file.
-pub fn load_policy(path: &Path) -> Result<LoadedPolicy, Box<Diagnostic>> {
+/// Where the fields of the policy file are written. The text is read only
+/// to locate an error; an unreadable file is the diagnostic itself.
+fn source_map(path: &Path) -> Result<SourceMap, Box<Diagnostic>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Box::new(Diagnostic {
             file: path.to_path_buf(),
@@ -117,22 +115,30 @@ pub fn load_policy(path: &Path) -> Result<LoadedPolicy, Box<Diagnostic>> {
             help: None,
         })
     })?;
+    Ok(SourceMap::new(&text))
+}
+
+/// Reads and compiles a policy file.
+pub fn load_policy(path: &Path) -> Result<LoadedPolicy, Box<Diagnostic>> {
     let document = PolicyDocument::load_file(path).map_err(|e| {
-        let message = match &e {
-            DocumentError::Io(m)
-            | DocumentError::Shape(m)
-            | DocumentError::Json(m)
-            | DocumentError::Yaml(m) => m.clone(),
-            #[allow(unreachable_patterns)]
-            other => other.to_string(),
+        let map = match source_map(path) {
+            Ok(map) => map,
+            Err(unreadable) => return unreadable,
         };
-        Box::new(diagnostic(path, &text, None, message, None))
+        let (DocumentError::Io(message)
+        | DocumentError::Shape(message)
+        | DocumentError::Json(message)
+        | DocumentError::Yaml(message)) = e;
+        diagnostic(path, &map, None, message, None)
     })?;
     let warden = Warden::compile(&document).map_err(|e| {
+        let map = match source_map(path) {
+            Ok(map) => map,
+            Err(unreadable) => return unreadable,
+        };
         let help = e.help().map(str::to_owned);
         let field = match &e {
             ConfigError::Compile(c) => {
-                let map = SourceMap::new(&text);
                 let rule = map.rule_path(&c.rule).unwrap_or_else(|| "rules".to_owned());
                 Some(if c.field.is_empty() {
                     rule
@@ -146,7 +152,7 @@ pub fn load_policy(path: &Path) -> Result<LoadedPolicy, Box<Diagnostic>> {
             ConfigError::Version { .. } => Some("version".to_owned()),
             _ => None,
         };
-        Box::new(diagnostic(path, &text, field, e.to_string(), help))
+        diagnostic(path, &map, field, e.to_string(), help)
     })?;
     Ok(LoadedPolicy { document, warden })
 }
