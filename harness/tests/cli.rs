@@ -21,6 +21,31 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A scratch directory for one test's files, removed when dropped (so also
+/// when the test fails).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("warden-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create a scratch directory");
+        Self(dir)
+    }
+
+    /// Writes `contents` to `file` in the directory; returns its path.
+    fn write(&self, file: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(file);
+        std::fs::write(&path, contents).expect("write a scratch file");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
 #[test]
 fn compile_inlines_the_key_set_and_reports_the_version() {
     let out = warden(&["compile", "examples/policy.yaml"]);
@@ -45,9 +70,7 @@ fn compile_inlines_the_key_set_and_reports_the_version() {
 
 #[test]
 fn compile_rejects_an_invalid_policy_with_exit_2_naming_rule_and_field() {
-    let dir = std::env::temp_dir().join(format!("warden-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let policy = dir.join("bad.yaml");
+    let scratch = Scratch::new("cli");
     let original = std::fs::read_to_string(repo().join("examples/policy.yaml")).unwrap();
     let bad = original
         .replace(
@@ -62,7 +85,7 @@ fn compile_rejects_an_invalid_policy_with_exit_2_naming_rule_and_field() {
             "types: [robot]\n    tools: [delete_*]",
         );
     assert_ne!(bad, original);
-    std::fs::write(&policy, &bad).unwrap();
+    let policy = scratch.write("bad.yaml", &bad);
     let out = warden(&["compile", policy.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
@@ -89,11 +112,10 @@ fn compile_rejects_an_invalid_policy_with_exit_2_naming_rule_and_field() {
         "{stderr}"
     );
 
-    std::fs::write(
-        &policy,
+    scratch.write(
+        "bad.yaml",
         "version: 1\nidentity: {issuers: [{issuer: i, audiences: [a]}]}\nrulez: []\n",
-    )
-    .unwrap();
+    );
     let out = warden(&["compile", policy.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -101,7 +123,6 @@ fn compile_rejects_an_invalid_policy_with_exit_2_naming_rule_and_field() {
         "{}",
         text(&out.stderr)
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -122,20 +143,19 @@ fn the_committed_envoy_example_is_what_the_cli_renders() {
 
 #[test]
 fn check_exits_0_on_allow_and_1_on_deny() {
-    let dir = std::env::temp_dir().join(format!("warden-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let request = dir.join("req.json");
-    let claims = dir.join("claims.json");
-    std::fs::write(&claims, r#"{"sub":"research-agent","actor_type":"agent"}"#).unwrap();
+    let scratch = Scratch::new("check");
+    let claims = scratch.write(
+        "claims.json",
+        r#"{"sub":"research-agent","actor_type":"agent"}"#,
+    );
     for (tool, code, rule) in [
         ("search_docs", 0, "search-docs"),
         ("delete_repo", 1, "no-agent-deletes"),
     ] {
-        std::fs::write(
-            &request,
-            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#),
-        )
-        .unwrap();
+        let request = scratch.write(
+            "req.json",
+            &format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#),
+        );
         let out = warden(&[
             "check",
             "--policy",
@@ -156,7 +176,6 @@ fn check_exits_0_on_allow_and_1_on_deny() {
         let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(line["rule"], rule);
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -184,12 +203,10 @@ fn the_example_suite_passes_through_the_wasm() {
 
 #[test]
 fn a_wrong_expectation_fails_the_suite_and_names_the_case() {
-    let dir = std::env::temp_dir().join(format!("warden-suite-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let suite = dir.join("wrong.test.yaml");
-    std::fs::write(
-        &suite,
-        format!(
+    let scratch = Scratch::new("suite");
+    let suite = scratch.write(
+        "wrong.test.yaml",
+        &format!(
             r#"policy: {}
 cases:
   - name: search is open
@@ -203,8 +220,7 @@ cases:
 "#,
             repo().join("examples/policy.yaml").display()
         ),
-    )
-    .unwrap();
+    );
     let out = warden(&["test", suite.to_str().unwrap()]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
@@ -234,19 +250,15 @@ cases:
         report["suites"][0]["cases"][1]["actual"]["rule"],
         "no-agent-deletes"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn check_accepts_a_token_as_is() {
-    let dir = std::env::temp_dir().join(format!("warden-token-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let request = dir.join("req.json");
-    std::fs::write(
-        &request,
+    let scratch = Scratch::new("token");
+    let request = scratch.write(
+        "req.json",
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
-    )
-    .unwrap();
+    );
     let out = warden(&[
         "check",
         "--policy",
@@ -260,5 +272,4 @@ fn check_accepts_a_token_as_is() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("decision: deny"), "{stdout}");
     assert!(stdout.contains("status:   401"), "{stdout}");
-    std::fs::remove_dir_all(&dir).ok();
 }
