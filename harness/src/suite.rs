@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use policy_sdk::PolicyDocument;
-use policy_sdk::testing::{DemoAlg, DemoIssuer, TEST_NOW, demo_jwks};
+use policy_sdk::testing::{DemoAlg, DemoIssuer, TEST_NOW, demo_jwks, overlay_claims};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -268,14 +268,6 @@ fn pick_alg(algorithms: Option<&Vec<Value>>) -> DemoAlg {
     }
 }
 
-fn alg_name(alg: DemoAlg) -> &'static str {
-    match alg {
-        DemoAlg::ES256 => "ES256",
-        DemoAlg::RS256 => "RS256",
-        DemoAlg::EdDSA => "EdDSA",
-    }
-}
-
 impl Minter {
     /// Rewrites a policy's identity section so that every issuer trusts the
     /// harness's keys (inline key set, no fetching, no `typ` requirement);
@@ -290,9 +282,9 @@ impl Minter {
             for entry in list.iter_mut().filter_map(Value::as_object_mut) {
                 let alg = pick_alg(entry.get("algorithms").and_then(Value::as_array));
                 if let Some(algorithms) = entry.get_mut("algorithms").and_then(Value::as_array_mut)
-                    && !algorithms.iter().any(|a| a == alg_name(alg))
+                    && !algorithms.iter().any(|a| a == alg.name())
                 {
-                    algorithms.push(json!(alg_name(alg)));
+                    algorithms.push(json!(alg.name()));
                 }
                 entry.insert("jwks".into(), demo_jwks());
                 entry.remove("jwks_file");
@@ -330,16 +322,10 @@ impl Minter {
         }
         merged.insert("iat".into(), json!(self.now));
         merged.insert("exp".into(), json!(self.now + 600));
-        if let Some(extra) = claims.as_object() {
-            for (k, v) in extra {
-                if v.is_null() {
-                    merged.remove(k);
-                } else {
-                    merged.insert(k.clone(), v.clone());
-                }
-            }
-        } else if !claims.is_null() {
-            return Err("claims must be a mapping".into());
+        match claims {
+            Value::Object(extra) => overlay_claims(&mut merged, extra.clone()),
+            Value::Null => {}
+            _ => return Err("claims must be a mapping".into()),
         }
         let iss = merged
             .get("iss")

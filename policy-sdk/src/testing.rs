@@ -38,6 +38,17 @@ pub enum DemoAlg {
     EdDSA,
 }
 
+impl DemoAlg {
+    /// The JWS `alg` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DemoAlg::ES256 => "ES256",
+            DemoAlg::RS256 => "RS256",
+            DemoAlg::EdDSA => "EdDSA",
+        }
+    }
+}
+
 impl DemoIssuer {
     pub fn new() -> Result<Self, jwt_simple::Error> {
         Ok(Self {
@@ -110,15 +121,21 @@ pub fn standard_claims(now: u64, extra: Value) -> Value {
         "exp": now + 600,
     });
     if let (Some(base), Value::Object(extra)) = (claims.as_object_mut(), extra) {
-        for (k, v) in extra {
-            if v.is_null() {
-                base.remove(&k);
-            } else {
-                base.insert(k, v);
-            }
-        }
+        overlay_claims(base, extra);
     }
     claims
+}
+
+/// Lays `extra` over `base`: each claim replaces the default, and `null`
+/// removes it.
+pub fn overlay_claims(base: &mut Map<String, Value>, extra: Map<String, Value>) {
+    for (k, v) in extra {
+        if v.is_null() {
+            base.remove(&k);
+        } else {
+            base.insert(k, v);
+        }
+    }
 }
 
 /// Builds an unsigned-looking token from raw parts (for `alg: none` and
