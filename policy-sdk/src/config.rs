@@ -57,6 +57,30 @@ pub struct FilterSettings {
     pub resource_metadata: Option<ResourceMetadata>,
     /// What the upstream MCP server learns about the caller.
     pub upstream: UpstreamSettings,
+    /// Whether the host holds request headers while Warden reads the body
+    /// (see [`HeaderMode`]).
+    pub header_mode: HeaderMode,
+}
+
+/// How a request whose decision needs the body travels while Warden reads
+/// it. Both modes judge the whole body before any body byte goes upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeaderMode {
+    /// The request headers go upstream at once, carrying the identity
+    /// headers decided from the verified token; the body is held until it
+    /// is complete and judged, and a denial resets the upstream request
+    /// before any body byte is sent. Works on every proxy-wasm host
+    /// (Istio, Envoy Gateway, Envoy before 1.35). Assumes the upstream
+    /// never acts on a POST whose body did not arrive.
+    #[default]
+    Stream,
+    /// The request headers are held too, so the upstream sees nothing of a
+    /// request before it is judged. Needs a host that honours a pause from
+    /// the request-headers callback: Envoy 1.35 or later with
+    /// `allow_on_headers_stop_iteration: true`. On any other host every
+    /// POST hangs.
+    Hold,
 }
 
 impl Default for FilterSettings {
@@ -76,6 +100,7 @@ impl Default for FilterSettings {
             max_response_bytes: 1024 * 1024,
             resource_metadata: None,
             upstream: UpstreamSettings::default(),
+            header_mode: HeaderMode::default(),
         }
     }
 }

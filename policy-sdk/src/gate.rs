@@ -55,6 +55,15 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A plain-text reply (failures that are not a decision).
+    pub fn text(status: u16, body: &str) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: body.to_owned(),
+        }
+    }
+
     /// A reply with a JSON body and, besides its content type, `headers`.
     fn json(status: u16, headers: &[(&str, &str)], body: String) -> Self {
         let mut all: Vec<(String, String)> = headers
@@ -614,13 +623,34 @@ impl Warden {
         identity: &Identity,
         response: ResponsePlan,
     ) -> Forwarding {
+        // A compressed list could not be read: ask for it uncompressed.
+        let drop_encoding = matches!(response, ResponsePlan::FilterList(_));
+        Forwarding {
+            audit,
+            header_edits: self.upstream_edits(identity, drop_encoding),
+            response,
+        }
+    }
+
+    /// The request-header edits for a POST whose headers go upstream before
+    /// its body is judged ([`HeaderMode::Stream`](crate::config::HeaderMode)):
+    /// decided from the verified token alone. Whether the body asks for a
+    /// list is not known yet, so `Accept-Encoding` is always removed.
+    pub fn streamed_head_edits(&self, identity: &Identity) -> Vec<(String, Option<String>)> {
+        self.upstream_edits(identity, true)
+    }
+
+    fn upstream_edits(
+        &self,
+        identity: &Identity,
+        drop_encoding: bool,
+    ) -> Vec<(String, Option<String>)> {
         let upstream = &self.settings.upstream;
         let mut header_edits = Vec::new();
         if upstream.strip_authorization {
             header_edits.push(("authorization".to_owned(), None));
         }
-        if let ResponsePlan::FilterList(_) = &response {
-            // A compressed list could not be read: ask for it uncompressed.
+        if drop_encoding {
             header_edits.push(("accept-encoding".to_owned(), None));
         }
         let prefix = &upstream.identity_header_prefix;
@@ -643,11 +673,27 @@ impl Warden {
                 )
             }));
         }
-        Forwarding {
-            audit,
-            header_edits,
-            response,
+        header_edits
+    }
+
+    /// The audit record of a request that ended without a decision of the
+    /// policy: the stream was reset, the upstream answered first, or the
+    /// host failed. `status` is Warden's answer, if it gave one.
+    pub fn undecided(
+        &self,
+        head: &RequestHead<'_>,
+        identity: Option<&Identity>,
+        status: Option<u16>,
+        reason: impl Into<String>,
+    ) -> AuditRecord {
+        let mut audit = self.audit_for(head);
+        if let Some(identity) = identity {
+            audit = audit.with_identity(identity);
         }
+        audit.decision = "deny";
+        audit.status = status;
+        audit.reason = reason.into();
+        audit
     }
 
     /// Rewrites a complete list response (one [`ListRequest::wants`]) so

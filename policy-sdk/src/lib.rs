@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod exchange;
 pub mod gate;
 pub mod glob;
 pub mod identity;
@@ -18,7 +19,8 @@ pub mod policy;
 pub mod testing;
 
 pub use audit::AuditRecord;
-pub use config::{FilterSettings, PolicyDocument};
+pub use config::{FilterSettings, HeaderMode, PolicyDocument};
+pub use exchange::{Exchange, Flow, StreamHost};
 pub use gate::{
     BodyVerdict, ConfigError, FilteredList, Forwarding, HeadVerdict, ListRequest, Reply,
     RequestHead, ResponsePlan, Warden,

@@ -1,0 +1,603 @@
+//! The lifecycle of one HTTP stream through Warden: which callback may let
+//! what through, in every state.
+//!
+//! An [`Exchange`] is driven by the proxy's stream callbacks (request
+//! headers, body and trailers; response headers, body and trailers; the
+//! answer to an HTTP call; the end of the stream) and acts through a
+//! [`StreamHost`]. The filter maps proxy-wasm callbacks onto it one to one;
+//! native runners and tests drive the very same code with an in-memory host.
+//!
+//! The one promise it keeps: no request byte goes upstream before the
+//! request has been judged. Concretely, a callback answers
+//! [`Flow::Continue`] only once the request has been allowed (or was never
+//! an MCP request), except the request headers of a POST in
+//! [`HeaderMode::Stream`], which go on carrying only what Warden derived
+//! from the verified token while the body is held. A stream can end in
+//! headers, body, or trailers (HTTP/2), or be reset; each ending of each
+//! state is handled here, and anything out of order fails closed.
+
+mod host;
+#[cfg(any(test, feature = "testing"))]
+pub mod memory;
+mod request;
+mod response;
+#[cfg(test)]
+mod tests;
+
+use std::rc::Rc;
+
+pub use host::{AuditKind, Flow, HostError, KeyFetch, KeyProgress, LogLevel, StreamHost};
+pub use request::RequestHeaders;
+
+use crate::audit::AuditRecord;
+use crate::config::HeaderMode;
+use crate::gate::{Forwarding, HeadVerdict, Reply, Warden};
+use crate::identity::Identity;
+use request::MissingKeys;
+use response::ResponseStage;
+
+/// How much of the request body the host has buffered for Warden.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct BodySeen {
+    /// Bytes buffered so far.
+    size: usize,
+    /// The body is complete: a body callback said end of stream, or the
+    /// trailers arrived.
+    complete: bool,
+}
+
+/// Where the request stands. Each state holds exactly what it needs.
+#[derive(Debug)]
+enum RequestState {
+    /// No callback yet.
+    Start,
+    /// The request may go on: allowed, or not an MCP request. Later request
+    /// data passes.
+    Open,
+    /// A POST from a verified identity whose body is being held until it is
+    /// complete. `headers_sent`: the headers already went upstream (stream
+    /// mode), so only the body is held.
+    ReadingBody {
+        identity: Box<Identity>,
+        headers_sent: bool,
+        body: BodySeen,
+    },
+    /// Paused while the token issuer's key set is fetched; the body (if
+    /// the host delivers it meanwhile) is held.
+    AwaitingKeys {
+        token: u32,
+        missing: Box<MissingKeys>,
+        body: BodySeen,
+    },
+    /// Answered locally, or failed: nothing more goes upstream.
+    Closed,
+}
+
+/// One HTTP stream.
+#[derive(Debug)]
+pub struct Exchange {
+    warden: Option<Rc<Warden>>,
+    head: RequestHeaders,
+    request: RequestState,
+    response: ResponseStage,
+}
+
+impl Exchange {
+    /// A stream under `warden`'s configuration; `None` when none compiled
+    /// (every request is then refused).
+    pub fn new(warden: Option<Rc<Warden>>) -> Self {
+        Self {
+            warden,
+            head: RequestHeaders::default(),
+            request: RequestState::Start,
+            response: ResponseStage::Untouched,
+        }
+    }
+
+    /// Whether the request was judged (allowed, passed or refused).
+    pub fn decided(&self) -> bool {
+        matches!(self.request, RequestState::Open | RequestState::Closed)
+    }
+
+    // --- request callbacks ---
+
+    /// `on_http_request_headers`.
+    pub fn on_request_headers(&mut self, host: &mut dyn StreamHost, end_of_stream: bool) -> Flow {
+        let Some(warden) = self.warden.clone() else {
+            return self.unconfigured(host);
+        };
+        match self.request {
+            RequestState::Start => {}
+            // Answered already: nothing more goes upstream, and one answer
+            // is all a stream gets.
+            RequestState::Closed => return Flow::Pause,
+            RequestState::Open
+            | RequestState::ReadingBody { .. }
+            | RequestState::AwaitingKeys { .. } => {
+                return self.fail_closed(host, None, "request headers arrived twice");
+            }
+        }
+        // Another worker may have polled a newer revocation list since this
+        // worker's last tick: apply it before judging.
+        host.refresh_documents();
+        self.head = match RequestHeaders::read(&warden, host, end_of_stream) {
+            Ok(head) => head,
+            Err(error) => return self.host_failed(host, None, &error),
+        };
+        let body = BodySeen {
+            size: 0,
+            complete: end_of_stream,
+        };
+        self.judge_head(&warden, host, body, false)
+    }
+
+    /// `on_http_request_body`: `size` is what the host buffered so far.
+    pub fn on_request_body(
+        &mut self,
+        host: &mut dyn StreamHost,
+        size: usize,
+        end_of_stream: bool,
+    ) -> Flow {
+        let body = BodySeen {
+            size,
+            complete: end_of_stream,
+        };
+        self.on_request_data(host, body)
+    }
+
+    /// `on_http_request_trailers`: the body is complete (HTTP/2 trailers end
+    /// a stream without a body frame saying so).
+    pub fn on_request_trailers(&mut self, host: &mut dyn StreamHost) -> Flow {
+        let size = match &self.request {
+            RequestState::ReadingBody { body, .. } | RequestState::AwaitingKeys { body, .. } => {
+                body.size
+            }
+            _ => 0,
+        };
+        self.on_request_data(
+            host,
+            BodySeen {
+                size,
+                complete: true,
+            },
+        )
+    }
+
+    /// `on_http_call_response` in this stream's context.
+    pub fn on_http_call_response(
+        &mut self,
+        host: &mut dyn StreamHost,
+        token: u32,
+        body_size: usize,
+    ) {
+        // Not waiting, or waiting for another call: not this stream's answer.
+        if !matches!(&self.request, RequestState::AwaitingKeys { token: awaited, .. } if *awaited == token)
+        {
+            return;
+        }
+        let RequestState::AwaitingKeys { missing, body, .. } =
+            std::mem::replace(&mut self.request, RequestState::Closed)
+        else {
+            return;
+        };
+        let Some(warden) = self.warden.clone() else {
+            self.unconfigured(host);
+            return;
+        };
+        let flow = match host.key_fetch_response(token, body_size) {
+            KeyProgress::Pending(next) => {
+                self.request = RequestState::AwaitingKeys {
+                    token: next,
+                    missing,
+                    body,
+                };
+                return;
+            }
+            KeyProgress::Loaded(summary) => {
+                host.log(
+                    LogLevel::Info,
+                    &format!("warden: loaded {summary} (unknown key id)"),
+                );
+                self.judge_head(&warden, host, body, true)
+            }
+            KeyProgress::Failed(reason) => {
+                host.log(LogLevel::Warn, &format!("warden: fetch failed: {reason}"));
+                self.reply(host, &missing.reply, Some(&missing.audit))
+            }
+        };
+        if flow == Flow::Continue
+            && let Err(error) = host.resume_request()
+        {
+            host.log(LogLevel::Error, &format!("warden: {error}"));
+        }
+    }
+
+    // --- response callbacks ---
+
+    /// `on_http_response_headers`.
+    pub fn on_response_headers(&mut self, host: &mut dyn StreamHost, _end_of_stream: bool) -> Flow {
+        match &self.request {
+            RequestState::Open => {}
+            // Warden's own local reply on its way out.
+            RequestState::Closed => return Flow::Continue,
+            RequestState::Start
+            | RequestState::ReadingBody { .. }
+            | RequestState::AwaitingKeys { .. } => {
+                // The upstream answered a request Warden has not judged (in
+                // stream mode it has the headers): that answer must not
+                // reach the client.
+                return self.fail_undecided(
+                    host,
+                    502,
+                    "the upstream answered before the request was judged",
+                );
+            }
+        }
+        let Some(warden) = self.warden.clone() else {
+            return Flow::Continue;
+        };
+        let stage = std::mem::take(&mut self.response);
+        self.response = stage.on_headers(&warden, host);
+        Flow::Continue
+    }
+
+    /// `on_http_response_body`: `size` is what the host buffered so far.
+    pub fn on_response_body(
+        &mut self,
+        host: &mut dyn StreamHost,
+        size: usize,
+        end_of_stream: bool,
+    ) -> Flow {
+        self.on_response_data(host, size, end_of_stream, false)
+    }
+
+    /// `on_http_response_trailers`: the response body is complete.
+    pub fn on_response_trailers(&mut self, host: &mut dyn StreamHost) -> Flow {
+        let size = self.response.buffered();
+        self.on_response_data(host, size, true, true)
+    }
+
+    /// `on_done` (`proxy_on_done`): the stream ended, normally or by a reset.
+    /// A request still waiting for its decision is recorded as refused.
+    pub fn on_done(&mut self, host: &mut dyn StreamHost) {
+        let identity = match &self.request {
+            RequestState::ReadingBody { identity, .. } => Some(identity.as_ref().clone()),
+            RequestState::AwaitingKeys { .. } => None,
+            RequestState::Start | RequestState::Open | RequestState::Closed => return,
+        };
+        if let Some(warden) = self.warden.clone() {
+            let audit = warden.undecided(
+                &self.head.view(),
+                identity.as_ref(),
+                None,
+                "the stream ended before the request was complete; nothing was forwarded",
+            );
+            host.audit(&audit, AuditKind::Decision);
+        }
+        self.request = RequestState::Closed;
+    }
+
+    // --- the request side ---
+
+    fn on_request_data(&mut self, host: &mut dyn StreamHost, seen: BodySeen) -> Flow {
+        let Some(warden) = self.warden.clone() else {
+            return self.unconfigured(host);
+        };
+        let limit = warden.settings().max_body_bytes;
+        match std::mem::replace(&mut self.request, RequestState::Closed) {
+            RequestState::Start => self.fail_closed(
+                host,
+                None,
+                "request data arrived before the request headers",
+            ),
+            RequestState::Open => {
+                self.request = RequestState::Open;
+                Flow::Continue
+            }
+            // Nothing more goes upstream after a local reply.
+            RequestState::Closed => Flow::Pause,
+            RequestState::AwaitingKeys { token, missing, .. } => {
+                if seen.size > limit {
+                    // The token is not verified yet: its refusal stands.
+                    return self.reply(host, &missing.reply, Some(&missing.audit));
+                }
+                self.request = RequestState::AwaitingKeys {
+                    token,
+                    missing,
+                    body: seen,
+                };
+                Flow::Pause
+            }
+            RequestState::ReadingBody {
+                identity,
+                headers_sent,
+                ..
+            } => {
+                if seen.size > limit {
+                    let (reply, audit) = warden.judge_oversized_body(&identity, &self.head.view());
+                    return self.reply(host, &reply, Some(&audit));
+                }
+                if !seen.complete {
+                    self.request = RequestState::ReadingBody {
+                        identity,
+                        headers_sent,
+                        body: seen,
+                    };
+                    return Flow::Pause;
+                }
+                self.judge_body(&warden, host, &identity, seen.size, headers_sent)
+            }
+        }
+    }
+
+    /// Judges the head and acts on the verdict. `body` is what the host has
+    /// buffered of the body; `keys_fetched` once a key fetch for this
+    /// request has completed (there is no second one).
+    fn judge_head(
+        &mut self,
+        warden: &Warden,
+        host: &mut dyn StreamHost,
+        body: BodySeen,
+        keys_fetched: bool,
+    ) -> Flow {
+        match warden.judge_head(&self.head.view()) {
+            HeadVerdict::Pass => {
+                self.request = RequestState::Open;
+                Flow::Continue
+            }
+            HeadVerdict::Serve(reply) => self.reply(host, &reply, None),
+            HeadVerdict::Respond(reply, audit) => self.reply(host, &reply, Some(&audit)),
+            HeadVerdict::Forward(forwarding) => self.forward(host, forwarding, false),
+            HeadVerdict::ReadBody(identity) => self.read_body(warden, host, identity, body),
+            HeadVerdict::KeysMissing {
+                issuer,
+                reply,
+                audit,
+            } => {
+                let missing = MissingKeys {
+                    issuer,
+                    reply,
+                    audit,
+                };
+                if keys_fetched {
+                    return self.reply(host, &missing.reply, Some(&missing.audit));
+                }
+                self.await_keys(warden, host, Box::new(missing), body)
+            }
+        }
+    }
+
+    /// A POST from a verified identity: judge the body when it is all
+    /// there; otherwise hold it (and, in hold mode or when part of it is
+    /// already held, the headers too).
+    fn read_body(
+        &mut self,
+        warden: &Warden,
+        host: &mut dyn StreamHost,
+        identity: Box<Identity>,
+        body: BodySeen,
+    ) -> Flow {
+        if body.complete {
+            return self.judge_body(warden, host, &identity, body.size, false);
+        }
+        // Resuming now would release the body bytes already held with the
+        // headers: only headers that carry nothing unjudged may go on.
+        let stream = warden.settings().header_mode == HeaderMode::Stream && body.size == 0;
+        if stream {
+            let edits = warden.streamed_head_edits(&identity);
+            if let Err(error) = self.edit_request_headers(host, &edits) {
+                return self.host_failed(host, Some(&identity), &error);
+            }
+        }
+        self.request = RequestState::ReadingBody {
+            identity,
+            headers_sent: stream,
+            body,
+        };
+        if stream { Flow::Continue } else { Flow::Pause }
+    }
+
+    fn judge_body(
+        &mut self,
+        warden: &Warden,
+        host: &mut dyn StreamHost,
+        identity: &Identity,
+        size: usize,
+        headers_sent: bool,
+    ) -> Flow {
+        let body = match host.request_body(size) {
+            Ok(body) => body,
+            Err(error) => return self.host_failed(host, Some(identity), &error),
+        };
+        match warden.judge_body(identity, &body, &self.head.view()) {
+            crate::gate::BodyVerdict::Forward(forwarding) => {
+                self.forward(host, forwarding, headers_sent)
+            }
+            crate::gate::BodyVerdict::Respond(reply, audit) => {
+                self.reply(host, &reply, Some(&audit))
+            }
+        }
+    }
+
+    /// The token's issuer lacks keys: take another worker's fresh copy if
+    /// there is one, else fetch (within the shared rate limit), else answer.
+    fn await_keys(
+        &mut self,
+        warden: &Warden,
+        host: &mut dyn StreamHost,
+        missing: Box<MissingKeys>,
+        body: BodySeen,
+    ) -> Flow {
+        host.sync_keys(&missing.issuer);
+        if warden.verifier().has_keys(&missing.issuer)
+            && !matches!(
+                warden.judge_head(&self.head.view()),
+                HeadVerdict::KeysMissing { .. }
+            )
+        {
+            return self.judge_head(warden, host, body, true);
+        }
+        let now = u64::try_from(self.head.now_unix_nanos / 1_000_000_000).unwrap_or_default();
+        match host.start_key_fetch(&missing.issuer, now) {
+            KeyFetch::Started(token) => {
+                self.request = RequestState::AwaitingKeys {
+                    token,
+                    missing,
+                    body,
+                };
+                Flow::Pause
+            }
+            KeyFetch::Unavailable(why) => {
+                if !why.is_empty() {
+                    host.log(LogLevel::Warn, &format!("warden: {why}"));
+                }
+                self.reply(host, &missing.reply, Some(&missing.audit))
+            }
+        }
+    }
+
+    /// Lets the request go on with the verdict's header edits (unless the
+    /// headers already went), and plans the response.
+    fn forward(
+        &mut self,
+        host: &mut dyn StreamHost,
+        forwarding: Forwarding,
+        headers_sent: bool,
+    ) -> Flow {
+        if !headers_sent
+            && let Err(error) = self.edit_request_headers(host, &forwarding.header_edits)
+        {
+            // An identity header that cannot be set or removed must not
+            // leave a client's copy in place.
+            return self.host_failed(host, None, &error);
+        }
+        host.audit(&forwarding.audit, AuditKind::Decision);
+        self.request = RequestState::Open;
+        self.response = ResponseStage::planned(forwarding.response);
+        Flow::Continue
+    }
+
+    fn edit_request_headers(
+        &self,
+        host: &mut dyn StreamHost,
+        edits: &[(String, Option<String>)],
+    ) -> Result<(), HostError> {
+        for (name, value) in edits {
+            // Removing a header the client never sent is a wasted hostcall.
+            if value.is_none() && self.head.get(name).is_none() {
+                continue;
+            }
+            host.set_request_header(name, value.as_deref())?;
+        }
+        Ok(())
+    }
+
+    // --- the response side ---
+
+    fn on_response_data(
+        &mut self,
+        host: &mut dyn StreamHost,
+        size: usize,
+        end_of_stream: bool,
+        trailers: bool,
+    ) -> Flow {
+        match &self.request {
+            RequestState::Open => {}
+            RequestState::Closed => return Flow::Continue,
+            // Response headers would have come first and closed the stream.
+            RequestState::Start
+            | RequestState::ReadingBody { .. }
+            | RequestState::AwaitingKeys { .. } => {
+                return self.fail_undecided(
+                    host,
+                    502,
+                    "the upstream answered before the request was judged",
+                );
+            }
+        }
+        let Some(warden) = self.warden.clone() else {
+            return Flow::Continue;
+        };
+        let stage = std::mem::take(&mut self.response);
+        let (stage, flow) = stage.on_body(&warden, host, size, end_of_stream, trailers);
+        self.response = stage;
+        flow
+    }
+
+    // --- answers ---
+
+    /// Answers locally; nothing more goes upstream.
+    fn reply(
+        &mut self,
+        host: &mut dyn StreamHost,
+        reply: &Reply,
+        audit: Option<&AuditRecord>,
+    ) -> Flow {
+        if let Some(audit) = audit {
+            host.audit(audit, AuditKind::Decision);
+        }
+        self.request = RequestState::Closed;
+        self.response = ResponseStage::Untouched;
+        if let Err(error) = host.send_reply(reply) {
+            host.log(
+                LogLevel::Error,
+                &format!("warden: sending the local reply failed: {error}"),
+            );
+        }
+        Flow::Pause
+    }
+
+    /// A hostcall Warden needs failed: answer 500 rather than pass, and
+    /// record why.
+    fn host_failed(
+        &mut self,
+        host: &mut dyn StreamHost,
+        identity: Option<&Identity>,
+        error: &HostError,
+    ) -> Flow {
+        host.log(LogLevel::Error, &format!("warden: {error}"));
+        self.fail_closed(host, identity, &format!("host error: {error}"))
+    }
+
+    /// Answers 500 with an audit line saying why.
+    fn fail_closed(
+        &mut self,
+        host: &mut dyn StreamHost,
+        identity: Option<&Identity>,
+        reason: &str,
+    ) -> Flow {
+        let audit = self
+            .warden
+            .as_ref()
+            .map(|w| w.undecided(&self.head.view(), identity, Some(500), reason));
+        let reply = Reply::text(
+            500,
+            "warden: internal error; the request was not forwarded\n",
+        );
+        self.reply(host, &reply, audit.as_ref())
+    }
+
+    /// Refuses a request whose stream went where it should not before a
+    /// decision.
+    fn fail_undecided(&mut self, host: &mut dyn StreamHost, status: u16, reason: &str) -> Flow {
+        let identity = match &self.request {
+            RequestState::ReadingBody { identity, .. } => Some(identity.as_ref().clone()),
+            _ => None,
+        };
+        let audit = self
+            .warden
+            .as_ref()
+            .map(|w| w.undecided(&self.head.view(), identity.as_ref(), Some(status), reason));
+        let reply = Reply::text(status, "warden: the request was not judged\n");
+        self.reply(host, &reply, audit.as_ref())
+    }
+
+    /// No compiled configuration: fail closed.
+    fn unconfigured(&mut self, host: &mut dyn StreamHost) -> Flow {
+        host.log(
+            LogLevel::Error,
+            "warden: no configuration loaded; answering 503 (fail closed)",
+        );
+        self.reply(host, &Reply::text(503, "warden: not configured\n"), None)
+    }
+}

@@ -1,0 +1,99 @@
+//! The request facts an exchange keeps between callbacks.
+
+use super::host::{HostError, StreamHost};
+use crate::audit::AuditRecord;
+use crate::gate::{ROUTING_HEADERS, Reply, RequestHead, Warden};
+
+/// The request headers as the client sent them (one hostcall), plus what
+/// Warden looked up for them.
+#[derive(Debug, Default, Clone)]
+pub struct RequestHeaders {
+    /// Name (lower case, as the proxy hands them over) and value.
+    headers: Vec<(String, String)>,
+    /// The binding shared data holds for the presented session.
+    session_binding: Option<String>,
+    duplicated: Option<&'static str>,
+    pub(super) now_unix_nanos: u128,
+}
+
+impl RequestHeaders {
+    /// Reads the request headers, and the binding of the presented session
+    /// from shared data.
+    pub(super) fn read(
+        warden: &Warden,
+        host: &mut dyn StreamHost,
+        _end_of_stream: bool,
+    ) -> Result<Self, HostError> {
+        let headers = host.request_headers()?;
+        Self::from_headers(warden, host, headers)
+    }
+
+    /// Builds the facts from headers already read.
+    pub fn from_headers(
+        warden: &Warden,
+        host: &mut dyn StreamHost,
+        headers: Vec<(String, String)>,
+    ) -> Result<Self, HostError> {
+        let mut head = Self {
+            headers,
+            now_unix_nanos: host.now_unix_nanos(),
+            ..Self::default()
+        };
+        head.duplicated = ROUTING_HEADERS
+            .into_iter()
+            .find(|name| head.count(name) > 1);
+        if let Some(id) = head.get("mcp-session-id")
+            && let Some(key) = warden.session_key(id)
+            && let Some(record) = host.shared_data(&key)?
+            && let Ok(record) = String::from_utf8(record)
+        {
+            head.session_binding = Warden::binding_in_record(id, &record).map(str::to_owned);
+        }
+        Ok(head)
+    }
+
+    /// The first value of one header.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// How many times the client sent one header.
+    fn count(&self, name: &str) -> usize {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .count()
+    }
+
+    /// The view the gate judges.
+    pub fn view(&self) -> RequestHead<'_> {
+        RequestHead {
+            method: self.get(":method").unwrap_or_default(),
+            path: self.get(":path").unwrap_or_default(),
+            authorization: self.get("authorization"),
+            content_length: self.get("content-length"),
+            content_type: self.get("content-type"),
+            request_id: self.get("x-request-id"),
+            origin: self.get("origin"),
+            protocol_version: self.get("mcp-protocol-version"),
+            mcp_method: self.get("mcp-method"),
+            mcp_name: self.get("mcp-name"),
+            session_id: self.get("mcp-session-id"),
+            session_binding: self.session_binding.as_deref(),
+            duplicated: self.duplicated,
+            now_unix_nanos: self.now_unix_nanos,
+        }
+    }
+}
+
+/// A token whose issuer's key set lacks its key: what to answer if the set
+/// cannot be fetched.
+#[derive(Debug)]
+pub(super) struct MissingKeys {
+    pub issuer: String,
+    pub reply: Reply,
+    pub audit: AuditRecord,
+}
