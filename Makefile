@@ -82,14 +82,27 @@ $(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package-lock.json $(TS_CLIENT
 	touch $@
 
 # End-to-end tests: real Envoy + the built filter + the example server,
-# driven by both SDK generations (see tests/e2e/README.md).
+# driven by both SDK generations (see tests/e2e/README.md). The suite runs
+# once per header mode (filter.header_mode): `stream` renders Envoy without
+# allow_on_headers_stop_iteration (as on Istio or Envoy Gateway), `hold` with
+# it. Both runs always happen; the target fails when either does.
+# `make e2e E2E_HEADER_MODES=hold` runs one.
+E2E_HEADER_MODES ?= stream hold
+
 e2e: venv build
-	$(VPY) -m pytest tests/e2e $(PYTEST_ARGS)
+	@status=0; for mode in $(E2E_HEADER_MODES); do \
+	  echo "== tests/e2e, header mode $$mode (WARDEN_HEADER_MODE=$$mode)"; \
+	  WARDEN_HEADER_MODE=$$mode $(VPY) -m pytest tests/e2e $(PYTEST_ARGS) || status=1; \
+	done; exit $$status
 
 # Scripted tour: starts everything, drives a human, a service, an agent and an
 # agent acting for a human, prints each decision and the audit lines, stops.
+# It runs in header mode `stream` (no allow_on_headers_stop_iteration, so any
+# Envoy); the end-to-end suite runs it in both modes (test_demo.py).
+DEMO_HEADER_MODE ?= stream
+
 demo: venv build
-	$(VPY) tools/demo.py
+	$(VPY) tools/demo.py --header-mode $(DEMO_HEADER_MODE)
 
 # Serve the example policy on 127.0.0.1:10000 until Ctrl-C.
 run: venv build

@@ -19,6 +19,11 @@ unknown tool to alice) and a ``step_up`` one (``rotate_keys`` without the
 
 ``make run`` runs it with ``--serve``: the same stack on 127.0.0.1:10000 until
 Ctrl-C, printing how to mint a token and each audit line as it appears.
+
+``--header-mode stream|hold`` overrides the policy's ``filter.header_mode``:
+``stream`` (the example policy's, and ``make demo``'s) renders Envoy without
+``allow_on_headers_stop_iteration``, ``hold`` with it (Envoy 1.35 or later).
+The exit status is 1 when the stack does not start or a client cannot connect.
 """
 
 from __future__ import annotations
@@ -38,7 +43,14 @@ sys.path.insert(0, str(TOOLS_DIR))
 sys.path.insert(0, str(REPO_ROOT / "tests" / "e2e" / "clients"))
 
 import mint_token  # noqa: E402
-from warden_stack import EXAMPLE_POLICY, VENV_MCP2_PYTHON, Stack, StackError, parse_audit_line  # noqa: E402
+from warden_stack import (  # noqa: E402
+    EXAMPLE_POLICY,
+    HEADER_MODES,
+    VENV_MCP2_PYTHON,
+    Stack,
+    StackError,
+    parse_audit_line,
+)
 
 CLIENT_TIMEOUT = 20.0
 
@@ -190,9 +202,21 @@ def format_audit(record: dict[str, Any]) -> str:
     )
 
 
-def demo(policy: Path) -> int:
-    print(f"Warden demo with {policy.relative_to(REPO_ROOT)}")
-    stack = Stack(policy=policy, workdir=REPO_ROOT / ".work" / "demo")
+def shown(path: Path) -> Path:
+    return path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+
+
+def mode_note(header_mode: str | None) -> str:
+    if header_mode is None:
+        return "the policy's header mode"
+    flag = "with" if header_mode == "hold" else "without"
+    return f"header mode {header_mode} (Envoy {flag} allow_on_headers_stop_iteration)"
+
+
+def demo(policy: Path, workdir: Path, header_mode: str | None) -> int:
+    print(f"Warden demo with {shown(policy)}, {mode_note(header_mode)}")
+    stack = Stack(policy=policy, workdir=workdir, header_mode=header_mode)
+    failed = 0
     started = time.monotonic()
     try:
         stack.start()
@@ -213,6 +237,7 @@ def demo(policy: Path) -> int:
             session = runner(stack.url, token, actor["steps"])
             if not session.get("connected"):
                 print(f"   could not connect: {session.get('connect_error')}")
+                failed += 1
                 continue
             for step, result in zip(actor["steps"], session["results"], strict=True):
                 print(f"   {describe_step(step):58} {describe_result(result)}")
@@ -229,6 +254,9 @@ def demo(policy: Path) -> int:
     finally:
         stack.stop()
     print("\nstopped Envoy and the MCP server")
+    if failed:
+        print(f"demo: {failed} client session(s) could not connect", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -236,13 +264,17 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def serve(policy: Path, listen: str) -> int:
+def serve(policy: Path, listen: str, workdir: Path, header_mode: str | None) -> int:
     # SIGTERM (and SIGINT even where a shell started us with it ignored) stops cleanly.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
     host, _, port = listen.rpartition(":")
     stack = Stack(
-        policy=policy, workdir=REPO_ROOT / ".work" / "run", listen_port=int(port), listen_host=host or "127.0.0.1"
+        policy=policy,
+        workdir=workdir,
+        listen_port=int(port),
+        listen_host=host or "127.0.0.1",
+        header_mode=header_mode,
     )
     try:
         stack.start()
@@ -251,7 +283,7 @@ def serve(policy: Path, listen: str) -> int:
         return 1
     try:
         print(
-            f"""Warden is serving {policy.relative_to(REPO_ROOT)}
+            f"""Warden is serving {shown(policy)}, {mode_note(header_mode)}
   MCP endpoint (through Envoy): {stack.url}
   Envoy admin:                  http://127.0.0.1:{stack.admin_port}/
   example MCP server:           {stack.upstream_url}
@@ -291,9 +323,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", type=Path, default=EXAMPLE_POLICY)
     parser.add_argument("--serve", action="store_true", help="keep serving until Ctrl-C (make run)")
     parser.add_argument("--listen", default="127.0.0.1:10000", help="Envoy listener for --serve")
+    parser.add_argument(
+        "--header-mode",
+        choices=HEADER_MODES,
+        default=None,
+        help="override the policy's filter.header_mode (hold renders allow_on_headers_stop_iteration)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where the stack's files go (default .work/demo, or .work/run with --serve)",
+    )
     args = parser.parse_args(argv)
     policy = args.policy.resolve()
-    return serve(policy, args.listen) if args.serve else demo(policy)
+    if args.serve:
+        return serve(policy, args.listen, args.workdir or REPO_ROOT / ".work" / "run", args.header_mode)
+    return demo(policy, args.workdir or REPO_ROOT / ".work" / "demo", args.header_mode)
 
 
 if __name__ == "__main__":

@@ -27,13 +27,23 @@ from typing import Any, Callable, Iterator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WARDEN_CLI = REPO_ROOT / "target" / "release" / "warden"
-WASM_FILTER = REPO_ROOT / "target" / "wasm32-wasip1" / "release" / "warden_filter.wasm"
+# WARDEN_WASM runs the stacks with another build of the filter (as the CLI's
+# own --wasm default does).
+WASM_FILTER = Path(
+    os.environ.get("WARDEN_WASM") or REPO_ROOT / "target" / "wasm32-wasip1" / "release" / "warden_filter.wasm"
+).resolve()
 EXAMPLE_POLICY = REPO_ROOT / "examples" / "policy.yaml"
 SERVER_SCRIPT = REPO_ROOT / "examples" / "server" / "mcp_server.py"
 VENV_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 VENV_MCP2_PYTHON = REPO_ROOT / ".venv-mcp2" / "bin" / "python"
 
 AUDIT_PREFIX = '{"audit":"warden/v1"'
+# `filter.header_mode` (docs/filter.md): `stream` lets request headers go
+# upstream at once and holds the body until judged (any Envoy); `hold` holds
+# the headers too, which needs `allow_on_headers_stop_iteration: true`
+# (Envoy 1.35 or later), rendered only for `hold`.
+HEADER_MODES = ("stream", "hold")
+UPSTREAM_PROTOCOLS = ("http1", "h2c")
 BUILD_HINT = "run `make build` (it builds target/release/warden and the filter .wasm)"
 
 
@@ -106,10 +116,20 @@ def render_envoy_config(
     admin_port: int,
     listen_host: str = "127.0.0.1",
     clusters: dict[str, int] | None = None,
+    header_mode: str | None = None,
+    upstream_protocol: str = "http1",
 ) -> str:
     """`warden envoy`'s bootstrap; `clusters` adds the clusters the policy calls
-    out to (`jwks_fetch`, `revocation.remote`), each a loopback port."""
-    cluster_args = [arg for name, port in (clusters or {}).items() for arg in ("--cluster", f"{name}=127.0.0.1:{port}")]
+    out to (`jwks_fetch`, `revocation.remote`), each a loopback port.
+    `header_mode` (None: the policy's own) overrides `filter.header_mode`;
+    `upstream_protocol` is how Envoy talks to the upstream (`http1` or `h2c`)."""
+    options = [arg for name, port in (clusters or {}).items() for arg in ("--cluster", f"{name}=127.0.0.1:{port}")]
+    if header_mode is not None:
+        if header_mode not in HEADER_MODES:
+            raise StackError(f"header mode `{header_mode}` is not one of {', '.join(HEADER_MODES)}")
+        options += ["--header-mode", header_mode]
+    if upstream_protocol not in UPSTREAM_PROTOCOLS:
+        raise StackError(f"upstream protocol `{upstream_protocol}` is not one of {', '.join(UPSTREAM_PROTOCOLS)}")
     return run_cli(
         "envoy",
         policy,
@@ -121,7 +141,9 @@ def render_envoy_config(
         f"127.0.0.1:{upstream_port}",
         "--admin",
         f"127.0.0.1:{admin_port}",
-        *cluster_args,
+        "--upstream-protocol",
+        upstream_protocol,
+        *options,
     )
 
 
@@ -276,6 +298,10 @@ class Stack:
     with_server: bool = True
     # Clusters the policy calls out to (name -> loopback port), see render_envoy_config.
     clusters: dict[str, int] = field(default_factory=dict)
+    # `filter.header_mode` for the filter and Envoy (None: the policy's own).
+    header_mode: str | None = None
+    # How Envoy talks to the upstream: "http1" or "h2c" (see render_envoy_config).
+    upstream_protocol: str = "http1"
     concurrency: int = 1
     envoy_log_level: str = "info"
     server_port: int = 0
@@ -348,6 +374,8 @@ class Stack:
             admin_port=self.admin_port,
             listen_host=self.listen_host,
             clusters=self.clusters,
+            header_mode=self.header_mode,
+            upstream_protocol=self.upstream_protocol,
         )
         self.config_path.write_text(config)
         return self.config_path

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, anyhow};
+use policy_sdk::PolicyDocument;
+use policy_sdk::config::HeaderMode;
 
 pub struct Address {
     pub host: String,
@@ -77,8 +79,18 @@ impl Cluster {
     }
 }
 
+/// How Envoy talks to the MCP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 (what most MCP servers speak).
+    #[default]
+    Http1,
+    /// HTTP/2 without TLS, with prior knowledge (h2c).
+    H2c,
+}
+
 /// Names of the clusters a policy's fetched documents need.
-pub fn clusters_named_by(document: &policy_sdk::PolicyDocument) -> Vec<String> {
+pub fn clusters_named_by(document: &PolicyDocument) -> Vec<String> {
     let identity = &document.identity;
     let mut names: Vec<String> = identity
         .issuers
@@ -97,15 +109,56 @@ pub fn clusters_named_by(document: &policy_sdk::PolicyDocument) -> Vec<String> {
     names
 }
 
+/// The wasm filter's lines about request headers, by `filter.header_mode`:
+/// Envoy must be told to honour a pause from the request-headers callback
+/// exactly when the filter pauses there.
+fn header_mode_lines(mode: HeaderMode) -> &'static str {
+    match mode {
+        HeaderMode::Hold => {
+            r#"                # filter.header_mode: hold. Honour StopIteration from the
+                # request-headers callback, so headers are held (not sent
+                # upstream) while the body is judged (Envoy 1.35 or later).
+                allow_on_headers_stop_iteration: true
+"#
+        }
+        HeaderMode::Stream => {
+            r#"                # filter.header_mode: stream. Request headers go upstream at
+                # once; the filter holds the body until it is judged, so
+                # allow_on_headers_stop_iteration is not needed (`hold` sets it).
+"#
+        }
+    }
+}
+
+/// The MCP server cluster's protocol options.
+fn upstream_protocol_lines(protocol: UpstreamProtocol) -> &'static str {
+    match protocol {
+        UpstreamProtocol::Http1 => "",
+        UpstreamProtocol::H2c => {
+            r#"    # The MCP server speaks HTTP/2 without TLS (h2c, prior knowledge).
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+          http2_protocol_options: {}
+"#
+        }
+    }
+}
+
+/// The bootstrap for `document` (its `filter.header_mode` decides whether
+/// Envoy honours a header pause; the document is the plugin configuration).
 pub fn bootstrap(
     addresses: &Addresses,
     wasm: &Path,
-    plugin_config_json: &str,
+    document: &PolicyDocument,
+    upstream_protocol: UpstreamProtocol,
     clusters: &[Cluster],
 ) -> anyhow::Result<String> {
     let wasm = wasm
         .to_str()
         .ok_or_else(|| anyhow!("--wasm: path is not UTF-8"))?;
+    let plugin_config_json = serde_json::to_string(document)?;
     let Addresses {
         listen,
         upstream,
@@ -129,6 +182,8 @@ static_resources:
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: mcp
+          # HTTP/1.1, and HTTP/2 without TLS (h2c with prior knowledge).
+          codec_type: AUTO
           route_config:
             name: mcp
             virtual_hosts:
@@ -147,10 +202,7 @@ static_resources:
                 root_id: warden
                 # A broken or missing VM must not let requests through.
                 fail_open: false
-                # Honour StopIteration from the request-headers callback, so
-                # headers are held (not sent upstream) while the body is judged.
-                allow_on_headers_stop_iteration: true
-                vm_config:
+{header_mode}                vm_config:
                   vm_id: warden
                   runtime: envoy.wasm.runtime.v8
                   code:
@@ -166,7 +218,7 @@ static_resources:
   - name: mcp_server
     type: STATIC
     connect_timeout: 2s
-    load_assignment:
+{upstream_protocol}    load_assignment:
       cluster_name: mcp_server
       endpoints:
       - lb_endpoints:
@@ -181,7 +233,9 @@ static_resources:
         upstream_host = upstream.host,
         upstream_port = upstream.port,
         wasm = quoted(wasm),
-        config = quoted(plugin_config_json),
+        config = quoted(&plugin_config_json),
+        header_mode = header_mode_lines(document.filter.header_mode),
+        upstream_protocol = upstream_protocol_lines(upstream_protocol),
     )?;
     for cluster in clusters {
         write!(

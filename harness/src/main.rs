@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use policy_sdk::config::HeaderMode;
 use policy_sdk::testing::TEST_NOW;
 use serde_json::{Value, json};
 use warden_harness::filter::{HttpRequest, WardenFilter, load_module, locate_wasm};
@@ -31,6 +32,24 @@ enum Format {
     #[default]
     Text,
     Json,
+}
+
+/// `filter.header_mode` on the command line.
+#[derive(Clone, Copy, ValueEnum)]
+enum HeaderModeArg {
+    /// Request headers go upstream at once; the body is held until judged.
+    Stream,
+    /// Request headers are held too (Envoy 1.35 or later).
+    Hold,
+}
+
+impl From<HeaderModeArg> for HeaderMode {
+    fn from(mode: HeaderModeArg) -> Self {
+        match mode {
+            HeaderModeArg::Stream => Self::Stream,
+            HeaderModeArg::Hold => Self::Hold,
+        }
+    }
 }
 
 /// Where the filter is.
@@ -88,6 +107,16 @@ enum Command {
         /// list), as NAME=HOST:PORT; every cluster the policy names is required.
         #[arg(long = "cluster", value_name = "NAME=HOST:PORT")]
         clusters: Vec<String>,
+        /// Override the policy's `filter.header_mode` (written into the
+        /// plugin configuration too). `hold` renders
+        /// `allow_on_headers_stop_iteration: true`, which needs Envoy 1.35 or
+        /// later; `stream` works on every Envoy.
+        #[arg(long, value_enum)]
+        header_mode: Option<HeaderModeArg>,
+        /// How Envoy talks to the MCP server: HTTP/1.1, or HTTP/2 without TLS
+        /// (h2c, prior knowledge).
+        #[arg(long, value_enum, default_value_t)]
+        upstream_protocol: envoy::UpstreamProtocol,
     },
     /// Judge one MCP request by running the built filter: prints the
     /// decision, the deciding rule, its owner and the reason.
@@ -154,8 +183,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             upstream,
             admin,
             clusters,
+            header_mode,
+            upstream_protocol,
         } => {
-            let loaded = load_policy(&policy)?;
+            let mut loaded = load_policy(&policy)?;
+            if let Some(mode) = header_mode {
+                loaded.document.filter.header_mode = mode.into();
+            }
             let clusters = clusters
                 .iter()
                 .map(|c| envoy::Cluster::parse(c))
@@ -170,7 +204,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let bootstrap = envoy::bootstrap(
                 &envoy::Addresses::parse(&listen, &upstream, &admin)?,
                 &wasm,
-                &loaded.plugin_configuration()?,
+                &loaded.document,
+                upstream_protocol,
                 &clusters,
             )?;
             print!("{bootstrap}");

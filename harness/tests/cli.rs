@@ -273,3 +273,111 @@ fn check_accepts_a_token_as_is() {
     assert!(stdout.contains("decision: deny"), "{stdout}");
     assert!(stdout.contains("status:   401"), "{stdout}");
 }
+
+/// `warden envoy` with `args` after the policy and `--wasm`; the bootstrap.
+fn envoy_bootstrap(policy: &str, args: &[&str]) -> String {
+    let mut all = vec!["envoy", policy, "--wasm", "warden_filter.wasm"];
+    all.extend_from_slice(args);
+    let out = warden(&all);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// The plugin configuration a bootstrap hands the filter (the JSON in the
+/// `StringValue` after `configuration:`).
+fn plugin_configuration(bootstrap: &str) -> serde_json::Value {
+    let quoted = bootstrap
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("configuration:"))
+        .find_map(|l| l.trim_start().strip_prefix("value: "))
+        .expect("a configuration value");
+    let json: String = serde_json::from_str(quoted).expect("a JSON string");
+    serde_json::from_str(&json).expect("the plugin configuration is JSON")
+}
+
+const PAUSE_FLAG: &str = "allow_on_headers_stop_iteration: true";
+
+#[test]
+fn envoy_honours_a_header_pause_only_in_hold_mode() {
+    // The example policy keeps the default, `stream`: no flag, any Envoy.
+    let stream = envoy_bootstrap("examples/policy.yaml", &[]);
+    assert!(
+        !stream.contains("allow_on_headers_stop_iteration: "),
+        "{stream}"
+    );
+    assert!(stream.contains("# filter.header_mode: stream."), "{stream}");
+    assert_eq!(
+        plugin_configuration(&stream)["filter"]["header_mode"],
+        "stream"
+    );
+
+    // --header-mode overrides the policy, in the bootstrap and the filter's
+    // configuration alike.
+    let hold = envoy_bootstrap("examples/policy.yaml", &["--header-mode", "hold"]);
+    assert!(hold.contains(PAUSE_FLAG), "{hold}");
+    assert!(hold.contains("# filter.header_mode: hold."), "{hold}");
+    assert_eq!(plugin_configuration(&hold)["filter"]["header_mode"], "hold");
+
+    // A policy that says `hold` gets the flag without the option, and loses it
+    // with `--header-mode stream`.
+    let scratch = Scratch::new("header-mode");
+    let compiled = warden(&["compile", "examples/policy.yaml"]);
+    assert!(compiled.status.success(), "{}", text(&compiled.stderr));
+    let mut document: serde_json::Value = serde_json::from_slice(&compiled.stdout).unwrap();
+    document["filter"]["header_mode"] = "hold".into();
+    let policy = scratch.write("hold.json", &document.to_string());
+    let policy = policy.to_str().unwrap();
+    let from_policy = envoy_bootstrap(policy, &[]);
+    assert!(from_policy.contains(PAUSE_FLAG), "{from_policy}");
+    assert_eq!(
+        plugin_configuration(&from_policy)["filter"]["header_mode"],
+        "hold"
+    );
+    let overridden = envoy_bootstrap(policy, &["--header-mode", "stream"]);
+    assert!(!overridden.contains(PAUSE_FLAG), "{overridden}");
+    assert_eq!(
+        plugin_configuration(&overridden)["filter"]["header_mode"],
+        "stream"
+    );
+
+    let out = warden(&[
+        "envoy",
+        "examples/policy.yaml",
+        "--wasm",
+        "w.wasm",
+        "--header-mode",
+        "pause",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[test]
+fn envoy_speaks_h2c_to_the_upstream_on_request() {
+    let http1 = envoy_bootstrap("examples/policy.yaml", &[]);
+    assert!(!http1.contains("http2_protocol_options"), "{http1}");
+    // The listener takes HTTP/1.1 and h2c with prior knowledge.
+    assert!(http1.contains("codec_type: AUTO"), "{http1}");
+    let h2c = envoy_bootstrap(
+        "examples/policy.yaml",
+        &[
+            "--upstream-protocol",
+            "h2c",
+            "--cluster",
+            "idp=127.0.0.1:9000",
+        ],
+    );
+    let cluster = h2c
+        .split("- name: mcp_server")
+        .nth(1)
+        .expect("the mcp_server cluster");
+    assert!(
+        cluster.contains(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        explicit_http_config:\n          http2_protocol_options: {}\n"
+        ),
+        "{cluster}"
+    );
+    // Only the MCP server's cluster: the clusters the filter fetches from
+    // stay HTTP/1.1.
+    assert!(h2c.contains("- name: idp"), "{h2c}");
+    assert_eq!(h2c.matches("http2_protocol_options").count(), 1, "{h2c}");
+}

@@ -3,9 +3,13 @@ with the Warden filter, plus clients of both MCP SDK generations.
 
 One stack (server + Envoy) is started per test session and stopped at the end,
 also when a test or the start-up fails. Its files (rendered bootstrap, Envoy
-log, server log, call log) stay in ``.work/e2e/`` for inspection. A module that
-needs other settings starts its own stack with :func:`variant_stack` (files in
-``.work/e2e/<name>/``), shared by the module's tests.
+log, server log, call log) stay in ``.work/e2e/<header mode>/`` for
+inspection. A module that needs other settings starts its own stack with
+:func:`variant_stack` (files in ``.work/e2e/<header mode>/<name>/``), shared by
+the module's tests.
+
+Every stack runs in one header mode, ``WARDEN_HEADER_MODE`` (``stream``, the
+default, or ``hold``): ``make e2e`` runs the suite once in each.
 """
 
 from __future__ import annotations
@@ -39,9 +43,14 @@ import mint_token  # noqa: E402
 import warden_stack  # noqa: E402
 from warden_stack import BUILD_HINT, Stack, StackError  # noqa: E402
 
+# The header mode of every stack of this run (`filter.header_mode`, passed as
+# `warden envoy --header-mode`): `stream` (no allow_on_headers_stop_iteration)
+# or `hold` (with it). `make e2e` runs the suite once in each.
+HEADER_MODE = os.environ.get("WARDEN_HEADER_MODE") or "stream"
 # WARDEN_E2E_WORKDIR moves the stacks' files elsewhere, so two runs in one
-# checkout do not share (and wipe) each other's logs.
-WORKDIR = Path(os.environ.get("WARDEN_E2E_WORKDIR") or REPO_ROOT / ".work" / "e2e").resolve()
+# checkout do not share (and wipe) each other's logs; by default each header
+# mode has its own directory.
+WORKDIR = Path(os.environ.get("WARDEN_E2E_WORKDIR") or REPO_ROOT / ".work" / "e2e" / HEADER_MODE).resolve()
 MCP2_PYTHON = REPO_ROOT / ".venv-mcp2" / "bin" / "python"
 CLIENT_TIMEOUT = 15.0
 PROBE_TIMEOUT = 10.0
@@ -88,10 +97,14 @@ def token_for(principal: str, **overrides: Any) -> str:
     return mint_token.mint(sub, actor_type, **spec)
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path)
+
+
 def binaries_or_fail() -> None:
     missing = warden_stack.missing_binaries()
     if missing:
-        names = ", ".join(str(p.relative_to(REPO_ROOT)) for p in missing)
+        names = ", ".join(_shown(p) for p in missing)
         pytest.fail(f"missing {names}: {BUILD_HINT}", pytrace=False)
 
 
@@ -122,7 +135,7 @@ def running(instance_factory: Callable[[], Stack]) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def stack(e2e_workdir: Path) -> Iterator[Stack]:
-    with running(lambda: Stack(workdir=e2e_workdir)) as instance:
+    with running(lambda: Stack(workdir=e2e_workdir, header_mode=HEADER_MODE)) as instance:
         yield instance
 
 
@@ -130,7 +143,9 @@ def stack(e2e_workdir: Path) -> Iterator[Stack]:
 def variant_stack(workdir: Path, name: str, **options: Any) -> Iterator[Stack]:
     """A stack of its own in `workdir/name`, for a module fixture: `filter` settings
     merged into the example policy, `rules` rewritten, `server_args` for the
-    example server (see `Stack.variant`)."""
+    example server (see `Stack.variant`); in this run's header mode unless
+    `header_mode` is given."""
+    options.setdefault("header_mode", HEADER_MODE)
     with running(lambda: Stack.variant(workdir / name, **options)) as instance:
         yield instance
 
@@ -166,7 +181,7 @@ def _probe(stack: Stack) -> None:
         tail = "\n".join(stack.envoy_log.lines()[-15:])
         pytest.exit(
             f"an authenticated tools/list through Envoy got no answer within {PROBE_TIMEOUT:.0f}s "
-            f"(the filter stalls the request); Envoy log tail:\n{tail}",
+            f"(the filter stalls the request in header mode {HEADER_MODE}); Envoy log tail:\n{tail}",
             returncode=1,
         )
     if response.status_code >= 500:
@@ -430,7 +445,10 @@ def call(tool: str, /, **arguments: Any) -> dict[str, Any]:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     shown = WORKDIR.relative_to(REPO_ROOT) if WORKDIR.is_relative_to(REPO_ROOT) else WORKDIR
-    return [f"warden e2e: stack files in {shown}/ (envoy.yaml, envoy.log, calls.jsonl)"]
+    return [
+        f"warden e2e: header mode {HEADER_MODE} (WARDEN_HEADER_MODE); "
+        f"stack files in {shown}/ (envoy.yaml, envoy.log, calls.jsonl)"
+    ]
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -438,6 +456,10 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if HEADER_MODE not in warden_stack.HEADER_MODES:
+        raise pytest.UsageError(
+            f"WARDEN_HEADER_MODE={HEADER_MODE!r}: expected one of {', '.join(warden_stack.HEADER_MODES)}"
+        )
     # A SIGTERM (a CI runner's stop) goes through pytest's teardown like Ctrl-C,
     # so the stack fixture still stops Envoy and the server.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -451,5 +473,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Stop at once, with the command that fixes it, when the binaries are missing."""
     if session.items and not session.config.option.collectonly and warden_stack.missing_binaries():
-        missing = ", ".join(str(p.relative_to(REPO_ROOT)) for p in warden_stack.missing_binaries())
+        missing = ", ".join(_shown(p) for p in warden_stack.missing_binaries())
         pytest.exit(f"missing {missing}: {BUILD_HINT}", returncode=1)

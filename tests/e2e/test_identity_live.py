@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import httpx
 import mint_token
 import pytest
-from conftest import REPO_ROOT
+from conftest import HEADER_MODE, REPO_ROOT
 from warden_stack import EnvoyLog, Stack
 
 ALL_KEYS = json.loads((REPO_ROOT / "examples" / "keys" / "demo.jwks.json").read_text())["keys"]
@@ -160,6 +160,7 @@ def start_live(workdir: Path, policy_text: str, provider: Provider) -> Iterator[
         server_port=port,
         clusters={"idp": port},
         concurrency=2,
+        header_mode=HEADER_MODE,
     )
     stack.policy.write_text(policy_text)
     try:
