@@ -15,8 +15,8 @@ use policy_sdk::testing::{DemoIssuer, TEST_NOW};
 use serde_json::json;
 use warden_harness::filter::{HttpRequest, WardenFilter, load_module, workspace_wasm};
 use warden_harness::host::{
-    AbiVersion, Action, Emulator, FilterModule, HarnessError, HostFault, HostOptions, LogLevel,
-    TrapCause,
+    AbiVersion, Action, Emulator, FilterModule, GuestCall, HarnessError, HeaderPause, HostFault,
+    HostOptions, LogLevel, TrapCause,
 };
 
 /// A tiny proxy-wasm guest. `$body` is spliced into the module.
@@ -284,7 +284,7 @@ fn the_filter_starts_like_in_envoy_and_refuses_a_bad_configuration() {
 }
 
 #[test]
-fn the_filter_holds_headers_until_the_body_is_judged() {
+fn the_filter_holds_the_request_until_the_body_is_judged() {
     let mut filter = WardenFilter::start(filter_module(), &example_config(), TEST_NOW).unwrap();
     let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
                       "params":{"name":"search_docs","arguments":{"query":"x"}}})
@@ -303,18 +303,19 @@ fn the_filter_holds_headers_until_the_body_is_judged() {
         ("content-length", length.as_str()),
         ("content-type", "application/json"),
     ];
+    // The filter either holds the headers with the body, or lets them go
+    // and holds the body (what works where a headers `Pause` stops all).
+    let action = host.request_headers(id, &headers, false).unwrap();
+    assert_eq!(host.request_held(id), action == Action::Pause);
     assert_eq!(
-        host.request_headers(id, &headers, false).unwrap(),
-        Action::Pause
+        host.upstream_request_headers(id).is_none(),
+        action == Action::Pause
     );
-    assert!(host.request_held(id));
-    assert_eq!(host.upstream_request_headers(id), None);
     let (first, rest) = body.as_bytes().split_at(10);
     assert_eq!(host.request_body(id, first, false).unwrap(), Action::Pause);
-    assert_eq!(host.upstream_request_headers(id), None);
+    assert_eq!(host.upstream_request_body(id).unwrap(), b"");
     assert_eq!(host.request_body(id, rest, true).unwrap(), Action::Continue);
-    let forwarded = host.upstream_request_headers(id).unwrap();
-    assert!(forwarded.iter().any(|(k, _)| k == "authorization"));
+    assert!(host.upstream_request_headers(id).is_some());
     assert_eq!(host.upstream_request_body(id).unwrap(), body.as_bytes());
     assert!(host.local_response(id).is_none());
     host.complete(id).unwrap();
@@ -540,4 +541,662 @@ fn a_new_session_evicts_the_one_in_its_slot_and_a_late_delete_spares_it() {
         None,
         "Alice's late DELETE spared Bob's slot"
     );
+}
+
+// --- stream handling, on a guest whose callbacks each test writes ---------
+
+/// A guest for stream tests. Helpers it offers to the callbacks:
+/// `$say(n)` logs `status n`; `$show_body(kind)` logs the body buffer the
+/// guest can read (or `status n` when the read fails); `$header_status`
+/// logs the status of reading `:path` from the request headers;
+/// `$local_reply` sends a 403 with body `no`; `$dispatch` makes an HTTP
+/// call to `idp`. `proxy_on_tick` moves to
+/// context 2 (the first HTTP context) and continues both of its
+/// directions. `callbacks` override the default callbacks by export name:
+/// headers and trailers callbacks `Continue`, body callbacks show the body
+/// and `Pause` until the end of the stream.
+fn stream_guest(callbacks: &[(&str, &str)]) -> FilterModule {
+    let defaults = [
+        (
+            "proxy_on_request_headers",
+            "(param i32 i32 i32) (result i32)",
+            "(i32.const 0)",
+        ),
+        (
+            "proxy_on_request_body",
+            "(param i32 i32 i32) (result i32)",
+            "(call $show_body (i32.const 0)) (i32.eqz (local.get 2))",
+        ),
+        (
+            "proxy_on_request_trailers",
+            "(param i32 i32) (result i32)",
+            "(i32.const 0)",
+        ),
+        (
+            "proxy_on_response_headers",
+            "(param i32 i32 i32) (result i32)",
+            "(i32.const 0)",
+        ),
+        (
+            "proxy_on_response_body",
+            "(param i32 i32 i32) (result i32)",
+            "(call $show_body (i32.const 1)) (i32.eqz (local.get 2))",
+        ),
+        (
+            "proxy_on_response_trailers",
+            "(param i32 i32) (result i32)",
+            "(i32.const 0)",
+        ),
+        (
+            "proxy_on_tick",
+            "(param i32)",
+            "(drop (call $set_context (i32.const 2)))
+             (drop (call $continue (i32.const 0)))
+             (drop (call $continue (i32.const 1)))",
+        ),
+        (
+            "proxy_on_http_call_response",
+            "(param i32 i32 i32 i32 i32)",
+            "",
+        ),
+        ("proxy_on_done", "(param i32) (result i32)", "(i32.const 1)"),
+        ("proxy_on_log", "(param i32)", ""),
+        ("proxy_on_delete", "(param i32)", ""),
+    ];
+    let mut exports = String::new();
+    for (name, signature, default) in defaults {
+        let body = callbacks
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(default, |(_, b)| *b);
+        exports.push_str(&format!("(func (export \"{name}\") {signature} {body})\n"));
+    }
+    for (name, _) in callbacks {
+        assert!(
+            defaults.iter().any(|(n, _, _)| n == name),
+            "no callback {name}"
+        );
+    }
+    let statuses: String = (0..10)
+        .map(|n| format!("(data (i32.const {}) \"status {n}\")\n", 512 + 16 * n))
+        .collect();
+    let wat = format!(
+        r#"(module
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_buffer_bytes" (func $get_buffer (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_buffer_bytes" (func $set_buffer (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_header_map_value" (func $header (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_header_map_pairs" (func $pairs (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_send_local_response" (func $send_local (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_continue_stream" (func $continue (param i32) (result i32)))
+  (import "env" "proxy_set_effective_context" (func $set_context (param i32) (result i32)))
+  (import "env" "proxy_set_tick_period_milliseconds" (func $tick_period (param i32) (result i32)))
+  (import "env" "proxy_http_call" (func $http_call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 8192))
+  {statuses}
+  (data (i32.const 1100) "idp")
+  (data (i32.const 1280) "\03\00\00\00\07\00\00\00\03\00\00\00\05\00\00\00\01\00\00\00\0a\00\00\00\03\00\00\00:method\00GET\00:path\00/\00:authority\00idp\00")
+  (data (i32.const 1024) ":path")
+  (data (i32.const 1040) "no")
+  (data (i32.const 1056) "XY")
+  (data (i32.const 1072) "denied")
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param $size i32) (result i32)
+    (local $ptr i32)
+    (local.set $ptr (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $size)))
+    (local.get $ptr))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+    (drop (call $tick_period (i32.const 1000))) (i32.const 1))
+  (func $say (param $n i32)
+    (drop (call $log (i32.const 2)
+      (i32.add (i32.const 512) (i32.mul (local.get $n) (i32.const 16))) (i32.const 8))))
+  (func $show_body (param $kind i32)
+    (local $status i32)
+    (local.set $status (call $get_buffer (local.get $kind) (i32.const 0) (i32.const 0x7fffffff)
+                                         (i32.const 300) (i32.const 304)))
+    (if (local.get $status) (then (call $say (local.get $status)) (return)))
+    (drop (call $log (i32.const 2) (i32.load (i32.const 300)) (i32.load (i32.const 304)))))
+  (func $header_status
+    (call $say (call $header (i32.const 0) (i32.const 1024) (i32.const 5)
+                             (i32.const 300) (i32.const 304))))
+  (func $dispatch
+    (drop (call $http_call (i32.const 1100) (i32.const 3) (i32.const 1280) (i32.const 63)
+                           (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+                           (i32.const 5000) (i32.const 300))))
+  (func $local_reply
+    (drop (call $send_local (i32.const 403) (i32.const 1072) (i32.const 6) (i32.const 1040) (i32.const 2)
+                            (i32.const 0) (i32.const 0) (i32.const -1))))
+  {exports}
+)"#
+    );
+    FilterModule::from_bytes(wat.as_bytes()).expect("the stream guest compiles")
+}
+
+fn stop_all() -> HostOptions {
+    options().with_header_pause(HeaderPause::StopAll)
+}
+
+fn info_logs(host: &Emulator) -> Vec<&str> {
+    host.logs_at(LogLevel::Info)
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn call(callback: &'static str, args: &[i32], returned: Option<i32>) -> GuestCall {
+    GuestCall {
+        callback,
+        args: args.to_vec(),
+        returned,
+    }
+}
+
+const PAUSE_HEADERS: (&str, &str) = ("proxy_on_request_headers", "(i32.const 1)");
+
+#[test]
+fn stop_all_delivers_no_body_or_trailers_until_the_guest_continues() {
+    let module = stream_guest(&[PAUSE_HEADERS]);
+    let mut host = Emulator::start(&module, stop_all()).unwrap();
+    assert_eq!(host.header_pause(), HeaderPause::StopAll);
+    let id = host.open_http().unwrap();
+    assert_eq!(id, 2);
+    assert_eq!(
+        host.request_headers(id, &[(":path", "/mcp")], false)
+            .unwrap(),
+        Action::Pause
+    );
+    assert!(host.request_stopped(id) && host.request_held(id));
+    // The host keeps the body and the trailers; the guest hears nothing.
+    assert_eq!(host.request_body(id, b"ab", false).unwrap(), Action::Pause);
+    assert_eq!(host.request_body(id, b"cd", false).unwrap(), Action::Pause);
+    assert_eq!(
+        host.request_trailers(id, &[("x-checksum", "1")]).unwrap(),
+        Action::Pause
+    );
+    assert_eq!(
+        host.callbacks(id),
+        ["proxy_on_context_create", "proxy_on_request_headers"]
+    );
+    assert_eq!(host.upstream_request_headers(id), None);
+    assert_eq!(host.upstream_request_body(id).unwrap(), b"");
+    assert!(info_logs(&host).is_empty());
+
+    // The guest continues (from a tick, as after an HTTP call): the headers
+    // go on, then one body callback carries all of the body (not the end of
+    // the stream: trailers follow), then the trailers callback, whose
+    // `Continue` lets the buffered body and the trailers go on.
+    assert!(host.tick().unwrap());
+    assert!(!host.request_stopped(id));
+    assert_eq!(
+        host.guest_calls(id)[2..],
+        [
+            call("proxy_on_request_body", &[4, 0], Some(1)),
+            call("proxy_on_request_trailers", &[1], Some(0)),
+        ]
+    );
+    assert_eq!(info_logs(&host), ["abcd"]);
+    assert_eq!(
+        host.upstream_request_headers(id).unwrap(),
+        &pairs(&[(":path", "/mcp")])
+    );
+    assert_eq!(host.upstream_request_body(id).unwrap(), b"abcd");
+    assert_eq!(
+        host.upstream_request_trailers(id).unwrap(),
+        &pairs(&[("x-checksum", "1")])
+    );
+
+    host.complete(id).unwrap();
+    assert_eq!(
+        host.callbacks(id)[4..],
+        ["proxy_on_done", "proxy_on_log", "proxy_on_delete"]
+    );
+}
+
+#[test]
+fn stop_all_resumes_with_the_end_of_stream_when_no_trailers_came() {
+    let module = stream_guest(&[PAUSE_HEADERS]);
+    let mut host = Emulator::start(&module, stop_all()).unwrap();
+    let id = host.open_http().unwrap();
+    host.request_headers(id, &[(":path", "/mcp")], false)
+        .unwrap();
+    assert_eq!(host.request_body(id, b"ab", false).unwrap(), Action::Pause);
+    assert_eq!(host.request_body(id, b"cd", true).unwrap(), Action::Pause);
+    host.tick().unwrap();
+    assert_eq!(
+        host.guest_calls(id)[2..],
+        [call("proxy_on_request_body", &[4, 1], Some(0))]
+    );
+    assert_eq!(host.upstream_request_body(id).unwrap(), b"abcd");
+
+    // Another stream stays stopped: the tick continues context 2 only.
+    let id = host.open_http().unwrap();
+    host.request_headers(id, &[(":path", "/mcp")], false)
+        .unwrap();
+    host.tick().unwrap();
+    assert!(host.request_stopped(id));
+    assert_eq!(host.request_body(id, b"ab", false).unwrap(), Action::Pause);
+    assert_eq!(host.callbacks(id).len(), 2);
+}
+
+#[test]
+fn an_honoured_header_pause_holds_only_the_headers() {
+    let module = stream_guest(&[PAUSE_HEADERS]);
+    let mut host = Emulator::start(&module, options()).unwrap();
+    assert_eq!(host.header_pause(), HeaderPause::Honoured);
+    let id = host.open_http().unwrap();
+    assert_eq!(
+        host.request_headers(id, &[(":path", "/mcp")], false)
+            .unwrap(),
+        Action::Pause
+    );
+    assert!(host.request_held(id) && !host.request_stopped(id));
+    assert_eq!(host.request_body(id, b"ab", false).unwrap(), Action::Pause);
+    assert_eq!(host.upstream_request_headers(id), None);
+    assert_eq!(
+        host.request_body(id, b"cd", true).unwrap(),
+        Action::Continue
+    );
+    assert_eq!(
+        host.guest_calls(id)[2..],
+        [
+            call("proxy_on_request_body", &[2, 0], Some(1)),
+            call("proxy_on_request_body", &[4, 1], Some(0)),
+        ]
+    );
+    assert_eq!(info_logs(&host), ["ab", "abcd"]);
+    assert!(host.upstream_request_headers(id).is_some());
+    assert_eq!(host.upstream_request_body(id).unwrap(), b"abcd");
+}
+
+#[test]
+fn continuing_releases_held_headers_and_the_buffered_body() {
+    // Honoured mode: the guest pauses the headers and buffers the body, then
+    // continues (as after an HTTP call): both go upstream; the rest of the
+    // body reaches the guest as it comes.
+    let module = stream_guest(&[PAUSE_HEADERS]);
+    let mut host = Emulator::start(&module, options()).unwrap();
+    let id = host.open_http().unwrap();
+    host.request_headers(id, &[(":path", "/mcp")], false)
+        .unwrap();
+    host.request_body(id, b"ab", false).unwrap();
+    host.tick().unwrap();
+    assert!(!host.request_held(id));
+    assert!(host.upstream_request_headers(id).is_some());
+    assert_eq!(host.upstream_request_body(id).unwrap(), b"ab");
+    assert_eq!(
+        host.request_body(id, b"cd", true).unwrap(),
+        Action::Continue
+    );
+    assert_eq!(
+        host.guest_calls(id).last().unwrap(),
+        &call("proxy_on_request_body", &[2, 1], Some(0))
+    );
+    assert_eq!(host.upstream_request_body(id).unwrap(), b"abcd");
+}
+
+#[test]
+fn paused_trailers_are_held_until_the_guest_continues() {
+    let module = stream_guest(&[("proxy_on_request_trailers", "(i32.const 1)")]);
+    let mut host = Emulator::start(&module, options()).unwrap();
+    let id = host.open_http().unwrap();
+    host.request_headers(id, &[(":path", "/mcp")], false)
+        .unwrap();
+    host.request_body(id, b"ab", false).unwrap();
+    assert_eq!(
+        host.request_trailers(id, &[("x-t", "1")]).unwrap(),
+        Action::Pause
+    );
+    assert_eq!(host.upstream_request_trailers(id), None);
+    assert_eq!(host.upstream_request_body(id).unwrap(), b"");
+    host.tick().unwrap();
+    assert_eq!(host.upstream_request_body(id).unwrap(), b"ab");
+    assert_eq!(
+        host.upstream_request_trailers(id).unwrap(),
+        &pairs(&[("x-t", "1")])
+    );
+}
+
+#[test]
+fn the_trailers_callback_reads_and_replaces_the_buffered_body() {
+    let module = stream_guest(&[(
+        "proxy_on_request_trailers",
+        "(call $show_body (i32.const 0))
+         (call $say (call $set_buffer (i32.const 0) (i32.const 0) (i32.const 0x7fffffff)
+                                      (i32.const 1056) (i32.const 2)))
+         (i32.const 0)",
+    )]);
+    let mut host = Emulator::start(&module, options()).unwrap();
+    let id = host.open_http().unwrap();
+    host.request_headers(id, &[(":path", "/mcp")], false)
+        .unwrap();
+    host.request_body(id, b"ab", false).unwrap();
+    host.request_body(id, b"cd", false).unwrap();
+    host.request_trailers(id, &[("x-t", "1")]).unwrap();
+    assert_eq!(info_logs(&host), ["ab", "abcd", "abcd", "status 0"]);
+    assert_eq!(host.upstream_request_body(id).unwrap(), b"XY");
+    assert!(host.upstream_request_trailers(id).is_some());
+
+    // A body the guest did not buffer is not there in the trailers callback
+    // (Envoy hands out an empty buffer, and refuses to write it).
+    let module = stream_guest(&[
+        ("proxy_on_request_body", "(i32.const 0)"),
+        (
+            "proxy_on_request_trailers",
+            "(call $show_body (i32.const 0))
+             (call $say (call $set_buffer (i32.const 0) (i32.const 0) (i32.const 2)
+                                          (i32.const 1056) (i32.const 2)))
+             (i32.const 0)",
+        ),
+    ]);
+    let mut host = Emulator::start(&module, options()).unwrap();
+    let id = host.open_http().unwrap();
+    host.request_headers(id, &[(":path", "/mcp")], false)
+        .unwrap();
+    host.request_body(id, b"ab", false).unwrap();
+    host.request_trailers(id, &[("x-t", "1")]).unwrap();
+    assert_eq!(info_logs(&host), ["", "status 2"]);
+    assert_eq!(host.upstream_request_body(id).unwrap(), b"ab");
+}
+
+#[test]
+fn outside_body_callbacks_only_a_buffered_body_is_reachable() {
+    // From a tick (moved into the stream's context): while the guest
+    // buffers, it reads the buffered body; otherwise the body is empty.
+    let module = stream_guest(&[(
+        "proxy_on_tick",
+        "(drop (call $set_context (i32.const 2)))
+         (call $show_body (i32.const 0))",
+    )]);
+    let mut host = Emulator::start(&module, options()).unwrap();
+    let id = host.open_http().unwrap();
+    host.request_headers(id, &[(":path", "/mcp")], false)
+        .unwrap();
+    host.tick().unwrap();
+    host.request_body(id, b"ab", false).unwrap();
+    host.tick().unwrap();
+    host.request_body(id, b"cd", true).unwrap();
+    host.tick().unwrap();
+    assert_eq!(info_logs(&host), ["", "ab", "ab", "abcd", ""]);
+}
+
+#[test]
+fn header_maps_are_reachable_only_while_envoy_holds_them() {
+    // Envoy drops its pointer to the request headers once they continue:
+    // reading a header then is BadArgument (2) and listing them gives none;
+    // while the headers are held, and in `proxy_on_log`, they are there.
+    // The body callback logs: the `:path` read, the listing's status, then
+    // `status 0` if the listing had pairs, `status 1` if not.
+    let body = "(call $header_status)
+                (call $say (call $pairs (i32.const 0) (i32.const 300) (i32.const 304)))
+                (call $say (i32.eqz (i32.load (i32.const 304))))
+                (i32.const 0)";
+    for (headers, logged) in [
+        (
+            "(call $header_status) (i32.const 1)",
+            ["status 0", "status 0", "status 0", "status 0", "status 0"],
+        ),
+        (
+            "(call $header_status) (i32.const 0)",
+            ["status 0", "status 2", "status 0", "status 1", "status 0"],
+        ),
+    ] {
+        let module = stream_guest(&[
+            ("proxy_on_request_headers", headers),
+            ("proxy_on_request_body", body),
+            ("proxy_on_log", "(call $header_status)"),
+        ]);
+        let mut host = Emulator::start(&module, options()).unwrap();
+        let id = host.open_http().unwrap();
+        host.request_headers(id, &[(":path", "/mcp")], false)
+            .unwrap();
+        host.request_body(id, b"{}", true).unwrap();
+        host.complete(id).unwrap();
+        assert_eq!(info_logs(&host), logged, "{headers}");
+    }
+}
+
+#[test]
+fn a_reset_runs_only_the_end_callbacks_and_forwards_nothing_more() {
+    for pause in [HeaderPause::Honoured, HeaderPause::StopAll] {
+        let module = stream_guest(&[PAUSE_HEADERS]);
+        let mut host = Emulator::start(&module, options().with_header_pause(pause)).unwrap();
+        let id = host.open_http().unwrap();
+        host.request_headers(id, &[(":path", "/mcp")], false)
+            .unwrap();
+        host.request_body(id, b"ab", false).unwrap();
+        host.reset(id).unwrap();
+        let body_calls = usize::from(pause == HeaderPause::Honoured);
+        let callbacks = host.callbacks(id);
+        assert_eq!(callbacks.len(), 5 + body_calls, "{callbacks:?}");
+        assert_eq!(
+            callbacks[2 + body_calls..],
+            ["proxy_on_done", "proxy_on_log", "proxy_on_delete"]
+        );
+        // The stream is gone: nothing more can be driven on it.
+        assert!(matches!(
+            host.request_body(id, b"cd", true),
+            Err(HarnessError::Usage(_))
+        ));
+        host.tick().unwrap();
+        assert_eq!(host.callbacks(id).len(), 5 + body_calls);
+    }
+}
+
+#[test]
+fn a_local_reply_in_the_response_path_replaces_the_upstream_response() {
+    let module = stream_guest(&[
+        (
+            "proxy_on_response_headers",
+            // end of stream: reply locally at once; else hold the headers
+            "(if (local.get 2) (then (call $local_reply) (return (i32.const 0))))
+             (i32.const 1)",
+        ),
+        (
+            "proxy_on_response_body",
+            "(call $local_reply) (i32.const 0)",
+        ),
+    ]);
+    let mut host = Emulator::start(&module, options()).unwrap();
+    let reply = pairs(&[
+        (":status", "403"),
+        ("content-length", "2"),
+        ("content-type", "text/plain"),
+    ]);
+
+    // During the headers callback, then `Continue`.
+    let id = host.open_http().unwrap();
+    host.request_headers(id, &[(":path", "/mcp")], true)
+        .unwrap();
+    host.response_headers(id, &[(":status", "200"), ("x-up", "1")], true)
+        .unwrap();
+    assert_eq!(host.local_response(id).unwrap().status, 403);
+    assert_eq!(host.downstream_response_headers(id).unwrap(), &reply);
+    assert_eq!(host.downstream_response_body(id).unwrap(), b"no");
+    host.complete(id).unwrap();
+
+    // During a body callback while the headers are held: the upstream's
+    // headers and body never reach the client, despite `Continue`.
+    let id = host.open_http().unwrap();
+    host.request_headers(id, &[(":path", "/mcp")], true)
+        .unwrap();
+    host.response_headers(id, &[(":status", "200")], false)
+        .unwrap();
+    assert!(host.response_held(id));
+    assert_eq!(
+        host.response_body(id, b"upstream", false).unwrap(),
+        Action::Continue
+    );
+    assert_eq!(host.downstream_response_headers(id).unwrap(), &reply);
+    assert_eq!(host.downstream_response_body(id).unwrap(), b"no");
+    assert!(!host.response_held(id) && !host.was_reset(id));
+    // The rest of the upstream's response is not delivered.
+    assert!(matches!(
+        host.response_body(id, b"more", true),
+        Err(HarnessError::Usage(_))
+    ));
+    host.complete(id).unwrap();
+
+    // After the headers went to the client (continued from a tick), Envoy
+    // can only reset the stream.
+    let module = stream_guest(&[
+        ("proxy_on_response_headers", "(i32.const 1)"),
+        (
+            "proxy_on_response_body",
+            "(call $local_reply) (i32.const 0)",
+        ),
+    ]);
+    let mut host = Emulator::start(&module, options()).unwrap();
+    let id = host.open_http().unwrap();
+    host.request_headers(id, &[(":path", "/mcp")], true)
+        .unwrap();
+    host.response_headers(id, &[(":status", "200")], false)
+        .unwrap();
+    host.tick().unwrap();
+    assert_eq!(
+        host.downstream_response_headers(id).unwrap(),
+        &pairs(&[(":status", "200")])
+    );
+    host.response_body(id, b"upstream", true).unwrap();
+    assert!(host.was_reset(id));
+    assert_eq!(host.local_response(id), None);
+    assert_eq!(host.downstream_response_body(id).unwrap(), b"");
+    host.complete(id).unwrap();
+}
+
+#[test]
+fn a_local_reply_on_the_request_is_what_the_client_gets() {
+    let module = stream_guest(&[(
+        "proxy_on_request_headers",
+        "(call $local_reply) (i32.const 0)",
+    )]);
+    let mut host = Emulator::start(&module, stop_all()).unwrap();
+    let id = host.open_http().unwrap();
+    assert_eq!(
+        host.request_headers(id, &[(":path", "/mcp")], false)
+            .unwrap(),
+        Action::Continue
+    );
+    assert_eq!(host.upstream_request_headers(id), None);
+    assert_eq!(
+        host.downstream_response_headers(id).unwrap()[0],
+        (":status".to_owned(), "403".to_owned())
+    );
+    assert_eq!(host.downstream_response_body(id).unwrap(), b"no");
+}
+
+#[test]
+fn the_filter_gets_no_body_after_a_header_pause_under_stop_all() {
+    // Envoy's default: whatever the filter returns from its headers
+    // callback, a `Pause` there means no body callback until it continues.
+    let options = HostOptions::default()
+        .with_plugin_configuration(example_config())
+        .with_time_unix_seconds(TEST_NOW)
+        .with_header_pause(HeaderPause::StopAll);
+    let mut host = Emulator::start(filter_module(), options).unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let bearer = format!("Bearer {}", token(json!({"groups": ["eng"]})));
+    let length = body.len().to_string();
+    let id = host.open_http().unwrap();
+    let headers = [
+        (":method", "POST"),
+        (":path", "/mcp"),
+        (":authority", "mcp.demo.warden.test"),
+        ("authorization", bearer.as_str()),
+        ("content-length", length.as_str()),
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ];
+    let paused = host.request_headers(id, &headers, false).unwrap() == Action::Pause;
+    host.request_body(id, body.as_bytes(), true).unwrap();
+    let calls = host.callbacks(id);
+    if paused && host.local_response(id).is_none() {
+        // The stream hangs, as it does in Envoy.
+        assert_eq!(
+            calls,
+            ["proxy_on_context_create", "proxy_on_request_headers"]
+        );
+        assert!(host.request_stopped(id));
+        assert_eq!(host.upstream_request_headers(id), None);
+        assert_eq!(host.upstream_request_body(id).unwrap(), b"");
+    } else {
+        assert!(calls.contains(&"proxy_on_request_body"), "{calls:?}");
+    }
+    host.reset(id).unwrap();
+    assert_eq!(host.callbacks(id).last().copied(), Some("proxy_on_delete"));
+}
+
+#[test]
+fn an_http_call_answer_that_continues_resumes_a_stopped_request() {
+    // As a filter that asks an authorization service: pause the headers,
+    // call out, continue from the answer. The answer is delivered on the
+    // root context (cpp-host makes calls there); the guest moves to its
+    // stream with `proxy_set_effective_context`.
+    let module = stream_guest(&[
+        ("proxy_on_request_headers", "(call $dispatch) (i32.const 1)"),
+        (
+            "proxy_on_http_call_response",
+            "(call $say (local.get 0))
+             (drop (call $set_context (i32.const 2)))
+             (drop (call $continue (i32.const 0)))",
+        ),
+    ]);
+    let mut host = Emulator::start(&module, stop_all()).unwrap();
+    let id = host.open_http().unwrap();
+    host.request_headers(id, &[(":path", "/mcp")], false)
+        .unwrap();
+    host.request_body(id, b"{}", true).unwrap();
+    assert_eq!(host.upstream_request_headers(id), None);
+    let calls = host.pending_http_calls();
+    assert_eq!(calls[0].context_id, id);
+    host.respond_http_call(calls[0].token, &[(":status", "200")], b"ok", &[])
+        .unwrap();
+    assert_eq!(info_logs(&host), ["status 1", "{}"]);
+    assert_eq!(
+        host.guest_calls(id)[2..],
+        [
+            call(
+                "proxy_on_http_call_response",
+                &[i32::try_from(calls[0].token).unwrap(), 1, 2, 0],
+                None
+            ),
+            call("proxy_on_request_body", &[2, 1], Some(0)),
+        ]
+    );
+    assert!(host.upstream_request_headers(id).is_some());
+    assert_eq!(host.upstream_request_body(id).unwrap(), b"{}");
+}
+
+#[test]
+fn stop_all_holds_the_response_too() {
+    let module = stream_guest(&[("proxy_on_response_headers", "(i32.const 1)")]);
+    let mut host = Emulator::start(&module, stop_all()).unwrap();
+    let id = host.open_http().unwrap();
+    host.request_headers(id, &[(":path", "/mcp")], true)
+        .unwrap();
+    assert_eq!(
+        host.response_headers(id, &[(":status", "200")], false)
+            .unwrap(),
+        Action::Pause
+    );
+    assert!(host.response_stopped(id) && host.response_held(id));
+    assert_eq!(host.response_body(id, b"ab", true).unwrap(), Action::Pause);
+    assert_eq!(host.callbacks(id).len(), 3);
+    assert_eq!(host.downstream_response_headers(id), None);
+    host.tick().unwrap();
+    assert_eq!(
+        host.guest_calls(id)[3..],
+        [call("proxy_on_response_body", &[2, 1], Some(0))]
+    );
+    assert_eq!(
+        host.downstream_response_headers(id).unwrap(),
+        &pairs(&[(":status", "200")])
+    );
+    assert_eq!(host.downstream_response_body(id).unwrap(), b"ab");
+    assert_eq!(host.downstream_response_trailers(id), None);
 }

@@ -107,6 +107,7 @@ pub(crate) mod map {
 pub(crate) mod stream {
     pub const HTTP_REQUEST: i32 = 0;
     pub const HTTP_RESPONSE: i32 = 1;
+    pub const DOWNSTREAM: i32 = 2;
 }
 
 /// Header pairs as the ABI carries them.

@@ -115,8 +115,19 @@ fn misuse(hostcall: &str, message: &str) -> wasmtime::Error {
     })
 }
 
-/// The header map of `kind` in the current context, where one exists now.
-fn header_map(state: &mut HostState, kind: i32) -> Option<&mut Headers> {
+/// Whether a hostcall only reads a map or also changes it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+}
+
+/// The header map of `kind` in the current context, where the guest can
+/// reach one now. As in Envoy, a stream's header map is reachable from its
+/// headers callback until the headers continue, its trailer map from the
+/// trailers callback until they continue; in `proxy_on_log` the request
+/// headers and the response headers and trailers can be read.
+fn header_map(state: &mut HostState, kind: i32, access: Access) -> Option<&mut Headers> {
     if matches!(
         kind,
         map::HTTP_CALL_RESPONSE_HEADERS | map::HTTP_CALL_RESPONSE_TRAILERS
@@ -128,26 +139,57 @@ fn header_map(state: &mut HostState, kind: i32) -> Option<&mut Headers> {
             trailers
         });
     }
+    let access_log = access == Access::Read && state.callback == "proxy_on_log";
     let stream = state.stream()?;
-    match kind {
-        map::HTTP_REQUEST_HEADERS => stream.request.headers.as_mut(),
-        map::HTTP_REQUEST_TRAILERS => stream.request.trailers.as_mut(),
-        map::HTTP_RESPONSE_HEADERS => stream.response.headers.as_mut(),
-        map::HTTP_RESPONSE_TRAILERS => stream.response.trailers.as_mut(),
-        _ => None,
+    let (flow, trailers) = match kind {
+        map::HTTP_REQUEST_HEADERS => (&mut stream.request, false),
+        map::HTTP_REQUEST_TRAILERS => (&mut stream.request, true),
+        map::HTTP_RESPONSE_HEADERS => (&mut stream.response, false),
+        map::HTTP_RESPONSE_TRAILERS => (&mut stream.response, true),
+        _ => return None,
+    };
+    if trailers {
+        let readable = flow.trailers_live || (access_log && kind == map::HTTP_RESPONSE_TRAILERS);
+        readable.then_some(())?;
+        flow.trailers.as_mut()
+    } else {
+        (flow.headers_live || access_log).then_some(())?;
+        flow.headers.as_mut()
     }
 }
 
-/// The request or response body buffer of the current context, while that
-/// body's callback runs.
-fn body_buffer(state: &mut HostState, kind: i32) -> Option<&mut Vec<u8>> {
-    let stream = state.stream()?;
-    let flow = match kind {
-        buffer::HTTP_REQUEST_BODY => &mut stream.request,
-        buffer::HTTP_RESPONSE_BODY => &mut stream.response,
-        _ => return None,
+/// What `proxy_get_buffer_bytes` / `proxy_set_buffer_bytes` reach for a
+/// body buffer type, as Envoy's `Context::getBuffer` answers.
+enum Body<'a> {
+    /// Not a body buffer type.
+    Other,
+    /// A body type with nothing behind it now (Envoy hands out an empty
+    /// buffer: reads give no bytes, writes are refused).
+    Absent,
+    Buffer(&'a mut Vec<u8>),
+}
+
+/// The request or response body buffer of the current context: while that
+/// body's callback runs, and from any callback while the guest buffers it
+/// (its last body callback returned `Pause`), e.g. in the trailers callback
+/// or an HTTP call's answer.
+fn body_buffer(state: &mut HostState, kind: i32) -> Body<'_> {
+    if !matches!(kind, buffer::HTTP_REQUEST_BODY | buffer::HTTP_RESPONSE_BODY) {
+        return Body::Other;
+    }
+    let Some(stream) = state.stream() else {
+        return Body::Absent;
     };
-    flow.in_body.then_some(&mut flow.buffer)
+    let flow = if kind == buffer::HTTP_REQUEST_BODY {
+        &mut stream.request
+    } else {
+        &mut stream.response
+    };
+    if flow.in_body || flow.buffering {
+        Body::Buffer(&mut flow.buffer)
+    } else {
+        Body::Absent
+    }
 }
 
 /// The buffer of `kind` as the guest may read it now.
@@ -158,7 +200,27 @@ fn buffer_view(state: &mut HostState, kind: i32) -> Option<Vec<u8>> {
             Some(state.plugin_configuration.clone())
         }
         buffer::HTTP_CALL_RESPONSE_BODY => state.call_response.as_ref().map(|(_, b, _)| b.clone()),
-        _ => body_buffer(state, kind).cloned(),
+        _ => match body_buffer(state, kind) {
+            Body::Buffer(bytes) => Some(bytes.clone()),
+            Body::Absent => Some(Vec::new()),
+            Body::Other => None,
+        },
+    }
+}
+
+/// Envoy's `Buffer::copyFrom` on a body: at `start == 0` drain `size`
+/// bytes and prepend `data` (so `size` ≥ the length replaces the whole
+/// body); at or past the end, append; anything else is refused.
+fn splice_body(target: &mut Vec<u8>, start: usize, size: usize, data: Vec<u8>) -> bool {
+    if start == 0 {
+        let drained = size.min(target.len());
+        target.splice(..drained, data);
+        true
+    } else if start >= target.len() {
+        target.extend(data);
+        true
+    } else {
+        false
     }
 }
 
@@ -270,13 +332,17 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> R<()> {
             let Some(data) = read(&caller, data_ptr, data_size) else {
                 return Ok(oob);
             };
-            let Some(target) = body_buffer(caller.data_mut(), kind) else {
-                return Ok(not_found);
-            };
-            let start = at(start).min(target.len());
-            let end = start.saturating_add(at(size)).min(target.len());
-            target.splice(start..end, data);
-            Ok(ok)
+            match body_buffer(caller.data_mut(), kind) {
+                Body::Buffer(target) => Ok(if splice_body(target, at(start), at(size), data) {
+                    ok
+                } else {
+                    bad
+                }),
+                // Envoy: an empty stand-in (refuses writes), or a buffer
+                // type that cannot be set.
+                Body::Absent => Ok(bad),
+                Body::Other => Ok(not_found),
+            }
         },
     )?;
     linker.func_wrap(
@@ -284,13 +350,11 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> R<()> {
         "proxy_get_header_map_pairs",
         move |mut caller: Ctx<'_>, kind: i32, ptr_ptr: i32, size_ptr: i32| -> R<i32> {
             enter(&caller, "env.proxy_get_header_map_pairs")?;
-            let Some(pairs) = header_map(caller.data_mut(), kind) else {
-                return Ok(bad);
-            };
-            let bytes = if pairs.is_empty() {
-                Vec::new()
-            } else {
-                abi::encode_pairs(pairs)
+            // Envoy answers a map it cannot reach now with no pairs (and
+            // the SDK accepts nothing but OK here).
+            let bytes = match header_map(caller.data_mut(), kind, Access::Read) {
+                Some(pairs) if !pairs.is_empty() => abi::encode_pairs(pairs),
+                _ => Vec::new(),
             };
             copy_out(&mut caller, &bytes, ptr_ptr, size_ptr)
         },
@@ -306,10 +370,13 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> R<()> {
             let Some(pairs) = abi::decode_pairs(&bytes) else {
                 return Ok(bad);
             };
-            let Some(map) = header_map(caller.data_mut(), kind) else {
+            let Some(map) = header_map(caller.data_mut(), kind, Access::Write) else {
                 return Ok(bad);
             };
-            *map = pairs;
+            *map = pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect();
             Ok(ok)
         },
     )?;
@@ -327,8 +394,11 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> R<()> {
             let Some(key) = read_text(&caller, key_ptr, key_size) else {
                 return Ok(oob);
             };
-            let Some(pairs) = header_map(caller.data_mut(), kind) else {
-                return Ok(bad);
+            // A map out of reach is BadArgument, except in the access-log
+            // phase (`proxy_on_log`), where Envoy answers NotFound.
+            let in_log = caller.data().callback == "proxy_on_log";
+            let Some(pairs) = header_map(caller.data_mut(), kind, Access::Read) else {
+                return Ok(if in_log { not_found } else { bad });
             };
             let Some(value) = pairs
                 .iter()
@@ -357,7 +427,7 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> R<()> {
             ) else {
                 return Ok(oob);
             };
-            let Some(pairs) = header_map(caller.data_mut(), kind) else {
+            let Some(pairs) = header_map(caller.data_mut(), kind, Access::Write) else {
                 return Ok(bad);
             };
             pairs.push((key.to_ascii_lowercase(), value));
@@ -381,7 +451,7 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> R<()> {
             ) else {
                 return Ok(oob);
             };
-            let Some(pairs) = header_map(caller.data_mut(), kind) else {
+            let Some(pairs) = header_map(caller.data_mut(), kind, Access::Write) else {
                 return Ok(bad);
             };
             match pairs.iter().position(|(k, _)| lower_eq(k, &key)) {
@@ -409,7 +479,7 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> R<()> {
             let Some(key) = read_text(&caller, key_ptr, key_size) else {
                 return Ok(oob);
             };
-            let Some(pairs) = header_map(caller.data_mut(), kind) else {
+            let Some(pairs) = header_map(caller.data_mut(), kind, Access::Write) else {
                 return Ok(bad);
             };
             pairs.retain(|(k, _)| !lower_eq(k, &key));
@@ -485,15 +555,13 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> R<()> {
                     "called outside an HTTP context",
                 ));
             };
-            stream.local_response = Some(LocalResponse {
+            stream.answer_locally(LocalResponse {
                 status: status as u32,
                 details,
                 headers,
                 body,
                 grpc_status,
             });
-            stream.request.held = false;
-            stream.request.buffer.clear();
             Ok(ok)
         },
     )?;
@@ -502,14 +570,25 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> R<()> {
         "proxy_continue_stream",
         move |mut caller: Ctx<'_>, kind: i32| -> R<i32> {
             enter(&caller, "env.proxy_continue_stream")?;
-            let Some(stream) = caller.data_mut().stream() else {
-                return Ok(bad);
-            };
-            match kind {
-                stream::HTTP_REQUEST => stream.release(Direction::Request),
-                stream::HTTP_RESPONSE => stream.release(Direction::Response),
+            let direction = match kind {
+                stream::HTTP_REQUEST => Direction::Request,
+                stream::HTTP_RESPONSE => Direction::Response,
+                // Downstream (a network filter's): nothing to continue here.
+                stream::DOWNSTREAM => return Ok(ok),
                 _ => return Ok(bad),
-            }
+            };
+            // Outside an HTTP context Envoy has no stream to continue and
+            // answers OK.
+            let Some(stream) = caller.data_mut().stream() else {
+                return Ok(ok);
+            };
+            // Envoy drops its pointers to the maps and the current chunk
+            // now and continues once the callback returns.
+            let flow = stream.flow(direction);
+            flow.continue_requested = true;
+            flow.headers_live = false;
+            flow.trailers_live = false;
+            flow.in_body = false;
             Ok(ok)
         },
     )?;
@@ -521,8 +600,10 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> R<()> {
             if !(0..=3).contains(&kind) {
                 return Ok(bad);
             }
+            // Envoy resets the stream once the callback returns.
             if let Some(stream) = caller.data_mut().stream() {
                 stream.closed = true;
+                stream.reset();
             }
             Ok(ok)
         },

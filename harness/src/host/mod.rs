@@ -16,7 +16,7 @@ mod fault;
 mod state;
 mod wasi;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -123,6 +123,38 @@ impl std::fmt::Display for HarnessError {
 
 impl std::error::Error for HarnessError {}
 
+/// What the host makes of a `Pause` returned from
+/// `proxy_on_request_headers` / `proxy_on_response_headers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeaderPause {
+    /// Envoy's StopIteration, as with `allow_on_headers_stop_iteration:
+    /// true` (Envoy ≥ 1.35): only the headers are held; body and trailers
+    /// callbacks are delivered as the data arrives.
+    #[default]
+    Honoured,
+    /// Envoy's default for ABI 0.2.x (cpp-host turns the `Pause` into
+    /// StopAllIterationAndWatermark): the host delivers no body or trailers
+    /// callbacks for that direction and keeps what arrives until the guest
+    /// calls `proxy_continue_stream`; then the headers go on, one body
+    /// callback carries everything buffered, then the trailers callback.
+    /// Istio's `WasmPlugin` and Envoy Gateway cannot change this.
+    StopAll,
+}
+
+/// One guest callback the host delivered on an HTTP context, as
+/// [`Emulator::guest_calls`] lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestCall {
+    /// The export, e.g. `proxy_on_request_body`.
+    pub callback: &'static str,
+    /// The arguments after the context id (for a body callback: the
+    /// buffered size and end of stream; for an HTTP call's answer: the
+    /// token and the header, body and trailer sizes).
+    pub args: Vec<i32>,
+    /// What the guest returned, for callbacks that return a value.
+    pub returned: Option<i32>,
+}
+
 /// How the host runs the guest.
 #[derive(Debug, Clone)]
 pub struct HostOptions {
@@ -140,6 +172,9 @@ pub struct HostOptions {
     pub log_level: LogLevel,
     /// Seed of the deterministic `random_get`.
     pub random_seed: u64,
+    /// What a `Pause` from a headers callback does (default
+    /// [`HeaderPause::Honoured`]).
+    pub header_pause: HeaderPause,
 }
 
 impl Default for HostOptions {
@@ -156,6 +191,7 @@ impl Default for HostOptions {
             time_unix_nanos: now,
             log_level: LogLevel::Trace,
             random_seed: 0x5eed,
+            header_pause: HeaderPause::default(),
         }
     }
 }
@@ -178,6 +214,13 @@ impl HostOptions {
 
     pub fn with_memory_limit_bytes(mut self, bytes: usize) -> Self {
         self.memory_limit_bytes = bytes;
+        self
+    }
+
+    /// Chooses what a `Pause` from a headers callback does: Envoy's default
+    /// is [`HeaderPause::StopAll`].
+    pub fn with_header_pause(mut self, header_pause: HeaderPause) -> Self {
+        self.header_pause = header_pause;
         self
     }
 }
@@ -429,6 +472,10 @@ pub struct Emulator {
     last_fuel_used: u64,
     next_id: u32,
     failed: Option<String>,
+    header_pause: HeaderPause,
+    /// The callbacks delivered per HTTP context, kept after the stream ends
+    /// until [`Emulator::clear_logs`].
+    calls: BTreeMap<u32, Vec<GuestCall>>,
 }
 
 impl Emulator {
@@ -460,6 +507,8 @@ impl Emulator {
             last_fuel_used: 0,
             next_id: 2,
             failed: None,
+            header_pause: options.header_pause,
+            calls: BTreeMap::new(),
         };
         if let Some(initialize) = emulator.exports.initialize.clone() {
             emulator.run(Phase::Initializing, 0, initialize, ())?;
@@ -545,8 +594,10 @@ impl Emulator {
         let id = self.next_id;
         self.next_id += 1;
         self.store.data_mut().streams.insert(id, Stream::default());
+        self.calls.insert(id, Vec::new());
         if let Some(create) = self.exports.context_create.clone() {
             let root = id_raw(self.root_id());
+            self.record(id, create.name, vec![root]);
             self.run(Phase::Callback, id, create, (id_raw(id), root))?;
         }
         Ok(id)
@@ -575,13 +626,57 @@ impl Emulator {
                 "HTTP context {id} was already answered locally"
             )));
         }
+        if stream.reset {
+            return Err(HarnessError::Usage(format!("HTTP context {id} was reset")));
+        }
+        Ok(())
+    }
+
+    /// Notes a callback about to be delivered on HTTP context `id`.
+    fn record(&mut self, id: u32, callback: &'static str, args: Vec<i32>) {
+        self.calls.entry(id).or_default().push(GuestCall {
+            callback,
+            args,
+            returned: None,
+        });
+    }
+
+    /// Notes what the last recorded callback on `id` returned.
+    fn record_return(&mut self, id: u32, value: i32) {
+        if let Some(last) = self.calls.get_mut(&id).and_then(|c| c.last_mut()) {
+            last.returned = Some(value);
+        }
+    }
+
+    /// Runs a stream callback `(id, a, b) -> action` and records it.
+    fn call3(&mut self, id: u32, callback: Cb3R, a: i32, b: i32) -> Result<i32, HarnessError> {
+        self.record(id, callback.name, vec![a, b]);
+        let value = self.run(Phase::Callback, id, callback, (id_raw(id), a, b))?;
+        self.record_return(id, value);
+        Ok(value)
+    }
+
+    /// Runs a stream callback `(id) -> ()` and records it.
+    fn call1(&mut self, id: u32, callback: Option<Cb1>) -> Result<(), HarnessError> {
+        if let Some(callback) = callback {
+            self.record(id, callback.name, Vec::new());
+            self.run(Phase::Callback, id, callback, id_raw(id))?;
+        }
         Ok(())
     }
 
     /// Delivers the request headers: runs `proxy_on_request_headers(id,
     /// count, end_of_stream)`. `Continue` forwards them upstream (see
     /// [`upstream_request_headers`](Self::upstream_request_headers)); `Pause`
-    /// holds them until a body callback continues.
+    /// holds them until a body or trailers callback continues or the guest
+    /// calls `proxy_continue_stream(0)`. Under [`HeaderPause::StopAll`] a
+    /// `Pause` also stops the body and trailers callbacks until then (see
+    /// [`request_stopped`](Self::request_stopped)).
+    ///
+    /// After any callback, the host acts on the guest's
+    /// `proxy_continue_stream` calls, as Envoy does once the callback
+    /// returns (for a stopped stream that runs the owed body and trailers
+    /// callbacks).
     pub fn request_headers(
         &mut self,
         id: u32,
@@ -596,31 +691,38 @@ impl Emulator {
     /// buffered and runs `proxy_on_request_body(id, buffered_size,
     /// end_of_stream)`. `Pause` keeps buffering (Envoy's
     /// StopIterationAndBuffer); `Continue` forwards held headers and the
-    /// buffered body.
+    /// buffered body. While the request is stopped
+    /// ([`HeaderPause::StopAll`]) the host only keeps the chunk, runs
+    /// nothing and answers `Pause`.
     pub fn request_body(
         &mut self,
         id: u32,
         chunk: &[u8],
         end_of_stream: bool,
     ) -> Result<Action, HarnessError> {
-        let callback = self.exports.request_body.clone();
-        self.deliver_body(Direction::Request, callback, id, chunk, end_of_stream)
+        self.deliver_body(Direction::Request, id, chunk, end_of_stream)
     }
 
-    /// Delivers request trailers: runs `proxy_on_request_trailers(id, count)`.
+    /// Delivers request trailers (the end of the request): runs
+    /// `proxy_on_request_trailers(id, count)`; `Continue` forwards held
+    /// headers, the buffered body and the trailers (see
+    /// [`upstream_request_trailers`](Self::upstream_request_trailers)),
+    /// `Pause` holds the trailers too. While the request is stopped the host
+    /// keeps them, runs nothing and answers `Pause`.
     pub fn request_trailers(
         &mut self,
         id: u32,
         trailers: &[(&str, &str)],
     ) -> Result<Action, HarnessError> {
-        let callback = self.exports.request_trailers.clone();
-        self.deliver_trailers(Direction::Request, callback, id, trailers)
+        self.deliver_trailers(Direction::Request, id, trailers)
     }
 
     /// Delivers the upstream's response headers: runs
     /// `proxy_on_response_headers(id, count, end_of_stream)`. `Continue`
     /// forwards them to the client (see
-    /// [`downstream_response_headers`](Self::downstream_response_headers)).
+    /// [`downstream_response_headers`](Self::downstream_response_headers));
+    /// `Pause` holds them as for the request (continued by
+    /// `proxy_continue_stream(1)`).
     pub fn response_headers(
         &mut self,
         id: u32,
@@ -632,31 +734,32 @@ impl Emulator {
     }
 
     /// Delivers a response body chunk: runs `proxy_on_response_body(id,
-    /// buffered_size, end_of_stream)`, buffering while the guest pauses.
+    /// buffered_size, end_of_stream)`, buffering while the guest pauses
+    /// (nothing runs while the response is stopped).
     pub fn response_body(
         &mut self,
         id: u32,
         chunk: &[u8],
         end_of_stream: bool,
     ) -> Result<Action, HarnessError> {
-        let callback = self.exports.response_body.clone();
-        self.deliver_body(Direction::Response, callback, id, chunk, end_of_stream)
+        self.deliver_body(Direction::Response, id, chunk, end_of_stream)
     }
 
-    /// Delivers response trailers: runs `proxy_on_response_trailers(id, count)`.
+    /// Delivers response trailers: runs `proxy_on_response_trailers(id,
+    /// count)`, as for the request.
     pub fn response_trailers(
         &mut self,
         id: u32,
         trailers: &[(&str, &str)],
     ) -> Result<Action, HarnessError> {
-        let callback = self.exports.response_trailers.clone();
-        self.deliver_trailers(Direction::Response, callback, id, trailers)
+        self.deliver_trailers(Direction::Response, id, trailers)
     }
 
     /// The host side of a headers callback of either direction: the map is
     /// stored (lower-case names) for the guest, `callback(id, count,
     /// end_of_stream)` runs (an absent export counts as `Continue`), then
-    /// `Continue` lets the headers go on and `Pause` holds them.
+    /// `Continue` lets the headers go on and `Pause` holds them (with
+    /// [`HeaderPause::StopAll`], the body and trailers too).
     fn deliver_headers(
         &mut self,
         direction: Direction,
@@ -668,32 +771,35 @@ impl Emulator {
         self.ensure_open(id)?;
         let headers = lowercase_names(headers);
         let count = raw(headers.len());
-        self.stream_mut(id)?.flow(direction).headers = Some(headers);
+        let flow = self.stream_mut(id)?.flow(direction);
+        flow.headers = Some(headers);
+        flow.headers_live = true;
+        flow.ended = end_of_stream;
         let action = match callback {
-            Some(f) => Action::from_raw(self.run(
-                Phase::Callback,
-                id,
-                f,
-                (id_raw(id), count, i32::from(end_of_stream)),
-            )?),
+            Some(f) => Action::from_raw(self.call3(id, f, count, i32::from(end_of_stream))?),
             None => Action::Continue,
         };
+        let stop_all = self.header_pause == HeaderPause::StopAll;
         let stream = self.stream_mut(id)?;
         match action {
-            Action::Continue => stream.release(direction),
-            Action::Pause => stream.hold(direction),
+            Action::Continue => {
+                // Envoy drops its pointer to the map once headers continue.
+                stream.flow(direction).headers_live = false;
+                stream.release(direction);
+            }
+            Action::Pause => stream.hold(direction, stop_all),
         }
+        self.settle()?;
         Ok(action)
     }
 
-    /// The host side of a body callback of either direction: the chunk is
-    /// appended to the host's buffer, which the guest can read and edit
-    /// while `callback(id, buffered_size, end_of_stream)` runs; `Continue`
-    /// lets held headers and the buffer go on, `Pause` keeps buffering.
+    /// The host side of a body chunk of either direction: the chunk is
+    /// appended to the host's buffer; while the headers are stopped
+    /// ([`HeaderPause::StopAll`]) the host keeps it and runs nothing
+    /// (answering `Pause`), otherwise the body callback runs.
     fn deliver_body(
         &mut self,
         direction: Direction,
-        callback: Option<Cb3R>,
         id: u32,
         chunk: &[u8],
         end_of_stream: bool,
@@ -701,48 +807,162 @@ impl Emulator {
         self.ensure_open(id)?;
         let flow = self.stream_mut(id)?.flow(direction);
         flow.buffer.extend_from_slice(chunk);
+        flow.ended |= end_of_stream;
+        if flow.stopped_all {
+            flow.body_waiting = true;
+            return Ok(Action::Pause);
+        }
+        let action = self.body_callback(direction, id, end_of_stream)?;
+        self.settle()?;
+        Ok(action)
+    }
+
+    /// Runs `callback(id, buffered_size, end_of_stream)` over the host's
+    /// buffer, which the guest can read and edit meanwhile; `Continue` lets
+    /// held headers and the buffer go on, `Pause` keeps buffering (Envoy's
+    /// StopIterationAndBuffer; the guest can then reach the buffer from
+    /// other callbacks too).
+    fn body_callback(
+        &mut self,
+        direction: Direction,
+        id: u32,
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
+        let callback = match direction {
+            Direction::Request => self.exports.request_body.clone(),
+            Direction::Response => self.exports.response_body.clone(),
+        };
+        let flow = self.stream_mut(id)?.flow(direction);
         let size = raw(flow.buffer.len());
         flow.in_body = true;
-        let action = match callback {
-            Some(f) => self.run(
-                Phase::Callback,
-                id,
-                f,
-                (id_raw(id), size, i32::from(end_of_stream)),
-            ),
+        let result = match callback {
+            Some(f) => self.call3(id, f, size, i32::from(end_of_stream)),
             None => Ok(0),
         };
         let stream = self.stream_mut(id)?;
         stream.flow(direction).in_body = false;
-        let action = Action::from_raw(action?);
-        if action == Action::Continue {
-            stream.release(direction);
+        let action = Action::from_raw(result?);
+        match action {
+            Action::Continue => stream.release(direction),
+            Action::Pause => stream.buffer_body(direction),
         }
         Ok(action)
     }
 
-    /// The host side of a trailers callback of either direction: the map is
-    /// stored for the guest, `callback(id, count)` runs, and `Continue` lets
-    /// whatever is held go on.
+    /// The host side of trailers of either direction: the map is stored;
+    /// while the headers are stopped the host keeps it and runs nothing
+    /// (answering `Pause`), otherwise the trailers callback runs.
     fn deliver_trailers(
         &mut self,
         direction: Direction,
-        callback: Option<Cb2R>,
         id: u32,
         trailers: &[(&str, &str)],
     ) -> Result<Action, HarnessError> {
         self.ensure_open(id)?;
-        let trailers = lowercase_names(trailers);
-        let count = raw(trailers.len());
-        self.stream_mut(id)?.flow(direction).trailers = Some(trailers);
+        let flow = self.stream_mut(id)?.flow(direction);
+        flow.trailers = Some(lowercase_names(trailers));
+        flow.ended = true;
+        if flow.stopped_all {
+            flow.trailers_waiting = true;
+            return Ok(Action::Pause);
+        }
+        let action = self.trailers_callback(direction, id)?;
+        self.settle()?;
+        Ok(action)
+    }
+
+    /// Runs `callback(id, count)`; the guest reaches the trailer map, and a
+    /// body it buffers. `Continue` lets held headers, the buffered body and
+    /// the trailers go on; `Pause` holds the trailers too.
+    fn trailers_callback(&mut self, direction: Direction, id: u32) -> Result<Action, HarnessError> {
+        let callback = match direction {
+            Direction::Request => self.exports.request_trailers.clone(),
+            Direction::Response => self.exports.response_trailers.clone(),
+        };
+        let flow = self.stream_mut(id)?.flow(direction);
+        flow.trailers_live = true;
+        let count = raw(flow.trailers.as_ref().map_or(0, Vec::len));
         let action = match callback {
-            Some(f) => Action::from_raw(self.run(Phase::Callback, id, f, (id_raw(id), count))?),
+            Some(f) => {
+                self.record(id, f.name, vec![count]);
+                let value = self.run(Phase::Callback, id, f, (id_raw(id), count))?;
+                self.record_return(id, value);
+                Action::from_raw(value)
+            }
             None => Action::Continue,
         };
-        if action == Action::Continue {
-            self.stream_mut(id)?.release(direction);
+        let stream = self.stream_mut(id)?;
+        match action {
+            Action::Continue => {
+                stream.flow(direction).trailers_live = false;
+                stream.release(direction);
+            }
+            Action::Pause => stream.hold_trailers(direction),
         }
         Ok(action)
+    }
+
+    /// Acts on every `proxy_continue_stream` the last callback made, as
+    /// Envoy does right after the callback returns (lowest context first).
+    fn settle(&mut self) -> Result<(), HarnessError> {
+        loop {
+            let next = self
+                .store
+                .data()
+                .streams
+                .iter()
+                .filter_map(|(id, s)| {
+                    if s.request.continue_requested {
+                        Some((*id, 0))
+                    } else if s.response.continue_requested {
+                        Some((*id, 1))
+                    } else {
+                        None
+                    }
+                })
+                .min();
+            let Some((id, direction)) = next else {
+                return Ok(());
+            };
+            let direction = if direction == 0 {
+                Direction::Request
+            } else {
+                Direction::Response
+            };
+            self.continue_flow(id, direction)?;
+        }
+    }
+
+    /// Envoy's `continueDecoding`/`continueEncoding`: a filter stopped for
+    /// all frames gets its headers sent on, then one body callback with
+    /// everything buffered (end of stream only if the body ended without
+    /// trailers), then the trailers callback; otherwise held headers, the
+    /// buffered body and held trailers go on.
+    fn continue_flow(&mut self, id: u32, direction: Direction) -> Result<(), HarnessError> {
+        let stream = self.stream_mut(id)?;
+        stream.flow(direction).continue_requested = false;
+        if stream.answered() {
+            return Ok(());
+        }
+        let flow = stream.flow(direction);
+        if !flow.stopped_all {
+            stream.release(direction);
+            return Ok(());
+        }
+        flow.stopped_all = false;
+        flow.release_headers();
+        let body = std::mem::take(&mut flow.body_waiting);
+        let trailers = std::mem::take(&mut flow.trailers_waiting);
+        let end_of_stream = flow.ended && !trailers;
+        if body {
+            self.body_callback(direction, id, end_of_stream)?;
+            self.settle()?;
+        }
+        if trailers && !self.stream(id)?.answered() {
+            self.trailers_callback(direction, id)?;
+            self.settle()?;
+        }
+        Ok(())
     }
 
     /// Ends the stream: runs `proxy_on_done(id)`, `proxy_on_log(id)` and
@@ -750,17 +970,30 @@ impl Emulator {
     /// state before calling this.
     pub fn complete(&mut self, id: u32) -> Result<(), HarnessError> {
         self.stream(id)?;
+        self.finish(id)
+    }
+
+    /// Resets the stream, as when the client or the upstream resets it:
+    /// nothing more goes on either way and no more body or trailers
+    /// callbacks run; then `proxy_on_done(id)`, `proxy_on_log(id)` and
+    /// `proxy_on_delete(id)` run and the context is forgotten. HTTP calls
+    /// the context dispatched stay pending (Envoy makes them on the root
+    /// context).
+    pub fn reset(&mut self, id: u32) -> Result<(), HarnessError> {
+        self.stream_mut(id)?.reset();
+        self.finish(id)
+    }
+
+    fn finish(&mut self, id: u32) -> Result<(), HarnessError> {
         if let Some(done) = self.exports.done.clone() {
-            self.run(Phase::Callback, id, done, id_raw(id))?;
+            self.record(id, done.name, Vec::new());
+            let value = self.run(Phase::Callback, id, done, id_raw(id))?;
+            self.record_return(id, value);
         }
-        if let Some(log) = self.exports.log.clone() {
-            self.run(Phase::Callback, id, log, id_raw(id))?;
-        }
-        if let Some(delete) = self.exports.delete.clone() {
-            self.run(Phase::Callback, id, delete, id_raw(id))?;
-        }
+        self.call1(id, self.exports.log.clone())?;
+        self.call1(id, self.exports.delete.clone())?;
         self.store.data_mut().streams.remove(&id);
-        Ok(())
+        self.settle()
     }
 
     /// Runs `proxy_on_tick(root)`, as the host's timer does every tick
@@ -772,6 +1005,7 @@ impl Emulator {
         let root = self.root_id();
         if let Some(tick) = self.exports.tick.clone() {
             self.run(Phase::Callback, root, tick, id_raw(root))?;
+            self.settle()?;
         }
         Ok(true)
     }
@@ -827,26 +1061,40 @@ impl Emulator {
         let (headers, trailers) = (own(headers), own(trailers));
         let counts = (raw(headers.len()), raw(body.len()), raw(trailers.len()));
         self.store.data_mut().call_response = Some((headers, body.to_vec(), trailers));
+        // cpp-host makes the call on the root context and answers it there;
+        // the SDK moves to the dispatching context itself
+        // (`proxy_set_effective_context`).
+        let root = self.root_id();
         let result = match self.exports.http_call_response.clone() {
-            Some(f) => self.run(
-                Phase::Callback,
-                call.context_id,
-                f,
-                (
-                    id_raw(call.context_id),
-                    id_raw(token),
-                    counts.0,
-                    counts.1,
-                    counts.2,
-                ),
-            ),
+            Some(f) => {
+                if self.calls.contains_key(&call.context_id) {
+                    self.record(
+                        call.context_id,
+                        f.name,
+                        vec![id_raw(token), counts.0, counts.1, counts.2],
+                    );
+                }
+                self.run(
+                    Phase::Callback,
+                    root,
+                    f,
+                    (id_raw(root), id_raw(token), counts.0, counts.1, counts.2),
+                )
+            }
             None => Ok(()),
         };
         self.store.data_mut().call_response = None;
-        result
+        result?;
+        self.settle()
     }
 
-    /// The local response the guest sent on this stream, if any.
+    /// The local response the guest sent on this stream, if any. Envoy sends
+    /// it in place of the upstream's response as long as no response
+    /// headers went to the client (it then shows in
+    /// [`downstream_response_headers`](Self::downstream_response_headers)
+    /// and [`downstream_response_body`](Self::downstream_response_body));
+    /// after that it can only reset the stream (see
+    /// [`was_reset`](Self::was_reset)) and this stays `None`.
     pub fn local_response(&self, id: u32) -> Option<&LocalResponse> {
         self.stream(id).ok()?.local_response.as_ref()
     }
@@ -858,17 +1106,75 @@ impl Emulator {
         self.stream(id).ok()?.request.sent_headers.as_ref()
     }
 
+    /// The request trailers as forwarded upstream; `None` while held or
+    /// when there were none.
+    pub fn upstream_request_trailers(&self, id: u32) -> Option<&Headers> {
+        self.stream(id).ok()?.request.sent_trailers.as_ref()
+    }
+
+    /// The response trailers as forwarded to the client.
+    pub fn downstream_response_trailers(&self, id: u32) -> Option<&Headers> {
+        self.stream(id).ok()?.response.sent_trailers.as_ref()
+    }
+
+    /// True while the response headers are held (the guest paused).
+    pub fn response_held(&self, id: u32) -> bool {
+        self.stream(id).is_ok_and(|s| s.response.held)
+    }
+
+    /// True while the host holds the request for a headers `Pause` under
+    /// [`HeaderPause::StopAll`]: no body or trailers callbacks run until
+    /// the guest continues.
+    pub fn request_stopped(&self, id: u32) -> bool {
+        self.stream(id).is_ok_and(|s| s.request.stopped_all)
+    }
+
+    /// True while the host holds the response that way.
+    pub fn response_stopped(&self, id: u32) -> bool {
+        self.stream(id).is_ok_and(|s| s.response.stopped_all)
+    }
+
+    /// True once the guest reset the stream: with `proxy_close_stream`, or
+    /// with a local reply after the response headers had gone to the client
+    /// (all Envoy can do then). Nothing more goes on either way; end the
+    /// stream with [`complete`](Self::complete) or [`reset`](Self::reset).
+    pub fn was_reset(&self, id: u32) -> bool {
+        self.stream(id).is_ok_and(|s| s.reset)
+    }
+
+    /// The callbacks the host delivered on HTTP context `id`, in order, by
+    /// export name (`proxy_on_context_create`, `proxy_on_request_headers`,
+    /// …, `proxy_on_http_call_response` for calls it dispatched, …,
+    /// `proxy_on_delete`). Kept after the stream ends, until
+    /// [`clear_logs`](Self::clear_logs).
+    pub fn callbacks(&self, id: u32) -> Vec<&'static str> {
+        self.guest_calls(id).iter().map(|c| c.callback).collect()
+    }
+
+    /// The callbacks delivered on HTTP context `id`, with their arguments
+    /// and what the guest returned.
+    pub fn guest_calls(&self, id: u32) -> &[GuestCall] {
+        self.calls.get(&id).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// What a `Pause` from a headers callback does in this host.
+    pub fn header_pause(&self) -> HeaderPause {
+        self.header_pause
+    }
+
     /// The request body bytes forwarded upstream so far.
     pub fn upstream_request_body(&self, id: u32) -> Option<&[u8]> {
         Some(&self.stream(id).ok()?.request.sent_body)
     }
 
-    /// The response headers as forwarded to the client.
+    /// The response headers the client got: the upstream's as the guest
+    /// forwarded them, or those of a local reply that replaced them.
     pub fn downstream_response_headers(&self, id: u32) -> Option<&Headers> {
         self.stream(id).ok()?.response.sent_headers.as_ref()
     }
 
-    /// The response body bytes forwarded to the client so far.
+    /// The response body bytes the client got so far (a local reply's body
+    /// once one replaced the upstream's response).
     pub fn downstream_response_body(&self, id: u32) -> Option<&[u8]> {
         Some(&self.stream(id).ok()?.response.sent_body)
     }
@@ -897,9 +1203,12 @@ impl Emulator {
             .collect()
     }
 
-    /// Forgets the recorded log lines.
+    /// Forgets the recorded log lines, and the callbacks recorded for HTTP
+    /// contexts that have ended.
     pub fn clear_logs(&mut self) {
         self.store.data_mut().logs.clear();
+        let streams = &self.store.data().streams;
+        self.calls.retain(|id, _| streams.contains_key(id));
     }
 
     /// The value of the metric named `name`, if the guest defined it.

@@ -37,6 +37,26 @@ impl LocalResponse {
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// The response headers the client receives, as Envoy builds a local
+    /// reply: `:status`, the guest's headers, then `content-length` and
+    /// (unless the guest set one) `content-type: text/plain` for a body.
+    pub fn wire_headers(&self) -> Headers {
+        let mut headers = vec![(":status".to_owned(), self.status.to_string())];
+        headers.extend(
+            self.headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone())),
+        );
+        if !self.body.is_empty() {
+            headers.retain(|(k, _)| k != "content-length");
+            headers.push(("content-length".to_owned(), self.body.len().to_string()));
+            if self.header("content-type").is_none() {
+                headers.push(("content-type".to_owned(), "text/plain".to_owned()));
+            }
+        }
+        headers
+    }
 }
 
 /// A `proxy_http_call` waiting for [`super::Emulator::respond_http_call`].
@@ -76,31 +96,88 @@ pub(crate) enum Direction {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Flow {
     /// The header and trailer maps as the host holds them (the guest reads
-    /// and edits these).
+    /// and edits these while they are live, see `headers_live`).
     pub headers: Option<Headers>,
     pub trailers: Option<Headers>,
-    /// Body bytes buffered by the host (the guest paused on them).
+    /// Body bytes the host holds: buffered because the guest paused on them,
+    /// or waiting while the headers are stopped (StopAll).
     pub buffer: Vec<u8>,
-    /// Set while this direction's body callback runs: what
-    /// `proxy_get_buffer_bytes` sees.
+    /// Set while this direction's body callback runs: the guest sees
+    /// `buffer` (Envoy's current chunk, or the whole buffer when buffering).
     pub in_body: bool,
+    /// The last body callback returned `Pause` (Envoy's
+    /// `buffering_*_body_`): from any callback the guest reads and edits the
+    /// buffered body until it goes on.
+    pub buffering: bool,
     /// The headers are held (the guest paused on them).
     pub held: bool,
+    /// The headers were paused as StopAllIterationAndWatermark: the host
+    /// delivers no body or trailers callbacks, and keeps what arrives, until
+    /// the guest continues the stream.
+    pub stopped_all: bool,
+    /// Body data (possibly empty, with end of stream) arrived while stopped.
+    pub body_waiting: bool,
+    /// Trailers arrived while stopped; their callback is still owed.
+    pub trailers_waiting: bool,
+    /// The guest paused on the trailers.
+    pub trailers_held: bool,
+    /// The peer ended this direction (end of stream or trailers).
+    pub ended: bool,
+    /// The guest can reach the header map (Envoy keeps the pointer from the
+    /// headers callback until the headers continue).
+    pub headers_live: bool,
+    /// The guest can reach the trailer map (from the trailers callback until
+    /// they continue).
+    pub trailers_live: bool,
+    /// `proxy_continue_stream` was called; like Envoy (which defers
+    /// `continueDecoding`/`continueEncoding` until the callback returns),
+    /// the host acts on it after the callback.
+    pub continue_requested: bool,
     /// What went on: to the upstream for the request, to the client for the
-    /// response (not counting a local response).
+    /// response (for the response, a local reply that replaced it).
     pub sent_headers: Option<Headers>,
     pub sent_body: Vec<u8>,
+    pub sent_trailers: Option<Headers>,
 }
 
 impl Flow {
-    /// Held headers (and any buffered body) go on.
-    fn release(&mut self) {
+    /// Held headers go on; the guest no longer reaches their map.
+    pub fn release_headers(&mut self) {
         if self.sent_headers.is_none() {
             self.sent_headers = self.headers.clone();
         }
         self.held = false;
+        self.headers_live = false;
+    }
+
+    /// Held headers, the buffered body and held trailers go on (Envoy's
+    /// `commonContinue` when the filter is not stopped for all frames).
+    fn release(&mut self) {
+        if self.headers.is_some() {
+            self.release_headers();
+        }
         let buffered = std::mem::take(&mut self.buffer);
         self.sent_body.extend_from_slice(&buffered);
+        self.buffering = false;
+        if self.trailers.is_some() && !self.trailers_waiting {
+            if self.sent_trailers.is_none() {
+                self.sent_trailers = self.trailers.clone();
+            }
+            self.trailers_held = false;
+            self.trailers_live = false;
+        }
+    }
+
+    /// Drops everything the host held (the stream was answered or reset).
+    fn discard(&mut self) {
+        self.buffer.clear();
+        self.held = false;
+        self.stopped_all = false;
+        self.buffering = false;
+        self.body_waiting = false;
+        self.trailers_waiting = false;
+        self.trailers_held = false;
+        self.continue_requested = false;
     }
 }
 
@@ -110,7 +187,10 @@ pub(crate) struct Stream {
     pub request: Flow,
     pub response: Flow,
     pub local_response: Option<LocalResponse>,
+    /// The guest called `proxy_close_stream`.
     pub closed: bool,
+    /// The stream was reset: nothing more goes on either way.
+    pub reset: bool,
 }
 
 impl Stream {
@@ -121,25 +201,69 @@ impl Stream {
         }
     }
 
-    /// A local response replaces the request: after one, nothing more goes
-    /// upstream and nothing is held.
-    fn answered(&self, direction: Direction) -> bool {
-        direction == Direction::Request && self.local_response.is_some()
+    /// After a local response or a reset nothing more goes on, either way,
+    /// and nothing is held.
+    pub fn answered(&self) -> bool {
+        self.local_response.is_some() || self.reset || self.closed
     }
 
-    /// The guest continued `direction`: held headers and any buffered body
-    /// go on.
+    /// The guest continued `direction`: held headers, the buffered body and
+    /// held trailers go on.
     pub fn release(&mut self, direction: Direction) {
-        if !self.answered(direction) {
+        if !self.answered() {
             self.flow(direction).release();
         }
     }
 
-    /// The guest paused on `direction`'s headers.
-    pub fn hold(&mut self, direction: Direction) {
-        if !self.answered(direction) {
-            self.flow(direction).held = true;
+    /// The guest paused on `direction`'s headers; with `stop_all` the host
+    /// also stops delivering that direction's body and trailers.
+    pub fn hold(&mut self, direction: Direction, stop_all: bool) {
+        if !self.answered() {
+            let flow = self.flow(direction);
+            flow.held = true;
+            flow.stopped_all = stop_all;
         }
+    }
+
+    /// The guest paused on a body chunk: the host keeps buffering it.
+    pub fn buffer_body(&mut self, direction: Direction) {
+        if !self.answered() {
+            self.flow(direction).buffering = true;
+        }
+    }
+
+    /// The guest paused on the trailers.
+    pub fn hold_trailers(&mut self, direction: Direction) {
+        if !self.answered() {
+            self.flow(direction).trailers_held = true;
+        }
+    }
+
+    /// A local reply: Envoy sends it (after the callback) in place of the
+    /// upstream's response while no response headers went to the client;
+    /// once they did, all it can do is reset the stream. Either way nothing
+    /// more goes on and nothing is held.
+    pub fn answer_locally(&mut self, reply: LocalResponse) {
+        if self.answered() {
+            return;
+        }
+        self.request.discard();
+        self.response.discard();
+        if self.response.sent_headers.is_some() {
+            self.reset = true;
+            return;
+        }
+        self.response.sent_headers = Some(reply.wire_headers());
+        self.response.sent_body = reply.body.clone();
+        self.response.sent_trailers = None;
+        self.local_response = Some(reply);
+    }
+
+    /// The stream is reset (by the client, the upstream or the guest).
+    pub fn reset(&mut self) {
+        self.reset = true;
+        self.request.discard();
+        self.response.discard();
     }
 }
 
