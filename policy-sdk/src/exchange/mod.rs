@@ -21,6 +21,8 @@ mod host;
 pub mod memory;
 mod request;
 mod response;
+#[cfg(any(test, feature = "testing"))]
+pub mod table;
 #[cfg(test)]
 mod tests;
 

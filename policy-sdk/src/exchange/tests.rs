@@ -6,54 +6,20 @@ use std::rc::Rc;
 use serde_json::{Value, json};
 
 use super::memory::{Driver, HeaderPause, MemoryHost, Request, Response};
+use super::table;
 use super::*;
-use crate::testing::{DEMO_ISSUER, DemoIssuer, TEST_NOW, demo_identity_json, demo_jwks};
+use crate::testing::{DEMO_ISSUER, TEST_NOW, demo_identity_json, demo_jwks};
 
 fn warden(header_mode: &str, fetched_keys: bool) -> Rc<Warden> {
-    let mut identity = demo_identity_json();
-    if fetched_keys {
-        let issuer = &mut identity["issuers"][0];
-        issuer.as_object_mut().unwrap().remove("jwks");
-        issuer["jwks_fetch"] = json!({"cluster": "idp", "path": "/jwks"});
-    }
-    let doc = json!({
-        "version": 1,
-        "identity": identity,
-        "filter": {"header_mode": header_mode},
-        "rules": [
-            {"id": "search", "effect": "allow", "owner": "docs", "tools": ["search_docs"]},
-            {"id": "lists", "effect": "allow", "owner": "docs", "methods": ["tools/list"]},
-        ],
-    });
-    Rc::new(Warden::from_json(&doc.to_string()).unwrap())
+    Rc::new(Warden::from_json(&table::policy_json(header_mode, fetched_keys)).unwrap())
 }
 
 fn headers(extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let token = DemoIssuer::new()
-        .unwrap()
-        .token(TEST_NOW, json!({}))
-        .unwrap();
-    let mut all = vec![
-        (":method".to_owned(), "POST".to_owned()),
-        (":path".to_owned(), "/mcp".to_owned()),
-        ("content-type".to_owned(), "application/json".to_owned()),
-        ("authorization".to_owned(), format!("Bearer {token}")),
-        // A forged identity header: must never reach the upstream.
-        ("x-warden-subject".to_owned(), "root".to_owned()),
-    ];
-    all.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    all
+    table::request_headers(extra)
 }
 
 fn call(tool: &str) -> Vec<u8> {
-    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-           "params": {"name": tool, "arguments": {}}})
-    .to_string()
-    .into_bytes()
+    table::call(tool)
 }
 
 fn host(pause: HeaderPause) -> MemoryHost {
@@ -62,307 +28,112 @@ fn host(pause: HeaderPause) -> MemoryHost {
     host
 }
 
-/// The modes a deployment can be in: the policy's header mode and what the
-/// host does with a header pause. `hold` on a host that does not honour the
-/// pause is a misconfiguration (documented: every POST hangs); the table
-/// still proves it forwards nothing.
-const MODES: [(&str, HeaderPause); 4] = [
+/// The modes a request runs in below (the table covers the misconfigured
+/// fourth as well).
+const MODES: [(&str, HeaderPause); 3] = [
     ("hold", HeaderPause::Honoured),
     ("stream", HeaderPause::Honoured),
     ("stream", HeaderPause::StopAll),
-    ("hold", HeaderPause::StopAll),
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Start,
-    ReadingBody,
-    AwaitingKeys,
-    Open,
-    Closed,
+/// A stream through the exchange and the in-memory host, for the shared
+/// state × callback table.
+struct NativeStream {
+    warden: Rc<Warden>,
+    exchange: Exchange,
+    host: Option<MemoryHost>,
+    last_flow: Option<Flow>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Callback {
-    RequestHeaders,
-    RequestChunk,
-    RequestEnd,
-    RequestTrailers,
-    ResponseHeaders,
-    ResponseBody,
-    ResponseTrailers,
-    CallResponse,
-    StrayCallResponse,
-    Done,
-}
+impl NativeStream {
+    fn open(
+        mode: &str,
+        pause: table::PauseBehaviour,
+        fetched: bool,
+    ) -> Box<dyn table::StreamUnderTest> {
+        let warden = Rc::new(Warden::from_json(&table::policy_json(mode, fetched)).unwrap());
+        let pause = match pause {
+            table::PauseBehaviour::Honoured => HeaderPause::Honoured,
+            table::PauseBehaviour::StopAll => HeaderPause::StopAll,
+        };
+        Box::new(Self {
+            exchange: Exchange::new(Some(warden.clone())),
+            warden,
+            host: Some(host(pause)),
+            last_flow: None,
+        })
+    }
 
-const STATES: [State; 5] = [
-    State::Start,
-    State::ReadingBody,
-    State::AwaitingKeys,
-    State::Open,
-    State::Closed,
-];
-
-const CALLBACKS: [Callback; 10] = [
-    Callback::RequestHeaders,
-    Callback::RequestChunk,
-    Callback::RequestEnd,
-    Callback::RequestTrailers,
-    Callback::ResponseHeaders,
-    Callback::ResponseBody,
-    Callback::ResponseTrailers,
-    Callback::CallResponse,
-    Callback::StrayCallResponse,
-    Callback::Done,
-];
-
-/// What a callback did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    /// The request was decided by the policy (allowed or denied).
-    Judged,
-    /// Held: nothing new went on, nothing answered.
-    Waits,
-    /// Refused without a policy decision (failure, out of order): answered
-    /// with an error and audited.
-    Refused,
-    /// Data of a decided stream passed (or nothing happened to it).
-    Passes,
-}
-
-/// Brings a fresh exchange to `state`; false when the mode cannot reach it
-/// (a host that stops all after a header pause never delivers the body
-/// of a request waiting for its keys... it can still be waited for).
-fn reach(driver: &mut Driver<'_>, state: State) {
-    match state {
-        State::Start => {}
-        State::ReadingBody => {
-            driver.request_headers(&headers(&[]), false);
-            driver.request_chunk(&call("search_docs")[..10], false);
-        }
-        State::AwaitingKeys => {
-            driver.request_headers(&headers(&[]), false);
-            assert_eq!(driver.host.fetches.len(), 1, "a key fetch started");
-        }
-        State::Open => {
-            driver.request_headers(&headers(&[]), false);
-            driver.request_chunk(&call("search_docs"), true);
-        }
-        State::Closed => {
-            driver.request_headers(&headers(&[]), false);
-            driver.request_chunk(&call("deploy"), true);
-        }
+    fn drive(&mut self, step: impl FnOnce(&mut Driver<'_>)) {
+        let host = self.host.take().unwrap();
+        let mut driver = Driver::new(&mut self.exchange, host);
+        step(&mut driver);
+        self.last_flow = driver.last_flow;
+        self.host = Some(driver.host);
     }
 }
 
-fn apply(driver: &mut Driver<'_>, callback: Callback) {
-    let ok_response = [(":status".to_owned(), "200".to_owned())];
-    match callback {
-        Callback::RequestHeaders => driver.request_headers(&headers(&[]), false),
-        Callback::RequestChunk => driver.request_chunk(&call("search_docs")[10..20], false),
-        Callback::RequestEnd => {
-            let body = call("search_docs");
-            let seen = driver.host.request.buffer.len() + driver.host.request.sent_body.len();
-            driver.request_chunk(body.get(seen.min(body.len())..).unwrap_or(&[]), true)
+impl table::StreamUnderTest for NativeStream {
+    fn request_headers(&mut self, headers: &[(String, String)], end_of_stream: bool) {
+        self.drive(|d| d.request_headers(headers, end_of_stream));
+    }
+    fn request_chunk(&mut self, chunk: &[u8], end_of_stream: bool) {
+        self.drive(|d| d.request_chunk(chunk, end_of_stream));
+    }
+    fn request_trailers(&mut self, trailers: &[(String, String)]) {
+        self.drive(|d| d.request_trailers(trailers));
+    }
+    fn response_headers(&mut self, headers: &[(String, String)], end_of_stream: bool) {
+        self.drive(|d| d.response_headers(headers, end_of_stream));
+    }
+    fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) {
+        self.drive(|d| d.response_chunk(chunk, end_of_stream));
+    }
+    fn response_trailers(&mut self, trailers: &[(String, String)]) {
+        self.drive(|d| d.response_trailers(trailers));
+    }
+    fn answer_key_fetch(&mut self) {
+        // What the fetcher does with a key set that arrived.
+        self.warden
+            .verifier()
+            .update_keys(DEMO_ISSUER, &demo_jwks())
+            .unwrap();
+        self.drive(|d| {
+            d.answer_fetch(KeyProgress::Loaded("keys".into()));
+        });
+    }
+    fn stray_call_response(&mut self) {
+        self.drive(|d| d.stray_call_response(999));
+    }
+    fn finish(&mut self) {
+        self.drive(|d| d.finish());
+    }
+    fn observe(&self) -> table::Observation {
+        let host = self.host.as_ref().unwrap();
+        table::Observation {
+            sent_headers: host.request.sent_headers.clone(),
+            sent_body: host.request.sent_body.clone(),
+            sent_trailers: host.request.sent_trailers.is_some(),
+            reply: host.reply.as_ref().map(|r| r.status),
+            decisions: host
+                .decisions()
+                .iter()
+                .map(|a| serde_json::from_str(&a.to_json_line()).unwrap())
+                .collect(),
+            response_sent: host.response.sent_body.len()
+                + usize::from(host.response.sent_headers.is_some()),
+            last_flow: self.last_flow,
+            pending_fetches: host.fetches.len(),
         }
-        Callback::RequestTrailers => {
-            let body = call("search_docs");
-            let seen = driver.host.request.buffer.len() + driver.host.request.sent_body.len();
-            if seen > 0 && seen < body.len() {
-                driver.request_chunk(&body[seen..], false);
-            }
-            driver.request_trailers(&[("x-trailer".to_owned(), "1".to_owned())])
-        }
-        Callback::ResponseHeaders => driver.response_headers(&ok_response, false),
-        Callback::ResponseBody => {
-            driver.host.response.headers = ok_response.to_vec();
-            driver.response_chunk(b"{}", true)
-        }
-        Callback::ResponseTrailers => {
-            driver.host.response.headers = ok_response.to_vec();
-            driver.response_trailers(&[("grpc-status".to_owned(), "0".to_owned())])
-        }
-        Callback::CallResponse => {
-            driver.answer_fetch(KeyProgress::Loaded("keys".into()));
-        }
-        Callback::StrayCallResponse => driver.stray_call_response(999),
-        Callback::Done => driver.finish(),
-    }
-}
-
-/// What each callback may do in each state, whatever the mode.
-fn allowed(state: State, callback: Callback) -> &'static [Outcome] {
-    use Callback as C;
-    use Outcome::*;
-    use State as S;
-    match (state, callback) {
-        // Headers start the judgement: a GET-less POST waits for its body
-        // (or, in stream mode, lets its headers go on).
-        (S::Start, C::RequestHeaders) => &[Waits, Passes],
-        (S::Start, C::RequestChunk | C::RequestEnd | C::RequestTrailers) => &[Refused],
-        (S::Start, C::ResponseHeaders | C::ResponseBody | C::ResponseTrailers) => &[Refused],
-        (S::Start, C::CallResponse | C::StrayCallResponse | C::Done) => &[Waits],
-
-        (S::ReadingBody, C::RequestHeaders) => &[Refused],
-        (S::ReadingBody, C::RequestChunk) => &[Waits],
-        (S::ReadingBody, C::RequestEnd | C::RequestTrailers) => &[Judged],
-        (S::ReadingBody, C::ResponseHeaders | C::ResponseBody | C::ResponseTrailers) => &[Refused],
-        (S::ReadingBody, C::CallResponse | C::StrayCallResponse) => &[Waits],
-        (S::ReadingBody, C::Done) => &[Refused],
-
-        (S::AwaitingKeys, C::RequestHeaders) => &[Refused],
-        (S::AwaitingKeys, C::RequestChunk | C::RequestEnd | C::RequestTrailers) => &[Waits],
-        (S::AwaitingKeys, C::ResponseHeaders | C::ResponseBody | C::ResponseTrailers) => &[Refused],
-        // Keys arrive: with the body still to come the request waits (or,
-        // in stream mode, its headers go on).
-        (S::AwaitingKeys, C::CallResponse) => &[Waits, Passes],
-        (S::AwaitingKeys, C::StrayCallResponse) => &[Waits],
-        (S::AwaitingKeys, C::Done) => &[Refused],
-
-        (S::Open, C::RequestHeaders) => &[Refused],
-        (S::Open, _) => &[Passes],
-
-        (S::Closed, _) => &[Passes, Waits],
-    }
-}
-
-struct Snapshot {
-    sent_body: usize,
-    sent_headers: bool,
-    sent_trailers: bool,
-    reply: bool,
-    decisions: usize,
-    response_sent: usize,
-}
-
-fn snapshot(host: &MemoryHost) -> Snapshot {
-    Snapshot {
-        sent_body: host.request.sent_body.len(),
-        sent_headers: host.request.sent_headers.is_some(),
-        sent_trailers: host.request.sent_trailers.is_some(),
-        reply: host.reply.is_some(),
-        decisions: host.decisions().len(),
-        response_sent: host.response.sent_body.len()
-            + usize::from(host.response.sent_headers.is_some()),
-    }
-}
-
-fn classify(before: &Snapshot, driver: &Driver<'_>) -> Outcome {
-    let after = snapshot(&driver.host);
-    let judged = driver
-        .host
-        .decisions()
-        .iter()
-        .skip(before.decisions)
-        .any(|a| a.is_allowed() || a.status.is_some_and(|s| s < 500));
-    if judged {
-        return Outcome::Judged;
-    }
-    if (after.reply && !before.reply) || after.decisions > before.decisions {
-        return Outcome::Refused;
-    }
-    let moved = after.sent_body > before.sent_body
-        || after.sent_headers != before.sent_headers
-        || after.sent_trailers != before.sent_trailers
-        || after.response_sent > before.response_sent;
-    if moved || driver.last_flow == Some(Flow::Continue) {
-        return Outcome::Passes;
-    }
-    if driver.last_flow == Some(Flow::Pause) {
-        return Outcome::Waits;
-    }
-    // No callback reached the filter (the host held it) or nothing to do.
-    if driver.exchange.decided() {
-        Outcome::Passes
-    } else {
-        Outcome::Waits
-    }
-}
-
-/// Nothing of a request goes upstream before an allow decision, except
-/// (stream mode) headers carrying what Warden derived from the token.
-fn assert_nothing_unjudged(driver: &Driver<'_>, mode: &str, context: &str) {
-    let allowed = driver.host.decisions().iter().any(|a| a.is_allowed());
-    let request = &driver.host.request;
-    if !allowed {
-        assert!(
-            request.sent_body.is_empty(),
-            "{context}: body bytes went upstream unjudged"
-        );
-        assert!(
-            request.sent_trailers.is_none(),
-            "{context}: trailers went upstream unjudged"
-        );
-        if mode == "hold" {
-            assert!(
-                request.sent_headers.is_none(),
-                "{context}: headers went upstream in hold mode"
-            );
-        }
-        assert!(
-            driver.host.response.sent_headers.is_none(),
-            "{context}: a response to an unjudged request reached the client"
-        );
-    }
-    if let Some(sent) = &request.sent_headers {
-        let forged = sent
-            .iter()
-            .any(|(k, v)| k == "x-warden-subject" && v == "root");
-        assert!(!forged, "{context}: a forged identity header went upstream");
-        assert!(
-            sent.iter().any(|(k, _)| k == "x-warden-subject"),
-            "{context}: headers went upstream without Warden's identity"
-        );
     }
 }
 
 #[test]
 fn every_state_answers_every_callback_without_forwarding_unjudged_bytes() {
-    let mut checked = 0;
-    for (mode, pause) in MODES {
-        for state in STATES {
-            for callback in CALLBACKS {
-                let fetched = state == State::AwaitingKeys;
-                let mut exchange = Exchange::new(Some(warden(mode, fetched)));
-                let mut driver = Driver::new(&mut exchange, host(pause));
-                reach(&mut driver, state);
-                let context = format!("{mode}/{pause:?}: {state:?} × {callback:?}");
-                assert_nothing_unjudged(&driver, mode, &context);
-                let hangs = mode == "hold" && pause == HeaderPause::StopAll;
-                if hangs && matches!(state, State::Open | State::Closed) {
-                    // Unreachable there: the body never reaches the filter.
-                    assert!(!driver.exchange.decided(), "{context}");
-                    assert_nothing_unjudged(&driver, mode, &context);
-                    checked += 1;
-                    continue;
-                }
-                let before = snapshot(&driver.host);
-                if fetched {
-                    // The key set the fetch brings.
-                    let jwks = demo_jwks();
-                    driver
-                        .exchange
-                        .warden
-                        .as_ref()
-                        .map(|w| w.verifier().update_keys(DEMO_ISSUER, &jwks));
-                }
-                apply(&mut driver, callback);
-                let outcome = classify(&before, &driver);
-                let expected = allowed(state, callback);
-
-                // On a host that does not honour the pause, hold mode never
-                // gets its body callbacks: those cells wait.
-                assert!(
-                    expected.contains(&outcome) || (hangs && outcome == Outcome::Waits),
-                    "{context}: {outcome:?}, expected one of {expected:?}"
-                );
-                assert_nothing_unjudged(&driver, mode, &context);
-                checked += 1;
-            }
-        }
+    match table::run(&mut NativeStream::open) {
+        Ok(cells) => assert_eq!(cells, 4 * 5 * 10),
+        Err(problems) => panic!("{} cells failed:\n{}", problems.len(), problems.join("\n")),
     }
-    assert_eq!(checked, MODES.len() * STATES.len() * CALLBACKS.len());
 }
 
 fn request(chunks: &[&[u8]], trailers: bool) -> Request {
@@ -385,7 +156,7 @@ fn run(mode: &str, pause: HeaderPause, request: &Request) -> MemoryHost {
 fn a_denied_call_ending_in_trailers_is_judged_in_every_mode() {
     let body = call("deploy");
     let (first, rest) = body.split_at(12);
-    for (mode, pause) in MODES.into_iter().take(3) {
+    for (mode, pause) in MODES {
         let host = run(mode, pause, &request(&[first, rest], true));
         let reply = host.reply.as_ref().expect("answered");
         assert_eq!(reply.status, 200, "{mode}/{pause:?}");
@@ -401,7 +172,7 @@ fn a_denied_call_ending_in_trailers_is_judged_in_every_mode() {
 #[test]
 fn an_allowed_call_ending_in_trailers_goes_on_whole() {
     let body = call("search_docs");
-    for (mode, pause) in MODES.into_iter().take(3) {
+    for (mode, pause) in MODES {
         let host = run(mode, pause, &request(&[&body], true));
         assert!(host.reply.is_none(), "{mode}/{pause:?}: {:?}", host.reply);
         assert_eq!(host.request.sent_body, body, "{mode}/{pause:?}");
@@ -412,7 +183,7 @@ fn an_allowed_call_ending_in_trailers_goes_on_whole() {
 
 #[test]
 fn stream_mode_sends_identity_headers_before_the_body_and_hold_mode_does_not() {
-    for (mode, pause) in MODES.into_iter().take(3) {
+    for (mode, pause) in MODES {
         let mut exchange = Exchange::new(Some(warden(mode, false)));
         let mut driver = Driver::new(&mut exchange, host(pause));
         driver.request_headers(&headers(&[("accept-encoding", "gzip")]), false);
@@ -441,7 +212,7 @@ fn an_oversized_body_is_refused_before_it_completes() {
                "rules": [{"id": "a", "effect": "allow", "owner": "o", "tools": ["search_docs"]}]})
         .to_string()
     };
-    for (mode, pause) in MODES.into_iter().take(3) {
+    for (mode, pause) in MODES {
         let mut exchange = Exchange::new(Some(Rc::new(Warden::from_json(&doc(mode)).unwrap())));
         let mut driver = Driver::new(&mut exchange, host(pause));
         driver.request_headers(&headers(&[]), false);
@@ -476,7 +247,7 @@ fn a_failed_body_read_is_a_host_error_not_bad_json() {
 
 #[test]
 fn a_failed_identity_header_edit_fails_closed() {
-    for (mode, pause) in MODES.into_iter().take(3) {
+    for (mode, pause) in MODES {
         let mut exchange = Exchange::new(Some(warden(mode, false)));
         let mut h = host(pause);
         h.failing.push("editing a request header");
@@ -493,7 +264,7 @@ fn a_failed_identity_header_edit_fails_closed() {
 
 #[test]
 fn a_reset_before_the_body_completes_is_audited_and_forwards_nothing() {
-    for (mode, pause) in MODES.into_iter().take(3) {
+    for (mode, pause) in MODES {
         let mut exchange = Exchange::new(Some(warden(mode, false)));
         let mut driver = Driver::new(&mut exchange, host(pause));
         driver.request_headers(&headers(&[]), false);
@@ -531,7 +302,7 @@ fn key_wait(mode: &str, pause: HeaderPause, outcome: KeyProgress, trailers: bool
 
 #[test]
 fn a_request_waiting_for_keys_is_judged_once_they_arrive_in_every_mode() {
-    for (mode, pause) in MODES.into_iter().take(3) {
+    for (mode, pause) in MODES {
         for trailers in [false, true] {
             let host = key_wait(mode, pause, KeyProgress::Loaded("keys".into()), trailers);
             let context = format!("{mode}/{pause:?} trailers={trailers}");
@@ -545,7 +316,7 @@ fn a_request_waiting_for_keys_is_judged_once_they_arrive_in_every_mode() {
 
 #[test]
 fn a_request_whose_keys_do_not_arrive_is_refused_in_every_mode() {
-    for (mode, pause) in MODES.into_iter().take(3) {
+    for (mode, pause) in MODES {
         for trailers in [false, true] {
             let host = key_wait(mode, pause, KeyProgress::Failed("timeout".into()), trailers);
             let context = format!("{mode}/{pause:?} trailers={trailers}");
