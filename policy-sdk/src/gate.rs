@@ -524,6 +524,24 @@ impl Warden {
         self.body_too_large(audit, head)
     }
 
+    /// A request refused for its shape after the head was judged (a body on
+    /// a GET or DELETE, a method-override header): `400`, audited with the
+    /// caller's identity when it was verified.
+    pub fn judge_malformed(
+        &self,
+        identity: Option<&Identity>,
+        head: &RequestHead<'_>,
+        reason: impl Into<String>,
+    ) -> (Reply, AuditRecord) {
+        let mut audit = self.audit_for(head);
+        if let Some(identity) = identity {
+            audit = audit.with_identity(identity);
+        }
+        let refusal =
+            transport::Refusal::new(400, codes::INVALID_REQUEST, "Invalid request", reason);
+        self.refuse(refusal, None, head, audit)
+    }
+
     fn body_too_large(&self, audit: AuditRecord, head: &RequestHead<'_>) -> (Reply, AuditRecord) {
         let reason = format!(
             "request body is larger than {} bytes",

@@ -64,6 +64,13 @@ enum RequestState {
         headers_sent: bool,
         body: BodySeen,
     },
+    /// A GET or DELETE the policy allowed, whose stream did not end with
+    /// its headers: it goes on only if its body turns out empty (a body
+    /// there would reach the upstream unjudged).
+    ExpectingNoBody {
+        forwarding: Box<Forwarding>,
+        headers_sent: bool,
+    },
     /// Paused while the token issuer's key set is fetched; the body (if
     /// the host delivers it meanwhile) is held.
     AwaitingKeys {
@@ -115,6 +122,7 @@ impl Exchange {
             RequestState::Closed => return Flow::Pause,
             RequestState::Open
             | RequestState::ReadingBody { .. }
+            | RequestState::ExpectingNoBody { .. }
             | RequestState::AwaitingKeys { .. } => {
                 return self.fail_closed(host, None, "request headers arrived twice");
             }
@@ -224,6 +232,7 @@ impl Exchange {
             RequestState::Closed => return Flow::Continue,
             RequestState::Start
             | RequestState::ReadingBody { .. }
+            | RequestState::ExpectingNoBody { .. }
             | RequestState::AwaitingKeys { .. } => {
                 // The upstream answered a request Warden has not judged (in
                 // stream mode it has the headers): that answer must not
@@ -264,7 +273,7 @@ impl Exchange {
     pub fn on_done(&mut self, host: &mut dyn StreamHost) {
         let identity = match &self.request {
             RequestState::ReadingBody { identity, .. } => Some(identity.as_ref().clone()),
-            RequestState::AwaitingKeys { .. } => None,
+            RequestState::AwaitingKeys { .. } | RequestState::ExpectingNoBody { .. } => None,
             RequestState::Start | RequestState::Open | RequestState::Closed => return,
         };
         if let Some(warden) = self.warden.clone() {
@@ -298,6 +307,22 @@ impl Exchange {
             }
             // Nothing more goes upstream after a local reply.
             RequestState::Closed => Flow::Pause,
+            RequestState::ExpectingNoBody {
+                forwarding,
+                headers_sent,
+            } => {
+                if seen.size > 0 {
+                    return self.refuse_body(&warden, host, *forwarding);
+                }
+                if !seen.complete {
+                    self.request = RequestState::ExpectingNoBody {
+                        forwarding,
+                        headers_sent,
+                    };
+                    return Flow::Pause;
+                }
+                self.forward(host, *forwarding, headers_sent)
+            }
             RequestState::AwaitingKeys { token, missing, .. } => {
                 if seen.size > limit {
                     // The token is not verified yet: its refusal stands.
@@ -342,13 +367,36 @@ impl Exchange {
         body: BodySeen,
         keys_fetched: bool,
     ) -> Flow {
-        match warden.judge_head(&self.head.view()) {
+        let verdict = warden.judge_head(&self.head.view());
+        if let Some(name) = self.head.method_override()
+            && !matches!(
+                verdict,
+                HeadVerdict::Pass | HeadVerdict::Serve(_) | HeadVerdict::Respond(..)
+            )
+        {
+            // A framework that honours the override would run another
+            // method than the one Warden judged.
+            let identity = match &verdict {
+                HeadVerdict::ReadBody(identity) => Some(identity.as_ref()),
+                _ => None,
+            };
+            let (reply, audit) = warden.judge_malformed(
+                identity,
+                &self.head.view(),
+                format!("the `{name}` header is refused: the request is judged by its own method"),
+            );
+            return self.reply(host, &reply, Some(&audit));
+        }
+        match verdict {
             HeadVerdict::Pass => {
                 self.request = RequestState::Open;
                 Flow::Continue
             }
             HeadVerdict::Serve(reply) => self.reply(host, &reply, None),
             HeadVerdict::Respond(reply, audit) => self.reply(host, &reply, Some(&audit)),
+            HeadVerdict::Forward(forwarding) if !body.complete => {
+                self.expect_no_body(warden, host, Box::new(forwarding), body)
+            }
             HeadVerdict::Forward(forwarding) => self.forward(host, forwarding, false),
             HeadVerdict::ReadBody(identity) => self.read_body(warden, host, identity, body),
             HeadVerdict::KeysMissing {
@@ -387,7 +435,8 @@ impl Exchange {
         let stream = warden.settings().header_mode == HeaderMode::Stream && body.size == 0;
         if stream {
             let edits = warden.streamed_head_edits(&identity);
-            if let Err(error) = self.edit_request_headers(host, &edits) {
+            let prefix = &warden.settings().upstream.identity_header_prefix;
+            if let Err(error) = self.edit_request_headers(host, &edits, prefix) {
                 return self.host_failed(host, Some(&identity), &error);
             }
         }
@@ -397,6 +446,52 @@ impl Exchange {
             body,
         };
         if stream { Flow::Continue } else { Flow::Pause }
+    }
+
+    /// An allowed GET or DELETE whose stream goes on: hold what follows
+    /// until it is known to be empty (in stream mode the headers go on).
+    fn expect_no_body(
+        &mut self,
+        warden: &Warden,
+        host: &mut dyn StreamHost,
+        forwarding: Box<Forwarding>,
+        body: BodySeen,
+    ) -> Flow {
+        if body.size > 0 {
+            return self.refuse_body(warden, host, *forwarding);
+        }
+        let stream = warden.settings().header_mode == HeaderMode::Stream;
+        if stream {
+            let prefix = &warden.settings().upstream.identity_header_prefix;
+            if let Err(error) = self.edit_request_headers(host, &forwarding.header_edits, prefix) {
+                return self.host_failed(host, None, &error);
+            }
+        }
+        self.request = RequestState::ExpectingNoBody {
+            forwarding,
+            headers_sent: stream,
+        };
+        if stream { Flow::Continue } else { Flow::Pause }
+    }
+
+    /// A GET or DELETE that carries a body: refused, and the allow it had
+    /// becomes the refusal's audit.
+    fn refuse_body(
+        &mut self,
+        warden: &Warden,
+        host: &mut dyn StreamHost,
+        forwarding: Forwarding,
+    ) -> Flow {
+        let reason = format!(
+            "a {} request must not carry a body: it would reach the upstream unjudged",
+            self.head.view().method
+        );
+        let (reply, _) = warden.judge_malformed(None, &self.head.view(), reason.clone());
+        let mut audit = forwarding.audit;
+        audit.rule = None;
+        audit.owner = None;
+        let audit = audit.denied(reply.status, reason);
+        self.reply(host, &reply, Some(&audit))
     }
 
     fn judge_body(
@@ -466,8 +561,13 @@ impl Exchange {
         forwarding: Forwarding,
         headers_sent: bool,
     ) -> Flow {
+        let prefix = self
+            .warden
+            .as_ref()
+            .map(|w| w.settings().upstream.identity_header_prefix.clone())
+            .unwrap_or_default();
         if !headers_sent
-            && let Err(error) = self.edit_request_headers(host, &forwarding.header_edits)
+            && let Err(error) = self.edit_request_headers(host, &forwarding.header_edits, &prefix)
         {
             // An identity header that cannot be set or removed must not
             // leave a client's copy in place.
@@ -479,11 +579,24 @@ impl Exchange {
         Flow::Continue
     }
 
+    /// Applies `edits`, and removes every client header a server could
+    /// read as one of Warden's identity headers (`prefix`): any case, `_`
+    /// for `-`, names Warden does not set. Only Warden speaks under its
+    /// prefix.
     fn edit_request_headers(
         &self,
         host: &mut dyn StreamHost,
         edits: &[(String, Option<String>)],
+        prefix: &str,
     ) -> Result<(), HostError> {
+        for name in self.head.spellings_under(prefix) {
+            if !edits
+                .iter()
+                .any(|(edit, _)| edit.eq_ignore_ascii_case(name))
+            {
+                host.set_request_header(name, None)?;
+            }
+        }
         for (name, value) in edits {
             // Removing a header the client never sent is a wasted hostcall.
             if value.is_none() && self.head.get(name).is_none() {
@@ -509,6 +622,7 @@ impl Exchange {
             // Response headers would have come first and closed the stream.
             RequestState::Start
             | RequestState::ReadingBody { .. }
+            | RequestState::ExpectingNoBody { .. }
             | RequestState::AwaitingKeys { .. } => {
                 return self.fail_undecided(
                     host,

@@ -60,6 +60,44 @@ impl RequestHeaders {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The method-override header the client sent, if any: frameworks that
+    /// honour one run another method than the request's own.
+    pub fn method_override(&self) -> Option<&'static str> {
+        METHOD_OVERRIDES
+            .into_iter()
+            .find(|name| self.get(name).is_some())
+    }
+
+    /// The client's header names that read as a name under `prefix` once
+    /// case is folded and `_` taken for `-` (how CGI, WSGI and many
+    /// frameworks normalise them). None when `prefix` is empty.
+    pub fn spellings_under(&self, prefix: &str) -> Vec<&str> {
+        let fold = |c: char| {
+            if c == '_' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        };
+        let mut names: Vec<&str> = self
+            .headers
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .filter(|name| {
+                !prefix.is_empty()
+                    && name.chars().count() >= prefix.chars().count()
+                    && name
+                        .chars()
+                        .map(fold)
+                        .zip(prefix.chars().map(fold))
+                        .all(|(a, b)| a == b)
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// How many times the client sent one header.
     fn count(&self, name: &str) -> usize {
         self.headers
@@ -88,6 +126,13 @@ impl RequestHeaders {
         }
     }
 }
+
+/// Headers that ask a server to run another HTTP method than the request's.
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
 
 /// A token whose issuer's key set lacks its key: what to answer if the set
 /// cannot be fetched.

@@ -401,3 +401,137 @@ fn without_a_configuration_every_request_is_refused() {
     assert_eq!(driver.host.reply.as_ref().map(|r| r.status), Some(503));
     assert!(!driver.host.forwarded_anything());
 }
+
+fn get_policy(mode: &str) -> Rc<Warden> {
+    let doc = json!({
+        "version": 1,
+        "identity": demo_identity_json(),
+        "filter": {"header_mode": mode},
+        "rules": [
+            {"id": "streams", "effect": "allow", "owner": "o", "methods": ["http:GET"]},
+            {"id": "search", "effect": "allow", "owner": "o", "tools": ["search_docs"]},
+        ],
+    });
+    Rc::new(Warden::from_json(&doc.to_string()).unwrap())
+}
+
+fn get_headers() -> Vec<(String, String)> {
+    let mut all = headers(&[("accept", "text/event-stream")]);
+    for (name, value) in all.iter_mut() {
+        if name == ":method" {
+            *value = "GET".into();
+        }
+    }
+    all.retain(|(name, _)| name != "content-type");
+    all
+}
+
+#[test]
+fn a_get_that_carries_a_body_is_refused_before_the_body_goes_on() {
+    for (mode, pause) in MODES {
+        let mut exchange = Exchange::new(Some(get_policy(mode)));
+        let mut driver = Driver::new(&mut exchange, host(pause));
+        driver.send_request(&Request {
+            headers: get_headers(),
+            chunks: vec![call("delete_repo")],
+            trailers: None,
+        });
+        let context = format!("{mode}/{pause:?}");
+        assert_eq!(
+            driver.host.reply.as_ref().map(|r| r.status),
+            Some(400),
+            "{context}"
+        );
+        assert!(driver.host.request.sent_body.is_empty(), "{context}");
+        let audit = &driver.host.decisions()[0];
+        assert_eq!(audit.decision, "deny");
+        assert!(
+            audit.reason.contains("must not carry a body"),
+            "{}",
+            audit.reason
+        );
+        assert_eq!(audit.subject.as_deref(), Some("alice"));
+    }
+}
+
+#[test]
+fn a_get_whose_stream_ends_empty_goes_on() {
+    for (mode, pause) in MODES {
+        let mut exchange = Exchange::new(Some(get_policy(mode)));
+        let mut driver = Driver::new(&mut exchange, host(pause));
+        driver.send_request(&Request {
+            headers: get_headers(),
+            chunks: vec![Vec::new()],
+            trailers: None,
+        });
+        let context = format!("{mode}/{pause:?}");
+        assert!(
+            driver.host.reply.is_none(),
+            "{context}: {:?}",
+            driver.host.reply
+        );
+        assert!(driver.host.request.sent_headers.is_some(), "{context}");
+        assert!(driver.host.decisions()[0].is_allowed(), "{context}");
+    }
+}
+
+#[test]
+fn method_override_headers_are_refused() {
+    for name in [
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    ] {
+        for (mode, pause) in MODES {
+            let mut exchange = Exchange::new(Some(get_policy(mode)));
+            let mut driver = Driver::new(&mut exchange, host(pause));
+            let mut request = request(&[&call("search_docs")], false);
+            request.headers.push((name.to_owned(), "DELETE".to_owned()));
+            driver.send_request(&request);
+            assert_eq!(
+                driver.host.reply.as_ref().map(|r| r.status),
+                Some(400),
+                "{name}"
+            );
+            assert!(!driver.host.forwarded_anything(), "{name}");
+            let audit = &driver.host.decisions()[0];
+            assert!(audit.reason.contains(name), "{}", audit.reason);
+        }
+    }
+}
+
+#[test]
+fn identity_headers_in_every_spelling_are_removed() {
+    let forged = [
+        ("x_warden_subject", "root"),
+        ("x-warden_actor", "evil-agent"),
+        ("x_WARDEN_chain", "[\"root\"]"),
+        ("x-warden-made-up", "1"),
+    ];
+    for (mode, pause) in MODES {
+        let mut exchange = Exchange::new(Some(warden(mode, false)));
+        let mut driver = Driver::new(&mut exchange, host(pause));
+        driver.send_request(&Request {
+            headers: headers(&forged),
+            chunks: vec![call("search_docs")],
+            trailers: None,
+        });
+        let sent = driver.host.request.sent_headers.clone().expect("forwarded");
+        for (name, _) in forged {
+            assert!(
+                sent.iter().all(|(k, _)| k != name),
+                "{mode}: {name} went upstream"
+            );
+        }
+        let subject: Vec<&str> = sent
+            .iter()
+            .filter(|(k, _)| k == "x-warden-subject")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(subject, ["alice"], "{mode}");
+        assert!(
+            sent.iter().all(|(k, _)| k != "x-warden-actor"),
+            "{mode}: no actor for a direct call"
+        );
+    }
+}
