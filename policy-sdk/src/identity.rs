@@ -12,6 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use sha2::Digest as _;
 
 pub use cache::CacheConfig;
 pub use keys::{Algorithm, JwksError, VerifierKey, parse_jwks};
@@ -347,6 +348,9 @@ struct IssuerVerifier {
     algorithms: Vec<Algorithm>,
     /// `None` until a fetched key set arrives (for `jwks_fetch` issuers).
     keys: RefCell<Option<Vec<VerifierKey>>>,
+    /// Digest of the fetched key set in force: a refetch that brings the
+    /// same set changes nothing (and keeps the verification cache).
+    fetched_digest: RefCell<Option<[u8; 32]>>,
 }
 
 /// Verifies bearer tokens for the configured issuers. Built once per
@@ -444,6 +448,7 @@ impl TokenVerifier {
                 config: issuer.clone(),
                 algorithms,
                 keys: RefCell::new(keys),
+                fetched_digest: RefCell::new(None),
             });
         }
         let revocations = Revocations::new(&config.revocation.lists);
@@ -497,7 +502,14 @@ impl TokenVerifier {
             return Err("no key can verify any allowed algorithm".into());
         }
         let count = keys.len();
+        let digest: [u8; 32] = sha2::Sha256::digest(jwks.to_string().as_bytes()).into();
+        if *target.fetched_digest.borrow() == Some(digest) {
+            // The same key set again (a scheduled refresh, or a flood of
+            // unknown key ids): nothing cached can have changed.
+            return Ok(count);
+        }
         *target.keys.borrow_mut() = Some(keys);
+        *target.fetched_digest.borrow_mut() = Some(digest);
         // Verdicts cached under the old keys may no longer hold.
         self.cache.borrow_mut().clear();
         Ok(count)

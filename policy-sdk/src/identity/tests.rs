@@ -639,3 +639,30 @@ fn may_act_is_not_delegation() {
     assert_eq!(id.actor, None);
     assert_eq!(id.delegation_depth(), 0);
 }
+
+#[test]
+fn refetching_the_same_key_set_keeps_the_verification_cache() {
+    let mut c = config();
+    c.issuers[0].jwks = None;
+    c.issuers[0].jwks_fetch =
+        Some(serde_json::from_value(json!({"cluster": "idp", "path": "/jwks"})).unwrap());
+    let v = TokenVerifier::new(&c).unwrap();
+    let jwks = crate::testing::demo_jwks();
+    v.update_keys(crate::testing::DEMO_ISSUER, &jwks).unwrap();
+    let token = issuer().token(TEST_NOW, json!({})).unwrap();
+    v.verify(&token, TEST_NOW).unwrap();
+    assert_eq!(v.cache_stats().entries, 1);
+    // A scheduled refresh, or a fetch triggered by a flood of unknown key
+    // ids, brings the same set: the cached verdict survives.
+    for _ in 0..3 {
+        v.update_keys(crate::testing::DEMO_ISSUER, &jwks).unwrap();
+    }
+    assert_eq!(v.cache_stats().entries, 1);
+    v.verify(&token, TEST_NOW).unwrap();
+    assert_eq!(v.cache_stats().hits, 1);
+    // A different set (one key fewer) empties it.
+    let mut fewer = jwks.clone();
+    fewer["keys"].as_array_mut().unwrap().pop();
+    v.update_keys(crate::testing::DEMO_ISSUER, &fewer).unwrap();
+    assert_eq!(v.cache_stats().entries, 0);
+}
