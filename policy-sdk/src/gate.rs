@@ -406,13 +406,10 @@ impl Warden {
             return HeadVerdict::Serve(reply);
         }
         let audit = self.audit_for(head);
-        let revision = match transport::check_head(&self.settings, head) {
-            Ok(revision) => revision,
-            Err(refusal) => {
-                let (reply, audit) = self.refuse(refusal, None, head, audit);
-                return HeadVerdict::Respond(reply, audit);
-            }
-        };
+        if let Err(refusal) = transport::check_head(&self.settings, head) {
+            let (reply, audit) = self.refuse(refusal, None, head, audit);
+            return HeadVerdict::Respond(reply, audit);
+        }
         // `check_head` let only POST, GET and DELETE through.
         let pseudo_method = match head.method {
             "GET" => Some(HTTP_GET_METHOD),
@@ -445,7 +442,7 @@ impl Warden {
             }
         };
         let audit = audit.with_identity(&identity);
-        if let Err(refusal) = self.check_session(head, revision, &identity) {
+        if let Err(refusal) = self.check_session(head, &identity) {
             let (reply, audit) = self.refuse(refusal, None, head, audit);
             return HeadVerdict::Respond(reply, audit);
         }
@@ -477,17 +474,19 @@ impl Warden {
         HeadVerdict::ReadBody(Box::new(identity))
     }
 
-    /// A session of a 2025 revision must belong to the caller.
+    /// A presented session must belong to the caller (sessions exist in the
+    /// 2025 revisions; a 2026-07-28 request carrying one is held to it too).
     fn check_session(
         &self,
         head: &RequestHead<'_>,
-        revision: transport::Revision<'_>,
         identity: &Identity,
     ) -> Result<(), transport::Refusal> {
         let Some(session_id) = head.session_id else {
             return Ok(());
         };
-        if !self.settings.bind_sessions || revision.is_modern() {
+        // Whatever revision the request claims: a server that looks
+        // sessions up by header would serve another principal's session.
+        if !self.settings.bind_sessions {
             return Ok(());
         }
         let not_found = |reason: String| transport::Refusal {

@@ -535,3 +535,34 @@ fn identity_headers_in_every_spelling_are_removed() {
         );
     }
 }
+
+#[test]
+fn a_2026_request_carrying_a_session_id_is_held_to_its_binding() {
+    let warden = warden("hold", false);
+    for (bound, status) in [(None, Some(404)), (Some("other"), Some(404))] {
+        let mut exchange = Exchange::new(Some(warden.clone()));
+        let mut h = host(HeaderPause::Honoured);
+        let session = "s-1234";
+        if let Some(subject) = bound {
+            let binding = json!([DEMO_ISSUER, subject, subject]).to_string();
+            let key = warden.session_key(session).unwrap();
+            h.shared
+                .insert(key, Warden::session_record(session, &binding).into_bytes());
+        }
+        let mut driver = Driver::new(&mut exchange, h);
+        let mut request = request(&[&call("search_docs")], false);
+        request.headers.extend([
+            ("mcp-protocol-version".to_owned(), "2026-07-28".to_owned()),
+            ("mcp-session-id".to_owned(), session.to_owned()),
+            ("mcp-method".to_owned(), "tools/call".to_owned()),
+            ("mcp-name".to_owned(), "search_docs".to_owned()),
+        ]);
+        driver.send_request(&request);
+        assert_eq!(
+            driver.host.reply.as_ref().map(|r| r.status),
+            status,
+            "{bound:?}"
+        );
+        assert!(!driver.host.forwarded_anything());
+    }
+}
