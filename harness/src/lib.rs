@@ -1,12 +1,15 @@
-//! The Warden harness: a proxy-wasm host on wasmtime ([`host`]) that runs the
-//! built filter exactly as Envoy would, the filter-level driver the CLI and
-//! tests use ([`filter`]), policy test suites ([`suite`]), and the CLI's
-//! policy loading with located diagnostics ([`load`]) and Envoy rendering
-//! ([`envoy`]).
+//! The Warden harness: the filter-level driver the CLI and tests use
+//! ([`filter`]) over the proxy-wasm emulator ([`host`], the
+//! `proxy-wasm-emulator` crate, which runs the built filter exactly as Envoy
+//! would), policy test suites ([`suite`]), and the CLI's policy loading with
+//! located diagnostics ([`load`]) and Envoy rendering ([`envoy`]).
 
 pub mod envoy;
 pub mod filter;
-pub mod host;
 pub mod load;
 pub mod locate;
 pub mod suite;
+
+/// The proxy-wasm host on wasmtime, re-exported under its old path
+/// (`warden_harness::host::Emulator`, …).
+pub use proxy_wasm_emulator as host;

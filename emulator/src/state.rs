@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use wasmtime::{Memory, ResourceLimiter, TypedFunc};
 
-use super::abi::{Headers, LogLevel, MetricType};
+use crate::abi::{Headers, LogLevel, MetricType};
+use crate::options::HostOptions;
 
 /// One `proxy_log` line (or a line the guest wrote to stdout/stderr).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +60,7 @@ impl LocalResponse {
     }
 }
 
-/// A `proxy_http_call` waiting for [`super::Emulator::respond_http_call`].
+/// A `proxy_http_call` waiting for [`Emulator::respond_http_call`](crate::Emulator::respond_http_call).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpCall {
     pub token: u32,
@@ -278,32 +279,6 @@ pub(crate) enum Phase {
     Callback,
 }
 
-/// Hostcalls Envoy allows while the module initialises (cpp-host
-/// `WasmBase::startVm`).
-pub(crate) const ALLOWED_WHILE_INITIALIZING: &[&str] = &[
-    "env.proxy_log",
-    "wasi_snapshot_preview1.fd_write",
-    "wasi_snapshot_preview1.args_sizes_get",
-    "wasi_snapshot_preview1.args_get",
-    "wasi_snapshot_preview1.environ_sizes_get",
-    "wasi_snapshot_preview1.environ_get",
-    "wasi_snapshot_preview1.clock_time_get",
-    "wasi_snapshot_preview1.clock_res_get",
-    "wasi_snapshot_preview1.random_get",
-    "wasi_snapshot_preview1.poll_oneoff",
-    "wasi_snapshot_preview1.fd_fdstat_get",
-    "wasi_snapshot_preview1.fd_fdstat_set_flags",
-];
-
-/// Hostcalls Envoy allows inside `proxy_on_memory_allocate` (cpp-host
-/// `WasmBase::allocMemory`).
-pub(crate) const ALLOWED_WHILE_ALLOCATING: &[&str] = &[
-    "env.proxy_log",
-    "wasi_snapshot_preview1.fd_write",
-    "wasi_snapshot_preview1.clock_time_get",
-    "wasi_snapshot_preview1.poll_oneoff",
-];
-
 /// Caps the guest's linear memory; growing past it traps.
 #[derive(Debug, Clone)]
 pub(crate) struct MemoryCap {
@@ -390,6 +365,40 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
+    /// The state of a VM about to be instantiated.
+    pub fn new(options: &HostOptions) -> Self {
+        Self {
+            cap: MemoryCap {
+                max_bytes: options.memory_limit_bytes,
+                exceeded: None,
+            },
+            phase: Phase::Initializing,
+            callback: "",
+            context_id: 0,
+            root_id: 1,
+            vm_configuration: options.vm_configuration.clone(),
+            plugin_configuration: options.plugin_configuration.clone(),
+            in_vm_start: false,
+            in_configure: false,
+            streams: Default::default(),
+            logs: Vec::new(),
+            log_level: options.log_level,
+            metrics: Vec::new(),
+            properties: Default::default(),
+            shared_data: Default::default(),
+            http_calls: Default::default(),
+            next_token: 0,
+            call_response: None,
+            tick_period_ms: 0,
+            realtime_nanos: options.time_unix_nanos,
+            monotonic_nanos: 1_000_000_000,
+            rng: options.random_seed,
+            done_called: false,
+            memory: None,
+            allocate: None,
+        }
+    }
+
     pub fn stream(&mut self) -> Option<&mut Stream> {
         self.streams.get_mut(&self.context_id)
     }

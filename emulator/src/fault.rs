@@ -3,7 +3,7 @@
 /// Why the host trapped a hostcall.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostFault {
-    /// The harness does not implement this import.
+    /// The host does not implement this import.
     Unsupported { hostcall: String },
     /// The hostcall is not allowed in this phase (Envoy traps the same way,
     /// with `restricted_callback`).
@@ -38,3 +38,13 @@ impl std::fmt::Display for HostFault {
 }
 
 impl std::error::Error for HostFault {}
+
+impl HostFault {
+    /// A [`HostFault::Misuse`] of `hostcall`, as the error that traps it.
+    pub(crate) fn misuse(hostcall: &str, message: &str) -> wasmtime::Error {
+        wasmtime::Error::new(HostFault::Misuse {
+            hostcall: hostcall.to_owned(),
+            message: message.to_owned(),
+        })
+    }
+}
