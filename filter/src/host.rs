@@ -1,28 +1,28 @@
-//! The one file of per-stream hostcalls: [`StreamHost`] over proxy-wasm.
-//! Host statuses become [`HostError`]s here, once; the lifecycle in
-//! `policy-sdk` decides what each failure means.
+//! The one file of hostcalls: [`StreamHost`] (one HTTP stream) and
+//! [`DocumentHost`] (fetched documents, for the root and HTTP contexts)
+//! over proxy-wasm. Host statuses become [`HostError`]s here, once; the
+//! core in `policy-sdk` decides what each failure means.
 
-use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
+use policy_sdk::documents::{DocumentHost, SharedDataError, StreamDocuments};
 use policy_sdk::exchange::{AuditKind, HostError, KeyFetch, KeyProgress, LogLevel};
-use policy_sdk::{AuditRecord, Reply, StreamHost, Warden};
+use policy_sdk::{AuditRecord, Reply, StreamHost};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, MapType};
+use proxy_wasm::types::{BufferType, MapType, Status};
 
 use crate::metrics::Metrics;
-use crate::remote;
 
 /// What one HTTP context needs of the root's state.
 pub(crate) struct ProxyHost {
-    pub warden: Option<Rc<Warden>>,
     pub metrics: Option<Rc<Metrics>>,
-    pub sources: Rc<[remote::Source]>,
-    pub applied: remote::Applied,
-    /// Key fetches this stream started, by call token.
-    pub fetches: HashMap<u32, remote::Fetch>,
+    /// The fetched documents, shared with the root context.
+    pub documents: StreamDocuments,
 }
+
+/// The hostcalls of fetched documents; usable in any context.
+pub(crate) struct Hostcalls;
 
 pub(crate) fn log(level: LogLevel, message: &str) {
     let level = match level {
@@ -43,27 +43,70 @@ fn body(kind: BufferType, size: usize, operation: &'static str) -> Result<Vec<u8
     }
 }
 
-impl ProxyHost {
-    fn source_for(&self, issuer: &str) -> Option<remote::Source> {
-        self.sources
-            .iter()
-            .find(|s| {
-                s.kind
-                    == remote::Kind::Keys {
-                        issuer: issuer.to_owned(),
-                    }
-            })
-            .cloned()
+/// The proxy's clock since the Unix epoch; zero if it cannot be read.
+fn since_epoch() -> Duration {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .unwrap_or_default()
+}
+
+impl DocumentHost for Hostcalls {
+    fn now_unix_seconds(&self) -> u64 {
+        since_epoch().as_secs()
+    }
+
+    fn shared_data(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {
+        match hostcalls::get_shared_data(key) {
+            Ok((value, Some(cas))) => Ok(Some((value.unwrap_or_default(), cas))),
+            Ok((_, None)) => Ok(None),
+            Err(status) => Err(HostError::new("reading shared data", status)),
+        }
+    }
+
+    fn set_shared_data(
+        &mut self,
+        key: &str,
+        value: &[u8],
+        cas: Option<u32>,
+    ) -> Result<(), SharedDataError> {
+        hostcalls::set_shared_data(key, Some(value), cas).map_err(|status| match status {
+            Status::CasMismatch => SharedDataError::CasMismatch,
+            status => HostError::new("writing shared data", status).into(),
+        })
+    }
+
+    fn http_call(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        hostcalls::dispatch_http_call(cluster, headers.to_vec(), None, vec![], timeout)
+            .map_err(|status| HostError::new("dispatching an HTTP call", status))
+    }
+
+    fn http_call_response_header(&mut self, name: &str) -> Result<Option<String>, HostError> {
+        hostcalls::get_map_value(MapType::HttpCallResponseHeaders, name)
+            .map_err(|status| HostError::new("reading an HTTP-call response header", status))
+    }
+
+    fn http_call_response_body(&mut self, size: usize) -> Result<Vec<u8>, HostError> {
+        body(
+            BufferType::HttpCallResponseBody,
+            size,
+            "reading an HTTP-call response body",
+        )
+    }
+
+    fn log(&mut self, level: LogLevel, message: &str) {
+        log(level, message);
     }
 }
 
 impl StreamHost for ProxyHost {
     fn now_unix_nanos(&self) -> u128 {
-        hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
+        since_epoch().as_nanos()
     }
 
     fn request_headers(&mut self) -> Result<Vec<(String, String)>, HostError> {
@@ -148,58 +191,20 @@ impl StreamHost for ProxyHost {
     }
 
     fn refresh_documents(&mut self) {
-        let Some(warden) = &self.warden else {
-            return;
-        };
-        for source in self
-            .sources
-            .iter()
-            .filter(|s| s.kind == remote::Kind::Revocations)
-        {
-            remote::sync(warden, source, &self.applied);
-        }
+        self.documents.refresh(&mut Hostcalls);
     }
 
     fn sync_keys(&mut self, issuer: &str) {
-        if let (Some(warden), Some(source)) = (&self.warden, self.source_for(issuer)) {
-            remote::sync(warden, &source, &self.applied);
-        }
+        self.documents.sync_keys(&mut Hostcalls, issuer);
     }
 
     fn start_key_fetch(&mut self, issuer: &str, now_unix_seconds: u64) -> KeyFetch {
-        let Some(source) = self.source_for(issuer) else {
-            return KeyFetch::Unavailable(String::new());
-        };
-        if !remote::claim(
-            &source,
-            remote::Trigger::UnknownKey,
-            now_unix_seconds,
-            source.min_interval_seconds,
-        ) {
-            return KeyFetch::Unavailable(String::new());
-        }
-        match remote::start(&source) {
-            Ok((token, fetch)) => {
-                self.fetches.insert(token, fetch);
-                KeyFetch::Started(token)
-            }
-            Err(reason) => {
-                KeyFetch::Unavailable(format!("fetch of {} failed: {reason}", source.label()))
-            }
-        }
+        self.documents
+            .start_key_fetch(&mut Hostcalls, issuer, now_unix_seconds)
     }
 
     fn key_fetch_response(&mut self, token: u32, body_size: usize) -> KeyProgress {
-        let (Some(fetch), Some(warden)) = (self.fetches.remove(&token), self.warden.clone()) else {
-            return KeyProgress::Failed("an answer to a fetch this stream did not start".into());
-        };
-        match remote::on_response(&warden, fetch, body_size, &self.applied) {
-            remote::Progress::Next(token, fetch) => {
-                self.fetches.insert(token, fetch);
-                KeyProgress::Pending(token)
-            }
-            remote::Progress::Loaded(summary) => KeyProgress::Loaded(summary),
-            remote::Progress::Failed(reason) => KeyProgress::Failed(reason),
-        }
+        self.documents
+            .key_fetch_response(&mut Hostcalls, token, body_size)
     }
 }

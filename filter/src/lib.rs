@@ -2,23 +2,21 @@
 //! core in `policy-sdk`. Each HTTP stream is a [`policy_sdk::Exchange`]
 //! (the request lifecycle and every decision) acting through [`ProxyHost`]
 //! (the hostcalls, in `host.rs`). The root context compiles the
-//! configuration and keeps fetched documents fresh (`remote.rs`).
+//! configuration and drives a [`Refresher`] that keeps fetched documents
+//! fresh.
 
 mod host;
 mod metrics;
-mod remote;
 
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
 
-use std::collections::HashMap;
-
+use policy_sdk::documents::Refresher;
 use policy_sdk::{Exchange, Flow, Warden};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 
-use host::ProxyHost;
+use host::{Hostcalls, ProxyHost};
 use metrics::Metrics;
 
 /// Build identity logged at VM start.
@@ -43,20 +41,12 @@ fn log(level: LogLevel, message: &str) {
 struct WardenRoot {
     warden: Option<Rc<Warden>>,
     metrics: Option<Rc<Metrics>>,
-    /// Shared with every HTTP context: built once per configuration.
-    sources: Rc<[remote::Source]>,
-    applied: remote::Applied,
-    in_flight: HashMap<u32, remote::Fetch>,
+    /// Fetched documents; shared with every HTTP context.
+    documents: Refresher,
 }
 
 /// How often the root context looks at its fetched documents.
 const TICK: std::time::Duration = std::time::Duration::from_secs(1);
-
-fn unix_seconds(time: std::time::SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
 
 impl Context for WardenRoot {
     fn on_http_call_response(
@@ -66,21 +56,8 @@ impl Context for WardenRoot {
         body_size: usize,
         _num_trailers: usize,
     ) {
-        let (Some(fetch), Some(warden)) = (self.in_flight.remove(&token_id), self.warden.clone())
-        else {
-            return;
-        };
-        match remote::on_response(&warden, fetch, body_size, &self.applied) {
-            remote::Progress::Next(token, fetch) => {
-                self.in_flight.insert(token, fetch);
-            }
-            remote::Progress::Loaded(summary) => {
-                log(LogLevel::Info, &format!("warden: loaded {summary}"))
-            }
-            remote::Progress::Failed(reason) => {
-                log(LogLevel::Warn, &format!("warden: fetch failed: {reason}"))
-            }
-        }
+        self.documents
+            .on_http_call_response(&mut Hostcalls, token_id, body_size);
     }
 }
 
@@ -142,17 +119,12 @@ impl RootContext for WardenRoot {
                         }
                     }
                 }
-                self.sources = remote::sources(&warden).into();
-                self.in_flight.clear();
                 // The new configuration starts without fetched documents:
-                // apply the copies in shared data at once, rather than
-                // refusing tokens until the next fetch.
-                self.applied.borrow_mut().clear();
-                for source in self.sources.iter() {
-                    remote::sync(&warden, source, &self.applied);
-                }
-                self.warden = Some(Rc::new(warden));
-                if !self.sources.is_empty()
+                // the copies in shared data are applied at once.
+                let warden = Rc::new(warden);
+                self.documents.configure(&mut Hostcalls, warden.clone());
+                self.warden = Some(warden);
+                if self.documents.has_sources()
                     && let Err(status) = hostcalls::set_tick_period(TICK)
                 {
                     log(
@@ -178,47 +150,15 @@ impl RootContext for WardenRoot {
     }
 
     fn on_tick(&mut self) {
-        let Some(warden) = self.warden.clone() else {
-            return;
-        };
-        let now = unix_seconds(self.get_current_time());
-        for source in self.sources.iter() {
-            remote::sync(&warden, source, &self.applied);
-            if self
-                .in_flight
-                .values()
-                .any(|f| f.source.label() == source.label())
-            {
-                continue;
-            }
-            if remote::claim(
-                source,
-                remote::Trigger::Scheduled,
-                now,
-                remote::interval_for(&warden, source),
-            ) {
-                match remote::start(source) {
-                    Ok((token, fetch)) => {
-                        self.in_flight.insert(token, fetch);
-                    }
-                    Err(reason) => log(
-                        LogLevel::Warn,
-                        &format!("warden: fetch of {} failed: {reason}", source.label()),
-                    ),
-                }
-            }
-        }
+        self.documents.tick(&mut Hostcalls);
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(WardenHttp {
             exchange: Exchange::new(self.warden.clone()),
             host: ProxyHost {
-                warden: self.warden.clone(),
                 metrics: self.metrics.clone(),
-                sources: self.sources.clone(),
-                applied: self.applied.clone(),
-                fetches: HashMap::new(),
+                documents: self.documents.stream(),
             },
         }))
     }

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod documents;
 pub mod exchange;
 pub mod gate;
 pub mod glob;

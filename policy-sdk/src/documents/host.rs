@@ -1,0 +1,50 @@
+//! What document fetching needs from the proxy: shared data with its CAS,
+//! HTTP calls to a cluster, the clock and the log. The filter implements it
+//! with proxy-wasm hostcalls; tests implement it in memory.
+
+use std::time::Duration;
+
+use crate::exchange::{HostError, LogLevel};
+
+/// Why a shared-data value was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SharedDataError {
+    /// Another writer stored the key since it was read.
+    #[error("shared data changed since it was read")]
+    CasMismatch,
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+/// The host side of document fetching, as one worker VM sees it.
+///
+/// Shared data is shared by every worker of the proxy; everything else
+/// belongs to the calling context.
+pub trait DocumentHost {
+    /// The proxy's clock, in seconds since the Unix epoch.
+    fn now_unix_seconds(&self) -> u64;
+    /// A shared-data value and its CAS (its version); `None` when absent.
+    fn shared_data(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError>;
+    /// Stores `value` under `key` if its CAS is still `cas`; `None` stores
+    /// unconditionally. As in Envoy, a CAS does not guard an absent key.
+    fn set_shared_data(
+        &mut self,
+        key: &str,
+        value: &[u8],
+        cas: Option<u32>,
+    ) -> Result<(), SharedDataError>;
+    /// Dispatches a body-less HTTP call to `cluster`; its answer arrives in
+    /// the calling context's `on_http_call_response` with the returned
+    /// token.
+    fn http_call(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<u32, HostError>;
+    /// One header of the HTTP-call answer being handled.
+    fn http_call_response_header(&mut self, name: &str) -> Result<Option<String>, HostError>;
+    /// The body of the HTTP-call answer being handled (`size` bytes).
+    fn http_call_response_body(&mut self, size: usize) -> Result<Vec<u8>, HostError>;
+    fn log(&mut self, level: LogLevel, message: &str);
+}

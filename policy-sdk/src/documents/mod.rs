@@ -1,0 +1,245 @@
+//! Documents Warden keeps fresh through proxy HTTP calls: each fetched
+//! issuer's key set (JWKS, optionally found by OpenID discovery) and the
+//! polled revocation list.
+//!
+//! Every worker VM keeps its own compiled copy; proxy shared data carries
+//! the latest good document between workers (`warden:doc:…`, applied when
+//! its CAS changes) and a fetch stamp per document (`warden:fetched-at:…`)
+//! that elects one fetcher per period and rate-limits fetches triggered by
+//! unknown key ids. A document that fails to fetch or parse never replaces
+//! the last good one.
+//!
+//! The root context drives a [`Refresher`] (configuration, timer, answers to
+//! its fetches); each HTTP context a [`StreamDocuments`] (another worker's
+//! fresh copy before judging, a key fetch for an unknown key id). Both act
+//! through a [`DocumentHost`].
+
+mod fetch;
+mod host;
+#[cfg(any(test, feature = "testing"))]
+pub mod memory;
+mod source;
+#[cfg(test)]
+mod tests;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+pub use fetch::{ApplyError, FetchError, FetchFailure, MAX_DOCUMENT_BYTES};
+pub use host::{DocumentHost, SharedDataError};
+pub use source::{Kind, Source, Trigger, sources};
+
+use fetch::{Fetch, Progress, claim, on_response, start, sync};
+
+use crate::exchange::{KeyFetch, KeyProgress, LogLevel};
+use crate::gate::Warden;
+
+/// The CAS of each shared document this VM has applied, shared by the root
+/// and HTTP contexts of one VM.
+type Applied = Rc<RefCell<HashMap<String, u32>>>;
+
+/// What the root context and its HTTP contexts share: the configuration,
+/// its sources, and which shared copies this VM has applied.
+#[derive(Debug, Clone, Default)]
+struct Shared {
+    warden: Option<Rc<Warden>>,
+    sources: Rc<[Source]>,
+    applied: Applied,
+}
+
+/// The root context's side: follows the configuration, fetches on a timer
+/// (one worker per period), and handles the answers to its fetches.
+#[derive(Debug, Default)]
+pub struct Refresher {
+    shared: Shared,
+    /// Scheduled fetches under way, by call token.
+    in_flight: HashMap<u32, Fetch>,
+}
+
+impl Refresher {
+    /// `on_configure` with a new configuration: its sources replace the
+    /// old ones, and fetches of the old configuration are forgotten. The
+    /// new configuration starts without fetched documents: the copies in
+    /// shared data are applied at once, rather than refusing tokens until
+    /// the next fetch.
+    pub fn configure(&mut self, host: &mut dyn DocumentHost, warden: Rc<Warden>) {
+        self.shared.sources = sources(&warden).into();
+        self.in_flight.clear();
+        self.shared.applied.borrow_mut().clear();
+        for source in self.shared.sources.iter() {
+            sync(host, &warden, source, &self.shared.applied);
+        }
+        self.shared.warden = Some(warden);
+    }
+
+    /// Whether the configuration fetches anything (the timer is needed).
+    pub fn has_sources(&self) -> bool {
+        !self.shared.sources.is_empty()
+    }
+
+    /// `on_tick`: applies other workers' fresh copies, and starts each
+    /// scheduled fetch that is due and not under way, if this worker wins
+    /// the period.
+    pub fn tick(&mut self, host: &mut dyn DocumentHost) {
+        let Some(warden) = self.shared.warden.clone() else {
+            return;
+        };
+        let now = host.now_unix_seconds();
+        for source in self.shared.sources.iter() {
+            sync(host, &warden, source, &self.shared.applied);
+            if self
+                .in_flight
+                .values()
+                .any(|f| f.source.kind == source.kind)
+            {
+                continue;
+            }
+            let interval = source.scheduled_interval(&warden);
+            if !claim(host, source, Trigger::Scheduled, now, interval) {
+                continue;
+            }
+            match start(host, source) {
+                Ok((token, fetch)) => {
+                    self.in_flight.insert(token, fetch);
+                }
+                Err(error) => host.log(
+                    LogLevel::Warn,
+                    &format!("warden: fetch of {} failed: {error}", source.label()),
+                ),
+            }
+        }
+    }
+
+    /// `on_http_call_response` in the root context: the answer to a
+    /// scheduled fetch. Answers to calls it did not start are ignored.
+    pub fn on_http_call_response(
+        &mut self,
+        host: &mut dyn DocumentHost,
+        token: u32,
+        body_size: usize,
+    ) {
+        let (Some(fetch), Some(warden)) =
+            (self.in_flight.remove(&token), self.shared.warden.clone())
+        else {
+            return;
+        };
+        match on_response(host, &warden, fetch, body_size, &self.shared.applied) {
+            Progress::Next(token, fetch) => {
+                self.in_flight.insert(token, fetch);
+            }
+            Progress::Loaded(summary) => {
+                host.log(LogLevel::Info, &format!("warden: loaded {summary}"));
+            }
+            Progress::Failed(failure) => {
+                host.log(LogLevel::Warn, &format!("warden: fetch failed: {failure}"));
+            }
+        }
+    }
+
+    /// Scheduled fetches under way.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// What an HTTP context created now needs.
+    pub fn stream(&self) -> StreamDocuments {
+        StreamDocuments {
+            shared: self.shared.clone(),
+            fetches: HashMap::new(),
+        }
+    }
+}
+
+/// One HTTP context's side: another worker's fresh copy before judging,
+/// and the key fetch an unknown key id may start (within the shared rate
+/// limit). Without a configuration it does nothing.
+#[derive(Debug, Default)]
+pub struct StreamDocuments {
+    shared: Shared,
+    /// Key fetches this stream started, by call token.
+    fetches: HashMap<u32, Fetch>,
+}
+
+impl StreamDocuments {
+    /// Applies the revocation list another worker polled since this
+    /// worker last looked.
+    pub fn refresh(&self, host: &mut dyn DocumentHost) {
+        let Some(warden) = &self.shared.warden else {
+            return;
+        };
+        for source in self
+            .shared
+            .sources
+            .iter()
+            .filter(|s| s.kind == Kind::Revocations)
+        {
+            sync(host, warden, source, &self.shared.applied);
+        }
+    }
+
+    /// Applies another worker's fresh copy of `issuer`'s key set, if any.
+    pub fn sync_keys(&self, host: &mut dyn DocumentHost, issuer: &str) {
+        if let (Some(warden), Some(source)) = (&self.shared.warden, self.source_for(issuer)) {
+            sync(host, warden, source, &self.shared.applied);
+        }
+    }
+
+    /// Starts fetching `issuer`'s key set, unless another fetch for an
+    /// unknown key id started (in any worker) less than the source's
+    /// minimum interval ago.
+    pub fn start_key_fetch(
+        &mut self,
+        host: &mut dyn DocumentHost,
+        issuer: &str,
+        now_unix_seconds: u64,
+    ) -> KeyFetch {
+        let Some(source) = self.source_for(issuer).cloned() else {
+            return KeyFetch::Unavailable(String::new());
+        };
+        let interval = source.min_interval_seconds;
+        if !claim(
+            host,
+            &source,
+            Trigger::UnknownKey,
+            now_unix_seconds,
+            interval,
+        ) {
+            return KeyFetch::Unavailable(String::new());
+        }
+        match start(host, &source) {
+            Ok((token, fetch)) => {
+                self.fetches.insert(token, fetch);
+                KeyFetch::Started(token)
+            }
+            Err(error) => {
+                KeyFetch::Unavailable(format!("fetch of {} failed: {error}", source.label()))
+            }
+        }
+    }
+
+    /// Handles the answer to the key fetch `token`.
+    pub fn key_fetch_response(
+        &mut self,
+        host: &mut dyn DocumentHost,
+        token: u32,
+        body_size: usize,
+    ) -> KeyProgress {
+        let (Some(fetch), Some(warden)) = (self.fetches.remove(&token), self.shared.warden.clone())
+        else {
+            return KeyProgress::Failed("an answer to a fetch this stream did not start".into());
+        };
+        match on_response(host, &warden, fetch, body_size, &self.shared.applied) {
+            Progress::Next(token, fetch) => {
+                self.fetches.insert(token, fetch);
+                KeyProgress::Pending(token)
+            }
+            Progress::Loaded(summary) => KeyProgress::Loaded(summary),
+            Progress::Failed(failure) => KeyProgress::Failed(failure.to_string()),
+        }
+    }
+
+    fn source_for(&self, issuer: &str) -> Option<&Source> {
+        self.shared.sources.iter().find(|s| s.is_keys_of(issuer))
+    }
+}

@@ -1,0 +1,132 @@
+//! Where each fetched document comes from, and the shared-data keys that
+//! carry it between workers.
+
+use std::time::Duration;
+
+use crate::gate::Warden;
+
+/// What a fetched document is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// The key set (JWKS) of one token issuer.
+    Keys { issuer: String },
+    /// The polled revocation list.
+    Revocations,
+}
+
+/// One document and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub kind: Kind,
+    /// The proxy cluster that reaches the server.
+    pub cluster: String,
+    /// `:authority` of the request.
+    pub authority: String,
+    /// Path of the document, or of the OpenID configuration with
+    /// `discovery`.
+    pub path: String,
+    /// `path` is an OpenID configuration: fetch its `jwks_uri` next.
+    pub discovery: bool,
+    /// Seconds between scheduled fetches.
+    pub refresh_seconds: u64,
+    /// Seconds between fetches triggered on demand (unknown key ids), and
+    /// between scheduled attempts while nothing has loaded yet.
+    pub min_interval_seconds: u64,
+    pub timeout: Duration,
+}
+
+/// Why a fetch starts. Each trigger has its own stamp, so scheduled
+/// refreshes never use up the allowance for unknown key ids (a rotation is
+/// then followed at once) and a flood of unknown key ids never delays the
+/// schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Scheduled,
+    UnknownKey,
+}
+
+impl Source {
+    /// What the document is, for the log.
+    pub fn label(&self) -> String {
+        match &self.kind {
+            Kind::Keys { issuer } => format!("keys of `{issuer}`"),
+            Kind::Revocations => "revocation list".to_owned(),
+        }
+    }
+
+    fn id(&self) -> String {
+        match &self.kind {
+            Kind::Keys { issuer } => format!("keys:{issuer}"),
+            Kind::Revocations => "revocations".to_owned(),
+        }
+    }
+
+    /// The shared-data key of the latest good copy.
+    pub fn document_key(&self) -> String {
+        format!("warden:doc:{}", self.id())
+    }
+
+    /// The shared-data key of the time (Unix seconds) of the last fetch
+    /// started for `trigger`.
+    pub fn stamp_key(&self, trigger: Trigger) -> String {
+        let trigger = match trigger {
+            Trigger::Scheduled => "scheduled",
+            Trigger::UnknownKey => "unknown-key",
+        };
+        format!("warden:fetched-at:{trigger}:{}", self.id())
+    }
+
+    /// Whether the document is for `issuer`'s keys.
+    pub fn is_keys_of(&self, issuer: &str) -> bool {
+        matches!(&self.kind, Kind::Keys { issuer: i } if i == issuer)
+    }
+
+    /// Seconds between scheduled fetches: the refresh period once loaded,
+    /// the shorter interval while `warden` has nothing yet.
+    pub fn scheduled_interval(&self, warden: &Warden) -> u64 {
+        let loaded = match &self.kind {
+            Kind::Keys { issuer } => warden.verifier().has_keys(issuer),
+            Kind::Revocations => true,
+        };
+        if loaded {
+            self.refresh_seconds
+        } else {
+            self.min_interval_seconds
+        }
+    }
+}
+
+/// The fetched documents of a configuration: each issuer whose keys are
+/// fetched, then the polled revocation list.
+pub fn sources(warden: &Warden) -> Vec<Source> {
+    let verifier = warden.verifier();
+    let mut out: Vec<Source> = verifier
+        .remote_key_sources()
+        .into_iter()
+        .map(|(issuer, r)| Source {
+            kind: Kind::Keys {
+                issuer: issuer.to_owned(),
+            },
+            cluster: r.cluster.clone(),
+            authority: r.authority.clone().unwrap_or_else(|| r.cluster.clone()),
+            path: r.path.clone(),
+            discovery: r.discovery,
+            refresh_seconds: r.refresh_seconds.max(1),
+            min_interval_seconds: r.min_refresh_interval_seconds.max(1),
+            timeout: Duration::from_millis(r.timeout_ms),
+        })
+        .collect();
+    if let Some(r) = verifier.revocation_source() {
+        out.push(Source {
+            kind: Kind::Revocations,
+            cluster: r.cluster.clone(),
+            authority: r.authority.clone().unwrap_or_else(|| r.cluster.clone()),
+            path: r.path.clone(),
+            discovery: false,
+            refresh_seconds: r.refresh_seconds.max(1),
+            min_interval_seconds: r.refresh_seconds.max(1),
+            timeout: Duration::from_millis(r.timeout_ms),
+        });
+    }
+    out
+}

@@ -1,0 +1,580 @@
+//! Keeping documents fresh, natively: workers sharing data through an
+//! in-memory proxy, HTTP calls answered by the test.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use serde_json::{Value, json};
+
+use super::fetch::path_of;
+use super::memory::{MemoryDocumentHost, SharedData};
+use super::*;
+use crate::exchange::{KeyFetch, KeyProgress, LogLevel};
+use crate::identity::TokenError;
+use crate::testing::{DEMO_ISSUER, DemoIssuer, TEST_NOW, demo_identity_json, demo_jwks};
+
+const REFRESH: u64 = 300;
+const MIN_INTERVAL: u64 = 10;
+const POLL: u64 = 30;
+
+/// A configuration whose demo issuer's keys are fetched from cluster `idp`
+/// (through OpenID discovery with `discovery`) and whose revocation list is
+/// polled from cluster `lists`.
+fn config(discovery: bool) -> String {
+    let mut identity = demo_identity_json();
+    let path = if discovery {
+        "/.well-known/openid-configuration"
+    } else {
+        "/jwks"
+    };
+    if let Some(issuer) = identity
+        .pointer_mut("/issuers/0")
+        .and_then(Value::as_object_mut)
+    {
+        issuer.remove("jwks");
+        issuer.insert(
+            "jwks_fetch".into(),
+            json!({"cluster": "idp", "authority": "idp.example", "path": path,
+                   "discovery": discovery, "refresh_seconds": REFRESH,
+                   "min_refresh_interval_seconds": MIN_INTERVAL, "timeout_ms": 2000}),
+        );
+    }
+    if let Some(identity) = identity.as_object_mut() {
+        identity.insert(
+            "revocation".into(),
+            json!({"remote": {"cluster": "lists", "path": "/revoked",
+                              "refresh_seconds": POLL}}),
+        );
+    }
+    json!({
+        "version": 1,
+        "identity": identity,
+        "rules": [{"id": "search", "effect": "allow", "owner": "docs", "tools": ["search_docs"]}],
+    })
+    .to_string()
+}
+
+/// One worker VM: its own compiled configuration and root context.
+struct Worker {
+    warden: Rc<Warden>,
+    root: Refresher,
+    host: MemoryDocumentHost,
+}
+
+impl Worker {
+    fn start(shared: &Rc<RefCell<SharedData>>, discovery: bool) -> Self {
+        let warden = Rc::new(Warden::from_json(&config(discovery)).unwrap());
+        let mut host = MemoryDocumentHost::new(shared.clone(), TEST_NOW);
+        let mut root = Refresher::default();
+        root.configure(&mut host, warden.clone());
+        Self { warden, root, host }
+    }
+
+    /// `on_configure` with a freshly compiled configuration.
+    fn configure(&mut self, discovery: bool) {
+        self.warden = Rc::new(Warden::from_json(&config(discovery)).unwrap());
+        self.root.configure(&mut self.host, self.warden.clone());
+    }
+
+    fn tick_at(&mut self, now: u64) {
+        self.host.now_unix_seconds = now;
+        self.root.tick(&mut self.host);
+    }
+
+    /// The pending call for `path`.
+    fn call(&self, path: &str) -> u32 {
+        self.host
+            .calls
+            .iter()
+            .find(|c| c.path() == path)
+            .map(|c| c.token)
+            .unwrap_or_else(|| panic!("no call for `{path}`: {:?}", self.host.calls))
+    }
+
+    /// Answers the root's call `token`.
+    fn answer(&mut self, token: u32, status: Option<&str>, body: &[u8]) {
+        let size = self.host.answer(token, status, body).unwrap();
+        self.root.on_http_call_response(&mut self.host, token, size);
+    }
+
+    fn paths(&self) -> Vec<&str> {
+        self.host.calls.iter().map(|c| c.path()).collect()
+    }
+
+    fn has_keys(&self) -> bool {
+        self.warden.verifier().has_keys(DEMO_ISSUER)
+    }
+
+    fn verify(&self, jti: &str) -> Result<(), TokenError> {
+        let token = DemoIssuer::new()
+            .unwrap()
+            .token(TEST_NOW, json!({"jti": jti}))
+            .unwrap();
+        self.warden.verifier().verify(&token, TEST_NOW).map(|_| ())
+    }
+}
+
+fn shared() -> Rc<RefCell<SharedData>> {
+    SharedData::new_shared()
+}
+
+fn jwks() -> Vec<u8> {
+    demo_jwks().to_string().into_bytes()
+}
+
+fn shared_doc(shared: &Rc<RefCell<SharedData>>, key: &str) -> Option<Vec<u8>> {
+    shared.borrow().get(key).map(|(bytes, _)| bytes)
+}
+
+const KEYS_DOC: &str = "warden:doc:keys:https://idp.demo.warden.test";
+const REVOCATIONS_DOC: &str = "warden:doc:revocations";
+
+#[test]
+fn sources_follow_the_configuration() {
+    let warden = Warden::from_json(&config(true)).unwrap();
+    let all = sources(&warden);
+    assert_eq!(all.len(), 2);
+    let keys = &all[0];
+    assert!(keys.is_keys_of(DEMO_ISSUER));
+    assert_eq!(
+        (keys.cluster.as_str(), keys.authority.as_str()),
+        ("idp", "idp.example")
+    );
+    assert!(keys.discovery);
+    assert_eq!(
+        (keys.refresh_seconds, keys.min_interval_seconds),
+        (REFRESH, MIN_INTERVAL)
+    );
+    assert_eq!(keys.document_key(), KEYS_DOC);
+    assert_eq!(
+        keys.stamp_key(Trigger::UnknownKey),
+        "warden:fetched-at:unknown-key:keys:https://idp.demo.warden.test"
+    );
+    let list = &all[1];
+    assert_eq!(list.kind, Kind::Revocations);
+    // The authority defaults to the cluster name; a list has no separate
+    // on-demand interval.
+    assert_eq!(list.authority, "lists");
+    assert_eq!(
+        (list.refresh_seconds, list.min_interval_seconds),
+        (POLL, POLL)
+    );
+    assert_eq!(list.document_key(), REVOCATIONS_DOC);
+    assert_eq!(
+        list.stamp_key(Trigger::Scheduled),
+        "warden:fetched-at:scheduled:revocations"
+    );
+
+    let inline = Warden::from_json(
+        &json!({"version": 1, "identity": demo_identity_json(),
+        "rules": []})
+        .to_string(),
+    )
+    .unwrap();
+    assert!(sources(&inline).is_empty());
+    assert!(!Refresher::default().has_sources());
+}
+
+#[test]
+fn one_worker_fetches_per_period() {
+    let shared = shared();
+    let mut a = Worker::start(&shared, false);
+    let mut b = Worker::start(&shared, false);
+
+    a.tick_at(TEST_NOW);
+    b.tick_at(TEST_NOW);
+    assert_eq!(a.paths(), ["/jwks", "/revoked"]);
+    assert!(b.paths().is_empty(), "{:?}", b.paths());
+    let call = &a.host.calls[0];
+    assert_eq!(call.cluster, "idp");
+    assert_eq!(call.timeout, std::time::Duration::from_millis(2000));
+    assert!(
+        call.headers
+            .contains(&(":authority".into(), "idp.example".into()))
+    );
+    assert!(call.headers.contains(&(":method".into(), "GET".into())));
+
+    // A fetch under way is not started again by the same worker.
+    a.tick_at(TEST_NOW + MIN_INTERVAL);
+    assert_eq!(a.host.calls.len(), 2);
+    assert_eq!(a.root.in_flight(), 2);
+
+    let token = a.call("/jwks");
+    a.answer(token, Some("200"), &jwks());
+    let token = a.call("/revoked");
+    a.answer(token, Some("200"), br#"{"jti": ["t-gone"]}"#);
+    assert!(a.has_keys());
+    assert_eq!(a.root.in_flight(), 0);
+    assert_eq!(
+        a.host.logs_at(LogLevel::Info),
+        [
+            "warden: loaded keys of `https://idp.demo.warden.test`: 3 keys",
+            "warden: loaded revocation list: 1 entries"
+        ]
+    );
+
+    // Once loaded, the next fetch is a full period later, in either worker.
+    b.tick_at(TEST_NOW + POLL - 1);
+    a.tick_at(TEST_NOW + POLL - 1);
+    assert!(a.paths().is_empty() && b.paths().is_empty());
+    b.tick_at(TEST_NOW + POLL);
+    a.tick_at(TEST_NOW + POLL);
+    assert_eq!(b.paths(), ["/revoked"]);
+    assert!(a.paths().is_empty());
+    b.tick_at(TEST_NOW + REFRESH);
+    a.tick_at(TEST_NOW + REFRESH);
+    assert_eq!(b.paths(), ["/revoked", "/jwks"]);
+    // A fetch stuck in one worker holds the others back one period only.
+    assert_eq!(a.paths(), ["/revoked"]);
+}
+
+#[test]
+fn until_keys_load_fetches_retry_at_the_short_interval() {
+    let shared = shared();
+    let mut a = Worker::start(&shared, false);
+    a.tick_at(TEST_NOW);
+    let token = a.call("/jwks");
+    a.answer(token, Some("503"), b"");
+    assert_eq!(
+        a.host.logs_at(LogLevel::Warn),
+        ["warden: fetch failed: keys of `https://idp.demo.warden.test`: HTTP 503"]
+    );
+    a.tick_at(TEST_NOW + MIN_INTERVAL - 1);
+    assert_eq!(a.paths(), ["/revoked"]);
+    a.tick_at(TEST_NOW + MIN_INTERVAL);
+    assert_eq!(a.paths(), ["/revoked", "/jwks"]);
+}
+
+#[test]
+fn unknown_key_ids_fetch_at_most_once_per_interval_across_workers() {
+    let shared = shared();
+    let a = Worker::start(&shared, false);
+    let b = Worker::start(&shared, false);
+    let (mut a_host, mut b_host) = (a.host, b.host);
+    let mut a_stream = a.root.stream();
+    let mut b_stream = b.root.stream();
+
+    let KeyFetch::Started(token) = a_stream.start_key_fetch(&mut a_host, DEMO_ISSUER, TEST_NOW)
+    else {
+        panic!("the first unknown key id fetches");
+    };
+    assert_eq!(a_host.calls[0].path(), "/jwks");
+    assert_eq!(
+        b_stream.start_key_fetch(&mut b_host, DEMO_ISSUER, TEST_NOW + MIN_INTERVAL - 1),
+        KeyFetch::Unavailable(String::new())
+    );
+    assert_eq!(
+        a_stream.start_key_fetch(&mut a_host, DEMO_ISSUER, TEST_NOW + 1),
+        KeyFetch::Unavailable(String::new())
+    );
+    assert!(b_host.calls.is_empty());
+    assert!(matches!(
+        b_stream.start_key_fetch(&mut b_host, DEMO_ISSUER, TEST_NOW + MIN_INTERVAL),
+        KeyFetch::Started(_)
+    ));
+    // No source for an issuer whose keys are inline (or unknown).
+    assert_eq!(
+        a_stream.start_key_fetch(&mut a_host, "https://other.example", TEST_NOW + 100),
+        KeyFetch::Unavailable(String::new())
+    );
+
+    // The answer loads the keys for every stream of the worker, and shares
+    // them with the other.
+    let size = a_host.answer(token, Some("200"), &jwks()).unwrap();
+    assert_eq!(
+        a_stream.key_fetch_response(&mut a_host, token, size),
+        KeyProgress::Loaded("keys of `https://idp.demo.warden.test`: 3 keys".into())
+    );
+    assert!(a.warden.verifier().has_keys(DEMO_ISSUER));
+    assert_eq!(shared_doc(&shared, KEYS_DOC), Some(jwks()));
+    assert_eq!(
+        a_stream.key_fetch_response(&mut a_host, token, size),
+        KeyProgress::Failed("an answer to a fetch this stream did not start".into())
+    );
+}
+
+#[test]
+fn scheduled_fetches_and_unknown_key_ids_have_separate_allowances() {
+    let shared = shared();
+    let mut a = Worker::start(&shared, false);
+    a.tick_at(TEST_NOW);
+    let mut stream = a.root.stream();
+    assert!(matches!(
+        stream.start_key_fetch(&mut a.host, DEMO_ISSUER, TEST_NOW),
+        KeyFetch::Started(_)
+    ));
+    // And a flood of unknown key ids does not delay the schedule.
+    let mut b = Worker::start(&shared, false);
+    let mut b_stream = b.root.stream();
+    assert!(matches!(
+        b_stream.start_key_fetch(&mut b.host, DEMO_ISSUER, TEST_NOW + MIN_INTERVAL),
+        KeyFetch::Started(_)
+    ));
+    b.tick_at(TEST_NOW + MIN_INTERVAL);
+    assert_eq!(b.paths(), ["/jwks", "/jwks"]);
+}
+
+#[test]
+fn a_call_that_cannot_start_is_reported() {
+    let shared = shared();
+    let mut a = Worker::start(&shared, false);
+    a.host.refuse_calls = true;
+    a.tick_at(TEST_NOW);
+    assert_eq!(
+        a.host.logs_at(LogLevel::Warn),
+        [
+            "warden: fetch of keys of `https://idp.demo.warden.test` failed: cannot call cluster `idp`: BadArgument",
+            "warden: fetch of revocation list failed: cannot call cluster `lists`: BadArgument",
+        ]
+    );
+    let mut stream = a.root.stream();
+    assert_eq!(
+        stream.start_key_fetch(&mut a.host, DEMO_ISSUER, TEST_NOW),
+        KeyFetch::Unavailable(
+            "fetch of keys of `https://idp.demo.warden.test` failed: cannot call cluster `idp`: BadArgument".into()
+        )
+    );
+}
+
+#[test]
+fn discovery_finds_the_key_set_then_fetches_it() {
+    let shared = shared();
+    let mut a = Worker::start(&shared, true);
+    a.tick_at(TEST_NOW);
+    let token = a.call("/.well-known/openid-configuration");
+    a.answer(
+        token,
+        Some("200"),
+        br#"{"issuer": "https://idp.demo.warden.test", "jwks_uri": "https://idp.example/oauth/jwks?v=2"}"#,
+    );
+    assert!(!a.has_keys());
+    assert_eq!(a.root.in_flight(), 2);
+    // Same cluster and authority; the URL's host is the cluster's business.
+    let call = a
+        .host
+        .calls
+        .iter()
+        .find(|c| c.path() == "/oauth/jwks?v=2")
+        .unwrap();
+    assert_eq!(call.cluster, "idp");
+    assert!(
+        call.headers
+            .contains(&(":authority".into(), "idp.example".into()))
+    );
+    let token = call.token;
+    a.answer(token, Some("200"), &jwks());
+    assert!(a.has_keys());
+    assert_eq!(shared_doc(&shared, KEYS_DOC), Some(jwks()));
+
+    // The same, for a key fetch of a stream.
+    let mut b = Worker::start(&SharedData::new_shared(), true);
+    let mut stream = b.root.stream();
+    let KeyFetch::Started(token) = stream.start_key_fetch(&mut b.host, DEMO_ISSUER, TEST_NOW)
+    else {
+        panic!("no fetch");
+    };
+    let size = b
+        .host
+        .answer(token, Some("200"), br#"{"jwks_uri": "/keys"}"#)
+        .unwrap();
+    let KeyProgress::Pending(next) = stream.key_fetch_response(&mut b.host, token, size) else {
+        panic!("discovery needs a second call");
+    };
+    assert_eq!(b.host.calls[0].path(), "/keys");
+    let size = b.host.answer(next, Some("200"), &jwks()).unwrap();
+    assert!(matches!(
+        stream.key_fetch_response(&mut b.host, next, size),
+        KeyProgress::Loaded(_)
+    ));
+    assert!(b.has_keys());
+}
+
+#[test]
+fn a_discovery_document_without_jwks_uri_fails() {
+    for body in [
+        &br#"{"issuer": "x"}"#[..],
+        br#"{"jwks_uri": 7}"#,
+        b"not json",
+    ] {
+        let mut a = Worker::start(&shared(), true);
+        a.tick_at(TEST_NOW);
+        let token = a.call("/.well-known/openid-configuration");
+        a.answer(token, Some("200"), body);
+        assert_eq!(
+            a.host.logs_at(LogLevel::Warn),
+            [
+                "warden: fetch failed: keys of `https://idp.demo.warden.test`: discovery document has no usable `jwks_uri`"
+            ]
+        );
+        assert_eq!(a.root.in_flight(), 1, "only the revocation list");
+    }
+}
+
+#[test]
+fn a_bad_document_never_replaces_a_good_one() {
+    let shared = shared();
+    let mut a = Worker::start(&shared, false);
+    a.tick_at(TEST_NOW);
+    let token = a.call("/jwks");
+    a.answer(token, Some("200"), &jwks());
+    let token = a.call("/revoked");
+    a.answer(token, Some("200"), br#"{"jti": ["t-gone"]}"#);
+    assert!(a.verify("t-ok").is_ok());
+    assert!(matches!(a.verify("t-gone"), Err(TokenError::Revoked(_))));
+
+    let too_large = vec![b' '; MAX_DOCUMENT_BYTES + 1];
+    let answers: [(Option<&str>, &[u8], &str); 6] = [
+        (None, b"", "no response"),
+        (Some("500"), b"", "HTTP 500"),
+        (
+            Some("200"),
+            &too_large,
+            "document of 1048577 bytes is too large",
+        ),
+        (Some("200"), b"{", "refused, keeping the last good copy: "),
+        (
+            Some("200"),
+            br#"{"keys": []}"#,
+            "refused, keeping the last good copy: ",
+        ),
+        (
+            Some("200"),
+            br#"{"keys": [], "keys": []}"#,
+            "refused, keeping the last good copy: duplicate key `keys`",
+        ),
+    ];
+    let mut now = TEST_NOW;
+    for (status, body, why) in answers {
+        now += REFRESH;
+        a.host.logs.clear();
+        a.tick_at(now);
+        let token = a.call("/jwks");
+        a.answer(token, status, body);
+        let token = a.call("/revoked");
+        a.answer(token, status, body);
+        let warnings = a.host.logs_at(LogLevel::Warn);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0]
+                .starts_with("warden: fetch failed: keys of `https://idp.demo.warden.test`: ")
+                && warnings[0].contains(why),
+            "{warnings:?}"
+        );
+        assert!(a.has_keys());
+        assert!(a.verify("t-ok").is_ok());
+        assert!(matches!(a.verify("t-gone"), Err(TokenError::Revoked(_))));
+        assert_eq!(shared_doc(&shared, KEYS_DOC), Some(jwks()));
+        assert_eq!(
+            shared_doc(&shared, REVOCATIONS_DOC).as_deref(),
+            Some(&br#"{"jti": ["t-gone"]}"#[..])
+        );
+    }
+
+    // A bad copy in shared data (from a worker of another build, say) is
+    // not applied either, and is reported once, not on every tick.
+    shared
+        .borrow_mut()
+        .set(KEYS_DOC, br#"{"keys": "none"}"#, None)
+        .unwrap();
+    a.host.logs.clear();
+    a.tick_at(now + 1);
+    a.tick_at(now + 2);
+    let stream = a.root.stream();
+    stream.sync_keys(&mut a.host, DEMO_ISSUER);
+    assert_eq!(a.host.logs_at(LogLevel::Warn).len(), 1);
+    assert!(
+        a.host.logs_at(LogLevel::Warn)[0]
+            .starts_with("warden: shared keys of `https://idp.demo.warden.test`: "),
+        "{:?}",
+        a.host.logs
+    );
+    assert!(a.has_keys());
+    assert!(a.verify("t-ok").is_ok());
+}
+
+#[test]
+fn a_worker_applies_another_workers_fresh_documents() {
+    let shared = shared();
+    let mut a = Worker::start(&shared, false);
+    let mut b = Worker::start(&shared, false);
+    let b_stream = b.root.stream();
+    a.tick_at(TEST_NOW);
+    let token = a.call("/jwks");
+    a.answer(token, Some("200"), &jwks());
+    let token = a.call("/revoked");
+    a.answer(token, Some("200"), br#"{"jti": ["t-gone"]}"#);
+
+    // Before judging: a stream takes the other worker's copies.
+    assert!(!b.has_keys());
+    b_stream.sync_keys(&mut b.host, DEMO_ISSUER);
+    assert!(b.has_keys());
+    assert!(b.verify("t-gone").is_ok(), "the list is not applied yet");
+    b_stream.refresh(&mut b.host);
+    assert!(matches!(b.verify("t-gone"), Err(TokenError::Revoked(_))));
+
+    // A newer list reaches the other worker on its next tick.
+    b.tick_at(TEST_NOW + POLL);
+    let token = b.call("/revoked");
+    b.answer(token, Some("200"), br#"{"jti": []}"#);
+    assert!(matches!(a.verify("t-gone"), Err(TokenError::Revoked(_))));
+    a.tick_at(TEST_NOW + POLL);
+    assert!(a.paths().is_empty());
+    assert!(a.verify("t-gone").is_ok());
+    assert!(a.host.logs_at(LogLevel::Warn).is_empty());
+}
+
+#[test]
+fn a_reconfigured_root_applies_the_shared_documents_at_once() {
+    let shared = shared();
+    let mut a = Worker::start(&shared, false);
+    a.tick_at(TEST_NOW);
+    let token = a.call("/jwks");
+    a.answer(token, Some("200"), &jwks());
+    let token = a.call("/revoked");
+    a.answer(token, Some("200"), br#"{"jti": ["t-gone"]}"#);
+
+    a.tick_at(TEST_NOW + POLL);
+    assert_eq!(a.root.in_flight(), 1);
+    a.configure(false);
+    assert_eq!(a.root.in_flight(), 0);
+    assert!(a.has_keys(), "keys from shared data, before any tick");
+    assert!(matches!(a.verify("t-gone"), Err(TokenError::Revoked(_))));
+    // The answer to a fetch of the old configuration is ignored.
+    let token = a.call("/revoked");
+    a.answer(token, Some("200"), br#"{"jti": []}"#);
+    assert!(a.host.logs_at(LogLevel::Warn).is_empty());
+    assert!(matches!(a.verify("t-gone"), Err(TokenError::Revoked(_))));
+
+    // Streams created now follow the new configuration.
+    let mut stream = a.root.stream();
+    assert!(matches!(
+        stream.start_key_fetch(&mut a.host, DEMO_ISSUER, TEST_NOW + POLL),
+        KeyFetch::Started(_)
+    ));
+}
+
+#[test]
+fn a_stream_without_configuration_does_nothing() {
+    let mut host = MemoryDocumentHost::new(shared(), TEST_NOW);
+    let mut stream = Refresher::default().stream();
+    stream.refresh(&mut host);
+    stream.sync_keys(&mut host, DEMO_ISSUER);
+    assert_eq!(
+        stream.start_key_fetch(&mut host, DEMO_ISSUER, TEST_NOW),
+        KeyFetch::Unavailable(String::new())
+    );
+    let mut root = Refresher::default();
+    root.tick(&mut host);
+    root.on_http_call_response(&mut host, 1, 0);
+    assert!(host.calls.is_empty() && host.logs.is_empty());
+}
+
+#[test]
+fn paths_of_discovered_urls() {
+    assert_eq!(
+        path_of("https://idp.example/oauth/jwks?v=2"),
+        "/oauth/jwks?v=2"
+    );
+    assert_eq!(path_of("https://idp.example"), "/");
+    assert_eq!(path_of("/keys"), "/keys");
+}
