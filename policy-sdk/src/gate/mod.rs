@@ -1,0 +1,317 @@
+//! The per-request procedure, host-agnostic: what to do with a request's
+//! head, then with its body, then with its response. The lifecycle that
+//! calls it from every proxy callback is [`crate::exchange`].
+//!
+//! Split along its seams: the procedure itself (here), compiling a
+//! document (`compile`), the verdict types (`verdict`), sessions, list
+//! filtering, refusals and deny modes (`replies`), RFC 9728 metadata, and
+//! the transport rules of each MCP revision (`transport`).
+
+use serde_json::{Value, json};
+
+use crate::audit::AuditRecord;
+use crate::config::{
+    DocumentError, FORMAT_VERSION, FilterSettings, PolicyDocument, ResourceMetadata,
+};
+use crate::identity::{Identity, KeyConfigError, TokenError, TokenVerifier};
+use crate::json::JsonLimits;
+use crate::listing::{self, ListKind};
+use crate::mcp::{
+    DecodeError, Framing, HTTP_DELETE_METHOD, HTTP_GET_METHOD, McpRequest, MessageKind, Target,
+    codes, decode_body,
+};
+use crate::policy::{CompileError, CompiledPolicy, Decision, DenyMode};
+
+mod compile;
+mod lists;
+mod metadata;
+mod replies;
+mod sessions;
+#[cfg(test)]
+mod tests;
+mod transport;
+mod verdict;
+
+pub use compile::ConfigError;
+use compile::{filter_error, unsafe_header_char};
+pub use metadata::METADATA_PATH;
+use metadata::ServedMetadata;
+use replies::jsonrpc_error;
+pub use sessions::SESSION_KEY_PREFIX;
+pub use transport::{ROUTING_HEADERS, decode_header_value, encode_header_value};
+pub use verdict::{
+    BodyVerdict, FilteredList, Forwarding, HeadVerdict, ListRequest, Reply, RequestHead,
+    ResponsePlan,
+};
+
+/// A compiled configuration: verifier, policy and settings.
+#[derive(Debug)]
+pub struct Warden {
+    verifier: TokenVerifier,
+    policy: CompiledPolicy,
+    settings: FilterSettings,
+    version: String,
+    /// The Protected Resource Metadata, when configured: built once here.
+    metadata: Option<ServedMetadata>,
+}
+
+impl Warden {
+    /// An audit record with the request's facts and this policy's version.
+    fn audit_for(&self, head: &RequestHead<'_>) -> AuditRecord {
+        let mut audit = AuditRecord::new(
+            head.now_unix_nanos,
+            head.method,
+            head.request_id,
+            &self.version,
+        );
+        audit.protocol_version = head.protocol_version.map(str::to_owned);
+        audit
+    }
+
+    /// The policy version (content hash) recorded in audit lines.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    pub fn settings(&self) -> &FilterSettings {
+        &self.settings
+    }
+
+    pub fn rule_count(&self) -> usize {
+        self.policy.len()
+    }
+
+    pub fn policy(&self) -> &CompiledPolicy {
+        &self.policy
+    }
+
+    pub fn verifier(&self) -> &TokenVerifier {
+        &self.verifier
+    }
+
+    /// Judges a request head.
+    pub fn judge_head(&self, head: &RequestHead<'_>) -> HeadVerdict {
+        let path = head.path.split(['?', '#']).next().unwrap_or_default();
+        if self.settings.passthrough_paths.iter().any(|p| p == path) {
+            return HeadVerdict::Pass;
+        }
+        if let Some(reply) = self.serve_metadata(head.method, path) {
+            return HeadVerdict::Serve(reply);
+        }
+        let audit = self.audit_for(head);
+        if let Err(refusal) = transport::check_head(&self.settings, head) {
+            let (reply, audit) = self.refuse(refusal, None, head, audit);
+            return HeadVerdict::Respond(reply, audit);
+        }
+        // `check_head` let only POST, GET and DELETE through.
+        let pseudo_method = match head.method {
+            "GET" => Some(HTTP_GET_METHOD),
+            "DELETE" => Some(HTTP_DELETE_METHOD),
+            _ => None,
+        };
+        let now_secs = u64::try_from(head.now_unix_nanos / 1_000_000_000).unwrap_or(u64::MAX);
+        let identity = match TokenVerifier::bearer_token(head.authorization)
+            .and_then(|token| self.verifier.verify(token, now_secs))
+        {
+            Ok(identity) => identity,
+            Err(error) => {
+                let reply = self.unauthorized(&error, head.request_id);
+                let status = reply.status;
+                let audit = audit.denied(status, error.to_string());
+                if let Some(issuer) = error.issuer_needing_keys()
+                    && self
+                        .verifier
+                        .remote_key_sources()
+                        .iter()
+                        .any(|(name, _)| *name == issuer)
+                {
+                    return HeadVerdict::KeysMissing {
+                        issuer: issuer.to_owned(),
+                        reply,
+                        audit,
+                    };
+                }
+                return HeadVerdict::Respond(reply, audit);
+            }
+        };
+        let audit = audit.with_identity(&identity);
+        if let Err(refusal) = self.check_session(head, &identity) {
+            let (reply, audit) = self.refuse(refusal, None, head, audit);
+            return HeadVerdict::Respond(reply, audit);
+        }
+        if let Some(method) = pseudo_method {
+            let request = McpRequest::http(method);
+            let decision = self.policy.decide(&identity, &request);
+            let audit = audit.with_request(&request, false).with_decision(&decision);
+            if decision.is_allowed() {
+                let response = match (method, head.session_id) {
+                    (HTTP_DELETE_METHOD, Some(id)) if self.settings.bind_sessions => {
+                        ResponsePlan::EndSession {
+                            session_id: id.trim().to_owned(),
+                        }
+                    }
+                    _ => ResponsePlan::Untouched,
+                };
+                return HeadVerdict::Forward(self.forwarding(audit, &identity, response));
+            }
+            let (reply, audit) = self.deny(&request, &decision, head, audit);
+            return HeadVerdict::Respond(reply, audit);
+        }
+        let declared = head
+            .content_length
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        if declared.is_some_and(|n| n > self.settings.max_body_bytes) {
+            let (reply, audit) = self.body_too_large(audit, head);
+            return HeadVerdict::Respond(reply, audit);
+        }
+        HeadVerdict::ReadBody(Box::new(identity))
+    }
+
+    /// The answer when a body grows past `max_body_bytes` while buffering.
+    pub fn judge_oversized_body(
+        &self,
+        identity: &Identity,
+        head: &RequestHead<'_>,
+    ) -> (Reply, AuditRecord) {
+        let audit = self.audit_for(head).with_identity(identity);
+        self.body_too_large(audit, head)
+    }
+
+    /// Judges a complete POST body from a verified identity.
+    pub fn judge_body(
+        &self,
+        identity: &Identity,
+        body: &[u8],
+        head: &RequestHead<'_>,
+    ) -> BodyVerdict {
+        let audit = self.audit_for(head).with_identity(identity);
+        let limits = JsonLimits {
+            max_bytes: self.settings.max_body_bytes,
+            max_depth: self.settings.max_json_depth,
+        };
+        let request = match decode_body(body, limits) {
+            Ok(request) => request,
+            Err(error) => {
+                let (status, message) = match &error {
+                    DecodeError::Parse(_) => (400, "Parse error"),
+                    DecodeError::Batch | DecodeError::InvalidRequest(_) => (400, "Invalid Request"),
+                    DecodeError::InvalidParams { .. } => (200, "Invalid params"),
+                };
+                let reply = Reply::json(
+                    status,
+                    &[],
+                    jsonrpc_error(
+                        error.id(),
+                        error.code(),
+                        message,
+                        json!({"reason": error.to_string(), "request_id": head.request_id}),
+                    ),
+                );
+                let mut audit = audit.denied(status, error.to_string());
+                if let DecodeError::InvalidParams { method, id, .. } = &error {
+                    audit.method = Some(method.clone());
+                    audit.jsonrpc_id = id.clone();
+                }
+                return BodyVerdict::Respond(reply, audit);
+            }
+        };
+        let audit = audit.with_request(&request, self.settings.audit_arguments);
+        // `judge_head` validated the head; only its comparison with the body
+        // is left.
+        let revision = transport::Revision::of(head);
+        if let Err(refusal) = transport::check_body(&self.settings, head, revision, &request) {
+            let (reply, audit) = self.refuse(refusal, request.id.as_ref(), head, audit);
+            return BodyVerdict::Respond(reply, audit);
+        }
+        let decision = self.policy.decide(identity, &request);
+        let audit = audit.with_decision(&decision);
+        if !decision.is_allowed() {
+            let (reply, audit) = self.deny(&request, &decision, head, audit);
+            return BodyVerdict::Respond(reply, audit);
+        }
+        let response = match (request.kind, request.method.as_str()) {
+            (MessageKind::Request, "initialize")
+                if self.settings.bind_sessions && !revision.is_modern() =>
+            {
+                ResponsePlan::BindSession {
+                    binding: Self::session_binding(identity),
+                }
+            }
+            (MessageKind::Request, method) if self.settings.filter_lists => {
+                match (ListKind::for_method(method), &request.id) {
+                    (Some(kind), Some(id)) => ResponsePlan::FilterList(Box::new(ListRequest {
+                        kind,
+                        id: id.clone(),
+                        identity: identity.clone(),
+                        audit: audit.clone(),
+                    })),
+                    _ => ResponsePlan::Untouched,
+                }
+            }
+            _ => ResponsePlan::Untouched,
+        };
+        BodyVerdict::Forward(self.forwarding(audit, identity, response))
+    }
+
+    /// The forwarding of an allowed request: identity headers in, client
+    /// copies and (optionally) the token out. Each edit sets a header
+    /// (replacing every copy the client sent) or removes it.
+    fn forwarding(
+        &self,
+        audit: AuditRecord,
+        identity: &Identity,
+        response: ResponsePlan,
+    ) -> Forwarding {
+        // A compressed list could not be read: ask for it uncompressed.
+        let drop_encoding = matches!(response, ResponsePlan::FilterList(_));
+        Forwarding {
+            audit,
+            header_edits: self.upstream_edits(identity, drop_encoding),
+            response,
+        }
+    }
+
+    /// The request-header edits for a POST whose headers go upstream before
+    /// its body is judged ([`HeaderMode::Stream`](crate::config::HeaderMode)):
+    /// decided from the verified token alone. Whether the body asks for a
+    /// list is not known yet, so `Accept-Encoding` is always removed.
+    pub fn streamed_head_edits(&self, identity: &Identity) -> Vec<(String, Option<String>)> {
+        self.upstream_edits(identity, true)
+    }
+
+    fn upstream_edits(
+        &self,
+        identity: &Identity,
+        drop_encoding: bool,
+    ) -> Vec<(String, Option<String>)> {
+        let upstream = &self.settings.upstream;
+        let mut header_edits = Vec::new();
+        if upstream.strip_authorization {
+            header_edits.push(("authorization".to_owned(), None));
+        }
+        if drop_encoding {
+            header_edits.push(("accept-encoding".to_owned(), None));
+        }
+        let prefix = &upstream.identity_header_prefix;
+        if !prefix.is_empty() {
+            let values = [
+                ("subject", Some(identity.subject.subject.clone())),
+                (
+                    "actor-type",
+                    identity.acting().actor_type.map(|t| t.as_str().to_owned()),
+                ),
+                ("actor", identity.actor.as_ref().map(|a| a.subject.clone())),
+                ("chain", Some(json!(identity.chain()).to_string())),
+                ("client-id", identity.client_id.clone()),
+                ("issuer", Some(identity.issuer.clone())),
+            ];
+            header_edits.extend(values.into_iter().map(|(name, value)| {
+                (
+                    format!("{prefix}{name}"),
+                    value.as_deref().map(encode_header_value),
+                )
+            }));
+        }
+        header_edits
+    }
+}

@@ -1,0 +1,224 @@
+//! Refusals and denials: how each is answered (deny modes, challenges,
+//! JSON-RPC errors) and audited.
+
+use super::*;
+
+impl Warden {
+    /// A request refused for its shape after the head was judged (a body on
+    /// a GET or DELETE, a method-override header): `400`, audited with the
+    /// caller's identity when it was verified.
+    pub fn judge_malformed(
+        &self,
+        identity: Option<&Identity>,
+        head: &RequestHead<'_>,
+        reason: impl Into<String>,
+    ) -> (Reply, AuditRecord) {
+        let mut audit = self.audit_for(head);
+        if let Some(identity) = identity {
+            audit = audit.with_identity(identity);
+        }
+        let refusal =
+            transport::Refusal::new(400, codes::INVALID_REQUEST, "Invalid request", reason);
+        self.refuse(refusal, None, head, audit)
+    }
+
+    pub(super) fn body_too_large(
+        &self,
+        audit: AuditRecord,
+        head: &RequestHead<'_>,
+    ) -> (Reply, AuditRecord) {
+        let reason = format!(
+            "request body is larger than {} bytes",
+            self.settings.max_body_bytes
+        );
+        let refusal = transport::Refusal::new(
+            413,
+            codes::INVALID_REQUEST,
+            "Request body too large",
+            reason,
+        );
+        self.refuse(refusal, None, head, audit)
+    }
+
+    /// The audit record of a request that ended without a decision of the
+    /// policy: the stream was reset, the upstream answered first, or the
+    /// host failed. `status` is Warden's answer, if it gave one.
+    pub fn undecided(
+        &self,
+        head: &RequestHead<'_>,
+        identity: Option<&Identity>,
+        status: Option<u16>,
+        reason: impl Into<String>,
+    ) -> AuditRecord {
+        let mut audit = self.audit_for(head);
+        if let Some(identity) = identity {
+            audit = audit.with_identity(identity);
+        }
+        audit.decision = "deny";
+        audit.status = status;
+        audit.reason = reason.into();
+        audit
+    }
+
+    /// The answer to a transport-rule violation.
+    pub(super) fn refuse(
+        &self,
+        refusal: transport::Refusal,
+        id: Option<&Value>,
+        head: &RequestHead<'_>,
+        audit: AuditRecord,
+    ) -> (Reply, AuditRecord) {
+        let mut data = json!({"reason": refusal.reason, "request_id": head.request_id});
+        if let (Some(Value::Object(extra)), Some(object)) = (refusal.data, data.as_object_mut()) {
+            object.extend(extra);
+        }
+        let headers: Vec<(&str, &str)> = refusal
+            .headers
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        let reply = Reply::json(
+            refusal.status,
+            &headers,
+            jsonrpc_error(id, refusal.code, refusal.message, data),
+        );
+        (reply, audit.denied(refusal.status, refusal.reason))
+    }
+
+    /// A policy denial, answered in the deny mode of the deciding rule or of
+    /// the policy. A message that expects no JSON-RPC response
+    /// (notification, client response, GET, DELETE) always gets a 403 (with
+    /// the step-up challenge in `step_up` mode).
+    pub(super) fn deny(
+        &self,
+        request: &McpRequest,
+        decision: &Decision,
+        head: &RequestHead<'_>,
+        audit: AuditRecord,
+    ) -> (Reply, AuditRecord) {
+        let mut mode = decision.deny_mode.unwrap_or(self.settings.deny_mode);
+        if mode == DenyMode::StepUp && decision.step_up_scopes.is_empty() {
+            // Nothing to ask for: a plain 403 is the honest answer.
+            mode = DenyMode::Forbidden;
+        }
+        let reason = &decision.reason;
+        let rule = decision.rule.as_deref();
+        let is_call = request.kind == MessageKind::Request;
+        let access_denied = || {
+            jsonrpc_error(
+                request.id.as_ref(),
+                codes::ACCESS_DENIED,
+                &format!("Access denied by policy: {reason}"),
+                json!({"decision": "deny", "rule": rule, "reason": reason, "request_id": head.request_id}),
+            )
+        };
+        let reply = match mode {
+            DenyMode::Error if is_call => Reply::json(200, &[], access_denied()),
+            DenyMode::Error | DenyMode::Forbidden => Reply::json(403, &[], access_denied()),
+            DenyMode::StepUp => {
+                let scope = decision.step_up_scopes.join(" ");
+                let mut challenge = format!(
+                    "Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{scope}\"",
+                    self.settings.realm
+                );
+                challenge.push_str(self.metadata_challenge());
+                challenge.push_str(&format!(
+                    ", error_description=\"the request needs scope {}\"",
+                    scope.replace(' ', " or ")
+                ));
+                Reply::json(403, &[("www-authenticate", &challenge)], access_denied())
+            }
+            DenyMode::Disguise if is_call => {
+                let (code, message) = match &request.target {
+                    Target::Tool { name, .. } => {
+                        (codes::INVALID_PARAMS, format!("Unknown tool: {name}"))
+                    }
+                    Target::Prompt { name } => {
+                        (codes::INVALID_PARAMS, format!("Unknown prompt: {name}"))
+                    }
+                    Target::Resource { uri } => {
+                        (codes::INVALID_PARAMS, format!("Unknown resource: {uri}"))
+                    }
+                    Target::None => (codes::METHOD_NOT_FOUND, "Method not found".to_owned()),
+                };
+                let body = json!({
+                    "jsonrpc": "2.0",
+                    "id": request.id.clone().unwrap_or(Value::Null),
+                    "error": {"code": code, "message": message},
+                })
+                .to_string();
+                Reply::json(200, &[], body)
+            }
+            DenyMode::Disguise => Reply::json(403, &[], access_denied()),
+        };
+        let audit = AuditRecord {
+            status: Some(reply.status),
+            deny_mode: Some(mode.as_str()),
+            ..audit
+        };
+        (reply, audit)
+    }
+
+    /// RFC 6750 §3: no credentials → a bare challenge; bad credentials →
+    /// `invalid_token` with a description. Every challenge names the
+    /// Protected Resource Metadata when it is served (RFC 9728 §5.1).
+    pub(super) fn unauthorized(&self, error: &TokenError, request_id: Option<&str>) -> Reply {
+        if let TokenError::KeysUnavailable(_) = error {
+            // Not the caller's fault: the keys to judge the token are missing.
+            return Reply::json(
+                503,
+                &[("retry-after", "5")],
+                jsonrpc_error(
+                    None,
+                    codes::UNAUTHENTICATED,
+                    "Service Unavailable",
+                    json!({"reason": error.to_string(), "request_id": request_id}),
+                ),
+            );
+        }
+        let mut challenge = format!(
+            "Bearer realm=\"{}\"{}",
+            self.settings.realm,
+            self.metadata_challenge()
+        );
+        match error {
+            TokenError::Missing => {}
+            TokenError::NotBearer => challenge.push_str(", error=\"invalid_request\""),
+            other => {
+                let description: String = other
+                    .to_string()
+                    .chars()
+                    .map(|c| {
+                        if c == '"' || c == '\\' || !(' '..='~').contains(&c) {
+                            '\''
+                        } else {
+                            c
+                        }
+                    })
+                    .collect();
+                challenge.push_str(&format!(
+                    ", error=\"invalid_token\", error_description=\"{description}\""
+                ));
+            }
+        }
+        Reply::json(
+            401,
+            &[("www-authenticate", &challenge)],
+            jsonrpc_error(
+                None,
+                codes::UNAUTHENTICATED,
+                "Unauthorized",
+                json!({"reason": error.to_string(), "request_id": request_id}),
+            ),
+        )
+    }
+}
+
+pub(super) fn jsonrpc_error(id: Option<&Value>, code: i64, message: &str, data: Value) -> String {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id.cloned().unwrap_or(Value::Null),
+        "error": {"code": code, "message": message, "data": data},
+    })
+    .to_string()
+}

@@ -1,0 +1,149 @@
+//! What the gate answers: replies, verdicts, and the request facts it
+//! judges.
+
+use super::*;
+
+/// What the proxy should answer instead of forwarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    /// A plain-text reply (failures that are not a decision).
+    pub fn text(status: u16, body: &str) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: body.to_owned(),
+        }
+    }
+
+    /// A reply with a JSON body and, besides its content type, `headers`.
+    pub(super) fn json(status: u16, headers: &[(&str, &str)], body: String) -> Self {
+        let mut all: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        all.push(("content-type".into(), "application/json".into()));
+        Self {
+            status,
+            headers: all,
+            body,
+        }
+    }
+}
+
+/// The facts of a request head Warden needs. Header values are as the
+/// client sent them; `duplicated` names a routing header sent more than once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestHead<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub authorization: Option<&'a str>,
+    pub content_length: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub origin: Option<&'a str>,
+    pub protocol_version: Option<&'a str>,
+    pub mcp_method: Option<&'a str>,
+    pub mcp_name: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    /// The binding the host's shared store holds for `session_id` (see
+    /// [`Warden::session_key`] and [`Warden::binding_in_record`]): the
+    /// principal that opened it.
+    pub session_binding: Option<&'a str>,
+    /// A header of [`ROUTING_HEADERS`] that appears more than once.
+    pub duplicated: Option<&'a str>,
+    /// Wall-clock time, nanoseconds since the Unix epoch.
+    pub now_unix_nanos: u128,
+}
+
+/// A request let through, and what the host must do on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forwarding {
+    pub audit: AuditRecord,
+    /// Request headers to set (`Some`) or remove (`None`) before the
+    /// upstream sees the request, in order.
+    pub header_edits: Vec<(String, Option<String>)>,
+    pub response: ResponsePlan,
+}
+
+/// What the host must do with the upstream's response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponsePlan {
+    /// Nothing.
+    Untouched,
+    /// An `initialize` of a 2025 revision: store
+    /// [`Warden::session_record`] of the `Mcp-Session-Id` the server returns
+    /// and `binding` under its [`Warden::session_key`].
+    BindSession { binding: String },
+    /// A session's DELETE: forget the binding of `session_id` once the
+    /// server has answered with success.
+    EndSession { session_id: String },
+    /// A list request: the response body goes through
+    /// [`Warden::filter_list_response`] before the client sees it.
+    FilterList(Box<ListRequest>),
+}
+
+/// A list request whose response must be filtered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListRequest {
+    pub kind: ListKind,
+    pub id: Value,
+    pub identity: Identity,
+    /// The request's audit record, reused if filtering fails.
+    pub audit: AuditRecord,
+}
+
+impl ListRequest {
+    /// Whether a response with this HTTP status carries a list to filter:
+    /// only 200 does (an error carries none and passes untouched).
+    pub fn wants(&self, status: u16) -> bool {
+        status == 200
+    }
+}
+
+/// What to do after the head.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeadVerdict {
+    /// Not an MCP endpoint: forward untouched, record nothing.
+    Pass,
+    /// Answered locally without a decision to record (Protected Resource
+    /// Metadata).
+    Serve(Reply),
+    /// Decided without a body (GET, DELETE): forward.
+    Forward(Forwarding),
+    /// Answer locally; the request never reaches the upstream.
+    Respond(Reply, AuditRecord),
+    /// A POST from this verified identity: buffer the body, then call
+    /// [`Warden::judge_body`].
+    ReadBody(Box<Identity>),
+    /// The token names an issuer whose fetched key set is missing or lacks
+    /// the token's key. The host may fetch the set (within its rate limit)
+    /// and judge the head again; otherwise it answers with `reply`.
+    KeysMissing {
+        issuer: String,
+        reply: Reply,
+        audit: AuditRecord,
+    },
+}
+
+/// What to do after the body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BodyVerdict {
+    Forward(Forwarding),
+    Respond(Reply, AuditRecord),
+}
+
+/// The outcome of filtering a list response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilteredList {
+    /// The body to send on.
+    pub body: Vec<u8>,
+    /// Recorded when filtering failed (the body is then an error) and when
+    /// items were removed.
+    pub audit: Option<AuditRecord>,
+}
