@@ -20,7 +20,7 @@ use crate::mcp::{
     DecodeError, Framing, HTTP_DELETE_METHOD, HTTP_GET_METHOD, McpRequest, MessageKind, Target,
     codes, decode_body,
 };
-use crate::policy::{CompileError, CompiledPolicy, Decision, DenyMode};
+use crate::policy::{CompileError, CompiledPolicy, Decision, DenyAnswer};
 
 mod compile;
 mod lists;

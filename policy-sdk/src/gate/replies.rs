@@ -96,11 +96,10 @@ impl Warden {
         head: &RequestHead<'_>,
         audit: AuditRecord,
     ) -> (Reply, AuditRecord) {
-        let mut mode = decision.deny_mode.unwrap_or(self.settings.deny_mode);
-        if mode == DenyMode::StepUp && decision.step_up_scopes.is_empty() {
-            // Nothing to ask for: a plain 403 is the honest answer.
-            mode = DenyMode::Forbidden;
-        }
+        let answer = decision
+            .deny_answer
+            .clone()
+            .unwrap_or_else(|| DenyAnswer::for_policy(self.settings.deny_mode));
         let reason = &decision.reason;
         let rule = decision.rule.as_deref();
         let is_call = request.kind == MessageKind::Request;
@@ -112,11 +111,11 @@ impl Warden {
                 json!({"decision": "deny", "rule": rule, "reason": reason, "request_id": head.request_id}),
             )
         };
-        let reply = match mode {
-            DenyMode::Error if is_call => Reply::json(200, &[], access_denied()),
-            DenyMode::Error | DenyMode::Forbidden => Reply::json(403, &[], access_denied()),
-            DenyMode::StepUp => {
-                let scope = decision.step_up_scopes.join(" ");
+        let reply = match &answer {
+            DenyAnswer::Error if is_call => Reply::json(200, &[], access_denied()),
+            DenyAnswer::Error | DenyAnswer::Forbidden => Reply::json(403, &[], access_denied()),
+            DenyAnswer::StepUp { scopes } => {
+                let scope = scopes.join(" ");
                 let mut challenge = format!(
                     "Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{scope}\"",
                     self.settings.realm
@@ -128,7 +127,7 @@ impl Warden {
                 ));
                 Reply::json(403, &[("www-authenticate", &challenge)], access_denied())
             }
-            DenyMode::Disguise if is_call => {
+            DenyAnswer::Disguise if is_call => {
                 let (code, message) = match &request.target {
                     Target::Tool { name, .. } => {
                         (codes::INVALID_PARAMS, format!("Unknown tool: {name}"))
@@ -149,11 +148,11 @@ impl Warden {
                 .to_string();
                 Reply::json(200, &[], body)
             }
-            DenyMode::Disguise => Reply::json(403, &[], access_denied()),
+            DenyAnswer::Disguise => Reply::json(403, &[], access_denied()),
         };
         let audit = AuditRecord {
             status: Some(reply.status),
-            deny_mode: Some(mode.as_str()),
+            deny_mode: Some(answer.mode().as_str()),
             ..audit
         };
         (reply, audit)

@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
-use super::source::{ArgumentSource, Defaults, DenyMode, Effect, PrincipalSource, RuleSource};
+use super::source::{
+    ArgumentSource, Defaults, DenyAnswer, DenyMode, Effect, PrincipalSource, RuleSource,
+};
 use crate::glob::Glob;
 use crate::identity::ActorType;
 use crate::mcp::{HTTP_DELETE_METHOD, HTTP_GET_METHOD};
@@ -112,10 +114,8 @@ pub(crate) struct Rule {
     pub methods: MethodMatch,
     pub target: TargetMatch,
     pub arguments: Vec<ArgumentCondition>,
-    /// The rule's own deny mode, if it sets one.
-    pub deny_mode: Option<DenyMode>,
-    /// What a `step_up` denial tied to this rule asks for.
-    pub step_up_scopes: Vec<String>,
+    /// How a denial tied to this rule is answered, if it chooses.
+    pub deny_answer: Option<DenyAnswer>,
 }
 
 /// Rules reachable from one method key, split by target name.
@@ -541,7 +541,7 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
             .collect::<Result<Vec<_>, _>>()?,
     };
 
-    let step_up_scopes = compile_step_up(source, principal.as_ref())?;
+    let deny_answer = compile_deny_answer(source, principal.as_ref())?;
 
     Ok(Rule {
         id: id.to_owned(),
@@ -554,9 +554,23 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
         methods,
         target,
         arguments,
-        deny_mode: source.deny_mode,
-        step_up_scopes,
+        deny_answer,
     })
+}
+
+/// How a denial tied to this rule is answered, with the scopes a
+/// `step_up` answer names.
+fn compile_deny_answer(
+    source: &RuleSource,
+    principal: Option<&PrincipalMatch>,
+) -> Result<Option<DenyAnswer>, CompileError> {
+    let scopes = compile_step_up(source, principal)?;
+    Ok(source.deny_mode.map(|mode| match mode {
+        DenyMode::Error => DenyAnswer::Error,
+        DenyMode::Forbidden => DenyAnswer::Forbidden,
+        DenyMode::StepUp => DenyAnswer::StepUp { scopes },
+        DenyMode::Disguise => DenyAnswer::Disguise,
+    }))
 }
 
 /// The scopes a `step_up` denial tied to this rule names.
@@ -624,8 +638,7 @@ fn session_rule() -> Result<Rule, CompileError> {
         methods: MethodMatch::Globs(methods),
         target: TargetMatch::Any,
         arguments: Vec::new(),
-        deny_mode: None,
-        step_up_scopes: Vec::new(),
+        deny_answer: None,
     })
 }
 

@@ -9,7 +9,7 @@ mod visibility;
 use serde::Serialize;
 
 pub use compile::{CompileError, SESSION_RULE_ID};
-pub use source::{Defaults, DenyMode, Effect, RuleSource};
+pub use source::{Defaults, DenyAnswer, DenyMode, Effect, RuleSource};
 pub use visibility::ListedItem;
 
 use crate::identity::Identity;
@@ -31,10 +31,7 @@ pub struct Decision {
     pub subject_rule: Option<String>,
     /// How to answer a denial, when a rule chose (`None`: the policy's mode).
     #[serde(skip)]
-    pub deny_mode: Option<DenyMode>,
-    /// Scopes a `step_up` answer asks for.
-    #[serde(skip)]
-    pub step_up_scopes: Vec<String>,
+    pub deny_answer: Option<DenyAnswer>,
     /// For a default deny: the allow rule whose `deny_mode` shapes the
     /// answer (the caller did not qualify for it).
     #[serde(skip)]
@@ -53,8 +50,7 @@ impl Decision {
             owner: None,
             reason: reason.into(),
             subject_rule: None,
-            deny_mode: None,
-            step_up_scopes: Vec::new(),
+            deny_answer: None,
             mode_rule: None,
         }
     }
@@ -142,12 +138,11 @@ impl CompiledPolicy {
                             .filter_map(|&i| self.rules.get(i))
                             .find(|r| {
                                 r.effect == Effect::Allow
-                                    && r.deny_mode.is_some()
+                                    && r.deny_answer.is_some()
                                     && request_matches(r, &target).unwrap_or(false)
                             })
                     {
-                        decision.deny_mode = rule.deny_mode;
-                        decision.step_up_scopes.clone_from(&rule.step_up_scopes);
+                        decision.deny_answer.clone_from(&rule.deny_answer);
                         decision.mode_rule = Some(rule.id.clone());
                     }
                     return decision;
@@ -186,8 +181,7 @@ impl CompiledPolicy {
             owner: rule.map(|r| r.owner.clone()),
             reason,
             subject_rule: None,
-            deny_mode: rule.and_then(|r| r.deny_mode),
-            step_up_scopes: rule.map(|r| r.step_up_scopes.clone()).unwrap_or_default(),
+            deny_answer: rule.and_then(|r| r.deny_answer.clone()),
             mode_rule: None,
         }
     }

@@ -55,6 +55,44 @@ impl DenyMode {
     }
 }
 
+/// How a denial is answered, with what that answer needs: the compiled form
+/// of a rule's `deny_mode` (and its `step_up_scopes`), carried whole from
+/// the rule to the decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DenyAnswer {
+    Error,
+    Forbidden,
+    /// 403 with an `insufficient_scope` challenge naming these scopes
+    /// (never empty: the compiler refuses a `step_up` rule without them).
+    StepUp {
+        scopes: Vec<String>,
+    },
+    Disguise,
+}
+
+impl DenyAnswer {
+    /// The policy-wide answer (`filter.deny_mode`). `step_up` there has no
+    /// rule to take scopes from: nothing to ask for, so a plain 403 is the
+    /// honest answer.
+    pub fn for_policy(mode: DenyMode) -> Self {
+        match mode {
+            DenyMode::Error => Self::Error,
+            DenyMode::Forbidden | DenyMode::StepUp => Self::Forbidden,
+            DenyMode::Disguise => Self::Disguise,
+        }
+    }
+
+    /// The mode's name, as audit lines record it.
+    pub fn mode(&self) -> DenyMode {
+        match self {
+            Self::Error => DenyMode::Error,
+            Self::Forbidden => DenyMode::Forbidden,
+            Self::StepUp { .. } => DenyMode::StepUp,
+            Self::Disguise => DenyMode::Disguise,
+        }
+    }
+}
+
 /// Built-in behaviour a policy may switch off.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
