@@ -1,17 +1,22 @@
 //! One scenario table, two runners: every filter scenario in
 //! `tests/scenarios/*.yaml` runs once against the native core (policy-sdk's
-//! gate) and once against the built `warden_filter.wasm` through the
-//! wasmtime harness. Both must meet each case's expectations and agree with
-//! each other on the answer and the audit line.
+//! request lifecycle, `Exchange`, on its in-memory host) and once against
+//! the built `warden_filter.wasm` through the wasmtime harness. Both must
+//! meet each case's expectations and agree with each other on the answer,
+//! the audit line and the headers the upstream receives. Natively every
+//! table also runs in both header modes, which must judge alike.
 
 #![expect(clippy::indexing_slicing, reason = "scenario tables are test input")]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::OnceLock;
 
 use anyhow::{Context as _, bail};
+use policy_sdk::exchange::memory::{Driver, HeaderPause, MemoryHost, Request};
 use policy_sdk::testing::{DemoAlg, DemoIssuer, TEST_NOW, standard_claims};
-use policy_sdk::{BodyVerdict, Forwarding, HeadVerdict, PolicyDocument, RequestHead, Warden};
+use policy_sdk::{Exchange, HeaderMode, PolicyDocument, Warden};
 use serde_json::Value;
 use warden_harness::filter::{HttpRequest, WardenFilter, load_module, workspace_wasm};
 use warden_harness::host::FilterModule;
@@ -188,59 +193,108 @@ impl Outcome {
     }
 }
 
-fn run_native(warden: &Warden, request: &Prepared) -> Outcome {
-    let content_length = request.body.len().to_string();
-    let head = RequestHead {
-        method: &request.method,
-        path: &request.path,
-        authorization: request.header("authorization"),
-        content_length: Some(&content_length),
-        content_type: request.header("content-type"),
-        request_id: Some(REQUEST_ID),
-        origin: request.header("origin"),
-        protocol_version: request.header("mcp-protocol-version"),
-        mcp_method: request.header("mcp-method"),
-        mcp_name: request.header("mcp-name"),
-        session_id: request.header("mcp-session-id"),
-        session_binding: None,
-        duplicated: None,
-        now_unix_nanos: u128::from(TEST_NOW) * 1_000_000_000,
-    };
-    let forwarded = |f: Forwarding| {
-        // Apply the edits to the request's own headers, as the proxy would.
-        let mut upstream: Vec<(String, Option<String>)> = request
-            .headers
+/// The request the harness sends the `.wasm` for `request` (see
+/// `WardenFilter::send`), as the proxy hands it to the filter: pseudo-headers,
+/// `content-length`, then the case's headers (replacing a default of the same
+/// name), `x-request-id` last; the body in one chunk.
+fn client_request(request: &Prepared) -> Request {
+    let mut headers: Vec<(String, String)> = vec![
+        (":method".into(), request.method.clone()),
+        (":path".into(), request.path.clone()),
+        ("content-length".into(), request.body.len().to_string()),
+    ];
+    let own = request.headers.iter().cloned();
+    for (name, value) in own.chain([("x-request-id".to_owned(), REQUEST_ID.to_owned())]) {
+        match headers.iter_mut().find(|(k, _)| *k == name) {
+            Some(slot) => slot.1 = value,
+            None => headers.push((name, value)),
+        }
+    }
+    Request {
+        headers,
+        chunks: if request.body.is_empty() {
+            Vec::new()
+        } else {
+            vec![request.body.clone()]
+        },
+        trailers: None,
+    }
+}
+
+/// [`client_request`] from a client that accepts compressed answers.
+fn compressing_client(request: &Prepared) -> Request {
+    let mut sent = client_request(request);
+    if !sent.headers.iter().any(|(k, _)| k == "accept-encoding") {
+        sent.headers.push(("accept-encoding".into(), "gzip".into()));
+    }
+    sent
+}
+
+/// The native runner: one table's configuration, and what its requests
+/// leave in shared data, as one VM of the `.wasm` keeps it.
+struct Native {
+    warden: Rc<Warden>,
+    shared: BTreeMap<String, Vec<u8>>,
+}
+
+/// What one native run gives besides the [`Outcome`].
+struct NativeRun {
+    outcome: Outcome,
+    /// Every header the upstream received, sorted (forwarded requests only).
+    upstream_all: Vec<(String, String)>,
+}
+
+impl Native {
+    /// `mode` overrides the document's `filter.header_mode`.
+    fn new(document: &PolicyDocument, mode: Option<HeaderMode>) -> anyhow::Result<Self> {
+        let mut document = document.clone();
+        if let Some(mode) = mode {
+            document.filter.header_mode = mode;
+        }
+        Ok(Self {
+            warden: Rc::new(Warden::compile(&document)?),
+            shared: BTreeMap::new(),
+        })
+    }
+
+    /// Drives one stream through the exchange: the request, then the end
+    /// of the stream. The host honours a pause from the headers callback,
+    /// as the harness does by default.
+    fn send(&mut self, request: &Request) -> anyhow::Result<NativeRun> {
+        let mut exchange = Exchange::new(Some(Rc::clone(&self.warden)));
+        let mut host = MemoryHost::new(u128::from(TEST_NOW) * 1_000_000_000, HeaderPause::Honoured);
+        host.shared = std::mem::take(&mut self.shared);
+        let mut driver = Driver::new(&mut exchange, host);
+        driver.send_request(request);
+        let hangs = !driver.exchange.decided();
+        driver.finish();
+        let mut host = driver.host;
+        self.shared = std::mem::take(&mut host.shared);
+        if hangs {
+            bail!("the exchange neither answered nor forwarded the request (it hangs)");
+        }
+        let audit = match host.decisions().first() {
+            Some(audit) => Some(serde_json::from_str(&audit.to_json_line())?),
+            None => None,
+        };
+        let mut upstream_all = match (&host.reply, host.request.sent_headers) {
+            (None, Some(sent)) => sent,
+            _ => Vec::new(),
+        };
+        upstream_all.sort();
+        let upstream = upstream_all
             .iter()
             .filter(|(k, _)| watched(k))
             .map(|(k, v)| (k.clone(), Some(v.clone())))
             .collect();
-        for (name, value) in &f.header_edits {
-            upstream.retain(|(k, _)| k != name);
-            if value.is_some() {
-                upstream.push((name.clone(), value.clone()));
-            }
-        }
-        upstream.sort();
-        (None, Some(f.audit), upstream)
-    };
-    let (reply, audit, upstream) = match warden.judge_head(&head) {
-        HeadVerdict::Pass => (None, None, Vec::new()),
-        HeadVerdict::Serve(reply) => (Some(reply), None, Vec::new()),
-        HeadVerdict::Forward(f) => forwarded(f),
-        HeadVerdict::Respond(reply, audit) | HeadVerdict::KeysMissing { reply, audit, .. } => {
-            (Some(reply), Some(audit), Vec::new())
-        }
-        HeadVerdict::ReadBody(identity) => {
-            match warden.judge_body(&identity, &request.body, &head) {
-                BodyVerdict::Forward(f) => forwarded(f),
-                BodyVerdict::Respond(reply, audit) => (Some(reply), Some(audit), Vec::new()),
-            }
-        }
-    };
-    Outcome {
-        reply: reply.map(|r| (r.status, r.headers, r.body)),
-        audit: audit.and_then(|a| serde_json::from_str(&a.to_json_line()).ok()),
-        upstream,
+        Ok(NativeRun {
+            outcome: Outcome {
+                reply: host.reply.map(|r| (r.status, r.headers, r.body)),
+                audit,
+                upstream,
+            },
+            upstream_all,
+        })
     }
 }
 
@@ -396,13 +450,29 @@ fn assert_expectations(tables: &[Table], outcomes: &[Outcome]) {
     );
 }
 
-fn native_outcomes(tables: &[Table]) -> anyhow::Result<Vec<Outcome>> {
-    let mut outcomes = Vec::new();
+/// Every case natively, in the tables' order, sent by `client`; `mode`
+/// overrides each table's header mode.
+fn native_runs(
+    tables: &[Table],
+    mode: Option<HeaderMode>,
+    client: fn(&Prepared) -> Request,
+) -> anyhow::Result<Vec<NativeRun>> {
+    let mut runs = Vec::new();
     for table in tables {
-        let warden = Warden::compile(&table.document)?;
-        outcomes.extend(table.cases.iter().map(|c| run_native(&warden, &c.request)));
+        let mut native = Native::new(&table.document, mode)?;
+        for case in &table.cases {
+            let run = native.send(&client(&case.request));
+            runs.push(run.with_context(|| format!("{mode:?}: {}", case.name))?);
+        }
     }
-    Ok(outcomes)
+    Ok(runs)
+}
+
+fn native_outcomes(tables: &[Table]) -> anyhow::Result<Vec<Outcome>> {
+    Ok(native_runs(tables, None, client_request)?
+        .into_iter()
+        .map(|run| run.outcome)
+        .collect())
 }
 
 fn wasm_module() -> &'static Result<FilterModule, String> {
@@ -430,6 +500,73 @@ fn wasm_outcomes(tables: &[Table]) -> anyhow::Result<Vec<Outcome>> {
 fn scenario_tables_hold_against_the_native_core() -> anyhow::Result<()> {
     let tables = tables()?;
     assert_expectations(&tables, &native_outcomes(&tables)?);
+    Ok(())
+}
+
+/// Natively, every table in both header modes: the same expectations hold,
+/// the verdicts are identical, and the upstream receives the same headers
+/// except `accept-encoding`, which stream mode removes from every judged
+/// POST (its headers go on before the body shows whether it asks for a
+/// list, whose answer Warden must be able to read).
+#[test]
+fn scenario_tables_judge_alike_in_both_header_modes() -> anyhow::Result<()> {
+    let tables = tables()?;
+    let stream = native_runs(&tables, Some(HeaderMode::Stream), compressing_client)?;
+    let hold = native_runs(&tables, Some(HeaderMode::Hold), compressing_client)?;
+    for runs in [&stream, &hold] {
+        let outcomes: Vec<Outcome> = runs.iter().map(|r| r.outcome.clone()).collect();
+        assert_expectations(&tables, &outcomes);
+    }
+    // The audit names the configuration, which differs in its header mode.
+    let verdict = |outcome: &Outcome| {
+        let mut outcome = outcome.clone();
+        if let Some(Value::Object(audit)) = &mut outcome.audit {
+            audit.remove("policy");
+        }
+        outcome
+    };
+    let without_encoding = |run: &NativeRun| -> Vec<(String, String)> {
+        let mut headers = run.upstream_all.clone();
+        headers.retain(|(k, _)| k != "accept-encoding");
+        headers
+    };
+    let cases = tables.iter().flat_map(|t| &t.cases);
+    let mut differences = Vec::new();
+    let mut forwarded = 0;
+    for ((case, s), h) in cases.zip(&stream).zip(&hold) {
+        if verdict(&s.outcome) != verdict(&h.outcome) {
+            differences.push(format!(
+                "{}:\n  stream: {:?}\n  hold:   {:?}",
+                case.name, s.outcome, h.outcome
+            ));
+        }
+        if without_encoding(s) != without_encoding(h) {
+            differences.push(format!(
+                "{}: upstream headers\n  stream: {:?}\n  hold:   {:?}",
+                case.name, s.upstream_all, h.upstream_all
+            ));
+        }
+        let judged_post = case.request.method == "POST" && s.outcome.audit.is_some();
+        if !s.upstream_all.is_empty() && judged_post {
+            forwarded += 1;
+            if s.upstream_all.iter().any(|(k, _)| k == "accept-encoding") {
+                differences.push(format!(
+                    "{}: stream mode forwarded accept-encoding",
+                    case.name
+                ));
+            }
+        }
+    }
+    assert!(
+        forwarded > 5,
+        "only {forwarded} judged POSTs were forwarded"
+    );
+    assert!(
+        differences.is_empty(),
+        "the header modes differ on {} scenarios:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
     Ok(())
 }
 
@@ -461,13 +598,13 @@ fn scenario_tables_hold_against_the_wasm_filter_and_agree_with_the_core() -> any
 #[test]
 fn the_runner_notices_a_wrong_expectation() -> anyhow::Result<()> {
     let issuer = DemoIssuer::new()?;
-    let warden = Warden::compile(&PolicyDocument::load_file(
-        &scenario_dir().join("../../examples/policy.yaml"),
-    )?)?;
+    let document = PolicyDocument::load_file(&scenario_dir().join("../../examples/policy.yaml"))?;
     let case: Value = serde_yaml_ng::from_str(
         "{claims: {sub: research-agent, actor_type: agent}, body: {jsonrpc: '2.0', id: 1, method: tools/call, params: {name: delete_repo, arguments: {}}}}",
     )?;
-    let outcome = run_native(&warden, &prepare(&issuer, &case)?);
+    let outcome = Native::new(&document, None)?
+        .send(&client_request(&prepare(&issuer, &case)?))?
+        .outcome;
     let problems = check(
         &outcome,
         &serde_yaml_ng::from_str("{forward: true, rule: admins-delete-repos}")?,

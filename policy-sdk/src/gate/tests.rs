@@ -1,6 +1,11 @@
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
 use serde_json::{Value, json};
 
 use super::*;
+use crate::exchange::memory::{Driver, HeaderPause, MemoryHost, Response};
+use crate::exchange::{AuditKind, Exchange};
 use crate::testing::{DemoIssuer, TEST_NOW, demo_identity_json};
 
 fn document(extra: Value) -> String {
@@ -18,8 +23,8 @@ fn document(extra: Value) -> String {
     doc.to_string()
 }
 
-fn warden(extra: Value) -> Warden {
-    Warden::from_json(&document(extra)).unwrap()
+fn warden(extra: Value) -> Rc<Warden> {
+    Rc::new(Warden::from_json(&document(extra)).unwrap())
 }
 
 fn bearer() -> String {
@@ -44,33 +49,182 @@ fn head<'a>(method: &'a str, path: &'a str, authorization: Option<&'a str>) -> R
     }
 }
 
-fn post(w: &Warden, body: &str) -> BodyVerdict {
+/// Shared data, as the proxy holds it for every stream of a worker.
+type Shared = BTreeMap<String, Vec<u8>>;
+
+/// The headers a client sends for `h`, and the shared data the proxy holds
+/// for it: `h.session_binding` recorded under its session's key.
+fn client_request(w: &Warden, h: &RequestHead<'_>) -> (Vec<(String, String)>, Shared) {
+    // No `..`: a new fact of the head must be given its header here.
+    let RequestHead {
+        method,
+        path,
+        authorization,
+        content_length,
+        content_type,
+        request_id,
+        origin,
+        protocol_version,
+        mcp_method,
+        mcp_name,
+        session_id,
+        session_binding,
+        duplicated,
+        now_unix_nanos: _,
+    } = *h;
+    let mut headers: Vec<(String, String)> = [
+        (":method", Some(method)),
+        (":path", Some(path)),
+        ("authorization", authorization),
+        ("content-length", content_length),
+        ("content-type", content_type),
+        ("x-request-id", request_id),
+        ("origin", origin),
+        ("mcp-protocol-version", protocol_version),
+        ("mcp-method", mcp_method),
+        ("mcp-name", mcp_name),
+        ("mcp-session-id", session_id),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name.to_owned(), value?.to_owned())))
+    .collect();
+    if let Some(name) = duplicated {
+        while headers.iter().filter(|(k, _)| k == name).count() < 2 {
+            headers.push((name.to_owned(), "duplicate".to_owned()));
+        }
+    }
+    let mut shared = Shared::new();
+    if let (Some(id), Some(binding)) = (session_id, session_binding) {
+        let key = w.session_key(id).unwrap();
+        shared.insert(key, Warden::session_record(id, binding).into_bytes());
+    }
+    (headers, shared)
+}
+
+/// One stream through the exchange, as the filter drives it: what the host
+/// saw, and the exchange, still open for the response.
+struct Stream {
+    exchange: Exchange,
+    host: MemoryHost,
+    /// The request headers as the client sent them.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Stream {
+    /// The upstream answers: the response callbacks run.
+    fn respond(&mut self, status: &str, headers: &[(&str, &str)], body: &str) {
+        let mut all = vec![(":status".to_owned(), status.to_owned())];
+        all.extend(
+            headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let response = Response {
+            headers: all,
+            chunks: vec![body.as_bytes().to_vec()],
+            trailers: None,
+        };
+        let host = std::mem::take(&mut self.host);
+        let mut driver = Driver::new(&mut self.exchange, host);
+        driver.send_response(&response);
+        driver.finish();
+        self.host = driver.host;
+    }
+
+    /// The one decision recorded for the request.
+    fn decision(&self) -> AuditRecord {
+        let decisions = self.host.decisions();
+        assert_eq!(decisions.len(), 1, "{decisions:?}");
+        decisions[0].clone()
+    }
+}
+
+fn post(w: &Rc<Warden>, body: &str) -> Stream {
     let auth = bearer();
     post_with(w, body, head("POST", "/mcp", Some(&auth)))
 }
 
-fn post_with(w: &Warden, body: &str, h: RequestHead<'_>) -> BodyVerdict {
-    match w.judge_head(&h) {
-        HeadVerdict::ReadBody(identity) => w.judge_body(&identity, body.as_bytes(), &h),
-        other => panic!("expected ReadBody, got {other:?}"),
+/// POSTs `body` with the head `h` through the exchange, in `w`'s header
+/// mode.
+fn post_with(w: &Rc<Warden>, body: &str, h: RequestHead<'_>) -> Stream {
+    let (headers, shared) = client_request(w, &h);
+    send(w, h.now_unix_nanos, headers, shared, body)
+}
+
+/// Sends one request through a fresh exchange: the headers, which must
+/// leave it waiting for its body (the head alone decides nothing), then
+/// the body, then the end of the stream.
+fn send(
+    w: &Rc<Warden>,
+    now_unix_nanos: u128,
+    headers: Vec<(String, String)>,
+    shared: Shared,
+    body: &str,
+) -> Stream {
+    let mut exchange = Exchange::new(Some(Rc::clone(w)));
+    let mut host = MemoryHost::new(now_unix_nanos, HeaderPause::Honoured);
+    host.shared = shared;
+    let mut driver = Driver::new(&mut exchange, host);
+    driver.request_headers(&headers, false);
+    assert!(
+        driver.host.reply.is_none() && driver.host.audits.is_empty() && !driver.exchange.decided(),
+        "expected the body to be read, the head was answered: {:?} {:?}",
+        driver.host.reply,
+        driver.host.audits
+    );
+    driver.request_chunk(body.as_bytes(), true);
+    driver.finish();
+    let host = driver.host;
+    Stream {
+        exchange,
+        host,
+        headers,
+        body: body.as_bytes().to_vec(),
     }
 }
 
-fn forwarded(verdict: BodyVerdict) -> Forwarding {
-    match verdict {
-        BodyVerdict::Forward(f) => f,
-        BodyVerdict::Respond(reply, audit) => panic!("denied: {reply:?} {audit:?}"),
+/// A request the exchange let through.
+struct Forwarded {
+    audit: AuditRecord,
+    /// The request headers the upstream received.
+    upstream: Vec<(String, String)>,
+    stream: Stream,
+}
+
+fn forwarded(stream: Stream) -> Forwarded {
+    assert!(
+        stream.host.reply.is_none(),
+        "denied: {:?} {:?}",
+        stream.host.reply,
+        stream.host.audits
+    );
+    let audit = stream.decision();
+    assert!(audit.is_allowed(), "{audit:?}");
+    assert_eq!(
+        stream.host.request.sent_body, stream.body,
+        "the body went on whole"
+    );
+    let upstream = stream.host.request.sent_headers.clone().unwrap();
+    Forwarded {
+        audit,
+        upstream,
+        stream,
     }
 }
 
-fn refused(verdict: BodyVerdict) -> (Reply, AuditRecord, Value) {
-    match verdict {
-        BodyVerdict::Respond(reply, audit) => {
-            let body = serde_json::from_str(&reply.body).unwrap();
-            (reply, audit, body)
-        }
-        BodyVerdict::Forward(f) => panic!("forwarded: {f:?}"),
-    }
+/// A request the exchange answered: the answer, its decision, and the
+/// answer's body as JSON. No body byte went upstream.
+fn refused(stream: Stream) -> (Reply, AuditRecord, Value) {
+    let reply = stream.host.reply.clone().expect("answered locally");
+    assert!(
+        stream.host.request.sent_body.is_empty(),
+        "the body went upstream"
+    );
+    let audit = stream.decision();
+    assert!(!audit.is_allowed(), "{audit:?}");
+    let body = serde_json::from_str(&reply.body).unwrap();
+    (reply, audit, body)
 }
 
 fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
@@ -169,14 +323,11 @@ fn declared_and_actual_oversized_bodies_get_413() {
 #[test]
 fn denial_answers_the_request_id_with_the_configured_status() {
     let w = warden(json!({}));
-    let BodyVerdict::Respond(reply, audit) = post(
+    let (reply, audit, body) = refused(post(
         &w,
         r#"{"jsonrpc":"2.0","id":"abc","method":"tools/call","params":{"name":"deploy"}}"#,
-    ) else {
-        panic!()
-    };
+    ));
     assert_eq!(reply.status, 200);
-    let body: Value = serde_json::from_str(&reply.body).unwrap();
     assert_eq!(body["id"], "abc");
     assert_eq!(body["error"]["code"], -31403);
     assert_eq!(body["error"]["data"]["rule"], "no-deploy");
@@ -187,12 +338,10 @@ fn denial_answers_the_request_id_with_the_configured_status() {
     assert_eq!(audit.jsonrpc_id, Some(json!("abc")));
 
     let strict = warden(json!({"filter": {"deny_mode": "forbidden"}}));
-    let BodyVerdict::Respond(reply, _) = post(
+    let (reply, _, _) = refused(post(
         &strict,
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy"}}"#,
-    ) else {
-        panic!()
-    };
+    ));
     assert_eq!(reply.status, 403);
 }
 
@@ -203,9 +352,7 @@ fn messages_without_a_response_are_denied_with_403() {
         r#"{"jsonrpc":"2.0","method":"notifications/cancelled"}"#,
         r#"{"jsonrpc":"2.0","id":5,"result":{}}"#,
     ] {
-        let BodyVerdict::Respond(reply, _) = post(&w, body) else {
-            panic!("{body}")
-        };
+        let (reply, _, _) = refused(post(&w, body));
         assert_eq!(reply.status, 403, "{body}");
     }
 }
@@ -510,11 +657,17 @@ fn sessions_are_bound_to_the_principal_that_opened_them() {
     let w = warden(json!({}));
     let alice = bearer();
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
-    let ResponsePlan::BindSession { binding } = forwarded(post(&w, init)).response else {
-        panic!("initialize must bind")
-    };
+    // The server's successful answer to an initialize names the session:
+    // its binding is recorded under the session's key.
+    let mut opened = forwarded(post(&w, init)).stream;
+    opened.respond("200", &[("mcp-session-id", "sess-1")], "{}");
     let key = w.session_key("sess-1").unwrap();
     assert!(key.starts_with("warden:session:"), "{key}");
+    assert_eq!(opened.host.shared.len(), 1, "initialize must bind");
+    let stored = String::from_utf8(opened.host.shared[&key].clone()).unwrap();
+    let binding = Warden::binding_in_record("sess-1", &stored)
+        .expect("the record names its session")
+        .to_owned();
     // A record names its session: another id sharing the slot finds nothing.
     let record = Warden::session_record("sess-1", &binding);
     assert_eq!(
@@ -570,10 +723,9 @@ fn sessions_are_bound_to_the_principal_that_opened_them() {
         unbound.judge_head(&with_session(bob, None)),
         HeadVerdict::ReadBody(_)
     ));
-    assert_eq!(
-        forwarded(post(&unbound, init)).response,
-        ResponsePlan::Untouched
-    );
+    let mut opened = forwarded(post(&unbound, init)).stream;
+    opened.respond("200", &[("mcp-session-id", "sess-1")], "{}");
+    assert!(opened.host.shared.is_empty(), "{:?}", opened.host.shared);
     // DELETE ends the binding.
     let delete = RequestHead {
         method: "DELETE",
@@ -784,109 +936,163 @@ fn protected_resource_metadata_is_served_and_named_in_challenges() {
     }
 }
 
+const PING: &str = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+
+const IDENTITY_HEADERS: [&str; 6] = [
+    "subject",
+    "actor-type",
+    "actor",
+    "chain",
+    "client-id",
+    "issuer",
+];
+
+/// A ping whose client forged two copies of every identity header.
+fn forged_ping(w: &Rc<Warden>, authorization: &str) -> Forwarded {
+    let h = head("POST", "/mcp", Some(authorization));
+    let (mut headers, shared) = client_request(w, &h);
+    for name in IDENTITY_HEADERS {
+        for copy in ["forged-1", "forged-2"] {
+            headers.push((format!("x-warden-{name}"), copy.to_owned()));
+        }
+    }
+    forwarded(send(w, h.now_unix_nanos, headers, shared, PING))
+}
+
 #[test]
 fn the_upstream_gets_verified_identity_headers_and_never_client_copies() {
     let agent = token_for(json!({
         "sub": "zoë", "client_id": "cli-1",
         "act": {"sub": "agent-7", "actor_type": "agent"},
     }));
-    let w_all = warden(json!({"rules": [{"id": "all", "effect": "allow", "owner": "o"}]}));
-    let edits = forwarded(post_with(
-        &w_all,
-        r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
-        head("POST", "/mcp", Some(&agent)),
-    ))
-    .header_edits;
-    let set: Vec<(&str, &str)> = edits
-        .iter()
-        .filter_map(|(k, v)| v.as_deref().map(|v| (k.as_str(), v)))
-        .collect();
-    assert_eq!(
-        set,
-        vec![
-            ("x-warden-subject", "=?base64?em/Dqw==?="),
-            ("x-warden-actor-type", "agent"),
-            ("x-warden-actor", "agent-7"),
-            ("x-warden-chain", "=?base64?WyJ6b8OrIiwiYWdlbnQtNyJd?="),
-            ("x-warden-client-id", "cli-1"),
-            ("x-warden-issuer", "https://idp.demo.warden.test"),
-        ]
-    );
-    // Each identity header has exactly one edit: a set replaces every copy
-    // the client sent, and a header Warden has no value for is removed, so
-    // client copies never pass.
-    for name in [
-        "subject",
-        "actor-type",
-        "actor",
-        "chain",
-        "client-id",
-        "issuer",
-    ] {
-        let header = format!("x-warden-{name}");
+    for mode in ["stream", "hold"] {
+        let w_all = warden(json!({
+            "filter": {"header_mode": mode},
+            "rules": [{"id": "all", "effect": "allow", "owner": "o"}],
+        }));
+        let upstream = forged_ping(&w_all, &agent).upstream;
+        let identity: Vec<(&str, &str)> = upstream
+            .iter()
+            .filter(|(k, _)| k.starts_with("x-warden-"))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         assert_eq!(
-            edits.iter().filter(|(k, _)| *k == header).count(),
-            1,
-            "{name}"
+            identity,
+            vec![
+                ("x-warden-subject", "=?base64?em/Dqw==?="),
+                ("x-warden-actor-type", "agent"),
+                ("x-warden-actor", "agent-7"),
+                ("x-warden-chain", "=?base64?WyJ6b8OrIiwiYWdlbnQtNyJd?="),
+                ("x-warden-client-id", "cli-1"),
+                ("x-warden-issuer", "https://idp.demo.warden.test"),
+            ],
+            "{mode}"
         );
-    }
-    let direct = forwarded(post_with(
-        &w_all,
-        r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
-        head("POST", "/mcp", Some(&bearer())),
-    ))
-    .header_edits;
-    for name in ["x-warden-actor", "x-warden-client-id"] {
-        assert!(
-            direct.contains(&(name.to_owned(), None)),
-            "{name}: {direct:?}"
+        // Each identity header arrives exactly once, with Warden's value: a
+        // set replaces every copy the client sent, and a header Warden has
+        // no value for is removed, so client copies never pass.
+        for name in IDENTITY_HEADERS {
+            let header = format!("x-warden-{name}");
+            assert_eq!(
+                upstream.iter().filter(|(k, _)| *k == header).count(),
+                1,
+                "{mode}: {name}"
+            );
+        }
+        let direct = forged_ping(&w_all, &bearer()).upstream;
+        for name in ["x-warden-actor", "x-warden-client-id"] {
+            assert!(
+                direct.iter().all(|(k, _)| k != name),
+                "{mode}: {name}: {direct:?}"
+            );
+        }
+        for sent in [&upstream, &direct] {
+            assert!(
+                sent.iter().all(|(_, v)| !v.starts_with("forged")),
+                "{mode}: {sent:?}"
+            );
+        }
+        // The client's credentials go on untouched.
+        let authorization: Vec<&(String, String)> = upstream
+            .iter()
+            .filter(|(k, _)| k == "authorization")
+            .collect();
+        assert_eq!(
+            authorization,
+            [&("authorization".to_owned(), agent.clone())],
+            "{mode}"
         );
+        // Stripping the token and naming no prefix: the upstream gets the
+        // client's headers without `authorization`, nothing else changed.
+        let stripped = warden(json!({"filter": {
+            "header_mode": mode,
+            "upstream": {"strip_authorization": true, "identity_header_prefix": ""},
+        }}));
+        let sent = forwarded(post(
+            &stripped,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_docs"}}"#,
+        ));
+        let mut expected = sent.stream.headers.clone();
+        expected.retain(|(k, _)| k != "authorization");
+        assert_eq!(sent.upstream, expected, "{mode}");
     }
-    assert!(!edits.iter().any(|(k, _)| k == "authorization"));
-    let stripped = warden(
-        json!({"filter": {"upstream": {"strip_authorization": true, "identity_header_prefix": ""}}}),
-    );
-    let edits = forwarded(post(
-        &stripped,
-        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_docs"}}"#,
-    ))
-    .header_edits;
-    assert_eq!(edits, vec![("authorization".to_owned(), None)]);
 }
+
+const LIST_TOOLS: &str = r#"{"jsonrpc":"2.0","id":"l1","method":"tools/list"}"#;
+
+/// The upstream's answer to [`LIST_TOOLS`].
+const TOOLS: &str =
+    r#"{"jsonrpc":"2.0","id":"l1","result":{"tools":[{"name":"search_docs"},{"name":"deploy"}]}}"#;
 
 #[test]
 fn list_requests_plan_a_filtered_response() {
-    let w = warden(
-        json!({"rules": [{"id": "list", "effect": "allow", "owner": "o", "methods": ["tools/list"]}]}),
-    );
-    let f = forwarded(post(
-        &w,
-        r#"{"jsonrpc":"2.0","id":"l1","method":"tools/list"}"#,
-    ));
-    let ResponsePlan::FilterList(list) = f.response else {
-        panic!("{:?}", f.response)
-    };
-    assert_eq!(list.kind, ListKind::Tools);
-    assert_eq!(list.id, json!("l1"));
-    let off = warden(
-        json!({"filter": {"filter_lists": false}, "rules": [{"id": "list", "effect": "allow", "owner": "o", "methods": ["tools/list"]}]}),
-    );
+    let rules = json!([{"id": "list", "effect": "allow", "owner": "o", "methods": ["tools/list"]}]);
+    let json_type = [("content-type", "application/json")];
+    let w = warden(json!({"rules": rules}));
+    let mut stream = forwarded(post(&w, LIST_TOOLS)).stream;
+    stream.respond("200", &json_type, TOOLS);
+    // The tools list answering `l1` is filtered: the caller may call
+    // neither tool.
+    let sent: Value = serde_json::from_slice(&stream.host.response.sent_body).unwrap();
+    assert_eq!(sent["id"], "l1");
+    assert_eq!(sent["result"]["tools"], json!([]), "{sent}");
+    let filtered: Vec<&AuditRecord> = stream
+        .host
+        .audits
+        .iter()
+        .filter(|(_, kind)| *kind == AuditKind::ListFilter)
+        .map(|(audit, _)| audit)
+        .collect();
+    assert_eq!(filtered.len(), 1);
     assert_eq!(
-        forwarded(post(
-            &off,
-            r#"{"jsonrpc":"2.0","id":"l1","method":"tools/list"}"#
-        ))
-        .response,
-        ResponsePlan::Untouched
+        filtered[0].list,
+        Some(json!({"kept": 0, "removed": ["search_docs", "deploy"]}))
+    );
+    // Filtering switched off: the answer passes untouched.
+    let off = warden(json!({"filter": {"filter_lists": false}, "rules": rules}));
+    let mut stream = forwarded(post(&off, LIST_TOOLS)).stream;
+    stream.respond("200", &json_type, TOOLS);
+    assert_eq!(stream.host.response.sent_body, TOOLS.as_bytes());
+    assert!(
+        stream
+            .host
+            .audits
+            .iter()
+            .all(|(_, kind)| *kind == AuditKind::Decision)
     );
 }
 
+/// The plan the gate makes for a `tools/list`, for the tests of the list
+/// filter itself below (the exchange carries plans out: see above).
 fn list_plan(w: &Warden, auth: &str) -> ListRequest {
-    let f = forwarded(post_with(
-        w,
-        r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#,
-        head("POST", "/mcp", Some(auth)),
-    ));
+    let h = head("POST", "/mcp", Some(auth));
+    let HeadVerdict::ReadBody(identity) = w.judge_head(&h) else {
+        panic!("expected the body to be read")
+    };
+    let body = r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#;
+    let BodyVerdict::Forward(f) = w.judge_body(&identity, body.as_bytes(), &h) else {
+        panic!("expected the list request to be allowed")
+    };
     let ResponsePlan::FilterList(list) = f.response else {
         panic!("{:?}", f.response)
     };
