@@ -223,6 +223,8 @@ impl StreamHost for MemoryHost {
         if !self.fetch_allowed {
             return KeyFetch::Unavailable(String::new());
         }
+        // Token 0 is never handed out (a host made with `Default` starts there).
+        self.next_token = self.next_token.max(1);
         let token = self.next_token;
         self.next_token += 1;
         self.fetches.push(PendingFetch {
