@@ -226,26 +226,9 @@ impl Exchange {
 
     /// `on_http_response_headers`.
     pub fn on_response_headers(&mut self, host: &mut dyn StreamHost, _end_of_stream: bool) -> Flow {
-        match &self.request {
-            RequestState::Open => {}
-            // Warden's own local reply on its way out.
-            RequestState::Closed => return Flow::Continue,
-            RequestState::Start
-            | RequestState::ReadingBody { .. }
-            | RequestState::ExpectingNoBody { .. }
-            | RequestState::AwaitingKeys { .. } => {
-                // The upstream answered a request Warden has not judged (in
-                // stream mode it has the headers): that answer must not
-                // reach the client.
-                return self.fail_undecided(
-                    host,
-                    502,
-                    "the upstream answered before the request was judged",
-                );
-            }
-        }
-        let Some(warden) = self.warden.clone() else {
-            return Flow::Continue;
+        let warden = match self.response_gate(host) {
+            Ok(warden) => warden,
+            Err(flow) => return flow,
         };
         let stage = std::mem::take(&mut self.response);
         self.response = stage.on_headers(&warden, host);
@@ -616,28 +599,34 @@ impl Exchange {
         end_of_stream: bool,
         trailers: bool,
     ) -> Flow {
-        match &self.request {
-            RequestState::Open => {}
-            RequestState::Closed => return Flow::Continue,
-            // Response headers would have come first and closed the stream.
-            RequestState::Start
-            | RequestState::ReadingBody { .. }
-            | RequestState::ExpectingNoBody { .. }
-            | RequestState::AwaitingKeys { .. } => {
-                return self.fail_undecided(
-                    host,
-                    502,
-                    "the upstream answered before the request was judged",
-                );
-            }
-        }
-        let Some(warden) = self.warden.clone() else {
-            return Flow::Continue;
+        let warden = match self.response_gate(host) {
+            Ok(warden) => warden,
+            Err(flow) => return flow,
         };
         let stage = std::mem::take(&mut self.response);
         let (stage, flow) = stage.on_body(&warden, host, size, end_of_stream, trailers);
         self.response = stage;
         flow
+    }
+
+    /// Whether a response callback may act: the configuration when the
+    /// request was allowed; otherwise the flow to answer with. Warden's own
+    /// local reply passes. An upstream answer to a request Warden has not
+    /// judged (in stream mode the upstream has the headers) must not reach
+    /// the client: it is replaced.
+    fn response_gate(&mut self, host: &mut dyn StreamHost) -> Result<Rc<Warden>, Flow> {
+        match &self.request {
+            RequestState::Open => self.warden.clone().ok_or(Flow::Continue),
+            RequestState::Closed => Err(Flow::Continue),
+            RequestState::Start
+            | RequestState::ReadingBody { .. }
+            | RequestState::ExpectingNoBody { .. }
+            | RequestState::AwaitingKeys { .. } => Err(self.fail_undecided(
+                host,
+                502,
+                "the upstream answered before the request was judged",
+            )),
+        }
     }
 
     // --- answers ---

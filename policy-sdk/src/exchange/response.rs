@@ -123,31 +123,30 @@ impl ResponseStage {
                 if size > limit {
                     // Fail closed: the client gets an error in place of a
                     // list Warden could not read.
-                    let filtered = warden.unfilterable_list(
+                    let why = format!("the response is larger than max_response_bytes ({limit})");
+                    return refuse_list(
+                        warden,
+                        host,
                         &list,
                         &content_type,
-                        &format!("the response is larger than max_response_bytes ({limit})"),
+                        size,
+                        &why,
+                        end_of_stream,
                     );
-                    send_on(host, size, &filtered);
-                    let next = if end_of_stream {
-                        Self::Untouched
-                    } else {
-                        Self::Discarding
-                    };
-                    return (next, Flow::Continue);
                 }
                 let body = match host.response_body(size) {
                     Ok(body) => body,
                     Err(error) => {
-                        let filtered =
-                            warden.unfilterable_list(&list, &content_type, &error.to_string());
-                        send_on(host, size, &filtered);
-                        let next = if end_of_stream {
-                            Self::Untouched
-                        } else {
-                            Self::Discarding
-                        };
-                        return (next, Flow::Continue);
+                        let why = error.to_string();
+                        return refuse_list(
+                            warden,
+                            host,
+                            &list,
+                            &content_type,
+                            size,
+                            &why,
+                            end_of_stream,
+                        );
                     }
                 };
                 let filtered = if end_of_stream {
@@ -185,6 +184,30 @@ impl ResponseStage {
             other => (other, Flow::Continue),
         }
     }
+}
+
+/// Fails closed on a list Warden cannot read: the client gets an error in
+/// its place, and later chunks of the response are dropped.
+fn refuse_list(
+    warden: &Warden,
+    host: &mut dyn StreamHost,
+    list: &ListRequest,
+    content_type: &str,
+    size: usize,
+    why: &str,
+    end_of_stream: bool,
+) -> (ResponseStage, Flow) {
+    send_on(
+        host,
+        size,
+        &warden.unfilterable_list(list, content_type, why),
+    );
+    let next = if end_of_stream {
+        ResponseStage::Untouched
+    } else {
+        ResponseStage::Discarding
+    };
+    (next, Flow::Continue)
 }
 
 /// Replaces the held body with the filtered one and records the outcome.
