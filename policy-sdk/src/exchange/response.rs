@@ -120,24 +120,18 @@ impl ResponseStage {
                 list, content_type, ..
             } => {
                 let limit = warden.settings().max_response_bytes;
-                if size > limit {
-                    // Fail closed: the client gets an error in place of a
-                    // list Warden could not read.
-                    let why = format!("the response is larger than max_response_bytes ({limit})");
-                    return refuse_list(
-                        warden,
-                        host,
-                        &list,
-                        &content_type,
-                        size,
-                        &why,
-                        end_of_stream,
-                    );
-                }
-                let body = match host.response_body(size) {
+                // Fail closed: the client gets an error in place of a list
+                // Warden could not read.
+                let body = if size > limit {
+                    Err(format!(
+                        "the response is larger than max_response_bytes ({limit})"
+                    ))
+                } else {
+                    host.response_body(size).map_err(|error| error.to_string())
+                };
+                let body = match body {
                     Ok(body) => body,
-                    Err(error) => {
-                        let why = error.to_string();
+                    Err(why) => {
                         return refuse_list(
                             warden,
                             host,
