@@ -302,6 +302,9 @@ class Stack:
     header_mode: str | None = None
     # How Envoy talks to the upstream: "http1" or "h2c" (see render_envoy_config).
     upstream_protocol: str = "http1"
+    # A change to the rendered bootstrap before Envoy reads it (a test that
+    # needs a setting the CLI does not render), text in, text out.
+    config_edit: Callable[[str], str] | None = None
     concurrency: int = 1
     envoy_log_level: str = "info"
     server_port: int = 0
@@ -377,6 +380,8 @@ class Stack:
             header_mode=self.header_mode,
             upstream_protocol=self.upstream_protocol,
         )
+        if self.config_edit is not None:
+            config = self.config_edit(config)
         self.config_path.write_text(config)
         return self.config_path
 

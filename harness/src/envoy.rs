@@ -184,6 +184,12 @@ static_resources:
           stat_prefix: mcp
           # HTTP/1.1, and HTTP/2 without TLS (h2c with prior knowledge).
           codec_type: AUTO
+          # A WSGI or CGI upstream maps `x_warden_subject` and `x-warden-subject`
+          # to the same variable (HTTP_X_WARDEN_SUBJECT): a client could forge
+          # an identity header that way. Envoy drops header names with
+          # underscores; Warden removes every spelling of its own as well.
+          common_http_protocol_options:
+            headers_with_underscores_action: DROP_HEADER
           route_config:
             name: mcp
             virtual_hosts:

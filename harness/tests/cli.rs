@@ -381,3 +381,27 @@ fn envoy_speaks_h2c_to_the_upstream_on_request() {
     assert!(h2c.contains("- name: idp"), "{h2c}");
     assert_eq!(h2c.matches("http2_protocol_options").count(), 1, "{h2c}");
 }
+
+#[test]
+fn envoy_drops_header_names_with_underscores() {
+    // A WSGI or CGI server reads `x_warden_subject` as `x-warden-subject`:
+    // the connection manager drops such names before any filter runs (and
+    // Warden removes every spelling of its own headers as well).
+    let bootstrap = envoy_bootstrap("examples/policy.yaml", &[]);
+    let manager = bootstrap
+        .split("stat_prefix: mcp")
+        .nth(1)
+        .and_then(|rest| rest.split("route_config:").next())
+        .expect("the HTTP connection manager");
+    assert!(
+        manager.contains(
+            "          common_http_protocol_options:\n            headers_with_underscores_action: DROP_HEADER\n"
+        ),
+        "{bootstrap}"
+    );
+    assert_eq!(
+        bootstrap.matches("headers_with_underscores_action").count(),
+        1,
+        "{bootstrap}"
+    );
+}

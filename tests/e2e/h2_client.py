@@ -61,6 +61,9 @@ def request(
     trailers: list[tuple[str, str]] | None = None,
     chunks: int = 1,
     content_length: bool = True,
+    empty_data_end: bool = False,
+    headers_only: bool = False,
+    pause_before_body: float = 0.0,
     timeout: float = REQUEST_TIMEOUT,
 ) -> H2Response:
     """One request on a fresh h2c connection to 127.0.0.1:`port`.
@@ -68,7 +71,13 @@ def request(
     The body goes in `chunks` DATA frames. Without `trailers` the last DATA
     frame carries END_STREAM; with them no DATA frame does, and a trailers
     HEADERS frame with END_STREAM follows. `content_length` adds the header
-    (with trailers too: HTTP/2 allows both).
+    (with trailers too: HTTP/2 allows both). `empty_data_end` (without a
+    body or trailers): the HEADERS frame lacks END_STREAM and an empty DATA
+    frame carrying it follows. `headers_only` returns once the response
+    headers are in (the body empty), for answers that stay open such as an
+    SSE stream; the connection is closed then. `pause_before_body` sends the
+    HEADERS frame, waits that many seconds, then sends the rest (a body that
+    comes after the proxy has acted on the headers).
     """
     pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
     request_headers = [
@@ -85,7 +94,14 @@ def request(
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         conn.initiate_connection()
         stream_id = conn.get_next_available_stream_id()
-        conn.send_headers(stream_id, request_headers, end_stream=not body and not trailers)
+        if empty_data_end and (body or trailers):
+            raise ValueError("empty_data_end is for a request without a body or trailers")
+        conn.send_headers(stream_id, request_headers, end_stream=not body and not trailers and not empty_data_end)
+        if empty_data_end:
+            conn.send_data(stream_id, b"", end_stream=True)
+        if pause_before_body > 0:
+            sock.sendall(conn.data_to_send())
+            time.sleep(pause_before_body)
         if body:
             size = max(1, -(-len(body) // max(1, chunks)))
             pieces = [body[i : i + size] for i in range(0, len(body), size)]
@@ -95,11 +111,16 @@ def request(
         if trailers:
             conn.send_headers(stream_id, trailers, end_stream=True)
         sock.sendall(conn.data_to_send())
-        return _read_response(sock, conn, stream_id, deadline, timeout)
+        return _read_response(sock, conn, stream_id, deadline, timeout, headers_only)
 
 
 def _read_response(
-    sock: socket.socket, conn: h2.connection.H2Connection, stream_id: int, deadline: float, timeout: float
+    sock: socket.socket,
+    conn: h2.connection.H2Connection,
+    stream_id: int,
+    deadline: float,
+    timeout: float,
+    headers_only: bool = False,
 ) -> H2Response:
     status: int | None = None
     headers: list[tuple[str, str]] = []
@@ -125,6 +146,8 @@ def _read_response(
             if isinstance(event, h2.events.ResponseReceived):
                 headers = [(str(k), str(v)) for k, v in event.headers]
                 status = int(dict(headers)[":status"])
+                if headers_only:
+                    return _response(status, headers, bytearray(), [], None)
             elif isinstance(event, h2.events.DataReceived):
                 body += event.data
                 conn.acknowledge_received_data(event.flow_controlled_length, stream_id)

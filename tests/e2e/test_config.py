@@ -41,7 +41,8 @@ def plugin_configuration(config: str) -> dict:
 def test_each_header_mode_and_upstream_protocol_passes_envoy_validate(tmp_path, header_mode, upstream_protocol):
     """`--header-mode hold` (only) renders allow_on_headers_stop_iteration, and
     writes the mode into the filter's configuration; `--upstream-protocol h2c`
-    makes the MCP server's cluster HTTP/2. Envoy accepts all four."""
+    makes the MCP server's cluster HTTP/2; header names with underscores are
+    dropped in each. Envoy accepts all four."""
     binaries_or_fail()
     config = render_envoy_config(
         EXAMPLE_POLICY,
@@ -55,6 +56,8 @@ def test_each_header_mode_and_upstream_protocol_passes_envoy_validate(tmp_path, 
     assert plugin_configuration(config)["filter"]["header_mode"] == header_mode
     assert ("http2_protocol_options: {}" in config) == (upstream_protocol == "h2c"), config
     assert "codec_type: AUTO" in config, config
+    # Header names with underscores (`x_warden_subject`) never reach a filter.
+    assert "headers_with_underscores_action: DROP_HEADER" in config, config
     path = tmp_path / "envoy.yaml"
     path.write_text(config)
     result = validate_envoy_config(path)

@@ -470,10 +470,7 @@ impl Exchange {
             self.head.view().method
         );
         let (reply, _) = warden.judge_malformed(None, &self.head.view(), reason.clone());
-        let mut audit = forwarding.audit;
-        audit.rule = None;
-        audit.owner = None;
-        let audit = audit.denied(reply.status, reason);
+        let audit = unconfirmed(forwarding.audit, reply.status, &reason);
         self.reply(host, &reply, Some(&audit))
     }
 
@@ -685,14 +682,20 @@ impl Exchange {
     /// Refuses a request whose stream went where it should not before a
     /// decision.
     fn fail_undecided(&mut self, host: &mut dyn StreamHost, status: u16, reason: &str) -> Flow {
-        let identity = match &self.request {
-            RequestState::ReadingBody { identity, .. } => Some(identity.as_ref().clone()),
-            _ => None,
+        let audit = match &self.request {
+            // The allow it was waiting to confirm names the caller.
+            RequestState::ExpectingNoBody { forwarding, .. } => {
+                Some(unconfirmed(forwarding.audit.clone(), status, reason))
+            }
+            RequestState::ReadingBody { identity, .. } => self
+                .warden
+                .as_ref()
+                .map(|w| w.undecided(&self.head.view(), Some(identity), Some(status), reason)),
+            _ => self
+                .warden
+                .as_ref()
+                .map(|w| w.undecided(&self.head.view(), None, Some(status), reason)),
         };
-        let audit = self
-            .warden
-            .as_ref()
-            .map(|w| w.undecided(&self.head.view(), identity.as_ref(), Some(status), reason));
         let reply = Reply::text(status, "warden: the request was not judged\n");
         self.reply(host, &reply, audit.as_ref())
     }
@@ -705,4 +708,13 @@ impl Exchange {
         );
         self.reply(host, &Reply::text(503, "warden: not configured\n"), None)
     }
+}
+
+/// The audit record of an allow that did not stand (a GET whose stream
+/// went on with a body, or was answered first): the caller as verified, the
+/// refusal instead of the rule.
+fn unconfirmed(mut audit: AuditRecord, status: u16, reason: &str) -> AuditRecord {
+    audit.rule = None;
+    audit.owner = None;
+    audit.denied(status, reason)
 }

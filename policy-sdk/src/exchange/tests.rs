@@ -566,3 +566,16 @@ fn a_2026_request_carrying_a_session_id_is_held_to_its_binding() {
         assert!(!driver.host.forwarded_anything());
     }
 }
+
+#[test]
+fn an_upstream_answer_to_a_get_still_open_names_the_caller() {
+    let mut exchange = Exchange::new(Some(get_policy("stream")));
+    let mut driver = Driver::new(&mut exchange, host(HeaderPause::StopAll));
+    driver.request_headers(&get_headers(), false);
+    driver.response_headers(&[(":status".to_owned(), "200".to_owned())], false);
+    assert_eq!(driver.host.reply.as_ref().map(|r| r.status), Some(502));
+    let audit = &driver.host.decisions()[0];
+    assert_eq!(audit.decision, "deny");
+    assert_eq!(audit.subject.as_deref(), Some("alice"));
+    assert_eq!(audit.rule, None);
+}
