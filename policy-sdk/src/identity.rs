@@ -189,8 +189,17 @@ pub struct IssuerConfig {
     /// Required `typ` header (RFC 9068 access tokens: `at+jwt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
+    /// Refuse tokens whose header names no `kid`. Without it, a token
+    /// without one is tried against every key of the issuer that fits its
+    /// algorithm.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub require_kid: bool,
     #[serde(default)]
     pub claims: ClaimNames,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 fn default_algorithms() -> Vec<String> {
@@ -648,6 +657,11 @@ impl TokenVerifier {
             return Err(TokenError::AlgorithmNotAllowed(alg_name.to_owned()));
         }
         check_type(issuer.config.token_type.as_deref(), typ)?;
+        if issuer.config.require_kid && kid.is_none() {
+            return Err(TokenError::BadHeader(
+                "`kid` is missing, and this issuer requires one".into(),
+            ));
+        }
         {
             let keys = issuer.keys.borrow();
             let keys = keys
@@ -662,10 +676,18 @@ impl TokenVerifier {
                 return Err(TokenError::BadSignature);
             }
         }
+        // RFC 7519 §4.1.3: a string or an array of strings. Anything else is
+        // refused rather than read in part: a reader that accepts what
+        // Warden skipped would see another audience.
         let audiences = match claims.get("aud") {
+            None => Vec::new(),
             Some(Value::String(a)) => vec![a.as_str()],
-            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
+            Some(Value::Array(list)) => list
+                .iter()
+                .map(Value::as_str)
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| TokenError::BadClaim("aud".into()))?,
+            Some(_) => return Err(TokenError::BadClaim("aud".into())),
         };
         if !audiences
             .iter()
@@ -701,9 +723,12 @@ impl TokenVerifier {
         claims: Map<String, Value>,
     ) -> Result<Identity, TokenError> {
         let names = &issuer.config.claims;
+        // An empty subject would become everyone's session binding and
+        // revocation key.
         let subject = claims
             .get(&names.subject)
             .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
             .ok_or(TokenError::NoSubject)?
             .to_owned();
         let client_id = names
@@ -748,6 +773,7 @@ impl TokenVerifier {
             let subject = act
                 .get(&names.subject)
                 .and_then(Value::as_str)
+                .filter(|s| !s.trim().is_empty())
                 .ok_or_else(|| TokenError::BadClaim(format!("act.{}", names.subject)))?;
             next = act.get("act");
             let mut own = act.clone();

@@ -666,3 +666,113 @@ fn refetching_the_same_key_set_keeps_the_verification_cache() {
     v.update_keys(crate::testing::DEMO_ISSUER, &fewer).unwrap();
     assert_eq!(v.cache_stats().entries, 0);
 }
+
+/// A token of the second issuer whose `aud` is exactly `aud` (any JSON).
+fn other_token_with_aud(aud: Value) -> String {
+    OTHER_KEY.with(|k| {
+        let key = k.borrow();
+        let jwt = JWTClaims {
+            issued_at: None,
+            expires_at: Some(Duration::from_secs(TEST_NOW + 600)),
+            invalid_before: None,
+            issuer: Some("https://other-idp.example".into()),
+            subject: Some("svc-1".into()),
+            audiences: None,
+            jwt_id: None,
+            nonce: None,
+            custom: json!({"aud": aud, "kind": "service"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        };
+        key.as_ref().unwrap().sign(jwt).unwrap()
+    })
+}
+
+#[test]
+fn an_audience_that_is_not_strings_is_refused_not_read_in_part() {
+    let v = TokenVerifier::new(&second_issuer_config(json!({}))).unwrap();
+    let good = other_token_with_aud(json!(["https://mcp.example/b"]));
+    assert!(v.verify(&good, TEST_NOW).is_ok());
+    for aud in [
+        json!(["https://mcp.example/b", 7]),
+        json!(["https://mcp.example/b", {"x": 1}]),
+        json!(7),
+        json!({"aud": "https://mcp.example/b"}),
+    ] {
+        let token = other_token_with_aud(aud.clone());
+        assert_eq!(
+            v.verify(&token, TEST_NOW).unwrap_err(),
+            TokenError::BadClaim("aud".into()),
+            "{aud}"
+        );
+    }
+}
+
+#[test]
+fn an_empty_subject_is_refused() {
+    for sub in ["", "   "] {
+        let token = issuer().token(TEST_NOW, json!({"sub": sub})).unwrap();
+        assert_eq!(
+            verify(&token).unwrap_err(),
+            TokenError::NoSubject,
+            "{sub:?}"
+        );
+    }
+    let token = issuer()
+        .token(TEST_NOW, json!({"act": {"sub": "", "actor_type": "agent"}}))
+        .unwrap();
+    assert!(matches!(
+        verify(&token).unwrap_err(),
+        TokenError::BadClaim(_)
+    ));
+}
+
+/// A token of the second issuer's current key, with no key id in its header.
+fn other_token_without_kid() -> String {
+    OTHER_KEY.with(|k| {
+        let bare = ES384KeyPair::from_bytes(&k.borrow().as_ref().unwrap().to_bytes()).unwrap();
+        let jwt = JWTClaims {
+            issued_at: None,
+            expires_at: Some(Duration::from_secs(TEST_NOW + 600)),
+            invalid_before: None,
+            issuer: Some("https://other-idp.example".into()),
+            subject: Some("svc-1".into()),
+            audiences: Some(Audiences::AsString("https://mcp.example/b".into())),
+            jwt_id: None,
+            nonce: None,
+            custom: json!({"kind": "service"}).as_object().cloned().unwrap(),
+        };
+        bare.sign(jwt).unwrap()
+    })
+}
+
+#[test]
+fn an_issuer_can_require_a_key_id() {
+    let v = TokenVerifier::new(&second_issuer_config(json!({"require_kid": true}))).unwrap();
+    // The second issuer's key has a kid, and its tokens carry it.
+    assert!(
+        v.verify(
+            &other_token(json!({"sub": "svc-1", "kind": "service"})),
+            TEST_NOW
+        )
+        .is_ok()
+    );
+    let no_kid = other_token_without_kid();
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(no_kid.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(header.get("kid").is_none(), "{header}");
+    let err = v.verify(&no_kid, TEST_NOW).unwrap_err();
+    assert!(
+        matches!(&err, TokenError::BadHeader(m) if m.contains("kid")),
+        "{err}"
+    );
+    // Without the setting, the same token is tried against the issuer's keys.
+    let lax = TokenVerifier::new(&second_issuer_config(json!({}))).unwrap();
+    let again = other_token_without_kid();
+    assert!(lax.verify(&again, TEST_NOW).is_ok());
+}
