@@ -114,6 +114,7 @@ impl RequestHeaders {
             authorization: self.get("authorization"),
             content_length: self.get("content-length"),
             content_type: self.get("content-type"),
+            content_encoding: self.get("content-encoding"),
             request_id: self.get("x-request-id"),
             origin: self.get("origin"),
             protocol_version: self.get("mcp-protocol-version"),

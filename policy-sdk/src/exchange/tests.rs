@@ -579,3 +579,25 @@ fn an_upstream_answer_to_a_get_still_open_names_the_caller() {
     assert_eq!(audit.subject.as_deref(), Some("alice"));
     assert_eq!(audit.rule, None);
 }
+
+#[test]
+fn an_encoded_request_body_is_refused_not_judged_encoded() {
+    for (coding, status) in [("gzip", Some(415)), ("br", Some(415)), ("identity", None)] {
+        let mut exchange = Exchange::new(Some(warden("hold", false)));
+        let mut driver = Driver::new(&mut exchange, host(HeaderPause::Honoured));
+        let mut request = request(&[&call("search_docs")], false);
+        request
+            .headers
+            .push(("content-encoding".to_owned(), coding.to_owned()));
+        driver.send_request(&request);
+        assert_eq!(
+            driver.host.reply.as_ref().map(|r| r.status),
+            status,
+            "{coding}"
+        );
+        if status.is_some() {
+            assert!(!driver.host.forwarded_anything(), "{coding}");
+            assert!(driver.host.decisions()[0].reason.contains(coding));
+        }
+    }
+}

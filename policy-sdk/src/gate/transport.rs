@@ -233,6 +233,22 @@ pub(crate) fn check_head<'a>(
                 ),
             ));
         }
+        // A body Warden would judge encoded while the server decodes it:
+        // two readings of one request. Only the identity coding is read.
+        if let Some(coding) = head
+            .content_encoding
+            .map(str::trim)
+            .filter(|c| !c.eq_ignore_ascii_case("identity"))
+        {
+            return Err(Refusal::new(
+                415,
+                codes::INVALID_REQUEST,
+                "Unsupported media type",
+                format!(
+                    "a request body in Content-Encoding `{coding}` is not read: send it unencoded"
+                ),
+            ));
+        }
     } else if !revision.declared && ASSUMED_REVISION < settings.protocol_versions.min.as_str() {
         return Err(unsupported(
             settings,

@@ -45,6 +45,7 @@ pub struct RequestHead<'a> {
     pub authorization: Option<&'a str>,
     pub content_length: Option<&'a str>,
     pub content_type: Option<&'a str>,
+    pub content_encoding: Option<&'a str>,
     pub request_id: Option<&'a str>,
     pub origin: Option<&'a str>,
     pub protocol_version: Option<&'a str>,
