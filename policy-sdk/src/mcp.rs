@@ -286,10 +286,22 @@ pub fn decode_body(body: &[u8], limits: JsonLimits) -> Result<McpRequest, Decode
             ));
         }
     };
-    let kind = if id.is_some() {
-        MessageKind::Request
-    } else {
-        MessageKind::Notification
+    // Request or notification is the method's to say, not the `id`'s: a
+    // server dispatches by method, so a mismatch would be read two ways.
+    let is_notification = method.starts_with(NOTIFICATION_PREFIX);
+    let kind = match (is_notification, id.is_some()) {
+        (false, true) => MessageKind::Request,
+        (true, false) => MessageKind::Notification,
+        (true, true) => {
+            return Err(DecodeError::InvalidRequest(format!(
+                "`{method}` is a notification and cannot carry an `id`"
+            )));
+        }
+        (false, false) => {
+            return Err(DecodeError::InvalidRequest(format!(
+                "`{method}` is a request and needs an `id`"
+            )));
+        }
     };
     let target = target_of(&method, params).map_err(|message| DecodeError::InvalidParams {
         method: method.clone(),
@@ -309,6 +321,39 @@ pub fn decode_body(body: &[u8], limits: JsonLimits) -> Result<McpRequest, Decode
     })
 }
 
+/// Methods under this prefix are notifications; every other method is a
+/// request.
+const NOTIFICATION_PREFIX: &str = "notifications/";
+
+/// The tool-name format of the MCP specification: 1 to 128 characters of
+/// `A-Z a-z 0-9 _ - .`. A name outside it (trailing space, look-alike
+/// letters, NUL) could match a deny rule by one reading and a tool by a
+/// server that trims or normalises.
+fn check_tool_name(name: &str) -> Result<(), String> {
+    let valid = (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`params.name` {name:?} is not a tool name (1 to 128 of A-Z a-z 0-9 _ - .)"
+        ))
+    }
+}
+
+/// Refuses control characters (C0, DEL, C1) in an identifier.
+fn no_controls(field: &str, value: String) -> Result<String, String> {
+    match value.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!(
+            "`params.{field}` contains the control character U+{:04X}",
+            u32::from(c)
+        )),
+        None => Ok(value),
+    }
+}
+
 fn target_of(method: &str, params: Option<&Map<String, Value>>) -> Result<Target, String> {
     let string_param = |name: &str| -> Result<String, String> {
         match params.and_then(|p| p.get(name)) {
@@ -320,6 +365,7 @@ fn target_of(method: &str, params: Option<&Map<String, Value>>) -> Result<Target
     Ok(match method {
         "tools/call" => {
             let name = string_param("name")?;
+            check_tool_name(&name)?;
             let arguments = match params.and_then(|p| p.get("arguments")) {
                 None | Some(Value::Null) => Value::Object(Map::new()),
                 Some(args @ Value::Object(_)) => args.clone(),
@@ -328,10 +374,10 @@ fn target_of(method: &str, params: Option<&Map<String, Value>>) -> Result<Target
             Target::Tool { name, arguments }
         }
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Target::Resource {
-            uri: string_param("uri")?,
+            uri: no_controls("uri", string_param("uri")?)?,
         },
         "prompts/get" => Target::Prompt {
-            name: string_param("name")?,
+            name: no_controls("name", string_param("name")?)?,
         },
         _ => Target::None,
     })
@@ -425,5 +471,56 @@ mod tests {
             assert_eq!(err.code(), codes::INVALID_PARAMS, "{body}");
             assert_eq!(err.id(), Some(&json!(9)));
         }
+    }
+
+    #[test]
+    fn tool_names_outside_the_spec_format_are_refused() {
+        let call = |name: &str| {
+            json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": name}})
+                .to_string()
+        };
+        for name in ["delete_repo", "a", "ns.tool-v2_x", &"x".repeat(128)] {
+            assert!(decode(&call(name)).is_ok(), "{name}");
+        }
+        for name in [
+            "",
+            "delete_repo ",
+            " delete_repo",
+            "delete_repo\u{0}",
+            "ｄｅｌｅｔｅ_repo",
+            "dеlete_repo",
+            "delete/repo",
+            &"x".repeat(129),
+        ] {
+            let err = decode(&call(name)).unwrap_err();
+            assert_eq!(err.code(), codes::INVALID_PARAMS, "{name:?}");
+            assert_eq!(err.id(), Some(&json!(9)));
+        }
+    }
+
+    #[test]
+    fn control_characters_in_uris_and_prompt_names_are_refused() {
+        for body in [
+            json!({"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": "docs://public/a\nb"}}),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": "docs://public/a\u{0}"}}),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "prompts/get", "params": {"name": "summ\u{85}arize"}}),
+        ] {
+            let err = decode(&body.to_string()).unwrap_err();
+            assert_eq!(err.code(), codes::INVALID_PARAMS, "{body}");
+        }
+    }
+
+    #[test]
+    fn the_method_decides_request_or_notification() {
+        let err =
+            decode(r#"{"jsonrpc":"2.0","id":3,"method":"notifications/initialized"}"#).unwrap_err();
+        assert_eq!(err.code(), codes::INVALID_REQUEST, "{err}");
+        let err =
+            decode(r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"x"}}"#).unwrap_err();
+        assert_eq!(err.code(), codes::INVALID_REQUEST, "{err}");
+        let note = decode(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        assert_eq!(note.kind, MessageKind::Notification);
+        let request = decode(r#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#).unwrap();
+        assert_eq!(request.kind, MessageKind::Request);
     }
 }

@@ -608,9 +608,11 @@ fn request_metadata_headers_must_match_the_body() {
         (reply.status, body["error"]["code"].clone()),
         (400, json!(-32020))
     );
-    // Non-ASCII names travel base64-encoded.
-    let cafe = modern_body("tools/call", json!({"name": "café"}));
+    // Non-ASCII names (a prompt's; tool names are ASCII by the spec's
+    // format) travel base64-encoded.
+    let cafe = modern_body("prompts/get", json!({"name": "café"}));
     let encoded = RequestHead {
+        mcp_method: Some("prompts/get"),
         mcp_name: Some("=?base64?Y2Fmw6k=?="),
         ..good
     };
