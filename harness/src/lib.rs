@@ -4,6 +4,7 @@
 //! would), policy test suites ([`suite`]), and the CLI's policy loading with
 //! located diagnostics ([`load`]) and Envoy rendering ([`envoy`]).
 
+pub mod cases;
 pub mod envoy;
 pub mod filter;
 pub mod load;

@@ -143,10 +143,13 @@ enum Command {
     },
     /// Run policy test suites (YAML) through the built filter.
     ///
-    /// Each case gives the caller's claims, an MCP request and the expected
-    /// decision (optionally rule and status). Prints one line per case and a
-    /// closing `N passed, N failed`. Exit 0 when all pass, 1 when any fails,
-    /// 2 when a suite or its policy is invalid.
+    /// Each case gives the caller's claims (or a raw token), the request (MCP
+    /// shorthand such as `tool` and `arguments`, or an HTTP-level body, method,
+    /// path and headers) and what must happen: `allow`, `deny`, or the
+    /// decision, rule, status, forwarding, error code, reason or upstream
+    /// headers. Prints one line per case and a closing `N passed, N failed`.
+    /// Exit 0 when all pass, 1 when any fails, 2 when a suite or its policy
+    /// is invalid.
     Test {
         /// Suite files.
         #[arg(required = true)]
