@@ -408,16 +408,33 @@ def test_a_matching_base64_name_is_accepted(stack, http):
 
 
 def test_a_non_ascii_name_in_base64_reaches_the_policy(stack, http):
-    """`café` sent as MCP says (base64 in the header) matches the body, so the
-    policy decides: no rule allows it (-31403), not a header mismatch."""
+    """A prompt named `café` sent as MCP says (base64 in the header) matches
+    the body, so the policy decides: no rule allows it (-31403), not a
+    header mismatch."""
     mark = stack.call_log.mark()
-    response = tool_call(
-        http, token_for("alice"), "café", {}, id="cafe", extra_headers={"Mcp-Name": b64_header("café")}
-    )
+    body = rpc_body("prompts/get", {"name": "café"}, id="cafe")
+    headers = rpc_headers("prompts/get", b64_header("café"), token=token_for("alice"))
+    response = http.post("/mcp", headers=headers, content=json.dumps(body))
     assert response.status_code == 200, response.text
     error = response.json()["error"]
-    assert error["code"] == -31403 and error["data"]["reason"] == no_rule_allows("alice", "café")
+    assert error["code"] == -31403, error
+    assert "no rule allows `prompts/get` on prompt `café`" in error["data"]["reason"], error
     assert stack.call_log.entries(mark) == []
+
+
+def test_a_tool_name_outside_the_spec_format_never_reaches_the_policy(stack, http):
+    """`café`, `delete_repo ` and a Cyrillic look-alike are not tool names
+    (1-128 of A-Z a-z 0-9 _ - .): Invalid params with the request id, nothing
+    reaches the server, whatever the header says."""
+    for name in ["café", "delete_repo ", "d\u0435lete_repo"]:
+        mark = stack.call_log.mark()
+        response = tool_call(
+            http, token_for("alice"), name, {}, id="odd", extra_headers={"Mcp-Name": b64_header(name)}
+        )
+        assert response.status_code == 200, response.text
+        error = response.json()["error"]
+        assert error["code"] == -32602 and response.json()["id"] == "odd", (name, error)
+        assert stack.call_log.entries(mark) == [], name
 
 
 def test_modern_client_sends_matching_metadata(stack):
