@@ -22,8 +22,13 @@ pub struct FilterSettings {
     /// How a policy denial is answered unless the deciding rule chooses.
     /// `error` (the default) keeps every client's session alive.
     pub deny_mode: DenyMode,
+    /// The MCP endpoints: exact paths (query string ignored) judged as MCP.
+    /// Any other path is refused with 404 unless it is a passthrough path
+    /// (or the RFC 9728 metadata): a request cannot reach the upstream on a
+    /// path Warden did not judge as MCP.
+    pub endpoints: Vec<String>,
     /// Exact paths (query string ignored) that are not MCP endpoints and pass
-    /// through unjudged. Everything else is judged: unknown means MCP.
+    /// through unjudged.
     pub passthrough_paths: Vec<String>,
     /// Copy tool arguments into audit lines. Off by default: arguments may
     /// hold personal data or secrets.
@@ -89,6 +94,7 @@ impl Default for FilterSettings {
             max_body_bytes: 1024 * 1024,
             max_json_depth: 64,
             deny_mode: DenyMode::Error,
+            endpoints: vec!["/mcp".into()],
             passthrough_paths: Vec::new(),
             audit_arguments: false,
             realm: "warden".into(),

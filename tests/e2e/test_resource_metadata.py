@@ -87,13 +87,13 @@ def test_metadata_is_served_without_a_token_and_never_reaches_the_server(stack, 
         "/.well-known/oauth-protected-resource/mcp", headers={"Authorization": f"Bearer {token_for('bob')}"}
     )
     assert with_token.status_code == 200 and with_token.json() == DOCUMENT
-    # Other paths below .well-known are not metadata: judged like any request (no token → 401).
+    # Other paths below .well-known are neither metadata nor an MCP endpoint: 404.
     other = http.get("/.well-known/oauth-protected-resource/other")
-    assert other.status_code == 401, other.text
+    assert other.status_code == 404, other.text
     assert stack.call_log.entries(mark) == []
-    # Serving the document is not a decision: only the 401 is audited.
+    # Serving the document is not a decision: only the 404 is audited.
     records = stack.envoy_log.wait_for_audits(log_mark, lambda rs: len(rs) >= 1)
-    assert [(r["http_method"], r["status"]) for r in records] == [("GET", 401)], records
+    assert [(r["http_method"], r["status"]) for r in records] == [("GET", 404)], records
 
 
 @pytest.mark.parametrize("http_method", ["POST", "PUT", "DELETE"])

@@ -452,3 +452,20 @@ def test_modern_client_sends_matching_metadata(stack):
     sent = {x["mcp_method"] for x in session["http"]}
     assert {"tools/call", "resources/read", "prompts/get"} <= sent, session["http"]
     assert all(x["status"] == 200 for x in session["http"]), session["http"]
+
+
+@pytest.mark.parametrize("path", ["/admin", "/mcp/", "/MCP", "//mcp", "/anything"])
+def test_only_the_mcp_endpoint_is_judged_other_paths_never_reach_the_server(stack, http, path):
+    """An allowed body on another path used to reach that path upstream;
+    `GET /anything` passed as a session method. Only `filter.endpoints`
+    (default `/mcp`) is MCP: anything else is 404, audited."""
+    mark, log_mark = stack.call_log.mark(), stack.envoy_log.mark()
+    body = rpc_body("tools/call", {"name": "search_docs", "arguments": {"query": "x"}}, id="p")
+    headers = rpc_headers("tools/call", "search_docs", token=token_for("alice"))
+    posted = http.post(path, headers=headers, content=json.dumps(body))
+    assert posted.status_code == 404, (path, posted.text)
+    got = http.get(path, headers={"Authorization": f"Bearer {token_for('alice')}"})
+    assert got.status_code == 404, (path, got.text)
+    assert stack.call_log.entries(mark) == []
+    records = stack.envoy_log.wait_for_audits(log_mark, lambda rs: len(rs) >= 2)
+    assert all(r["status"] == 404 and "not an MCP endpoint" in r["reason"] for r in records), records

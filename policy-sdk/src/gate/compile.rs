@@ -84,6 +84,26 @@ impl Warden {
         }
         transport::check_window(&settings)
             .map_err(|(field, message)| filter_error(field, message))?;
+        if settings.endpoints.is_empty() {
+            return Err(filter_error(
+                "endpoints",
+                "name at least one MCP endpoint path",
+            ));
+        }
+        for path in &settings.endpoints {
+            if !path.starts_with('/') || path.contains(['?', '#']) {
+                return Err(filter_error(
+                    "endpoints",
+                    format!("`{path}` is not a path: write it as `/mcp`, without query"),
+                ));
+            }
+            if settings.passthrough_paths.contains(path) {
+                return Err(filter_error(
+                    "endpoints",
+                    format!("`{path}` is also a passthrough path: it would never be judged"),
+                ));
+            }
+        }
         for origin in &settings.allowed_origins {
             if origin != "*" && (origin.ends_with('/') || !origin.contains("://")) {
                 return Err(filter_error(

@@ -99,6 +99,16 @@ impl Warden {
             return HeadVerdict::Serve(reply);
         }
         let audit = self.audit_for(head);
+        if !self.settings.endpoints.iter().any(|e| e == path) {
+            let refusal = transport::Refusal::new(
+                404,
+                codes::INVALID_REQUEST,
+                "Not found",
+                format!("`{path}` is not an MCP endpoint of this server"),
+            );
+            let (reply, audit) = self.refuse(refusal, None, head, audit);
+            return HeadVerdict::Respond(reply, audit);
+        }
         if let Err(refusal) = transport::check_head(&self.settings, head) {
             let (reply, audit) = self.refuse(refusal, None, head, audit);
             return HeadVerdict::Respond(reply, audit);

@@ -286,12 +286,35 @@ fn passthrough_paths_skip_judgement_and_other_paths_do_not() {
         w.judge_head(&head("GET", "/healthz?x=1", None)),
         HeadVerdict::Pass
     );
+    // Any path that is neither an endpoint nor passed through is refused,
+    // before a token is even looked at; the endpoint itself is judged.
+    for path in ["/healthz/", "/anything", "/admin", "/mcp/", "//mcp", "/MCP"] {
+        match w.judge_head(&head("POST", path, None)) {
+            HeadVerdict::Respond(r, audit) => {
+                assert_eq!(r.status, 404, "{path}");
+                assert!(audit.reason.contains("not an MCP endpoint"), "{path}");
+            }
+            other => panic!("{path}: {other:?}"),
+        }
+    }
     assert!(
-        matches!(w.judge_head(&head("GET", "/healthz/", None)), HeadVerdict::Respond(r, _) if r.status == 401)
+        matches!(w.judge_head(&head("POST", "/mcp?x=1", None)), HeadVerdict::Respond(r, _) if r.status == 401)
     );
+    let two = warden(json!({"filter": {"endpoints": ["/mcp", "/v2/mcp"]}}));
     assert!(
-        matches!(w.judge_head(&head("POST", "/anything", None)), HeadVerdict::Respond(r, _) if r.status == 401)
+        matches!(two.judge_head(&head("POST", "/v2/mcp", None)), HeadVerdict::Respond(r, _) if r.status == 401)
     );
+    for (endpoints, passthrough) in [
+        (json!([]), json!([])),
+        (json!(["mcp"]), json!([])),
+        (json!(["/mcp?x"]), json!([])),
+        (json!(["/mcp"]), json!(["/mcp"])),
+    ] {
+        let doc =
+            document(json!({"filter": {"endpoints": endpoints, "passthrough_paths": passthrough}}));
+        let err = Warden::from_json(&doc).unwrap_err();
+        assert!(err.to_string().contains("filter.endpoints"), "{err}");
+    }
 }
 
 #[test]
@@ -923,11 +946,12 @@ fn protected_resource_metadata_is_served_and_named_in_challenges() {
             "{auth:?}"
         );
     }
-    // Without configuration the path is an ordinary (judged) path.
+    // Without configuration the path is not served: not an MCP endpoint
+    // either, so 404.
     let plain = warden(json!({}));
     assert!(matches!(
         plain.judge_head(&head("GET", "/.well-known/oauth-protected-resource", None)),
-        HeadVerdict::Respond(r, _) if r.status == 401
+        HeadVerdict::Respond(r, _) if r.status == 404
     ));
     for (resource, message) in [
         ("mcp.example.com", "absolute http(s) URL"),
