@@ -1,23 +1,42 @@
-//! The strict decoder against JSONTestSuite (`../shared/corpus/JSONTestSuite`):
-//! every `y_` file accepted (within Warden's depth bound), every `n_` file
-//! rejected, every `i_` file answered without a panic or a hang.
+//! The strict decoder against JSONTestSuite (`tests/data/JSONTestSuite`, a
+//! copy kept in the repository): every `y_` file accepted (within Warden's
+//! depth bound), every `n_` file rejected, every `i_` file answered without a
+//! panic or a hang.
 
 use std::path::PathBuf;
 
 use policy_sdk::json::{JsonLimits, parse_strict};
 use policy_sdk::mcp::decode_body;
 
-fn corpus() -> PathBuf {
-    let dir = std::env::var_os("WARDEN_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
-    let suite = dir.join("JSONTestSuite/test_parsing");
-    assert!(
-        suite.is_dir(),
-        "JSONTestSuite not found at {}: the corpus lives in shared/corpus beside the repository (or set WARDEN_CORPUS)",
-        suite.display()
+/// How many files of each kind `tests/data/JSONTestSuite/test_parsing` holds
+/// (see `tests/data/README.md`): a missing or extra file fails the tests.
+const ACCEPT_FILES: usize = 95;
+const REJECT_FILES: usize = 188;
+const IMPLEMENTATION_DEFINED_FILES: usize = 35;
+const ALL_FILES: usize = ACCEPT_FILES + REJECT_FILES + IMPLEMENTATION_DEFINED_FILES;
+
+/// Every file of the suite, sorted by name.
+fn corpus() -> Vec<PathBuf> {
+    let suite =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/JSONTestSuite/test_parsing");
+    let entries = std::fs::read_dir(&suite);
+    assert!(entries.is_ok(), "{}: {entries:?}", suite.display());
+    // An entry that cannot be read is left out, and the count below fails.
+    let mut files: Vec<PathBuf> = entries
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files.len(),
+        ALL_FILES,
+        "{} holds {} files, not {ALL_FILES}",
+        suite.display(),
+        files.len()
     );
-    suite
+    files
 }
 
 #[test]
@@ -28,8 +47,7 @@ fn json_test_suite() {
     };
     let (mut accepted, mut rejected, mut implementation_defined) = (0, 0, 0);
     let mut wrong = Vec::new();
-    for entry in std::fs::read_dir(corpus()).unwrap() {
-        let path = entry.unwrap().path();
+    for path in corpus() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let bytes = std::fs::read(&path).unwrap();
         let result = parse_strict(&bytes, limits);
@@ -55,9 +73,10 @@ fn json_test_suite() {
             _ => implementation_defined += 1,
         }
     }
-    assert!(
-        accepted > 90 && rejected > 180 && implementation_defined > 30,
-        "corpus incomplete"
+    assert_eq!(
+        (accepted, rejected, implementation_defined),
+        (ACCEPT_FILES, REJECT_FILES, IMPLEMENTATION_DEFINED_FILES),
+        "files seen (y_, n_, other)"
     );
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
@@ -95,9 +114,10 @@ fn list_filtering_survives_the_corpus() {
         token_id: None,
     };
     let id = json!(1);
-    let mut filtered = 0;
-    for entry in std::fs::read_dir(corpus()).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+    let (mut filtered, mut files) = (0, 0);
+    for path in corpus() {
+        files += 1;
+        let bytes = std::fs::read(path).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         let sse = format!("event: message\ndata: {text}\n\n");
         let answer = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"tools":{text}}}}}"#);
@@ -131,5 +151,6 @@ fn list_filtering_survives_the_corpus() {
             }
         }
     }
+    assert_eq!(files, ALL_FILES);
     assert!(filtered > 0);
 }
