@@ -10,9 +10,10 @@
 //! The one promise it keeps: no request byte goes upstream before the
 //! request has been judged. Concretely, a callback answers
 //! [`Flow::Continue`] only once the request has been allowed (or was never
-//! an MCP request), except the request headers of a POST in
-//! [`HeaderMode::Stream`], which go on carrying only what Warden derived
-//! from the verified token while the body is held. A stream can end in
+//! an MCP request), except request headers in [`HeaderMode::Stream`] (of a
+//! POST whose body is still to be judged, or of an allowed GET or DELETE
+//! whose body must turn out empty), which go on carrying only what Warden
+//! derived from the verified token while the body is held. A stream can end in
 //! headers, body, or trailers (HTTP/2), or be reset; each ending of each
 //! state is handled here, and anything out of order fails closed.
 
@@ -130,7 +131,7 @@ impl Exchange {
         // Another worker may have polled a newer revocation list since this
         // worker's last tick: apply it before judging.
         host.refresh_documents();
-        self.head = match RequestHeaders::read(&warden, host, end_of_stream) {
+        self.head = match RequestHeaders::read(&warden, host) {
             Ok(head) => head,
             Err(error) => return self.host_failed(host, None, &error),
         };

@@ -19,11 +19,7 @@ pub struct RequestHeaders {
 impl RequestHeaders {
     /// Reads the request headers, and the binding of the presented session
     /// from shared data.
-    pub(super) fn read(
-        warden: &Warden,
-        host: &mut dyn StreamHost,
-        _end_of_stream: bool,
-    ) -> Result<Self, HostError> {
+    pub(super) fn read(warden: &Warden, host: &mut dyn StreamHost) -> Result<Self, HostError> {
         let headers = host.request_headers()?;
         Self::from_headers(warden, host, headers)
     }
