@@ -1,82 +1,235 @@
-//! Canonical forms of file paths and resource URIs, so that a prefix or glob
-//! in a policy cannot be escaped by `..`, `%2e%2e`, `//`, backslashes or
-//! scheme case.
+//! Canonical forms of file paths and resource URIs, for prefix and glob
+//! rules.
 //!
-//! The canonical form is what a server that decodes and resolves the text
-//! would act on: backslashes become `/`, percent-escapes are decoded until the
-//! text is stable (double encoding included), repeated slashes collapse, `.`
-//! segments vanish and `..` removes the segment before it. A `..` that would
-//! climb above the start (for URIs: above the authority) is an error, and an
-//! error while evaluating a rule denies the request.
+//! Warden decides on its own reading of a path or URI, and the server acts
+//! on its own. Where mainstream readers (WHATWG URL parsers, RFC 3986
+//! resolvers, servers that percent-decode and servers that do not, Windows
+//! and POSIX path APIs, NFKC folding) could read the same text differently,
+//! the text has no canonical form: it is refused, and a refusal while
+//! evaluating a rule denies the request. So a deny rule cannot be slipped
+//! past and an allow rule never covers more than the server will read.
+//!
+//! Refused everywhere: control characters, any non-ASCII character (look-
+//! alikes of `.`, `/` and `\` such as U+FF0E, U+2025, U+FF0F, U+FF3C fold to
+//! them under NFKC), backslashes, empty segments (`a//b`; a trailing `/` is
+//! dropped), `.` and `..` segments. Refused in file paths: any percent-escape
+//! (one server decodes it, another opens the literal name), `?` and `#`.
+//! Refused in the authority and path of URIs: percent-escapes of unreserved
+//! characters, of `.`, `/`, `\`, `%`, `?`, `#`, of control and of non-ASCII
+//! bytes, any percent-escape in the authority, userinfo, a port on a scheme
+//! without ports, a `file:` authority other than empty or `localhost`, and a
+//! scheme that has an authority written without `//`.
+//!
+//! Canonicalised, because every reader agrees: the scheme in lower case, the
+//! host of `http`, `https`, `ws`, `wss` and `ftp` in lower case, their
+//! default port dropped, and `file://localhost/` written `file:///`. The
+//! query and fragment are kept as written and never resolved.
 
 /// Why a path or URI has no canonical form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NormalizeError {
-    #[error("`..` climbs above the root")]
-    EscapesRoot,
     #[error("contains a control character")]
     ControlCharacter,
-    #[error("percent-encoding does not decode to UTF-8")]
-    BadEncoding,
-    #[error("percent-encoding is nested too deeply")]
-    TooManyEncodingLayers,
+    #[error(
+        "contains the non-ASCII character `{0}` (U+{code:04X}); readers may fold it to `.`, `/` or `\\`",
+        code = u32::from(*.0)
+    )]
+    NonAscii(char),
+    #[error("contains `\\`, which some readers take as a separator")]
+    Backslash,
+    #[error("contains an empty segment (`//`), which readers resolve differently")]
+    EmptySegment,
+    #[error("contains the dot segment `{0}`, which readers resolve differently")]
+    DotSegment(String),
+    #[error(
+        "contains the percent-escape `{0}`, which servers that decode and servers that do not read differently"
+    )]
+    PercentEscape(String),
+    #[error("contains `{0}`, which URI readers take as the start of a query or fragment")]
+    QueryOrFragment(char),
+    #[error("has the authority `{0}`, which readers take apart differently")]
+    Authority(String),
+    #[error(
+        "`file:` URI names the host `{0}`; only an empty authority or `localhost` is read as this machine"
+    )]
+    FileHost(String),
+    #[error("`{0}:` URI has no `//` authority, which readers fill in differently")]
+    MissingAuthority(String),
 }
 
-const MAX_DECODE_ROUNDS: usize = 4;
+/// Schemes whose authority is a host name (WHATWG "special" schemes, less
+/// `file`), with their default ports.
+const HOST_SCHEMES: &[(&str, &str)] = &[
+    ("http", "80"),
+    ("https", "443"),
+    ("ws", "80"),
+    ("wss", "443"),
+    ("ftp", "21"),
+];
 
-/// Canonical form of a file-system-like path (tool arguments).
+/// Canonical form of a file-system-like path (tool arguments): the text
+/// itself, once nothing in it can be read two ways.
 pub fn normalize_path(raw: &str) -> Result<String, NormalizeError> {
-    let decoded = decode_fully(raw)?;
-    let absolute = decoded.starts_with('/');
-    let segments = resolve_segments(decoded.split('/'))?;
-    let joined = segments.join("/");
-    Ok(if absolute {
-        format!("/{joined}")
-    } else {
-        joined
-    })
+    check_characters(raw)?;
+    if let Some(c) = raw.chars().find(|c| matches!(c, '?' | '#')) {
+        return Err(NormalizeError::QueryOrFragment(c));
+    }
+    if let Some(escape) = percent_escapes(raw).next() {
+        return Err(NormalizeError::PercentEscape(escape.text.to_owned()));
+    }
+    check_segments(raw.strip_prefix('/').unwrap_or(raw))?;
+    Ok(without_trailing_slash(raw).to_owned())
 }
 
-/// Canonical form of a resource URI: the scheme (and, for schemes whose
-/// authority is a host name, the authority) in lower case, then the rest as
-/// a path whose first segment is the authority.
+/// Canonical form of a resource URI: scheme, `//authority` when written,
+/// path, then query and fragment exactly as written.
 pub fn normalize_uri(raw: &str) -> Result<String, NormalizeError> {
-    let decoded = decode_fully(raw)?;
-    let Some((scheme, rest)) = split_scheme(&decoded) else {
-        return normalize_path(&decoded);
+    check_characters(raw)?;
+    let Some((scheme, rest)) = split_scheme(raw) else {
+        return normalize_path(raw);
     };
     let scheme = scheme.to_ascii_lowercase();
-    let has_authority = rest.starts_with("//");
-    let segments = resolve_segments(rest.split('/'))?;
-    let mut segments = segments.into_iter();
-    let mut out = format!("{scheme}:");
-    if has_authority {
-        let authority = segments.next().unwrap_or_default();
-        let authority = if matches!(scheme.as_str(), "http" | "https" | "ws" | "wss" | "file") {
-            authority.to_ascii_lowercase()
-        } else {
-            authority.to_owned()
-        };
-        out.push_str("//");
-        out.push_str(&authority);
-        for s in segments {
-            out.push('/');
-            out.push_str(s);
+    let split = rest.find(['?', '#']).unwrap_or(rest.len());
+    let (hier, tail) = rest.split_at(split);
+    for escape in percent_escapes(hier) {
+        if !escape_is_unambiguous(escape.byte) {
+            return Err(NormalizeError::PercentEscape(escape.text.to_owned()));
         }
-    } else {
-        let rest: Vec<&str> = segments.collect();
-        if rest_is_absolute(&decoded, &scheme) {
-            out.push('/');
-        }
-        out.push_str(&rest.join("/"));
     }
+    let host_scheme = HOST_SCHEMES.iter().find(|(s, _)| *s == scheme);
+    let mut out = format!("{scheme}:");
+    match hier.strip_prefix("//") {
+        Some(after) => {
+            let end = after.find('/').unwrap_or(after.len());
+            let (authority, path) = after.split_at(end);
+            out.push_str("//");
+            out.push_str(&canonical_authority(&scheme, host_scheme, authority)?);
+            // `path` is empty or starts with `/`.
+            check_segments(path.strip_prefix('/').unwrap_or(path))?;
+            // `//host/` is written `//host`, as `//host/a/` is `//host/a`.
+            out.push_str(path.strip_suffix('/').unwrap_or(path));
+        }
+        None => {
+            if host_scheme.is_some() || scheme == "file" {
+                return Err(NormalizeError::MissingAuthority(scheme));
+            }
+            check_segments(hier.strip_prefix('/').unwrap_or(hier))?;
+            out.push_str(without_trailing_slash(hier));
+        }
+    }
+    out.push_str(tail);
     Ok(out)
 }
 
-fn rest_is_absolute(decoded: &str, scheme: &str) -> bool {
-    decoded
-        .get(scheme.len() + 1..)
-        .is_some_and(|rest| rest.starts_with('/'))
+/// `a/b/` is written `a/b`, as the old canonical form did, so a glob such as
+/// `docs://internal/*` also covers `docs://internal/x/`; `/` stays `/`.
+fn without_trailing_slash(path: &str) -> &str {
+    match path.strip_suffix('/') {
+        Some(stripped) if !stripped.is_empty() => stripped,
+        _ => path,
+    }
+}
+
+fn canonical_authority(
+    scheme: &str,
+    host_scheme: Option<&(&str, &str)>,
+    authority: &str,
+) -> Result<String, NormalizeError> {
+    let odd = || NormalizeError::Authority(authority.to_owned());
+    if authority.contains(['%', '@']) {
+        return Err(odd());
+    }
+    if scheme == "file" {
+        return if authority.is_empty() || authority.eq_ignore_ascii_case("localhost") {
+            Ok(String::new())
+        } else {
+            Err(NormalizeError::FileHost(authority.to_owned()))
+        };
+    }
+    let Some((_, default_port)) = host_scheme else {
+        // An opaque host: kept as written, case included (WHATWG keeps it).
+        return if authority.contains(':') {
+            Err(odd())
+        } else {
+            Ok(authority.to_owned())
+        };
+    };
+    let lower = authority.to_ascii_lowercase();
+    if lower.starts_with('[') {
+        // An IPv6 literal: kept, lower-cased.
+        return Ok(lower);
+    }
+    match lower.split_once(':') {
+        None => Ok(lower),
+        Some((host, port)) if port == *default_port || port.is_empty() => Ok(host.to_owned()),
+        Some((_, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !port.starts_with('0') => {
+            Ok(lower)
+        }
+        Some(_) => Err(odd()),
+    }
+}
+
+/// Control characters, non-ASCII characters and backslashes, anywhere.
+fn check_characters(raw: &str) -> Result<(), NormalizeError> {
+    for c in raw.chars() {
+        if c.is_control() {
+            return Err(NormalizeError::ControlCharacter);
+        }
+        if !c.is_ascii() {
+            return Err(NormalizeError::NonAscii(c));
+        }
+        if c == '\\' {
+            return Err(NormalizeError::Backslash);
+        }
+    }
+    Ok(())
+}
+
+/// `/`-separated segments after the leading `/`: none empty except a
+/// trailing one, none `.` or `..`.
+fn check_segments(path: &str) -> Result<(), NormalizeError> {
+    if path.is_empty() {
+        return Ok(());
+    }
+    let segments: Vec<&str> = path.split('/').collect();
+    let last = segments.len().saturating_sub(1);
+    for (i, segment) in segments.into_iter().enumerate() {
+        match segment {
+            "" if i == last => {}
+            "" => return Err(NormalizeError::EmptySegment),
+            "." | ".." => return Err(NormalizeError::DotSegment(segment.to_owned())),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+struct Escape<'a> {
+    text: &'a str,
+    byte: u8,
+}
+
+/// Every `%` followed by two hex digits. A `%` without them is a literal
+/// `%` to every reader.
+fn percent_escapes(text: &str) -> impl Iterator<Item = Escape<'_>> {
+    text.match_indices('%').filter_map(|(i, _)| {
+        let escape = text.get(i..i + 3)?;
+        let byte = u8::from_str_radix(escape.get(1..)?, 16).ok()?;
+        Some(Escape { text: escape, byte })
+    })
+}
+
+/// Whether decoding the escape cannot change how the URI is cut up or
+/// matched: not an unreserved character (RFC 3986 readers decode those, others
+/// do not), not `.`, `/`, `\`, `%`, `?`, `#`, not a control character, not a
+/// byte of a non-ASCII character.
+fn escape_is_unambiguous(byte: u8) -> bool {
+    (byte.is_ascii_graphic() || byte == b' ')
+        && !byte.is_ascii_alphanumeric()
+        && !matches!(
+            byte,
+            b'-' | b'_' | b'~' | b'.' | b'/' | b'\\' | b'%' | b'?' | b'#'
+        )
 }
 
 fn split_scheme(text: &str) -> Option<(&str, &str)> {
@@ -89,80 +242,30 @@ fn split_scheme(text: &str) -> Option<(&str, &str)> {
     .then(|| (scheme, text.get(colon + 1..).unwrap_or_default()))
 }
 
-/// Removes empty and `.` segments, applies `..`; errors when `..` has
-/// nothing left to remove.
-fn resolve_segments<'a>(
-    parts: impl Iterator<Item = &'a str>,
-) -> Result<Vec<&'a str>, NormalizeError> {
-    let mut out: Vec<&str> = Vec::new();
-    for part in parts {
-        match part {
-            "" | "." => {}
-            ".." => {
-                out.pop().ok_or(NormalizeError::EscapesRoot)?;
-            }
-            other => out.push(other),
-        }
-    }
-    Ok(out)
-}
-
-fn decode_fully(raw: &str) -> Result<String, NormalizeError> {
-    if raw.chars().any(char::is_control) {
-        return Err(NormalizeError::ControlCharacter);
-    }
-    let mut current = raw.replace('\\', "/");
-    for _ in 0..MAX_DECODE_ROUNDS {
-        let next = percent_decode(&current)?;
-        if next == current {
-            return Ok(current);
-        }
-        if next.chars().any(char::is_control) {
-            return Err(NormalizeError::ControlCharacter);
-        }
-        current = next.replace('\\', "/");
-    }
-    Err(NormalizeError::TooManyEncodingLayers)
-}
-
-fn percent_decode(text: &str) -> Result<String, NormalizeError> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| {
-                let h = std::str::from_utf8(h).ok()?;
-                u8::from_str_radix(h, 16).ok()
-            });
-            if let Some(v) = hex {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b);
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| NormalizeError::BadEncoding)
-}
-
 /// Whether canonical `text` lies at or below canonical `prefix`, segment by
 /// segment: `/srv/public` covers `/srv/public` and `/srv/public/x`, never
-/// `/srv/publicity`.
+/// `/srv/publicity`. For URIs a query or fragment also ends the path.
 pub fn within_prefix(text: &str, prefix: &str) -> bool {
+    within(text, prefix, &['/', '?', '#'])
+}
+
+/// [`within_prefix`] for file paths, where only `/` separates segments:
+/// `/srv/public?backup` is not below `/srv/public/`.
+pub fn within_path_prefix(text: &str, prefix: &str) -> bool {
+    within(text, prefix, &['/'])
+}
+
+fn within(text: &str, prefix: &str, boundaries: &[char]) -> bool {
     let trimmed = prefix.trim_end_matches('/');
-    if trimmed.is_empty() || trimmed.ends_with(':') {
-        // "/" or "scheme:" or "scheme://": everything that starts with it.
-        return text.starts_with(prefix);
-    }
-    if trimmed.ends_with(":/") {
+    if trimmed.is_empty() || trimmed.ends_with(':') || trimmed.ends_with(":/") {
+        // "/" or "scheme:" or "scheme://" or "scheme:///": everything that
+        // starts with it.
         return text.starts_with(prefix);
     }
     text == trimmed
-        || text.strip_prefix(trimmed).is_some_and(|rest| {
-            rest.starts_with('/') || rest.starts_with('?') || rest.starts_with('#')
-        })
+        || text
+            .strip_prefix(trimmed)
+            .is_some_and(|rest| rest.starts_with(boundaries))
 }
 
 #[cfg(test)]
@@ -170,76 +273,103 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_resolve_dots_slashes_backslashes_and_encodings() {
+    fn plain_paths_are_kept_as_written() {
         assert_eq!(
             normalize_path("/srv/public/a.txt").unwrap(),
             "/srv/public/a.txt"
         );
-        assert_eq!(
-            normalize_path("/srv/public/../secret").unwrap(),
-            "/srv/secret"
-        );
-        assert_eq!(
-            normalize_path("/srv/public/%2e%2e/secret").unwrap(),
-            "/srv/secret"
-        );
-        assert_eq!(
-            normalize_path("/srv/public/%252e%252e/secret").unwrap(),
-            "/srv/secret"
-        );
-        assert_eq!(normalize_path("/srv//public///x").unwrap(), "/srv/public/x");
-        assert_eq!(
-            normalize_path("\\srv\\public\\..\\secret").unwrap(),
-            "/srv/secret"
-        );
-        assert_eq!(normalize_path("/srv/./public/.").unwrap(), "/srv/public");
-        assert_eq!(
-            normalize_path("/../etc/passwd"),
-            Err(NormalizeError::EscapesRoot)
-        );
-        assert_eq!(
-            normalize_path("a/../../b"),
-            Err(NormalizeError::EscapesRoot)
-        );
-        assert_eq!(
-            normalize_path("/srv/%00"),
-            Err(NormalizeError::ControlCharacter)
-        );
-        assert_eq!(normalize_path("/srv/%ff"), Err(NormalizeError::BadEncoding));
+        assert_eq!(normalize_path("/srv/public/").unwrap(), "/srv/public");
+        assert_eq!(normalize_path("/").unwrap(), "/");
+        assert_eq!(normalize_path("/srv/a%b").unwrap(), "/srv/a%b");
+        assert_eq!(normalize_path("a/b..c/.d").unwrap(), "a/b..c/.d");
     }
 
     #[test]
-    fn uris_keep_their_authority_and_lowercase_the_scheme() {
+    fn ambiguous_paths_are_refused() {
+        use NormalizeError::*;
+        for (raw, wanted) in [
+            ("/srv/public/../secret", DotSegment("..".into())),
+            ("/srv/./public", DotSegment(".".into())),
+            ("/../etc/passwd", DotSegment("..".into())),
+            ("/srv/public/%2e%2e/secret", PercentEscape("%2e".into())),
+            ("/srv/public/%252e%252e/secret", PercentEscape("%25".into())),
+            ("/srv/public%2fx", PercentEscape("%2f".into())),
+            ("/srv/pub%6cic/x", PercentEscape("%6c".into())),
+            ("/shared//etc/passwd", EmptySegment),
+            ("//srv/public", EmptySegment),
+            ("\\srv\\public\\..\\secret", Backslash),
+            ("/srv/public?backup/x", QueryOrFragment('?')),
+            ("/srv/public#x", QueryOrFragment('#')),
+            ("/srv/public/\u{ff0e}\u{ff0e}/x", NonAscii('\u{ff0e}')),
+            ("/srv/public/\u{2025}/x", NonAscii('\u{2025}')),
+            ("/srv/%00", PercentEscape("%00".into())),
+            ("/srv/\u{0}", ControlCharacter),
+        ] {
+            assert_eq!(normalize_path(raw), Err(wanted), "{raw}");
+        }
+    }
+
+    #[test]
+    fn uris_canonicalise_only_what_readers_agree_on() {
+        for (raw, wanted) in [
+            ("DOCS://public/intro", "docs://public/intro"),
+            ("docs://PUBLIC/intro", "docs://PUBLIC/intro"),
+            ("HTTPS://Example.COM:443/A", "https://example.com/A"),
+            ("http://Example.com:8080/", "http://example.com:8080"),
+            ("docs://public/", "docs://public"),
+            ("file:///", "file://"),
+            ("file:///shared/a", "file:///shared/a"),
+            ("file://LOCALHOST/shared/a", "file:///shared/a"),
+            ("docs://public/a%20b", "docs://public/a%20b"),
+            ("docs://public/x?a/../b#c//d", "docs://public/x?a/../b#c//d"),
+            ("urn:isbn:123", "urn:isbn:123"),
+            ("docs:///public/x", "docs:///public/x"),
+        ] {
+            assert_eq!(normalize_uri(raw).unwrap(), wanted, "{raw}");
+        }
+    }
+
+    #[test]
+    fn ambiguous_uris_are_refused() {
+        use NormalizeError::*;
+        for (raw, wanted) in [
+            (
+                "docs://internal/..%2fpublic%2fx/../roadmap",
+                PercentEscape("%2f".into()),
+            ),
+            ("docs://public/../internal/x", DotSegment("..".into())),
+            ("docs://public/%2E%2E/internal", PercentEscape("%2E".into())),
+            ("docs://public/.%2e/internal", PercentEscape("%2e".into())),
+            ("docs://public//intro", EmptySegment),
+            ("docs:\\\\public\\intro", Backslash),
+            ("docs://public\\..\\internal", Backslash),
+            ("docs://public/%5c", PercentEscape("%5c".into())),
+            ("docs://pub%6cic/x", PercentEscape("%6c".into())),
+            ("docs://pub%20lic/x", Authority("pub%20lic".into())),
+            ("docs://public/%69ntro", PercentEscape("%69".into())),
+            (
+                "docs://public@internal/x",
+                Authority("public@internal".into()),
+            ),
+            ("docs://public:1/x", Authority("public:1".into())),
+            ("file://shared/a", FileHost("shared".into())),
+            ("file://SHARED/a", FileHost("SHARED".into())),
+            ("file:/shared/a", MissingAuthority("file".into())),
+            ("http:example.com/x", MissingAuthority("http".into())),
+            ("docs://public/\u{ff0e}\u{ff0e}/x", NonAscii('\u{ff0e}')),
+            ("docs://public/%EF%BC%8E/x", PercentEscape("%EF".into())),
+            ("docs://public/\u{2215}x", NonAscii('\u{2215}')),
+        ] {
+            assert_eq!(normalize_uri(raw), Err(wanted), "{raw}");
+        }
+    }
+
+    #[test]
+    fn messages_name_the_problem() {
         assert_eq!(
-            normalize_uri("DOCS://public/intro").unwrap(),
-            "docs://public/intro"
+            NormalizeError::NonAscii('\u{ff0e}').to_string(),
+            "contains the non-ASCII character `\u{ff0e}` (U+FF0E); readers may fold it to `.`, `/` or `\\`"
         );
-        assert_eq!(
-            normalize_uri("docs://public/../internal/x").unwrap(),
-            "docs://internal/x"
-        );
-        assert_eq!(
-            normalize_uri("docs://public/%2E%2E/internal").unwrap(),
-            "docs://internal"
-        );
-        assert_eq!(
-            normalize_uri("docs://public//intro").unwrap(),
-            "docs://public/intro"
-        );
-        assert_eq!(
-            normalize_uri("docs:\\\\public\\intro").unwrap(),
-            "docs://public/intro"
-        );
-        assert_eq!(
-            normalize_uri("HTTPS://Example.COM/A").unwrap(),
-            "https://example.com/A"
-        );
-        assert_eq!(normalize_uri("file:///etc/x/../y").unwrap(), "file://etc/y");
-        assert_eq!(
-            normalize_uri("docs://public/../../x"),
-            Err(NormalizeError::EscapesRoot)
-        );
-        assert_eq!(normalize_uri("urn:isbn:123").unwrap(), "urn:isbn:123");
     }
 
     #[test]
@@ -248,8 +378,13 @@ mod tests {
         assert!(within_prefix("/srv/public", "/srv/public/"));
         assert!(!within_prefix("/srv/publicity", "/srv/public"));
         assert!(within_prefix("docs://public/intro", "docs://public/"));
+        assert!(within_prefix("docs://public?x", "docs://public/"));
         assert!(!within_prefix("docs://publicity/intro", "docs://public/"));
         assert!(within_prefix("/anything", "/"));
         assert!(within_prefix("docs://x", "docs://"));
+        assert!(within_prefix("file:///shared/a", "file:///shared/"));
+        assert!(!within_path_prefix("/srv/public?backup/x", "/srv/public/"));
+        assert!(!within_path_prefix("/srv/public#x", "/srv/public/"));
+        assert!(within_path_prefix("/srv/public/x", "/srv/public/"));
     }
 }

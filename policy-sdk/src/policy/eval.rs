@@ -19,7 +19,7 @@ use super::compile::{
 use super::source::Effect;
 use crate::identity::{Identity, Principal};
 use crate::mcp::{McpRequest, Target};
-use crate::normalize::{normalize_path, normalize_uri, within_prefix};
+use crate::normalize::{normalize_path, normalize_uri, within_path_prefix, within_prefix};
 
 /// Who a pass evaluates, and on whose behalf.
 pub(crate) struct PassContext<'a> {
@@ -246,7 +246,7 @@ fn argument_matches(condition: &ArgumentCondition, arguments: &Value) -> Result<
             })?;
             let normalized =
                 normalize_path(text).map_err(|e| format!("argument `{pointer}`: {e}"))?;
-            Ok(within_prefix(&normalized, prefix))
+            Ok(within_path_prefix(&normalized, prefix))
         }
         ArgumentTest::Glob(glob) => {
             let text = value

@@ -184,7 +184,7 @@ fn evaluation_error_denies() {
         &tool("read_file", json!({"path": "/../../etc/passwd"})),
     );
     assert!(!d.is_allowed());
-    assert!(d.reason.contains("climbs above the root"), "{}", d.reason);
+    assert!(d.reason.contains("dot segment `..`"), "{}", d.reason);
     // A resource URI that escapes: denied with the reason.
     let d = p.decide(&direct(bob()), &resource("docs://public/../../x"));
     assert!(!d.is_allowed());
@@ -365,7 +365,7 @@ fn argument_tests() {
         ("/srv/public/../secret.txt", false),
         ("/srv/public/%2e%2e/secret.txt", false),
         ("/srv/public/..\\secret.txt", false),
-        ("//srv//public//a.txt", true),
+        ("//srv//public//a.txt", false),
         ("/srv/publicity/a.txt", false),
     ] {
         assert_eq!(
@@ -436,8 +436,8 @@ fn resources_prefixes_and_globs_are_normalized() {
         ("DOCS://public/intro", true),
         ("docs://public/../internal/roadmap", false),
         ("docs://public/%2e%2e/internal/roadmap", false),
-        ("docs://public//intro", true),
-        ("docs:\\\\public\\intro", true),
+        ("docs://public//intro", false),
+        ("docs:\\\\public\\intro", false),
         ("docs://publicity/x", false),
         ("docs://internal/roadmap", false),
         ("file:///srv/a/b.md", true),
@@ -614,7 +614,7 @@ fn validation_names_rule_and_field() {
         (
             "- {id: a, effect: allow, owner: o, tools: [x], arguments: [{pointer: /a, path_prefix: /../x}]}",
             "arguments[0].path_prefix",
-            "climbs above",
+            "dot segment",
         ),
         (
             "- {id: a, effect: allow, owner: o, delegated: false, on_behalf_of: {types: [human]}}",
