@@ -14,11 +14,17 @@ use proxy_wasm::types::{BufferType, MapType, Status};
 
 use crate::metrics::Metrics;
 
+/// The filter-state key of the audit line (Envoy stores it as
+/// `wasm.warden_audit`).
+const AUDIT_PROPERTY: &str = "warden_audit";
+
 /// What one HTTP context needs of the root's state.
 pub(crate) struct ProxyHost {
     pub metrics: Option<Rc<Metrics>>,
     /// The fetched documents, shared with the root context.
     pub documents: StreamDocuments,
+    /// `filter.audit_filter_state`: audit lines also go to filter state.
+    pub audit_filter_state: bool,
 }
 
 /// The hostcalls of fetched documents; usable in any context.
@@ -184,7 +190,14 @@ impl StreamHost for ProxyHost {
     }
 
     fn audit(&mut self, record: &AuditRecord, kind: AuditKind) {
-        log(LogLevel::Info, &record.to_json_line());
+        let line = record.to_json_line();
+        log(LogLevel::Info, &line);
+        if self.audit_filter_state {
+            // One key: a filtered list's line (the request's record and the
+            // list outcome) replaces the request's, so an access logger
+            // writes the final record once.
+            let _ = hostcalls::set_property(vec![AUDIT_PROPERTY], Some(line.as_bytes()));
+        }
         if let (Some(metrics), AuditKind::Decision) = (&self.metrics, kind) {
             metrics.count(record.is_allowed(), record.actor_type);
         }

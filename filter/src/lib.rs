@@ -159,6 +159,10 @@ impl RootContext for WardenRoot {
             host: ProxyHost {
                 metrics: self.metrics.clone(),
                 documents: self.documents.stream(),
+                audit_filter_state: self
+                    .warden
+                    .as_ref()
+                    .is_some_and(|w| w.settings().audit_filter_state),
             },
         }))
     }

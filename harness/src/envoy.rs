@@ -130,6 +130,39 @@ fn header_mode_lines(mode: HeaderMode) -> &'static str {
     }
 }
 
+/// With `filter.audit_filter_state`, an access log that writes each
+/// request's audit line from its filter state, whatever Envoy's log level:
+/// to `audit_log`, or to Envoy's standard output. A request Warden did not
+/// audit (a passthrough path) writes `-`.
+fn audit_access_log_lines(
+    document: &PolicyDocument,
+    audit_log: Option<&Path>,
+) -> anyhow::Result<String> {
+    if !document.filter.audit_filter_state {
+        return Ok(String::new());
+    }
+    let path = match audit_log {
+        Some(path) => path
+            .to_str()
+            .ok_or_else(|| anyhow!("--audit-log: path is not UTF-8"))?,
+        None => "/dev/stdout",
+    };
+    Ok(format!(
+        r#"          # One audit line per request from Warden's filter state
+          # (filter.audit_filter_state), independent of --log-level.
+          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: {path}
+              log_format:
+                text_format_source:
+                  inline_string: "%FILTER_STATE(wasm.warden_audit:PLAIN)%\n"
+"#,
+        path = quoted(path),
+    ))
+}
+
 /// The MCP server cluster's protocol options.
 fn upstream_protocol_lines(protocol: UpstreamProtocol) -> &'static str {
     match protocol {
@@ -154,7 +187,9 @@ pub fn bootstrap(
     document: &PolicyDocument,
     upstream_protocol: UpstreamProtocol,
     clusters: &[Cluster],
+    audit_log: Option<&Path>,
 ) -> anyhow::Result<String> {
+    let access_log = audit_access_log_lines(document, audit_log)?;
     let wasm = wasm
         .to_str()
         .ok_or_else(|| anyhow!("--wasm: path is not UTF-8"))?;
@@ -182,7 +217,7 @@ static_resources:
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: mcp
-          # HTTP/1.1, and HTTP/2 without TLS (h2c with prior knowledge).
+{access_log}          # HTTP/1.1, and HTTP/2 without TLS (h2c with prior knowledge).
           codec_type: AUTO
           # A WSGI or CGI upstream maps `x_warden_subject` and `x-warden-subject`
           # to the same variable (HTTP_X_WARDEN_SUBJECT): a client could forge
@@ -241,6 +276,7 @@ static_resources:
         wasm = quoted(wasm),
         config = quoted(&plugin_config_json),
         header_mode = header_mode_lines(document.filter.header_mode),
+        access_log = access_log,
         upstream_protocol = upstream_protocol_lines(upstream_protocol),
     )?;
     for cluster in clusters {

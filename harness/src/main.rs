@@ -117,6 +117,11 @@ enum Command {
         /// (h2c, prior knowledge).
         #[arg(long, value_enum, default_value_t)]
         upstream_protocol: envoy::UpstreamProtocol,
+        /// Write one audit line per request to this file through Envoy's
+        /// access log, whatever the log level (sets
+        /// `filter.audit_filter_state`).
+        #[arg(long, value_name = "PATH")]
+        audit_log: Option<PathBuf>,
     },
     /// Judge one MCP request by running the built filter: prints the
     /// decision, the deciding rule, its owner and the reason.
@@ -188,8 +193,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clusters,
             header_mode,
             upstream_protocol,
+            audit_log,
         } => {
             let mut loaded = load_policy(&policy)?;
+            if audit_log.is_some() {
+                loaded.document.filter.audit_filter_state = true;
+            }
             if let Some(mode) = header_mode {
                 loaded.document.filter.header_mode = mode.into();
             }
@@ -210,6 +219,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &loaded.document,
                 upstream_protocol,
                 &clusters,
+                audit_log.as_deref(),
             )?;
             print!("{bootstrap}");
             Ok(ExitCode::SUCCESS)

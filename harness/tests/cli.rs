@@ -405,3 +405,22 @@ fn envoy_drops_header_names_with_underscores() {
         "{bootstrap}"
     );
 }
+
+#[test]
+fn envoy_writes_audit_lines_to_an_access_log_when_asked() {
+    // Without --audit-log (and the policy's default), no access log.
+    let plain = envoy_bootstrap("examples/policy.yaml", &[]);
+    assert!(!plain.contains("access_log"), "{plain}");
+    assert!(!plain.contains("audit_filter_state\\\":true"), "{plain}");
+    let logged = envoy_bootstrap(
+        "examples/policy.yaml",
+        &["--audit-log", "/var/log/warden.log"],
+    );
+    assert!(logged.contains("path: \"/var/log/warden.log\""), "{logged}");
+    assert!(
+        logged.contains("%FILTER_STATE(wasm.warden_audit:PLAIN)%"),
+        "{logged}"
+    );
+    // The filter is told to fill the filter state the log reads.
+    assert!(logged.contains("audit_filter_state\\\":true"), "{logged}");
+}

@@ -33,6 +33,12 @@ pub struct FilterSettings {
     /// Copy tool arguments into audit lines. Off by default: arguments may
     /// hold personal data or secrets.
     pub audit_arguments: bool,
+    /// Also put each request's audit line in its filter state
+    /// (`wasm.warden_audit`; after a filtered list, the list's line), where
+    /// Envoy's access loggers read it with
+    /// `%FILTER_STATE(wasm.warden_audit:PLAIN)%` whatever the log level.
+    /// For Envoy: other proxy-wasm hosts may not keep filter state.
+    pub audit_filter_state: bool,
     /// The `realm` of `WWW-Authenticate` challenges.
     pub realm: String,
     /// The MCP revisions accepted in `MCP-Protocol-Version`.
@@ -97,6 +103,7 @@ impl Default for FilterSettings {
             endpoints: vec!["/mcp".into()],
             passthrough_paths: Vec::new(),
             audit_arguments: false,
+            audit_filter_state: false,
             realm: "warden".into(),
             protocol_versions: ProtocolWindow::default(),
             allowed_origins: Vec::new(),

@@ -1,0 +1,60 @@
+"""Audit lines at production log levels: with `filter.audit_filter_state`,
+`warden envoy` renders an access log that writes each request's audit record
+from Warden's filter state, so `--log-level warn` (where Envoy drops the
+filter's info-level log lines) still gets one audit line per request."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from conftest import e2e_workdir, http_client, token_for, tool_call, variant_stack  # noqa: F401
+from warden_stack import AUDIT_PREFIX
+
+
+@pytest.fixture(scope="module")
+def quiet_stack(e2e_workdir: Path):
+    with variant_stack(
+        e2e_workdir, "audit-sink", filter={"audit_filter_state": True}, envoy_log_level="warn"
+    ) as stack:
+        yield stack
+
+
+def access_log_records(stack, since: int, count: int, timeout: float = 10) -> list[dict]:
+    """Access-log lines (whole lines that are an audit record, unlike the
+    application log's `… wasm log …` lines) written after `since`."""
+    deadline = time.monotonic() + timeout
+    records: list[dict] = []
+    while time.monotonic() < deadline:
+        records = [
+            record
+            for line in stack.envoy_log.lines(since)
+            if line.startswith(AUDIT_PREFIX)
+            # The stack's start-up probe may be flushed late.
+            and (record := json.loads(line)).get("jsonrpc_id") != "e2e-probe"
+        ]
+        if len(records) >= count:
+            return records
+        time.sleep(0.2)
+    return records
+
+
+def test_audit_lines_reach_the_access_log_at_log_level_warn(quiet_stack):
+    mark = quiet_stack.envoy_log.mark()
+    with http_client(quiet_stack) as http:
+        allowed = tool_call(http, token_for("alice"), "search_docs", {"query": "envoy"}, id="sink-1")
+        denied = tool_call(http, token_for("research-agent"), "delete_repo", {"name": "warden"}, id="sink-2")
+        unauthenticated = http.post("/mcp", content=b"{}", headers={"content-type": "application/json"})
+    assert allowed.status_code == 200 and "result" in allowed.json(), allowed.text
+    assert denied.status_code == 200 and "error" in denied.json(), denied.text
+    assert unauthenticated.status_code == 401
+    records = access_log_records(quiet_stack, mark, 3)
+    assert [(r["decision"], r.get("tool"), r.get("jsonrpc_id")) for r in records] == [
+        ("allow", "search_docs", "sink-1"),
+        ("deny", "delete_repo", "sink-2"),
+        ("deny", None, None),
+    ], records
+    # Envoy dropped the filter's own info-level lines: only the access log has them.
+    assert not [line for line in quiet_stack.envoy_log.lines(mark) if "wasm log" in line and AUDIT_PREFIX in line]
