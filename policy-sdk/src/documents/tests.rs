@@ -410,15 +410,21 @@ fn a_discovery_document_without_jwks_uri_fails() {
     }
 }
 
-#[test]
-fn a_bad_document_never_replaces_a_good_one() {
-    let shared = shared();
-    let mut a = Worker::start(&shared, false);
+/// A worker that fetched the key set and a revocation list (`t-gone`).
+fn loaded_worker(shared: &Rc<RefCell<SharedData>>) -> Worker {
+    let mut a = Worker::start(shared, false);
     a.tick_at(TEST_NOW);
     let token = a.call("/jwks");
     a.answer(token, Some("200"), &jwks());
     let token = a.call("/revoked");
     a.answer(token, Some("200"), br#"{"jti": ["t-gone"]}"#);
+    a
+}
+
+#[test]
+fn a_bad_document_never_replaces_a_good_one() {
+    let shared = shared();
+    let mut a = loaded_worker(&shared);
     assert!(a.verify("t-ok").is_ok());
     assert!(matches!(a.verify("t-gone"), Err(TokenError::Revoked(_))));
 
@@ -526,12 +532,7 @@ fn a_worker_applies_another_workers_fresh_documents() {
 #[test]
 fn a_reconfigured_root_applies_the_shared_documents_at_once() {
     let shared = shared();
-    let mut a = Worker::start(&shared, false);
-    a.tick_at(TEST_NOW);
-    let token = a.call("/jwks");
-    a.answer(token, Some("200"), &jwks());
-    let token = a.call("/revoked");
-    a.answer(token, Some("200"), br#"{"jti": ["t-gone"]}"#);
+    let mut a = loaded_worker(&shared);
 
     a.tick_at(TEST_NOW + POLL);
     assert_eq!(a.root.in_flight(), 1);
