@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import e2e_workdir, http_client, token_for, tool_call, variant_stack  # noqa: F401
+from conftest import http_client, token_for, tool_call, variant_stack
 from warden_stack import AUDIT_PREFIX
 
 
