@@ -255,18 +255,16 @@ impl Exchange {
     /// `on_done` (`proxy_on_done`): the stream ended, normally or by a reset.
     /// A request still waiting for its decision is recorded as refused.
     pub fn on_done(&mut self, host: &mut dyn StreamHost) {
-        let identity = match &self.request {
-            RequestState::ReadingBody { identity, .. } => Some(identity.as_ref().clone()),
-            RequestState::AwaitingKeys { .. } | RequestState::ExpectingNoBody { .. } => None,
-            RequestState::Start | RequestState::Open | RequestState::Closed => return,
-        };
-        if let Some(warden) = self.warden.clone() {
-            let audit = warden.undecided(
-                &self.head.view(),
-                identity.as_ref(),
-                None,
-                "the stream ended before the request was complete; nothing was forwarded",
-            );
+        if matches!(
+            self.request,
+            RequestState::Start | RequestState::Open | RequestState::Closed
+        ) {
+            return;
+        }
+        if let Some(audit) = self.undecided_audit(
+            None,
+            "the stream ended before the request was complete; nothing was forwarded",
+        ) {
             host.audit(&audit, AuditKind::Decision);
         }
         self.request = RequestState::Closed;
@@ -352,6 +350,18 @@ impl Exchange {
         keys_fetched: bool,
     ) -> Flow {
         let verdict = warden.judge_head(&self.head.view());
+        self.act_on_head(warden, host, verdict, body, keys_fetched)
+    }
+
+    /// Acts on a verdict about the head (see [`Self::judge_head`]).
+    fn act_on_head(
+        &mut self,
+        warden: &Warden,
+        host: &mut dyn StreamHost,
+        verdict: HeadVerdict,
+        body: BodySeen,
+        keys_fetched: bool,
+    ) -> Flow {
         if let Some(name) = self.head.method_override()
             && !matches!(
                 verdict,
@@ -419,8 +429,7 @@ impl Exchange {
         let stream = warden.settings().header_mode == HeaderMode::Stream && body.size == 0;
         if stream {
             let edits = warden.streamed_head_edits(&identity);
-            let prefix = &warden.settings().upstream.identity_header_prefix;
-            if let Err(error) = self.edit_request_headers(host, &edits, prefix) {
+            if let Err(error) = self.edit_request_headers(host, &edits) {
                 return self.host_failed(host, Some(&identity), &error);
             }
         }
@@ -445,11 +454,8 @@ impl Exchange {
             return self.refuse_body(warden, host, *forwarding);
         }
         let stream = warden.settings().header_mode == HeaderMode::Stream;
-        if stream {
-            let prefix = &warden.settings().upstream.identity_header_prefix;
-            if let Err(error) = self.edit_request_headers(host, &forwarding.header_edits, prefix) {
-                return self.host_failed(host, None, &error);
-            }
+        if stream && let Err(error) = self.edit_request_headers(host, &forwarding.header_edits) {
+            return self.host_failed(host, None, &error);
         }
         self.request = RequestState::ExpectingNoBody {
             forwarding,
@@ -471,7 +477,7 @@ impl Exchange {
             self.head.view().method
         );
         let (reply, _) = warden.judge_malformed(None, &self.head.view(), reason.clone());
-        let audit = unconfirmed(forwarding.audit, reply.status, &reason);
+        let audit = unconfirmed(forwarding.audit, Some(reply.status), &reason);
         self.reply(host, &reply, Some(&audit))
     }
 
@@ -507,13 +513,13 @@ impl Exchange {
         body: BodySeen,
     ) -> Flow {
         host.sync_keys(&missing.issuer);
-        if warden.verifier().has_keys(&missing.issuer)
-            && !matches!(
-                warden.judge_head(&self.head.view()),
-                HeadVerdict::KeysMissing { .. }
-            )
-        {
-            return self.judge_head(warden, host, body, true);
+        if warden.verifier().has_keys(&missing.issuer) {
+            // Judged once more, with the keys another worker fetched; acted
+            // on unless the token's key is still missing.
+            let verdict = warden.judge_head(&self.head.view());
+            if !matches!(verdict, HeadVerdict::KeysMissing { .. }) {
+                return self.act_on_head(warden, host, verdict, body, true);
+            }
         }
         let now = u64::try_from(self.head.now_unix_nanos / 1_000_000_000).unwrap_or_default();
         match host.start_key_fetch(&missing.issuer, now) {
@@ -542,13 +548,8 @@ impl Exchange {
         forwarding: Forwarding,
         headers_sent: bool,
     ) -> Flow {
-        let prefix = self
-            .warden
-            .as_ref()
-            .map(|w| w.settings().upstream.identity_header_prefix.clone())
-            .unwrap_or_default();
         if !headers_sent
-            && let Err(error) = self.edit_request_headers(host, &forwarding.header_edits, &prefix)
+            && let Err(error) = self.edit_request_headers(host, &forwarding.header_edits)
         {
             // An identity header that cannot be set or removed must not
             // leave a client's copy in place.
@@ -561,15 +562,17 @@ impl Exchange {
     }
 
     /// Applies `edits`, and removes every client header a server could
-    /// read as one of Warden's identity headers (`prefix`): any case, `_`
-    /// for `-`, names Warden does not set. Only Warden speaks under its
-    /// prefix.
+    /// read as one of Warden's identity headers (the configured prefix):
+    /// any case, `_` for `-`, names Warden does not set. Only Warden speaks
+    /// under its prefix.
     fn edit_request_headers(
         &self,
         host: &mut dyn StreamHost,
         edits: &[(String, Option<String>)],
-        prefix: &str,
     ) -> Result<(), HostError> {
+        let prefix = self.warden.as_deref().map_or("", |w| {
+            w.settings().upstream.identity_header_prefix.as_str()
+        });
         for name in self.head.spellings_under(prefix) {
             if !edits
                 .iter()
@@ -683,7 +686,15 @@ impl Exchange {
     /// Refuses a request whose stream went where it should not before a
     /// decision.
     fn fail_undecided(&mut self, host: &mut dyn StreamHost, status: u16, reason: &str) -> Flow {
-        let audit = match &self.request {
+        let audit = self.undecided_audit(Some(status), reason);
+        let reply = Reply::text(status, "warden: the request was not judged\n");
+        self.reply(host, &reply, audit.as_ref())
+    }
+
+    /// The audit record of a request that ends undecided in its current
+    /// state, naming the caller where it was verified.
+    fn undecided_audit(&self, status: Option<u16>, reason: &str) -> Option<AuditRecord> {
+        match &self.request {
             // The allow it was waiting to confirm names the caller.
             RequestState::ExpectingNoBody { forwarding, .. } => {
                 Some(unconfirmed(forwarding.audit.clone(), status, reason))
@@ -691,14 +702,12 @@ impl Exchange {
             RequestState::ReadingBody { identity, .. } => self
                 .warden
                 .as_ref()
-                .map(|w| w.undecided(&self.head.view(), Some(identity), Some(status), reason)),
+                .map(|w| w.undecided(&self.head.view(), Some(identity), status, reason)),
             _ => self
                 .warden
                 .as_ref()
-                .map(|w| w.undecided(&self.head.view(), None, Some(status), reason)),
-        };
-        let reply = Reply::text(status, "warden: the request was not judged\n");
-        self.reply(host, &reply, audit.as_ref())
+                .map(|w| w.undecided(&self.head.view(), None, status, reason)),
+        }
     }
 
     /// No compiled configuration: fail closed.
@@ -714,8 +723,11 @@ impl Exchange {
 /// The audit record of an allow that did not stand (a GET whose stream
 /// went on with a body, or was answered first): the caller as verified, the
 /// refusal instead of the rule.
-fn unconfirmed(mut audit: AuditRecord, status: u16, reason: &str) -> AuditRecord {
+fn unconfirmed(mut audit: AuditRecord, status: Option<u16>, reason: &str) -> AuditRecord {
     audit.rule = None;
     audit.owner = None;
-    audit.denied(status, reason)
+    audit.decision = "deny";
+    audit.status = status;
+    audit.reason = reason.to_owned();
+    audit
 }
