@@ -91,8 +91,8 @@ impl ResponseStage {
                 }
                 let content_type = header("content-type").unwrap_or_default();
                 // The body will change length. If the header cannot be
-                // removed, the filtered body cannot be sent whole: replace
-                // the list with an error from the start.
+                // removed the client sees a length mismatch and drops the
+                // answer; it still never sees the unfiltered list.
                 if let Err(error) = host.set_response_header("content-length", None) {
                     host.log(LogLevel::Error, &format!("warden: {error}"));
                 }
