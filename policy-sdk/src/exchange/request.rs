@@ -56,38 +56,25 @@ impl RequestHeaders {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The method-override header the client sent, if any: frameworks that
-    /// honour one run another method than the request's own.
+    /// The method-override header the client sent, in any spelling a
+    /// server reads as one, if any: frameworks that honour one run another
+    /// method than the request's own.
     pub fn method_override(&self) -> Option<&'static str> {
-        METHOD_OVERRIDES
-            .into_iter()
-            .find(|name| self.get(name).is_some())
+        METHOD_OVERRIDES.into_iter().find(|name| {
+            self.headers
+                .iter()
+                .any(|(sent, _)| sent.len() == name.len() && reads_as_prefix(sent, name))
+        })
     }
 
-    /// The client's header names that read as a name under `prefix` once
-    /// case is folded and `_` taken for `-` (how CGI, WSGI and many
-    /// frameworks normalise them). None when `prefix` is empty.
+    /// The client's header names that a server reads as a name under
+    /// `prefix` (see [`reads_as_prefix`]). None when `prefix` is empty.
     pub fn spellings_under(&self, prefix: &str) -> Vec<&str> {
-        let fold = |c: char| {
-            if c == '_' {
-                '-'
-            } else {
-                c.to_ascii_lowercase()
-            }
-        };
         let mut names: Vec<&str> = self
             .headers
             .iter()
             .map(|(name, _)| name.as_str())
-            .filter(|name| {
-                !prefix.is_empty()
-                    && name.chars().count() >= prefix.chars().count()
-                    && name
-                        .chars()
-                        .map(fold)
-                        .zip(prefix.chars().map(fold))
-                        .all(|(a, b)| a == b)
-            })
+            .filter(|name| !prefix.is_empty() && reads_as_prefix(name, prefix))
             .collect();
         names.sort_unstable();
         names.dedup();
@@ -122,6 +109,23 @@ impl RequestHeaders {
             now_unix_nanos: self.now_unix_nanos,
         }
     }
+}
+
+/// Whether a server reads header `name` as starting with `prefix`: case
+/// folded and `_` taken for `-`, as CGI, WSGI and many frameworks do.
+fn reads_as_prefix(name: &str, prefix: &str) -> bool {
+    let fold = |byte: u8| {
+        if byte == b'_' {
+            b'-'
+        } else {
+            byte.to_ascii_lowercase()
+        }
+    };
+    name.len() >= prefix.len()
+        && name
+            .bytes()
+            .zip(prefix.bytes())
+            .all(|(a, b)| fold(a) == fold(b))
 }
 
 /// Headers that ask a server to run another HTTP method than the request's.
