@@ -35,8 +35,6 @@ pub struct Direction {
     /// Body bytes held by the host.
     pub buffer: Vec<u8>,
     pub trailers: Option<Vec<(String, String)>>,
-    /// Whether the headers are held.
-    held: bool,
     /// Stopped by a translated header pause: callbacks wait for a resume.
     stopped_all: bool,
     /// The body ended (end of stream seen, or trailers).
@@ -49,13 +47,20 @@ pub struct Direction {
 }
 
 impl Direction {
+    /// Held headers, the buffered body and any trailers that arrived go on.
     fn release(&mut self) {
+        self.send_headers();
+        let buffered = std::mem::take(&mut self.buffer);
+        self.sent_body.extend_from_slice(&buffered);
+        if self.trailers.is_some() {
+            self.sent_trailers.clone_from(&self.trailers);
+        }
+    }
+
+    fn send_headers(&mut self) {
         if self.sent_headers.is_none() {
             self.sent_headers = Some(self.headers.clone());
         }
-        self.held = false;
-        let buffered = std::mem::take(&mut self.buffer);
-        self.sent_body.extend_from_slice(&buffered);
     }
 
     fn header(&self, name: &str) -> Option<String> {
@@ -425,13 +430,8 @@ impl<'e> Driver<'e> {
         let direction = &mut self.host.request;
         match (flow, part) {
             (None, _) => {}
-            (Some(Flow::Continue), Part::Trailers) => {
-                direction.release();
-                direction.sent_trailers = direction.trailers.clone();
-            }
             (Some(Flow::Continue), _) => direction.release(),
             (Some(Flow::Pause), Part::Headers(_)) => {
-                direction.held = true;
                 direction.stopped_all = pause == HeaderPause::StopAll;
             }
             (Some(Flow::Pause), _) => {}
@@ -450,10 +450,7 @@ impl<'e> Driver<'e> {
         if was_stopped {
             // Envoy sends the headers on, then hands the filter what it
             // buffered meanwhile.
-            if direction.sent_headers.is_none() {
-                direction.sent_headers = Some(direction.headers.clone());
-            }
-            direction.held = false;
+            direction.send_headers();
             let has_trailers = direction.trailers.is_some();
             let ended = direction.ended;
             if !direction.buffer.is_empty() || (ended && !has_trailers) {
@@ -470,9 +467,6 @@ impl<'e> Driver<'e> {
             }
         } else {
             direction.release();
-            if direction.ended && direction.trailers.is_some() {
-                direction.sent_trailers = direction.trailers.clone();
-            }
         }
     }
 
@@ -492,14 +486,8 @@ impl<'e> Driver<'e> {
         if self.host.reply.is_some() {
             return;
         }
-        match (flow, part) {
-            (Flow::Continue, Part::Trailers) => {
-                direction.release();
-                direction.sent_trailers = direction.trailers.clone();
-            }
-            (Flow::Continue, _) => direction.release(),
-            (Flow::Pause, Part::Headers(_)) => direction.held = true,
-            (Flow::Pause, _) => {}
+        if flow == Flow::Continue {
+            direction.release();
         }
     }
 }
