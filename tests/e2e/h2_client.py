@@ -19,6 +19,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
+from h1_client import H1Response
 
 REQUEST_TIMEOUT = 10.0
 
@@ -27,22 +28,14 @@ class H2Timeout(AssertionError):
     """No complete answer within the deadline (the proxy stalled the request)."""
 
 
-@dataclass
-class H2Response:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
+@dataclass(repr=False)
+class H2Response(H1Response):
+    """`H1Response` (status, headers, body, `header()`, `content_type`) plus
+    what only HTTP/2 has."""
+
     trailers: list[tuple[str, str]] = field(default_factory=list)
     # The stream was reset (RST_STREAM) before or instead of ending.
     reset_code: int | None = None
-
-    def header(self, name: str) -> str | None:
-        values = [value for key, value in self.headers if key == name]
-        return values[0] if values else None
-
-    @property
-    def content_type(self) -> str:
-        return self.header("content-type") or ""
 
     def __repr__(self) -> str:
         return (

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator
 
 DENY_CODE = -31403
 ANY = object()  # "don't check this field"
@@ -85,3 +88,18 @@ def audits_where(envoy_log: Any, mark: int, count: int = 1, timeout: float = 5.0
 
     records = envoy_log.wait_for_audits(mark, lambda rs: len(matching(rs)) >= count, timeout=timeout)
     return matching(records)
+
+
+@contextlib.contextmanager
+def loopback_http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[ThreadingHTTPServer]:
+    """Serves `handler` on 127.0.0.1 (a free port: `server.server_address[1]`)
+    for the `with` block; stopped, its socket closed and its thread joined after."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

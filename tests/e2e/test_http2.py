@@ -34,10 +34,9 @@ never reach the server. Three stacks, each in the run's header mode
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -56,7 +55,7 @@ from conftest import (
     token_for,
 )
 from h2_upstream import ANSWER_HEADER, ANSWERS, RESPONSE_TRAILERS, TOOL_NAMES, H2Upstream
-from helpers import assert_jsonrpc_denial, audits_where, tool_entries
+from helpers import assert_jsonrpc_denial, audits_where, loopback_http_server, tool_entries
 from warden_stack import Stack, StackError, policy_variant
 
 SHAPES = {
@@ -245,44 +244,39 @@ def jwks_stack(e2e_workdir: Path) -> Iterator[Stack]:
     """The example server and policy, keys from a loopback JWKS server (cluster
     `idp`); ready once a valid token is accepted."""
     binaries_or_fail()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _JwksHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    workdir = e2e_workdir / "h2-fetched-keys"
-    try:
-        instance = Stack(
-            policy=_fetched_keys_policy(workdir / "policy.json"),
-            workdir=workdir,
-            clusters={"idp": server.server_address[1]},
-            header_mode=HEADER_MODE,
-        )
-        instance.start()
-    except StackError as error:
-        server.shutdown()
-        server.server_close()
-        pytest.fail(f"could not start the stack: {error}", pytrace=False)
-    try:
-        deadline = time.monotonic() + 20
-        token = token_for("alice")
-        with http_client(instance) as http:
-            while True:
-                try:
-                    response = http.post(
-                        "/mcp",
-                        headers=rpc_headers("tools/list", token=token),
-                        content=json.dumps(rpc_body("tools/list", id=0)),
-                    )
-                    if response.status_code == 200:
-                        break
-                except httpx.TimeoutException:
-                    pass
-                if time.monotonic() >= deadline:
-                    pytest.fail(f"the fetched key set did not load within 20s:\n{instance.envoy_log.text()[-3000:]}")
-                time.sleep(0.2)
-        yield instance
-    finally:
-        instance.stop()
-        server.shutdown()
-        server.server_close()
+    with loopback_http_server(_JwksHandler) as server:
+        workdir = e2e_workdir / "h2-fetched-keys"
+        try:
+            instance = Stack(
+                policy=_fetched_keys_policy(workdir / "policy.json"),
+                workdir=workdir,
+                clusters={"idp": server.server_address[1]},
+                header_mode=HEADER_MODE,
+            )
+            instance.start()
+        except StackError as error:
+            pytest.fail(f"could not start the stack: {error}", pytrace=False)
+        try:
+            deadline = time.monotonic() + 20
+            token = token_for("alice")
+            with http_client(instance) as http:
+                while True:
+                    try:
+                        response = http.post(
+                            "/mcp",
+                            headers=rpc_headers("tools/list", token=token),
+                            content=json.dumps(rpc_body("tools/list", id=0)),
+                        )
+                        if response.status_code == 200:
+                            break
+                    except httpx.TimeoutException:
+                        pass
+                    if time.monotonic() >= deadline:
+                        pytest.fail(f"the fetched key set did not load within 20s:\n{instance.envoy_log.text()[-3000:]}")
+                    time.sleep(0.2)
+            yield instance
+        finally:
+            instance.stop()
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))

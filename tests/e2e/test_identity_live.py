@@ -18,7 +18,7 @@ import json
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -26,6 +26,7 @@ import httpx
 import mint_token
 import pytest
 from conftest import HEADER_MODE, REPO_ROOT
+from helpers import loopback_http_server
 from warden_stack import EnvoyLog, Stack
 
 ALL_KEYS = json.loads((REPO_ROOT / "examples" / "keys" / "demo.jwks.json").read_text())["keys"]
@@ -150,24 +151,20 @@ class Live:
 def start_live(workdir: Path, policy_text: str, provider: Provider) -> Iterator[Live]:
     """Serves `provider` on loopback (as the `idp` cluster and as the upstream)
     and runs Envoy with `policy_text` in front of it, in `workdir`."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(provider))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
-    stack = Stack(
-        policy=Path(workdir) / "policy.yaml",
-        workdir=workdir,
-        with_server=False,
-        server_port=port,
-        clusters={"idp": port},
-        concurrency=2,
-        header_mode=HEADER_MODE,
-    )
-    stack.policy.write_text(policy_text)
-    try:
+    with loopback_http_server(make_handler(provider)) as server:
+        port = server.server_address[1]
+        stack = Stack(
+            policy=Path(workdir) / "policy.yaml",
+            workdir=workdir,
+            with_server=False,
+            server_port=port,
+            clusters={"idp": port},
+            concurrency=2,
+            header_mode=HEADER_MODE,
+        )
+        stack.policy.write_text(policy_text)
         with stack:
             yield Live(provider, stack.url, stack.envoy_log)
-    finally:
-        server.shutdown()
 
 
 @pytest.fixture(scope="module")
