@@ -167,16 +167,10 @@ pub struct Minter {
 }
 
 fn pick_alg(algorithms: Option<&Vec<Value>>) -> DemoAlg {
-    let listed = |name: &str| algorithms.is_none_or(|a| a.iter().any(|v| v == name));
-    if listed("ES256") {
-        DemoAlg::ES256
-    } else if listed("EdDSA") {
-        DemoAlg::EdDSA
-    } else if listed("RS256") {
-        DemoAlg::RS256
-    } else {
-        DemoAlg::ES256
-    }
+    [DemoAlg::ES256, DemoAlg::EdDSA, DemoAlg::RS256]
+        .into_iter()
+        .find(|alg| algorithms.is_none_or(|a| a.iter().any(|v| v == alg.name())))
+        .unwrap_or(DemoAlg::ES256)
 }
 
 impl From<Alg> for DemoAlg {

@@ -41,11 +41,21 @@ fn case_files() -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn suites() -> anyhow::Result<Vec<Suite>> {
-    case_files()?
-        .iter()
-        .map(|file| Suite::load(file).map_err(|e| anyhow::anyhow!("{e}")))
-        .collect()
+/// Every case file, loaded once (policies compiled, tokens minted) for all
+/// the tests of this binary.
+fn suites() -> anyhow::Result<&'static [Suite]> {
+    static SUITES: OnceLock<Result<Vec<Suite>, String>> = OnceLock::new();
+    let loaded = SUITES.get_or_init(|| {
+        case_files()
+            .map_err(|e| format!("{e:#}"))?
+            .iter()
+            .map(|file| Suite::load(file).map_err(|e| e.to_string()))
+            .collect()
+    });
+    match loaded {
+        Ok(suites) => Ok(suites),
+        Err(message) => bail!("{message}"),
+    }
 }
 
 fn wasm_module() -> anyhow::Result<&'static FilterModule> {
@@ -114,12 +124,13 @@ fn case_files_hold_against_the_wasm_filter_and_agree_with_the_core() -> anyhow::
 }
 
 /// A case's native request, from a client that accepts compressed answers.
-fn compressing_client(request: Request) -> Request {
-    let mut sent = request;
-    if !sent.headers.iter().any(|(k, _)| k == "accept-encoding") {
-        sent.headers.push(("accept-encoding".into(), "gzip".into()));
+fn compressing_client(mut request: Request) -> Request {
+    if !request.headers.iter().any(|(k, _)| k == "accept-encoding") {
+        request
+            .headers
+            .push(("accept-encoding".into(), "gzip".into()));
     }
-    sent
+    request
 }
 
 /// Every case of every file natively, in order, with the header mode set
@@ -159,8 +170,8 @@ fn native_runs(suites: &[Suite], mode: HeaderMode) -> anyhow::Result<Vec<NativeR
 #[test]
 fn case_files_judge_alike_in_both_header_modes() -> anyhow::Result<()> {
     let suites = suites()?;
-    let stream = native_runs(&suites, HeaderMode::Stream)?;
-    let hold = native_runs(&suites, HeaderMode::Hold)?;
+    let stream = native_runs(suites, HeaderMode::Stream)?;
+    let hold = native_runs(suites, HeaderMode::Hold)?;
     // The audit names the configuration, which differs in its header mode.
     let verdict = |outcome: &Outcome| {
         let mut outcome = outcome.clone();

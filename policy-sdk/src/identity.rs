@@ -192,14 +192,10 @@ pub struct IssuerConfig {
     /// Refuse tokens whose header names no `kid`. Without it, a token
     /// without one is tried against every key of the issuer that fits its
     /// algorithm.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_kid: bool,
     #[serde(default)]
     pub claims: ClaimNames,
-}
-
-fn is_false(value: &bool) -> bool {
-    !*value
 }
 
 fn default_algorithms() -> Vec<String> {
@@ -506,17 +502,18 @@ impl TokenVerifier {
             .iter()
             .find(|i| i.config.issuer == issuer)
             .ok_or_else(|| format!("issuer `{issuer}` is not configured"))?;
+        let digest: [u8; 32] = sha2::Sha256::digest(jwks.to_string().as_bytes()).into();
+        if *target.fetched_digest.borrow() == Some(digest) {
+            // The same key set again (a scheduled refresh, or a flood of
+            // unknown key ids): the keys in force are its keys, and nothing
+            // cached can have changed.
+            return Ok(target.keys.borrow().as_ref().map_or(0, Vec::len));
+        }
         let keys = parse_jwks(jwks, &target.algorithms).map_err(|e| e.to_string())?;
         if keys.is_empty() {
             return Err("no key can verify any allowed algorithm".into());
         }
         let count = keys.len();
-        let digest: [u8; 32] = sha2::Sha256::digest(jwks.to_string().as_bytes()).into();
-        if *target.fetched_digest.borrow() == Some(digest) {
-            // The same key set again (a scheduled refresh, or a flood of
-            // unknown key ids): nothing cached can have changed.
-            return Ok(count);
-        }
         *target.keys.borrow_mut() = Some(keys);
         *target.fetched_digest.borrow_mut() = Some(digest);
         // Verdicts cached under the old keys may no longer hold.

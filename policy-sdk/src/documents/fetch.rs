@@ -93,10 +93,10 @@ pub(crate) fn sync(
     applied: &Applied,
 ) {
     let key = source.document_key();
-    let Ok(Some((bytes, cas))) = host.shared_data(&key) else {
+    let Ok(Some((bytes, cas))) = host.shared_data(key) else {
         return;
     };
-    if applied.borrow().get(&key) == Some(&cas) {
+    if applied.borrow().get(key) == Some(&cas) {
         return;
     }
     if let Err(error) = apply(warden, source, &bytes) {
@@ -105,7 +105,7 @@ pub(crate) fn sync(
             &format!("warden: shared {}: {error}", source.label()),
         );
     }
-    applied.borrow_mut().insert(key, cas);
+    applied.borrow_mut().insert(key.to_owned(), cas);
 }
 
 /// Claims the right to fetch `source` now, across workers: true when the
@@ -119,7 +119,7 @@ pub(crate) fn claim(
     interval: u64,
 ) -> bool {
     let key = source.stamp_key(trigger);
-    let (last, cas) = match host.shared_data(&key) {
+    let (last, cas) = match host.shared_data(key) {
         Ok(Some((bytes, cas))) => (
             String::from_utf8(bytes)
                 .ok()
@@ -133,7 +133,7 @@ pub(crate) fn claim(
     if now.saturating_sub(last) < interval && last != 0 {
         return false;
     }
-    host.set_shared_data(&key, now.to_string().as_bytes(), cas)
+    host.set_shared_data(key, now.to_string().as_bytes(), cas)
         .is_ok()
 }
 
@@ -258,11 +258,11 @@ fn answer(
     }
     let summary = apply(warden, &fetch.source, &body).map_err(FetchError::Refused)?;
     let key = fetch.source.document_key();
-    if host.set_shared_data(&key, &body, None).is_ok()
-        && let Ok(Some((_, cas))) = host.shared_data(&key)
+    if host.set_shared_data(key, &body, None).is_ok()
+        && let Ok(Some((_, cas))) = host.shared_data(key)
     {
         // This VM has it already: its own copy needs no second apply.
-        applied.borrow_mut().insert(key, cas);
+        applied.borrow_mut().insert(key.to_owned(), cas);
     }
     Ok(Answer::Loaded(summary))
 }

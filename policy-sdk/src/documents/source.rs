@@ -33,6 +33,11 @@ pub struct Source {
     /// between scheduled attempts while nothing has loaded yet.
     pub min_interval_seconds: u64,
     pub timeout: Duration,
+    /// Shared-data keys, built once at configuration time: the latest good
+    /// copy, and the stamp of each trigger.
+    document_key: String,
+    scheduled_stamp_key: String,
+    unknown_key_stamp_key: String,
 }
 
 /// Why a fetch starts. Each trigger has its own stamp, so scheduled
@@ -46,6 +51,37 @@ pub enum Trigger {
 }
 
 impl Source {
+    /// A source with its shared-data keys.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        kind: Kind,
+        cluster: &str,
+        authority: Option<&String>,
+        path: &str,
+        discovery: bool,
+        refresh_seconds: u64,
+        min_interval_seconds: u64,
+        timeout_ms: u64,
+    ) -> Self {
+        let id = match &kind {
+            Kind::Keys { issuer } => format!("keys:{issuer}"),
+            Kind::Revocations => "revocations".to_owned(),
+        };
+        Source {
+            kind,
+            cluster: cluster.to_owned(),
+            authority: authority.map_or(cluster, String::as_str).to_owned(),
+            path: path.to_owned(),
+            discovery,
+            refresh_seconds: refresh_seconds.max(1),
+            min_interval_seconds: min_interval_seconds.max(1),
+            timeout: Duration::from_millis(timeout_ms),
+            document_key: format!("warden:doc:{id}"),
+            scheduled_stamp_key: format!("warden:fetched-at:scheduled:{id}"),
+            unknown_key_stamp_key: format!("warden:fetched-at:unknown-key:{id}"),
+        }
+    }
+
     /// What the document is, for the log.
     pub fn label(&self) -> String {
         match &self.kind {
@@ -54,26 +90,18 @@ impl Source {
         }
     }
 
-    fn id(&self) -> String {
-        match &self.kind {
-            Kind::Keys { issuer } => format!("keys:{issuer}"),
-            Kind::Revocations => "revocations".to_owned(),
-        }
-    }
-
     /// The shared-data key of the latest good copy.
-    pub fn document_key(&self) -> String {
-        format!("warden:doc:{}", self.id())
+    pub fn document_key(&self) -> &str {
+        &self.document_key
     }
 
     /// The shared-data key of the time (Unix seconds) of the last fetch
     /// started for `trigger`.
-    pub fn stamp_key(&self, trigger: Trigger) -> String {
-        let trigger = match trigger {
-            Trigger::Scheduled => "scheduled",
-            Trigger::UnknownKey => "unknown-key",
-        };
-        format!("warden:fetched-at:{trigger}:{}", self.id())
+    pub fn stamp_key(&self, trigger: Trigger) -> &str {
+        match trigger {
+            Trigger::Scheduled => &self.scheduled_stamp_key,
+            Trigger::UnknownKey => &self.unknown_key_stamp_key,
+        }
     }
 
     /// Whether the document is for `issuer`'s keys.
@@ -103,30 +131,32 @@ pub fn sources(warden: &Warden) -> Vec<Source> {
     let mut out: Vec<Source> = verifier
         .remote_key_sources()
         .into_iter()
-        .map(|(issuer, r)| Source {
-            kind: Kind::Keys {
-                issuer: issuer.to_owned(),
-            },
-            cluster: r.cluster.clone(),
-            authority: r.authority.clone().unwrap_or_else(|| r.cluster.clone()),
-            path: r.path.clone(),
-            discovery: r.discovery,
-            refresh_seconds: r.refresh_seconds.max(1),
-            min_interval_seconds: r.min_refresh_interval_seconds.max(1),
-            timeout: Duration::from_millis(r.timeout_ms),
+        .map(|(issuer, r)| {
+            Source::new(
+                Kind::Keys {
+                    issuer: issuer.to_owned(),
+                },
+                &r.cluster,
+                r.authority.as_ref(),
+                &r.path,
+                r.discovery,
+                r.refresh_seconds,
+                r.min_refresh_interval_seconds,
+                r.timeout_ms,
+            )
         })
         .collect();
     if let Some(r) = verifier.revocation_source() {
-        out.push(Source {
-            kind: Kind::Revocations,
-            cluster: r.cluster.clone(),
-            authority: r.authority.clone().unwrap_or_else(|| r.cluster.clone()),
-            path: r.path.clone(),
-            discovery: false,
-            refresh_seconds: r.refresh_seconds.max(1),
-            min_interval_seconds: r.refresh_seconds.max(1),
-            timeout: Duration::from_millis(r.timeout_ms),
-        });
+        out.push(Source::new(
+            Kind::Revocations,
+            &r.cluster,
+            r.authority.as_ref(),
+            &r.path,
+            false,
+            r.refresh_seconds,
+            r.refresh_seconds,
+            r.timeout_ms,
+        ));
     }
     out
 }

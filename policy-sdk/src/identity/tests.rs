@@ -388,6 +388,21 @@ fn second_issuer_config(extra: Value) -> IdentityConfig {
     c
 }
 
+/// The second issuer's claims: subject `svc-1`, audience `/b`, and `custom`.
+fn other_claims(custom: Map<String, Value>) -> JWTClaims<Map<String, Value>> {
+    JWTClaims {
+        issued_at: None,
+        expires_at: Some(Duration::from_secs(TEST_NOW + 600)),
+        invalid_before: None,
+        issuer: Some("https://other-idp.example".into()),
+        subject: Some("svc-1".into()),
+        audiences: Some(Audiences::AsString("https://mcp.example/b".into())),
+        jwt_id: None,
+        nonce: None,
+        custom,
+    }
+}
+
 thread_local! {
     static OTHER_KEY: std::cell::RefCell<Option<ES384KeyPair>> = const { std::cell::RefCell::new(None) };
 }
@@ -397,19 +412,12 @@ fn other_token(claims: Value) -> String {
         let key = k.borrow();
         let key = key.as_ref().unwrap();
         let mut c = claims.as_object().cloned().unwrap();
-        let mut jwt = JWTClaims {
-            issued_at: None,
-            expires_at: Some(Duration::from_secs(TEST_NOW + 600)),
-            invalid_before: None,
-            issuer: Some("https://other-idp.example".into()),
-            subject: c.remove("sub").and_then(|v| v.as_str().map(str::to_owned)),
-            audiences: Some(Audiences::AsString("https://mcp.example/b".into())),
-            jwt_id: None,
-            nonce: None,
-            custom: Map::new(),
-        };
-        jwt.custom = c;
-        key.sign(jwt).unwrap()
+        let subject = c.remove("sub").and_then(|v| v.as_str().map(str::to_owned));
+        key.sign(JWTClaims {
+            subject,
+            ..other_claims(c)
+        })
+        .unwrap()
     })
 }
 
@@ -566,13 +574,18 @@ fn revocation_by_subject_anywhere_in_the_chain_client_and_issuer() {
     assert!(v.verify(&direct, TEST_NOW).is_err());
 }
 
-#[test]
-fn fetched_key_sets_fail_closed_until_loaded_and_survive_bad_updates() {
+/// The demo issuer with its key set fetched (none loaded yet).
+fn fetched_keys_verifier() -> TokenVerifier {
     let mut c = config();
     c.issuers[0].jwks = None;
     c.issuers[0].jwks_fetch =
         Some(serde_json::from_value(json!({"cluster": "idp", "path": "/jwks"})).unwrap());
-    let v = TokenVerifier::new(&c).unwrap();
+    TokenVerifier::new(&c).unwrap()
+}
+
+#[test]
+fn fetched_key_sets_fail_closed_until_loaded_and_survive_bad_updates() {
+    let v = fetched_keys_verifier();
     let token = issuer().token(TEST_NOW, json!({})).unwrap();
     let err = v.verify(&token, TEST_NOW).unwrap_err();
     assert_eq!(
@@ -642,11 +655,7 @@ fn may_act_is_not_delegation() {
 
 #[test]
 fn refetching_the_same_key_set_keeps_the_verification_cache() {
-    let mut c = config();
-    c.issuers[0].jwks = None;
-    c.issuers[0].jwks_fetch =
-        Some(serde_json::from_value(json!({"cluster": "idp", "path": "/jwks"})).unwrap());
-    let v = TokenVerifier::new(&c).unwrap();
+    let v = fetched_keys_verifier();
     let jwks = crate::testing::demo_jwks();
     v.update_keys(crate::testing::DEMO_ISSUER, &jwks).unwrap();
     let token = issuer().token(TEST_NOW, json!({})).unwrap();
@@ -671,19 +680,10 @@ fn refetching_the_same_key_set_keeps_the_verification_cache() {
 fn other_token_with_aud(aud: Value) -> String {
     OTHER_KEY.with(|k| {
         let key = k.borrow();
+        let custom = json!({"aud": aud, "kind": "service"});
         let jwt = JWTClaims {
-            issued_at: None,
-            expires_at: Some(Duration::from_secs(TEST_NOW + 600)),
-            invalid_before: None,
-            issuer: Some("https://other-idp.example".into()),
-            subject: Some("svc-1".into()),
             audiences: None,
-            jwt_id: None,
-            nonce: None,
-            custom: json!({"aud": aud, "kind": "service"})
-                .as_object()
-                .cloned()
-                .unwrap(),
+            ..other_claims(custom.as_object().cloned().unwrap())
         };
         key.as_ref().unwrap().sign(jwt).unwrap()
     })
@@ -732,18 +732,9 @@ fn an_empty_subject_is_refused() {
 fn other_token_without_kid() -> String {
     OTHER_KEY.with(|k| {
         let bare = ES384KeyPair::from_bytes(&k.borrow().as_ref().unwrap().to_bytes()).unwrap();
-        let jwt = JWTClaims {
-            issued_at: None,
-            expires_at: Some(Duration::from_secs(TEST_NOW + 600)),
-            invalid_before: None,
-            issuer: Some("https://other-idp.example".into()),
-            subject: Some("svc-1".into()),
-            audiences: Some(Audiences::AsString("https://mcp.example/b".into())),
-            jwt_id: None,
-            nonce: None,
-            custom: json!({"kind": "service"}).as_object().cloned().unwrap(),
-        };
-        bare.sign(jwt).unwrap()
+        let custom = json!({"kind": "service"});
+        bare.sign(other_claims(custom.as_object().cloned().unwrap()))
+            .unwrap()
     })
 }
 
