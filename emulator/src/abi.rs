@@ -108,6 +108,7 @@ pub(crate) mod stream {
     pub const HTTP_REQUEST: i32 = 0;
     pub const HTTP_RESPONSE: i32 = 1;
     pub const DOWNSTREAM: i32 = 2;
+    pub const UPSTREAM: i32 = 3;
 }
 
 /// Header pairs as the ABI carries them.

@@ -188,9 +188,8 @@ pub(crate) struct Stream {
     pub request: Flow,
     pub response: Flow,
     pub local_response: Option<LocalResponse>,
-    /// The guest called `proxy_close_stream`.
-    pub closed: bool,
-    /// The stream was reset: nothing more goes on either way.
+    /// The stream was reset (also by the guest's `proxy_close_stream`):
+    /// nothing more goes on either way.
     pub reset: bool,
 }
 
@@ -205,7 +204,7 @@ impl Stream {
     /// After a local response or a reset nothing more goes on, either way,
     /// and nothing is held.
     pub fn answered(&self) -> bool {
-        self.local_response.is_some() || self.reset || self.closed
+        self.local_response.is_some() || self.reset
     }
 
     /// The guest continued `direction`: held headers, the buffered body and

@@ -629,6 +629,7 @@ fn stream_guest(callbacks: &[(&str, &str)]) -> FilterModule {
   (import "env" "proxy_get_header_map_pairs" (func $pairs (param i32 i32 i32) (result i32)))
   (import "env" "proxy_send_local_response" (func $send_local (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_continue_stream" (func $continue (param i32) (result i32)))
+  (import "env" "proxy_close_stream" (func $close (param i32) (result i32)))
   (import "env" "proxy_set_effective_context" (func $set_context (param i32) (result i32)))
   (import "env" "proxy_set_tick_period_milliseconds" (func $tick_period (param i32) (result i32)))
   (import "env" "proxy_http_call" (func $http_call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
@@ -1199,4 +1200,32 @@ fn stop_all_holds_the_response_too() {
     );
     assert_eq!(host.downstream_response_body(id).unwrap(), b"ab");
     assert_eq!(host.downstream_response_trailers(id), None);
+}
+
+#[test]
+fn close_stream_resets_an_http_stream_only_for_its_directions() {
+    // Envoy closes a connection (downstream 2, upstream 3) only for a
+    // network filter: an HTTP stream goes on. An unknown type is refused.
+    for (kind, status, resets) in [
+        (0, 0, true),
+        (1, 0, true),
+        (2, 0, false),
+        (3, 0, false),
+        (4, 2, false),
+    ] {
+        let body = format!("(call $say (call $close (i32.const {kind}))) (i32.const 0)");
+        let module = stream_guest(&[("proxy_on_request_headers", body.as_str())]);
+        let mut host = Emulator::start(&module, options()).unwrap();
+        let id = host.open_http().unwrap();
+        host.request_headers(id, &[(":path", "/mcp")], true)
+            .unwrap();
+        let said = format!("status {status}");
+        assert_eq!(info_logs(&host), [said.as_str()], "stream type {kind}");
+        assert_eq!(host.was_reset(id), resets, "stream type {kind}");
+        assert_eq!(
+            host.upstream_request_headers(id).is_some(),
+            !resets,
+            "stream type {kind}"
+        );
+    }
 }

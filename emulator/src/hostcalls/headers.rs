@@ -122,19 +122,16 @@ fn proxy_replace_header_map_value(
         return Ok(Status::InvalidMemoryAccess);
     };
     Ok(edit(caller, kind, |pairs| {
-        match pairs.iter().position(|(k, _)| lower_eq(k, &key)) {
-            Some(first) => {
-                let mut index = 0;
-                pairs.retain(|(k, _)| {
-                    let keep = index <= first || !lower_eq(k, &key);
-                    index += 1;
-                    keep
-                });
-                if let Some(slot) = pairs.get_mut(first) {
-                    slot.1 = value;
-                }
+        // The first pair of that name takes the value; later ones go.
+        let mut value = Some(value);
+        pairs.retain_mut(|(k, v)| {
+            if !lower_eq(k, &key) {
+                return true;
             }
-            None => pairs.push((key.to_ascii_lowercase(), value)),
+            value.take().map(|new| *v = new).is_some()
+        });
+        if let Some(value) = value {
+            pairs.push((key.to_ascii_lowercase(), value));
         }
     }))
 }

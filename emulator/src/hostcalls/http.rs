@@ -89,15 +89,19 @@ fn proxy_continue_stream(caller: &mut Ctx<'_>, kind: i32) -> R<Status> {
 
 /// `proxy_close_stream(stream_type)`: resets the current HTTP stream.
 fn proxy_close_stream(caller: &mut Ctx<'_>, kind: i32) -> R<Status> {
-    if !(0..=3).contains(&kind) {
-        return Ok(Status::BadArgument);
+    match kind {
+        // Envoy resets the stream once the callback returns.
+        stream::HTTP_REQUEST | stream::HTTP_RESPONSE => {
+            if let Some(stream) = caller.data_mut().stream() {
+                stream.reset();
+            }
+            Ok(Status::Ok)
+        }
+        // Envoy closes a connection only for a network filter; an HTTP
+        // stream goes on.
+        stream::DOWNSTREAM | stream::UPSTREAM => Ok(Status::Ok),
+        _ => Ok(Status::BadArgument),
     }
-    // Envoy resets the stream once the callback returns.
-    if let Some(stream) = caller.data_mut().stream() {
-        stream.closed = true;
-        stream.reset();
-    }
-    Ok(Status::Ok)
 }
 
 /// `proxy_http_call(upstream_ptr, upstream_size, headers_ptr,
