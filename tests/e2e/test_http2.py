@@ -12,7 +12,9 @@ The raw client in `h2_client.py` sends each shape of request body:
 * `plain`: one DATA frame with END_STREAM (what every SDK client sends);
 * `trailers`: one DATA frame without END_STREAM, then trailers;
 * `split+trailers`: two DATA frames without END_STREAM, then trailers, and
-  no `content-length` (so Envoy sends the body upstream chunked).
+  no `content-length` (so Envoy sends the body upstream chunked);
+* `split`: two DATA frames, the second with END_STREAM, no `content-length`
+  (the last body callback must judge the whole body, its own chunk too).
 
 Every request also carries forged `x-warden-*` identity headers, which must
 never reach the server. Three stacks, each in the run's header mode
@@ -62,6 +64,9 @@ SHAPES = {
     "plain": {"trailers": None, "chunks": 1},
     "trailers": {"trailers": [("x-client-checksum", "sha256:e2e")], "chunks": 1},
     "split+trailers": {"trailers": [("x-client-checksum", "sha256:e2e")], "chunks": 2, "content_length": False},
+    # Two DATA frames, the second with END_STREAM: the last body callback
+    # must judge the whole body, its own chunk included.
+    "split": {"trailers": None, "chunks": 2, "content_length": False},
 }
 TRAILER_SHAPES = [shape for shape in SHAPES if SHAPES[shape]["trailers"]]
 FORGED = {
