@@ -377,8 +377,8 @@ fn list_responses_are_filtered_in_the_filter_for_sse_and_json() {
     let answer = r#"{"jsonrpc":"2.0","id":"l1","result":{"tools":[{"name":"search_docs"},{"name":"export_customers"},{"name":"deploy"}]}}"#;
     let list = r#"{"jsonrpc":"2.0","id":"l1","method":"tools/list"}"#;
 
-    // SSE, with the stream left open after the answer: it passes as soon as
-    // the answer is in.
+    // SSE, with the stream left open after the answer: each complete event
+    // goes on at once, cut; an unfinished one waits for its end.
     let id = forward_post(&mut filter, &alice, &[("accept-encoding", "gzip")], list);
     let upstream = filter
         .emulator()
@@ -402,8 +402,10 @@ fn list_responses_are_filtered_in_the_filter_for_sse_and_json() {
     let first = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n\nevent: message\ndata: ";
     assert_eq!(
         host.response_body(id, first.as_bytes(), false).unwrap(),
-        Action::Pause
+        Action::Continue
     );
+    let seen = String::from_utf8(host.downstream_response_body(id).unwrap().to_vec()).unwrap();
+    assert!(seen.ends_with("\"params\":{}}\n\n"), "{seen}");
     let rest = format!("{}\n\n", &answer);
     assert_eq!(
         host.response_body(id, rest.as_bytes(), false).unwrap(),
@@ -419,7 +421,7 @@ fn list_responses_are_filtered_in_the_filter_for_sse_and_json() {
     host.complete(id).unwrap();
     let list_line = filter.emulator().logs().iter().any(|l| {
         l.message
-            .contains(r#""list":{"kept":2,"removed":["export_customers"]}"#)
+            .contains(r#""list":{"kept":2,"kind":"tools","removed":["export_customers"]}"#)
     });
     assert!(list_line, "the removal is audited");
 

@@ -23,7 +23,7 @@ pub use audit::AuditRecord;
 pub use config::{FilterSettings, HeaderMode, PolicyDocument};
 pub use exchange::{Exchange, Flow, StreamHost};
 pub use gate::{
-    BodyVerdict, ConfigError, FilteredList, Forwarding, HeadVerdict, ListRequest, Reply,
+    BodyVerdict, ConfigError, FilteredList, Forwarding, HeadVerdict, ListAudience, Reply,
     RequestHead, ResponsePlan, Warden,
 };
 pub use identity::{ActorType, Identity, Principal};

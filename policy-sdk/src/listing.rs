@@ -1,28 +1,33 @@
-//! Rewriting of `*/list` responses so a caller sees only what it may use.
+//! Cutting list results to what a caller could use, in every response body
+//! Warden lets through on an MCP endpoint.
 //!
-//! A `tools/list`, `prompts/list`, `resources/list` or
-//! `resources/templates/list` response is rewritten to keep only the entries
-//! `CompiledPolicy::could_allow` accepts for the caller. The response comes
-//! as one JSON body or as one event of a Server-Sent Events stream that may
-//! also carry notifications and server requests; only the response to the
-//! list request is touched.
+//! A response is judged by what it carries, not by the request Warden
+//! thinks it answers: a server may deliver a `tools/list` result on the
+//! stream of another request whose id aliases it (the MCP Python SDK routes
+//! by `str(id)`), send it on the GET stream, or replay it when a client
+//! resumes a stream with `Last-Event-ID`. So every JSON-RPC message in a
+//! body, JSON or Server-Sent Events, is read, and any `result` that holds
+//! `tools`, `prompts`, `resources` or `resourceTemplates` as an array has
+//! that array cut to the entries `CompiledPolicy::could_allow` accepts for
+//! the caller (an entry without a usable name goes too). The four result
+//! keys are the same in every MCP revision, and none of them is a top-level
+//! result member of any other method.
 //!
-//! Everything that cannot be read for certain fails closed: an oversized
-//! body, an unknown content type, a body or event that is not JSON, a JSON
-//! body that does not answer the list request, a list result of the wrong
-//! shape, and an entry without a usable name (that entry is removed). The
-//! caller then gets `failure_body` instead.
+//! Messages without such a list pass byte for byte. What cannot be read
+//! fails closed: an oversized body or event, a body or event that is not
+//! strict JSON (duplicate keys included, as for requests). The caller then
+//! gets [`failure_body`] in its place.
 
 use serde_json::{Map, Value, json};
 
 use crate::identity::Identity;
-use crate::mcp::Framing;
+use crate::json::{JsonLimits, parse_strict};
 use crate::policy::CompiledPolicy;
 
 /// JSON-RPC 2.0 "internal error", used when a list cannot be filtered.
 const INTERNAL_ERROR: i64 = -32603;
 
-/// Which list a response answers.
+/// Which list a result holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ListKind {
     Tools,
@@ -32,15 +37,17 @@ pub enum ListKind {
 }
 
 impl ListKind {
+    /// Every kind, in the order results are cut.
+    pub const ALL: [Self; 4] = [
+        Self::Tools,
+        Self::Prompts,
+        Self::Resources,
+        Self::ResourceTemplates,
+    ];
+
     /// The list a request method asks for, if it is one of the four.
     pub fn for_method(method: &str) -> Option<Self> {
-        match method {
-            "tools/list" => Some(Self::Tools),
-            "prompts/list" => Some(Self::Prompts),
-            "resources/list" => Some(Self::Resources),
-            "resources/templates/list" => Some(Self::ResourceTemplates),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|kind| kind.method() == method)
     }
 
     /// The request method answered by this list.
@@ -73,194 +80,130 @@ impl ListKind {
     }
 }
 
-/// Counts for the audit line.
+/// Counts for the audit line: one list found in a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListSummary {
     pub kind: ListKind,
-    /// Entries left in the response.
+    /// Entries left.
     pub kept: usize,
     /// Names (tools, prompts), URIs (resources) or URI templates removed, in
     /// response order; `<unnamed>` for an entry without a usable name.
     pub removed: Vec<String>,
-    /// The body held the answer to the list request (a result or an error).
-    /// An SSE stream may not have delivered it yet.
-    pub answered: bool,
-    /// An SSE body ends inside an event that carries data: not dispatched by
-    /// a conforming client, but a lenient one might read it unfiltered.
-    pub unterminated_event: bool,
 }
 
 /// Placeholder in `ListSummary::removed` for an entry without a string name.
 pub const UNNAMED: &str = "<unnamed>";
 
-/// Why a list response could not be filtered.
+/// Why a response could not be read for lists.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ListError {
     #[error("response body is larger than the limit of {limit} bytes")]
     TooLarge { limit: usize },
-    #[error("response content type `{0}` is neither `application/json` nor `text/event-stream`")]
-    UnsupportedContentType(String),
+    #[error("an event of the response stream is larger than the limit of {limit} bytes")]
+    EventTooLarge { limit: usize },
     #[error("response is not JSON: {0}")]
     NotJson(String),
-    #[error("response is not a JSON-RPC response: {0}")]
-    NotJsonRpc(String),
-    #[error("response answers id `{found}`, not the list request's id `{expected}`")]
-    WrongId { expected: String, found: String },
-    #[error("list result is malformed: {0}")]
-    MalformedResult(String),
-    #[error("batched JSON-RPC messages answering the list request are not supported")]
-    Batch,
+    #[error("response event is not JSON: {0}")]
+    EventNotJson(String),
 }
 
-/// Rewrites one response body. `content_type` is the response's
-/// Content-Type (`application/json` or `text/event-stream`, parameters
-/// allowed, case-insensitive); `request_id` is the JSON-RPC id of the list
-/// request, and only the response with that id is filtered (other SSE
-/// events, e.g. notifications, pass unchanged byte for byte); `max_bytes`
-/// bounds the input.
-pub fn filter_list_response(
-    policy: &CompiledPolicy,
-    identity: &Identity,
-    kind: ListKind,
-    request_id: &Value,
-    content_type: &str,
-    body: &[u8],
-    max_bytes: usize,
-) -> Result<(Vec<u8>, ListSummary), ListError> {
-    if body.len() > max_bytes {
-        return Err(ListError::TooLarge { limit: max_bytes });
-    }
-    let filter = Filter {
-        policy,
-        identity,
-        kind,
-        request_id,
-    };
-    match Framing::of(content_type) {
-        Some(Framing::Json) => filter.json_body(body),
-        Some(Framing::EventStream) => filter.event_stream(body),
-        None => Err(ListError::UnsupportedContentType(content_type.to_owned())),
-    }
+/// A body with every list result cut for one caller.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Cut {
+    /// The bytes to send on; `None` when they are the bytes read.
+    pub body: Option<Vec<u8>>,
+    /// Every list found, cut or not.
+    pub lists: Vec<ListSummary>,
 }
 
-/// The body to send instead when filtering failed (fail closed): a JSON-RPC
-/// error response (code -32603, `data.reason`) carrying `request_id`, framed
-/// as JSON or as one SSE event to match `content_type` (JSON when the
-/// content type is neither).
-pub fn failure_body(request_id: &Value, content_type: &str, reason: &str) -> Vec<u8> {
-    let message = json!({
-        "jsonrpc": "2.0",
-        "id": request_id,
-        "error": {
-            "code": INTERNAL_ERROR,
-            "message": "the list could not be filtered for this caller",
-            "data": { "reason": reason },
-        },
-    })
-    .to_string();
-    match Framing::of(content_type) {
-        Some(Framing::EventStream) => format!("event: message\ndata: {message}\n\n").into_bytes(),
-        Some(Framing::Json) | None => message.into_bytes(),
-    }
+/// Reads response bodies for one caller.
+#[derive(Clone, Copy)]
+pub struct ListCutter<'a> {
+    pub policy: &'a CompiledPolicy,
+    pub identity: &'a Identity,
+    /// Bounds every JSON body and every event read.
+    pub limits: JsonLimits,
 }
 
-/// What one JSON-RPC message is to the list request.
-enum Message {
-    /// The result answering the list request: to be filtered.
-    Result(Map<String, Value>),
-    /// The error answering the list request: passes unchanged.
-    Error,
-    /// Anything else: a notification, a server request, another response.
-    Other,
-}
-
-struct Filter<'a> {
-    policy: &'a CompiledPolicy,
-    identity: &'a Identity,
-    kind: ListKind,
-    request_id: &'a Value,
-}
-
-impl Filter<'_> {
-    fn json_body(&self, body: &[u8]) -> Result<(Vec<u8>, ListSummary), ListError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| ListError::NotJson(e.to_string()))?;
-        let object = match value {
-            Value::Object(object) => object,
-            Value::Array(_) => return Err(ListError::Batch),
-            _ => {
-                return Err(ListError::NotJsonRpc("the body is not an object".into()));
-            }
-        };
-        if !is_response(&object) {
-            return Err(ListError::NotJsonRpc(
-                "the body has no `result` or `error`".into(),
-            ));
-        }
-        if let Some(id) = object.get("id")
-            && !self.is_request_id(id)
-        {
-            return Err(ListError::WrongId {
-                expected: self.request_id.to_string(),
-                found: id.to_string(),
+impl ListCutter<'_> {
+    /// Cuts a whole `application/json` body: one message or a batch.
+    pub fn json_body(&self, body: &[u8]) -> Result<Cut, ListError> {
+        if body.len() > self.limits.max_bytes {
+            return Err(ListError::TooLarge {
+                limit: self.limits.max_bytes,
             });
         }
-        match self.classify(object)? {
-            Message::Result(message) => self.rewrite(message),
-            Message::Error => Ok((
-                body.to_vec(),
-                ListSummary {
-                    answered: true,
-                    ..self.empty_summary()
-                },
-            )),
-            // `classify` sorts other ids here; they were refused above.
-            Message::Other => Err(ListError::NotJsonRpc(
-                "the body does not answer the list request".into(),
-            )),
+        // An empty body carries no message (a 202, a DELETE's answer).
+        if body.trim_ascii().is_empty() {
+            return Ok(Cut::default());
         }
+        let value =
+            parse_strict(body, self.limits).map_err(|e| ListError::NotJson(e.to_string()))?;
+        Ok(self.cut_value(value))
     }
 
-    fn event_stream(&self, body: &[u8]) -> Result<(Vec<u8>, ListSummary), ListError> {
-        let mut summary = self.empty_summary();
-        let mut out = Vec::with_capacity(body.len());
-        // A leading byte order mark is not part of the first line.
-        let (bom, stream) = match body.strip_prefix(b"\xEF\xBB\xBF") {
-            Some(rest) => (body.get(..3).unwrap_or_default(), rest),
-            None => (&[][..], body),
+    /// Cuts every list result in one JSON value (a message or a batch).
+    fn cut_value(&self, mut value: Value) -> Cut {
+        let mut lists = Vec::new();
+        let changed = match &mut value {
+            Value::Object(message) => self.cut_message(message, &mut lists),
+            Value::Array(batch) => batch.iter_mut().fold(false, |changed, item| match item {
+                Value::Object(message) => self.cut_message(message, &mut lists) || changed,
+                _ => changed,
+            }),
+            _ => false,
         };
-        out.extend_from_slice(bom);
-        let mut event: Vec<Line<'_>> = Vec::new();
-        let mut rest = stream;
-        while let Some((line, after)) = next_line(rest) {
-            rest = after;
-            if !line.content.is_empty() {
-                event.push(line);
-                continue;
-            }
-            // A blank line ends the event.
-            self.event(&event, &mut out, &mut summary)?;
-            out.extend_from_slice(line.terminator);
-            event.clear();
+        Cut {
+            body: changed.then(|| value.to_string().into_bytes()),
+            lists,
         }
-        // An incomplete final event (no blank line yet) is not dispatched.
-        summary.unterminated_event =
-            event.iter().any(|line| line.data_value().is_some()) || rest.starts_with(b"data");
-        for line in &event {
-            out.extend_from_slice(line.content);
-            out.extend_from_slice(line.terminator);
-        }
-        out.extend_from_slice(rest);
-        Ok((out, summary))
     }
 
-    /// Copies or rewrites one complete event (without its blank line).
+    /// Cuts the lists of one message's `result` (whatever else the message
+    /// holds: a client that reads `result` of a message that also has a
+    /// `method` must still see a cut list). `true` when an entry went.
+    fn cut_message(&self, message: &mut Map<String, Value>, lists: &mut Vec<ListSummary>) -> bool {
+        let Some(Value::Object(result)) = message.get_mut("result") else {
+            return false;
+        };
+        let mut changed = false;
+        for kind in ListKind::ALL {
+            let Some(Value::Array(entries)) = result.get_mut(kind.result_key()) else {
+                continue;
+            };
+            let mut summary = ListSummary {
+                kind,
+                kept: 0,
+                removed: Vec::new(),
+            };
+            let entry_key = kind.entry_key();
+            entries.retain(|entry| {
+                let name = entry.get(entry_key).and_then(Value::as_str);
+                let keep = name
+                    .is_some_and(|name| self.policy.could_allow(self.identity, kind.item(name)));
+                if keep {
+                    summary.kept += 1;
+                } else {
+                    summary
+                        .removed
+                        .push(name.map_or_else(|| UNNAMED.to_owned(), str::to_owned));
+                }
+                keep
+            });
+            changed |= !summary.removed.is_empty();
+            lists.push(summary);
+        }
+        changed
+    }
+
+    /// Cuts one complete event (its lines, without the blank line ending
+    /// it) into `out`.
     fn event(
         &self,
         lines: &[Line<'_>],
         out: &mut Vec<u8>,
-        summary: &mut ListSummary,
-    ) -> Result<(), ListError> {
+        lists: &mut Vec<ListSummary>,
+    ) -> Result<bool, ListError> {
         let copy = |out: &mut Vec<u8>| {
             for line in lines {
                 out.extend_from_slice(line.content);
@@ -282,41 +225,23 @@ impl Filter<'_> {
         // No data, or only whitespace (a priming event): no message.
         let Some(data) = data.filter(|d| !d.trim_ascii().is_empty()) else {
             copy(out);
-            return Ok(());
+            return Ok(false);
         };
-        let value: Value = serde_json::from_slice(&data)
-            .map_err(|e| ListError::NotJson(format!("event data: {e}")))?;
-        let message = match value {
-            Value::Object(object) if is_response(&object) => self.classify(object)?,
-            Value::Array(items) => {
-                let answers = items.iter().any(|item| {
-                    item.as_object().is_some_and(|o| {
-                        is_response(o) && o.get("id").is_some_and(|id| self.is_request_id(id))
-                    })
-                });
-                if answers {
-                    return Err(ListError::Batch);
-                }
-                Message::Other
-            }
-            _ => Message::Other,
+        if data.len() > self.limits.max_bytes {
+            return Err(ListError::EventTooLarge {
+                limit: self.limits.max_bytes,
+            });
+        }
+        let value =
+            parse_strict(&data, self.limits).map_err(|e| ListError::EventNotJson(e.to_string()))?;
+        let cut = self.cut_value(value);
+        lists.extend(cut.lists);
+        let Some(json) = cut.body else {
+            copy(out);
+            return Ok(false);
         };
-        let message = match message {
-            Message::Result(message) => message,
-            Message::Error => {
-                summary.answered = true;
-                copy(out);
-                return Ok(());
-            }
-            Message::Other => {
-                copy(out);
-                return Ok(());
-            }
-        };
-        let (json, part) = self.rewrite(message)?;
-        summary.kept += part.kept;
-        summary.removed.extend(part.removed);
-        summary.answered = true;
+        // The message again as one `data` line where its first was; the
+        // event's other fields stay.
         let mut written = false;
         for line in lines {
             if line.data_value().is_none() {
@@ -330,90 +255,125 @@ impl Filter<'_> {
             }
             out.extend_from_slice(line.terminator);
         }
-        Ok(())
-    }
-
-    /// Sorts a JSON-RPC response by whether it answers the list request.
-    fn classify(&self, object: Map<String, Value>) -> Result<Message, ListError> {
-        let Some(id) = object.get("id") else {
-            return Err(ListError::NotJsonRpc("a response without `id`".into()));
-        };
-        if !self.is_request_id(id) {
-            return Ok(Message::Other);
-        }
-        match (object.contains_key("result"), object.contains_key("error")) {
-            (true, true) => Err(ListError::NotJsonRpc(
-                "a response with both `result` and `error`".into(),
-            )),
-            (true, false) => Ok(Message::Result(object)),
-            _ => Ok(Message::Error),
-        }
-    }
-
-    /// Ids compare as JSON values, numbers by value (`1` answers `1.0`), so
-    /// no spelling of the id slips a response past the filter.
-    fn is_request_id(&self, id: &Value) -> bool {
-        match (id, self.request_id) {
-            (Value::Number(a), Value::Number(b)) => {
-                a == b || (a.as_f64().is_some() && a.as_f64() == b.as_f64())
-            }
-            _ => id == self.request_id,
-        }
-    }
-
-    /// Filters the entries of a result answering the list request and
-    /// serialises the message again.
-    fn rewrite(
-        &self,
-        mut message: Map<String, Value>,
-    ) -> Result<(Vec<u8>, ListSummary), ListError> {
-        let key = self.kind.result_key();
-        let Some(Value::Object(result)) = message.get_mut("result") else {
-            return Err(ListError::MalformedResult(
-                "`result` is not an object".into(),
-            ));
-        };
-        let Some(Value::Array(entries)) = result.get_mut(key) else {
-            return Err(ListError::MalformedResult(format!(
-                "`result.{key}` is not an array"
-            )));
-        };
-        let mut summary = ListSummary {
-            answered: true,
-            ..self.empty_summary()
-        };
-        let entry_key = self.kind.entry_key();
-        entries.retain(|entry| {
-            let name = entry.get(entry_key).and_then(Value::as_str);
-            let keep = name
-                .is_some_and(|name| self.policy.could_allow(self.identity, self.kind.item(name)));
-            if keep {
-                summary.kept += 1;
-            } else {
-                summary
-                    .removed
-                    .push(name.map_or_else(|| UNNAMED.to_owned(), str::to_owned));
-            }
-            keep
-        });
-        Ok((Value::Object(message).to_string().into_bytes(), summary))
-    }
-
-    fn empty_summary(&self) -> ListSummary {
-        ListSummary {
-            kind: self.kind,
-            kept: 0,
-            removed: Vec::new(),
-            answered: false,
-            unterminated_event: false,
-        }
+        Ok(true)
     }
 }
 
-/// Whether a JSON-RPC message is a response (it answers rather than asks).
-fn is_response(object: &Map<String, Value>) -> bool {
-    !object.contains_key("method")
-        && (object.contains_key("result") || object.contains_key("error"))
+/// A `text/event-stream` body read as it arrives: each chunk gives back its
+/// complete events, cut, and keeps the unfinished rest for the next.
+#[derive(Debug, Default)]
+pub struct EventStream {
+    /// Bytes after the last complete event.
+    pending: Vec<u8>,
+    /// The start of the stream was seen (a byte order mark may lead it).
+    started: bool,
+}
+
+/// What was left of an event stream when it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamEnd {
+    /// An unfinished event carrying data was dropped: a conforming client
+    /// does not dispatch it, a lenient one might have read it uncut.
+    pub dropped_data: bool,
+}
+
+impl EventStream {
+    /// Takes the next chunk and returns the bytes to send in its place:
+    /// every event completed by it, cut. `last`: no more bytes follow. An
+    /// event longer than the cutter's byte limit is refused.
+    pub fn push(
+        &mut self,
+        cutter: &ListCutter<'_>,
+        chunk: &[u8],
+        last: bool,
+    ) -> Result<Cut, ListError> {
+        self.pending.extend_from_slice(chunk);
+        let mut out = Vec::with_capacity(self.pending.len());
+        if !self.started {
+            // A leading byte order mark is not part of the first line; wait
+            // until it is certain whether one is there.
+            const BOM: &[u8] = b"\xEF\xBB\xBF";
+            if !last && self.pending.len() < BOM.len() && BOM.starts_with(&self.pending) {
+                return Ok(Cut {
+                    body: Some(Vec::new()),
+                    lists: Vec::new(),
+                });
+            }
+            self.started = true;
+            if let Some(rest) = self.pending.strip_prefix(BOM) {
+                out.extend_from_slice(BOM);
+                self.pending = rest.to_vec();
+            }
+        }
+        let mut lists = Vec::new();
+        let mut changed = false;
+        let mut event: Vec<Line<'_>> = Vec::new();
+        let mut consumed = 0;
+        let mut rest = self.pending.as_slice();
+        while let Some((line, after)) = next_line(rest) {
+            // A CR at the end of what has arrived may be the first half of
+            // a CRLF: the line is complete once the next byte is known.
+            if line.terminator == b"\r" && after.is_empty() && !last {
+                break;
+            }
+            rest = after;
+            if !line.content.is_empty() {
+                event.push(line);
+                continue;
+            }
+            // A blank line ends the event.
+            changed |= cutter.event(&event, &mut out, &mut lists)?;
+            out.extend_from_slice(line.terminator);
+            event.clear();
+            consumed = self.pending.len() - rest.len();
+        }
+        self.pending.drain(..consumed);
+        if self.pending.len() > cutter.limits.max_bytes {
+            return Err(ListError::EventTooLarge {
+                limit: cutter.limits.max_bytes,
+            });
+        }
+        // Unchanged, whole events are sent as they came.
+        let body = (changed || out != chunk).then_some(out);
+        Ok(Cut { body, lists })
+    }
+
+    /// The stream ended: the unfinished rest is never sent (no client
+    /// dispatches an event without its blank line).
+    pub fn finish(&mut self) -> StreamEnd {
+        let pending = std::mem::take(&mut self.pending);
+        let mut dropped_data = false;
+        let mut rest = pending.as_slice();
+        while let Some((line, after)) = next_line(rest) {
+            dropped_data |= line.data_value().is_some();
+            rest = after;
+        }
+        // An unfinished last line naming the data field.
+        dropped_data |= rest.starts_with(b"data");
+        StreamEnd { dropped_data }
+    }
+}
+
+/// The body to send instead when a response could not be read (fail
+/// closed): a JSON-RPC error response (code -32603, `data.reason`) carrying
+/// `request_id` (`null` when the response answers no known request), framed
+/// as JSON or as one SSE event.
+pub fn failure_body(request_id: &Value, event_stream: bool, reason: &str) -> Vec<u8> {
+    let message = json!({
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "error": {
+            "code": INTERNAL_ERROR,
+            "message": "the response could not be filtered for this caller",
+            "data": { "reason": reason },
+        },
+    })
+    .to_string();
+    if event_stream {
+        format!("event: message\ndata: {message}\n\n").into_bytes()
+    } else {
+        message.into_bytes()
+    }
 }
 
 /// One line of an event stream.
@@ -491,26 +451,49 @@ mod tests {
         crate::testing::direct(crate::testing::bob())
     }
 
-    const JSON: &str = "application/json";
-    const SSE: &str = "text/event-stream";
-    const LIMIT: usize = 1 << 20;
+    const LIMITS: JsonLimits = JsonLimits {
+        max_bytes: 1 << 20,
+        max_depth: 64,
+    };
 
-    fn filter(
-        kind: ListKind,
-        id: Value,
-        content_type: &str,
-        body: &str,
-    ) -> Result<(String, ListSummary), ListError> {
-        filter_list_response(
-            &policy(),
-            &bob(),
-            kind,
-            &id,
-            content_type,
-            body.as_bytes(),
-            LIMIT,
-        )
-        .map(|(out, summary)| (String::from_utf8(out).unwrap(), summary))
+    /// Cuts a JSON body for bob; the bytes sent on and the lists found.
+    fn json_cut(body: &str, limits: JsonLimits) -> Result<(String, Vec<ListSummary>), ListError> {
+        let (policy, identity) = (policy(), bob());
+        let cutter = ListCutter {
+            policy: &policy,
+            identity: &identity,
+            limits,
+        };
+        let cut = cutter.json_body(body.as_bytes())?;
+        let sent = cut
+            .body
+            .map_or_else(|| body.to_owned(), |b| String::from_utf8(b).unwrap());
+        Ok((sent, cut.lists))
+    }
+
+    /// Feeds an event stream in `chunks` for bob and ends it; what the
+    /// client receives, the lists found and whether an unfinished event
+    /// carrying data was dropped.
+    fn sse_cut(chunks: &[&[u8]]) -> Result<(Vec<u8>, Vec<ListSummary>, bool), ListError> {
+        let (policy, identity) = (policy(), bob());
+        let cutter = ListCutter {
+            policy: &policy,
+            identity: &identity,
+            limits: LIMITS,
+        };
+        let mut stream = EventStream::default();
+        let (mut sent, mut lists) = (Vec::new(), Vec::new());
+        for (n, chunk) in chunks.iter().enumerate() {
+            let cut = stream.push(&cutter, chunk, n + 1 == chunks.len())?;
+            sent.extend(cut.body.unwrap_or_else(|| chunk.to_vec()));
+            lists.extend(cut.lists);
+        }
+        Ok((sent, lists, stream.finish().dropped_data))
+    }
+
+    fn sse(body: &str) -> (String, Vec<ListSummary>, bool) {
+        let (sent, lists, dropped) = sse_cut(&[body.as_bytes()]).unwrap();
+        (String::from_utf8(sent).unwrap(), lists, dropped)
     }
 
     fn tools_response(id: Value) -> Value {
@@ -542,12 +525,7 @@ mod tests {
 
     #[test]
     fn list_kinds_map_methods_and_keys() {
-        for kind in [
-            ListKind::Tools,
-            ListKind::Prompts,
-            ListKind::Resources,
-            ListKind::ResourceTemplates,
-        ] {
+        for kind in ListKind::ALL {
             assert_eq!(ListKind::for_method(kind.method()), Some(kind));
         }
         assert_eq!(ListKind::for_method("tools/call"), None);
@@ -559,58 +537,43 @@ mod tests {
     }
 
     #[test]
-    fn json_tools_are_filtered_and_pagination_kept() {
-        let body = tools_response(json!(3)).to_string();
-        let (out, summary) = filter(
-            ListKind::Tools,
-            json!(3),
-            "Application/JSON; charset=utf-8",
-            &body,
-        )
-        .unwrap();
+    fn json_tools_are_cut_and_pagination_kept() {
+        let (out, lists) = json_cut(&tools_response(json!(3)).to_string(), LIMITS).unwrap();
         let out: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(names(&out, ListKind::Tools), ["search_docs", "read_file"]);
         assert_eq!(out["id"], json!(3));
-        assert_eq!(out["jsonrpc"], "2.0");
         assert_eq!(out["result"]["nextCursor"], "page-2");
         assert_eq!(out["result"]["_meta"], json!({"x": 1}));
         assert_eq!(
             out["result"]["tools"][0]["inputSchema"],
             json!({"type": "object"})
         );
-        assert_eq!(summary.kind, ListKind::Tools);
-        assert_eq!(summary.kept, 2);
-        assert_eq!(summary.removed, ["delete_repo", UNNAMED, UNNAMED]);
+        assert_eq!(
+            lists,
+            [ListSummary {
+                kind: ListKind::Tools,
+                kept: 2,
+                removed: vec!["delete_repo".into(), UNNAMED.into(), UNNAMED.into()],
+            }]
+        );
     }
 
     #[test]
-    fn resources_templates_and_prompts_are_filtered_by_their_keys() {
+    fn resources_templates_and_prompts_are_cut_by_their_keys() {
         let resources = json!({"jsonrpc": "2.0", "id": "r", "result": {"resources": [
             {"uri": "docs://public/intro", "name": "intro"},
             {"uri": "docs://internal/plan", "name": "plan"},
         ]}});
-        let (out, summary) = filter(
-            ListKind::Resources,
-            json!("r"),
-            JSON,
-            &resources.to_string(),
-        )
-        .unwrap();
+        let (out, lists) = json_cut(&resources.to_string(), LIMITS).unwrap();
         let out: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(names(&out, ListKind::Resources), ["docs://public/intro"]);
-        assert_eq!(summary.removed, ["docs://internal/plan"]);
+        assert_eq!(lists[0].removed, ["docs://internal/plan"]);
 
         let templates = json!({"jsonrpc": "2.0", "id": 1, "result": {"resourceTemplates": [
             {"uriTemplate": "docs://internal/{id}", "name": "internal"},
             {"uriTemplate": "docs://public/{id}", "name": "public"},
         ]}});
-        let (out, _) = filter(
-            ListKind::ResourceTemplates,
-            json!(1),
-            JSON,
-            &templates.to_string(),
-        )
-        .unwrap();
+        let (out, _) = json_cut(&templates.to_string(), LIMITS).unwrap();
         let out: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(
             names(&out, ListKind::ResourceTemplates),
@@ -620,220 +583,197 @@ mod tests {
         let prompts = json!({"jsonrpc": "2.0", "id": 1, "result": {"prompts": [
             {"name": "greet"}, {"name": "search_docs"},
         ]}});
-        let (out, _) = filter(ListKind::Prompts, json!(1), JSON, &prompts.to_string()).unwrap();
+        let (out, _) = json_cut(&prompts.to_string(), LIMITS).unwrap();
         let out: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(names(&out, ListKind::Prompts), ["greet"]);
     }
 
     #[test]
-    fn error_response_passes_unchanged() {
-        let body = r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32601,"message":"no"}}"#;
-        let (out, summary) = filter(ListKind::Tools, json!(3), JSON, body).unwrap();
-        assert_eq!(out, body);
-        assert_eq!(summary.kept, 0);
-        assert!(summary.removed.is_empty());
+    fn messages_without_lists_pass_byte_for_byte() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32601,"message":"no"}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"1.0000"}]}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"result":{"tools":{"listChanged":true}}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"result":{"capabilities":{"tools":[{"name":"x"}]}}}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"result":{}}, 7]"#,
+            "  ",
+            "",
+        ] {
+            let (policy, identity) = (policy(), bob());
+            let cutter = ListCutter {
+                policy: &policy,
+                identity: &identity,
+                limits: LIMITS,
+            };
+            assert_eq!(
+                cutter.json_body(body.as_bytes()).unwrap().body,
+                None,
+                "{body}"
+            );
+        }
+        // A list with nothing to cut is found but not rewritten.
+        let kept = r#"{"jsonrpc":"2.0","id":3,"result":{"prompts":[{"name":"greet"}]}}"#;
+        let (out, lists) = json_cut(kept, LIMITS).unwrap();
+        assert_eq!(out, kept);
+        assert_eq!(lists[0].kept, 1);
     }
 
     #[test]
-    fn wrong_or_malformed_json_bodies_fail_closed() {
-        let body = tools_response(json!(4)).to_string();
+    fn unreadable_json_bodies_fail_closed() {
         assert!(matches!(
-            filter(ListKind::Tools, json!(3), JSON, &body),
-            Err(ListError::WrongId { .. })
+            json_cut("{\"id\":3,", LIMITS),
+            Err(ListError::NotJson(_))
         ));
+        let twice =
+            r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[],"tools":[{"name":"delete_repo"}]}}"#;
         assert!(matches!(
-            filter(ListKind::Tools, json!("3"), JSON, &body),
-            Err(ListError::WrongId { .. })
+            json_cut(twice, LIMITS),
+            Err(ListError::NotJson(_))
         ));
-        // The same number spelt differently is the same id.
-        let body = tools_response(json!(3.0)).to_string();
-        let (out, _) = filter(ListKind::Tools, json!(3), JSON, &body).unwrap();
-        let out: Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(names(&out, ListKind::Tools), ["search_docs", "read_file"]);
-
-        let not_json = filter(ListKind::Tools, json!(3), JSON, "{\"id\":3,");
-        assert!(matches!(not_json, Err(ListError::NotJson(_))));
-        let request = r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#;
-        assert!(matches!(
-            filter(ListKind::Tools, json!(3), JSON, request),
-            Err(ListError::NotJsonRpc(_))
-        ));
-        let wrong_list = r#"{"jsonrpc":"2.0","id":3,"result":{"prompts":[]}}"#;
-        assert_eq!(
-            filter(ListKind::Tools, json!(3), JSON, wrong_list).unwrap_err(),
-            ListError::MalformedResult("`result.tools` is not an array".into())
-        );
-        let both =
-            r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[]},"error":{"code":1,"message":"x"}}"#;
-        assert!(matches!(
-            filter(ListKind::Tools, json!(3), JSON, both),
-            Err(ListError::NotJsonRpc(_))
-        ));
-        let batch = format!("[{}]", tools_response(json!(3)));
-        assert_eq!(
-            filter(ListKind::Tools, json!(3), JSON, &batch).unwrap_err(),
-            ListError::Batch
-        );
-        assert!(matches!(
-            filter(ListKind::Tools, json!(3), "text/html", &body),
-            Err(ListError::UnsupportedContentType(_))
-        ));
-    }
-
-    #[test]
-    fn too_large_is_refused() {
         let body = tools_response(json!(3)).to_string();
-        let result = filter_list_response(
-            &policy(),
-            &bob(),
-            ListKind::Tools,
-            &json!(3),
-            JSON,
-            body.as_bytes(),
-            body.len() - 1,
-        );
+        let tight = JsonLimits {
+            max_bytes: body.len() - 1,
+            ..LIMITS
+        };
         assert_eq!(
-            result.unwrap_err(),
+            json_cut(&body, tight).unwrap_err(),
             ListError::TooLarge {
                 limit: body.len() - 1
             }
         );
-        assert!(
-            filter_list_response(
-                &policy(),
-                &bob(),
-                ListKind::Tools,
-                &json!(3),
-                JSON,
-                body.as_bytes(),
-                body.len(),
-            )
-            .is_ok()
-        );
-    }
-
-    /// The `data` of the one event in `out` that answers `id`.
-    fn response_event(out: &str, id: &Value) -> Value {
-        out.split("\n\n")
-            .filter_map(|event| {
-                let data: Vec<&str> = event
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data: "))
-                    .collect();
-                serde_json::from_str::<Value>(&data.join("\n")).ok()
-            })
-            .find(|m| &m["id"] == id && m.get("result").is_some())
-            .unwrap()
+        let shallow = JsonLimits {
+            max_depth: 3,
+            ..LIMITS
+        };
+        assert!(matches!(
+            json_cut(&body, shallow),
+            Err(ListError::NotJson(_))
+        ));
     }
 
     #[test]
-    fn sse_notification_untouched_and_response_filtered() {
+    fn sse_events_are_cut_and_the_rest_passes() {
         let notification = ": keep-alive\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1}}\n\n";
-        let other_response = "data: {\"jsonrpc\":\"2.0\",\"id\":99,\"result\":{\"tools\":[{\"name\":\"delete_repo\"}]}}\n\n";
+        let other = "data: {\"jsonrpc\":\"2.0\",\"id\":99,\"result\":{\"tools\":[{\"name\":\"delete_repo\"}]}}\n\n";
         let response = format!(
             "id: ev-7\nevent: message\nretry: 1000\ndata: {}\n\n",
             tools_response(json!(3))
         );
-        let body = format!("{notification}{other_response}{response}");
-        let (out, summary) = filter(ListKind::Tools, json!(3), SSE, &body).unwrap();
-        assert!(out.starts_with(&format!("{notification}{other_response}")));
-        let rewritten = out
-            .strip_prefix(&format!("{notification}{other_response}"))
-            .unwrap();
+        let (out, lists, dropped) = sse(&format!("{notification}{other}{response}"));
+        assert!(!dropped);
+        let rest = out.strip_prefix(notification).unwrap();
+        // Another request's answer is cut too: data, not requests.
+        let (first, rewritten) = rest.split_once("\n\n").unwrap();
+        assert_eq!(
+            first,
+            "data: {\"id\":99,\"jsonrpc\":\"2.0\",\"result\":{\"tools\":[]}}"
+        );
         assert!(rewritten.starts_with("id: ev-7\nevent: message\nretry: 1000\ndata: {"));
         assert!(rewritten.ends_with("}\n\n"));
         assert_eq!(rewritten.matches('\n').count(), 5);
-        let message = response_event(&out, &json!(3));
-        assert_eq!(
-            names(&message, ListKind::Tools),
-            ["search_docs", "read_file"]
-        );
-        assert_eq!(message["result"]["nextCursor"], "page-2");
-        assert_eq!(summary.kept, 2);
-        assert_eq!(summary.removed, ["delete_repo", UNNAMED, UNNAMED]);
+        assert_eq!(lists.len(), 2);
+        assert_eq!(lists[1].kept, 2);
+        assert_eq!(lists[1].removed, ["delete_repo", UNNAMED, UNNAMED]);
     }
 
     #[test]
-    fn sse_with_crlf_lines_keeps_its_line_ends() {
+    fn sse_line_ends_and_byte_order_mark_are_kept() {
         let body = format!(
             "event: message\r\ndata: {}\r\n\r\n: done\r\n",
             tools_response(json!(3))
         );
-        let (out, summary) = filter(ListKind::Tools, json!(3), "TEXT/EVENT-STREAM", &body).unwrap();
+        let (out, lists, _) = sse(&body);
         assert!(out.starts_with("event: message\r\ndata: {"));
-        assert!(out.ends_with("}\r\n\r\n: done\r\n"));
-        let data = out
-            .split("\r\n")
-            .find_map(|l| l.strip_prefix("data: "))
-            .unwrap();
-        let message: Value = serde_json::from_str(data).unwrap();
-        assert_eq!(
-            names(&message, ListKind::Tools),
-            ["search_docs", "read_file"]
-        );
-        assert_eq!(summary.kept, 2);
-    }
+        // The comment after the last event is an unfinished event: dropped.
+        assert!(out.ends_with("}\r\n\r\n"), "{out}");
+        assert_eq!(lists[0].kept, 2);
 
-    #[test]
-    fn sse_with_cr_lines_and_a_bom() {
         let body = format!("\u{feff}data:{}\r\r", tools_response(json!(3)));
-        let (out, summary) = filter(ListKind::Tools, json!(3), SSE, &body).unwrap();
+        let (out, lists, dropped) = sse(&body);
         assert!(out.starts_with("\u{feff}data: {"));
         assert!(out.ends_with("}\r\r"));
-        assert_eq!(summary.kept, 2);
+        assert_eq!(lists[0].kept, 2);
+        assert!(!dropped);
     }
 
     #[test]
     fn sse_multi_line_data_is_joined_then_rewritten_as_one_line() {
         let pretty = serde_json::to_string_pretty(&tools_response(json!("a"))).unwrap();
         let data: String = pretty.lines().map(|l| format!("data:{l}\n")).collect();
-        let body = format!("id: 1\n{data}\n");
-        let (out, summary) = filter(ListKind::Tools, json!("a"), SSE, &body).unwrap();
+        let (out, lists, _) = sse(&format!("id: 1\n{data}\n"));
         let lines: Vec<&str> = out.split('\n').collect();
         assert_eq!(lines.len(), 4, "{out}");
         assert_eq!(lines[0], "id: 1");
-        assert!(lines[1].starts_with("data: {"));
-        assert_eq!(lines[2..], ["", ""]);
         let message: Value = serde_json::from_str(&lines[1]["data: ".len()..]).unwrap();
         assert_eq!(
             names(&message, ListKind::Tools),
             ["search_docs", "read_file"]
         );
-        assert_eq!(summary.kept, 2);
+        assert_eq!(lists[0].kept, 2);
     }
 
     #[test]
-    fn sse_without_the_response_passes_unchanged() {
-        let body = "id: prime\ndata:\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,";
-        let (out, summary) = filter(ListKind::Tools, json!(3), SSE, body).unwrap();
-        assert_eq!(out, body);
-        assert_eq!(summary.kept, 0);
-        assert!(summary.removed.is_empty());
+    fn sse_cut_at_every_byte_reads_as_whole() {
+        let body = format!(
+            "\u{feff}: hi\r\ndata: {}\r\n\r\nevent: message\rdata: {}\r\rdata: {{\"jsonrpc\":\"2.0\",\"method\":\"m\"}}\n\n",
+            tools_response(json!(1)),
+            tools_response(json!(2))
+        );
+        let (whole, whole_lists, _) = sse_cut(&[body.as_bytes()]).unwrap();
+        assert!(!String::from_utf8_lossy(&whole).contains("delete_repo"));
+        for at in 0..=body.len() {
+            let (head, tail) = body.as_bytes().split_at(at);
+            let (out, lists, dropped) = sse_cut(&[head, tail]).unwrap();
+            assert_eq!(out, whole, "split at {at}");
+            assert_eq!(lists, whole_lists, "split at {at}");
+            assert!(!dropped);
+        }
     }
 
     #[test]
-    fn sse_error_response_passes_unchanged() {
-        let body = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"error\":{\"code\":-32603,\"message\":\"x\"}}\n\n";
-        let (out, _) = filter(ListKind::Tools, json!(3), SSE, body).unwrap();
-        assert_eq!(out, body);
+    fn an_unfinished_event_is_held_then_dropped() {
+        let body = format!("data: {}\n", tools_response(json!(3)));
+        let (out, lists, dropped) = sse(&body);
+        assert_eq!(out, "");
+        assert!(lists.is_empty());
+        assert!(dropped);
+        let (out, _, dropped) = sse(": just a comment");
+        assert_eq!(out, "");
+        assert!(!dropped);
     }
 
     #[test]
     fn sse_events_that_cannot_be_read_fail_closed() {
-        let not_json = "data: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":NaN}\n\n";
-        assert!(matches!(
-            filter(ListKind::Tools, json!(3), SSE, not_json),
-            Err(ListError::NotJson(_))
-        ));
-        let malformed = "data: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"tools\":{}}}\n\n";
-        assert!(matches!(
-            filter(ListKind::Tools, json!(3), SSE, malformed),
-            Err(ListError::MalformedResult(_))
-        ));
-        let batch = format!("data: [{}]\n\n", tools_response(json!(3)));
+        for event in [
+            "data: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":NaN}\n\n",
+            "data: {\"result\":{\"tools\":[]},\"result\":{\"tools\":[{\"name\":\"delete_repo\"}]}}\n\n",
+        ] {
+            assert!(matches!(
+                sse_cut(&[event.as_bytes()]),
+                Err(ListError::EventNotJson(_))
+            ));
+        }
+        // An event longer than the limit cannot be held.
+        let (policy, identity) = (policy(), bob());
+        let cutter = ListCutter {
+            policy: &policy,
+            identity: &identity,
+            limits: JsonLimits {
+                max_bytes: 16,
+                ..LIMITS
+            },
+        };
+        let whole = b"data: 01234567890123456789\n\n";
         assert_eq!(
-            filter(ListKind::Tools, json!(3), SSE, &batch).unwrap_err(),
-            ListError::Batch
+            EventStream::default().push(&cutter, whole, false).unwrap_err(),
+            ListError::EventTooLarge { limit: 16 }
+        );
+        let mut stream = EventStream::default();
+        assert!(stream.push(&cutter, b"data: 0123456789", false).is_ok());
+        assert_eq!(
+            stream.push(&cutter, b"0123", false).unwrap_err(),
+            ListError::EventTooLarge { limit: 16 }
         );
     }
 
@@ -844,19 +784,10 @@ mod tests {
             assert_eq!(message["jsonrpc"], "2.0");
             assert_eq!(message["id"], json!("req-1"));
             assert_eq!(message["error"]["code"], json!(-32603));
-            assert!(
-                message["error"]["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("could not be filtered")
-            );
             assert_eq!(message["error"]["data"]["reason"], reason);
         };
-        let json_body = failure_body(&json!("req-1"), "application/json", reason);
-        check(&serde_json::from_slice(&json_body).unwrap());
-
-        let sse_body = failure_body(&json!("req-1"), "text/event-stream; charset=utf-8", reason);
-        let sse = String::from_utf8(sse_body).unwrap();
+        check(&serde_json::from_slice(&failure_body(&json!("req-1"), false, reason)).unwrap());
+        let sse = String::from_utf8(failure_body(&json!("req-1"), true, reason)).unwrap();
         let data = sse
             .strip_prefix("event: message\ndata: ")
             .and_then(|s| s.strip_suffix("\n\n"))

@@ -89,7 +89,8 @@ fn json_test_suite() {
 fn list_filtering_survives_the_corpus() {
     use policy_sdk::CompiledPolicy;
     use policy_sdk::identity::{ActorType, Identity, Principal};
-    use policy_sdk::listing::{ListKind, filter_list_response};
+    use policy_sdk::json::JsonLimits;
+    use policy_sdk::listing::{EventStream, ListCutter};
     use policy_sdk::policy::{Defaults, RuleSource};
     use serde_json::json;
 
@@ -113,7 +114,11 @@ fn list_filtering_survives_the_corpus() {
         client_id: None,
         token_id: None,
     };
-    let id = json!(1);
+    let cutter = ListCutter {
+        policy: &policy,
+        identity: &identity,
+        limits: JsonLimits::default(),
+    };
     let (mut filtered, mut files) = (0, 0);
     for path in corpus() {
         files += 1;
@@ -121,33 +126,27 @@ fn list_filtering_survives_the_corpus() {
         let text = String::from_utf8_lossy(&bytes);
         let sse = format!("event: message\ndata: {text}\n\n");
         let answer = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"tools":{text}}}}}"#);
-        for (content_type, body) in [
-            ("application/json", bytes.clone()),
-            ("text/event-stream", sse.into_bytes()),
-            ("application/json", answer.into_bytes()),
+        let mut stream = EventStream::default();
+        for cut in [
+            cutter.json_body(&bytes),
+            stream.push(&cutter, sse.as_bytes(), true),
+            cutter.json_body(answer.as_bytes()),
         ] {
-            if let Ok((out, summary)) = filter_list_response(
-                &policy,
-                &identity,
-                ListKind::Tools,
-                &id,
-                content_type,
-                &body,
-                1 << 20,
-            ) {
-                filtered += 1;
-                // Whatever passed answered nothing, or is a list of what
-                // the caller may use.
-                if summary.answered && summary.kept + summary.removed.len() > 0 {
-                    let out = String::from_utf8_lossy(&out);
+            let Ok(cut) = cut else { continue };
+            filtered += 1;
+            // Whatever passed holds none of what was removed.
+            if let Some(out) = &cut.body {
+                let out = String::from_utf8_lossy(out);
+                for list in &cut.lists {
                     assert!(
-                        summary
-                            .removed
+                        list.removed
                             .iter()
                             .all(|r| !out.contains(&format!("\"name\":\"{r}\""))),
                         "{out}"
                     );
                 }
+            } else {
+                assert!(cut.lists.iter().all(|list| list.removed.is_empty()));
             }
         }
     }

@@ -351,7 +351,7 @@ def test_a_list_from_an_h2c_upstream_is_filtered(h2_stack, h2_upstream, answer):
     assert [tool["name"] for tool in message["result"]["tools"]] == BOB_SEES, message
     decision, filtered = audits_where(h2_stack.envoy_log, log, count=2, jsonrpc_id=request_id)
     assert (decision["decision"], decision["rule"], decision["method"]) == ("allow", "list-catalogue", "tools/list")
-    assert filtered["list"] == {"kept": len(BOB_SEES), "removed": BOB_MISSES}, filtered
+    assert filtered["list"] == {"kind": "tools", "kept": len(BOB_SEES), "removed": BOB_MISSES}, filtered
     assert filtered["request_id"] == decision["request_id"], (decision, filtered)
 
 

@@ -9,7 +9,8 @@ server has: SSE (its default; the 2.3 server answers 2026-07-28 requests
 with JSON even then) and JSON (`--json-response`, the module's stack). When
 entries are removed, a second audit line with the request's request_id says
 which. A list response larger than `max_response_bytes` is replaced by a
-JSON-RPC error for the request (a stack with a 200-byte limit).
+JSON-RPC error for the request (a stack with a 1,000-byte limit: the
+initialize and tool-call answers fit, the tool list does not).
 """
 
 from __future__ import annotations
@@ -44,13 +45,20 @@ SEES = {
     "research-agent": [VISIBLE_TOOLS["research-agent"], set(), {"docs://public/intro"}, set()],
 }
 ALL_TOOLS = {"search_docs", "read_file", "deploy", "delete_repo", "rotate_keys", "export_customers"}
-LIMIT = 200
-TOO_LARGE = f"the response is larger than max_response_bytes ({LIMIT})"
-UNFILTERABLE = {
-    "code": -32603,
-    "message": "the list could not be filtered for this caller",
-    "data": {"reason": f"list response could not be filtered: {TOO_LARGE}"},
+LIMIT = 1000
+# A JSON body is held whole; an event stream event by event.
+TOO_LARGE = {
+    "json": f"response body is larger than the limit of {LIMIT} bytes",
+    "sse": f"an event of the response stream is larger than the limit of {LIMIT} bytes",
 }
+
+
+def unfilterable(framing: str) -> dict:
+    return {
+        "code": -32603,
+        "message": "the response could not be filtered for this caller",
+        "data": {"reason": f"response could not be filtered: {TOO_LARGE[framing]}"},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +116,8 @@ def test_a_filtered_list_is_audited_with_what_was_removed(stack, http, case):
     assert "list" not in decision, decision
     assert filtered["request_id"] == decision["request_id"], (decision, filtered)
     assert (filtered["decision"], filtered["rule"], filtered["method"]) == ("allow", "list-catalogue", method)
-    assert filtered["list"] == {"kept": kept, "removed": removed}, filtered
-    assert filtered["reason"] == f"allowed by rule `list-catalogue`; list filtered: {kept} kept, {len(removed)} removed"
+    assert filtered["list"] == {"kind": case, "kept": kept, "removed": removed}, filtered
+    assert filtered["reason"] == f"allowed by rule `list-catalogue`; {case} filtered: {kept} kept, {len(removed)} removed"
 
 
 def test_nothing_removed_means_no_list_line(stack, http):
@@ -144,8 +152,10 @@ def test_a_list_too_large_to_filter_is_an_error_not_a_hang(small_stack, kind):
     elapsed = time.monotonic() - started
     assert session["connected"], session
     listed, called = session["results"]
-    assert listed == {"op": "list_tools", "ok": False, "error": UNFILTERABLE}, listed
-    assert called == {"op": "call_tool", "ok": False, "error": UNFILTERABLE}, called
+    # A 2025 session's answers are event streams; 2026-07-28 ones JSON.
+    framing = "sse" if client.legacy else "json"
+    assert listed == {"op": "list_tools", "ok": False, "error": unfilterable(framing)}, listed
+    assert called == {"op": "call_tool", "ok": False, "error": unfilterable(framing)}, called
     assert tool_entries(small_stack.call_log.entries(mark)) == [("search_docs", {"query": "after the list"})]
     posts = [x["mcp_method"] for x in session["http"] if x["method"] == "POST"]
     if not client.legacy:
@@ -154,9 +164,9 @@ def test_a_list_too_large_to_filter_is_an_error_not_a_hang(small_stack, kind):
     audits = audits_where(small_stack.envoy_log, log_mark, count=2, method="tools/list", decision="deny")
     assert len(audits) == 2, audits
     for audit in audits:
-        assert audit["list"] == {"error": TOO_LARGE}, audit
+        assert audit["list"] == {"error": TOO_LARGE[framing]}, audit
         assert (audit["rule"], audit["subject"]) == ("list-catalogue", "bob"), audit
-        assert audit["reason"] == f"list response could not be filtered: {TOO_LARGE}", audit
+        assert audit["reason"] == f"response could not be filtered: {TOO_LARGE[framing]}", audit
 
 
 @pytest.mark.parametrize("framing", ["json", "sse"])
@@ -179,4 +189,4 @@ def test_a_list_too_large_to_filter_on_the_wire(small_stack, framing):
     assert response.status_code == 200, response.text
     content_type = response.headers["content-type"]
     assert content_type.startswith("application/json" if framing == "json" else "text/event-stream"), content_type
-    assert jsonrpc_messages(response) == [{"jsonrpc": "2.0", "id": 9, "error": UNFILTERABLE}], response.text
+    assert jsonrpc_messages(response) == [{"jsonrpc": "2.0", "id": 9, "error": unfilterable(framing)}], response.text

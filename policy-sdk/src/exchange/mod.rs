@@ -100,7 +100,7 @@ impl Exchange {
             warden,
             head: RequestHeaders::default(),
             request: RequestState::Start,
-            response: ResponseStage::Untouched,
+            response: ResponseStage::default(),
         }
     }
 
@@ -557,7 +557,7 @@ impl Exchange {
         }
         host.audit(&forwarding.audit, AuditKind::Decision);
         self.request = RequestState::Open;
-        self.response = ResponseStage::planned(forwarding.response);
+        self.response = ResponseStage::planned(forwarding.response, forwarding.lists);
         Flow::Continue
     }
 
@@ -643,7 +643,7 @@ impl Exchange {
             host.audit(audit, AuditKind::Decision);
         }
         self.request = RequestState::Closed;
-        self.response = ResponseStage::Untouched;
+        self.response = ResponseStage::default();
         if let Err(error) = host.send_reply(reply) {
             host.log(
                 LogLevel::Error,

@@ -1,105 +1,119 @@
-//! List responses rewritten to what the caller could use.
+//! List results in responses cut to what the caller could use, whatever
+//! request they answer (see [`crate::listing`]).
 
 use super::*;
+use crate::listing::{Cut, EventStream, ListCutter, ListSummary};
 
 impl Warden {
-    /// Rewrites a complete list response (one [`ListRequest::wants`]) so
-    /// the caller sees only what it could use.
-    pub fn filter_list_response(
-        &self,
-        list: &ListRequest,
-        content_type: &str,
-        body: &[u8],
-    ) -> FilteredList {
-        self.filter_list(list, content_type, body, true)
-            .unwrap_or_else(|| {
-                self.unfilterable_list(list, content_type, "no answer to the list request")
-            })
-    }
-
-    /// Tries to filter the start of an SSE list response that is still
-    /// arriving. `Some` once the answer to the list request is in `body`
-    /// (the rest of the stream may then pass untouched: it can only hold
-    /// other messages), or when the body cannot be filtered; `None` while
-    /// the answer has not arrived.
-    pub fn filter_list_prefix(
-        &self,
-        list: &ListRequest,
-        content_type: &str,
-        body: &[u8],
-    ) -> Option<FilteredList> {
-        if Framing::of(content_type) != Some(Framing::EventStream) {
-            // A JSON body is only readable whole.
-            return None;
+    fn cutter<'a>(&'a self, audience: &'a ListAudience) -> ListCutter<'a> {
+        ListCutter {
+            policy: &self.policy,
+            identity: &audience.identity,
+            limits: JsonLimits {
+                max_bytes: self.settings.max_response_bytes,
+                max_depth: self.settings.max_json_depth,
+            },
         }
-        self.filter_list(list, content_type, body, false)
     }
 
-    pub(super) fn filter_list(
+    /// Cuts a whole `application/json` response body.
+    pub fn cut_json_response(&self, audience: &ListAudience, body: &[u8]) -> FilteredList {
+        match self.cutter(audience).json_body(body) {
+            Ok(cut) => self.cut_read(audience, cut),
+            Err(error) => self.unfilterable_list(audience, false, &error.to_string()),
+        }
+    }
+
+    /// Cuts the next chunk of a `text/event-stream` response (`last`: the
+    /// stream ends with it); the unfinished last event waits in `stream`.
+    pub fn cut_events(
         &self,
-        list: &ListRequest,
-        content_type: &str,
-        body: &[u8],
-        complete: bool,
-    ) -> Option<FilteredList> {
-        let outcome = listing::filter_list_response(
-            &self.policy,
-            &list.identity,
-            list.kind,
-            &list.id,
-            content_type,
-            body,
-            self.settings.max_response_bytes,
-        );
-        let (body, summary) = match outcome {
-            Ok(done) => done,
-            Err(error) => {
-                return Some(self.unfilterable_list(list, content_type, &error.to_string()));
-            }
+        audience: &ListAudience,
+        stream: &mut EventStream,
+        chunk: &[u8],
+        last: bool,
+    ) -> FilteredList {
+        let pushed = stream.push(&self.cutter(audience), chunk, last);
+        let mut filtered = match pushed {
+            Ok(cut) => self.cut_read(audience, cut),
+            Err(error) => return self.unfilterable_list(audience, true, &error.to_string()),
         };
-        if !summary.answered {
-            if !complete {
-                return None;
-            }
-            if summary.unterminated_event {
-                return Some(self.unfilterable_list(
-                    list,
-                    content_type,
-                    "the stream ended inside an event",
-                ));
-            }
+        if last && stream.finish().dropped_data {
+            filtered
+                .audits
+                .push(self.list_failure_audit(audience, "the stream ended inside an event"));
         }
-        let audit = (!summary.removed.is_empty()).then(|| {
-            let mut audit = list.audit.clone();
-            audit.reason = format!(
-                "{}; list filtered: {} kept, {} removed",
-                audit.reason,
-                summary.kept,
-                summary.removed.len()
-            );
-            audit.list = Some(json!({"kept": summary.kept, "removed": summary.removed}));
-            audit
-        });
-        Some(FilteredList { body, audit })
+        filtered
     }
 
-    /// Fail closed on a list response Warden cannot filter (too large,
-    /// unreadable): the client gets a JSON-RPC error for its request in the
-    /// response's framing, and the audit says why.
-    pub fn unfilterable_list(
+    /// An event stream ended after its last chunk was sent (in trailers):
+    /// the line for an unfinished event that was dropped, if any.
+    pub fn end_events(
         &self,
-        list: &ListRequest,
-        content_type: &str,
-        why: &str,
-    ) -> FilteredList {
-        let reason = format!("list response could not be filtered: {why}");
-        let mut audit = list.audit.clone();
+        audience: &ListAudience,
+        stream: &mut EventStream,
+    ) -> Option<AuditRecord> {
+        stream
+            .finish()
+            .dropped_data
+            .then(|| self.list_failure_audit(audience, "the stream ended inside an event"))
+    }
+
+    fn cut_read(&self, audience: &ListAudience, cut: Cut) -> FilteredList {
+        let audits = cut
+            .lists
+            .iter()
+            .filter(|list| !list.removed.is_empty())
+            .map(|list| self.list_audit(audience, list))
+            .collect();
+        FilteredList {
+            body: cut.body,
+            audits,
+            failed: false,
+        }
+    }
+
+    fn list_audit(&self, audience: &ListAudience, list: &ListSummary) -> AuditRecord {
+        let mut audit = audience.audit.clone();
+        audit.reason = format!(
+            "{}; {} filtered: {} kept, {} removed",
+            audit.reason,
+            list.kind.result_key(),
+            list.kept,
+            list.removed.len()
+        );
+        audit.list = Some(json!({
+            "kind": list.kind.result_key(),
+            "kept": list.kept,
+            "removed": list.removed,
+        }));
+        audit
+    }
+
+    fn list_failure_audit(&self, audience: &ListAudience, why: &str) -> AuditRecord {
+        let mut audit = audience.audit.clone();
         audit.decision = "deny";
         audit.list = Some(json!({"error": why}));
-        audit.reason.clone_from(&reason);
+        audit.reason = format!("response could not be filtered: {why}");
+        audit
+    }
+
+    /// Fail closed on a response body Warden cannot read (too large, not
+    /// JSON, compressed, of another content type): the client gets a
+    /// JSON-RPC error for its request in the response's framing, and the
+    /// audit says why.
+    pub fn unfilterable_list(
+        &self,
+        audience: &ListAudience,
+        event_stream: bool,
+        why: &str,
+    ) -> FilteredList {
+        let audit = self.list_failure_audit(audience, why);
+        let id = audience.request_id.clone().unwrap_or(Value::Null);
         FilteredList {
-            body: listing::failure_body(&list.id, content_type, &reason),
-            audit: Some(audit),
+            body: Some(listing::failure_body(&id, event_stream, &audit.reason)),
+            audits: vec![audit],
+            failed: true,
         }
     }
 }

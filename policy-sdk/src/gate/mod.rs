@@ -15,10 +15,10 @@ use crate::config::{
 };
 use crate::identity::{Identity, KeyConfigError, TokenError, TokenVerifier};
 use crate::json::JsonLimits;
-use crate::listing::{self, ListKind};
+use crate::listing;
 use crate::mcp::{
-    DecodeError, Framing, HTTP_DELETE_METHOD, HTTP_GET_METHOD, McpRequest, MessageKind, Target,
-    codes, decode_body,
+    DecodeError, HTTP_DELETE_METHOD, HTTP_GET_METHOD, McpRequest, MessageKind, Target, codes,
+    decode_body,
 };
 use crate::policy::{CompileError, CompiledPolicy, Decision, DenyAnswer};
 
@@ -40,7 +40,7 @@ use replies::jsonrpc_error;
 pub use sessions::SESSION_KEY_PREFIX;
 pub use transport::{ROUTING_HEADERS, decode_header_value, encode_header_value};
 pub use verdict::{
-    BodyVerdict, FilteredList, Forwarding, HeadVerdict, ListRequest, Reply, RequestHead,
+    BodyVerdict, FilteredList, Forwarding, HeadVerdict, ListAudience, Reply, RequestHead,
     ResponsePlan,
 };
 
@@ -162,7 +162,7 @@ impl Warden {
                     }
                     _ => ResponsePlan::Untouched,
                 };
-                return HeadVerdict::Forward(self.forwarding(audit, &identity, response));
+                return HeadVerdict::Forward(self.forwarding(audit, &identity, response, None));
             }
             let (reply, audit) = self.deny(&request, &decision, head, audit);
             return HeadVerdict::Respond(reply, audit);
@@ -247,20 +247,9 @@ impl Warden {
                     binding: Self::session_binding(identity),
                 }
             }
-            (MessageKind::Request, method) if self.settings.filter_lists => {
-                match (ListKind::for_method(method), &request.id) {
-                    (Some(kind), Some(id)) => ResponsePlan::FilterList(Box::new(ListRequest {
-                        kind,
-                        id: id.clone(),
-                        identity: identity.clone(),
-                        audit: audit.clone(),
-                    })),
-                    _ => ResponsePlan::Untouched,
-                }
-            }
             _ => ResponsePlan::Untouched,
         };
-        BodyVerdict::Forward(self.forwarding(audit, identity, response))
+        BodyVerdict::Forward(self.forwarding(audit, identity, response, request.id))
     }
 
     /// The forwarding of an allowed request: identity headers in, client
@@ -271,22 +260,30 @@ impl Warden {
         audit: AuditRecord,
         identity: &Identity,
         response: ResponsePlan,
+        request_id: Option<Value>,
     ) -> Forwarding {
-        // A compressed list could not be read: ask for it uncompressed.
-        let drop_encoding = matches!(response, ResponsePlan::FilterList(_));
+        let lists = self.settings.filter_lists.then(|| {
+            Box::new(ListAudience {
+                identity: identity.clone(),
+                request_id,
+                audit: audit.clone(),
+            })
+        });
         Forwarding {
+            // A compressed response could not be read: ask for it
+            // uncompressed.
+            header_edits: self.upstream_edits(identity, lists.is_some()),
             audit,
-            header_edits: self.upstream_edits(identity, drop_encoding),
             response,
+            lists,
         }
     }
 
     /// The request-header edits for a POST whose headers go upstream before
     /// its body is judged ([`HeaderMode::Stream`](crate::config::HeaderMode)):
-    /// decided from the verified token alone. Whether the body asks for a
-    /// list is not known yet, so `Accept-Encoding` is always removed.
+    /// decided from the verified token alone, the same as after the body.
     pub fn streamed_head_edits(&self, identity: &Identity) -> Vec<(String, Option<String>)> {
-        self.upstream_edits(identity, true)
+        self.upstream_edits(identity, self.settings.filter_lists)
     }
 
     fn upstream_edits(

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::exchange::memory::{Driver, HeaderPause, MemoryHost, Response};
 use crate::exchange::{AuditKind, Exchange};
+use crate::listing::EventStream;
 use crate::testing::{DemoIssuer, TEST_NOW, demo_identity_json};
 
 fn document(extra: Value) -> String {
@@ -1094,7 +1095,7 @@ fn list_requests_plan_a_filtered_response() {
     assert_eq!(filtered.len(), 1);
     assert_eq!(
         filtered[0].list,
-        Some(json!({"kept": 0, "removed": ["search_docs", "deploy"]}))
+        Some(json!({"kind": "tools", "kept": 0, "removed": ["search_docs", "deploy"]}))
     );
     // Filtering switched off: the answer passes untouched.
     let off = warden(json!({"filter": {"filter_lists": false}, "rules": rules}));
@@ -1110,86 +1111,154 @@ fn list_requests_plan_a_filtered_response() {
     );
 }
 
-/// The plan the gate makes for a `tools/list`, for the tests of the list
-/// filter itself below (the exchange carries plans out: see above).
-fn list_plan(w: &Warden, auth: &str) -> ListRequest {
+/// The audience the gate plans for a request, for the tests of the list
+/// cutter itself below (the exchange carries plans out: see above).
+fn list_audience(w: &Warden, auth: &str, body: &str) -> ListAudience {
     let h = head("POST", "/mcp", Some(auth));
     let HeadVerdict::ReadBody(identity) = w.judge_head(&h) else {
         panic!("expected the body to be read")
     };
-    let body = r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#;
     let BodyVerdict::Forward(f) = w.judge_body(&identity, body.as_bytes(), &h) else {
-        panic!("expected the list request to be allowed")
+        panic!("expected the request to be allowed")
     };
-    let ResponsePlan::FilterList(list) = f.response else {
-        panic!("{:?}", f.response)
-    };
-    *list
+    *f.lists
+        .expect("every forwarded request's response is read for lists")
 }
 
+const LIST_RULES: &str = r#"[
+    {"id": "list", "effect": "allow", "owner": "o", "methods": ["tools/list", "ping"]},
+    {"id": "search", "effect": "allow", "owner": "o", "tools": ["search_docs"]}
+]"#;
+
 #[test]
-fn list_responses_are_filtered_whole_or_as_soon_as_an_sse_answer_is_in() {
-    let w = warden(json!({"rules": [
-        {"id": "list", "effect": "allow", "owner": "o", "methods": ["tools/list"]},
-        {"id": "search", "effect": "allow", "owner": "o", "tools": ["search_docs"]},
-    ]}));
-    let list = list_plan(&w, &bearer());
+fn list_results_are_cut_whole_or_event_by_event() {
+    let rules: Value = serde_json::from_str(LIST_RULES).unwrap();
+    let w = warden(json!({"rules": rules}));
+    let list = list_audience(
+        &w,
+        &bearer(),
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#,
+    );
+    assert_eq!(list.request_id, Some(json!(3)));
     let answer =
         r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"search_docs"},{"name":"deploy"}]}}"#;
-    // JSON: only whole bodies are read.
-    assert_eq!(
-        w.filter_list_prefix(&list, "application/json", answer.as_bytes()),
-        None
-    );
-    let whole = w.filter_list_response(&list, "application/json", answer.as_bytes());
-    let body: Value = serde_json::from_slice(&whole.body).unwrap();
+    let whole = w.cut_json_response(&list, answer.as_bytes());
+    let body: Value = serde_json::from_slice(&whole.body.unwrap()).unwrap();
     assert_eq!(body["result"]["tools"], json!([{"name": "search_docs"}]));
-    let audit = whole.audit.unwrap();
-    assert_eq!(audit.list, Some(json!({"kept": 1, "removed": ["deploy"]})));
-    assert_eq!(audit.request_id.as_deref(), Some("req-1"));
-    // SSE: a notification alone is not the answer yet; the answer is.
+    assert_eq!(whole.audits.len(), 1);
+    assert_eq!(
+        whole.audits[0].list,
+        Some(json!({"kind": "tools", "kept": 1, "removed": ["deploy"]}))
+    );
+    assert_eq!(whole.audits[0].request_id.as_deref(), Some("req-1"));
+    assert!(!whole.failed);
+    // SSE: each chunk gives back its complete events; the rest waits.
+    let mut stream = EventStream::default();
     let note =
         "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n";
+    let sent = w.cut_events(&list, &mut stream, note.as_bytes(), false);
     assert_eq!(
-        w.filter_list_prefix(&list, "text/event-stream", note.as_bytes()),
-        None
+        sent.body, None,
+        "a whole event without a list goes as it came"
     );
-    let half = format!("{note}event: message\ndata: {}", &answer[..20]);
+    let (head, tail) = answer.split_at(20);
+    let sent = w.cut_events(
+        &list,
+        &mut stream,
+        format!("event: message\ndata: {head}").as_bytes(),
+        false,
+    );
     assert_eq!(
-        w.filter_list_prefix(&list, "text/event-stream", half.as_bytes()),
-        None
+        sent.body,
+        Some(Vec::new()),
+        "an unfinished event is held back"
     );
-    let full = format!("{note}event: message\ndata: {answer}\n\n");
-    let early = w
-        .filter_list_prefix(&list, "text/event-stream", full.as_bytes())
-        .unwrap();
-    let text = String::from_utf8(early.body).unwrap();
-    assert!(text.starts_with(note), "{text}");
+    let sent = w.cut_events(&list, &mut stream, format!("{tail}\n\n").as_bytes(), false);
+    let text = String::from_utf8(sent.body.unwrap()).unwrap();
+    assert!(text.starts_with("event: message\ndata: {"), "{text}");
     assert!(
         text.contains("search_docs") && !text.contains("deploy"),
         "{text}"
     );
-    // A stream that ends inside the answering event fails closed.
-    let cut = format!("{note}event: message\ndata: {answer}");
-    let failed = w.filter_list_response(&list, "text/event-stream", cut.as_bytes());
-    let text = String::from_utf8(failed.body).unwrap();
-    assert!(
-        text.contains("-32603") && !text.contains("deploy"),
-        "{text}"
+    assert_eq!(sent.audits.len(), 1);
+    // A stream that ends inside an event drops it, and says so.
+    let sent = w.cut_events(
+        &list,
+        &mut stream,
+        format!("data: {answer}").as_bytes(),
+        true,
     );
-    assert_eq!(failed.audit.unwrap().decision, "deny");
+    assert_eq!(sent.body, Some(Vec::new()));
+    assert_eq!(sent.audits.len(), 1);
+    assert_eq!(sent.audits[0].decision, "deny");
     // Too large: an error for the request, never the list.
-    let small = warden(json!({"filter": {"max_response_bytes": 40}, "rules": [
-        {"id": "list", "effect": "allow", "owner": "o", "methods": ["tools/list"]},
-    ]}));
-    let list = list_plan(&small, &bearer());
-    let failed = small.filter_list_response(&list, "application/json", answer.as_bytes());
-    let body: Value = serde_json::from_slice(&failed.body).unwrap();
+    let small = warden(json!({"filter": {"max_response_bytes": 40}, "rules": rules}));
+    let list = list_audience(
+        &small,
+        &bearer(),
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#,
+    );
+    let failed = small.cut_json_response(&list, answer.as_bytes());
+    assert!(failed.failed);
+    let body: Value = serde_json::from_slice(&failed.body.unwrap()).unwrap();
     assert_eq!(
         (body["id"].clone(), body["error"]["code"].clone()),
         (json!(3), json!(-32603))
     );
-    // Error statuses carry no list and pass untouched.
-    assert!(list.wants(200));
-    assert!(!list.wants(500));
+    let mut stream = EventStream::default();
+    let failed = small.cut_events(
+        &list,
+        &mut stream,
+        format!("data: {answer}").as_bytes(),
+        false,
+    );
+    assert!(
+        failed.failed,
+        "an event larger than the limit cannot be held"
+    );
+    assert!(
+        !String::from_utf8(failed.body.unwrap())
+            .unwrap()
+            .contains("deploy")
+    );
+}
+
+#[test]
+fn a_list_result_is_cut_whatever_request_it_answers() {
+    let rules: Value = serde_json::from_str(LIST_RULES).unwrap();
+    let w = warden(json!({"rules": rules}));
+    // A ping whose id aliases a tools/list in flight (`"3"` and `3` are one
+    // stream to a server that routes by `str(id)`).
+    let ping = list_audience(
+        &w,
+        &bearer(),
+        r#"{"jsonrpc":"2.0","id":"3","method":"ping"}"#,
+    );
+    let aliased =
+        r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"search_docs"},{"name":"deploy"}]}}"#;
+    let cut = w.cut_json_response(&ping, aliased.as_bytes());
+    let body: Value = serde_json::from_slice(&cut.body.unwrap()).unwrap();
+    assert_eq!(body["result"]["tools"], json!([{"name": "search_docs"}]));
+    // In a batch, on an event stream, beside a `method`: cut all the same.
+    let batch = format!("[{aliased}, {{\"jsonrpc\":\"2.0\",\"id\":9,\"result\":{{}}}}]");
+    let cut = w.cut_json_response(&ping, batch.as_bytes());
+    assert!(
+        !String::from_utf8(cut.body.unwrap())
+            .unwrap()
+            .contains("deploy")
+    );
+    let odd = r#"{"jsonrpc":"2.0","id":3,"method":"x","result":{"prompts":[{"name":"p"}],"resourceTemplates":[{"uriTemplate":"a://{x}"}]}}"#;
+    let cut = w.cut_json_response(&ping, odd.as_bytes());
+    let body: Value = serde_json::from_slice(&cut.body.unwrap()).unwrap();
+    assert_eq!(body["result"]["prompts"], json!([]));
+    assert_eq!(body["result"]["resourceTemplates"], json!([]));
+    assert_eq!(cut.audits.len(), 2);
+    // A result without lists passes byte for byte; duplicate keys do not pass.
+    let plain = r#"{"jsonrpc":"2.0","id":"3","result":{ "content":[] }}"#;
+    assert_eq!(w.cut_json_response(&ping, plain.as_bytes()).body, None);
+    let twice = r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[],"tools":[{"name":"deploy"}]}}"#;
+    let failed = w.cut_json_response(&ping, twice.as_bytes());
+    assert!(failed.failed);
+    let body: Value = serde_json::from_slice(&failed.body.unwrap()).unwrap();
+    assert_eq!(body["id"], json!("3"), "the error answers the request");
 }

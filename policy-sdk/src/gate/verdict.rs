@@ -70,6 +70,10 @@ pub struct Forwarding {
     /// upstream sees the request, in order.
     pub header_edits: Vec<(String, Option<String>)>,
     pub response: ResponsePlan,
+    /// Whose view every list result in the response is cut to
+    /// ([`Warden::cut_json_response`], [`Warden::cut_events`]); `None` when
+    /// `filter.filter_lists` is off.
+    pub lists: Option<Box<ListAudience>>,
 }
 
 /// What the host must do with the upstream's response.
@@ -84,27 +88,17 @@ pub enum ResponsePlan {
     /// A session's DELETE: forget the binding of `session_id` once the
     /// server has answered with success.
     EndSession { session_id: String },
-    /// A list request: the response body goes through
-    /// [`Warden::filter_list_response`] before the client sees it.
-    FilterList(Box<ListRequest>),
 }
 
-/// A list request whose response must be filtered.
+/// The caller a response's list results are cut for.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ListRequest {
-    pub kind: ListKind,
-    pub id: Value,
+pub struct ListAudience {
     pub identity: Identity,
-    /// The request's audit record, reused if filtering fails.
+    /// The JSON-RPC id of the request the response answers, if it has one:
+    /// a body that cannot be read is replaced by an error for it.
+    pub request_id: Option<Value>,
+    /// The request's audit record, the base of the lines about its response.
     pub audit: AuditRecord,
-}
-
-impl ListRequest {
-    /// Whether a response with this HTTP status carries a list to filter:
-    /// only 200 does (an error carries none and passes untouched).
-    pub fn wants(&self, status: u16) -> bool {
-        status == 200
-    }
 }
 
 /// What to do after the head.
@@ -139,12 +133,15 @@ pub enum BodyVerdict {
     Respond(Reply, AuditRecord),
 }
 
-/// The outcome of filtering a list response.
+/// A response body (or chunk) read for lists.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FilteredList {
-    /// The body to send on.
-    pub body: Vec<u8>,
-    /// Recorded when filtering failed (the body is then an error) and when
-    /// items were removed.
-    pub audit: Option<AuditRecord>,
+    /// The bytes to send in place of those read; `None`: send them as they
+    /// are.
+    pub body: Option<Vec<u8>>,
+    /// One line per list that lost entries, or one for a body that could
+    /// not be read (the body is then an error).
+    pub audits: Vec<AuditRecord>,
+    /// The body could not be read: drop what follows it.
+    pub failed: bool,
 }
