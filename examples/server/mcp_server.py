@@ -177,6 +177,32 @@ def build_server(call_log: CallLog, **server_kwargs: Any) -> Any:
     return server
 
 
+class MemoryEventStore:
+    """Every SSE event the server sends, kept in memory so a client (or an
+    attacker) can replay a stream after any of its events with a GET carrying
+    `Last-Event-ID`. Implements the SDK's `EventStore` interface."""
+
+    def __init__(self) -> None:
+        self._events: list[tuple[str, str, Any]] = []  # (event id, stream id, message)
+
+    async def store_event(self, stream_id: str, message: Any) -> str:
+        event_id = str(len(self._events) + 1)
+        self._events.append((event_id, stream_id, message))
+        return event_id
+
+    async def replay_events_after(self, last_event_id: str, send_callback: Any) -> str | None:
+        from mcp.server.streamable_http import EventMessage
+
+        found = [n for n, (event_id, _, _) in enumerate(self._events) if event_id == last_event_id]
+        if not found:
+            return None
+        stream_id = self._events[found[0]][1]
+        for event_id, stream, message in self._events[found[0] + 1 :]:
+            if stream == stream_id and message is not None:
+                await send_callback(EventMessage(message, event_id))
+        return stream_id
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -188,7 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="answer POSTs with application/json instead of an SSE stream",
     )
+    parser.add_argument(
+        "--event-store",
+        action="store_true",
+        help="keep every SSE event in memory so clients can resume streams with Last-Event-ID (2.x SDK)",
+    )
     args = parser.parse_args(argv)
+    if args.event_store and SDK_GENERATION != 2:
+        parser.error("--event-store needs the 2.x SDK")
 
     call_log = CallLog(args.call_log)
     print(
@@ -202,7 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         server = build_server(call_log, log_level=args.log_level.upper())
         anyio.run(
             lambda: server.run_streamable_http_async(
-                host=args.host, port=args.port, streamable_http_path="/mcp", json_response=args.json_response
+                host=args.host,
+                port=args.port,
+                streamable_http_path="/mcp",
+                json_response=args.json_response,
+                event_store=MemoryEventStore() if args.event_store else None,
             )
         )
     else:
