@@ -29,6 +29,29 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(WardenRoot::default()) });
 }}
 
+/// 16 hex digits from the host's random source (WASI `random_get`), or from
+/// the clock if it has none: the prefix then still differs between VMs
+/// started at different nanoseconds.
+fn request_id_prefix() -> String {
+    let mut bytes = [0_u8; 8];
+    let seed = match getrandom::getrandom(&mut bytes) {
+        Ok(()) => u64::from_be_bytes(bytes),
+        Err(error) => {
+            log(
+                LogLevel::Warn,
+                &format!(
+                    "warden: no random source ({error}); request ids are seeded from the clock"
+                ),
+            );
+            hostcalls::get_current_time()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as u64)
+        }
+    };
+    format!("{seed:016x}")
+}
+
 fn log(level: LogLevel, message: &str) {
     // A failed log call has nowhere better to be reported.
     let _ = hostcalls::log(level, message);
@@ -39,6 +62,9 @@ fn log(level: LogLevel, message: &str) {
 /// revocation list) fresh on a timer.
 #[derive(Default)]
 struct WardenRoot {
+    /// Starts every request id this VM gives (16 hex digits, random per VM):
+    /// with the stream's context id, unique across the VMs of every worker.
+    request_id_prefix: String,
     warden: Option<Rc<Warden>>,
     metrics: Option<Rc<Metrics>>,
     /// Fetched documents; shared with every HTTP context.
@@ -65,6 +91,7 @@ impl RootContext for WardenRoot {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
         let git = option_env!("WARDEN_GIT_HASH").unwrap_or("unknown");
         log(LogLevel::Info, &format!("{BUILD} (git {git}) starting"));
+        self.request_id_prefix = request_id_prefix();
         true
     }
 
@@ -153,9 +180,13 @@ impl RootContext for WardenRoot {
         self.documents.tick(&mut Hostcalls);
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        // Warden's own id for the request: the client chooses `x-request-id`
+        // (Envoy keeps a client's id from an internal address), so audit
+        // lines and denials are keyed by this one.
+        let request_id = format!("{}{context_id:08x}", self.request_id_prefix);
         Some(Box::new(WardenHttp {
-            exchange: Exchange::new(self.warden.clone()),
+            exchange: Exchange::new(self.warden.clone()).with_request_id(request_id),
             host: ProxyHost {
                 metrics: self.metrics.clone(),
                 documents: self.documents.stream(),

@@ -30,6 +30,11 @@ pub use crate::cases::Decision;
 
 /// The `x-request-id` every runner sends, so audit lines compare equal.
 pub const REQUEST_ID: &str = "warden-test";
+
+/// What Warden's own request id reads as in an [`Outcome`]: the `.wasm`
+/// draws a random one per VM, which is masked to this; the native runner
+/// is given this one.
+pub const OWN_REQUEST_ID: &str = "warden-own-request-id";
 /// The `:authority` the harness's client sends.
 pub const AUTHORITY: &str = "mcp.demo.warden.test";
 
@@ -640,7 +645,7 @@ impl<'m> WasmRunner<'m> {
             Some(headers) if exchange.local_response.is_none() => watched(headers),
             _ => Vec::new(),
         };
-        Ok(Ok(Outcome {
+        let outcome = Outcome {
             reply: exchange.local_response.map(|r| LocalReply {
                 status: u16::try_from(r.status).unwrap_or(0),
                 body: r.body_text(),
@@ -648,7 +653,36 @@ impl<'m> WasmRunner<'m> {
             }),
             audit: exchange.audit,
             upstream,
-        }))
+        };
+        Ok(Ok(outcome.with_own_request_id_masked()))
+    }
+}
+
+impl Outcome {
+    /// Replaces the filter's own request id (the audit line's
+    /// `request_id`, when it is not the client's) by [`OWN_REQUEST_ID`]
+    /// wherever it appears, so runs compare.
+    fn with_own_request_id_masked(mut self) -> Self {
+        let own = self
+            .audit
+            .as_ref()
+            .and_then(|audit| audit.get("request_id"))
+            .and_then(Value::as_str)
+            .filter(|id| *id != REQUEST_ID)
+            .map(str::to_owned);
+        let Some(own) = own else {
+            return self;
+        };
+        if let Some(reply) = &mut self.reply {
+            reply.body = reply.body.replace(&own, OWN_REQUEST_ID);
+        }
+        if let Some(audit) = &mut self.audit {
+            let text = audit.to_string().replace(&own, OWN_REQUEST_ID);
+            if let Ok(masked) = serde_json::from_str(&text) {
+                *audit = masked;
+            }
+        }
+        self
     }
 }
 
@@ -691,7 +725,8 @@ impl NativeRunner {
     /// of the stream. The host honours a pause from the headers callback,
     /// as the harness does by default.
     pub fn send(&mut self, request: &Request) -> Result<NativeRun, String> {
-        let mut exchange = policy_sdk::Exchange::new(Some(Rc::clone(&self.warden)));
+        let mut exchange = policy_sdk::Exchange::new(Some(Rc::clone(&self.warden)))
+            .with_request_id(OWN_REQUEST_ID.to_owned());
         let mut host = MemoryHost::new(u128::from(self.now) * 1_000_000_000, HeaderPause::Honoured);
         host.shared = std::mem::take(&mut self.shared);
         let mut driver = Driver::new(&mut exchange, host);

@@ -16,7 +16,13 @@ pub const AUDIT_SCHEMA: &str = "warden/v1";
 pub struct AuditRecord {
     pub audit: &'static str,
     pub time: String,
+    /// Warden's own id for the request.
     pub request_id: Option<String>,
+    /// The `x-request-id` the request arrived with, when it differs from
+    /// `request_id`: a client may choose it, so it only helps to find the
+    /// client's side of a story.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_request_id: Option<String>,
     pub decision: &'static str,
     /// The HTTP status Warden answered with; absent when forwarded.
     pub status: Option<u16>,
@@ -69,6 +75,7 @@ impl AuditRecord {
             audit: AUDIT_SCHEMA,
             time: rfc3339(now_unix_nanos),
             request_id: request_id.map(str::to_owned),
+            client_request_id: None,
             decision: "deny",
             status: None,
             rule: None,

@@ -145,3 +145,30 @@ def test_each_tool_call_of_a_client_session_has_exactly_one_audit_line(stack, cl
     for record in records:
         _check_common(record)
         assert record["subject"] == "bob" and record["actor_type"] == "human", record
+
+
+def test_the_client_cannot_choose_the_audit_request_id(stack, http):
+    """Envoy keeps a client's `x-request-id` (loopback is an internal
+    address): the audit line is keyed by Warden's own id, the client's goes
+    beside it, and the denial names Warden's."""
+    chosen = f"spoofed-{uuid.uuid4().hex[:8]}"
+    records = []
+    for n in range(2):
+        jsonrpc_id = f"spoof-{n}-{uuid.uuid4().hex[:6]}"
+        mark = stack.envoy_log.mark()
+        response = tool_call(
+            http,
+            token_for("research-agent"),
+            "delete_repo",
+            {"name": "warden"},
+            id=jsonrpc_id,
+            extra_headers={"x-request-id": chosen},
+        )
+        assert response.status_code == 200, response.text
+        [record] = _audits_for(stack, mark, jsonrpc_id)
+        assert record["client_request_id"] == chosen, record
+        assert record["request_id"] != chosen and chosen not in record["request_id"], record
+        assert chosen not in response.text, response.text
+        assert record["request_id"] in response.text, (record, response.text)
+        records.append(record)
+    assert records[0]["request_id"] != records[1]["request_id"], records

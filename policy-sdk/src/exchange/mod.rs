@@ -87,6 +87,8 @@ enum RequestState {
 #[derive(Debug)]
 pub struct Exchange {
     warden: Option<Rc<Warden>>,
+    /// Warden's own id for the request (see [`Exchange::with_request_id`]).
+    request_id: Option<String>,
     head: RequestHeaders,
     request: RequestState,
     response: ResponseStage,
@@ -98,10 +100,20 @@ impl Exchange {
     pub fn new(warden: Option<Rc<Warden>>) -> Self {
         Self {
             warden,
+            request_id: None,
             head: RequestHeaders::default(),
             request: RequestState::Start,
             response: ResponseStage::default(),
         }
+    }
+
+    /// Gives the request Warden's own id, which audit lines and denials
+    /// carry as `request_id` (the client's `x-request-id` goes beside it as
+    /// `client_request_id`). Without one, `request_id` is the client's.
+    #[must_use]
+    pub fn with_request_id(mut self, request_id: String) -> Self {
+        self.request_id = Some(request_id);
+        self
     }
 
     /// Whether the request was judged (allowed, passed or refused).
@@ -132,7 +144,7 @@ impl Exchange {
         // worker's last tick: apply it before judging.
         host.refresh_documents();
         self.head = match RequestHeaders::read(&warden, host) {
-            Ok(head) => head,
+            Ok(head) => head.identified(self.request_id.clone()),
             Err(error) => return self.host_failed(host, None, &error),
         };
         let body = BodySeen {

@@ -14,6 +14,8 @@ pub struct RequestHeaders {
     session_binding: Option<String>,
     duplicated: Option<&'static str>,
     pub(super) now_unix_nanos: u128,
+    /// Warden's own id for the request, when the host gave one.
+    own_request_id: Option<String>,
 }
 
 impl RequestHeaders {
@@ -46,6 +48,12 @@ impl RequestHeaders {
             head.session_binding = Warden::binding_in_record(id, &record).map(str::to_owned);
         }
         Ok(head)
+    }
+
+    /// With Warden's own request id (see [`super::Exchange::with_request_id`]).
+    pub(super) fn identified(mut self, request_id: Option<String>) -> Self {
+        self.own_request_id = request_id;
+        self
     }
 
     /// The first value of one header.
@@ -98,7 +106,8 @@ impl RequestHeaders {
             content_length: self.get("content-length"),
             content_type: self.get("content-type"),
             content_encoding: self.get("content-encoding"),
-            request_id: self.get("x-request-id"),
+            request_id: self.own_request_id.as_deref().or(self.get("x-request-id")),
+            client_request_id: self.get("x-request-id"),
             origin: self.get("origin"),
             protocol_version: self.get("mcp-protocol-version"),
             mcp_method: self.get("mcp-method"),

@@ -604,3 +604,31 @@ fn an_encoded_request_body_is_refused_not_judged_encoded() {
         }
     }
 }
+
+#[test]
+fn audit_lines_and_denials_carry_wardens_request_id_not_the_clients() {
+    for tool in ["search_docs", "deploy"] {
+        let mut exchange =
+            Exchange::new(Some(warden("hold", false))).with_request_id("w-0001".into());
+        let mut driver = Driver::new(&mut exchange, host(HeaderPause::Honoured));
+        let mut request = request(&[&call(tool)], false);
+        request.headers.retain(|(name, _)| name != "x-request-id");
+        request
+            .headers
+            .push(("x-request-id".to_owned(), "chosen-by-client".to_owned()));
+        driver.send_request(&request);
+        driver.finish();
+        let decisions = driver.host.decisions();
+        assert_eq!(decisions.len(), 1, "{tool}");
+        assert_eq!(decisions[0].request_id.as_deref(), Some("w-0001"), "{tool}");
+        assert_eq!(
+            decisions[0].client_request_id.as_deref(),
+            Some("chosen-by-client"),
+            "{tool}"
+        );
+        if let Some(reply) = &driver.host.reply {
+            assert!(reply.body.contains("w-0001"), "{}", reply.body);
+            assert!(!reply.body.contains("chosen-by-client"), "{}", reply.body);
+        }
+    }
+}

@@ -65,6 +65,10 @@ impl Warden {
             &self.version,
         );
         audit.protocol_version = head.protocol_version.map(str::to_owned);
+        audit.client_request_id = head
+            .client_request_id
+            .filter(|client| Some(*client) != head.request_id)
+            .map(str::to_owned);
         audit
     }
 

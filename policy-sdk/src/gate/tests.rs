@@ -65,6 +65,8 @@ fn client_request(w: &Warden, h: &RequestHead<'_>) -> (Vec<(String, String)>, Sh
         content_type,
         content_encoding,
         request_id,
+        // Without an id of Warden's own, the exchange uses the client's.
+        client_request_id: _,
         origin,
         protocol_version,
         mcp_method,

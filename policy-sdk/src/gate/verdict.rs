@@ -46,7 +46,12 @@ pub struct RequestHead<'a> {
     pub content_length: Option<&'a str>,
     pub content_type: Option<&'a str>,
     pub content_encoding: Option<&'a str>,
+    /// Warden's own id for the request (the client's when the host gave
+    /// none): what audit lines and denials carry.
     pub request_id: Option<&'a str>,
+    /// The `x-request-id` the request arrived with: the client may have
+    /// chosen it.
+    pub client_request_id: Option<&'a str>,
     pub origin: Option<&'a str>,
     pub protocol_version: Option<&'a str>,
     pub mcp_method: Option<&'a str>,
