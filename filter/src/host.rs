@@ -198,8 +198,11 @@ impl StreamHost for ProxyHost {
             // writes the final record once.
             let _ = hostcalls::set_property(vec![AUDIT_PROPERTY], Some(line.as_bytes()));
         }
-        if let (Some(metrics), AuditKind::Decision) = (&self.metrics, kind) {
-            metrics.count(record.is_allowed(), record.actor_type);
+        if let Some(metrics) = &self.metrics {
+            match kind {
+                AuditKind::Decision => metrics.decision(record),
+                AuditKind::ListFilter => metrics.list(record),
+            }
         }
     }
 

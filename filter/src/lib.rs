@@ -134,18 +134,8 @@ impl RootContext for WardenRoot {
                         warden.rule_count()
                     ),
                 );
-                if self.metrics.is_none() {
-                    match Metrics::define() {
-                        Ok(metrics) => self.metrics = Some(Rc::new(metrics)),
-                        Err(message) => {
-                            log(
-                                LogLevel::Critical,
-                                &format!("warden: cannot define metrics: {message}"),
-                            );
-                            return false;
-                        }
-                    }
-                }
+                let metrics = self.metrics.get_or_insert_with(Rc::default);
+                metrics.policy_loaded(warden.version(), warden.rule_count());
                 // The new configuration starts without fetched documents:
                 // the copies in shared data are applied at once.
                 let warden = Rc::new(warden);

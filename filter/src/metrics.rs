@@ -1,40 +1,154 @@
-//! Decision counters, defined once in the root context (Envoy refuses
-//! hostcalls such as `proxy_define_metric` while the module initialises).
-//! Envoy exposes them as `wasmcustom.warden.decisions.<outcome>.<actor type>`.
+//! Counters Envoy turns into labelled series. The proxy-wasm ABI has no
+//! tags, so each label is written into the metric name as
+//! `label=.=value;.;` (Istio's convention) and `warden envoy` renders the
+//! `stats_tags` that extract them: Prometheus then shows
+//! `warden_decisions_total{decision="deny",actor_type="agent",...}`.
+//!
+//! Counters are defined on first use (one per label combination, bounded
+//! by the rules of the configuration) and their ids kept per VM.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use policy_sdk::AuditRecord;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
-const OUTCOMES: [&str; 2] = ["allow", "deny"];
-/// `none`: no verified identity (missing or bad token, unsupported method).
-const ACTORS: [&str; 4] = ["human", "service", "agent", "none"];
+/// Every decision: `decision`, `actor_type` (`none` without a verified
+/// identity), `rule` (`none` when no rule decided) and `class`
+/// ([`AuditRecord::outcome_class`]).
+pub(crate) const DECISIONS: &str = "warden_decisions_total";
+/// Every list result cut, and every response that could not be read:
+/// `kind` (`tools`, …, or `none`) and `outcome` (`cut` or `failed`).
+pub(crate) const LISTS: &str = "warden_lists_total";
 
+/// The configuration in force: 1 for its `policy` (content hash), 0 for
+/// the ones it replaced; the value of `warden_policy_rules` is its rule
+/// count.
+pub(crate) const POLICY: &str = "warden_policy_loaded";
+pub(crate) const RULES: &str = "warden_policy_rules";
+
+#[derive(Default)]
 pub(crate) struct Metrics {
-    /// Counter ids, indexed `[outcome][actor]`.
-    ids: [[u32; ACTORS.len()]; OUTCOMES.len()],
+    ids: RefCell<HashMap<String, u32>>,
+    /// The gauge of the policy in force.
+    loaded: RefCell<Option<String>>,
 }
 
 impl Metrics {
-    pub(crate) fn define() -> Result<Self, String> {
-        let mut ids = [[0; ACTORS.len()]; OUTCOMES.len()];
-        for (row, outcome) in ids.iter_mut().zip(OUTCOMES) {
-            for (slot, actor) in row.iter_mut().zip(ACTORS) {
-                let name = format!("warden.decisions.{outcome}.{actor}");
-                *slot = hostcalls::define_metric(MetricType::Counter, &name)
-                    .map_err(|s| format!("`{name}`: {s:?}"))?;
-            }
+    /// A configuration was loaded: its gauge goes to 1, the previous one's
+    /// to 0.
+    pub(crate) fn policy_loaded(&self, version: &str, rules: usize) {
+        let hash = version.strip_prefix("sha256:").unwrap_or(version);
+        let name = tagged(POLICY, &[("policy", hash)]);
+        let previous = self
+            .loaded
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut loaded| loaded.replace(name.clone()));
+        if let Some(previous) = previous.filter(|previous| *previous != name) {
+            self.set(&previous, MetricType::Gauge, 0);
         }
-        Ok(Self { ids })
+        self.set(&name, MetricType::Gauge, 1);
+        self.set(
+            RULES,
+            MetricType::Gauge,
+            u64::try_from(rules).unwrap_or(u64::MAX),
+        );
+    }
+    /// Counts one decision.
+    pub(crate) fn decision(&self, record: &AuditRecord) {
+        let name = tagged(
+            DECISIONS,
+            &[
+                ("decision", record.decision),
+                ("actor_type", record.actor_type.unwrap_or("none")),
+                ("rule", record.rule.as_deref().unwrap_or("none")),
+                ("class", record.outcome_class()),
+            ],
+        );
+        self.increment(&name);
     }
 
-    pub(crate) fn count(&self, allowed: bool, actor_type: Option<&str>) {
-        let outcome = usize::from(!allowed);
-        let actor = actor_type
-            .and_then(|t| ACTORS.iter().position(|a| *a == t))
-            .unwrap_or(ACTORS.len() - 1);
-        if let Some(id) = self.ids.get(outcome).and_then(|row| row.get(actor)) {
+    /// Counts one list outcome (an audit line about a response).
+    pub(crate) fn list(&self, record: &AuditRecord) {
+        let kind = record
+            .list
+            .as_ref()
+            .and_then(|list| list.get("kind"))
+            .and_then(|kind| kind.as_str())
+            .unwrap_or("none");
+        let outcome = if record.is_allowed() { "cut" } else { "failed" };
+        self.increment(&tagged(LISTS, &[("kind", kind), ("outcome", outcome)]));
+    }
+
+    fn increment(&self, name: &str) {
+        if let Some(id) = self.id(name, MetricType::Counter) {
             // A failed increment must not affect the request.
-            let _ = hostcalls::increment_metric(*id, 1);
+            let _ = hostcalls::increment_metric(id, 1);
         }
+    }
+
+    fn set(&self, name: &str, kind: MetricType, value: u64) {
+        if let Some(id) = self.id(name, kind) {
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+
+    /// The id of a metric, defined on first use.
+    fn id(&self, name: &str, kind: MetricType) -> Option<u32> {
+        match self.ids.try_borrow_mut() {
+            Ok(mut ids) => match ids.get(name) {
+                Some(id) => Some(*id),
+                None => match hostcalls::define_metric(kind, name) {
+                    Ok(id) => {
+                        ids.insert(name.to_owned(), id);
+                        Some(id)
+                    }
+                    Err(status) => {
+                        let _ = hostcalls::log(
+                            proxy_wasm::types::LogLevel::Warn,
+                            &format!("warden: cannot define metric `{name}`: {status:?}"),
+                        );
+                        None
+                    }
+                },
+            },
+            Err(_) => None,
+        }
+    }
+}
+
+/// `label=.=value;.;` for each label, then the metric's name. Values keep
+/// only characters that survive Envoy's stat names and Prometheus labels
+/// unchanged (`[A-Za-z0-9_.-]`); any other becomes `_`.
+pub(crate) fn tagged(metric: &str, labels: &[(&str, &str)]) -> String {
+    let mut name = String::new();
+    for (label, value) in labels {
+        name.push_str(label);
+        name.push_str("=.=");
+        name.extend(value.chars().map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        }));
+        name.push_str(";.;");
+    }
+    name.push_str(metric);
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_written_into_the_name_and_values_kept_safe() {
+        assert_eq!(
+            tagged(DECISIONS, &[("decision", "deny"), ("rule", "no agent;.;x")]),
+            "decision=.=deny;.;rule=.=no_agent_._x;.;warden_decisions_total"
+        );
     }
 }

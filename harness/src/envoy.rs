@@ -206,7 +206,12 @@ pub fn bootstrap(
 admin:
   address:
     socket_address: {{ address: {admin_host}, port_value: {admin_port} }}
-static_resources:
+# Warden writes the labels of its metrics into their names
+# (`decision=.=deny;.;…;.;warden_decisions_total`): these extract them, so
+# /stats/prometheus shows `warden_decisions_total{{decision="deny",…}}`.
+stats_config:
+  stats_tags:
+{stats_tags}static_resources:
   listeners:
   - name: mcp
     address:
@@ -267,6 +272,7 @@ static_resources:
             address:
               socket_address: {{ address: {upstream_host}, port_value: {upstream_port} }}
 "#,
+        stats_tags = stats_tags(),
         admin_host = admin.host,
         admin_port = admin.port,
         listen_host = listen.host,
@@ -299,4 +305,26 @@ static_resources:
         )?;
     }
     Ok(out)
+}
+
+/// The labels Warden writes into its metric names (filter/src/metrics.rs).
+const METRIC_LABELS: [&str; 7] = [
+    "decision",
+    "actor_type",
+    "rule",
+    "class",
+    "kind",
+    "outcome",
+    "policy",
+];
+
+/// One `stats_tags` entry per label: the first group is cut from the name,
+/// the second is the value.
+fn stats_tags() -> String {
+    METRIC_LABELS
+        .iter()
+        .map(|label| {
+            format!("  - {{ tag_name: {label}, regex: '({label}=\\.=(.+?);\\.;)' }}\n")
+        })
+        .collect()
 }

@@ -246,8 +246,27 @@ impl WardenFilter {
         })
     }
 
-    /// A counter's value (`warden.decisions.<outcome>.<actor>`).
+    /// A metric's value, by its full name (labels included).
     pub fn metric(&self, name: &str) -> Option<i128> {
         self.emulator.metric(name)
+    }
+
+    /// The sum of `metric` over every series carrying `labels` (written
+    /// into the name as `label=.=value;.;`, as Envoy's `stats_tags` read
+    /// them): `counted("warden_decisions_total", &[("decision", "deny")])`.
+    pub fn counted(&self, metric: &str, labels: &[(&str, &str)]) -> i128 {
+        self.emulator
+            .metrics()
+            .iter()
+            .filter(|m| {
+                let tags = m.name.strip_suffix(metric).unwrap_or_default();
+                (tags.is_empty() && m.name == metric || tags.ends_with(";.;"))
+                    && labels.iter().all(|(label, value)| {
+                        tags.starts_with(&format!("{label}=.={value};.;"))
+                            || tags.contains(&format!(";.;{label}=.={value};.;"))
+                    })
+            })
+            .map(|m| m.value)
+            .sum()
     }
 }

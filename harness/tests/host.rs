@@ -265,8 +265,10 @@ fn the_filter_starts_like_in_envoy_and_refuses_a_bad_configuration() {
     let mut filter = WardenFilter::start(module, &example_config(), TEST_NOW).unwrap();
     let logs = filter.emulator().logs_at(LogLevel::Info).join("\n");
     assert!(logs.contains("loaded"), "{logs}");
-    // Metrics are defined in on_configure, not in `_initialize`.
-    assert_eq!(filter.metric("warden.decisions.allow.agent"), Some(0));
+    // The policy gauges are set in on_configure, not in `_initialize`.
+    assert_eq!(filter.counted("warden_policy_loaded", &[]), 1);
+    assert!(filter.counted("warden_policy_rules", &[]) > 0);
+    assert_eq!(filter.counted("warden_decisions_total", &[]), 0);
 
     let error = WardenFilter::start(module, "{\"version\": 1}", TEST_NOW)
         .err()
@@ -319,7 +321,16 @@ fn the_filter_holds_the_request_until_the_body_is_judged() {
     assert_eq!(host.upstream_request_body(id).unwrap(), body.as_bytes());
     assert!(host.local_response(id).is_none());
     host.complete(id).unwrap();
-    assert_eq!(filter.metric("warden.decisions.allow.agent"), Some(1));
+    let agent_allowed = [
+        ("decision", "allow"),
+        ("actor_type", "agent"),
+        ("class", "policy"),
+    ];
+    assert_eq!(filter.counted("warden_decisions_total", &agent_allowed), 1);
+    assert_eq!(
+        filter.counted("warden_decisions_total", &[("decision", "deny")]),
+        0
+    );
 }
 
 #[test]
@@ -340,7 +351,16 @@ fn the_filter_answers_401_and_counts_the_denial() {
     );
     assert!(!exchange.forwarded());
     assert_eq!(exchange.decision(), Some("deny"));
-    assert_eq!(filter.metric("warden.decisions.deny.none"), Some(1));
+    let unauthenticated = [
+        ("decision", "deny"),
+        ("actor_type", "none"),
+        ("rule", "none"),
+        ("class", "token"),
+    ];
+    assert_eq!(
+        filter.counted("warden_decisions_total", &unauthenticated),
+        1
+    );
 }
 
 /// Sends one request through the filter up to the upstream; returns the
@@ -444,6 +464,8 @@ fn list_responses_are_filtered_in_the_filter_for_sse_and_json() {
         json!([{"name": "search_docs"}, {"name": "deploy"}])
     );
     host.complete(id).unwrap();
+    let cut = [("kind", "tools"), ("outcome", "cut")];
+    assert_eq!(filter.counted("warden_lists_total", &cut), 2);
 }
 
 #[test]

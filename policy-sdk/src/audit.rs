@@ -146,6 +146,20 @@ impl AuditRecord {
         self.decision == "allow"
     }
 
+    /// What decided the request, for metrics (a small, fixed set):
+    /// `policy` (the rules allowed or denied it), `token` (no verified
+    /// identity: 401), `request` (refused for its shape, path, origin or
+    /// revision), `error` (a host failure, an upstream that answered
+    /// early, a reset before the decision).
+    pub fn outcome_class(&self) -> &'static str {
+        match (self.is_allowed(), self.deny_mode, self.status) {
+            (true, _, _) | (false, Some(_), _) => "policy",
+            (false, None, Some(401)) => "token",
+            (false, None, Some(status)) if (400..500).contains(&status) => "request",
+            (false, None, _) => "error",
+        }
+    }
+
     /// The record as one JSON line.
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| {
