@@ -16,6 +16,7 @@ pub mod listing;
 pub mod mcp;
 pub mod normalize;
 pub mod policy;
+pub mod sealing;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

@@ -1,5 +1,4 @@
-//! The response side of a forwarded request: recording and forgetting
-//! session bindings, and filtering list responses. What to do was decided
+//! The response side of a forwarded request: filtering list responses. What to do was decided
 //! by the gate ([`ResponsePlan`]); this carries it out through the host.
 
 use super::host::{AuditKind, Flow, LogLevel, StreamHost};
@@ -41,7 +40,7 @@ impl ResponseStage {
         }
     }
 
-    pub(super) fn on_headers(self, warden: &Warden, host: &mut dyn StreamHost) -> Self {
+    pub(super) fn on_headers(self, host: &mut dyn StreamHost) -> Self {
         let Self::Planned(plan) = self else {
             return self;
         };
@@ -55,36 +54,8 @@ impl ResponseStage {
         let status: u16 = header(":status")
             .and_then(|s| s.parse().ok())
             .unwrap_or_default();
-        let success = (200..300).contains(&status);
         match plan {
             ResponsePlan::Untouched => Self::Untouched,
-            ResponsePlan::BindSession { binding } => {
-                if let (Some(id), true) = (header("mcp-session-id"), success)
-                    && let Some(key) = warden.session_key(&id)
-                {
-                    store(host, &key, Warden::session_record(&id, &binding).as_bytes());
-                }
-                Self::Untouched
-            }
-            ResponsePlan::EndSession { session_id } => {
-                if let (Some(key), true) = (warden.session_key(&session_id), success) {
-                    // Shared data cannot be deleted; an empty slot holds no
-                    // session. Another session may have taken the slot
-                    // since: leave it alone then.
-                    let owned = host
-                        .shared_data(&key)
-                        .ok()
-                        .flatten()
-                        .and_then(|record| String::from_utf8(record).ok())
-                        .is_some_and(|record| {
-                            Warden::binding_in_record(&session_id, &record).is_some()
-                        });
-                    if owned {
-                        store(host, &key, b"");
-                    }
-                }
-                Self::Untouched
-            }
             ResponsePlan::FilterList(list) => {
                 if !list.wants(status) {
                     return Self::Untouched;
@@ -217,15 +188,6 @@ fn replace(host: &mut dyn StreamHost, size: usize, body: &[u8]) {
         host.log(
             LogLevel::Error,
             &format!("warden: replacing the response body failed: {error}"),
-        );
-    }
-}
-
-fn store(host: &mut dyn StreamHost, key: &str, value: &[u8]) {
-    if let Err(error) = host.set_shared_data(key, value) {
-        host.log(
-            LogLevel::Error,
-            &format!("warden: storing session binding failed: {error}"),
         );
     }
 }

@@ -37,7 +37,6 @@ use compile::{filter_error, unsafe_header_char};
 pub use metadata::METADATA_PATH;
 use metadata::ServedMetadata;
 use replies::jsonrpc_error;
-pub use sessions::SESSION_KEY_PREFIX;
 pub use transport::{ROUTING_HEADERS, decode_header_value, encode_header_value};
 pub use verdict::{
     BodyVerdict, FilteredList, Forwarding, HeadVerdict, ListRequest, Reply, RequestHead,
@@ -53,6 +52,8 @@ pub struct Warden {
     version: String,
     /// The Protected Resource Metadata, when configured: built once here.
     metadata: Option<ServedMetadata>,
+    /// `filter.session_keys`, compiled.
+    session_keys: Vec<crate::sealing::SessionKey>,
 }
 
 impl Warden {
@@ -154,15 +155,8 @@ impl Warden {
             let decision = self.policy.decide(&identity, &request);
             let audit = audit.with_request(&request, false).with_decision(&decision);
             if decision.is_allowed() {
-                let response = match (method, head.session_id) {
-                    (HTTP_DELETE_METHOD, Some(id)) if self.settings.bind_sessions => {
-                        ResponsePlan::EndSession {
-                            session_id: id.trim().to_owned(),
-                        }
-                    }
-                    _ => ResponsePlan::Untouched,
-                };
-                return HeadVerdict::Forward(self.forwarding(audit, &identity, response));
+                let response = ResponsePlan::Untouched;
+                return HeadVerdict::Forward(self.forwarding(audit, &identity, response, head));
             }
             let (reply, audit) = self.deny(&request, &decision, head, audit);
             return HeadVerdict::Respond(reply, audit);
@@ -240,13 +234,6 @@ impl Warden {
             return BodyVerdict::Respond(reply, audit);
         }
         let response = match (request.kind, request.method.as_str()) {
-            (MessageKind::Request, "initialize")
-                if self.settings.bind_sessions && !revision.is_modern() =>
-            {
-                ResponsePlan::BindSession {
-                    binding: Self::session_binding(identity),
-                }
-            }
             (MessageKind::Request, method) if self.settings.filter_lists => {
                 match (ListKind::for_method(method), &request.id) {
                     (Some(kind), Some(id)) => ResponsePlan::FilterList(Box::new(ListRequest {
@@ -260,7 +247,7 @@ impl Warden {
             }
             _ => ResponsePlan::Untouched,
         };
-        BodyVerdict::Forward(self.forwarding(audit, identity, response))
+        BodyVerdict::Forward(self.forwarding(audit, identity, response, head))
     }
 
     /// The forwarding of an allowed request: identity headers in, client
@@ -271,13 +258,18 @@ impl Warden {
         audit: AuditRecord,
         identity: &Identity,
         response: ResponsePlan,
+        head: &RequestHead<'_>,
     ) -> Forwarding {
         // A compressed list could not be read: ask for it uncompressed.
         let drop_encoding = matches!(response, ResponsePlan::FilterList(_));
         Forwarding {
             audit,
-            header_edits: self.upstream_edits(identity, drop_encoding),
+            header_edits: self.upstream_edits(identity, drop_encoding, head),
             response,
+            session_binding: self
+                .settings
+                .bind_sessions
+                .then(|| Self::session_binding(identity)),
         }
     }
 
@@ -285,17 +277,22 @@ impl Warden {
     /// its body is judged ([`HeaderMode::Stream`](crate::config::HeaderMode)):
     /// decided from the verified token alone. Whether the body asks for a
     /// list is not known yet, so `Accept-Encoding` is always removed.
-    pub fn streamed_head_edits(&self, identity: &Identity) -> Vec<(String, Option<String>)> {
-        self.upstream_edits(identity, true)
+    pub fn streamed_head_edits(
+        &self,
+        identity: &Identity,
+        head: &RequestHead<'_>,
+    ) -> Vec<(String, Option<String>)> {
+        self.upstream_edits(identity, true, head)
     }
 
     fn upstream_edits(
         &self,
         identity: &Identity,
         drop_encoding: bool,
+        head: &RequestHead<'_>,
     ) -> Vec<(String, Option<String>)> {
         let upstream = &self.settings.upstream;
-        let mut header_edits = Vec::new();
+        let mut header_edits: Vec<_> = self.session_edit(head).into_iter().collect();
         if upstream.strip_authorization {
             header_edits.push(("authorization".to_owned(), None));
         }
