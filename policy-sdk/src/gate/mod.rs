@@ -155,8 +155,12 @@ impl Warden {
             let decision = self.policy.decide(&identity, &request);
             let audit = audit.with_request(&request, false).with_decision(&decision);
             if decision.is_allowed() {
-                let response = ResponsePlan::Untouched;
-                return HeadVerdict::Forward(self.forwarding(audit, &identity, response, head));
+                return HeadVerdict::Forward(self.forwarding(
+                    audit,
+                    &identity,
+                    ResponsePlan::Untouched,
+                    head,
+                ));
             }
             let (reply, audit) = self.deny(&request, &decision, head, audit);
             return HeadVerdict::Respond(reply, audit);
