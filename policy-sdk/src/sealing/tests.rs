@@ -51,7 +51,7 @@ fn a_sealed_id_is_a_valid_session_id_of_bounded_length() {
             "{sealed}"
         );
         assert!(sealed.len() <= MAX_SEALED_BYTES, "{}", sealed.len());
-        assert_eq!(open(&[k.clone()], &sealed, ALICE).unwrap(), id);
+        assert_eq!(open(std::slice::from_ref(&k), &sealed, ALICE).unwrap(), id);
     }
     assert_eq!(
         seal(&k, &longest, ALICE).unwrap().len(),
@@ -83,13 +83,13 @@ fn another_principal_is_told_apart_from_a_forgery() {
     let k = key(4);
     let sealed = seal(&k, "s-1", ALICE).unwrap();
     assert_eq!(
-        open(&[k.clone()], &sealed, BOB),
+        open(std::slice::from_ref(&k), &sealed, BOB),
         Err(UnsealError::AnotherPrincipal)
     );
     // The acting party is part of the binding.
     let agent_for_alice = r#"["https://idp.test","alice","research-agent"]"#;
     assert_eq!(
-        open(&[k.clone()], &sealed, agent_for_alice),
+        open(std::slice::from_ref(&k), &sealed, agent_for_alice),
         Err(UnsealError::AnotherPrincipal)
     );
     let other_issuer = r#"["https://other.test","alice","alice"]"#;
