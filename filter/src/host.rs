@@ -167,6 +167,11 @@ impl StreamHost for ProxyHost {
             .map_err(|s| HostError::new("writing shared data", s))
     }
 
+    fn random_bytes(&mut self, out: &mut [u8]) -> Result<(), HostError> {
+        // WASI `random_get`: Envoy's cryptographic random source.
+        getrandom::fill(out).map_err(|error| HostError::new("generating random bytes", error))
+    }
+
     fn send_reply(&mut self, reply: &Reply) -> Result<(), HostError> {
         let headers: Vec<(&str, &str)> = reply
             .headers

@@ -10,7 +10,7 @@ mod metrics;
 
 use std::rc::Rc;
 
-use policy_sdk::documents::Refresher;
+use policy_sdk::documents::{Refresher, StreamDocuments};
 use policy_sdk::{Exchange, Flow, Warden};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -34,7 +34,7 @@ proxy_wasm::main! {{
 /// started at different nanoseconds.
 fn request_id_prefix() -> String {
     let mut bytes = [0_u8; 8];
-    let seed = match getrandom::getrandom(&mut bytes) {
+    let seed = match getrandom::fill(&mut bytes) {
         Ok(()) => u64::from_be_bytes(bytes),
         Err(error) => {
             log(
@@ -136,6 +136,23 @@ impl RootContext for WardenRoot {
                 );
                 let metrics = self.metrics.get_or_insert_with(Rc::default);
                 metrics.policy_loaded(warden.version(), warden.rule_count());
+                // Without configured session keys, the host's key is made
+                // now rather than by the first session, so workers starting
+                // together settle on one before any session is sealed.
+                if warden.settings().bind_sessions && warden.session_keys().is_empty() {
+                    let mut host = ProxyHost {
+                        metrics: None,
+                        documents: StreamDocuments::default(),
+                        audit_filter_state: false,
+                    };
+                    if let Err(error) = policy_sdk::exchange::host_session_key(&mut host) {
+                        log(
+                            LogLevel::Critical,
+                            &format!("warden: cannot set up the session key: {error}"),
+                        );
+                        return false;
+                    }
+                }
                 // The new configuration starts without fetched documents:
                 // the copies in shared data are applied at once.
                 let warden = Rc::new(warden);

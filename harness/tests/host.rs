@@ -468,103 +468,139 @@ fn list_responses_are_filtered_in_the_filter_for_sse_and_json() {
     assert_eq!(filter.counted("warden_lists_total", &cut), 2);
 }
 
-#[test]
-fn a_session_opened_by_one_principal_is_refused_to_another() {
-    let mut filter = WardenFilter::start(filter_module(), &example_config(), TEST_NOW).unwrap();
-    let alice = format!("Bearer {}", token(json!({"groups": ["eng"]})));
-    let bob = format!("Bearer {}", token(json!({"sub": "bob"})));
+/// Opens a session through the filter: the upstream answers `initialize`
+/// with `server_id`; returns the id the client got.
+fn open_session(filter: &mut WardenFilter, bearer: &str, server_id: &str) -> String {
     let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#;
-    let id = forward_post(&mut filter, &alice, &[], init);
+    let id = forward_post(filter, bearer, &[], init);
     let host = filter.emulator();
     host.response_headers(
         id,
         &[
             (":status", "200"),
             ("content-type", "application/json"),
-            ("mcp-session-id", "s-42"),
+            ("mcp-session-id", server_id),
         ],
         true,
     )
     .unwrap();
+    let sealed = host
+        .downstream_response_headers(id)
+        .and_then(|headers| headers.iter().find(|(k, _)| k == "mcp-session-id"))
+        .map(|(_, v)| v.clone())
+        .expect("the client gets a session id");
     host.complete(id).unwrap();
-    let session = [
-        ("mcp-session-id", "s-42"),
-        ("mcp-protocol-version", "2025-06-18"),
-    ];
+    sealed
+}
+
+fn in_session(bearer: &str, session: &str, method: &str) -> HttpRequest {
     let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
-    let request = |bearer: &str| {
-        let mut r = HttpRequest::post(ping).header("authorization", bearer);
-        for (k, v) in session {
-            r = r.header(k, v);
-        }
-        r
+    let request = HttpRequest {
+        method: method.into(),
+        body: if method == "POST" {
+            ping.into()
+        } else {
+            Vec::new()
+        },
+        ..HttpRequest::post("")
     };
-    let mine = filter.handle(&request(&alice)).unwrap();
-    assert!(mine.forwarded(), "{:?}", mine.local_response);
-    let theirs = filter.handle(&request(&bob)).unwrap();
-    assert_eq!(theirs.status(), Some(404));
-    assert!(theirs.reason().unwrap().contains("another principal"));
-    // DELETE ends the session; its id is then unknown.
-    let delete = HttpRequest {
-        method: "DELETE".into(),
-        body: Vec::new(),
-        ..request(&alice)
-    };
-    let id = forward(&mut filter, &delete);
-    let host = filter.emulator();
-    host.response_headers(id, &[(":status", "200")], true)
-        .unwrap();
-    host.complete(id).unwrap();
-    let after = filter.handle(&request(&alice)).unwrap();
-    assert_eq!(after.status(), Some(404));
+    request
+        .header("authorization", bearer)
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-06-18")
+}
+
+/// The `Mcp-Session-Id` the upstream received for stream `id`.
+fn upstream_session(filter: &mut WardenFilter, id: u32) -> Option<String> {
+    filter
+        .emulator()
+        .upstream_request_headers(id)?
+        .iter()
+        .find(|(k, _)| k == "mcp-session-id")
+        .map(|(_, v)| v.clone())
 }
 
 #[test]
-fn a_new_session_evicts_the_one_in_its_slot_and_a_late_delete_spares_it() {
-    let mut config: serde_json::Value = serde_json::from_str(&example_config()).unwrap();
-    config["filter"]["session_slots"] = json!(1);
-    let mut filter = WardenFilter::start(filter_module(), &config.to_string(), TEST_NOW).unwrap();
+fn a_session_opened_by_one_principal_is_refused_to_another() {
+    let mut filter = WardenFilter::start(filter_module(), &example_config(), TEST_NOW).unwrap();
     let alice = format!("Bearer {}", token(json!({"groups": ["eng"]})));
     let bob = format!("Bearer {}", token(json!({"sub": "bob"})));
-    let open = |filter: &mut WardenFilter, bearer: &str, session: &str| {
-        let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#;
-        let id = forward_post(filter, bearer, &[], init);
-        let host = filter.emulator();
-        host.response_headers(id, &[(":status", "200"), ("mcp-session-id", session)], true)
-            .unwrap();
-        host.complete(id).unwrap();
-    };
-    let ping = |filter: &mut WardenFilter, bearer: &str, session: &str| {
-        let request = HttpRequest::post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
-            .header("authorization", bearer)
-            .header("mcp-session-id", session)
-            .header("mcp-protocol-version", "2025-06-18");
-        filter.handle(&request).unwrap().status()
-    };
-    open(&mut filter, &alice, "s-alice");
-    assert_eq!(ping(&mut filter, &alice, "s-alice"), None, "forwarded");
-    // Alice starts ending her session; before the server answers, Bob's new
-    // session takes the only slot.
-    let delete = HttpRequest {
-        method: "DELETE".into(),
-        body: Vec::new(),
-        ..HttpRequest::post("")
+    let sealed = open_session(&mut filter, &alice, "s-42");
+    assert!(sealed.starts_with("ws1."), "{sealed}");
+    for method in ["POST", "GET", "DELETE"] {
+        let id = forward(&mut filter, &in_session(&alice, &sealed, method));
+        assert_eq!(
+            upstream_session(&mut filter, id).as_deref(),
+            Some("s-42"),
+            "{method}"
+        );
+        filter.emulator().complete(id).unwrap();
     }
-    .header("authorization", &alice)
-    .header("mcp-session-id", "s-alice")
-    .header("mcp-protocol-version", "2025-06-18");
-    let delete = forward(&mut filter, &delete);
-    open(&mut filter, &bob, "s-bob");
-    assert_eq!(ping(&mut filter, &alice, "s-alice"), Some(404), "evicted");
-    let host = filter.emulator();
-    host.response_headers(delete, &[(":status", "200")], true)
-        .unwrap();
-    host.complete(delete).unwrap();
+    let theirs = filter.handle(&in_session(&bob, &sealed, "POST")).unwrap();
+    assert_eq!(theirs.status(), Some(404));
+    assert!(theirs.reason().unwrap().contains("another principal"));
+    let raw = filter.handle(&in_session(&alice, "s-42", "POST")).unwrap();
+    assert_eq!(raw.status(), Some(404));
+    assert!(raw.reason().unwrap().contains("not issued by Warden"));
+}
+
+#[test]
+fn one_principal_opening_thousands_of_sessions_ends_no_other_session() {
+    let mut filter = WardenFilter::start(filter_module(), &example_config(), TEST_NOW).unwrap();
+    let alice = format!("Bearer {}", token(json!({"groups": ["eng"]})));
+    let bob = format!("Bearer {}", token(json!({"sub": "bob"})));
+    let alices = open_session(&mut filter, &alice, "s-alice");
+    let shared_before = filter.emulator().shared_data_keys().len();
+    let mut bobs = Vec::new();
+    for n in 0..2_000 {
+        bobs.push(open_session(&mut filter, &bob, &format!("s-bob-{n}")));
+    }
     assert_eq!(
-        ping(&mut filter, &bob, "s-bob"),
-        None,
-        "Alice's late DELETE spared Bob's slot"
+        filter.emulator().shared_data_keys().len(),
+        shared_before,
+        "sessions take no shared data"
     );
+    let id = forward(&mut filter, &in_session(&alice, &alices, "POST"));
+    assert_eq!(
+        upstream_session(&mut filter, id).as_deref(),
+        Some("s-alice")
+    );
+    filter.emulator().complete(id).unwrap();
+    for (n, sealed) in bobs.iter().enumerate().step_by(499) {
+        let id = forward(&mut filter, &in_session(&bob, sealed, "POST"));
+        let wanted = format!("s-bob-{n}");
+        assert_eq!(
+            upstream_session(&mut filter, id).as_deref(),
+            Some(wanted.as_str())
+        );
+        filter.emulator().complete(id).unwrap();
+    }
+}
+
+#[test]
+fn a_session_survives_a_restart_with_configured_keys_and_not_without() {
+    let key = "c2Vzc2lvbi1rZXktZm9yLXRoZS1ob3N0LXRlc3QtMTIzNA";
+    let mut config: serde_json::Value = serde_json::from_str(&example_config()).unwrap();
+    config["filter"]["session_keys"] = json!([key]);
+    let configured = config.to_string();
+    let alice = format!("Bearer {}", token(json!({"groups": ["eng"]})));
+    for (config, survives) in [(configured, true), (example_config(), false)] {
+        let mut before = WardenFilter::start(filter_module(), &config, TEST_NOW).unwrap();
+        let sealed = open_session(&mut before, &alice, "s-7");
+        // A new proxy (or the same one restarted): fresh shared data.
+        let options = HostOptions {
+            random_seed: 0xdecaf,
+            ..HostOptions::default()
+                .with_plugin_configuration(config.clone())
+                .with_time_unix_seconds(TEST_NOW)
+        };
+        let mut after = WardenFilter::start_with(filter_module(), options).unwrap();
+        let outcome = after.handle(&in_session(&alice, &sealed, "POST")).unwrap();
+        assert_eq!(outcome.forwarded(), survives, "{:?}", outcome.reason());
+        if !survives {
+            assert!(outcome.reason().unwrap().contains("bad seal"));
+        }
+    }
 }
 
 // --- stream handling, on a guest whose callbacks each test writes ---------

@@ -2,7 +2,7 @@
 //! body decoding, policy evaluation by policy size, and the whole gate: one
 //! request's lifecycle through `Exchange` on the in-memory host (headers,
 //! body, decision, audit line, end of stream), the state machine the filter
-//! runs.
+//! runs; sealing and unsealing session ids.
 //! `cargo bench -p warden-policy-sdk --features testing --bench core`.
 
 #![expect(
@@ -133,9 +133,35 @@ fn gate(c: &mut Criterion) {
     });
 }
 
+/// Sealing the server's session id into the response, and unsealing and
+/// checking it on each request: a 36-character id (a UUID, as the SDK
+/// servers make), a key from bytes (the host key is read per use), and a
+/// configured key compiled once.
+fn sessions(c: &mut Criterion) {
+    use policy_sdk::sealing::{SessionKey, open, seal};
+    let raw = [0x5a_u8; 32];
+    let key = SessionKey::new(&raw).unwrap();
+    let binding = r#"["https://idp.demo.warden.test","alice","research-agent"]"#;
+    let server_id = "0d9c6b5e-4f7a-4c1e-9a33-2f8b7e61c0d4";
+    let sealed = seal(&key, server_id, binding).unwrap();
+    c.bench_function("session/seal", |b| {
+        b.iter(|| seal(black_box(&key), black_box(server_id), black_box(binding)).unwrap())
+    });
+    c.bench_function("session/unseal", |b| {
+        let keys = [key.clone()];
+        b.iter(|| open(black_box(&keys), black_box(&sealed), black_box(binding)).unwrap())
+    });
+    c.bench_function("session/unseal_with_host_key", |b| {
+        b.iter(|| {
+            let keys = [SessionKey::new(black_box(&raw)).unwrap()];
+            open(&keys, black_box(&sealed), black_box(binding)).unwrap()
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
-    targets = tokens, decoding, evaluation, gate
+    targets = tokens, decoding, evaluation, gate, sessions
 }
 criterion_main!(benches);

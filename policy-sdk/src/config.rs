@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use crate::identity::IdentityConfig;
 use crate::json::{JsonLimits, parse_strict_str};
 use crate::policy::{Defaults, DenyMode, RuleSource};
+use crate::sealing::SessionKeySecret;
 
 /// The document format this build understands.
 pub const FORMAT_VERSION: u32 = 1;
@@ -47,14 +48,20 @@ pub struct FilterSettings {
     /// `*`). A request carrying any other `Origin` gets 403; requests without
     /// one (every non-browser client) are unaffected.
     pub allowed_origins: Vec<String>,
-    /// Bind each MCP session (2025 revisions) to the principal that opened
-    /// it; another principal presenting its `Mcp-Session-Id` is refused.
+    /// Bind each MCP session to the principal that opened it: the server's
+    /// `Mcp-Session-Id` reaches the client sealed to that principal
+    /// ([`crate::sealing`]), and a session id that does not unseal for the
+    /// caller is refused.
     pub bind_sessions: bool,
-    /// How many session bindings are kept (about 150 bytes each, in shared
-    /// data). A new session takes the slot its id hashes to, evicting the
-    /// session there, which then gets 404 and starts over: size this well
-    /// above the number of concurrent sessions.
-    pub session_slots: u32,
+    /// The keys that seal session ids, base64url of 32 to 64 random bytes
+    /// each: the first seals, every one unseals (list a new key first to
+    /// rotate, drop the old one once its sessions are over). Give every
+    /// proxy of a fleet the same keys so sessions survive load balancing
+    /// and restarts. Empty: each proxy generates its own key, kept in
+    /// shared data for its workers; sessions then end with the proxy and
+    /// are known to it alone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub session_keys: Vec<SessionKeySecret>,
     /// Rewrite `tools/list`, `prompts/list`, `resources/list` and
     /// `resources/templates/list` responses to what the caller could use.
     pub filter_lists: bool,
@@ -108,7 +115,7 @@ impl Default for FilterSettings {
             protocol_versions: ProtocolWindow::default(),
             allowed_origins: Vec::new(),
             bind_sessions: true,
-            session_slots: 65_536,
+            session_keys: Vec::new(),
             filter_lists: true,
             max_response_bytes: 1024 * 1024,
             resource_metadata: None,

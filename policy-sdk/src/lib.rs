@@ -16,6 +16,7 @@ pub mod listing;
 pub mod mcp;
 pub mod normalize;
 pub mod policy;
+pub mod sealing;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -24,7 +25,7 @@ pub use config::{FilterSettings, HeaderMode, PolicyDocument};
 pub use exchange::{Exchange, Flow, StreamHost};
 pub use gate::{
     BodyVerdict, ConfigError, FilteredList, Forwarding, HeadVerdict, ListAudience, Reply,
-    RequestHead, ResponsePlan, Warden,
+    RequestHead, Warden,
 };
 pub use identity::{ActorType, Identity, Principal};
 pub use mcp::McpRequest;

@@ -101,6 +101,19 @@ impl Emulator {
         self.stream(id).is_ok_and(|s| s.request.held)
     }
 
+    /// The keys of the proxy's shared data (every VM's), sorted.
+    pub fn shared_data_keys(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = self
+            .store
+            .data()
+            .shared_data
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
     /// Every line the guest logged (`proxy_log`, stdout, stderr), in order.
     pub fn logs(&self) -> &[LogEntry] {
         &self.store.data().logs

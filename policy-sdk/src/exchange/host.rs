@@ -96,6 +96,9 @@ pub trait StreamHost {
     /// A value of the proxy's shared data (shared by every worker).
     fn shared_data(&mut self, key: &str) -> Result<Option<Vec<u8>>, HostError>;
     fn set_shared_data(&mut self, key: &str, value: &[u8]) -> Result<(), HostError>;
+    /// Fills `out` from the host's cryptographic random source (WASI
+    /// `random_get`).
+    fn random_bytes(&mut self, out: &mut [u8]) -> Result<(), HostError>;
     /// Answers the client locally; the upstream request (if any) is reset.
     fn send_reply(&mut self, reply: &Reply) -> Result<(), HostError>;
     /// Resumes a request paused in an earlier callback.

@@ -105,6 +105,11 @@ pub struct MemoryHost {
     pub fetch_allowed: bool,
     /// What the next answered fetch brings.
     pub fetch_outcome: Option<KeyProgress>,
+    /// State of the deterministic random source (`random_bytes`).
+    pub random_state: u64,
+    /// Another worker's shared-data write that lands right after this
+    /// host's next write: a race between two workers.
+    pub racing_write: Option<(String, Vec<u8>)>,
     next_token: u32,
     resume_requested: bool,
 }
@@ -197,6 +202,27 @@ impl StreamHost for MemoryHost {
     fn set_shared_data(&mut self, key: &str, value: &[u8]) -> Result<(), HostError> {
         self.check("writing shared data")?;
         self.shared.insert(key.to_owned(), value.to_vec());
+        if let Some((key, value)) = self.racing_write.take() {
+            self.shared.insert(key, value);
+        }
+        Ok(())
+    }
+
+    fn random_bytes(&mut self, out: &mut [u8]) -> Result<(), HostError> {
+        self.check("generating random bytes")?;
+        // SplitMix64: deterministic, so tests are repeatable; a test host
+        // needs distinct bytes, not unpredictable ones.
+        for chunk in out.chunks_mut(8) {
+            self.random_state = self.random_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.random_state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            chunk
+                .iter_mut()
+                .zip(z.to_le_bytes())
+                .for_each(|(byte, random)| *byte = random);
+        }
         Ok(())
     }
 

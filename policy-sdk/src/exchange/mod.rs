@@ -22,6 +22,7 @@ mod host;
 pub mod memory;
 mod request;
 mod response;
+mod session;
 #[cfg(any(test, feature = "testing"))]
 pub mod table;
 #[cfg(test)]
@@ -31,6 +32,7 @@ use std::rc::Rc;
 
 pub use host::{AuditKind, Flow, HostError, KeyFetch, KeyProgress, LogLevel, StreamHost};
 pub use request::RequestHeaders;
+pub use session::{HOST_SESSION_KEY, host_session_key};
 
 use crate::audit::AuditRecord;
 use crate::config::HeaderMode;
@@ -92,6 +94,9 @@ pub struct Exchange {
     head: RequestHeaders,
     request: RequestState,
     response: ResponseStage,
+    /// The caller's session binding, once allowed: an `Mcp-Session-Id` in
+    /// the response is sealed to it.
+    session_binding: Option<String>,
 }
 
 impl Exchange {
@@ -104,6 +109,7 @@ impl Exchange {
             head: RequestHeaders::default(),
             request: RequestState::Start,
             response: ResponseStage::default(),
+            session_binding: None,
         }
     }
 
@@ -243,8 +249,13 @@ impl Exchange {
             Ok(warden) => warden,
             Err(flow) => return flow,
         };
+        if let Some(binding) = self.session_binding.take()
+            && let Err(flow) = self.seal_response_session(&warden, host, &binding)
+        {
+            return flow;
+        }
         let stage = std::mem::take(&mut self.response);
-        self.response = stage.on_headers(&warden, host);
+        self.response = stage.on_headers(host);
         Flow::Continue
     }
 
@@ -440,7 +451,7 @@ impl Exchange {
         // headers: only headers that carry nothing unjudged may go on.
         let stream = warden.settings().header_mode == HeaderMode::Stream && body.size == 0;
         if stream {
-            let edits = warden.streamed_head_edits(&identity);
+            let edits = warden.streamed_head_edits(&identity, &self.head.view());
             if let Err(error) = self.edit_request_headers(host, &edits) {
                 return self.host_failed(host, Some(&identity), &error);
             }
@@ -569,7 +580,8 @@ impl Exchange {
         }
         host.audit(&forwarding.audit, AuditKind::Decision);
         self.request = RequestState::Open;
-        self.response = ResponseStage::planned(forwarding.response, forwarding.lists);
+        self.session_binding = forwarding.session_binding;
+        self.response = ResponseStage::planned(forwarding.lists);
         Flow::Continue
     }
 

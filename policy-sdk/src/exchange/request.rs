@@ -1,8 +1,10 @@
 //! The request facts an exchange keeps between callbacks.
 
 use super::host::{HostError, StreamHost};
+use super::session::session_keys;
 use crate::audit::AuditRecord;
 use crate::gate::{ROUTING_HEADERS, Reply, RequestHead, Warden};
+use crate::sealing::{UnsealError, Unsealed, unseal};
 
 /// The request headers as the client sent them (one hostcall), plus what
 /// Warden looked up for them.
@@ -10,8 +12,8 @@ use crate::gate::{ROUTING_HEADERS, Reply, RequestHead, Warden};
 pub struct RequestHeaders {
     /// Name (lower case, as the proxy hands them over) and value.
     headers: Vec<(String, String)>,
-    /// The binding shared data holds for the presented session.
-    session_binding: Option<String>,
+    /// The presented session, unsealed (when sessions are bound).
+    session: Option<Result<Unsealed, UnsealError>>,
     duplicated: Option<&'static str>,
     pub(super) now_unix_nanos: u128,
     /// Warden's own id for the request, when the host gave one.
@@ -19,8 +21,7 @@ pub struct RequestHeaders {
 }
 
 impl RequestHeaders {
-    /// Reads the request headers, and the binding of the presented session
-    /// from shared data.
+    /// Reads the request headers, and unseals the presented session.
     pub(super) fn read(warden: &Warden, host: &mut dyn StreamHost) -> Result<Self, HostError> {
         let headers = host.request_headers()?;
         Self::from_headers(warden, host, headers)
@@ -40,12 +41,11 @@ impl RequestHeaders {
         head.duplicated = ROUTING_HEADERS
             .into_iter()
             .find(|name| head.count(name) > 1);
-        if let Some(id) = head.get("mcp-session-id")
-            && let Some(key) = warden.session_key(id)
-            && let Some(record) = host.shared_data(&key)?
-            && let Ok(record) = String::from_utf8(record)
+        if warden.settings().bind_sessions
+            && let Some(id) = head.get("mcp-session-id")
         {
-            head.session_binding = Warden::binding_in_record(id, &record).map(str::to_owned);
+            let keys = session_keys(warden, host)?;
+            head.session = Some(unseal(&keys, id));
         }
         Ok(head)
     }
@@ -113,7 +113,7 @@ impl RequestHeaders {
             mcp_method: self.get("mcp-method"),
             mcp_name: self.get("mcp-name"),
             session_id: self.get("mcp-session-id"),
-            session_binding: self.session_binding.as_deref(),
+            session: self.session.as_ref(),
             duplicated: self.duplicated,
             now_unix_nanos: self.now_unix_nanos,
         }

@@ -1,24 +1,16 @@
-//! The response side of a forwarded request: recording and forgetting
-//! session bindings, and cutting every list result in the body to what the
-//! caller could use. What to do was decided by the gate ([`ResponsePlan`],
-//! [`ListAudience`]); this carries it out through the host.
+//! The response side of a forwarded request: cutting every list result in
+//! the body to what the caller could use. Whose view it is was decided by
+//! the gate ([`ListAudience`]); this carries it out through the host.
+//! (Session ids in responses are sealed by the exchange itself.)
 
 use super::host::{AuditKind, Flow, LogLevel, StreamHost};
-use crate::gate::{FilteredList, ListAudience, ResponsePlan, Warden};
+use crate::gate::{FilteredList, ListAudience, Warden};
 use crate::listing::{EventStream, ListError};
 use crate::mcp::Framing;
 
-/// Where a response stands.
-#[derive(Debug, Default)]
-pub(super) struct ResponseStage {
-    /// Session work for the response headers; `None` once done.
-    session: Option<ResponsePlan>,
-    body: BodyStage,
-}
-
 /// Where the response body stands.
 #[derive(Debug, Default)]
-enum BodyStage {
+pub(super) enum ResponseStage {
     /// Nothing to do (or done).
     #[default]
     Untouched,
@@ -47,62 +39,50 @@ enum BodyStage {
 }
 
 impl ResponseStage {
-    pub(super) fn planned(plan: ResponsePlan, lists: Option<Box<ListAudience>>) -> Self {
-        Self {
-            session: match plan {
-                ResponsePlan::Untouched => None,
-                plan => Some(plan),
-            },
-            body: lists.map_or(BodyStage::Untouched, BodyStage::Planned),
-        }
+    pub(super) fn planned(lists: Option<Box<ListAudience>>) -> Self {
+        lists.map_or(Self::Untouched, Self::Planned)
     }
 
     /// The response bytes the host holds for Warden.
     pub(super) fn buffered(&self) -> usize {
-        match self.body {
-            BodyStage::Json { size, .. } => size,
+        match self {
+            Self::Json { size, .. } => *size,
             _ => 0,
         }
     }
 
-    pub(super) fn on_headers(self, warden: &Warden, host: &mut dyn StreamHost) -> Self {
+    pub(super) fn on_headers(self, host: &mut dyn StreamHost) -> Self {
+        let Self::Planned(audience) = self else {
+            return self;
+        };
         let status: u16 = response_header(host, ":status")
             .and_then(|s| s.parse().ok())
             .unwrap_or_default();
         let success = (200..300).contains(&status);
-        if let Some(plan) = self.session {
-            on_session_headers(plan, warden, host, success);
-        }
-        let BodyStage::Planned(audience) = self.body else {
-            return Self {
-                session: None,
-                body: self.body,
-            };
-        };
         let content_type = response_header(host, "content-type").unwrap_or_default();
         let framing = Framing::of(&content_type);
         let event_stream = framing == Some(Framing::EventStream);
         let encoding = response_header(host, "content-encoding")
             .filter(|coding| !coding.trim().eq_ignore_ascii_case("identity"));
-        let body = match (encoding, framing) {
+        let stage = match (encoding, framing) {
             (Some(coding), _) => {
                 // Warden's error replaces the body: it is not compressed.
                 remove_response_header(host, "content-encoding");
-                BodyStage::Unreadable {
+                Self::Unreadable {
                     audience,
                     event_stream,
                     why: format!("the response is compressed (`{coding}`)"),
                 }
             }
-            (None, Some(Framing::Json)) => BodyStage::Json { audience, size: 0 },
-            (None, Some(Framing::EventStream)) => BodyStage::Events {
+            (None, Some(Framing::Json)) => Self::Json { audience, size: 0 },
+            (None, Some(Framing::EventStream)) => Self::Events {
                 audience,
                 stream: EventStream::default(),
             },
             // Clients read no messages from an error of another type (an
             // HTML 502, a plain-text 404).
-            (None, None) if !success => BodyStage::Untouched,
-            (None, None) => BodyStage::Unreadable {
+            (None, None) if !success => Self::Untouched,
+            (None, None) => Self::Unreadable {
                 audience,
                 event_stream: false,
                 why: format!(
@@ -110,41 +90,18 @@ impl ResponseStage {
                 ),
             },
         };
-        if !matches!(body, BodyStage::Untouched) {
+        if !matches!(stage, Self::Untouched) {
             // The body may change length. If the header cannot be removed
             // the client sees a length mismatch and drops the answer; it
             // still never sees an uncut list.
             remove_response_header(host, "content-length");
         }
-        Self {
-            session: None,
-            body,
-        }
+        stage
     }
 
     /// Handles a response body chunk (`size`: what the host holds now) or
     /// the trailers (`trailers`, the body is then complete).
     pub(super) fn on_body(
-        self,
-        warden: &Warden,
-        host: &mut dyn StreamHost,
-        size: usize,
-        end_of_stream: bool,
-        trailers: bool,
-    ) -> (Self, Flow) {
-        let (body, flow) = self
-            .body
-            .on_data(warden, host, size, end_of_stream, trailers);
-        let stage = Self {
-            session: self.session,
-            body,
-        };
-        (stage, flow)
-    }
-}
-
-impl BodyStage {
-    fn on_data(
         self,
         warden: &Warden,
         host: &mut dyn StreamHost,
@@ -227,44 +184,6 @@ impl BodyStage {
     }
 }
 
-/// Records or forgets a session binding once the response headers say
-/// whether the server accepted the request.
-fn on_session_headers(
-    plan: ResponsePlan,
-    warden: &Warden,
-    host: &mut dyn StreamHost,
-    success: bool,
-) {
-    match plan {
-        ResponsePlan::Untouched => {}
-        ResponsePlan::BindSession { binding } => {
-            if let (Some(id), true) = (response_header(host, "mcp-session-id"), success)
-                && let Some(key) = warden.session_key(&id)
-            {
-                store(host, &key, Warden::session_record(&id, &binding).as_bytes());
-            }
-        }
-        ResponsePlan::EndSession { session_id } => {
-            if let (Some(key), true) = (warden.session_key(&session_id), success) {
-                // Shared data cannot be deleted; an empty slot holds no
-                // session. Another session may have taken the slot
-                // since: leave it alone then.
-                let owned = host
-                    .shared_data(&key)
-                    .ok()
-                    .flatten()
-                    .and_then(|record| String::from_utf8(record).ok())
-                    .is_some_and(|record| {
-                        Warden::binding_in_record(&session_id, &record).is_some()
-                    });
-                if owned {
-                    store(host, &key, b"");
-                }
-            }
-        }
-    }
-}
-
 fn response_header(host: &mut dyn StreamHost, name: &str) -> Option<String> {
     match host.response_header(name) {
         Ok(value) => value,
@@ -297,15 +216,6 @@ fn replace(host: &mut dyn StreamHost, size: usize, body: &[u8]) {
         host.log(
             LogLevel::Error,
             &format!("warden: replacing the response body failed: {error}"),
-        );
-    }
-}
-
-fn store(host: &mut dyn StreamHost, key: &str, value: &[u8]) {
-    if let Err(error) = host.set_shared_data(key, value) {
-        host.log(
-            LogLevel::Error,
-            &format!("warden: storing session binding failed: {error}"),
         );
     }
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::memory::{Driver, HeaderPause, MemoryHost, Request, Response};
 use super::table;
 use super::*;
+use crate::exchange::HOST_SESSION_KEY;
 use crate::testing::{DEMO_ISSUER, TEST_NOW, demo_identity_json, demo_jwks};
 
 fn warden(header_mode: &str, fetched_keys: bool) -> Rc<Warden> {
@@ -542,31 +543,48 @@ fn identity_headers_in_every_spelling_are_removed() {
 #[test]
 fn a_2026_request_carrying_a_session_id_is_held_to_its_binding() {
     let warden = warden("hold", false);
-    for (bound, status) in [(None, Some(404)), (Some("other"), Some(404))] {
+    let key = [7_u8; 32];
+    let sealed_for = |subject: &str| {
+        let binding = json!([DEMO_ISSUER, subject, subject]).to_string();
+        crate::sealing::seal(
+            &crate::sealing::SessionKey::new(&key).unwrap(),
+            "s-1234",
+            &binding,
+        )
+        .unwrap()
+    };
+    for (session, forwarded) in [
+        ("s-1234".to_owned(), false),
+        (sealed_for("other"), false),
+        (sealed_for("alice"), true),
+    ] {
         let mut exchange = Exchange::new(Some(warden.clone()));
         let mut h = host(HeaderPause::Honoured);
-        let session = "s-1234";
-        if let Some(subject) = bound {
-            let binding = json!([DEMO_ISSUER, subject, subject]).to_string();
-            let key = warden.session_key(session).unwrap();
-            h.shared
-                .insert(key, Warden::session_record(session, &binding).into_bytes());
-        }
+        h.shared.insert(HOST_SESSION_KEY.to_owned(), key.to_vec());
         let mut driver = Driver::new(&mut exchange, h);
-        let mut request = request(&[&call("search_docs")], false);
+        let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "search_docs", "arguments": {},
+                       "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}});
+        let mut request = request(&[body.to_string().as_bytes()], false);
         request.headers.extend([
             ("mcp-protocol-version".to_owned(), "2026-07-28".to_owned()),
-            ("mcp-session-id".to_owned(), session.to_owned()),
+            ("mcp-session-id".to_owned(), session.clone()),
             ("mcp-method".to_owned(), "tools/call".to_owned()),
             ("mcp-name".to_owned(), "search_docs".to_owned()),
         ]);
         driver.send_request(&request);
         assert_eq!(
-            driver.host.reply.as_ref().map(|r| r.status),
-            status,
-            "{bound:?}"
+            driver.host.forwarded_anything(),
+            forwarded,
+            "{session}: {:?}",
+            driver.host.reply
         );
-        assert!(!driver.host.forwarded_anything());
+        if forwarded {
+            let sent = driver.host.request.sent_headers.unwrap_or_default();
+            assert!(sent.contains(&("mcp-session-id".to_owned(), "s-1234".to_owned())));
+        } else {
+            assert_eq!(driver.host.reply.as_ref().map(|r| r.status), Some(404));
+        }
     }
 }
 
@@ -631,4 +649,78 @@ fn audit_lines_and_denials_carry_wardens_request_id_not_the_clients() {
             assert!(!reply.body.contains("chosen-by-client"), "{}", reply.body);
         }
     }
+}
+
+/// Whether `key` seals what `expected` (raw key bytes) opens.
+fn same_key(key: &crate::sealing::SessionKey, expected: &[u8]) -> bool {
+    let sealed = crate::sealing::seal(key, "s", "b").unwrap();
+    let expected = crate::sealing::SessionKey::new(expected).unwrap();
+    crate::sealing::open(&[expected], &sealed, "b").is_ok()
+}
+
+#[test]
+fn the_host_session_key_is_made_once_and_then_read() {
+    let mut h = host(HeaderPause::Honoured);
+    let made = host_session_key(&mut h).unwrap();
+    let stored = h.shared.get(HOST_SESSION_KEY).cloned().unwrap();
+    assert_eq!(stored.len(), 32);
+    assert!(same_key(&made, &stored));
+    // Another stream (another worker) reads it, and writes nothing.
+    let mut other = host(HeaderPause::Honoured);
+    other.shared = h.shared.clone();
+    other.random_state = 99;
+    other.failing.push("writing shared data");
+    assert!(same_key(&host_session_key(&mut other).unwrap(), &stored));
+    assert_eq!(other.shared.get(HOST_SESSION_KEY), Some(&stored));
+}
+
+#[test]
+fn two_workers_racing_to_make_the_host_key_both_use_the_one_stored() {
+    let mut first = host(HeaderPause::Honoured);
+    // The other worker's key lands between this worker's write and its
+    // read-back: the key used is the one every worker will read.
+    let theirs = vec![0xab; 32];
+    first.racing_write = Some((HOST_SESSION_KEY.to_owned(), theirs.clone()));
+    let key = host_session_key(&mut first).unwrap();
+    assert!(same_key(&key, &theirs));
+    assert_eq!(first.shared.get(HOST_SESSION_KEY), Some(&theirs));
+}
+
+#[test]
+fn a_stored_value_that_is_not_a_key_is_replaced_and_failures_are_errors() {
+    let mut h = host(HeaderPause::Honoured);
+    h.shared
+        .insert(HOST_SESSION_KEY.to_owned(), b"short".to_vec());
+    let key = host_session_key(&mut h).unwrap();
+    let stored = h.shared.get(HOST_SESSION_KEY).cloned().unwrap();
+    assert_eq!(stored.len(), 32);
+    assert!(same_key(&key, &stored));
+    for failing in [
+        "reading shared data",
+        "writing shared data",
+        "generating random bytes",
+    ] {
+        let mut h = host(HeaderPause::Honoured);
+        h.failing.push(failing);
+        assert_eq!(host_session_key(&mut h).unwrap_err().operation, failing);
+    }
+    // A racing write of something that is not a key: nothing to use.
+    let mut h = host(HeaderPause::Honoured);
+    h.racing_write = Some((HOST_SESSION_KEY.to_owned(), Vec::new()));
+    assert!(host_session_key(&mut h).is_err());
+}
+
+#[test]
+fn a_session_header_that_cannot_be_unsealed_for_lack_of_a_key_fails_closed() {
+    let mut exchange = Exchange::new(Some(warden("hold", false)));
+    let mut h = host(HeaderPause::Honoured);
+    h.failing.push("generating random bytes");
+    let mut driver = Driver::new(&mut exchange, h);
+    let mut request = request(&[&call("search_docs")], false);
+    request
+        .headers
+        .push(("mcp-session-id".to_owned(), "ws1.a.b.c".to_owned()));
+    driver.send_request(&request);
+    assert_eq!(driver.host.reply.as_ref().map(|r| r.status), Some(500));
+    assert!(!driver.host.forwarded_anything());
 }

@@ -61,12 +61,7 @@ impl Warden {
         if settings.max_body_bytes == 0 {
             return Err(filter_error("max_body_bytes", "must be greater than 0"));
         }
-        if !(1..=16_777_216).contains(&settings.session_slots) {
-            return Err(filter_error(
-                "session_slots",
-                "must be between 1 and 16777216",
-            ));
-        }
+        let session_keys = sessions::compile_keys(&settings.session_keys)?;
         if settings.max_response_bytes == 0 {
             return Err(filter_error("max_response_bytes", "must be greater than 0"));
         }
@@ -133,6 +128,7 @@ impl Warden {
             settings,
             version: document.content_hash()?,
             metadata,
+            session_keys,
         })
     }
 }

@@ -37,11 +37,9 @@ use compile::{filter_error, unsafe_header_char};
 pub use metadata::METADATA_PATH;
 use metadata::ServedMetadata;
 use replies::jsonrpc_error;
-pub use sessions::SESSION_KEY_PREFIX;
 pub use transport::{ROUTING_HEADERS, decode_header_value, encode_header_value};
 pub use verdict::{
     BodyVerdict, FilteredList, Forwarding, HeadVerdict, ListAudience, Reply, RequestHead,
-    ResponsePlan,
 };
 
 /// A compiled configuration: verifier, policy and settings.
@@ -53,6 +51,8 @@ pub struct Warden {
     version: String,
     /// The Protected Resource Metadata, when configured: built once here.
     metadata: Option<ServedMetadata>,
+    /// `filter.session_keys`, compiled.
+    session_keys: Vec<crate::sealing::SessionKey>,
 }
 
 impl Warden {
@@ -158,15 +158,7 @@ impl Warden {
             let decision = self.policy.decide(&identity, &request);
             let audit = audit.with_request(&request, false).with_decision(&decision);
             if decision.is_allowed() {
-                let response = match (method, head.session_id) {
-                    (HTTP_DELETE_METHOD, Some(id)) if self.settings.bind_sessions => {
-                        ResponsePlan::EndSession {
-                            session_id: id.trim().to_owned(),
-                        }
-                    }
-                    _ => ResponsePlan::Untouched,
-                };
-                return HeadVerdict::Forward(self.forwarding(audit, &identity, response, None));
+                return HeadVerdict::Forward(self.forwarding(audit, &identity, None, head));
             }
             let (reply, audit) = self.deny(&request, &decision, head, audit);
             return HeadVerdict::Respond(reply, audit);
@@ -243,17 +235,7 @@ impl Warden {
             let (reply, audit) = self.deny(&request, &decision, head, audit);
             return BodyVerdict::Respond(reply, audit);
         }
-        let response = match (request.kind, request.method.as_str()) {
-            (MessageKind::Request, "initialize")
-                if self.settings.bind_sessions && !revision.is_modern() =>
-            {
-                ResponsePlan::BindSession {
-                    binding: Self::session_binding(identity),
-                }
-            }
-            _ => ResponsePlan::Untouched,
-        };
-        BodyVerdict::Forward(self.forwarding(audit, identity, response, request.id))
+        BodyVerdict::Forward(self.forwarding(audit, identity, request.id, head))
     }
 
     /// The forwarding of an allowed request: identity headers in, client
@@ -263,8 +245,8 @@ impl Warden {
         &self,
         audit: AuditRecord,
         identity: &Identity,
-        response: ResponsePlan,
         request_id: Option<Value>,
+        head: &RequestHead<'_>,
     ) -> Forwarding {
         let lists = self.settings.filter_lists.then(|| {
             Box::new(ListAudience {
@@ -276,27 +258,35 @@ impl Warden {
         Forwarding {
             // A compressed response could not be read: ask for it
             // uncompressed.
-            header_edits: self.upstream_edits(identity, lists.is_some()),
+            header_edits: self.upstream_edits(identity, lists.is_some(), head),
             audit,
-            response,
             lists,
+            session_binding: self
+                .settings
+                .bind_sessions
+                .then(|| Self::session_binding(identity)),
         }
     }
 
     /// The request-header edits for a POST whose headers go upstream before
     /// its body is judged ([`HeaderMode::Stream`](crate::config::HeaderMode)):
     /// decided from the verified token alone, the same as after the body.
-    pub fn streamed_head_edits(&self, identity: &Identity) -> Vec<(String, Option<String>)> {
-        self.upstream_edits(identity, self.settings.filter_lists)
+    pub fn streamed_head_edits(
+        &self,
+        identity: &Identity,
+        head: &RequestHead<'_>,
+    ) -> Vec<(String, Option<String>)> {
+        self.upstream_edits(identity, self.settings.filter_lists, head)
     }
 
     fn upstream_edits(
         &self,
         identity: &Identity,
         drop_encoding: bool,
+        head: &RequestHead<'_>,
     ) -> Vec<(String, Option<String>)> {
         let upstream = &self.settings.upstream;
-        let mut header_edits = Vec::new();
+        let mut header_edits: Vec<_> = self.session_edit(head).into_iter().collect();
         if upstream.strip_authorization {
             header_edits.push(("authorization".to_owned(), None));
         }

@@ -1,51 +1,36 @@
-//! Sessions of the 2025 revisions, bound to the principal that opened
-//! them: slot keys, records, bindings and the check.
+//! Sessions bound to the principal that opened them, with no table: the
+//! server's `Mcp-Session-Id` goes to the client sealed to the principal
+//! ([`crate::sealing`]), and comes back checked against the caller.
 
 use super::*;
+use crate::sealing::{MAX_KEYS, SessionKey, SessionKeySecret, UnsealError, Unsealed};
 
-/// Prefix of the shared-data keys that hold session bindings.
-pub const SESSION_KEY_PREFIX: &str = "warden:session:";
-
-/// Longest `Mcp-Session-Id` Warden binds (ids are visible ASCII).
-pub(super) const MAX_SESSION_ID_BYTES: usize = 256;
+/// Compiles the configured session keys (`filter.session_keys`).
+pub(super) fn compile_keys(secrets: &[SessionKeySecret]) -> Result<Vec<SessionKey>, ConfigError> {
+    if secrets.len() > MAX_KEYS {
+        return Err(filter_error(
+            "session_keys",
+            format!(
+                "{} keys listed; at most {MAX_KEYS} (the first seals, the others only unseal)",
+                secrets.len()
+            ),
+        ));
+    }
+    secrets
+        .iter()
+        .enumerate()
+        .map(|(index, secret)| {
+            SessionKey::from_base64url(secret.expose())
+                .map_err(|error| filter_error("session_keys", format!("entry {index} {error}")))
+        })
+        .collect()
+}
 
 impl Warden {
-    /// The shared-data key of the slot that holds a session's binding, or
-    /// `None` for an id Warden does not bind (empty, longer than 256 bytes
-    /// or not visible ASCII; such a session is refused).
-    ///
-    /// Bindings live in a fixed number of slots (`filter.session_slots`), a
-    /// direct-mapped table: proxy-wasm cannot delete shared data, so keys
-    /// per session would grow without bound, one per `initialize` any
-    /// authenticated caller sends. A new session evicts the one in its slot;
-    /// that session then gets 404 and its client starts a new one.
-    pub fn session_key(&self, session_id: &str) -> Option<String> {
-        let id = session_id.trim();
-        let valid = !id.is_empty()
-            && id.len() <= MAX_SESSION_ID_BYTES
-            && id.bytes().all(|b| (0x21..=0x7e).contains(&b));
-        if !valid {
-            return None;
-        }
-        // FNV-1a: cheap, and spreading ids over slots needs no secret (an
-        // attacker who could aim at a slot would need the victim's id).
-        let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-        let slot = hash % u64::from(self.settings.session_slots.max(1));
-        Some(format!("{SESSION_KEY_PREFIX}{slot}"))
-    }
-
-    /// What the slot of `session_id` stores: the id, then its binding.
-    pub fn session_record(session_id: &str, binding: &str) -> String {
-        format!("{}\n{binding}", session_id.trim())
-    }
-
-    /// The binding of `session_id` in a slot's record, if the slot holds
-    /// that session (and not another that shares the slot, or nothing).
-    pub fn binding_in_record<'r>(session_id: &str, record: &'r str) -> Option<&'r str> {
-        let (id, binding) = record.split_once('\n')?;
-        (id == session_id.trim()).then_some(binding)
+    /// The configured session keys (the first seals). Empty: the host's own
+    /// key, kept in shared data, seals and unseals.
+    pub fn session_keys(&self) -> &[SessionKey] {
+        &self.session_keys
     }
 
     /// What a session is bound to: the issuer, the subject and the acting
@@ -59,42 +44,46 @@ impl Warden {
         .to_string()
     }
 
-    /// A presented session must belong to the caller (sessions exist in the
-    /// 2025 revisions; a 2026-07-28 request carrying one is held to it too).
+    /// A presented session must belong to the caller, whatever revision
+    /// the request claims: a server that looks sessions up by header would
+    /// serve another principal's session.
     pub(super) fn check_session(
         &self,
         head: &RequestHead<'_>,
         identity: &Identity,
     ) -> Result<(), transport::Refusal> {
-        let Some(session_id) = head.session_id else {
-            return Ok(());
-        };
-        // Whatever revision the request claims: a server that looks
-        // sessions up by header would serve another principal's session.
-        if !self.settings.bind_sessions {
+        if head.session_id.is_none() || !self.settings.bind_sessions {
             return Ok(());
         }
-        let not_found = |reason: String| transport::Refusal {
-            status: 404,
-            code: codes::INVALID_REQUEST,
-            message: "Session not found",
-            reason,
-            data: None,
-            headers: Vec::new(),
+        let error = match head.session {
+            Some(Ok(unsealed)) if unsealed.belongs_to(&Self::session_binding(identity)) => {
+                return Ok(());
+            }
+            Some(Ok(_)) => UnsealError::AnotherPrincipal,
+            Some(Err(error)) => error.clone(),
+            // The host did not unseal it: unknown, so refused.
+            None => UnsealError::BadSeal,
         };
-        if self.session_key(session_id).is_none() {
-            return Err(not_found(
-                "Mcp-Session-Id is not 1 to 256 visible ASCII characters".into(),
-            ));
+        Err(transport::Refusal::new(
+            404,
+            codes::INVALID_REQUEST,
+            "Session not found",
+            error.to_string(),
+        ))
+    }
+
+    /// The upstream's own id for the presented session, once
+    /// [`Self::check_session`] accepted it: the sealed id is replaced by it
+    /// before the request goes upstream. Anything else is removed rather
+    /// than passed on sealed.
+    pub(super) fn session_edit(&self, head: &RequestHead<'_>) -> Option<(String, Option<String>)> {
+        if head.session_id.is_none() || !self.settings.bind_sessions {
+            return None;
         }
-        match head.session_binding {
-            None => Err(not_found(
-                "Mcp-Session-Id was not opened through Warden (or its binding was lost): start a new session".into(),
-            )),
-            Some(bound) if bound == Self::session_binding(identity) => Ok(()),
-            Some(_) => Err(not_found(
-                "Mcp-Session-Id belongs to another principal".into(),
-            )),
-        }
+        let server_id = match head.session {
+            Some(Ok(Unsealed { server_id, .. })) => Some(server_id.clone()),
+            _ => None,
+        };
+        Some(("mcp-session-id".to_owned(), server_id))
     }
 }

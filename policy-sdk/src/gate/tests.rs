@@ -5,9 +5,9 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::exchange::memory::{Driver, HeaderPause, MemoryHost, Response};
-use crate::exchange::{AuditKind, Exchange};
+use crate::exchange::{AuditKind, Exchange, HOST_SESSION_KEY};
 use crate::listing::EventStream;
-use crate::testing::{DemoIssuer, TEST_NOW, demo_identity_json};
+use crate::testing::{DEMO_ISSUER, DemoIssuer, TEST_NOW, demo_identity_json};
 
 fn document(extra: Value) -> String {
     let mut doc = json!({
@@ -53,9 +53,8 @@ fn head<'a>(method: &'a str, path: &'a str, authorization: Option<&'a str>) -> R
 /// Shared data, as the proxy holds it for every stream of a worker.
 type Shared = BTreeMap<String, Vec<u8>>;
 
-/// The headers a client sends for `h`, and the shared data the proxy holds
-/// for it: `h.session_binding` recorded under its session's key.
-fn client_request(w: &Warden, h: &RequestHead<'_>) -> (Vec<(String, String)>, Shared) {
+/// The headers a client sends for `h`.
+fn client_request(h: &RequestHead<'_>) -> Vec<(String, String)> {
     // No `..`: a new fact of the head must be given its header here.
     let RequestHead {
         method,
@@ -72,7 +71,8 @@ fn client_request(w: &Warden, h: &RequestHead<'_>) -> (Vec<(String, String)>, Sh
         mcp_method,
         mcp_name,
         session_id,
-        session_binding,
+        // Derived by the exchange from `mcp-session-id`.
+        session: _,
         duplicated,
         now_unix_nanos: _,
     } = *h;
@@ -98,12 +98,7 @@ fn client_request(w: &Warden, h: &RequestHead<'_>) -> (Vec<(String, String)>, Sh
             headers.push((name.to_owned(), "duplicate".to_owned()));
         }
     }
-    let mut shared = Shared::new();
-    if let (Some(id), Some(binding)) = (session_id, session_binding) {
-        let key = w.session_key(id).unwrap();
-        shared.insert(key, Warden::session_record(id, binding).into_bytes());
-    }
-    (headers, shared)
+    headers
 }
 
 /// One stream through the exchange, as the filter drives it: what the host
@@ -153,8 +148,8 @@ fn post(w: &Rc<Warden>, body: &str) -> Stream {
 /// POSTs `body` with the head `h` through the exchange, in `w`'s header
 /// mode.
 fn post_with(w: &Rc<Warden>, body: &str, h: RequestHead<'_>) -> Stream {
-    let (headers, shared) = client_request(w, &h);
-    send(w, h.now_unix_nanos, headers, shared, body)
+    let headers = client_request(&h);
+    send(w, h.now_unix_nanos, headers, Shared::new(), body)
 }
 
 /// Sends one request through a fresh exchange: the headers, which must
@@ -682,99 +677,277 @@ fn the_2026_transport_has_no_get_stream_or_delete() {
     }
 }
 
-#[test]
-fn sessions_are_bound_to_the_principal_that_opened_them() {
-    let w = warden(json!({}));
-    let alice = bearer();
+/// A request head through a fresh exchange, with the proxy's `shared`
+/// data: the host afterwards (the shared data it leaves included).
+fn head_through(w: &Rc<Warden>, headers: &[(String, String)], shared: Shared) -> MemoryHost {
+    let mut exchange = Exchange::new(Some(Rc::clone(w)));
+    let mut host = MemoryHost::new(u128::from(TEST_NOW) * 1_000_000_000, HeaderPause::Honoured);
+    host.shared = shared;
+    let mut driver = Driver::new(&mut exchange, host);
+    driver.request_headers(headers, false);
+    driver.host
+}
+
+fn header_value<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    sent_header(Some(headers), name)
+}
+
+fn sent_header<'h>(headers: Option<&'h [(String, String)]>, name: &str) -> Option<&'h str> {
+    headers?
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Opens a session as `auth` through `w`: the server answers `initialize`
+/// with `server_id`. The sealed id the client got, and the shared data.
+fn open_session(w: &Rc<Warden>, auth: &str, server_id: &str, shared: Shared) -> (String, Shared) {
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
-    // The server's successful answer to an initialize names the session:
-    // its binding is recorded under the session's key.
-    let mut opened = forwarded(post(&w, init)).stream;
-    opened.respond("200", &[("mcp-session-id", "sess-1")], "{}");
-    let key = w.session_key("sess-1").unwrap();
-    assert!(key.starts_with("warden:session:"), "{key}");
-    assert_eq!(opened.host.shared.len(), 1, "initialize must bind");
-    let stored = String::from_utf8(opened.host.shared[&key].clone()).unwrap();
-    let binding = Warden::binding_in_record("sess-1", &stored)
-        .expect("the record names its session")
-        .to_owned();
-    // A record names its session: another id sharing the slot finds nothing.
-    let record = Warden::session_record("sess-1", &binding);
-    assert_eq!(
-        Warden::binding_in_record("sess-1", &record),
-        Some(binding.as_str())
-    );
-    assert_eq!(Warden::binding_in_record("sess-2", &record), None);
-    assert_eq!(Warden::binding_in_record("sess-1", ""), None);
-    // Ids spread over the slots, and never beyond them.
-    let one_slot = warden(json!({"filter": {"session_slots": 1}}));
-    assert_eq!(one_slot.session_key("a"), one_slot.session_key("b"));
-    let slots: std::collections::HashSet<_> = (0..1000)
-        .filter_map(|i| w.session_key(&format!("s-{i}")))
-        .collect();
-    assert!(slots.len() > 990, "{}", slots.len());
-    let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
-    let with_session = |auth: &'static str, bound: Option<&'static str>| RequestHead {
-        session_id: Some("sess-1"),
-        session_binding: bound,
+    let headers = client_request(&RequestHead {
         protocol_version: Some("2025-11-25"),
         ..head("POST", "/mcp", Some(auth))
-    };
-    let alice: &'static str = Box::leak(alice.into_boxed_str());
-    let binding: &'static str = Box::leak(binding.into_boxed_str());
-    forwarded(post_with(&w, ping, with_session(alice, Some(binding))));
-    // Bob presents Alice's session.
-    let bob: &'static str = Box::leak(token_for(json!({"sub": "bob"})).into_boxed_str());
-    let HeadVerdict::Respond(reply, audit) = w.judge_head(&with_session(bob, Some(binding))) else {
-        panic!()
-    };
-    assert_eq!(reply.status, 404);
-    assert!(
-        audit.reason.contains("another principal"),
-        "{}",
-        audit.reason
-    );
-    assert_eq!(audit.subject.as_deref(), Some("bob"));
-    // An agent acting for Alice is another principal too.
-    let agent: &'static str = Box::leak(
-        token_for(json!({"act": {"sub": "agent-7", "actor_type": "agent"}})).into_boxed_str(),
-    );
-    assert!(
-        matches!(w.judge_head(&with_session(agent, Some(binding))), HeadVerdict::Respond(r, _) if r.status == 404)
-    );
-    // A session Warden never saw opened.
-    let HeadVerdict::Respond(reply, _) = w.judge_head(&with_session(alice, None)) else {
-        panic!()
-    };
-    assert_eq!(reply.status, 404);
-    // Binding can be switched off.
-    let unbound = warden(json!({"filter": {"bind_sessions": false}}));
-    assert!(matches!(
-        unbound.judge_head(&with_session(bob, None)),
-        HeadVerdict::ReadBody(_)
-    ));
-    let mut opened = forwarded(post(&unbound, init)).stream;
-    opened.respond("200", &[("mcp-session-id", "sess-1")], "{}");
-    assert!(opened.host.shared.is_empty(), "{:?}", opened.host.shared);
-    // DELETE ends the binding.
-    let delete = RequestHead {
-        method: "DELETE",
-        ..with_session(alice, Some(binding))
-    };
-    let HeadVerdict::Forward(f) = w.judge_head(&delete) else {
-        panic!()
-    };
+    });
+    let mut opened = forwarded(send(
+        w,
+        u128::from(TEST_NOW) * 1_000_000_000,
+        headers,
+        shared,
+        init,
+    ))
+    .stream;
+    opened.respond("200", &[("mcp-session-id", server_id)], "{}");
+    let sealed = sent_header(
+        opened.host.response.sent_headers.as_deref(),
+        "mcp-session-id",
+    )
+    .expect("the client gets a session id")
+    .to_owned();
+    (sealed, std::mem::take(&mut opened.host.shared))
+}
+
+fn with_session(auth: &str, session_id: &str, method: &str) -> Vec<(String, String)> {
+    let mut headers = client_request(&RequestHead {
+        protocol_version: Some("2025-11-25"),
+        ..head(method, "/mcp", Some(auth))
+    });
+    headers.push(("mcp-session-id".into(), session_id.into()));
+    headers
+}
+
+fn session_refusal(host: &MemoryHost) -> (u16, String, Option<String>) {
+    let reply = host.reply.as_ref().expect("refused");
+    let audit = &host.decisions()[0];
+    assert!(!host.forwarded_anything());
+    (reply.status, audit.reason.clone(), audit.subject.clone())
+}
+
+#[test]
+fn the_client_gets_the_server_session_id_sealed_to_its_principal() {
+    let w = warden(json!({}));
+    let (sealed, shared) = open_session(&w, &bearer(), "sess-1", Shared::new());
+    assert!(sealed.starts_with("ws1."), "{sealed}");
+    assert!(!sealed.contains("sess-1"), "carried encoded: {sealed}");
+    // The host made its key once, in shared data.
+    assert_eq!(shared.len(), 1, "{:?}", shared.keys());
+    let key = shared.get(HOST_SESSION_KEY).expect("the host key");
+    assert_eq!(key.len(), 32);
+    // The next session is sealed with the same key.
+    let (again, shared_after) = open_session(&w, &bearer(), "sess-2", shared.clone());
+    assert_eq!(shared_after, shared);
+    assert_ne!(again, sealed);
+    // Unsealed with the stored key, it is the server's id bound to alice.
+    let keys = [crate::sealing::SessionKey::new(key).unwrap()];
+    let alice = json!([DEMO_ISSUER, "alice", "alice"]).to_string();
     assert_eq!(
-        f.response,
-        ResponsePlan::EndSession {
-            session_id: "sess-1".into()
-        }
+        crate::sealing::open(&keys, &sealed, &alice).unwrap(),
+        "sess-1"
     );
-    // 2026-07-28 has no sessions: an initialize there binds nothing.
-    assert_eq!(w.session_key(&"x".repeat(300)), None);
-    assert_eq!(w.session_key("has space"), None);
-    let err = Warden::from_json(&document(json!({"filter": {"session_slots": 0}}))).unwrap_err();
-    assert!(err.to_string().contains("filter.session_slots"), "{err}");
+}
+
+#[test]
+fn a_session_is_unsealed_for_its_owner_and_refused_to_everyone_else() {
+    let w = warden(json!({}));
+    let alice = bearer();
+    let (sealed, shared) = open_session(&w, &alice, "sess-1", Shared::new());
+    // Alice, with the sealed id: the upstream gets the server's id, in
+    // every header mode (stream sends the headers before the body).
+    for mode in ["stream", "hold"] {
+        let w = warden(json!({"filter": {"header_mode": mode}}));
+        let (sealed, shared) = open_session(&w, &alice, "sess-1", shared.clone());
+        let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+        let headers = with_session(&alice, &sealed, "POST");
+        let done = forwarded(send(
+            &w,
+            u128::from(TEST_NOW) * 1_000_000_000,
+            headers,
+            shared,
+            ping,
+        ));
+        assert_eq!(
+            header_value(&done.upstream, "mcp-session-id"),
+            Some("sess-1"),
+            "{mode}"
+        );
+    }
+    // GET and DELETE: unsealed and forwarded; no table to end a session in.
+    for method in ["GET", "DELETE"] {
+        let host = head_through(&w, &with_session(&alice, &sealed, method), shared.clone());
+        assert!(host.reply.is_none(), "{method}: {:?}", host.reply);
+        let sent = host.request.sent_headers.as_deref();
+        assert_eq!(
+            sent_header(sent, "mcp-session-id"),
+            Some("sess-1"),
+            "{method}"
+        );
+        assert_eq!(host.shared, shared, "{method} changed shared data");
+    }
+    let refused = |auth: &str, id: &str| {
+        session_refusal(&head_through(
+            &w,
+            &with_session(auth, id, "POST"),
+            shared.clone(),
+        ))
+    };
+    // Bob presents Alice's session.
+    let bob = token_for(json!({"sub": "bob"}));
+    let (status, reason, subject) = refused(&bob, &sealed);
+    assert_eq!((status, subject.as_deref()), (404, Some("bob")));
+    assert_eq!(reason, "Mcp-Session-Id belongs to another principal");
+    // An agent acting for Alice is another principal too.
+    let agent = token_for(json!({"act": {"sub": "agent-7", "actor_type": "agent"}}));
+    assert_eq!(refused(&agent, &sealed).1, reason);
+    // The server's raw id, an altered seal, and nonsense: each says why.
+    let (status, reason, _) = refused(&alice, "sess-1");
+    assert_eq!(status, 404);
+    assert!(reason.contains("not issued by Warden"), "{reason}");
+    let mut altered = sealed.clone();
+    let last = altered.pop().unwrap();
+    altered.push(if last == 'A' { 'Q' } else { 'A' });
+    let reason = refused(&alice, &altered).1;
+    assert!(
+        reason.contains("bad seal") || reason.contains("canonical"),
+        "{reason}"
+    );
+    assert!(refused(&alice, "ws1.a.b").1.contains("not a well-formed"));
+    // A 2026-07-28 request carrying another principal's session is held to
+    // the binding too.
+    let modern_bob = modern_head(&bob);
+    let mut headers = client_request(&RequestHead {
+        mcp_method: Some("ping"),
+        ..modern_bob
+    });
+    headers.push(("mcp-session-id".into(), sealed.clone()));
+    let (status, reason, _) = session_refusal(&head_through(&w, &headers, shared.clone()));
+    assert_eq!(
+        (status, reason.as_str()),
+        (404, "Mcp-Session-Id belongs to another principal")
+    );
+}
+
+#[test]
+fn a_session_sealed_by_another_proxy_opens_only_with_the_same_keys() {
+    let key_a = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE";
+    let key_b = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI";
+    let fleet_a = warden(json!({"filter": {"session_keys": [key_a]}}));
+    let alice = bearer();
+    let (sealed, shared) = open_session(&fleet_a, &alice, "sess-9", Shared::new());
+    assert!(shared.is_empty(), "configured keys need no host key");
+    // Another proxy of the fleet (its own shared data), same key.
+    let fleet_a2 = warden(json!({"filter": {"session_keys": [key_a]}}));
+    let host = head_through(
+        &fleet_a2,
+        &with_session(&alice, &sealed, "GET"),
+        Shared::new(),
+    );
+    assert_eq!(
+        sent_header(host.request.sent_headers.as_deref(), "mcp-session-id"),
+        Some("sess-9")
+    );
+    // A proxy with its own generated key, or another fleet's key, does not.
+    for other in [
+        warden(json!({})),
+        warden(json!({"filter": {"session_keys": [key_b]}})),
+    ] {
+        let host = head_through(&other, &with_session(&alice, &sealed, "GET"), Shared::new());
+        assert!(session_refusal(&host).1.contains("bad seal"));
+    }
+    // Rotation: the new key first seals, the old one still unseals.
+    let rotated = warden(json!({"filter": {"session_keys": [key_b, key_a]}}));
+    let host = head_through(
+        &rotated,
+        &with_session(&alice, &sealed, "GET"),
+        Shared::new(),
+    );
+    assert!(host.reply.is_none(), "{:?}", host.reply);
+    let (resealed, _) = open_session(&rotated, &alice, "sess-10", Shared::new());
+    let host = head_through(
+        &fleet_a,
+        &with_session(&alice, &resealed, "GET"),
+        Shared::new(),
+    );
+    assert!(
+        session_refusal(&host).1.contains("bad seal"),
+        "sealed with the first key"
+    );
+}
+
+#[test]
+fn session_keys_are_validated_when_the_configuration_loads() {
+    let short = "QUFBQQ";
+    let cases = [
+        (json!([short]), "entry 0 decodes to 4 bytes"),
+        (json!(["not base64!"]), "entry 0 is not base64url"),
+        (
+            json!(["QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE", short]),
+            "entry 1 decodes",
+        ),
+        (
+            json!(vec!["QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE"; 5]),
+            "at most 4",
+        ),
+    ];
+    for (keys, wanted) in cases {
+        let err =
+            Warden::from_json(&document(json!({"filter": {"session_keys": keys}}))).unwrap_err();
+        let message = err.to_string();
+        assert!(message.starts_with("filter.session_keys: "), "{message}");
+        assert!(message.contains(wanted), "{message}");
+        assert!(!message.contains("QUFB"), "key material in {message}");
+    }
+    let gone = Warden::from_json(&document(json!({"filter": {"session_slots": 10}}))).unwrap_err();
+    assert!(gone.to_string().contains("session_slots"), "{gone}");
+}
+
+#[test]
+fn binding_can_be_switched_off() {
+    let w = warden(json!({"filter": {"bind_sessions": false}}));
+    let alice = bearer();
+    let (id, shared) = open_session(&w, &alice, "sess-1", Shared::new());
+    assert_eq!(id, "sess-1", "not sealed");
+    assert!(shared.is_empty());
+    let bob = token_for(json!({"sub": "bob"}));
+    let host = head_through(&w, &with_session(&bob, "sess-1", "GET"), Shared::new());
+    assert_eq!(
+        sent_header(host.request.sent_headers.as_deref(), "mcp-session-id"),
+        Some("sess-1")
+    );
+}
+
+#[test]
+fn a_server_id_warden_cannot_seal_never_reaches_the_client() {
+    let w = warden(json!({}));
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
+    for server_id in ["x".repeat(257), "has space".to_owned()] {
+        let mut opened = forwarded(post(&w, init)).stream;
+        opened.respond("200", &[("mcp-session-id", &server_id)], "{}");
+        assert_eq!(opened.host.reply.as_ref().map(|r| r.status), Some(502));
+        assert!(opened.host.response.sent_headers.is_none(), "{server_id}");
+    }
+    // Without a host key and no way to make one, nothing is sealed either.
+    let mut opened = forwarded(post(&w, init)).stream;
+    opened.host.failing.push("generating random bytes");
+    opened.respond("200", &[("mcp-session-id", "sess-1")], "{}");
+    assert_eq!(opened.host.reply.as_ref().map(|r| r.status), Some(502));
 }
 
 fn deny_rules(extra_rules: Value) -> Value {
@@ -981,13 +1154,13 @@ const IDENTITY_HEADERS: [&str; 6] = [
 /// A ping whose client forged two copies of every identity header.
 fn forged_ping(w: &Rc<Warden>, authorization: &str) -> Forwarded {
     let h = head("POST", "/mcp", Some(authorization));
-    let (mut headers, shared) = client_request(w, &h);
+    let mut headers = client_request(&h);
     for name in IDENTITY_HEADERS {
         for copy in ["forged-1", "forged-2"] {
             headers.push((format!("x-warden-{name}"), copy.to_owned()));
         }
     }
-    forwarded(send(w, h.now_unix_nanos, headers, shared, PING))
+    forwarded(send(w, h.now_unix_nanos, headers, Shared::new(), PING))
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! judges.
 
 use super::*;
+use crate::sealing::{UnsealError, Unsealed};
 
 /// What the proxy should answer instead of forwarding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,10 +58,10 @@ pub struct RequestHead<'a> {
     pub mcp_method: Option<&'a str>,
     pub mcp_name: Option<&'a str>,
     pub session_id: Option<&'a str>,
-    /// The binding the host's shared store holds for `session_id` (see
-    /// [`Warden::session_key`] and [`Warden::binding_in_record`]): the
-    /// principal that opened it.
-    pub session_binding: Option<&'a str>,
+    /// `session_id` unsealed under the session keys (see
+    /// [`crate::sealing::unseal`]); `None` when the host did not unseal it
+    /// (refused if sessions are bound).
+    pub session: Option<&'a Result<Unsealed, UnsealError>>,
     /// A header of [`ROUTING_HEADERS`] that appears more than once.
     pub duplicated: Option<&'a str>,
     /// Wall-clock time, nanoseconds since the Unix epoch.
@@ -74,25 +75,14 @@ pub struct Forwarding {
     /// Request headers to set (`Some`) or remove (`None`) before the
     /// upstream sees the request, in order.
     pub header_edits: Vec<(String, Option<String>)>,
-    pub response: ResponsePlan,
     /// Whose view every list result in the response is cut to
     /// ([`Warden::cut_json_response`], [`Warden::cut_events`]); `None` when
     /// `filter.filter_lists` is off.
     pub lists: Option<Box<ListAudience>>,
-}
-
-/// What the host must do with the upstream's response.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ResponsePlan {
-    /// Nothing.
-    Untouched,
-    /// An `initialize` of a 2025 revision: store
-    /// [`Warden::session_record`] of the `Mcp-Session-Id` the server returns
-    /// and `binding` under its [`Warden::session_key`].
-    BindSession { binding: String },
-    /// A session's DELETE: forget the binding of `session_id` once the
-    /// server has answered with success.
-    EndSession { session_id: String },
+    /// The binding of the caller ([`Warden::session_binding`]) when
+    /// sessions are bound: an `Mcp-Session-Id` in the response is sealed
+    /// to it before the client sees it.
+    pub session_binding: Option<String>,
 }
 
 /// The caller a response's list results are cut for.
