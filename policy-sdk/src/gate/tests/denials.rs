@@ -554,3 +554,31 @@ fn decode_time_refusals_follow_the_policy_deny_mode() {
         assert_eq!(audit.deny_mode, None);
     }
 }
+
+#[test]
+fn the_deny_mode_and_the_disclosure_may_come_from_different_allow_rules() {
+    // Both allow rules are for `reset` and the agent qualifies for neither:
+    // the first that sets a deny mode shapes the answer, the first that sets
+    // `disclose_reasons` says who is told.
+    let w = warden_with(
+        json!({}),
+        json!([
+            {"id": "reset-needs-scope", "effect": "allow", "owner": "ops", "tools": ["reset"],
+             "principal": {"scopes": ["ops:reset"]}, "deny_mode": "step_up"},
+            {"id": "ops-reset", "effect": "allow", "owner": "ops", "tools": ["reset"],
+             "principal": {"groups": ["ops"]}, "disclose_reasons": ["agent"]},
+        ]),
+    );
+    let reset = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"reset"}}"#;
+    let (reply, audit, body) = post_as(&w, AGENT, reset);
+    assert_eq!(reply.status, 403);
+    assert!(
+        header(&reply, "www-authenticate")
+            .unwrap()
+            .contains("scope=\"ops:reset\"")
+    );
+    assert_disclosed(&body, None, "disclosure from the second rule");
+    assert_eq!(audit.deny_mode_rule.as_deref(), Some("reset-needs-scope"));
+    let (_, _, body) = post_as(&w, SERVICE, reset);
+    assert_withheld(&body, "not an agent");
+}
