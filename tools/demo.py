@@ -14,8 +14,10 @@ audit lines Envoy wrote, and stops everything.
 
 Along the way it shows list filtering (each caller's ``tools/list`` holds only
 what it could use), a ``disguise`` denial (``export_customers`` looks like an
-unknown tool to alice) and a ``step_up`` one (``rotate_keys`` without the
-``ops:rotate`` scope).
+unknown tool to alice), a ``step_up`` one (``rotate_keys`` without the
+``ops:rotate`` scope), and who learns why: alice is told the rule and reason
+(the policy discloses them to humans), the service and the agents only that
+the policy refused, except by ``no-agent-deletes``, which tells agents.
 
 ``make run`` runs it with ``--serve``: the same stack on 127.0.0.1:10000 until
 Ctrl-C, printing how to mint a token and each audit line as it appears.
@@ -175,6 +177,9 @@ def describe_result(result: dict[str, Any]) -> str:
     if error is not None:
         data = error.get("data") or {}
         if isinstance(data, dict) and data.get("decision") == "deny":
+            if "reason" not in data:
+                # The policy does not disclose its reasons to this caller.
+                return f"DENY   (rule and reason withheld; request id {data.get('request_id')})"
             rule = data.get("rule") or "no rule allows it (default deny)"
             return f"DENY   rule: {rule}; reason: {data.get('reason')}"
         # A `disguise` denial looks exactly like the server's own answer.

@@ -315,6 +315,11 @@ pub struct Expectation {
     /// A substring of the answer's `WWW-Authenticate` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub www_authenticate: Option<String>,
+    /// `true`: Warden's answer shows the caller the deciding rule and the
+    /// reason (`filter.disclose_reasons`); `false`: it shows neither, nor
+    /// the audit line's reason anywhere in the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disclosed: Option<bool>,
     /// Headers as the upstream receives them (`x-warden-*` and
     /// `authorization`); `null`: absent.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -376,6 +381,11 @@ impl Expectation {
         }
         if let Some(challenge) = &self.www_authenticate {
             extra.push(format!("WWW-Authenticate containing {challenge:?}"));
+        }
+        match self.disclosed {
+            Some(true) => extra.push("rule and reason disclosed".to_owned()),
+            Some(false) => extra.push("rule and reason withheld".to_owned()),
+            None => {}
         }
         for (name, value) in &self.upstream_headers {
             match value {

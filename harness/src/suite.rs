@@ -578,6 +578,9 @@ pub fn check(expect: &Expectation, outcome: &Outcome, request: &Prepared) -> Vec
             ));
         }
     }
+    if let Some(disclosed) = expect.disclosed {
+        problems.extend(check_disclosure(disclosed, outcome));
+    }
     for (name, value) in &expect.upstream_headers {
         let got = outcome.upstream_header(name);
         if got != value.as_deref() {
@@ -597,6 +600,54 @@ pub fn check(expect: &Expectation, outcome: &Outcome, request: &Prepared) -> Vec
         let reply = format!("{:?}", outcome.reply);
         if audit.contains(secret) || reply.contains(secret) {
             problems.push("the token leaked into the audit line or the answer".into());
+        }
+    }
+    problems
+}
+
+/// Whether Warden's answer shows the rule and reason exactly when
+/// `disclosed` says so. Withheld means no `rule` or `reason` in the error
+/// data, and neither the audit reason nor the deciding rule's id anywhere
+/// in the answer.
+fn check_disclosure(disclosed: bool, outcome: &Outcome) -> Vec<String> {
+    let Some(reply) = &outcome.reply else {
+        return vec!["expected an answer from Warden, the request was forwarded".into()];
+    };
+    let data = serde_json::from_str::<Value>(&reply.body)
+        .ok()
+        .and_then(|b| b.pointer("/error/data").cloned())
+        .unwrap_or(Value::Null);
+    let shown = data.get("reason").is_some_and(Value::is_string);
+    if disclosed {
+        return if shown && data.get("rule").is_some() {
+            Vec::new()
+        } else {
+            vec![format!(
+                "expected the answer to disclose the rule and reason, got {}",
+                reply.body
+            )]
+        };
+    }
+    let mut problems = Vec::new();
+    if shown || data.get("rule").is_some() {
+        problems.push(format!(
+            "expected the rule and reason withheld, the answer shows {data}"
+        ));
+    }
+    let mut answer = reply.body.clone();
+    for (name, value) in &reply.headers {
+        answer.push_str(&format!("\n{name}: {value}"));
+    }
+    for (field, secret) in [
+        ("reason", outcome.audit_str("reason")),
+        ("rule", outcome.audit_str("rule")),
+    ] {
+        if let Some(secret) = secret.filter(|s| !s.is_empty())
+            && answer.contains(secret)
+        {
+            problems.push(format!(
+                "the audit {field} {secret:?} leaked into the answer"
+            ));
         }
     }
     problems

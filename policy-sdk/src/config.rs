@@ -23,6 +23,12 @@ pub struct FilterSettings {
     /// How a policy denial is answered unless the deciding rule chooses.
     /// `error` (the default) keeps every client's session alive.
     pub deny_mode: DenyMode,
+    /// The actor types (`human`, `service`, `agent`; of the acting party)
+    /// whose denials show the deciding rule's id and the full reason. Empty
+    /// (the default): every denial says only that the policy refused it,
+    /// with Warden's request id; the audit line keeps the rule and reason.
+    /// A rule's own `disclose_reasons` overrides this for its denials.
+    pub disclose_reasons: Vec<String>,
     /// The MCP endpoints: exact paths (query string ignored) judged as MCP.
     /// Any other path is refused with 404 unless it is a passthrough path
     /// (or the RFC 9728 metadata): a request cannot reach the upstream on a
@@ -107,6 +113,7 @@ impl Default for FilterSettings {
             max_body_bytes: 1024 * 1024,
             max_json_depth: 64,
             deny_mode: DenyMode::Error,
+            disclose_reasons: Vec::new(),
             endpoints: vec!["/mcp".into()],
             passthrough_paths: Vec::new(),
             audit_arguments: false,

@@ -313,6 +313,37 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// What the caller is told: a short class of the failure that names no
+    /// key id, issuer, audience, algorithm, limit or revocation reason (the
+    /// audit line has the full [`Display`](std::fmt::Display) text). Plain
+    /// ASCII without quotes or backslashes, so it can stand in a quoted
+    /// `error_description`.
+    pub fn public_description(&self) -> &'static str {
+        match self {
+            TokenError::Missing => "no bearer token",
+            TokenError::NotBearer => "the authorization header is not a bearer token",
+            TokenError::TooLarge { .. } => "the token is too large",
+            TokenError::Malformed
+            | TokenError::BadHeader(_)
+            | TokenError::BadClaims(_)
+            | TokenError::CriticalHeader
+            | TokenError::BadClaim(_) => "the token is malformed",
+            TokenError::AlgorithmNotAllowed(_)
+            | TokenError::WrongType { .. }
+            | TokenError::UntrustedIssuer(_)
+            | TokenError::UnknownKey { .. }
+            | TokenError::AmbiguousKey(_)
+            | TokenError::BadSignature
+            | TokenError::WrongAudience => "the token could not be verified",
+            TokenError::KeysUnavailable(_) => "the keys to verify the token are not available yet",
+            TokenError::Expired => "the token is expired",
+            TokenError::NotYetValid | TokenError::IssuedInFuture => "the token is not valid yet",
+            TokenError::NoExpiry | TokenError::NoSubject => "the token lacks a required claim",
+            TokenError::ChainTooDeep(_) => "the token's delegation chain is too deep",
+            TokenError::Revoked(_) => "the token is revoked",
+        }
+    }
+
     /// The issuer whose keys would have to be fetched to judge this token.
     pub fn issuer_needing_keys(&self) -> Option<&str> {
         match self {

@@ -89,6 +89,23 @@ VISIBLE_TOOLS: dict[str, set[str]] = {
 }
 
 
+def acting_type(principal: str) -> str:
+    """The actor type of the party that sends `principal`'s requests: the
+    current actor of a delegation (the first `act`), else the subject."""
+    spec = PRINCIPALS[principal]
+    actors = spec.get("act") or []
+    return actors[0].actor_type if actors else spec["actor_type"]
+
+
+# Whom examples/policy.yaml tells why a request was denied:
+# `filter.disclose_reasons: [human]`, and rule no-agent-deletes also agents.
+def disclosed_to(principal: str, rule: Any = None) -> bool:
+    actor_type = acting_type(principal)
+    if rule == "no-agent-deletes":
+        return actor_type == "agent"
+    return actor_type == "human"
+
+
 def token_for(principal: str, **overrides: Any) -> str:
     spec = dict(PRINCIPALS[principal])
     sub = spec.pop("sub")

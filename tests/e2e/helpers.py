@@ -8,6 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 
 DENY_CODE = -31403
+# The message of every denial; one that discloses adds ": <reason>".
+WITHHELD_MESSAGE = "Access denied by policy"
 ANY = object()  # "don't check this field"
 
 # The RFC 9728 document examples/policy.yaml names in its challenges.
@@ -45,8 +47,12 @@ def assert_allowed(result: dict[str, Any], contains: str | None = None) -> None:
         assert contains in result.get("text", ""), f"expected {contains!r} in the result, got {result}"
 
 
-def assert_denied(result: dict[str, Any], rule: Any = ANY) -> dict[str, Any]:
-    """A denial delivered as a JSON-RPC error (code -31403, data.decision deny)."""
+def assert_denied(result: dict[str, Any], rule: Any = ANY, *, disclosed: bool = True) -> dict[str, Any]:
+    """A denial delivered as a JSON-RPC error (code -31403, data.decision deny).
+
+    `disclosed`: the caller's actor type (or the deciding rule) is one
+    `disclose_reasons` names, so the answer shows the rule and reason;
+    otherwise it says only that the policy refused, with the request id."""
     assert not result.get("ok"), f"expected a denial, the call was allowed: {result}"
     error = result.get("error")
     assert error is not None, f"expected a JSON-RPC error, the client saw: {result}"
@@ -54,15 +60,21 @@ def assert_denied(result: dict[str, Any], rule: Any = ANY) -> dict[str, Any]:
     data = error.get("data")
     assert isinstance(data, dict), f"error.data must be an object: {error}"
     assert data.get("decision") == "deny", error
+    assert isinstance(data.get("request_id"), str) and data["request_id"], f"request id missing: {error}"
+    if not disclosed:
+        assert rule is ANY, "a withheld denial names no rule to compare"
+        assert error["message"] == WITHHELD_MESSAGE, error
+        assert set(data) == {"decision", "request_id"}, f"the denial discloses more than it may: {error}"
+        return data
     assert "rule" in data, error
     if rule is not ANY:
         assert data["rule"] == rule, f"expected rule {rule!r}, got {data['rule']!r}: {error}"
     assert isinstance(data.get("reason"), str) and data["reason"], f"reason missing: {error}"
-    assert isinstance(error.get("message"), str) and error["message"], error
+    assert error["message"] == f"{WITHHELD_MESSAGE}: {data['reason']}", error
     return data
 
 
-def assert_jsonrpc_denial(body: Any, request_id: Any, rule: Any = ANY) -> dict[str, Any]:
+def assert_jsonrpc_denial(body: Any, request_id: Any, rule: Any = ANY, *, disclosed: bool = True) -> dict[str, Any]:
     """The raw body of a denial: {"jsonrpc":"2.0","id":..,"error":{"code":-31403,...}}."""
     assert isinstance(body, dict), body
     assert body.get("jsonrpc") == "2.0", body
@@ -72,7 +84,7 @@ def assert_jsonrpc_denial(body: Any, request_id: Any, rule: Any = ANY) -> dict[s
     assert "result" not in body, body
     error = body.get("error")
     assert isinstance(error, dict), body
-    return assert_denied({"ok": False, "error": error}, rule)
+    return assert_denied({"ok": False, "error": error}, rule, disclosed=disclosed)
 
 
 def tool_entries(entries: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:

@@ -19,6 +19,8 @@ DEMO = REPO_ROOT / "tools" / "demo.py"
 DEMO_TIMEOUT = 150
 
 DEFAULT_DENY = "DENY   rule: no rule allows it (default deny)"
+# The example policy tells only humans why (and agents, for no-agent-deletes).
+WITHHELD = "DENY   (rule and reason withheld; request id "
 # (the step as the demo prints it, the start of its decision), in order.
 DECISIONS = [
     ("tools/list (filtered to what the caller could use)", "ALLOW  -> sees deploy, read_file, search_docs"),
@@ -30,19 +32,19 @@ DECISIONS = [
     ("prompts/get summarize", "ALLOW  -> Summarize the following text"),
     ("tools/call export_customers(region='eu')", "ERROR  -32602: Unknown tool: export_customers"),
     ("tools/call deploy(environment='staging', replicas=3)", "ALLOW  -> deployed to staging with 3"),
-    ("tools/call deploy(environment='staging', replicas=50)", DEFAULT_DENY),
-    ("tools/call deploy(environment='production', replicas=1)", DEFAULT_DENY),
+    ("tools/call deploy(environment='staging', replicas=50)", WITHHELD),
+    ("tools/call deploy(environment='production', replicas=1)", WITHHELD),
     ("tools/list (filtered to what the caller could use)", "ALLOW  -> sees read_file, search_docs"),
     ("tools/call search_docs(query='agents')", "ALLOW  -> 1 result(s) for 'agents'"),
     ("tools/call read_file(path='/srv/public/readme.txt')", "ALLOW  -> contents of /srv/public/readme.txt"),
-    ("tools/call read_file(path='/srv/internal/roadmap.md')", DEFAULT_DENY),
+    ("tools/call read_file(path='/srv/internal/roadmap.md')", WITHHELD),
     ("tools/call delete_repo(name='warden')", "DENY   rule: no-agent-deletes"),
     ("tools/call search_docs(query='proxy')", "ALLOW  -> 1 result(s) for 'proxy'"),
     ("tools/call deploy(environment='staging', replicas=2)", "ALLOW  -> deployed to staging with 2"),
-    ("tools/call deploy(environment='production', replicas=2)", DEFAULT_DENY),
-    ("tools/call read_file(path='/srv/internal/roadmap.md')", DEFAULT_DENY),
+    ("tools/call deploy(environment='production', replicas=2)", WITHHELD),
+    ("tools/call read_file(path='/srv/internal/roadmap.md')", WITHHELD),
     ("tools/call delete_repo(name='warden')", "DENY   rule: no-agent-deletes"),
-    ("tools/call rotate_keys(service='billing')", DEFAULT_DENY),
+    ("tools/call rotate_keys(service='billing')", WITHHELD),
 ]
 REACHED = [
     "tool     search_docs",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import pytest
 from conftest import (
@@ -358,3 +359,44 @@ def test_a_rules_own_mode_wins_over_the_policy_wide_one(modes_http):
     assert response.status_code == 403, response.text
     assert response.headers["www-authenticate"] == STEP_UP_CHALLENGE
     assert_jsonrpc_denial(response.json(), "rot", rule=None)
+
+
+# --- decode-time refusals follow the policy-wide mode ----------------------
+
+
+def nameless_call(http: Any, request_id: str) -> Any:
+    """A tools/call without `params.name`: refused before any rule is read."""
+    body = rpc_body("tools/call", {"arguments": {}}, id=request_id, modern=False)
+    headers = rpc_headers("tools/call", token=token_for("research-agent"), modern=False)
+    return http.post("/mcp", headers=headers, content=json.dumps(body))
+
+
+def test_a_nameless_call_in_error_mode_is_invalid_params_in_200(stack, http):
+    request_id = f"nameless-{uuid.uuid4().hex[:8]}"
+    mark, log_mark = stack.call_log.mark(), stack.envoy_log.mark()
+    response = nameless_call(http, request_id)
+    assert response.status_code == 200, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["message"]) == (-32602, "Invalid params"), error
+    assert error["data"]["reason"] == "invalid params for `tools/call`: `params.name` is required", error
+    assert stack.call_log.entries(mark) == []
+    [audit] = audits_where(stack.envoy_log, log_mark, jsonrpc_id=request_id)
+    assert (audit["decision"], audit["status"], audit["deny_mode"]) == ("deny", 200, "error"), audit
+
+
+def test_a_nameless_call_in_disguise_mode_gets_the_bare_server_error(disguise_stack, modes_http):
+    """Policy-wide `disguise`: the -32602 a server gives, without Warden's
+    reason and request id."""
+    request_id = f"nameless-{uuid.uuid4().hex[:8]}"
+    mark, log_mark = disguise_stack.call_log.mark(), disguise_stack.envoy_log.mark()
+    response = nameless_call(modes_http, request_id)
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "error": {"code": -32602, "message": "Invalid params"},
+    }
+    assert disguise_stack.call_log.entries(mark) == []
+    [audit] = audits_where(disguise_stack.envoy_log, log_mark, jsonrpc_id=request_id)
+    assert (audit["status"], audit["deny_mode"]) == (200, "disguise"), audit
+    assert "`params.name` is required" in audit["reason"], audit

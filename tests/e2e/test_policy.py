@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import VISIBLE_TOOLS, call, run_mcp1, run_mcp2, token_for
+from conftest import VISIBLE_TOOLS, call, disclosed_to, run_mcp1, run_mcp2, token_for
 from helpers import ANY, assert_allowed, assert_denied, tool_entries
 
 NO_RULE = None  # default deny: no rule matched
@@ -145,7 +145,11 @@ def test_decision(stack, client, scenario):
         assert_allowed(result, detail)
         assert reached == [_expected_log_entry(step)], f"the server saw {reached}"
     else:
-        assert_denied(result, detail)
+        # Only the callers the example policy discloses to learn the rule.
+        if disclosed_to(principal, detail):
+            assert_denied(result, detail)
+        else:
+            assert_denied(result, disclosed=False)
         assert reached == [], f"a denied call reached the server: {reached}"
 
 

@@ -9,7 +9,7 @@ import uuid
 import mint_token
 import pytest
 from conftest import rpc_body, rpc_headers, token_for, tool_call
-from helpers import tool_entries
+from helpers import audits_where, tool_entries
 
 BAD_TOKENS = {
     "expired": lambda: mint_token.expired_token("alice", "human", groups=["eng"]),
@@ -21,6 +21,21 @@ BAD_TOKENS = {
     "wrong-issuer": lambda: mint_token.mint("alice", "human", groups=["eng"], iss="https://evil.example.test"),
     "not-a-jwt": lambda: "not-a-jwt",
 }
+# What the caller is told for each: the class of the failure, never the
+# key id, issuer, audience or algorithms (the audit line has those).
+DESCRIPTIONS = {
+    "expired": "the token is expired",
+    "wrong-audience": "the token could not be verified",
+    "bad-signature": "the token could not be verified",
+    "alg-none": "the token could not be verified",
+    "unknown-kid": "the token could not be verified",
+    "swapped-payload": "the token could not be verified",
+    "wrong-issuer": "the token could not be verified",
+    "not-a-jwt": "the token is malformed",
+}
+# Details of the failures above that only the audit line may carry.
+# (The resource URL in the challenge's `resource_metadata` is public by RFC 9728.)
+CONFIG_DETAILS = ["kid", "no-such-key", "demo-es256", "idp.demo", "evil.example", "ES256", "RS256", "EdDSA", "none"]
 
 
 def _search(http, token, modern=True):
@@ -46,7 +61,23 @@ def test_invalid_token_gets_401_invalid_token(stack, http, kind):
     challenge = response.headers.get("www-authenticate", "")
     assert challenge.startswith("Bearer"), f"WWW-Authenticate: {challenge!r}"
     assert 'error="invalid_token"' in challenge, f"WWW-Authenticate: {challenge!r}"
+    assert challenge.endswith(f', error_description="{DESCRIPTIONS[kind]}"'), challenge
+    body = response.json()
+    assert body["error"]["data"]["reason"] == DESCRIPTIONS[kind], body
+    for detail in CONFIG_DETAILS:
+        assert detail not in challenge and detail not in response.text, f"{kind}: {detail!r} leaked: {challenge} {response.text}"
     assert stack.call_log.entries(mark) == [], "a request with an invalid token reached the server"
+
+
+def test_the_audit_line_keeps_what_the_401_withholds(stack, http):
+    log_mark = stack.envoy_log.mark()
+    response, _ = _search(http, mint_token.unknown_kid_token("alice", "human", groups=["eng"]))
+    assert response.status_code == 401, response.text
+    assert "no-such-key" not in response.text and "no-such-key" not in response.headers["www-authenticate"]
+    # The request id in the answer finds the audit line, which names the key.
+    request_id = response.json()["error"]["data"]["request_id"]
+    [audit] = audits_where(stack.envoy_log, log_mark, request_id=request_id)
+    assert audit["status"] == 401 and "`no-such-key`" in audit["reason"], audit
 
 
 def test_invalid_token_on_session_get_and_delete_gets_401(stack, http):

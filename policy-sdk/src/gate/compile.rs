@@ -117,6 +117,15 @@ impl Warden {
                 "use lower-case letters, digits and `-` only",
             ));
         }
+        let disclosure = Disclosure::parse(&settings.disclose_reasons).map_err(|e| {
+            filter_error(
+                "disclose_reasons",
+                format!(
+                    "entry {}: {e} (list actor types `human`, `service`, `agent` once each)",
+                    e.index()
+                ),
+            )
+        })?;
         let metadata = settings
             .resource_metadata
             .as_ref()
@@ -126,6 +135,7 @@ impl Warden {
             verifier: TokenVerifier::new(&document.identity)?,
             policy: CompiledPolicy::compile(&document.rules, &document.defaults)?,
             settings,
+            disclosure,
             version: document.content_hash()?,
             metadata,
             session_keys,

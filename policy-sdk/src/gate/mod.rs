@@ -20,7 +20,7 @@ use crate::mcp::{
     DecodeError, HTTP_DELETE_METHOD, HTTP_GET_METHOD, McpRequest, MessageKind, Target, codes,
     decode_body,
 };
-use crate::policy::{CompileError, CompiledPolicy, Decision, DenyAnswer};
+use crate::policy::{CompileError, CompiledPolicy, Decision, DenyAnswer, Disclosure};
 
 mod compile;
 mod lists;
@@ -36,7 +36,6 @@ pub use compile::ConfigError;
 use compile::{filter_error, unsafe_header_char};
 pub use metadata::METADATA_PATH;
 use metadata::ServedMetadata;
-use replies::jsonrpc_error;
 pub use transport::{ROUTING_HEADERS, decode_header_value, encode_header_value};
 pub use verdict::{
     BodyVerdict, FilteredList, Forwarding, HeadVerdict, ListAudience, Reply, RequestHead,
@@ -48,6 +47,8 @@ pub struct Warden {
     verifier: TokenVerifier,
     policy: CompiledPolicy,
     settings: FilterSettings,
+    /// `settings.disclose_reasons`, compiled.
+    disclosure: Disclosure,
     version: String,
     /// The Protected Resource Metadata, when configured: built once here.
     metadata: Option<ServedMetadata>,
@@ -160,7 +161,7 @@ impl Warden {
             if decision.is_allowed() {
                 return HeadVerdict::Forward(self.forwarding(audit, &identity, None, head));
             }
-            let (reply, audit) = self.deny(&request, &decision, head, audit);
+            let (reply, audit) = self.deny(&identity, &request, &decision, head, audit);
             return HeadVerdict::Respond(reply, audit);
         }
         let declared = head
@@ -198,26 +199,7 @@ impl Warden {
         let request = match decode_body(body, limits) {
             Ok(request) => request,
             Err(error) => {
-                let (status, message) = match &error {
-                    DecodeError::Parse(_) => (400, "Parse error"),
-                    DecodeError::Batch | DecodeError::InvalidRequest(_) => (400, "Invalid Request"),
-                    DecodeError::InvalidParams { .. } => (200, "Invalid params"),
-                };
-                let reply = Reply::json(
-                    status,
-                    &[],
-                    jsonrpc_error(
-                        error.id(),
-                        error.code(),
-                        message,
-                        json!({"reason": error.to_string(), "request_id": head.request_id}),
-                    ),
-                );
-                let mut audit = audit.denied(status, error.to_string());
-                if let DecodeError::InvalidParams { method, id, .. } = &error {
-                    audit.method = Some(method.clone());
-                    audit.jsonrpc_id = id.clone();
-                }
+                let (reply, audit) = self.undecodable(&error, head, audit);
                 return BodyVerdict::Respond(reply, audit);
             }
         };
@@ -232,7 +214,7 @@ impl Warden {
         let decision = self.policy.decide(identity, &request);
         let audit = audit.with_decision(&decision);
         if !decision.is_allowed() {
-            let (reply, audit) = self.deny(&request, &decision, head, audit);
+            let (reply, audit) = self.deny(identity, &request, &decision, head, audit);
             return BodyVerdict::Respond(reply, audit);
         }
         BodyVerdict::Forward(self.forwarding(audit, identity, request.id, head))

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
+use super::Disclosure;
 use super::source::{
     ArgumentSource, Defaults, DenyAnswer, DenyMode, Effect, PrincipalSource, RuleSource,
 };
@@ -116,6 +117,9 @@ pub(crate) struct Rule {
     pub arguments: Vec<ArgumentCondition>,
     /// How a denial tied to this rule is answered, if it chooses.
     pub deny_answer: Option<DenyAnswer>,
+    /// Who a denial tied to this rule shows its rule id and reason to, if
+    /// it chooses.
+    pub disclosure: Option<Disclosure>,
 }
 
 /// Rules reachable from one method key, split by target name.
@@ -542,6 +546,7 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
     };
 
     let deny_answer = compile_deny_answer(source, principal.as_ref())?;
+    let disclosure = compile_disclosure(source)?;
 
     Ok(Rule {
         id: id.to_owned(),
@@ -555,7 +560,27 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
         target,
         arguments,
         deny_answer,
+        disclosure,
     })
+}
+
+/// The rule's own `disclose_reasons`, if it has one.
+fn compile_disclosure(source: &RuleSource) -> Result<Option<Disclosure>, CompileError> {
+    source
+        .disclose_reasons
+        .as_deref()
+        .map(Disclosure::parse)
+        .transpose()
+        .map_err(|e| {
+            with_help(
+                err(
+                    &source.id,
+                    &format!("disclose_reasons[{}]", e.index()),
+                    e.to_string(),
+                ),
+                "list actor types (`human`, `service`, `agent`) once each; `[]` discloses to nobody",
+            )
+        })
 }
 
 /// How a denial tied to this rule is answered, with the scopes a
@@ -639,6 +664,7 @@ fn session_rule() -> Result<Rule, CompileError> {
         target: TargetMatch::Any,
         arguments: Vec::new(),
         deny_answer: None,
+        disclosure: None,
     })
 }
 

@@ -2,6 +2,7 @@
 //! The language is documented for authors in `docs/policy.md`.
 
 mod compile;
+mod disclosure;
 mod eval;
 pub mod source;
 mod visibility;
@@ -9,6 +10,7 @@ mod visibility;
 use serde::Serialize;
 
 pub use compile::{CompileError, SESSION_RULE_ID};
+pub use disclosure::{Disclosure, DisclosureError};
 pub use source::{Defaults, DenyAnswer, DenyMode, Effect, RuleSource};
 pub use visibility::ListedItem;
 
@@ -36,6 +38,11 @@ pub struct Decision {
     /// answer (the caller did not qualify for it).
     #[serde(skip)]
     pub mode_rule: Option<String>,
+    /// Who a denial shows its rule id and reason to, when a rule chose
+    /// (`None`: the policy's `filter.disclose_reasons`). Chosen like
+    /// `deny_answer`.
+    #[serde(skip)]
+    pub disclosure: Option<Disclosure>,
 }
 
 impl Decision {
@@ -52,6 +59,7 @@ impl Decision {
             subject_rule: None,
             deny_answer: None,
             mode_rule: None,
+            disclosure: None,
         }
     }
 }
@@ -131,19 +139,28 @@ impl CompiledPolicy {
                     ));
                     // The first allow rule for this very request that the
                     // caller did not qualify for chooses how it is refused
-                    // (e.g. step-up naming the scopes it requires).
-                    if let Some(rule) =
+                    // (e.g. step-up naming the scopes it requires), and the
+                    // first one that chooses says who learns why.
+                    let unqualified =
                         candidates
                             .iter()
                             .filter_map(|&i| self.rules.get(i))
-                            .find(|r| {
+                            .filter(|r| {
                                 r.effect == Effect::Allow
-                                    && r.deny_answer.is_some()
+                                    && (r.deny_answer.is_some() || r.disclosure.is_some())
                                     && request_matches(r, &target).unwrap_or(false)
-                            })
-                    {
-                        decision.deny_answer.clone_from(&rule.deny_answer);
-                        decision.mode_rule = Some(rule.id.clone());
+                            });
+                    for rule in unqualified {
+                        if decision.deny_answer.is_none() && rule.deny_answer.is_some() {
+                            decision.deny_answer.clone_from(&rule.deny_answer);
+                            decision.mode_rule = Some(rule.id.clone());
+                        }
+                        if decision.disclosure.is_none() {
+                            decision.disclosure = rule.disclosure;
+                        }
+                        if decision.deny_answer.is_some() && decision.disclosure.is_some() {
+                            break;
+                        }
                     }
                     return decision;
                 }
@@ -183,6 +200,7 @@ impl CompiledPolicy {
             subject_rule: None,
             deny_answer: rule.and_then(|r| r.deny_answer.clone()),
             mode_rule: None,
+            disclosure: rule.and_then(|r| r.disclosure),
         }
     }
 }

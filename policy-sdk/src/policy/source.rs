@@ -29,7 +29,8 @@ impl Effect {
 #[serde(rename_all = "snake_case")]
 pub enum DenyMode {
     /// A JSON-RPC error (`-31403`) in an HTTP 200: every client keeps its
-    /// session, and the caller learns which rule refused it.
+    /// session. The caller learns the rule and reason only where
+    /// `disclose_reasons` says so.
     Error,
     /// HTTP 403 with the same JSON-RPC error body. Some clients end their
     /// session on it.
@@ -214,4 +215,9 @@ pub struct RuleSource {
     /// `principal.scopes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_up_scopes: Option<Vec<String>>,
+    /// The actor types to whom denials tied to this rule (the same ones
+    /// `deny_mode` shapes) show the rule id and reason, instead of the
+    /// policy's `filter.disclose_reasons`. `[]` withholds them from everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disclose_reasons: Option<Vec<String>>,
 }
