@@ -1,15 +1,17 @@
 //! The policy language: source types, compilation and evaluation.
 //! The language is documented for authors in `docs/policy.md`.
 
+mod charset;
 mod compile;
 mod eval;
+mod lax;
 pub mod source;
 mod visibility;
 
 use serde::Serialize;
 
 pub use compile::{CompileError, SESSION_RULE_ID};
-pub use source::{Defaults, DenyAnswer, DenyMode, Effect, RuleSource};
+pub use source::{CharsetSource, Defaults, DenyAnswer, DenyMode, Effect, RuleSource};
 pub use visibility::ListedItem;
 
 use crate::identity::Identity;
