@@ -159,7 +159,12 @@ pub struct DepthSource {
 #[serde(deny_unknown_fields)]
 pub struct ArgumentSource {
     pub pointer: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `equals: null` is a test for `null`, not a missing test.
+    #[serde(
+        default,
+        deserialize_with = "present_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub equals: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub one_of: Option<Vec<Value>>,
@@ -171,6 +176,13 @@ pub struct ArgumentSource {
     pub range: Option<RangeSource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub charset: Option<CharsetSource>,
+}
+
+/// A field that is present holds a value, `null` included.
+fn present_value<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }
 
 /// A condition on the characters of a string: exactly one of `only` (every

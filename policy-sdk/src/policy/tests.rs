@@ -923,3 +923,40 @@ fn charset_and_escape_errors_name_rule_and_field() {
         Some("character sets are `printable_ascii`, `ascii_graphic` and `tool_name`")
     );
 }
+
+#[test]
+fn equals_null_is_a_test_for_null() {
+    let p = compile(
+        r#"
+- id: anyone
+  effect: allow
+  owner: a
+  tools: [assign]
+- id: no-unowned
+  effect: deny
+  owner: a
+  tools: [assign]
+  arguments:
+    - {pointer: /owner, equals: null}
+"#,
+    );
+    let b = direct(bob());
+    for owner in [json!(null), json!("null")] {
+        let d = p.decide(&b, &tool("assign", json!({"owner": owner})));
+        assert_eq!(d.rule.as_deref(), Some("no-unowned"), "{owner}");
+    }
+    assert!(p.decide(&b, &tool("assign", json!({}))).is_allowed());
+    assert!(
+        p.decide(&b, &tool("assign", json!({"owner": "bob"})))
+            .is_allowed()
+    );
+    // The compiled form the filter reads keeps the test.
+    let rules: Vec<RuleSource> = serde_yaml_ng::from_str(
+        "- {id: a, effect: deny, owner: o, tools: [x], arguments: [{pointer: /o, equals: null}]}",
+    )
+    .unwrap();
+    let json = serde_json::to_string(&rules).unwrap();
+    assert!(json.contains(r#""equals":null"#), "{json}");
+    let back: Vec<RuleSource> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, rules);
+}
