@@ -626,6 +626,23 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
         .as_ref()
         .map(|c| compile_charset(id, "target_charset", c))
         .transpose()?;
+    if target_charset.is_some()
+        && let MethodMatch::Globs(list) = &methods
+        && !list.iter().any(|g| {
+            [TargetKind::Tool, TargetKind::Resource, TargetKind::Prompt]
+                .iter()
+                .any(|kind| methods_for(*kind).iter().any(|m| g.matches(m)))
+        })
+    {
+        return Err(with_help(
+            err(
+                id,
+                "target_charset",
+                "none of this rule's methods carries a tool, prompt or resource: can never match",
+            ),
+            "name `tools/call`, `prompts/get` or `resources/read` (or leave `methods` out)",
+        ));
+    }
 
     let deny_answer = compile_deny_answer(source, principal.as_ref())?;
 

@@ -901,6 +901,11 @@ fn charset_and_escape_errors_name_rule_and_field() {
             "unknown character set",
         ),
         (
+            "- {id: a, effect: deny, owner: o, methods: [tools/list], target_charset: {only: tool_name}}",
+            "target_charset",
+            "can never match",
+        ),
+        (
             "- {id: a, effect: allow, owner: o, tools: [\"a\\\\b\"]}",
             "tools[0]",
             "escapes only",
