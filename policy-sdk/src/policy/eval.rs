@@ -10,6 +10,11 @@
 //! 6. a delegated request runs two passes, one for the current actor (acting
 //!    for the subject) and one for the subject itself, and is allowed only
 //!    when both allow: an agent never gets more than the person it acts for.
+//!
+//! Argument conditions read the arguments two ways: an allow rule takes them
+//! exactly as sent (an unexpected spelling fails closed), a deny rule as a
+//! server validating leniently may read them (`lax`: `"true"` as `true`, a
+//! JSON string as an object), so no spelling the server accepts escapes it.
 
 use serde_json::Value;
 
