@@ -6,7 +6,7 @@ PYTHON ?= python3
 WASM := target/wasm32-wasip1/release/warden_filter.wasm
 WARDEN := target/release/warden
 
-.PHONY: all setup rust-setup build wasm cli lint test test-rust test-policy envoy-example demo run clean venv e2e
+.PHONY: all setup rust-setup build wasm cli lint test test-rust test-policy test-readers envoy-example demo run clean venv e2e
 
 all: build
 
@@ -39,7 +39,7 @@ lint: rust-setup
 test-policy: build
 	$(WARDEN) test examples/policy.test.yaml
 
-test: build test-rust test-policy e2e
+test: build test-rust test-policy test-readers e2e
 
 # envoy/example.yaml is the CLI's rendering of the example policy (a test
 # checks it is current).
@@ -80,6 +80,13 @@ ts-client: $(TS_CLIENT)/node_modules/.installed
 $(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package-lock.json $(TS_CLIENT)/package.json
 	cd $(TS_CLIENT) && npm ci --no-audit --no-fund
 	touch $@
+
+# Deny rules against the MCP Python SDK's own reading of tool arguments
+# (pydantic lax mode, FastMCP's JSON pre-parse): no Envoy and no wasmtime, a
+# small policy-sdk example judges the generated requests.
+test-readers: $(VENV)/.installed
+	$(CARGO) build -p warden-policy-sdk --features yaml,testing --example decide
+	$(VPY) -m pytest tests/readers $(PYTEST_ARGS)
 
 # End-to-end tests: real Envoy + the built filter + the example server,
 # driven by both SDK generations (see tests/e2e/README.md). The suite runs

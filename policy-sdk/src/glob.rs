@@ -1,9 +1,11 @@
 //! Glob patterns for tool names, prompt names, subjects, methods and URIs.
 //!
 //! `*` matches any run of characters except `/`, `**` matches any run
-//! including `/`, `?` matches one character except `/`. Character classes and
-//! alternatives are refused rather than silently taken literally, so a policy
-//! author never believes a pattern means more than it does.
+//! including `/`, `?` matches one character except `/`. `\*`, `\?` and `\\`
+//! are a literal `*`, `?` and `\` (a resource URI may hold a `?`). Character
+//! classes, alternatives and any other escape are refused rather than
+//! silently taken literally, so a policy author never believes a pattern
+//! means more than it does.
 
 use std::fmt;
 
@@ -20,7 +22,8 @@ enum Token {
 pub struct Glob {
     source: String,
     tokens: Vec<Token>,
-    has_wildcards: bool,
+    /// The text a pattern without wildcards matches (escapes removed).
+    literal: Option<String>,
 }
 
 impl fmt::Debug for Glob {
@@ -38,6 +41,52 @@ pub enum GlobError {
     Unsupported(char),
     #[error("`***` is ambiguous; use `**`")]
     TripleStar,
+    #[error("`\\` escapes only `*`, `?` and `\\`; write a literal backslash as `\\\\`")]
+    Escape,
+}
+
+/// One character of a pattern with its escapes removed, and whether it was
+/// escaped (a literal `*`, `?` or `\`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatternChar {
+    pub char: char,
+    pub escaped: bool,
+}
+
+/// Reads `pattern`'s escapes: `\*`, `\?` and `\\` are literal characters; any
+/// other backslash is an error.
+pub fn unescape(pattern: &str) -> Result<Vec<PatternChar>, GlobError> {
+    let mut out = Vec::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some(e @ ('*' | '?' | '\\')) => out.push(PatternChar {
+                    char: e,
+                    escaped: true,
+                }),
+                _ => return Err(GlobError::Escape),
+            }
+        } else {
+            out.push(PatternChar {
+                char: c,
+                escaped: false,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Writes characters back as a pattern, escaping the ones marked.
+pub fn escape(chars: impl IntoIterator<Item = PatternChar>) -> String {
+    let mut out = String::new();
+    for PatternChar { char, escaped } in chars {
+        if escaped {
+            out.push('\\');
+        }
+        out.push(char);
+    }
+    out
 }
 
 impl Glob {
@@ -45,29 +94,44 @@ impl Glob {
         if pattern.is_empty() {
             return Err(GlobError::Empty);
         }
-        if pattern.contains("***") {
-            return Err(GlobError::TripleStar);
-        }
         let mut tokens = Vec::new();
-        let mut chars = pattern.chars().peekable();
+        let mut chars = unescape(pattern)?.into_iter().peekable();
+        let unescaped_star =
+            |c: Option<&PatternChar>| c.is_some_and(|c| c.char == '*' && !c.escaped);
         while let Some(c) = chars.next() {
             let token = match c {
-                '*' if chars.peek() == Some(&'*') => {
+                PatternChar {
+                    char,
+                    escaped: true,
+                } => Token::Literal(char),
+                PatternChar { char: '*', .. } if unescaped_star(chars.peek()) => {
                     chars.next();
+                    if unescaped_star(chars.peek()) {
+                        return Err(GlobError::TripleStar);
+                    }
                     Token::DoubleStar
                 }
-                '*' => Token::Star,
-                '?' => Token::Question,
-                '[' | ']' | '{' | '}' => return Err(GlobError::Unsupported(c)),
-                other => Token::Literal(other),
+                PatternChar { char: '*', .. } => Token::Star,
+                PatternChar { char: '?', .. } => Token::Question,
+                PatternChar {
+                    char: c @ ('[' | ']' | '{' | '}'),
+                    ..
+                } => return Err(GlobError::Unsupported(c)),
+                PatternChar { char, .. } => Token::Literal(char),
             };
             tokens.push(token);
         }
-        let has_wildcards = tokens.iter().any(|t| !matches!(t, Token::Literal(_)));
+        let literal = tokens
+            .iter()
+            .map(|t| match t {
+                Token::Literal(c) => Some(*c),
+                Token::Star | Token::DoubleStar | Token::Question => None,
+            })
+            .collect();
         Ok(Self {
             source: pattern.to_owned(),
             tokens,
-            has_wildcards,
+            literal,
         })
     }
 
@@ -79,7 +143,18 @@ impl Glob {
     /// The literal text when the pattern has no wildcard: such patterns are
     /// indexed by exact name.
     pub fn literal(&self) -> Option<&str> {
-        (!self.has_wildcards).then_some(self.source.as_str())
+        self.literal.as_deref()
+    }
+
+    /// The literal text every match starts with (escapes removed).
+    pub fn literal_prefix(&self) -> String {
+        self.tokens
+            .iter()
+            .map_while(|t| match t {
+                Token::Literal(c) => Some(*c),
+                Token::Star | Token::DoubleStar | Token::Question => None,
+            })
+            .collect()
     }
 
     /// Whether `text` matches the whole pattern. Runs in O(len(text) ×
@@ -90,8 +165,8 @@ impl Glob {
     )]
     pub fn matches(&self, text: &str) -> bool {
         // Most patterns in real policies are plain names.
-        if self.literal().is_some() {
-            return self.source == text;
+        if let Some(literal) = &self.literal {
+            return literal == text;
         }
         let n = self.tokens.len();
         // prev[j]: the first j tokens match the text consumed so far.
@@ -153,6 +228,38 @@ mod tests {
         assert_eq!(Glob::new("a[bc]"), Err(GlobError::Unsupported('[')));
         assert_eq!(Glob::new("{a,b}"), Err(GlobError::Unsupported('{')));
         assert_eq!(Glob::new("a***"), Err(GlobError::TripleStar));
+        assert_eq!(Glob::new("a\\b"), Err(GlobError::Escape));
+        assert_eq!(Glob::new("a\\"), Err(GlobError::Escape));
+        assert_eq!(Glob::new("a\\["), Err(GlobError::Escape));
+    }
+
+    #[test]
+    fn escaped_wildcards_are_literal() {
+        assert!(m("docs://a\\?b", "docs://a?b"));
+        assert!(!m("docs://a\\?b", "docs://axb"));
+        assert!(m("x\\*", "x*"));
+        assert!(!m("x\\*", "xy"));
+        assert!(m("a\\\\b", "a\\b"));
+        // An escaped star next to a double star is not a triple star.
+        assert!(m("\\***", "*a/b"));
+        assert!(!m("\\***", "a/b"));
+        assert!(m("q\\?*", "q?anything"));
+        assert!(!m("q\\?*", "qxanything"));
+    }
+
+    #[test]
+    fn escaped_patterns_are_indexed_by_their_text() {
+        let g = Glob::new("docs://faq\\?id=1").unwrap();
+        assert_eq!(g.literal(), Some("docs://faq?id=1"));
+        assert_eq!(g.as_str(), "docs://faq\\?id=1");
+        assert_eq!(Glob::new("a\\?b*").unwrap().literal_prefix(), "a?b");
+        assert_eq!(Glob::new("ab").unwrap().literal_prefix(), "ab");
+    }
+
+    #[test]
+    fn escape_round_trips() {
+        let pattern = "a\\*b\\?c\\\\d*";
+        assert_eq!(escape(unescape(pattern).unwrap()), pattern);
     }
 
     #[test]

@@ -5,10 +5,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde_json::Value;
 
 use super::Disclosure;
+use super::charset::{CHARSET_NAMES, Charset, CharsetTest};
 use super::source::{
-    ArgumentSource, Defaults, DenyAnswer, DenyMode, Effect, PrincipalSource, RuleSource,
+    ArgumentSource, CharsetSource, Defaults, DenyAnswer, DenyMode, Effect, PrincipalSource,
+    RuleSource,
 };
-use crate::glob::Glob;
+use crate::glob::{self, Glob, PatternChar};
 use crate::identity::ActorType;
 use crate::mcp::{HTTP_DELETE_METHOD, HTTP_GET_METHOD};
 use crate::normalize::{normalize_path, normalize_uri};
@@ -84,9 +86,19 @@ pub(crate) enum TargetMatch {
 pub(crate) enum ArgumentTest {
     Equals(Value),
     OneOf(Vec<Value>),
+    Range {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
+    /// Tests only a string can pass.
+    Text(TextTest),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum TextTest {
     PathPrefix(String),
     Glob(Glob),
-    Range { min: Option<f64>, max: Option<f64> },
+    Charset(CharsetTest),
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +127,8 @@ pub(crate) struct Rule {
     pub methods: MethodMatch,
     pub target: TargetMatch,
     pub arguments: Vec<ArgumentCondition>,
+    /// A condition on the characters of the target's name or URI, as sent.
+    pub target_charset: Option<CharsetTest>,
     /// How a denial tied to this rule is answered, if it chooses.
     pub deny_answer: Option<DenyAnswer>,
     /// Who a denial tied to this rule shows its rule id and reason to, if
@@ -298,12 +312,16 @@ fn compile_argument(
                 format!("`{p}` must be an absolute path"),
             ));
         }
-        tests.push(ArgumentTest::PathPrefix(normalized));
+        tests.push(ArgumentTest::Text(TextTest::PathPrefix(normalized)));
     }
     if let Some(g) = &source.glob {
         let glob =
             Glob::new(g).map_err(|e| err(rule, &format!("{field}.glob"), format!("`{g}`: {e}")))?;
-        tests.push(ArgumentTest::Glob(glob));
+        tests.push(ArgumentTest::Text(TextTest::Glob(glob)));
+    }
+    if let Some(c) = &source.charset {
+        let test = compile_charset(rule, &format!("{field}.charset"), c)?;
+        tests.push(ArgumentTest::Text(TextTest::Charset(test)));
     }
     if let Some(r) = &source.range {
         match (r.min, r.max) {
@@ -332,13 +350,77 @@ fn compile_argument(
         }),
         (None, _) => Err(with_help(
             err(rule, &field, "no test given"),
-            "give exactly one of `equals`, `one_of`, `path_prefix`, `glob`, `range`",
+            "give exactly one of `equals`, `one_of`, `path_prefix`, `glob`, `range`, `charset`",
         )),
         (Some(_), Some(_)) => Err(with_help(
             err(rule, &field, "more than one test given"),
             "write one condition per test; all conditions of a rule must hold",
         )),
     }
+}
+
+/// A resource glob in canonical form: the URI with its escapes removed is
+/// normalized like a requested URI, and the escapes are put back on the
+/// characters they marked. Normalizing lowercases the scheme and host and
+/// drops default ports, `localhost` and a trailing `/`, so each character of
+/// the canonical form is found again in order, ignoring ASCII case.
+fn resource_glob(pattern: &str) -> Result<Glob, String> {
+    let chars = glob::unescape(pattern).map_err(|e| e.to_string())?;
+    let plain: String = chars.iter().map(|c| c.char).collect();
+    let normalized = normalize_uri(&plain).map_err(|e| e.to_string())?;
+    let mut source = chars.iter().peekable();
+    let mut canonical = Vec::with_capacity(normalized.len());
+    for char in normalized.chars() {
+        loop {
+            match source.next() {
+                Some(c) if c.char.eq_ignore_ascii_case(&char) => {
+                    canonical.push(PatternChar {
+                        char,
+                        escaped: c.escaped,
+                    });
+                    break;
+                }
+                // Dropped by normalization; an escaped character never is.
+                Some(c) if !c.escaped => {}
+                Some(_) | None => {
+                    return Err("an escaped character does not survive normalization".into());
+                }
+            }
+        }
+    }
+    if source.any(|c| c.escaped) {
+        return Err("an escaped character does not survive normalization".into());
+    }
+    Glob::new(&glob::escape(canonical)).map_err(|e| e.to_string())
+}
+
+/// A `{only: NAME}` or `{some_outside: NAME}` condition.
+fn compile_charset(
+    rule: &str,
+    field: &str,
+    source: &CharsetSource,
+) -> Result<CharsetTest, CompileError> {
+    let (name, only, subfield) = match (&source.only, &source.some_outside) {
+        (Some(name), None) => (name, true, "only"),
+        (None, Some(name)) => (name, false, "some_outside"),
+        _ => {
+            return Err(with_help(
+                err(rule, field, "give exactly one of `only` and `some_outside`"),
+                "`only: printable_ascii` holds when every character is in the set, `some_outside: printable_ascii` when one is not",
+            ));
+        }
+    };
+    let charset = Charset::parse(name).ok_or_else(|| {
+        with_help(
+            err(
+                rule,
+                &format!("{field}.{subfield}"),
+                format!("unknown character set `{name}`"),
+            ),
+            &format!("character sets are {CHARSET_NAMES}"),
+        )
+    })?;
+    Ok(CharsetTest { charset, only })
 }
 
 fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule, CompileError> {
@@ -441,15 +523,13 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
                 .into_iter()
                 .enumerate()
                 .map(|(i, g)| {
-                    let normalized = normalize_uri(g.as_str()).map_err(|e| {
+                    resource_glob(g.as_str()).map_err(|e| {
                         err(
                             id,
                             &format!("resources[{i}]"),
                             format!("`{}`: {e}", g.as_str()),
                         )
-                    })?;
-                    Glob::new(&normalized)
-                        .map_err(|e| err(id, &format!("resources[{i}]"), e.to_string()))
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()
         })
@@ -545,6 +625,29 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
             .collect::<Result<Vec<_>, _>>()?,
     };
 
+    let target_charset = source
+        .target_charset
+        .as_ref()
+        .map(|c| compile_charset(id, "target_charset", c))
+        .transpose()?;
+    if target_charset.is_some()
+        && let MethodMatch::Globs(list) = &methods
+        && !list.iter().any(|g| {
+            [TargetKind::Tool, TargetKind::Resource, TargetKind::Prompt]
+                .iter()
+                .any(|kind| methods_for(*kind).iter().any(|m| g.matches(m)))
+        })
+    {
+        return Err(with_help(
+            err(
+                id,
+                "target_charset",
+                "none of this rule's methods carries a tool, prompt or resource: can never match",
+            ),
+            "name `tools/call`, `prompts/get` or `resources/read` (or leave `methods` out)",
+        ));
+    }
+
     let deny_answer = compile_deny_answer(source, principal.as_ref())?;
     let disclosure = compile_disclosure(source)?;
 
@@ -559,6 +662,7 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
         methods,
         target,
         arguments,
+        target_charset,
         deny_answer,
         disclosure,
     })
@@ -663,6 +767,7 @@ fn session_rule() -> Result<Rule, CompileError> {
         methods: MethodMatch::Globs(methods),
         target: TargetMatch::Any,
         arguments: Vec::new(),
+        target_charset: None,
         deny_answer: None,
         disclosure: None,
     })

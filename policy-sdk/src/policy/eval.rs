@@ -10,12 +10,19 @@
 //! 6. a delegated request runs two passes, one for the current actor (acting
 //!    for the subject) and one for the subject itself, and is allowed only
 //!    when both allow: an agent never gets more than the person it acts for.
+//!
+//! Argument conditions read the arguments two ways: an allow rule takes them
+//! exactly as sent (an unexpected spelling fails closed), a deny rule as a
+//! server validating leniently may read them (`lax`: `"true"` as `true`, a
+//! JSON string as an object), so no spelling the server accepts escapes it.
 
 use serde_json::Value;
 
 use super::compile::{
     ArgumentCondition, ArgumentTest, Index, MethodMatch, PrincipalMatch, Rule, TargetMatch,
+    TextTest,
 };
+use super::lax::{self, Lookup, Reading, json_equal};
 use super::source::Effect;
 use crate::identity::{Identity, Principal};
 use crate::mcp::{McpRequest, Target};
@@ -160,15 +167,29 @@ pub(crate) fn request_matches(rule: &Rule, target: &PreparedTarget<'_>) -> Resul
     if !target_matches(&rule.target, target)? {
         return Ok(false);
     }
+    if let Some(test) = rule.target_charset
+        && !target_name(request).is_some_and(|name| test.holds(name))
+    {
+        return Ok(false);
+    }
     if !rule.arguments.is_empty() {
         let arguments = request.arguments().unwrap_or(&Value::Null);
         for condition in &rule.arguments {
-            if !argument_matches(condition, arguments)? {
+            if !argument_matches(condition, arguments, rule.effect)? {
                 return Ok(false);
             }
         }
     }
     Ok(true)
+}
+
+/// The tool or prompt name, or the resource URI, as sent.
+fn target_name(request: &McpRequest) -> Option<&str> {
+    match &request.target {
+        Target::Tool { name, .. } | Target::Prompt { name } => Some(name),
+        Target::Resource { uri } => Some(uri),
+        Target::None => None,
+    }
 }
 
 fn target_matches(m: &TargetMatch, target: &PreparedTarget<'_>) -> Result<bool, String> {
@@ -222,15 +243,23 @@ fn claim_matches(held: Option<&Value>, wanted: &[Value]) -> bool {
     }
 }
 
-/// JSON equality where numbers compare by value (`1` equals `1.0`).
-fn json_equal(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64() && x.as_f64().is_some(),
-        _ => a == b,
+fn argument_matches(
+    condition: &ArgumentCondition,
+    arguments: &Value,
+    effect: Effect,
+) -> Result<bool, String> {
+    match effect {
+        Effect::Allow => strict_argument_matches(condition, arguments),
+        Effect::Deny => lenient_argument_matches(condition, arguments),
     }
 }
 
-fn argument_matches(condition: &ArgumentCondition, arguments: &Value) -> Result<bool, String> {
+/// An allow rule's reading: the argument exactly as sent, so a spelling the
+/// rule did not expect fails closed.
+fn strict_argument_matches(
+    condition: &ArgumentCondition,
+    arguments: &Value,
+) -> Result<bool, String> {
     // A missing argument satisfies no test; it is not an error, since tools
     // have optional arguments.
     let Some(value) = arguments.pointer(&condition.pointer) else {
@@ -240,25 +269,74 @@ fn argument_matches(condition: &ArgumentCondition, arguments: &Value) -> Result<
     match &condition.test {
         ArgumentTest::Equals(expected) => Ok(json_equal(value, expected)),
         ArgumentTest::OneOf(options) => Ok(options.iter().any(|o| json_equal(value, o))),
-        ArgumentTest::PathPrefix(prefix) => {
-            let text = value.as_str().ok_or_else(|| {
-                format!("argument `{pointer}` must be a string for `path_prefix`")
-            })?;
-            let normalized =
-                normalize_path(text).map_err(|e| format!("argument `{pointer}`: {e}"))?;
-            Ok(within_path_prefix(&normalized, prefix))
-        }
-        ArgumentTest::Glob(glob) => {
-            let text = value
-                .as_str()
-                .ok_or_else(|| format!("argument `{pointer}` must be a string for `glob`"))?;
-            Ok(glob.matches(text))
-        }
         ArgumentTest::Range { min, max } => {
             let number = value
                 .as_f64()
                 .ok_or_else(|| format!("argument `{pointer}` must be a number for `range`"))?;
-            Ok(min.is_none_or(|m| number >= m) && max.is_none_or(|m| number <= m))
+            Ok(in_range(number, *min, *max))
+        }
+        ArgumentTest::Text(test) => test.matches(pointer, value),
+    }
+}
+
+/// A deny rule's reading: the argument as a server validating leniently may
+/// read it (`lax`), so no spelling it accepts slips past the deny. Where the
+/// reading is unsure, the deny holds.
+fn lenient_argument_matches(
+    condition: &ArgumentCondition,
+    arguments: &Value,
+) -> Result<bool, String> {
+    let pointer = &condition.pointer;
+    let value = match lax::lookup(arguments, pointer) {
+        Lookup::Found(value) => value,
+        Lookup::Absent => return Ok(false),
+        Lookup::Unsure => return Ok(true),
+    };
+    match &condition.test {
+        ArgumentTest::Equals(expected) => Ok(lax::could_equal(&value, expected)),
+        ArgumentTest::OneOf(options) => Ok(options.iter().any(|o| lax::could_equal(&value, o))),
+        ArgumentTest::Range { min, max } => match lax::read_number(&value) {
+            // No bound places a NaN: the tool may still act on it.
+            Reading::Read(number) if number.is_nan() => Ok(true),
+            Reading::Read(number) => Ok(in_range(number, *min, *max)),
+            Reading::Unsure => Ok(true),
+            Reading::Refused => Err(format!("argument `{pointer}` must be a number for `range`")),
+        },
+        ArgumentTest::Text(test) => test.matches(pointer, &value),
+    }
+}
+
+fn in_range(number: f64, min: Option<f64>, max: Option<f64>) -> bool {
+    min.is_none_or(|m| number >= m) && max.is_none_or(|m| number <= m)
+}
+
+impl TextTest {
+    /// Tests on strings are read alike by allow and deny rules: a lenient
+    /// server gives a `str` parameter only strings, and any other type is
+    /// an evaluation error, which denies.
+    fn matches(&self, pointer: &str, value: &Value) -> Result<bool, String> {
+        let text = value.as_str().ok_or_else(|| {
+            format!(
+                "argument `{pointer}` must be a string for `{}`",
+                self.name()
+            )
+        })?;
+        Ok(match self {
+            TextTest::PathPrefix(prefix) => {
+                let normalized =
+                    normalize_path(text).map_err(|e| format!("argument `{pointer}`: {e}"))?;
+                within_path_prefix(&normalized, prefix)
+            }
+            TextTest::Glob(glob) => glob.matches(text),
+            TextTest::Charset(test) => test.holds(text),
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            TextTest::PathPrefix(_) => "path_prefix",
+            TextTest::Glob(_) => "glob",
+            TextTest::Charset(_) => "charset",
         }
     }
 }

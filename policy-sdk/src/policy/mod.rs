@@ -1,9 +1,11 @@
 //! The policy language: source types, compilation and evaluation.
 //! The language is documented for authors in `docs/policy.md`.
 
+mod charset;
 mod compile;
 mod disclosure;
 mod eval;
+mod lax;
 pub mod source;
 mod visibility;
 
@@ -11,7 +13,7 @@ use serde::Serialize;
 
 pub use compile::{CompileError, SESSION_RULE_ID};
 pub use disclosure::{Disclosure, DisclosureError};
-pub use source::{Defaults, DenyAnswer, DenyMode, Effect, RuleSource};
+pub use source::{CharsetSource, Defaults, DenyAnswer, DenyMode, Effect, RuleSource};
 pub use visibility::ListedItem;
 
 use crate::identity::Identity;

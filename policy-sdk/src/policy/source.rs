@@ -160,7 +160,12 @@ pub struct DepthSource {
 #[serde(deny_unknown_fields)]
 pub struct ArgumentSource {
     pub pointer: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `equals: null` is a test for `null`, not a missing test.
+    #[serde(
+        default,
+        deserialize_with = "present_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub equals: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub one_of: Option<Vec<Value>>,
@@ -170,6 +175,26 @@ pub struct ArgumentSource {
     pub glob: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<RangeSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charset: Option<CharsetSource>,
+}
+
+/// A field that is present holds a value, `null` included.
+fn present_value<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
+/// A condition on the characters of a string: exactly one of `only` (every
+/// character is in the named set) and `some_outside` (at least one is not).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CharsetSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub some_outside: Option<String>,
 }
 
 /// One rule as written.
@@ -205,6 +230,10 @@ pub struct RuleSource {
     pub prompts: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arguments: Option<Vec<ArgumentSource>>,
+    /// A condition on the characters of the request's tool name, prompt name
+    /// or resource URI, as sent; a request without one does not match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_charset: Option<CharsetSource>,
     /// How denials tied to this rule are answered, instead of the policy's
     /// `filter.deny_mode`. On a deny rule: the denials it decides. On an allow
     /// rule: denials of requests for its target that it does not allow (the

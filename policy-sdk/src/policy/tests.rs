@@ -681,3 +681,287 @@ fn unknown_fields_are_refused_when_reading() {
         .unwrap_err();
     assert!(err.to_string().contains("unknown variant `maybe`"), "{err}");
 }
+
+/// Deny rules on a boolean, a number and a nested option, next to an allow
+/// rule that lets everything else through.
+const LENIENT: &str = r#"
+- id: anyone-deploys
+  effect: allow
+  owner: release
+  tools: [deploy]
+- id: no-forced-deploys
+  effect: deny
+  owner: security
+  tools: [deploy]
+  arguments:
+    - {pointer: /force, equals: true}
+- id: no-empty-deploys
+  effect: deny
+  owner: security
+  tools: [deploy]
+  arguments:
+    - {pointer: /replicas, one_of: [0]}
+- id: no-forced-options
+  effect: deny
+  owner: security
+  tools: [deploy]
+  arguments:
+    - {pointer: /options/force, equals: true}
+- id: no-huge-deploys
+  effect: deny
+  owner: security
+  tools: [deploy]
+  arguments:
+    - {pointer: /size, range: {min: 100}}
+"#;
+
+#[test]
+fn deny_rules_read_arguments_as_a_lenient_server_does() {
+    let p = compile(LENIENT);
+    let b = direct(bob());
+    for (arguments, rule) in [
+        (json!({"force": true}), "no-forced-deploys"),
+        (json!({"force": "true"}), "no-forced-deploys"),
+        (json!({"force": "True"}), "no-forced-deploys"),
+        (json!({"force": "yes"}), "no-forced-deploys"),
+        (json!({"force": "on"}), "no-forced-deploys"),
+        (json!({"force": 1}), "no-forced-deploys"),
+        (json!({"force": 1.0}), "no-forced-deploys"),
+        (json!({"replicas": "0"}), "no-empty-deploys"),
+        (json!({"replicas": " 0 "}), "no-empty-deploys"),
+        (json!({"replicas": "0.0"}), "no-empty-deploys"),
+        (json!({"replicas": false}), "no-empty-deploys"),
+        (json!({"options": {"force": "1"}}), "no-forced-options"),
+        (json!({"options": "{\"force\": true}"}), "no-forced-options"),
+        (
+            json!({"options": "{\"force\": \"y\"}"}),
+            "no-forced-options",
+        ),
+        (
+            json!({"options": "{\"force\": false, \"force\": true}"}),
+            "no-forced-options",
+        ),
+        (json!({"size": "1e3"}), "no-huge-deploys"),
+        (json!({"size": "nan"}), "no-huge-deploys"),
+    ] {
+        let d = p.decide(&b, &tool("deploy", arguments.clone()));
+        assert!(!d.is_allowed(), "{arguments}");
+        assert_eq!(d.rule.as_deref(), Some(rule), "{arguments}: {}", d.reason);
+    }
+    for arguments in [
+        json!({}),
+        json!({"force": false}),
+        json!({"force": "false"}),
+        json!({"force": "maybe"}),
+        json!({"force": 2}),
+        json!({"replicas": 3}),
+        json!({"replicas": "3"}),
+        json!({"options": {"force": "no"}}),
+        json!({"options": "{\"force\": false}"}),
+        json!({"options": "not json"}),
+        json!({"options": {}}),
+        json!({"size": "99"}),
+    ] {
+        let d = p.decide(&b, &tool("deploy", arguments.clone()));
+        assert!(d.is_allowed(), "{arguments}: {}", d.reason);
+    }
+    // What no reading makes a number is still an evaluation error.
+    let d = p.decide(&b, &tool("deploy", json!({"size": "big"})));
+    assert!(
+        !d.is_allowed() && d.reason.contains("evaluation error"),
+        "{}",
+        d.reason
+    );
+}
+
+#[test]
+fn allow_rules_still_compare_exactly() {
+    let p = compile(
+        r#"
+- id: dry-runs
+  effect: allow
+  owner: release
+  tools: [deploy]
+  arguments:
+    - {pointer: /dry_run, equals: true}
+    - {pointer: /replicas, range: {min: 1, max: 3}}
+"#,
+    );
+    let b = direct(bob());
+    assert!(
+        p.decide(&b, &tool("deploy", json!({"dry_run": true, "replicas": 2})))
+            .is_allowed()
+    );
+    for arguments in [
+        json!({"dry_run": "true", "replicas": 2}),
+        json!({"dry_run": 1, "replicas": 2}),
+        json!({"dry_run": true, "replicas": "2"}),
+        json!({"dry_run": true}),
+    ] {
+        assert!(
+            !p.decide(&b, &tool("deploy", arguments.clone()))
+                .is_allowed(),
+            "{arguments}"
+        );
+    }
+}
+
+#[test]
+fn charset_conditions_on_arguments_and_targets() {
+    let p = compile(
+        r#"
+- id: plain-tools
+  effect: allow
+  owner: security
+  tools: ["*"]
+  target_charset: {only: tool_name}
+  arguments:
+    - {pointer: /query, charset: {only: printable_ascii}}
+- id: no-odd-prompts
+  effect: deny
+  owner: security
+  methods: [prompts/get]
+  target_charset: {some_outside: printable_ascii}
+- id: prompts
+  effect: allow
+  owner: docs
+  prompts: ["**"]
+"#,
+    );
+    let b = direct(bob());
+    let call = |name: &str, query: Value| {
+        p.decide(&b, &tool(name, json!({"query": query})))
+            .is_allowed()
+    };
+    assert!(call("search", json!("envoy filters")));
+    assert!(!call("search", json!("envoy\u{200b}filters")));
+    assert!(!call("search", json!("tab\there")));
+    assert!(!call("se arch", json!("x")));
+    assert!(!call("search", json!(7)), "a number is no string");
+    assert!(!p.decide(&b, &tool("search", json!({}))).is_allowed());
+    let prompt = |name: &str| {
+        p.decide(
+            &b,
+            &McpRequest {
+                kind: MessageKind::Request,
+                method: "prompts/get".into(),
+                id: Some(json!(1)),
+                target: Target::Prompt { name: name.into() },
+                meta_protocol_version: None,
+            },
+        )
+    };
+    assert!(prompt("summarize").is_allowed());
+    let d = prompt("summar\u{456}ze");
+    assert_eq!(d.rule.as_deref(), Some("no-odd-prompts"), "{}", d.reason);
+}
+
+#[test]
+fn escaped_glob_characters_are_literal_in_targets() {
+    let p = compile(
+        r#"
+- id: faq-one
+  effect: allow
+  owner: docs
+  resources: ["DOCS://faq\\?id=1"]
+- id: star-tool
+  effect: allow
+  owner: docs
+  tools: ["beta\\*"]
+"#,
+    );
+    let b = direct(bob());
+    assert!(p.decide(&b, &resource("docs://faq?id=1")).is_allowed());
+    assert!(!p.decide(&b, &resource("docs://faqXid=1")).is_allowed());
+    assert!(p.decide(&b, &tool("beta*", json!({}))).is_allowed());
+    assert!(!p.decide(&b, &tool("beta1", json!({}))).is_allowed());
+}
+
+#[test]
+fn charset_and_escape_errors_name_rule_and_field() {
+    for (yaml, field, message) in [
+        (
+            "- {id: a, effect: allow, owner: o, tools: [x], target_charset: {only: utf8}}",
+            "target_charset.only",
+            "unknown character set `utf8`",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o, tools: [x], target_charset: {}}",
+            "target_charset",
+            "exactly one of `only` and `some_outside`",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o, tools: [x], arguments: [{pointer: /q, charset: {only: ascii, some_outside: ascii}}]}",
+            "arguments[0].charset",
+            "exactly one of",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o, tools: [x], arguments: [{pointer: /q, charset: {some_outside: emoji}}]}",
+            "arguments[0].charset.some_outside",
+            "unknown character set",
+        ),
+        (
+            "- {id: a, effect: deny, owner: o, methods: [tools/list], target_charset: {only: tool_name}}",
+            "target_charset",
+            "can never match",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o, tools: [\"a\\\\b\"]}",
+            "tools[0]",
+            "escapes only",
+        ),
+        (
+            "- {id: a, effect: allow, owner: o, resources: [\"docs://a\\\\b\"]}",
+            "resources[0]",
+            "escapes only",
+        ),
+    ] {
+        let e = compile_error(yaml);
+        assert_eq!(e.field, field, "{yaml}: {e}");
+        assert!(e.message.contains(message), "{yaml}: {e}");
+    }
+    let e = compile_error(
+        "- {id: a, effect: allow, owner: o, tools: [x], target_charset: {only: utf8}}",
+    );
+    assert_eq!(
+        e.help.as_deref(),
+        Some("character sets are `printable_ascii`, `ascii_graphic` and `tool_name`")
+    );
+}
+
+#[test]
+fn equals_null_is_a_test_for_null() {
+    let p = compile(
+        r#"
+- id: anyone
+  effect: allow
+  owner: a
+  tools: [assign]
+- id: no-unowned
+  effect: deny
+  owner: a
+  tools: [assign]
+  arguments:
+    - {pointer: /owner, equals: null}
+"#,
+    );
+    let b = direct(bob());
+    for owner in [json!(null), json!("null")] {
+        let d = p.decide(&b, &tool("assign", json!({"owner": owner})));
+        assert_eq!(d.rule.as_deref(), Some("no-unowned"), "{owner}");
+    }
+    assert!(p.decide(&b, &tool("assign", json!({}))).is_allowed());
+    assert!(
+        p.decide(&b, &tool("assign", json!({"owner": "bob"})))
+            .is_allowed()
+    );
+    // The compiled form the filter reads keeps the test.
+    let rules: Vec<RuleSource> = serde_yaml_ng::from_str(
+        "- {id: a, effect: deny, owner: o, tools: [x], arguments: [{pointer: /o, equals: null}]}",
+    )
+    .unwrap();
+    let json = serde_json::to_string(&rules).unwrap();
+    assert!(json.contains(r#""equals":null"#), "{json}");
+    let back: Vec<RuleSource> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, rules);
+}

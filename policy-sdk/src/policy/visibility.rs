@@ -10,7 +10,8 @@
 //! 1. an unclassifiable principal (in any pass) sees nothing;
 //! 2. a delegated identity runs both passes; each must could-allow;
 //! 3. within a pass, a matching `deny` rule without argument conditions
-//!    hides the entry: no request escapes it;
+//!    hides the entry: no request escapes it (a charset condition on the
+//!    target is decided on a name, and left open on a template);
 //! 4. a `deny` rule with argument conditions does not: some arguments escape it;
 //! 5. a matching `allow` rule shows the entry, its argument conditions
 //!    ignored (some arguments could satisfy them);
@@ -110,6 +111,14 @@ impl<'a> PreparedItem<'a> {
         }
     }
 
+    /// The tool or prompt name.
+    fn name(&self) -> Option<&str> {
+        match self {
+            Self::Tool(name) | Self::Prompt(name) => Some(name),
+            Self::Template(_) => None,
+        }
+    }
+
     fn method(&self) -> &'static str {
         match self {
             Self::Tool(_) => TOOLS_CALL,
@@ -130,9 +139,7 @@ impl<'a> PreparedItem<'a> {
                 let compatible =
                     |other: &str| other.starts_with(prefix.as_str()) || prefix.starts_with(other);
                 prefixes.iter().any(|p| compatible(p))
-                    || globs
-                        .iter()
-                        .any(|g| compatible(glob_literal_prefix(g.as_str())))
+                    || globs.iter().any(|g| compatible(&g.literal_prefix()))
             }
             _ => false,
         }
@@ -163,9 +170,22 @@ fn pass_could_allow(rules: &[Rule], ctx: &PassContext<'_>, item: &PreparedItem<'
         if !applies_to(rule, ctx, method) {
             continue;
         }
+        // A charset condition on the target: decided for a name, left open
+        // for a template (its expansions are not known).
+        let charset = match (rule.target_charset, item.name()) {
+            (None, _) => Some(true),
+            (Some(test), Some(name)) => Some(test.holds(name)),
+            (Some(_), None) => None,
+        };
+        if charset == Some(false) {
+            continue;
+        }
         match rule.effect {
             Effect::Deny => {
-                if rule.arguments.is_empty() && item.covered_by(&rule.target) {
+                if rule.arguments.is_empty()
+                    && charset == Some(true)
+                    && item.covered_by(&rule.target)
+                {
                     return false;
                 }
             }
@@ -206,14 +226,6 @@ fn template_prefix(template: &str) -> String {
         return String::new();
     }
     normalize_uri(complete).unwrap_or_default()
-}
-
-/// The literal text a glob's matches all start with.
-fn glob_literal_prefix(pattern: &str) -> &str {
-    match pattern.find(['*', '?']) {
-        Some(i) => pattern.get(..i).unwrap_or_default(),
-        None => pattern,
-    }
 }
 
 #[cfg(test)]
@@ -493,12 +505,46 @@ mod tests {
     }
 
     #[test]
+    fn charset_conditions_on_targets_are_decided_on_names() {
+        let policy = compile(
+            r#"
+- id: tools
+  effect: allow
+  owner: a
+  tools: ["*"]
+  target_charset: {only: tool_name}
+- id: no-odd-names
+  effect: deny
+  owner: a
+  methods: [tools/call, resources/read]
+  target_charset: {some_outside: printable_ascii}
+- id: escaped-reports
+  effect: allow
+  owner: a
+  resources: ["reports://a\\?b/*"]
+"#,
+        );
+        let bob = direct(bob());
+        let shown = |item| policy.could_allow(&bob, item);
+        assert!(shown(ListedItem::Tool("search")));
+        assert!(
+            !shown(ListedItem::Tool("se arch")),
+            "the allow rule's charset"
+        );
+        assert!(
+            !shown(ListedItem::Tool("search\u{200b}")),
+            "the deny rule's"
+        );
+        // A template's expansions are unknown: the deny does not hide it,
+        // and the escaped glob's literal prefix overlaps it.
+        assert!(shown(ListedItem::ResourceTemplate("reports://a?b/{id}")));
+    }
+
+    #[test]
     fn template_prefixes_are_canonical_and_complete() {
         assert_eq!(template_prefix("docs://public/{id}"), "docs://public");
         assert_eq!(template_prefix("docs://pub{x}/y"), "docs://");
         assert_eq!(template_prefix("{+uri}"), "");
         assert_eq!(template_prefix("DOCS://a/%2e%2e/b/{x}"), "");
-        assert_eq!(glob_literal_prefix("reports://*/x"), "reports://");
-        assert_eq!(glob_literal_prefix("a/b"), "a/b");
     }
 }
