@@ -136,7 +136,7 @@ CARGO_FUZZ_VERSION := 0.13.2
 TOOLS := $(CURDIR)/.tools
 CARGO_FUZZ_STAMP := $(TOOLS)/.cargo-fuzz-$(CARGO_FUZZ_VERSION)
 FUZZ_TARGETS ?= mcp_decode token_verify policy_load normalize list_cutter
-FUZZ_SMOKE_SECONDS ?= 15
+FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_SECONDS ?= 300
 # No sanitizer: the crates fuzzed forbid unsafe code, and without ASan the
 # build and every run are several times faster. Debug assertions catch
