@@ -39,7 +39,7 @@ lint: rust-setup
 test-policy: build
 	$(WARDEN) test examples/policy.test.yaml
 
-test: build test-rust test-policy test-readers e2e
+test: build test-rust test-policy test-readers fuzz-smoke e2e
 
 # envoy/example.yaml is the CLI's rendering of the example policy (a test
 # checks it is current).
@@ -129,3 +129,52 @@ bench: venv build
 
 bench-smoke: venv build
 	bash bench/run.sh --quick
+
+# --- Fuzzing (fuzz/, docs/fuzzing.md) ---
+# cargo-fuzz needs a nightly toolchain: one dated nightly, pinned here, and
+# cargo-fuzz itself installed into .tools/ (git-ignored), so a fresh machine
+# gets both and a warm one reuses them. `fuzz-smoke` (part of `make test`)
+# runs every target briefly on its committed corpus and fails on a crash;
+# `make fuzz FUZZ_SECONDS=600` runs each for longer, `FUZZ_TARGETS=normalize`
+# picks targets. New inputs go to fuzz/target/corpus/<target>, never into
+# the committed corpus (fuzz/corpus/<target>); crashes to fuzz/artifacts/.
+FUZZ_TOOLCHAIN := nightly-2026-05-20
+CARGO_FUZZ_VERSION := 0.13.2
+TOOLS := $(CURDIR)/.tools
+CARGO_FUZZ_STAMP := $(TOOLS)/.cargo-fuzz-$(CARGO_FUZZ_VERSION)
+FUZZ_TARGETS ?= mcp_decode token_verify policy_load normalize list_cutter
+FUZZ_SMOKE_SECONDS ?= 10
+FUZZ_SECONDS ?= 300
+# No sanitizer: the crates fuzzed forbid unsafe code, and without ASan the
+# build and every run are several times faster. Debug assertions catch
+# arithmetic overflow.
+FUZZ_BUILD_FLAGS := --sanitizer none --debug-assertions
+FUZZ := cd fuzz && RUSTUP_TOOLCHAIN=$(FUZZ_TOOLCHAIN) $(TOOLS)/bin/cargo-fuzz fuzz
+LIBFUZZER_FLAGS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+
+.PHONY: fuzz-setup fuzz-build fuzz-smoke fuzz
+fuzz-setup: $(CARGO_FUZZ_STAMP)
+	rustup toolchain install $(FUZZ_TOOLCHAIN) --profile minimal
+
+$(CARGO_FUZZ_STAMP):
+	$(CARGO) install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION) --root $(TOOLS)
+	touch $@
+
+fuzz-build: fuzz-setup
+	$(FUZZ) build $(FUZZ_BUILD_FLAGS)
+
+fuzz-smoke: fuzz-build
+	@for target in $(FUZZ_TARGETS); do \
+	  echo "== fuzz-smoke: $$target, $(FUZZ_SMOKE_SECONDS) s"; \
+	  rm -rf fuzz/target/smoke/$$target; mkdir -p fuzz/target/smoke/$$target; \
+	  ( $(FUZZ) run $(FUZZ_BUILD_FLAGS) $$target target/smoke/$$target corpus/$$target -- \
+	    -max_total_time=$(FUZZ_SMOKE_SECONDS) $(LIBFUZZER_FLAGS) ) || exit 1; \
+	done
+
+fuzz: fuzz-build
+	@for target in $(FUZZ_TARGETS); do \
+	  echo "== fuzz: $$target, $(FUZZ_SECONDS) s"; \
+	  mkdir -p fuzz/target/corpus/$$target; \
+	  ( $(FUZZ) run $(FUZZ_BUILD_FLAGS) $$target target/corpus/$$target corpus/$$target -- \
+	    -max_total_time=$(FUZZ_SECONDS) $(LIBFUZZER_FLAGS) ) || exit 1; \
+	done

@@ -766,7 +766,9 @@ mod tests {
         };
         let whole = b"data: 01234567890123456789\n\n";
         assert_eq!(
-            EventStream::default().push(&cutter, whole, false).unwrap_err(),
+            EventStream::default()
+                .push(&cutter, whole, false)
+                .unwrap_err(),
             ListError::EventTooLarge { limit: 16 }
         );
         let mut stream = EventStream::default();

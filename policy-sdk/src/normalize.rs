@@ -12,8 +12,9 @@
 //! Refused everywhere: control characters, any non-ASCII character (look-
 //! alikes of `.`, `/` and `\` such as U+FF0E, U+2025, U+FF0F, U+FF3C fold to
 //! them under NFKC), backslashes, empty segments (`a//b`; a trailing `/` is
-//! dropped), `.` and `..` segments. Refused in file paths: any percent-escape
-//! (one server decodes it, another opens the literal name), `?` and `#`.
+//! dropped), `.` and `..` segments (a `.` or `..` host too). Refused in
+//! file paths: any percent-escape (one server decodes it, another opens the
+//! literal name), `?` and `#`.
 //! Refused in the authority and path of URIs: percent-escapes of unreserved
 //! characters, of `.`, `/`, `\`, `%`, `?`, `#`, of control and of non-ASCII
 //! bytes, any percent-escape in the authority, userinfo, a port on a scheme
@@ -138,6 +139,12 @@ fn canonical_authority(
     let odd = || NormalizeError::Authority(authority.to_owned());
     if authority.contains(['%', '@']) {
         return Err(odd());
+    }
+    // A host `.` or `..` is a dot segment to a reader that takes off
+    // `scheme://` and reads the rest as a path (a `docs://{path}` template).
+    let host = authority.split(':').next().unwrap_or_default();
+    if matches!(host, "." | "..") {
+        return Err(NormalizeError::DotSegment(host.to_owned()));
     }
     if scheme == "file" {
         return if authority.is_empty() || authority.eq_ignore_ascii_case("localhost") {
@@ -338,6 +345,12 @@ mod tests {
                 PercentEscape("%2f".into()),
             ),
             ("docs://public/../internal/x", DotSegment("..".into())),
+            // Found by the `normalize` fuzz target: a dot segment as the host.
+            ("http://../a", DotSegment("..".into())),
+            ("docs://../internal/x", DotSegment("..".into())),
+            ("docs://./x", DotSegment(".".into())),
+            ("https://..:8443/x", DotSegment("..".into())),
+            ("file://../etc/passwd", DotSegment("..".into())),
             ("docs://public/%2E%2E/internal", PercentEscape("%2E".into())),
             ("docs://public/.%2e/internal", PercentEscape("%2e".into())),
             ("docs://public//intro", EmptySegment),

@@ -1,0 +1,57 @@
+//! The JSON-RPC body decoder (`mcp::decode_body`) and everything
+//! `Warden::judge_body` does with a body: decode, then decide for each
+//! caller under the example policy.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use policy_sdk::RequestHead;
+use policy_sdk::json::{JsonLimits, parse_strict};
+use policy_sdk::mcp::decode_body;
+use warden_fuzz::{CALLERS, warden};
+
+const LIMITS: JsonLimits = JsonLimits {
+    max_bytes: 64 * 1024,
+    max_depth: 16,
+};
+
+fuzz_target!(|data: &[u8]| {
+    match decode_body(data, LIMITS) {
+        Ok(request) => {
+            let _ = (
+                request.tool_name(),
+                request.resource_uri(),
+                request.prompt_name(),
+            );
+            let _ = (request.arguments(), request.mirrored_name());
+            // What the strict reader accepts, a lenient one reads the same:
+            // no duplicate key, nothing a second parser could take apart
+            // differently.
+            let strict = parse_strict(data, LIMITS);
+            let lenient = serde_json::from_slice::<serde_json::Value>(data);
+            assert_eq!(
+                strict.ok(),
+                lenient.ok(),
+                "strict and lenient readings differ"
+            );
+            for caller in CALLERS.iter() {
+                let _ = warden().policy().decide(caller, &request);
+            }
+        }
+        Err(error) => {
+            let _ = (error.code(), error.id(), error.to_string());
+        }
+    }
+    for protocol_version in ["2025-06-18", "2026-07-28"] {
+        let head = RequestHead {
+            method: "POST",
+            path: "/mcp",
+            content_type: Some("application/json"),
+            protocol_version: Some(protocol_version),
+            now_unix_nanos: 1_800_000_000_000_000_000,
+            ..RequestHead::default()
+        };
+        for caller in CALLERS.iter() {
+            let _ = warden().judge_body(caller, data, &head);
+        }
+    }
+});
