@@ -767,3 +767,52 @@ fn an_issuer_can_require_a_key_id() {
     let again = other_token_without_kid();
     assert!(lax.verify(&again, TEST_NOW).is_ok());
 }
+
+/// A token whose header names a key id the issuer's set lacks (the rest is
+/// a real token's: only the key lookup is reached).
+fn with_unknown_kid(token: &str, n: usize) -> String {
+    use base64::Engine as _;
+    let header = json!({"alg": "ES256", "kid": format!("unknown-{n}"), "typ": "JWT"});
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header.to_string());
+    let (_, rest) = token.split_once('.').unwrap();
+    format!("{header}.{rest}")
+}
+
+#[test]
+fn a_flood_of_unknown_key_ids_leaves_valid_tokens_cached() {
+    let v = fetched_keys_verifier();
+    let jwks = crate::testing::demo_jwks();
+    v.update_keys(crate::testing::DEMO_ISSUER, &jwks).unwrap();
+    let valid: Vec<String> = (0..50)
+        .map(|n| {
+            issuer()
+                .token(TEST_NOW, json!({"sub": format!("user-{n}")}))
+                .unwrap()
+        })
+        .collect();
+    for token in &valid {
+        v.verify(token, TEST_NOW).unwrap();
+    }
+    let before = v.cache_stats();
+    assert_eq!((before.entries, before.hits), (50, 0));
+    // An unauthenticated flood: 10,000 tokens naming key ids the set lacks,
+    // and the refetches they may trigger (at most one per interval, the
+    // documents tests show), which bring the same set.
+    for n in 0..10_000 {
+        let forged = with_unknown_kid(&valid[n % valid.len()], n);
+        assert!(v.verify(&forged, TEST_NOW).is_err());
+        if n % 1_000 == 0 {
+            v.update_keys(crate::testing::DEMO_ISSUER, &jwks).unwrap();
+        }
+    }
+    assert_eq!(v.cache_stats().entries, 50, "no valid entry was evicted");
+    for token in &valid {
+        v.verify(token, TEST_NOW).unwrap();
+    }
+    let after = v.cache_stats();
+    assert_eq!(
+        after.hits - before.hits,
+        50,
+        "every valid token is still a hit"
+    );
+}
