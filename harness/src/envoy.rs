@@ -323,8 +323,6 @@ const METRIC_LABELS: [&str; 7] = [
 fn stats_tags() -> String {
     METRIC_LABELS
         .iter()
-        .map(|label| {
-            format!("  - {{ tag_name: {label}, regex: '({label}=\\.=(.+?);\\.;)' }}\n")
-        })
+        .map(|label| format!("  - {{ tag_name: {label}, regex: '({label}=\\.=(.+?);\\.;)' }}\n"))
         .collect()
 }
