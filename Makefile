@@ -6,7 +6,7 @@ PYTHON ?= python3
 WASM := target/wasm32-wasip1/release/warden_filter.wasm
 WARDEN := target/release/warden
 
-.PHONY: all setup rust-setup build wasm cli lint test test-rust test-policy test-readers envoy-example demo run clean venv e2e
+.PHONY: all setup rust-setup build wasm cli lint test test-rust test-policy test-readers envoy-example demo run clean venv e2e oci oci-tools test-oci
 
 all: build
 
@@ -39,7 +39,27 @@ lint: rust-setup
 test-policy: build
 	$(WARDEN) test examples/policy.test.yaml
 
-test: build test-rust test-policy test-readers fuzz-smoke e2e
+test: build test-rust test-policy test-readers fuzz-smoke test-oci e2e
+
+# The filter as OCI image layouts (docs/deploy.md): target/oci/compat (one
+# tar+gzip layer with plugin.wasm, variant annotation `compat`) and
+# target/oci/wasm (runtime config + raw module). Same .wasm, same digests.
+oci: wasm
+	$(PYTHON) tools/oci_image.py --wasm $(WASM) --out target/oci
+
+# A registry and an OCI copier for tests/oci, from Debian packages; installed
+# only when missing (CI runs as root on a fresh Debian machine).
+OCI_TOOLS := docker-registry skopeo
+oci-tools:
+	@if ! command -v docker-registry >/dev/null || ! command -v skopeo >/dev/null; then \
+	  echo "== installing $(OCI_TOOLS) (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(OCI_TOOLS); \
+	fi
+
+# The builder's own checks, then both layouts pushed to a loopback
+# docker-registry with skopeo and pulled back by digest (tests/oci).
+test-oci: venv wasm oci-tools oci
+	$(VPY) -m pytest tests/oci $(PYTEST_ARGS)
 
 # envoy/example.yaml is the CLI's rendering of the example policy (a test
 # checks it is current).

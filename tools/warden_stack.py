@@ -118,12 +118,19 @@ def render_envoy_config(
     clusters: dict[str, int] | None = None,
     header_mode: str | None = None,
     upstream_protocol: str = "http1",
+    wasm_remote: tuple[str, str] | None = None,
 ) -> str:
     """`warden envoy`'s bootstrap; `clusters` adds the clusters the policy calls
     out to (`jwks_fetch`, `revocation.remote`), each a loopback port.
     `header_mode` (None: the policy's own) overrides `filter.header_mode`;
-    `upstream_protocol` is how Envoy talks to the upstream (`http1` or `h2c`)."""
+    `upstream_protocol` is how Envoy talks to the upstream (`http1` or `h2c`);
+    `wasm_remote` (URL, SHA-256 hex) has Envoy fetch the module over HTTP
+    instead of opening the built file."""
     options = [arg for name, port in (clusters or {}).items() for arg in ("--cluster", f"{name}=127.0.0.1:{port}")]
+    if wasm_remote is not None:
+        options += ["--wasm-url", wasm_remote[0], "--wasm-sha256", wasm_remote[1]]
+    else:
+        options += ["--wasm", str(WASM_FILTER)]
     if header_mode is not None:
         if header_mode not in HEADER_MODES:
             raise StackError(f"header mode `{header_mode}` is not one of {', '.join(HEADER_MODES)}")
@@ -133,8 +140,6 @@ def render_envoy_config(
     return run_cli(
         "envoy",
         policy,
-        "--wasm",
-        WASM_FILTER,
         "--listen",
         f"{listen_host}:{listen_port}",
         "--upstream",
@@ -302,6 +307,8 @@ class Stack:
     header_mode: str | None = None
     # How Envoy talks to the upstream: "http1" or "h2c" (see render_envoy_config).
     upstream_protocol: str = "http1"
+    # (URL, SHA-256 hex): Envoy fetches the module (see render_envoy_config).
+    wasm_remote: tuple[str, str] | None = None
     # A change to the rendered bootstrap before Envoy reads it (a test that
     # needs a setting the CLI does not render), text in, text out.
     config_edit: Callable[[str], str] | None = None
@@ -379,6 +386,7 @@ class Stack:
             clusters=self.clusters,
             header_mode=self.header_mode,
             upstream_protocol=self.upstream_protocol,
+            wasm_remote=self.wasm_remote,
         )
         if self.config_edit is not None:
             config = self.config_edit(config)

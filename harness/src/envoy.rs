@@ -79,6 +79,130 @@ impl Cluster {
     }
 }
 
+/// Where Envoy gets the filter module.
+pub enum WasmCode {
+    /// A file Envoy opens (`vm_config.code.local`).
+    Local(std::path::PathBuf),
+    /// An `http://` URL Envoy fetches at start-up (`vm_config.code.remote`),
+    /// accepting the module only if its SHA-256 is `sha256`.
+    Remote(RemoteWasm),
+}
+
+/// The name of the cluster Envoy fetches a remote module through.
+pub const WASM_CLUSTER: &str = "warden_wasm";
+
+pub struct RemoteWasm {
+    pub url: String,
+    pub address: Address,
+    pub sha256: String,
+}
+
+impl RemoteWasm {
+    /// `url` must be `http://HOST:PORT/PATH` (or without port: 80); `sha256`
+    /// the module's digest as 64 hex digits (a `sha256:` prefix is dropped).
+    pub fn parse(url: &str, sha256: &str) -> anyhow::Result<Self> {
+        let rest = url.strip_prefix("http://").ok_or_else(|| {
+            anyhow!("--wasm-url: `{url}` is not an http:// URL (https is not rendered: give Envoy a cluster with TLS yourself)")
+        })?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.is_empty() || authority.contains('@') {
+            return Err(anyhow!("--wasm-url: `{url}` has no usable host"));
+        }
+        let has_port = authority
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| !port.contains(']'));
+        let address = if has_port {
+            Address::parse("wasm-url", authority)?
+        } else {
+            Address::parse("wasm-url", &format!("{authority}:80"))?
+        };
+        let sha256 = sha256
+            .strip_prefix("sha256:")
+            .unwrap_or(sha256)
+            .to_ascii_lowercase();
+        if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(anyhow!(
+                "--wasm-sha256: `{sha256}` is not a SHA-256 digest (64 hex digits)"
+            ));
+        }
+        Ok(Self {
+            url: url.to_owned(),
+            address,
+            sha256,
+        })
+    }
+
+    /// STATIC for an IP address, STRICT_DNS for a host name.
+    fn cluster_type(&self) -> &'static str {
+        if self.address.host.parse::<std::net::IpAddr>().is_ok() {
+            "STATIC"
+        } else {
+            "STRICT_DNS"
+        }
+    }
+}
+
+/// The `code:` block of the wasm filter's `vm_config`.
+fn code_lines(code: &WasmCode) -> anyhow::Result<String> {
+    Ok(match code {
+        WasmCode::Local(path) => {
+            let path = path
+                .to_str()
+                .ok_or_else(|| anyhow!("--wasm: path is not UTF-8"))?;
+            format!(
+                r#"                  code:
+                    local:
+                      filename: {path}
+"#,
+                path = quoted(path)
+            )
+        }
+        WasmCode::Remote(remote) => format!(
+            r#"                  # Fetched by Envoy at start-up and accepted only with this
+                  # SHA-256; if it cannot be had, the filter is not loaded and
+                  # requests are refused (fail_open: false).
+                  code:
+                    remote:
+                      http_uri:
+                        uri: {uri}
+                        cluster: {cluster}
+                        timeout: 10s
+                      sha256: {sha256}
+                      retry_policy:
+                        num_retries: 2
+"#,
+            uri = quoted(&remote.url),
+            cluster = WASM_CLUSTER,
+            sha256 = quoted(&remote.sha256),
+        ),
+    })
+}
+
+/// The cluster a remote module is fetched through (none for a local file).
+fn wasm_cluster_lines(code: &WasmCode) -> String {
+    match code {
+        WasmCode::Local(_) => String::new(),
+        WasmCode::Remote(remote) => format!(
+            r#"  # Where Envoy fetches the filter module (vm_config.code.remote).
+  - name: {name}
+    type: {kind}
+    connect_timeout: 2s
+    load_assignment:
+      cluster_name: {name}
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {{ address: {host}, port_value: {port} }}
+"#,
+            name = WASM_CLUSTER,
+            kind = remote.cluster_type(),
+            host = remote.address.host,
+            port = remote.address.port,
+        ),
+    }
+}
+
 /// How Envoy talks to the MCP server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum UpstreamProtocol {
@@ -183,16 +307,14 @@ fn upstream_protocol_lines(protocol: UpstreamProtocol) -> &'static str {
 /// Envoy honours a header pause; the document is the plugin configuration).
 pub fn bootstrap(
     addresses: &Addresses,
-    wasm: &Path,
+    wasm: &WasmCode,
     document: &PolicyDocument,
     upstream_protocol: UpstreamProtocol,
     clusters: &[Cluster],
     audit_log: Option<&Path>,
 ) -> anyhow::Result<String> {
     let access_log = audit_access_log_lines(document, audit_log)?;
-    let wasm = wasm
-        .to_str()
-        .ok_or_else(|| anyhow!("--wasm: path is not UTF-8"))?;
+    let code = code_lines(wasm)?;
     let plugin_config_json = serde_json::to_string(document)?;
     let Addresses {
         listen,
@@ -251,10 +373,7 @@ stats_config:
 {header_mode}                vm_config:
                   vm_id: warden
                   runtime: envoy.wasm.runtime.v8
-                  code:
-                    local:
-                      filename: {wasm}
-                configuration:
+{code}                configuration:
                   "@type": type.googleapis.com/google.protobuf.StringValue
                   value: {config}
           - name: envoy.filters.http.router
@@ -279,12 +398,13 @@ stats_config:
         listen_port = listen.port,
         upstream_host = upstream.host,
         upstream_port = upstream.port,
-        wasm = quoted(wasm),
+        code = code,
         config = quoted(&plugin_config_json),
         header_mode = header_mode_lines(document.filter.header_mode),
         access_log = access_log,
         upstream_protocol = upstream_protocol_lines(upstream_protocol),
     )?;
+    out.push_str(&wasm_cluster_lines(wasm));
     for cluster in clusters {
         write!(
             out,

@@ -92,8 +92,22 @@ enum Command {
         policy: PathBuf,
         /// Path of the built filter (`warden_filter.wasm`), as Envoy should
         /// open it: a relative path is resolved from Envoy's working directory.
-        #[arg(long)]
-        wasm: PathBuf,
+        #[arg(long, required_unless_present = "wasm_url")]
+        wasm: Option<PathBuf>,
+        /// Have Envoy fetch the filter from this `http://` URL at start-up
+        /// (`vm_config.code.remote`, through a cluster `warden_wasm` for the
+        /// URL's host) instead of opening a file.
+        #[arg(
+            long,
+            conflicts_with = "wasm",
+            requires = "wasm_sha256",
+            value_name = "URL"
+        )]
+        wasm_url: Option<String>,
+        /// The SHA-256 of the module at --wasm-url (64 hex digits): Envoy
+        /// loads nothing else, and without the filter refuses requests.
+        #[arg(long, requires = "wasm_url", value_name = "HEX")]
+        wasm_sha256: Option<String>,
         /// Listener address of the MCP endpoint.
         #[arg(long, default_value = "127.0.0.1:10000")]
         listen: String,
@@ -187,6 +201,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Envoy {
             policy,
             wasm,
+            wasm_url,
+            wasm_sha256,
             listen,
             upstream,
             admin,
@@ -206,6 +222,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|c| envoy::Cluster::parse(c))
                 .collect::<anyhow::Result<Vec<_>>>()?;
+            let code = match (wasm, wasm_url, wasm_sha256) {
+                (_, Some(url), Some(sha256)) => {
+                    envoy::WasmCode::Remote(envoy::RemoteWasm::parse(&url, &sha256)?)
+                }
+                (Some(path), _, _) => envoy::WasmCode::Local(path),
+                _ => anyhow::bail!("give --wasm PATH, or --wasm-url URL with --wasm-sha256 HEX"),
+            };
+            if matches!(code, envoy::WasmCode::Remote(_))
+                && clusters.iter().any(|c| c.name == envoy::WASM_CLUSTER)
+            {
+                anyhow::bail!(
+                    "--cluster: `{}` is the cluster --wasm-url renders",
+                    envoy::WASM_CLUSTER
+                );
+            }
             for needed in envoy::clusters_named_by(&loaded.document) {
                 if !clusters.iter().any(|c| c.name == needed) {
                     anyhow::bail!(
@@ -215,7 +246,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let bootstrap = envoy::bootstrap(
                 &envoy::Addresses::parse(&listen, &upstream, &admin)?,
-                &wasm,
+                &code,
                 &loaded.document,
                 upstream_protocol,
                 &clusters,

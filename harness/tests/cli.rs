@@ -424,3 +424,108 @@ fn envoy_writes_audit_lines_to_an_access_log_when_asked() {
     // The filter is told to fill the filter state the log reads.
     assert!(logged.contains("audit_filter_state\\\":true"), "{logged}");
 }
+
+const SHA: &str = "b56a170b4dc4e846ad14f1279c028525a9dce41a7c4b32e0740b0aa092b066ab";
+
+/// `warden envoy` with a remote module; the output (status checked by the caller).
+fn envoy_remote(args: &[&str]) -> Output {
+    let mut all = vec!["envoy", "examples/policy.yaml"];
+    all.extend_from_slice(args);
+    warden(&all)
+}
+
+#[test]
+fn envoy_fetches_a_remote_module_through_its_own_cluster() {
+    let out = envoy_remote(&[
+        "--wasm-url",
+        "http://127.0.0.1:8088/filters/warden.wasm",
+        "--wasm-sha256",
+        &format!("sha256:{}", SHA.to_uppercase()),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bootstrap = text(&out.stdout);
+    assert!(!bootstrap.contains("local:"), "{bootstrap}");
+    let remote = "                    remote:\n                      http_uri:\n                        uri: \"http://127.0.0.1:8088/filters/warden.wasm\"\n                        cluster: warden_wasm\n";
+    assert!(bootstrap.contains(remote), "{bootstrap}");
+    // The digest as Envoy wants it: bare, lower-case hex.
+    assert!(
+        bootstrap.contains(&format!("sha256: \"{SHA}\"")),
+        "{bootstrap}"
+    );
+    assert!(
+        bootstrap.contains("  - name: warden_wasm\n    type: STATIC\n"),
+        "{bootstrap}"
+    );
+    assert!(
+        bootstrap.contains("socket_address: { address: 127.0.0.1, port_value: 8088 }"),
+        "{bootstrap}"
+    );
+    // A host name is resolved by DNS, port 80 by default.
+    let named = envoy_remote(&[
+        "--wasm-url",
+        "http://modules.internal/warden.wasm",
+        "--wasm-sha256",
+        SHA,
+    ]);
+    let named = text(&named.stdout);
+    assert!(named.contains("type: STRICT_DNS"), "{named}");
+    assert!(
+        named.contains("socket_address: { address: modules.internal, port_value: 80 }"),
+        "{named}"
+    );
+    // A local module renders no such cluster.
+    let local = envoy_bootstrap("examples/policy.yaml", &[]);
+    assert!(!local.contains("warden_wasm"), "{local}");
+}
+
+#[test]
+fn envoy_refuses_an_unusable_remote_module() {
+    for (args, message) in [
+        (
+            vec!["--wasm-url", "https://h/w.wasm", "--wasm-sha256", SHA],
+            "not an http:// URL",
+        ),
+        (
+            vec!["--wasm-url", "http://h/w.wasm", "--wasm-sha256", "abc"],
+            "not a SHA-256 digest",
+        ),
+        (
+            vec!["--wasm-url", "http://h/w.wasm", "--wasm-sha256", &SHA[1..]],
+            "not a SHA-256 digest",
+        ),
+        (
+            vec!["--wasm-url", "http:///w.wasm", "--wasm-sha256", SHA],
+            "no usable host",
+        ),
+        (vec!["--wasm-url", "http://h/w.wasm"], "--wasm-sha256"),
+        (vec!["--wasm-sha256", SHA], "--wasm-url"),
+        (
+            vec![
+                "--wasm",
+                "w.wasm",
+                "--wasm-url",
+                "http://h/w.wasm",
+                "--wasm-sha256",
+                SHA,
+            ],
+            "cannot be used with",
+        ),
+        (vec![], "--wasm"),
+        (
+            vec![
+                "--wasm-url",
+                "http://h/w.wasm",
+                "--wasm-sha256",
+                SHA,
+                "--cluster",
+                "warden_wasm=127.0.0.1:1",
+            ],
+            "warden_wasm",
+        ),
+    ] {
+        let out = envoy_remote(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
