@@ -187,8 +187,13 @@ fuzz-smoke: fuzz-build
 	@for target in $(FUZZ_TARGETS); do \
 	  echo "== fuzz-smoke: $$target, $(FUZZ_SMOKE_SECONDS) s"; \
 	  rm -rf fuzz/target/smoke/$$target; mkdir -p fuzz/target/smoke/$$target; \
-	  ( $(FUZZ) run $(FUZZ_BUILD_FLAGS) $$target target/smoke/$$target corpus/$$target -- \
-	    -max_total_time=$(FUZZ_SMOKE_SECONDS) $(LIBFUZZER_FLAGS) ) || exit 1; \
+	  log=fuzz/target/smoke/$$target.log; \
+	  if ( $(FUZZ) run $(FUZZ_BUILD_FLAGS) $$target target/smoke/$$target corpus/$$target -- \
+	    -max_total_time=$(FUZZ_SMOKE_SECONDS) $(LIBFUZZER_FLAGS) ) > $$log 2>&1; then \
+	    grep -E '^(Done|stat::(number_of_executed_units|new_units_added))' $$log || true; \
+	  else \
+	    tail -n 60 $$log; echo "== fuzz-smoke: $$target FAILED (whole output: $$log)" >&2; exit 1; \
+	  fi; \
 	done
 
 fuzz: fuzz-build
