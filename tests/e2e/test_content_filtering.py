@@ -5,7 +5,8 @@ registered under `str(id)`: in one session, `tools/list` with id `N` and
 `ping` with id `"N"` sent together can deliver the tool list on the ping's
 stream. And a server with an event store replays a stream's events to a GET
 carrying `Last-Event-ID`. Warden reads every response body on the MCP
-endpoint, so neither way shows bob a tool he could not use.
+endpoint, so neither way shows bob a tool he could not use; and it refuses
+a request whose id aliases one still in flight in its session.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def test_an_id_aliasing_a_list_in_flight_gets_no_hidden_tool(stack):
         session_id = open_legacy_session(http, token)
     headers = legacy_headers(token, session_id)
 
+    refusals: list[str] = []
+
     def post(body: dict[str, Any]) -> str:
         received: list[str] = []
         try:
@@ -54,6 +57,10 @@ def test_an_id_aliasing_a_list_in_flight_gets_no_hidden_tool(stack):
                 with client.stream("POST", "/mcp", headers=headers, content=json.dumps(body)) as response:
                     for chunk in response.iter_text():
                         received.append(chunk)
+                    if response.status_code == 400:
+                        # Warden refuses an id aliasing one in flight.
+                        refusals.append("".join(received))
+                        return ""
         except httpx.TimeoutException:
             pass  # what arrived before the wait ran out still counts
         return "".join(received)
@@ -67,7 +74,11 @@ def test_an_id_aliasing_a_list_in_flight_gets_no_hidden_tool(stack):
                 found = listed_tools(sse_messages(text))
                 lists += found
                 crossed += stream == "ping" and bool(found)
-    print(f"\nid aliasing: the tool list arrived on the ping's stream {crossed} times in {ALIAS_TRIES}")
+    print(
+        f"\nid aliasing, {ALIAS_TRIES} tries: {len(refusals)} aliasing requests refused,"
+        f" the tool list arrived on the ping's stream {crossed} times"
+    )
+    assert all("already in use by a request in flight" in text for text in refusals), refusals
     assert lists, "no tool list came back at all"
     leaked = [names & HIDDEN_FROM_BOB for names in lists if names & HIDDEN_FROM_BOB]
     assert not leaked, f"{len(leaked)} of {len(lists)} lists showed bob hidden tools: {leaked[:3]}"

@@ -91,6 +91,8 @@ pub struct Exchange {
     warden: Option<Rc<Warden>>,
     /// Warden's own id for the request (see [`Exchange::with_request_id`]).
     request_id: Option<String>,
+    /// The session and JSON-RPC id this stream's request holds in flight.
+    in_flight: Option<crate::gate::InFlight>,
     head: RequestHeaders,
     request: RequestState,
     response: ResponseStage,
@@ -106,6 +108,7 @@ impl Exchange {
         Self {
             warden,
             request_id: None,
+            in_flight: None,
             head: RequestHeaders::default(),
             request: RequestState::Start,
             response: ResponseStage::default(),
@@ -278,6 +281,15 @@ impl Exchange {
     /// `on_done` (`proxy_on_done`): the stream ended, normally or by a reset.
     /// A request still waiting for its decision is recorded as refused.
     pub fn on_done(&mut self, host: &mut dyn StreamHost) {
+        if let Some(claim) = self.in_flight.take() {
+            // The slot is free again, unless a newer request took it.
+            let held = host.shared_data(&claim.key).ok().flatten();
+            if held.as_deref() == Some(claim.record.as_bytes())
+                && let Err(error) = host.set_shared_data(&claim.key, b"")
+            {
+                host.log(LogLevel::Warn, &format!("warden: {error}"));
+            }
+        }
         if matches!(
             self.request,
             RequestState::Start | RequestState::Open | RequestState::Closed
@@ -518,6 +530,24 @@ impl Exchange {
         };
         match warden.judge_body(identity, &body, &self.head.view()) {
             crate::gate::BodyVerdict::Forward(forwarding) => {
+                if let Some(claim) = warden.in_flight(&self.head.view(), &forwarding.audit) {
+                    match host.shared_data(&claim.key) {
+                        Ok(Some(held)) if held == claim.record.as_bytes() => {
+                            let (reply, audit) =
+                                warden.refuse_aliased_id(&self.head.view(), forwarding.audit);
+                            return self.reply(host, &reply, Some(&audit));
+                        }
+                        Ok(_) => {}
+                        Err(error) => return self.host_failed(host, Some(identity), &error),
+                    }
+                    // Another request may hold the slot (two that hash
+                    // alike): the newer takes it. Tracking is per host and
+                    // best effort; a failed write only loses the tracking.
+                    match host.set_shared_data(&claim.key, claim.record.as_bytes()) {
+                        Ok(()) => self.in_flight = Some(claim),
+                        Err(error) => host.log(LogLevel::Warn, &format!("warden: {error}")),
+                    }
+                }
                 self.forward(host, forwarding, headers_sent)
             }
             crate::gate::BodyVerdict::Respond(reply, audit) => {

@@ -1,6 +1,7 @@
 //! The lifecycle, natively: every state × every callback, in every header
 //! mode, never lets an unjudged byte through.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use serde_json::{Value, json};
@@ -723,4 +724,70 @@ fn a_session_header_that_cannot_be_unsealed_for_lack_of_a_key_fails_closed() {
     driver.send_request(&request);
     assert_eq!(driver.host.reply.as_ref().map(|r| r.status), Some(500));
     assert!(!driver.host.forwarded_anything());
+}
+
+/// The exchange under a policy that does not bind sessions (so a raw
+/// session id passes), on a host holding `shared`.
+fn unbound_stream(shared: BTreeMap<String, Vec<u8>>) -> (Exchange, MemoryHost) {
+    let mut doc: Value = serde_json::from_str(&table::policy_json("hold", false)).unwrap();
+    doc["filter"]["bind_sessions"] = json!(false);
+    let warden = Rc::new(Warden::from_json(&doc.to_string()).unwrap());
+    let mut host = host(HeaderPause::Honoured);
+    host.shared = shared;
+    (Exchange::new(Some(warden)), host)
+}
+
+fn in_session(session: &str, id: Value) -> Request {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "search_docs", "arguments": {"query": "x"}}});
+    let mut request = request(&[body.to_string().as_bytes()], false);
+    request
+        .headers
+        .retain(|(name, _)| name != "mcp-protocol-version");
+    request.headers.extend([
+        ("mcp-protocol-version".to_owned(), "2025-06-18".to_owned()),
+        ("mcp-session-id".to_owned(), session.to_owned()),
+    ]);
+    request
+}
+
+#[test]
+fn an_id_aliasing_one_in_flight_in_its_session_is_refused_until_it_ends() {
+    // Stream A: id 7 in session s-1, forwarded and still open.
+    let (mut a, host_a) = unbound_stream(BTreeMap::new());
+    let mut driver_a = Driver::new(&mut a, host_a);
+    driver_a.send_request(&in_session("s-1", json!(7)));
+    assert!(driver_a.host.reply.is_none(), "{:?}", driver_a.host.reply);
+    let shared = std::mem::take(&mut driver_a.host.shared);
+    // Stream B (another worker sees the same shared data): `"7"` aliases 7
+    // (ids that are not strings or integers never get this far); another
+    // session, or another id, does not.
+    let mut shared = shared;
+    for (session, id, refused) in [
+        ("s-1", json!("7"), true),
+        ("s-2", json!(7), false),
+        ("s-1", json!(8), false),
+    ] {
+        let (mut b, host_b) = unbound_stream(shared);
+        let mut driver_b = Driver::new(&mut b, host_b);
+        driver_b.send_request(&in_session(session, id.clone()));
+        let reply = driver_b.host.reply.clone();
+        driver_b.finish();
+        shared = std::mem::take(&mut driver_b.host.shared);
+        assert_eq!(reply.is_some(), refused, "{session} {id}: {reply:?}");
+        if let Some(reply) = reply {
+            assert_eq!(reply.status, 400);
+            assert!(reply.body.contains("already in use"), "{}", reply.body);
+            let decision = &driver_b.host.decisions()[0];
+            assert_eq!(decision.decision, "deny");
+            assert!(!driver_b.host.forwarded_anything());
+        }
+    }
+    // A ends: the id is free again.
+    driver_a.host.shared = shared;
+    driver_a.finish();
+    let (mut c, host_c) = unbound_stream(std::mem::take(&mut driver_a.host.shared));
+    let mut driver_c = Driver::new(&mut c, host_c);
+    driver_c.send_request(&in_session("s-1", json!("7")));
+    assert!(driver_c.host.reply.is_none(), "{:?}", driver_c.host.reply);
 }

@@ -36,6 +36,7 @@ pub use compile::ConfigError;
 use compile::{filter_error, unsafe_header_char};
 pub use metadata::METADATA_PATH;
 use metadata::ServedMetadata;
+pub use sessions::{IN_FLIGHT_KEY_PREFIX, InFlight};
 pub use transport::{ROUTING_HEADERS, decode_header_value, encode_header_value};
 pub use verdict::{
     BodyVerdict, FilteredList, Forwarding, HeadVerdict, ListAudience, Reply, RequestHead,

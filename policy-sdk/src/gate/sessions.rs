@@ -3,6 +3,8 @@
 //! ([`crate::sealing`]), and comes back checked against the caller.
 
 use super::*;
+use sha2::{Digest, Sha256};
+
 use crate::sealing::{MAX_KEYS, SessionKey, SessionKeySecret, UnsealError, Unsealed};
 
 /// Compiles the configured session keys (`filter.session_keys`).
@@ -85,5 +87,68 @@ impl Warden {
             _ => None,
         };
         Some(("mcp-session-id".to_owned(), server_id))
+    }
+}
+
+/// Prefix of the shared-data keys that hold requests in flight.
+pub const IN_FLIGHT_KEY_PREFIX: &str = "warden:inflight:";
+
+/// How many in-flight slots a host keeps (each about 300 bytes at most,
+/// created on first use): a request in flight takes the slot its session
+/// and id hash to.
+const IN_FLIGHT_SLOTS: u64 = 16_384;
+
+/// A request in flight in a session: the shared-data slot it holds and
+/// what the slot says while it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    pub key: String,
+    pub record: String,
+}
+
+impl Warden {
+    /// The in-flight claim of a forwarded request that carries a session id
+    /// and a JSON-RPC id, if it is a request (not a notification or a
+    /// response). Ids alias when a server would route them to one stream:
+    /// the MCP Python SDK keys streams by `str(id)`, so `7` and `"7"` are
+    /// one id here.
+    pub fn in_flight(&self, head: &RequestHead<'_>, audit: &AuditRecord) -> Option<InFlight> {
+        let session = head.session_id?.trim();
+        audit.method.as_ref()?;
+        let alias = match audit.jsonrpc_id.as_ref()? {
+            Value::String(text) => text.clone(),
+            // The decoder admits integers only: `7` and `"7"` alias.
+            Value::Number(number) => number.to_string(),
+            _ => return None,
+        };
+        let record = format!("{session}\n{alias}");
+        let digest = Sha256::digest(record.as_bytes());
+        let slot = digest
+            .get(..8)
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+            .map_or(0, u64::from_be_bytes)
+            % IN_FLIGHT_SLOTS;
+        Some(InFlight {
+            key: format!("{IN_FLIGHT_KEY_PREFIX}{slot}"),
+            record,
+        })
+    }
+
+    /// The refusal of a request whose id aliases one still in flight in its
+    /// session: a server routing by id would hand one's answer to the other.
+    pub fn refuse_aliased_id(
+        &self,
+        head: &RequestHead<'_>,
+        audit: AuditRecord,
+    ) -> (Reply, AuditRecord) {
+        let id = audit.jsonrpc_id.clone();
+        let shown = id.as_ref().map(Value::to_string).unwrap_or_default();
+        let refusal = transport::Refusal::new(
+            400,
+            codes::INVALID_REQUEST,
+            "Invalid request",
+            format!("the id {shown} is already in use by a request in flight in this session"),
+        );
+        self.refuse(refusal, id.as_ref(), head, audit)
     }
 }
