@@ -344,6 +344,10 @@ stats_config:
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: mcp
+          # An edge proxy: the client's own address is the remote address,
+          # and Envoy replaces a client's x-request-id with its own rather
+          # than trust it. Warden's audit carries its own id either way.
+          use_remote_address: true
 {access_log}          # HTTP/1.1, and HTTP/2 without TLS (h2c with prior knowledge).
           codec_type: AUTO
           # A WSGI or CGI upstream maps `x_warden_subject` and `x-warden-subject`
