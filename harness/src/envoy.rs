@@ -183,8 +183,21 @@ fn wasm_cluster_lines(code: &WasmCode) -> String {
     match code {
         WasmCode::Local(_) => String::new(),
         WasmCode::Remote(remote) => format!(
-            r#"  # Where Envoy fetches the filter module (vm_config.code.remote).
-  - name: {name}
+            "  # Where Envoy fetches the filter module (vm_config.code.remote).\n{}",
+            cluster_lines(
+                WASM_CLUSTER,
+                remote.cluster_type(),
+                &remote.address.host,
+                remote.address.port
+            )
+        ),
+    }
+}
+
+/// One cluster of a single endpoint, in the bootstrap's `clusters` list.
+fn cluster_lines(name: &str, kind: &str, host: &str, port: u16) -> String {
+    format!(
+        r#"  - name: {name}
     type: {kind}
     connect_timeout: 2s
     load_assignment:
@@ -194,13 +207,8 @@ fn wasm_cluster_lines(code: &WasmCode) -> String {
         - endpoint:
             address:
               socket_address: {{ address: {host}, port_value: {port} }}
-"#,
-            name = WASM_CLUSTER,
-            kind = remote.cluster_type(),
-            host = remote.address.host,
-            port = remote.address.port,
-        ),
-    }
+"#
+    )
 }
 
 /// How Envoy talks to the MCP server.
@@ -410,23 +418,12 @@ stats_config:
     )?;
     out.push_str(&wasm_cluster_lines(wasm));
     for cluster in clusters {
-        write!(
-            out,
-            r#"  - name: {name}
-    type: STATIC
-    connect_timeout: 2s
-    load_assignment:
-      cluster_name: {name}
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address:
-              socket_address: {{ address: {host}, port_value: {port} }}
-"#,
-            name = cluster.name,
-            host = cluster.address.host,
-            port = cluster.address.port,
-        )?;
+        out.push_str(&cluster_lines(
+            &cluster.name,
+            "STATIC",
+            &cluster.address.host,
+            cluster.address.port,
+        ));
     }
     Ok(out)
 }
