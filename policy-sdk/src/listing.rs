@@ -203,7 +203,7 @@ impl ListCutter<'_> {
         lines: &[Line<'_>],
         out: &mut Vec<u8>,
         lists: &mut Vec<ListSummary>,
-    ) -> Result<bool, ListError> {
+    ) -> Result<(), ListError> {
         let copy = |out: &mut Vec<u8>| {
             for line in lines {
                 out.extend_from_slice(line.content);
@@ -225,7 +225,7 @@ impl ListCutter<'_> {
         // No data, or only whitespace (a priming event): no message.
         let Some(data) = data.filter(|d| !d.trim_ascii().is_empty()) else {
             copy(out);
-            return Ok(false);
+            return Ok(());
         };
         if data.len() > self.limits.max_bytes {
             return Err(ListError::EventTooLarge {
@@ -238,7 +238,7 @@ impl ListCutter<'_> {
         lists.extend(cut.lists);
         let Some(json) = cut.body else {
             copy(out);
-            return Ok(false);
+            return Ok(());
         };
         // The message again as one `data` line where its first was; the
         // event's other fields stay.
@@ -255,7 +255,7 @@ impl ListCutter<'_> {
             }
             out.extend_from_slice(line.terminator);
         }
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -306,7 +306,6 @@ impl EventStream {
             }
         }
         let mut lists = Vec::new();
-        let mut changed = false;
         let mut event: Vec<Line<'_>> = Vec::new();
         let mut consumed = 0;
         let mut rest = self.pending.as_slice();
@@ -322,7 +321,7 @@ impl EventStream {
                 continue;
             }
             // A blank line ends the event.
-            changed |= cutter.event(&event, &mut out, &mut lists)?;
+            cutter.event(&event, &mut out, &mut lists)?;
             out.extend_from_slice(line.terminator);
             event.clear();
             consumed = self.pending.len() - rest.len();
@@ -333,8 +332,8 @@ impl EventStream {
                 limit: cutter.limits.max_bytes,
             });
         }
-        // Unchanged, whole events are sent as they came.
-        let body = (changed || out != chunk).then_some(out);
+        // Whole events nothing was cut from go as they came.
+        let body = (out != chunk).then_some(out);
         Ok(Cut { body, lists })
     }
 
