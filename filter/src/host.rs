@@ -133,9 +133,9 @@ impl StreamHost for ProxyHost {
         )
     }
 
-    fn response_header(&mut self, name: &str) -> Result<Option<String>, HostError> {
-        hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
-            .map_err(|s| HostError::new("reading a response header", s))
+    fn response_headers(&mut self) -> Result<Vec<(String, String)>, HostError> {
+        hostcalls::get_map(MapType::HttpResponseHeaders)
+            .map_err(|s| HostError::new("reading the response headers", s))
     }
 
     fn set_response_header(&mut self, name: &str, value: Option<&str>) -> Result<(), HostError> {

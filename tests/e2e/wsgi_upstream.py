@@ -15,6 +15,10 @@ of them; none for a chunked body, which ``wsgiref`` does not decode). It
 answers every request with the same JSON-RPC result, echoing the request's
 ``id``.
 
+``answer`` replaces that answer for the requests it chooses: called with
+the decoded request (a dict, or ``{}``), it returns ``None`` for the usual
+answer or ``(headers, body)`` to send instead (a header may be repeated).
+
 Used as a context manager (``wsgiref.simple_server`` with one thread per
 request, on a free loopback port, stopped on exit)::
 
@@ -97,8 +101,12 @@ class _Server(socketserver.ThreadingMixIn, WSGIServer):
             self.active -= 1
 
 
+Answer = Callable[[dict[str, Any]], "tuple[list[tuple[str, str]], bytes] | None"]
+
+
 class WsgiUpstream:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, answer: Answer | None = None) -> None:
+        self._answer = answer
         self._lock = threading.Lock()
         self._seen: list[Seen] = []
         self._server = make_server(host, port, self._app, server_class=_Server, handler_class=_Handler)
@@ -152,7 +160,15 @@ class WsgiUpstream:
             request = json.loads(seen.body or b"{}")
         except ValueError:
             request = {}
-        request_id = request.get("id") if isinstance(request, dict) else None
+        if not isinstance(request, dict):
+            request = {}
+        chosen = self._answer(request) if self._answer is not None else None
+        if chosen is not None:
+            headers, data = chosen
+            seen.done = True
+            start_response("200 OK", [*headers, ("Content-Length", str(len(data)))])
+            return [data]
+        request_id = request.get("id")
         answer = {
             "jsonrpc": "2.0",
             "id": request_id,

@@ -85,8 +85,10 @@ pub trait StreamHost {
     fn set_request_header(&mut self, name: &str, value: Option<&str>) -> Result<(), HostError>;
     /// The request body the host buffered so far (`size` bytes).
     fn request_body(&mut self, size: usize) -> Result<Vec<u8>, HostError>;
-    /// One response header.
-    fn response_header(&mut self, name: &str) -> Result<Option<String>, HostError>;
+    /// Every response header, names in lower case, in order. (All of them,
+    /// not one by name: a header sent twice must be seen twice, and the
+    /// proxy-wasm call for one name returns only its first copy.)
+    fn response_headers(&mut self) -> Result<Vec<(String, String)>, HostError>;
     /// Sets or removes one response header.
     fn set_response_header(&mut self, name: &str, value: Option<&str>) -> Result<(), HostError>;
     /// The response body the host buffered so far (`size` bytes).

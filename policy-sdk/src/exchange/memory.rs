@@ -63,13 +63,6 @@ impl Direction {
         }
     }
 
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    }
-
     fn set_header(&mut self, name: &str, value: Option<&str>) {
         self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
         if let Some(value) = value {
@@ -167,9 +160,9 @@ impl StreamHost for MemoryHost {
         Ok(self.request.buffer.iter().copied().take(size).collect())
     }
 
-    fn response_header(&mut self, name: &str) -> Result<Option<String>, HostError> {
-        self.check("reading a response header")?;
-        Ok(self.response.header(name))
+    fn response_headers(&mut self) -> Result<Vec<(String, String)>, HostError> {
+        self.check("reading the response headers")?;
+        Ok(self.response.headers.clone())
     }
 
     fn set_response_header(&mut self, name: &str, value: Option<&str>) -> Result<(), HostError> {

@@ -55,14 +55,30 @@ impl ResponseStage {
         let Self::Planned(audience) = self else {
             return self;
         };
-        let status: u16 = response_header(host, ":status")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_default();
-        let success = (200..300).contains(&status);
-        let content_type = response_header(host, "content-type").unwrap_or_default();
+        let head = match host.response_headers() {
+            Ok(headers) => ResponseHead::read(&headers),
+            Err(error) => Err(error.to_string()),
+        };
+        let head = match head {
+            Ok(head) => head,
+            // Unreadable headers, or headers two readers could read two
+            // ways: the body is replaced, whatever it holds.
+            Err(why) => {
+                remove_response_header(host, "content-encoding");
+                remove_response_header(host, "content-length");
+                return Self::Unreadable {
+                    audience,
+                    event_stream: false,
+                    why,
+                };
+            }
+        };
+        let success = (200..300).contains(&head.status);
+        let content_type = head.content_type.unwrap_or_default();
         let framing = Framing::of(&content_type);
         let event_stream = framing == Some(Framing::EventStream);
-        let encoding = response_header(host, "content-encoding")
+        let encoding = head
+            .content_encoding
             .filter(|coding| !coding.trim().eq_ignore_ascii_case("identity"));
         let stage = match (encoding, framing) {
             (Some(coding), _) => {
@@ -184,13 +200,40 @@ impl ResponseStage {
     }
 }
 
-fn response_header(host: &mut dyn StreamHost, name: &str) -> Option<String> {
-    match host.response_header(name) {
-        Ok(value) => value,
-        Err(error) => {
-            host.log(LogLevel::Error, &format!("warden: {error}"));
-            None
-        }
+/// The response headers that decide how the body is read.
+#[derive(Debug, PartialEq)]
+struct ResponseHead {
+    /// 0 when absent or not a number (not a success).
+    status: u16,
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+}
+
+impl ResponseHead {
+    /// Refuses a framing header sent more than once: the proxy-wasm call for
+    /// one header returns its first copy, an HTTP client may join the copies
+    /// or take the last, so the body Warden reads as one type could be read
+    /// by the client as another.
+    fn read(headers: &[(String, String)]) -> Result<Self, String> {
+        let single = |name: &str| -> Result<Option<String>, String> {
+            let mut copies = headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name));
+            let first = copies.next().map(|(_, v)| v.clone());
+            match copies.count() {
+                0 => Ok(first),
+                more => Err(format!(
+                    "the response carries {} `{name}` headers",
+                    more.saturating_add(1)
+                )),
+            }
+        };
+        let status = single(":status")?
+            .and_then(|status| status.parse().ok())
+            .unwrap_or_default();
+        Ok(Self {
+            status,
+            content_type: single("content-type")?,
+            content_encoding: single("content-encoding")?,
+        })
     }
 }
 

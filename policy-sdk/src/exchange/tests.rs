@@ -379,6 +379,82 @@ fn a_list_response_ending_in_trailers_is_filtered() {
     }
 }
 
+/// A list answered with framing headers sent twice: Warden cannot know which
+/// copy the client reads, so the body is replaced by an error, never passed
+/// uncut.
+#[test]
+fn a_list_response_with_repeated_framing_headers_is_replaced() {
+    let list = json!({"jsonrpc": "2.0", "id": 7, "result": {"tools": [
+        {"name": "search_docs", "inputSchema": {"type": "object"}},
+        {"name": "deploy", "inputSchema": {"type": "object"}},
+    ]}})
+    .to_string();
+    let repeats = [
+        ("content-type", "text/plain", "application/json"),
+        ("content-type", "application/json", "text/event-stream"),
+        ("content-encoding", "identity", "gzip"),
+        (":status", "200", "500"),
+    ];
+    for (name, first, second) in repeats {
+        let mut exchange = Exchange::new(Some(warden("stream", false)));
+        let mut driver = Driver::new(&mut exchange, host(HeaderPause::StopAll));
+        let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"}).to_string();
+        driver.send_request(&request(&[body.as_bytes()], false));
+        let mut headers = vec![(":status".to_owned(), "200".to_owned())];
+        if name != "content-type" {
+            headers.push(("content-type".into(), "application/json".into()));
+        }
+        headers.retain(|(k, _)| k != name);
+        headers.push((name.into(), first.into()));
+        headers.push((name.into(), second.into()));
+        driver.send_response(&Response {
+            headers,
+            chunks: vec![list.as_bytes().to_vec()],
+            trailers: None,
+        });
+        let sent = String::from_utf8_lossy(&driver.host.response.sent_body).into_owned();
+        assert!(!sent.contains("deploy"), "{name}: {sent}");
+        let audits = &driver.host.audits;
+        assert!(
+            audits
+                .iter()
+                .any(|(a, _)| a.decision == "deny"
+                    && a.reason.contains(&format!("2 `{name}` headers"))),
+            "{name}: {audits:?}"
+        );
+    }
+}
+
+/// Two session ids from the upstream: neither reaches the client unsealed.
+#[test]
+fn an_upstream_with_two_session_ids_gets_no_session_through() {
+    let mut exchange = Exchange::new(Some(warden("stream", false)));
+    let mut driver = Driver::new(&mut exchange, host(HeaderPause::StopAll));
+    driver.send_request(&request(&[&call("search_docs")], false));
+    let answer = json!({"jsonrpc": "2.0", "id": 7, "result": {"content": []}}).to_string();
+    driver.send_response(&Response {
+        headers: vec![
+            (":status".into(), "200".into()),
+            ("content-type".into(), "application/json".into()),
+            ("mcp-session-id".into(), "server-one".into()),
+            ("mcp-session-id".into(), "server-two".into()),
+        ],
+        chunks: vec![answer.into_bytes()],
+        trailers: None,
+    });
+    assert_eq!(driver.host.reply.as_ref().map(|r| r.status), Some(502));
+    let sent = driver
+        .host
+        .response
+        .sent_headers
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        sent.iter().all(|(_, v)| !v.starts_with("server-")),
+        "{sent:?}"
+    );
+}
+
 #[test]
 fn an_upstream_answer_before_the_judgement_never_reaches_the_client() {
     let mut exchange = Exchange::new(Some(warden("stream", false)));
