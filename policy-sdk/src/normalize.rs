@@ -56,6 +56,8 @@ pub enum NormalizeError {
     FileHost(String),
     #[error("`{0}:` URI has no `//` authority, which readers fill in differently")]
     MissingAuthority(String),
+    #[error("contains the segment `{0}`, which Windows reads as another name ({1})")]
+    WindowsSpelling(String, &'static str),
 }
 
 /// Schemes whose authority is a host name (WHATWG "special" schemes, less
@@ -79,7 +81,29 @@ pub fn normalize_path(raw: &str) -> Result<String, NormalizeError> {
         return Err(NormalizeError::PercentEscape(escape.text.to_owned()));
     }
     check_segments(raw.strip_prefix('/').unwrap_or(raw))?;
+    check_windows_segments(raw)?;
     Ok(without_trailing_slash(raw).to_owned())
+}
+
+/// Segments Windows opens under another name (see the module comment).
+fn check_windows_segments(path: &str) -> Result<(), NormalizeError> {
+    for segment in path.split('/') {
+        let why = if segment.ends_with(['.', ' ']) && !matches!(segment, "" | "." | "..") {
+            "a trailing dot or space is dropped"
+        } else if segment.contains(':') {
+            "`:` names a drive or an alternate data stream"
+        } else if segment
+            .split('~')
+            .skip(1)
+            .any(|after| after.starts_with(|c: char| c.is_ascii_digit()))
+        {
+            "`~` and a digit is a short 8.3 name"
+        } else {
+            continue;
+        };
+        return Err(NormalizeError::WindowsSpelling(segment.to_owned(), why));
+    }
+    Ok(())
 }
 
 /// Canonical form of a resource URI: scheme, `//authority` when written,
@@ -107,6 +131,9 @@ pub fn normalize_uri(raw: &str) -> Result<String, NormalizeError> {
             out.push_str(&canonical_authority(&scheme, host_scheme, authority)?);
             // `path` is empty or starts with `/`.
             check_segments(path.strip_prefix('/').unwrap_or(path))?;
+            if scheme == "file" {
+                check_windows_segments(path)?;
+            }
             // `//host/` is written `//host`, as `//host/a/` is `//host/a`.
             out.push_str(path.strip_suffix('/').unwrap_or(path));
         }
@@ -311,8 +338,60 @@ mod tests {
             ("/srv/public/\u{2025}/x", NonAscii('\u{2025}')),
             ("/srv/%00", PercentEscape("%00".into())),
             ("/srv/\u{0}", ControlCharacter),
+            (
+                "/srv/secret./key",
+                windows("secret.", "a trailing dot or space is dropped"),
+            ),
+            (
+                "/srv/secret /key",
+                windows("secret ", "a trailing dot or space is dropped"),
+            ),
+            (
+                "/srv/secret...",
+                windows("secret...", "a trailing dot or space is dropped"),
+            ),
+            (
+                "/srv/key:$DATA",
+                windows("key:$DATA", "`:` names a drive or an alternate data stream"),
+            ),
+            (
+                "C:/secret",
+                windows("C:", "`:` names a drive or an alternate data stream"),
+            ),
+            (
+                "/srv/SECRET~1/key",
+                windows("SECRET~1", "`~` and a digit is a short 8.3 name"),
+            ),
         ] {
             assert_eq!(normalize_path(raw), Err(wanted), "{raw}");
+        }
+    }
+
+    fn windows(segment: &str, why: &'static str) -> NormalizeError {
+        NormalizeError::WindowsSpelling(segment.to_owned(), why)
+    }
+
+    #[test]
+    fn windows_spellings_are_refused_in_file_uris_only() {
+        assert_eq!(
+            normalize_uri("file:///shared/secret./key"),
+            Err(windows("secret.", "a trailing dot or space is dropped"))
+        );
+        assert_eq!(
+            normalize_uri("docs://public/v1.")
+                .map_err(|e| e.to_string())
+                .as_deref(),
+            Ok("docs://public/v1.")
+        );
+        // Names that merely look alike are kept.
+        for plain in [
+            "/srv/a~b",
+            "/srv/~x",
+            "/srv/.hidden",
+            "/srv/a.b",
+            "/srv/v1.2/x",
+        ] {
+            assert_eq!(normalize_path(plain).as_deref(), Ok(plain), "{plain}");
         }
     }
 

@@ -12,6 +12,11 @@ separator x dot-segment combinations, through pydantic's `AnyUrl` (the
 reader of the MCP Python SDK behind the example server) in-process and
 through Warden: whatever Warden lets through, pydantic reads below
 `docs://public/`.
+
+A deny prefix (a variant of the example policy denying `/srv/internal/`)
+holds for the spellings other file systems open as that path: other letter
+cases, Windows trailing dots and spaces, 8.3 short names and alternate data
+streams, and relative paths.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import b64_header, rpc_body, rpc_headers, token_for, tool_call
+from conftest import b64_header, http_client, rpc_body, rpc_headers, token_for, tool_call, variant_stack
 from helpers import assert_jsonrpc_denial
 from pydantic import AnyUrl, ValidationError
 
@@ -187,3 +192,65 @@ def test_whatever_warden_forwards_pydantic_reads_below_the_prefix(stack, http):
     assert len(forwarded) < 10, forwarded
     names = [e["name"] for e in stack.call_log.entries(mark) if e.get("kind") == "resource"]
     assert names and all(n.startswith("docs://public/") for n in names), names
+
+
+# --- a deny prefix holds for every spelling a file system opens as it -----
+
+# Opened as /srv/internal/salaries.csv by a case-insensitive file system
+# (Windows, macOS), by Windows path APIs (trailing dots and spaces dropped,
+# short 8.3 names), or by a server resolving a relative path from `/`.
+SECRET_SPELLINGS = [
+    "/srv/internal/salaries.csv",
+    "/SRV/internal/salaries.csv",
+    "/srv/Internal/salaries.csv",
+    "/srv/INTERNAL",
+    "/srv/internal./salaries.csv",
+    "/srv/internal /salaries.csv",
+    "/srv/internal.../salaries.csv",
+    "/srv/INTERN~1/salaries.csv",
+    "/srv/internal/salaries.csv:$DATA",
+    "srv/internal/salaries.csv",
+    "internal/salaries.csv",
+    "~/salaries.csv",
+]
+
+
+def _deny_internal_files(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Bob may read any file but those below /srv/internal/."""
+    return [
+        {
+            "id": "no-internal-files",
+            "effect": "deny",
+            "owner": "team-security",
+            "tools": ["read_file"],
+            "arguments": [{"pointer": "/path", "path_prefix": "/srv/internal/"}],
+        },
+        {"id": "read-any-file", "effect": "allow", "owner": "team-platform", "tools": ["read_file"]},
+        *rules,
+    ]
+
+
+@pytest.fixture(scope="module")
+def deny_prefix_stack(e2e_workdir):
+    with variant_stack(e2e_workdir, "deny-prefix", rules=_deny_internal_files) as instance:
+        yield instance
+
+
+@pytest.mark.parametrize("path", SECRET_SPELLINGS)
+def test_a_deny_prefix_holds_for_every_spelling_of_the_path(deny_prefix_stack, path):
+    mark = deny_prefix_stack.call_log.mark()
+    rid = f"deny-{uuid.uuid4().hex[:8]}"
+    with http_client(deny_prefix_stack) as http:
+        response = tool_call(http, token_for("bob"), "read_file", {"path": path}, id=rid)
+    assert response.status_code == 200, (response.status_code, response.text)
+    assert_jsonrpc_denial(response.json(), rid)
+    assert deny_prefix_stack.call_log.entries(mark) == []
+
+
+def test_the_deny_prefix_lets_other_files_through(deny_prefix_stack):
+    mark = deny_prefix_stack.call_log.mark()
+    with http_client(deny_prefix_stack) as http:
+        response = tool_call(http, token_for("bob"), "read_file", {"path": "/srv/public/readme.txt"}, id="other")
+    assert response.status_code == 200, response.text
+    assert "error" not in response.json(), response.json()
+    assert len(deny_prefix_stack.call_log.entries(mark)) == 1

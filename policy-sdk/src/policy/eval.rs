@@ -275,7 +275,7 @@ fn strict_argument_matches(
                 .ok_or_else(|| format!("argument `{pointer}` must be a number for `range`"))?;
             Ok(in_range(number, *min, *max))
         }
-        ArgumentTest::Text(test) => test.matches(pointer, value),
+        ArgumentTest::Text(test) => test.matches(pointer, value, Effect::Allow),
     }
 }
 
@@ -302,7 +302,7 @@ fn lenient_argument_matches(
             Reading::Unsure => Ok(true),
             Reading::Refused => Err(format!("argument `{pointer}` must be a number for `range`")),
         },
-        ArgumentTest::Text(test) => test.matches(pointer, &value),
+        ArgumentTest::Text(test) => test.matches(pointer, &value, Effect::Deny),
     }
 }
 
@@ -311,10 +311,10 @@ fn in_range(number: f64, min: Option<f64>, max: Option<f64>) -> bool {
 }
 
 impl TextTest {
-    /// Tests on strings are read alike by allow and deny rules: a lenient
+    /// Tests on strings are read alike by allow and deny rules (a lenient
     /// server gives a `str` parameter only strings, and any other type is
-    /// an evaluation error, which denies.
-    fn matches(&self, pointer: &str, value: &Value) -> Result<bool, String> {
+    /// an evaluation error, which denies), except the letter case of paths.
+    fn matches(&self, pointer: &str, value: &Value, effect: Effect) -> Result<bool, String> {
         let text = value.as_str().ok_or_else(|| {
             format!(
                 "argument `{pointer}` must be a string for `{}`",
@@ -325,7 +325,23 @@ impl TextTest {
             TextTest::PathPrefix(prefix) => {
                 let normalized =
                     normalize_path(text).map_err(|e| format!("argument `{pointer}`: {e}"))?;
-                within_path_prefix(&normalized, prefix)
+                // Prefixes are absolute; a relative path (or `~/…`) is
+                // resolved against a directory Warden does not know.
+                if !normalized.starts_with('/') {
+                    return Err(format!(
+                        "argument `{pointer}`: `{text}` is not an absolute path; the server resolves it against a directory Warden does not know"
+                    ));
+                }
+                match effect {
+                    Effect::Allow => within_path_prefix(&normalized, prefix),
+                    // A case-insensitive file system (Windows, macOS) opens
+                    // `/SRV/Secret` as `/srv/secret`: a deny holds for every
+                    // case. (Only ASCII is left after normalising.)
+                    Effect::Deny => within_path_prefix(
+                        &normalized.to_ascii_lowercase(),
+                        &prefix.to_ascii_lowercase(),
+                    ),
+                }
             }
             TextTest::Glob(glob) => glob.matches(text),
             TextTest::Charset(test) => test.holds(text),

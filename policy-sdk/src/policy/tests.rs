@@ -965,3 +965,56 @@ fn equals_null_is_a_test_for_null() {
     let back: Vec<RuleSource> = serde_json::from_str(&json).unwrap();
     assert_eq!(back, rules);
 }
+
+/// A deny rule on a path prefix holds for every spelling a server could
+/// open as that path: relative paths (resolved against a directory Warden
+/// does not know), other letter cases (case-insensitive file systems) and
+/// Windows spellings (`secret.`, `secret:$DATA`, `SECRET~1`).
+#[test]
+fn a_path_deny_holds_for_relative_case_and_windows_spellings() {
+    let p = compile(
+        r#"
+- id: no-secrets
+  effect: deny
+  owner: security
+  tools: [read_file]
+  arguments:
+    - pointer: /path
+      path_prefix: /srv/secret/
+- id: read-anything
+  effect: allow
+  owner: platform
+  tools: [read_file]
+"#,
+    );
+    let b = direct(bob());
+    for (path, allowed) in [
+        ("/srv/public/a.txt", true),
+        ("/srv/secretary/a.txt", true),
+        ("/srv/secret/key", false),
+        ("/SRV/Secret/key", false),
+        ("/srv/SECRET", false),
+        ("srv/secret/key", false),
+        ("secret/key", false),
+        ("~/secret", false),
+        ("/srv/secret./key", false),
+        ("/srv/secret /key", false),
+        ("/srv/SECRE~1/key", false),
+        ("/srv/secret:stream", false),
+    ] {
+        assert_eq!(
+            p.decide(&b, &tool("read_file", json!({"path": path})))
+                .is_allowed(),
+            allowed,
+            "{path}"
+        );
+    }
+    // An allow rule compares the case exactly: `/SRV/PUBLIC` is not
+    // `/srv/public` to a case-sensitive server.
+    let allow = compile(BASE);
+    assert!(
+        !allow
+            .decide(&b, &tool("read_file", json!({"path": "/SRV/PUBLIC/a"})))
+            .is_allowed()
+    );
+}
