@@ -22,6 +22,11 @@ pub(crate) const DECISIONS: &str = "warden_decisions_total";
 /// `kind` (`tools`, …, or `none`) and `outcome` (`cut` or `failed`).
 pub(crate) const LISTS: &str = "warden_lists_total";
 
+/// Every decision rules in shadow would have made otherwise (or, with the
+/// whole policy in shadow, every decision): `outcome` (`would_allow` or
+/// `would_deny`) and `rule` (the rule that would have decided, or `none`).
+pub(crate) const SHADOW: &str = "warden_shadow_total";
+
 /// The configuration in force: 1 for its `policy` (content hash), 0 for
 /// the ones it replaced; the value of `warden_policy_rules` is its rule
 /// count.
@@ -68,6 +73,16 @@ impl Metrics {
             ],
         );
         self.increment(&name);
+        if let Some(shadow) = &record.shadow {
+            let name = tagged(
+                SHADOW,
+                &[
+                    ("outcome", shadow.outcome),
+                    ("rule", shadow.rule.as_deref().unwrap_or("none")),
+                ],
+            );
+            self.increment(&name);
+        }
     }
 
     /// Counts one list outcome (an audit line about a response).

@@ -324,6 +324,32 @@ pub struct Expectation {
     /// `authorization`); `null`: absent.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub upstream_headers: BTreeMap<String, Option<String>>,
+    /// What the rules in shadow would have decided (the audit line's
+    /// `shadow.outcome`); `none`: nothing in shadow would decide otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowOutcome>,
+    /// The rule in shadow that would have decided (`shadow.rule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow_rule: Option<String>,
+}
+
+/// A shadow outcome, as the audit line gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShadowOutcome {
+    WouldAllow,
+    WouldDeny,
+    None,
+}
+
+impl ShadowOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShadowOutcome::WouldAllow => "would_allow",
+            ShadowOutcome::WouldDeny => "would_deny",
+            ShadowOutcome::None => "none",
+        }
+    }
 }
 
 /// Request headers whose upstream value the runners compare and cases may
@@ -386,6 +412,12 @@ impl Expectation {
             Some(true) => extra.push("rule and reason disclosed".to_owned()),
             Some(false) => extra.push("rule and reason withheld".to_owned()),
             None => {}
+        }
+        if let Some(shadow) = self.shadow {
+            extra.push(format!("shadow {}", shadow.as_str()));
+        }
+        if let Some(rule) = &self.shadow_rule {
+            extra.push(format!("shadow rule {rule}"));
         }
         for (name, value) in &self.upstream_headers {
             match value {

@@ -529,6 +529,29 @@ pub fn check(expect: &Expectation, outcome: &Outcome, request: &Prepared) -> Vec
             ));
         }
     }
+    let shadow = |field: &str| {
+        outcome
+            .audit
+            .as_ref()
+            .and_then(|audit| audit.get("shadow"))
+            .and_then(|shadow| shadow.get(field))
+            .and_then(Value::as_str)
+    };
+    if let Some(wanted) = expect.shadow {
+        let got = shadow("outcome").unwrap_or("none");
+        if got != wanted.as_str() {
+            problems.push(format!("expected shadow {}, got {got}", wanted.as_str()));
+        }
+    }
+    if let Some(rule) = &expect.shadow_rule {
+        let got = shadow("rule");
+        if got != Some(rule) {
+            problems.push(format!(
+                "expected shadow rule {rule}, got {}",
+                got.unwrap_or("none")
+            ));
+        }
+    }
     match expect.forward {
         Some(true) if !outcome.forwarded() => problems.push(format!(
             "expected the request to be forwarded, Warden answered with {}",

@@ -254,6 +254,26 @@ fn the_runner_notices_a_wrong_expectation() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Wrong shadow expectations fail, in both runners, on exactly the wrong
+/// fields.
+#[test]
+fn the_runner_notices_a_wrong_shadow_expectation() -> anyhow::Result<()> {
+    let file = repo().join("tests/scenarios/failing/wrong-shadow.yaml");
+    let suite = Suite::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for runners in [Runners::Native, Runners::Both(wasm_module()?)] {
+        let report = run(&suite, runners).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let problems: Vec<&[String]> = report.cases.iter().map(|c| c.problems.as_slice()).collect();
+        assert_eq!(
+            problems,
+            [
+                &["expected shadow none, got would_deny".to_owned()][..],
+                &["expected shadow rule no-agent-search, got humans-deploy".to_owned()][..],
+            ]
+        );
+    }
+    Ok(())
+}
+
 /// `warden test` output names the failing case's expectation in one line.
 #[test]
 fn a_wrong_expectation_is_summarised_for_the_cli() -> anyhow::Result<()> {

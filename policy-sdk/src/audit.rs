@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::identity::Identity;
 use crate::mcp::McpRequest;
-use crate::policy::Decision;
+use crate::policy::{Decision, Shadow};
 
 /// Marks Warden's audit lines in a proxy's log.
 pub const AUDIT_SCHEMA: &str = "warden/v1";
@@ -60,6 +60,10 @@ pub struct AuditRecord {
     /// For a list response: what was removed, or why it could not be filtered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub list: Option<Value>,
+    /// What rules in shadow would have decided, where it differs from the
+    /// decision (with the whole policy in shadow: always).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Shadow>,
     pub policy: String,
 }
 
@@ -99,6 +103,7 @@ impl AuditRecord {
             deny_mode: None,
             deny_mode_rule: None,
             list: None,
+            shadow: None,
             policy: policy.to_owned(),
         }
     }
@@ -132,6 +137,11 @@ impl AuditRecord {
         self.owner = decision.owner.clone();
         self.reason = decision.reason.clone();
         self.deny_mode_rule = decision.mode_rule.clone();
+        self
+    }
+
+    pub(crate) fn with_shadow(mut self, shadow: Option<Shadow>) -> Self {
+        self.shadow = shadow;
         self
     }
 

@@ -84,6 +84,12 @@ pub struct FilterSettings {
     /// Whether the host holds request headers while Warden reads the body
     /// (see [`HeaderMode`]).
     pub header_mode: HeaderMode,
+    /// The whole policy in shadow (dry run): every request the rules judge
+    /// is allowed and its list results are not cut, and what the rules would
+    /// have decided is audited (`shadow`) and counted. Tokens, request
+    /// shapes and sessions are still enforced.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
 }
 
 /// How a request whose decision needs the body travels while Warden reads
@@ -128,6 +134,7 @@ impl Default for FilterSettings {
             resource_metadata: None,
             upstream: UpstreamSettings::default(),
             header_mode: HeaderMode::default(),
+            shadow: false,
         }
     }
 }

@@ -133,7 +133,7 @@ impl Warden {
             .transpose()?;
         Ok(Self {
             verifier: TokenVerifier::new(&document.identity)?,
-            policy: CompiledPolicy::compile(&document.rules, &document.defaults)?,
+            policy: ShadowedPolicy::compile(&document.rules, &document.defaults, settings.shadow)?,
             settings,
             disclosure,
             version: document.content_hash()?,

@@ -7,7 +7,7 @@ use crate::listing::{Cut, EventStream, ListCutter, ListSummary};
 impl Warden {
     fn cutter<'a>(&'a self, audience: &'a ListAudience) -> ListCutter<'a> {
         ListCutter {
-            policy: &self.policy,
+            policy: self.policy.enforced(),
             identity: &audience.identity,
             limits: JsonLimits {
                 max_bytes: self.settings.max_response_bytes,

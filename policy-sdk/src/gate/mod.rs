@@ -20,7 +20,9 @@ use crate::mcp::{
     DecodeError, HTTP_DELETE_METHOD, HTTP_GET_METHOD, McpRequest, MessageKind, Target, codes,
     decode_body,
 };
-use crate::policy::{CompileError, CompiledPolicy, Decision, DenyAnswer, Disclosure};
+use crate::policy::{
+    CompileError, CompiledPolicy, Decision, DenyAnswer, Disclosure, ShadowedPolicy,
+};
 
 mod compile;
 mod lists;
@@ -46,7 +48,7 @@ pub use verdict::{
 #[derive(Debug)]
 pub struct Warden {
     verifier: TokenVerifier,
-    policy: CompiledPolicy,
+    policy: ShadowedPolicy,
     settings: FilterSettings,
     /// `settings.disclose_reasons`, compiled.
     disclosure: Disclosure,
@@ -87,8 +89,9 @@ impl Warden {
         self.policy.len()
     }
 
+    /// The rules in force (without the rules in shadow).
     pub fn policy(&self) -> &CompiledPolicy {
-        &self.policy
+        self.policy.enforced()
     }
 
     pub fn verifier(&self) -> &TokenVerifier {
@@ -157,8 +160,11 @@ impl Warden {
         }
         if let Some(method) = pseudo_method {
             let request = McpRequest::http(method);
-            let decision = self.policy.decide(&identity, &request);
-            let audit = audit.with_request(&request, false).with_decision(&decision);
+            let (decision, shadow) = self.policy.decide(&identity, &request);
+            let audit = audit
+                .with_request(&request, false)
+                .with_decision(&decision)
+                .with_shadow(shadow);
             if decision.is_allowed() {
                 return HeadVerdict::Forward(self.forwarding(audit, &identity, None, head));
             }
@@ -212,8 +218,8 @@ impl Warden {
             let (reply, audit) = self.refuse(refusal, request.id.as_ref(), head, audit);
             return BodyVerdict::Respond(reply, audit);
         }
-        let decision = self.policy.decide(identity, &request);
-        let audit = audit.with_decision(&decision);
+        let (decision, shadow) = self.policy.decide(identity, &request);
+        let audit = audit.with_decision(&decision).with_shadow(shadow);
         if !decision.is_allowed() {
             let (reply, audit) = self.deny(identity, &request, &decision, head, audit);
             return BodyVerdict::Respond(reply, audit);
@@ -231,7 +237,9 @@ impl Warden {
         request_id: Option<Value>,
         head: &RequestHead<'_>,
     ) -> Forwarding {
-        let lists = self.settings.filter_lists.then(|| {
+        // A policy in shadow enforces nothing, lists included.
+        let cut_lists = self.settings.filter_lists && !self.policy.is_shadow();
+        let lists = cut_lists.then(|| {
             Box::new(ListAudience {
                 identity: identity.clone(),
                 request_id,

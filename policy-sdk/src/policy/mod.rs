@@ -52,6 +52,14 @@ impl Decision {
         self.effect == Effect::Allow
     }
 
+    /// The decision of a policy in shadow mode: allowed, by no rule.
+    pub(crate) fn not_enforced() -> Self {
+        Self {
+            effect: Effect::Allow,
+            ..Self::deny("the policy is in shadow mode: not enforced")
+        }
+    }
+
     pub(crate) fn deny(reason: impl Into<String>) -> Self {
         Self {
             effect: Effect::Deny,
@@ -63,6 +71,113 @@ impl Decision {
             mode_rule: None,
             disclosure: None,
         }
+    }
+}
+
+/// What a policy in shadow would have decided, where that differs from
+/// what was enforced (with the whole policy in shadow: every decision).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Shadow {
+    /// `would_allow` or `would_deny`.
+    pub outcome: &'static str,
+    /// The rule that would have decided.
+    pub rule: Option<String>,
+    pub reason: String,
+}
+
+impl Shadow {
+    fn of(decision: &Decision) -> Self {
+        Self {
+            outcome: if decision.is_allowed() {
+                "would_allow"
+            } else {
+                "would_deny"
+            },
+            rule: decision.rule.clone(),
+            reason: decision.reason.clone(),
+        }
+    }
+}
+
+/// A policy whose rules may be in shadow: rules with `shadow: true` (or
+/// every rule, with `filter.shadow`) are evaluated and recorded but enforce
+/// nothing.
+#[derive(Debug, Clone)]
+pub struct ShadowedPolicy {
+    /// The rules in force (every rule when none is in shadow).
+    enforced: CompiledPolicy,
+    /// Every rule, shadow or not: what the policy would decide. `None` when
+    /// no rule is in shadow.
+    observed: Option<CompiledPolicy>,
+    /// The whole policy is in shadow: every request the rules judge is
+    /// allowed, and what they would decide is recorded.
+    whole: bool,
+}
+
+impl ShadowedPolicy {
+    pub fn compile(
+        rules: &[RuleSource],
+        defaults: &Defaults,
+        whole: bool,
+    ) -> Result<Self, CompileError> {
+        // Every rule compiles, shadow or not, with its place in the document.
+        let all = CompiledPolicy::compile(rules, defaults)?;
+        if whole {
+            return Ok(Self {
+                enforced: all.clone(),
+                observed: Some(all),
+                whole,
+            });
+        }
+        if !rules.iter().any(|rule| rule.shadow) {
+            return Ok(Self {
+                enforced: all,
+                observed: None,
+                whole,
+            });
+        }
+        let in_force: Vec<RuleSource> = rules.iter().filter(|r| !r.shadow).cloned().collect();
+        Ok(Self {
+            enforced: CompiledPolicy::compile(&in_force, defaults)?,
+            observed: Some(all),
+            whole,
+        })
+    }
+
+    /// Number of rules, built-ins and rules in shadow included.
+    pub fn len(&self) -> usize {
+        self.observed.as_ref().unwrap_or(&self.enforced).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rules in force: what lists are cut by.
+    pub fn enforced(&self) -> &CompiledPolicy {
+        &self.enforced
+    }
+
+    /// Whether the whole policy is in shadow.
+    pub fn is_shadow(&self) -> bool {
+        self.whole
+    }
+
+    /// Judges `request`: the decision enforced, and what the rules in
+    /// shadow would have decided when it differs.
+    pub fn decide(&self, identity: &Identity, request: &McpRequest) -> (Decision, Option<Shadow>) {
+        if self.whole {
+            let would = self.enforced.decide(identity, request);
+            return (Decision::not_enforced(), Some(Shadow::of(&would)));
+        }
+        let decision = self.enforced.decide(identity, request);
+        let shadow = self
+            .observed
+            .as_ref()
+            .map(|observed| observed.decide(identity, request))
+            .filter(|would| would.effect != decision.effect)
+            .map(|would| Shadow::of(&would));
+        (decision, shadow)
     }
 }
 

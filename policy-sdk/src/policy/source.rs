@@ -249,4 +249,9 @@ pub struct RuleSource {
     /// policy's `filter.disclose_reasons`. `[]` withholds them from everyone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disclose_reasons: Option<Vec<String>>,
+    /// Evaluated, audited and counted, never enforced: the decision the
+    /// policy would make with this rule in force is recorded beside the one
+    /// made without it (see [`crate::policy::Shadow`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
 }

@@ -1018,3 +1018,88 @@ fn a_path_deny_holds_for_relative_case_and_windows_spellings() {
             .is_allowed()
     );
 }
+
+fn shadowed(yaml: &str, whole: bool) -> ShadowedPolicy {
+    let rules: Vec<RuleSource> = serde_yaml_ng::from_str(yaml).unwrap();
+    ShadowedPolicy::compile(&rules, &Defaults::default(), whole).unwrap()
+}
+
+const SHADOW_RULES: &str = r#"
+- id: search
+  effect: allow
+  owner: docs
+  tools: [search_docs]
+- id: new-no-search-for-sales
+  effect: deny
+  owner: security
+  shadow: true
+  principal: {groups: [sales]}
+  tools: [search_docs]
+- id: new-deploy
+  effect: allow
+  owner: release
+  shadow: true
+  tools: [deploy]
+"#;
+
+/// A rule in shadow decides nothing, and what it would have decided is
+/// reported exactly where it differs from what was enforced.
+#[test]
+fn a_rule_in_shadow_is_reported_not_enforced() {
+    let policy = shadowed(SHADOW_RULES, false);
+    let b = direct(bob());
+
+    let (decision, shadow) = policy.decide(&b, &tool("search_docs", json!({})));
+    assert!(decision.is_allowed(), "{decision:?}");
+    assert_eq!(decision.rule.as_deref(), Some("search"));
+    let shadow = shadow.expect("the shadow deny differs");
+    assert_eq!(shadow.outcome, "would_deny");
+    assert_eq!(shadow.rule.as_deref(), Some("new-no-search-for-sales"));
+
+    let (decision, shadow) = policy.decide(&b, &tool("deploy", json!({})));
+    assert!(!decision.is_allowed(), "{decision:?}");
+    let shadow = shadow.expect("the shadow allow differs");
+    assert_eq!(
+        (shadow.outcome, shadow.rule.as_deref()),
+        ("would_allow", Some("new-deploy"))
+    );
+
+    // Same outcome either way: nothing to report.
+    let (decision, shadow) = policy.decide(&b, &tool("delete_repo", json!({})));
+    assert!(!decision.is_allowed());
+    assert_eq!(shadow, None);
+    // The rules in force are the ones lists are cut by.
+    assert_eq!(policy.enforced().len() + 2, policy.len());
+}
+
+#[test]
+fn a_policy_without_shadow_rules_reports_nothing() {
+    let policy = shadowed(BASE, false);
+    let (decision, shadow) = policy.decide(&direct(bob()), &tool("deploy", json!({})));
+    assert!(!decision.is_allowed());
+    assert_eq!(shadow, None);
+}
+
+/// The whole policy in shadow: everything is allowed, and every decision
+/// the rules (shadow ones included) would make is reported.
+#[test]
+fn a_policy_in_shadow_allows_and_reports_every_decision() {
+    let policy = shadowed(SHADOW_RULES, true);
+    assert!(policy.is_shadow());
+    let b = direct(bob());
+    for (name, outcome, rule) in [
+        ("search_docs", "would_deny", Some("new-no-search-for-sales")),
+        ("deploy", "would_allow", Some("new-deploy")),
+        ("delete_repo", "would_deny", None),
+    ] {
+        let (decision, shadow) = policy.decide(&b, &tool(name, json!({})));
+        assert!(decision.is_allowed(), "{name}: {decision:?}");
+        assert_eq!(decision.rule, None, "{name}");
+        let shadow = shadow.unwrap();
+        assert_eq!(
+            (shadow.outcome, shadow.rule.as_deref()),
+            (outcome, rule),
+            "{name}"
+        );
+    }
+}
