@@ -81,6 +81,17 @@ fn tails(target: &str) -> Vec<String> {
         "#x/../y".to_owned(),
         ".".to_owned(),
         "ity/x".to_owned(),
+        // Legitimate names that only look odd.
+        "/.hidden".to_owned(),
+        "/v1.2/notes".to_owned(),
+        "/a~b/c".to_owned(),
+        "/x/y/z.txt".to_owned(),
+        "/a-b_c.d".to_owned(),
+        // Windows spellings: a trailing dot or space, a stream, a short name.
+        "/intro.".to_owned(),
+        "/intro /x".to_owned(),
+        "/intro:$DATA".to_owned(),
+        "/INTRO~1/x".to_owned(),
     ];
     for sep in SEPARATORS {
         for dots in DOTS {
