@@ -23,6 +23,13 @@ pub struct AuditRecord {
     /// client's side of a story.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_request_id: Option<String>,
+    /// W3C trace context of the request (`traceparent`), when it carries a
+    /// well-formed one: the trace, and the caller's span, so the line joins
+    /// the request's trace in a tracing backend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
     pub decision: &'static str,
     /// The HTTP status Warden answered with; absent when forwarded.
     pub status: Option<u16>,
@@ -80,6 +87,8 @@ impl AuditRecord {
             time: rfc3339(now_unix_nanos),
             request_id: request_id.map(str::to_owned),
             client_request_id: None,
+            trace_id: None,
+            span_id: None,
             decision: "deny",
             status: None,
             rule: None,
@@ -210,5 +219,75 @@ mod tests {
             rfc3339(1_795_872_000_000_000_000),
             "2026-11-28T13:20:00.000Z"
         );
+    }
+}
+
+/// A W3C Trace Context `traceparent`
+/// (`{version}-{trace-id}-{parent-id}-{flags}`, lower-case hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TraceContext {
+    pub trace_id: String,
+    pub parent_id: String,
+}
+
+impl TraceContext {
+    /// The trace and parent ids of a well-formed `traceparent`; `None` for
+    /// anything else (a client chooses this header: nothing of a malformed
+    /// one reaches an audit line). Version `ff` and all-zero ids are
+    /// invalid; a later version may append fields after the flags.
+    pub(crate) fn parse(header: &str) -> Option<Self> {
+        let hex = |part: &str, len: usize| {
+            part.len() == len && part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        };
+        let mut parts = header.trim().split('-');
+        let (version, trace_id, parent_id, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let well_formed = hex(version, 2)
+            && version != "ff"
+            && hex(trace_id, 32)
+            && hex(parent_id, 16)
+            && hex(flags, 2)
+            && trace_id.bytes().any(|b| b != b'0')
+            && parent_id.bytes().any(|b| b != b'0')
+            && (version != "00" || parts.next().is_none());
+        well_formed.then(|| Self {
+            trace_id: trace_id.to_owned(),
+            parent_id: parent_id.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod trace_tests {
+    use super::TraceContext;
+
+    #[test]
+    fn only_well_formed_trace_context_is_read() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            TraceContext::parse(good),
+            Some(TraceContext {
+                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+                parent_id: "00f067aa0ba902b7".into(),
+            })
+        );
+        // A later version may add fields.
+        assert!(
+            TraceContext::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x")
+                .is_some()
+        );
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-\"},{\"decision\":\"allow-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(TraceContext::parse(bad), None, "{bad}");
+        }
     }
 }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
+
 from conftest import rpc_body, rpc_headers, token_for, tool_call
 from helpers import AUDIT_FIELDS, audits_where
 
@@ -173,3 +175,32 @@ def test_the_client_cannot_choose_the_audit_request_id(stack, http):
         assert record["request_id"] in response.text, (record, response.text)
         records.append(record)
     assert records[0]["request_id"] != records[1]["request_id"], records
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+@pytest.mark.parametrize(
+    "traceparent, expected",
+    [
+        (TRACEPARENT, ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")),
+        ('00-","decision":"allow-00f067aa0ba902b7-01', None),
+        ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", None),
+    ],
+    ids=["well-formed", "injection", "zero-trace"],
+)
+def test_audit_lines_carry_the_requests_trace_context(stack, http, traceparent, expected):
+    """A well-formed W3C `traceparent` puts the line in the request's trace;
+    anything else leaves no trace fields (the client chose the header)."""
+    rid = f"trace-{uuid.uuid4().hex[:8]}"
+    mark = stack.envoy_log.mark()
+    response = tool_call(
+        http, token_for("alice"), "search_docs", {"query": "trace"}, id=rid, extra_headers={"traceparent": traceparent}
+    )
+    assert response.status_code == 200, response.text
+    [audit] = audits_where(stack.envoy_log, mark, jsonrpc_id=rid)
+    if expected is None:
+        assert "trace_id" not in audit and "span_id" not in audit, audit
+        assert audit["decision"] == "allow", audit
+    else:
+        assert (audit["trace_id"], audit["span_id"]) == expected, audit

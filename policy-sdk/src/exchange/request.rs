@@ -115,6 +115,7 @@ impl RequestHeaders {
             session_id: self.get("mcp-session-id"),
             session: self.session.as_ref(),
             duplicated: self.duplicated,
+            traceparent: self.get("traceparent"),
             now_unix_nanos: self.now_unix_nanos,
         }
     }

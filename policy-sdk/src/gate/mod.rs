@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use crate::audit::AuditRecord;
+use crate::audit::{AuditRecord, TraceContext};
 use crate::config::{
     DocumentError, FORMAT_VERSION, FilterSettings, PolicyDocument, ResourceMetadata,
 };
@@ -73,6 +73,10 @@ impl Warden {
             .client_request_id
             .filter(|client| Some(*client) != head.request_id)
             .map(str::to_owned);
+        if let Some(trace) = head.traceparent.and_then(TraceContext::parse) {
+            audit.trace_id = Some(trace.trace_id);
+            audit.span_id = Some(trace.parent_id);
+        }
         audit
     }
 

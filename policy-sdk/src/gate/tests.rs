@@ -76,6 +76,7 @@ fn client_request(h: &RequestHead<'_>) -> Vec<(String, String)> {
         // Derived by the exchange from `mcp-session-id`.
         session: _,
         duplicated,
+        traceparent,
         now_unix_nanos: _,
     } = *h;
     let mut headers: Vec<(String, String)> = [
@@ -91,6 +92,7 @@ fn client_request(h: &RequestHead<'_>) -> Vec<(String, String)> {
         ("mcp-method", mcp_method),
         ("mcp-name", mcp_name),
         ("mcp-session-id", session_id),
+        ("traceparent", traceparent),
     ]
     .into_iter()
     .filter_map(|(name, value)| Some((name.to_owned(), value?.to_owned())))

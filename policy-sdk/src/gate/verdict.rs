@@ -64,6 +64,9 @@ pub struct RequestHead<'a> {
     pub session: Option<&'a Result<Unsealed, UnsealError>>,
     /// A header of [`ROUTING_HEADERS`] that appears more than once.
     pub duplicated: Option<&'a str>,
+    /// The W3C `traceparent` the request carries, as sent (checked before
+    /// it reaches an audit line).
+    pub traceparent: Option<&'a str>,
     /// Wall-clock time, nanoseconds since the Unix epoch.
     pub now_unix_nanos: u128,
 }
