@@ -49,6 +49,7 @@ VISITOR = {"sub": "bob", "actor_type": "human", "groups": ["sales"]}
 OPERATOR = {"sub": "olga", "actor_type": "human", "groups": ["ops"]}
 
 ALLOWED_PREFIXES = ("docs://public/", "file:///shared/")
+DENIED_PREFIXES = ("docs://internal/", "file:///etc/")
 ALLOWED_DIRECTORY = "/shared"
 DENIED_TOOL = "delete_repo"
 
@@ -146,6 +147,14 @@ PLAIN_TAILS = [
 
 DOCS_HEADS = [
     "docs://public",
+    "docs://internal",
+    " docs://internal",
+    "DOCS://internal",
+    "docs://INTERNAL",
+    "docs://internal.",
+    "docs://int%65rnal",
+    "docs:internal",
+    "docs:/internal",
     "DOCS://public",
     "Docs://public",
     "docs://PUBLIC",
@@ -163,6 +172,15 @@ DOCS_HEADS = [
 
 FILE_HEADS = [
     "file:///shared",
+    "file:///etc",
+    "file:/etc",
+    " file:///etc",
+    "FILE:///etc",
+    "file:///ETC",
+    "file://localhost/etc",
+    "file:////etc",
+    "file:etc",
+    "file:/\\etc",
     "FILE:///shared",
     "file:///SHARED",
     "file://shared",
@@ -183,9 +201,8 @@ OUTSIDE_URIS = ["docs://internal/roadmap", "docs://internal/x", "file:///etc/pas
 
 
 def uri_variants() -> list[str]:
-    """Every head with every plain tail; the heads Warden may allow (the
-    first three of each list) also with every climb, the canonical head
-    with the deeper climbs too."""
+    """Every head with every plain tail; the first three heads of each list
+    also with every climb, the first with the deeper climbs too."""
     out = list(OUTSIDE_URIS)
     for heads, target in [(DOCS_HEADS, "internal/roadmap"), (FILE_HEADS, "etc/passwd")]:
         for n, head in enumerate(heads):
@@ -310,8 +327,21 @@ def resource_resolution(answer: dict[str, Any]) -> str | None:
 
 
 def resource_read_inside(answer: dict[str, Any]) -> bool:
+    """Whether the read stays in the allow list (or never happened)."""
     location = resource_resolution(answer)
     return location is None or (uri_inside(location) and uri_inside(answer["uri"]))
+
+
+def resource_read_denied(answer: dict[str, Any]) -> bool:
+    """Whether the read may reach the deny list: a URI under a denied
+    prefix, or a template parameter that climbs out of its directory
+    (to wherever it leads)."""
+    location = resource_resolution(answer)
+    if location is None:
+        return False
+    if any(uri.startswith(DENIED_PREFIXES) for uri in (location, answer["uri"])):
+        return True
+    return any(not path_stays_inside(str(value)) for value in answer["params"].values())
 
 
 def path_inside(resolved: str | None) -> bool:
@@ -350,11 +380,14 @@ def python_path_readings(raw: str) -> dict[str, str | None]:
 
 
 @pytest.fixture(scope="module")
-def uri_runs() -> tuple[list[str], list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+def uri_runs() -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """The URIs; Warden's decisions for the visitor (allow list) and the
+    operator (deny list); every reader's answers."""
     uris = uri_variants()
-    decisions = decide_all(POLICY, [{"claims": VISITOR, "body": resource_read(i, u)} for i, u in enumerate(uris)])
+    requests = [{"claims": caller, "body": resource_read(i, u)} for caller in [VISITOR, OPERATOR] for i, u in enumerate(uris)]
+    decisions = decide_all(POLICY, requests)
     readings = read_with_all([{"uri": u} for u in uris])
-    return uris, decisions, readings
+    return uris, decisions[: len(uris)], decisions[len(uris) :], readings
 
 
 @pytest.fixture(scope="module")
@@ -390,7 +423,7 @@ def report(kind: str, decisions: list[dict[str, Any]], counts: Counter[str]) -> 
 
 
 def test_warden_never_allows_a_uri_a_reader_resolves_outside(uri_runs) -> None:
-    uris, decisions, readings = uri_runs
+    uris, decisions, _, readings = uri_runs
     slipped = []
     outside = Counter()
     for i, uri in enumerate(uris):
@@ -409,8 +442,32 @@ def test_warden_never_allows_a_uri_a_reader_resolves_outside(uri_runs) -> None:
     assert len(uris) > 2000, len(uris)
 
 
+def test_warden_never_allows_a_uri_a_reader_resolves_into_a_denied_prefix(uri_runs) -> None:
+    """The deny list: the operator may read anything but docs://internal/
+    and file:///etc/, so a spelling of those that Warden does not recognise
+    as one would slip."""
+    uris, _, decisions, readings = uri_runs
+    slipped = []
+    denied = Counter()
+    for i, uri in enumerate(uris):
+        for reader, answers in readings.items():
+            if not resource_read_denied(answers[i]):
+                continue
+            denied[f"{reader} resolves into a denied prefix"] += 1
+            if decisions[i]["decision"] == "allow":
+                slipped.append(f"{uri!r}: {reader} reads {answers[i]}")
+    report("resource URIs (deny list)", decisions, denied)
+    assert not slipped, f"{len(slipped)} URIs allowed but read in a denied prefix:\n" + "\n".join(slipped)
+    for reader in READERS:
+        assert denied[f"{reader} resolves into a denied prefix"] >= 10, (reader, denied)
+    # The deny list is not all Warden refuses: the plain spellings of
+    # everything else go through.
+    allowed = [uri for uri, decision in zip(uris, decisions) if decision["decision"] == "allow"]
+    assert {"docs://public/intro", "file:///shared/x", "docs://PUBLIC/x", "docs://INTERNAL/x"} <= set(allowed)
+
+
 def test_plain_uris_are_allowed_and_read_inside(uri_runs) -> None:
-    uris, decisions, readings = uri_runs
+    uris, decisions, operator_decisions, readings = uri_runs
     index = {uri: i for i, uri in enumerate(uris)}
     for uri, registered in [
         ("docs://public/intro", "docs://public/intro"),
@@ -429,6 +486,7 @@ def test_plain_uris_are_allowed_and_read_inside(uri_runs) -> None:
     for uri in OUTSIDE_URIS:
         i = index[uri]
         assert decisions[i]["decision"] == "deny", (uri, decisions[i])
+        assert operator_decisions[i]["rule"] == "no-internal-resources", (uri, operator_decisions[i])
         for reader, answers in readings.items():
             assert "resource" in answers[i] and not resource_read_inside(answers[i]), (uri, reader, answers[i])
 
