@@ -132,6 +132,40 @@ def variants() -> list[dict[str, Any]]:
     return [v for v in out if json_safe(v)]
 
 
+# Argument objects as raw JSON text, for spellings a Python value cannot
+# carry: numbers written past a double's precision (which the server rounds
+# onto a refused value), underflowing and overlong numbers, duplicate keys
+# (the last one wins in Python and JavaScript), escaped keys and values.
+RAW_ARGUMENTS = [
+    '{"replicas": -0}',
+    '{"replicas": 0e0}',
+    '{"replicas": -0.0E+5}',
+    '{"replicas": 1e-400}',
+    '{"replicas": 0.0000000000000000000001}',
+    '{"ratio": 0.50000000000000001}',
+    '{"ratio": 0.49999999999999999}',
+    '{"ratio": 5000000000000000000000e-22}',
+    '{"ratio": 2.0000000000000001}',
+    '{"ratio": 1.9999999999999999}',
+    '{"size": 99.999999999999999999}',
+    '{"size": 1e2}',
+    '{"size": 100000000000000000000000000}',
+    '{"size": 1e400}',
+    '{"options": "{\\"level\\": 2.9999999999999999}"}',
+    '{"options": {"level": 2.9999999999999999}}',
+    '{"options": "{\\"level\\": 3e0}"}',
+    '{"force": true, "force": false}',
+    '{"force": false, "force": true}',
+    '{"replicas": 1, "replicas": 0}',
+    '{"options": {"force": false, "force": true}}',
+    '{"\\u0066orce": true}',
+    '{"force": "\\u0074rue"}',
+    '{"owner": "n\\u0075ll"}',
+    '{"tags": ["\\u0070rod"]}',
+    '{"tags": "[\\"\\\\u0070rod\\"]"}',
+]
+
+
 def received_arguments(answers: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
     """What `deploy` received from each request; None when the reader
     refused the arguments (the tool never ran)."""
@@ -145,19 +179,25 @@ def received_arguments(answers: list[dict[str, Any]]) -> list[dict[str, Any] | N
     return out
 
 
-def reader_lines(argument_sets: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"params": {"name": "deploy", "arguments": a}} for a in argument_sets]
+def params_text(arguments: dict[str, Any] | str) -> str:
+    """`tools/call` params as JSON text, raw argument text spliced in."""
+    raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return '{"name": "deploy", "arguments": ' + raw + "}"
 
 
-Judged = list[tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]]
+def reader_lines(argument_sets: list[dict[str, Any] | str]) -> list[dict[str, Any]]:
+    return [{"params_text": params_text(a)} for a in argument_sets]
+
+
+Judged = list[tuple[dict[str, Any] | str, dict[str, Any] | None, dict[str, Any]]]
 
 
 @pytest.fixture(scope="module")
 def runs() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
     """Every argument set, Warden's decisions, and every reader's answers."""
-    argument_sets = variants()
+    argument_sets: list[dict[str, Any] | str] = [*variants(), *RAW_ARGUMENTS]
     requests = [
-        {"claims": CALLER, "body": tool_call(i, {"name": "deploy", "arguments": a})}
+        {"claims": CALLER, "body_text": json.dumps(tool_call(i, {})).replace("{}", params_text(a))}
         for i, a in enumerate(argument_sets)
     ]
     return argument_sets, decide_all(POLICY, requests), read_with_all(reader_lines(argument_sets))
@@ -186,7 +226,7 @@ def test_warden_denies_every_spelling_the_server_reads_as_refused(reader: str, j
             continue
         reached_a_deny += 1
         if answer["decision"] != "deny":
-            slipped.append(f"{json.dumps(arguments)} reads as {hits} but Warden allowed: {answer['reason']}")
+            slipped.append(f"{params_text(arguments)} reads as {hits} but Warden allowed: {answer['reason']}")
     print(f"{reader}: {len(judged)} argument sets, {accepted} accepted, {reached_a_deny} read as refused values")
     # The generated spellings really exercise the deny rules (the strict
     # TypeScript reader accepts far fewer of them).
@@ -212,7 +252,7 @@ def test_each_deny_rule_is_reached_through_a_spelling_the_reader_accepts(reader:
     Python SDKs), through the plain spelling where it is strict (TypeScript)."""
     rules = set()
     for arguments, read, answer in judged:
-        if read is None or answer["decision"] != "deny":
+        if read is None or answer["decision"] != "deny" or isinstance(arguments, str):
             continue
         (name, sent), *_ = arguments.items()
         lenient = isinstance(sent, str) or reader not in PYTHON_READERS
@@ -236,9 +276,9 @@ def test_values_the_server_reads_as_harmless_are_allowed(reader: str, judged: Ju
     ]
     if reader in PYTHON_READERS:
         plain.append({"options": '{"level": 2}'})
-    by_arguments = {json.dumps(a, sort_keys=True): (read, answer) for a, read, answer in judged}
+    by_arguments = {params_text(a): (read, answer) for a, read, answer in judged}
     for arguments in plain:
-        found = by_arguments.get(json.dumps(arguments, sort_keys=True))
+        found = by_arguments.get(params_text(arguments))
         assert found is not None, f"{arguments} was not generated"
         read, answer = found
         assert read is not None, f"{reader} refused the plain spelling {arguments}"
@@ -253,10 +293,10 @@ def test_the_reader_reads_as_assumed(reader: str, judged: Judged) -> None:
     """The premise: the Python SDKs' readers are lenient, so without Warden
     these spellings reach the tool as the refused values (and the tests above
     prove something); the TypeScript SDK's is strict and refuses them."""
-    reads = {json.dumps(a, sort_keys=True): read for a, read, _ in judged}
+    reads = {params_text(a): read for a, read, _ in judged}
 
     def read(arguments: dict[str, Any]) -> dict[str, Any] | None:
-        return reads[json.dumps(arguments, sort_keys=True)]
+        return reads[params_text(arguments)]
 
     # The plain spellings read the same everywhere.
     assert read({"force": True})["force"] is True
