@@ -2,10 +2,12 @@
 allowed set.
 
 Generated spellings of resource URIs, file paths and tool names go through
-Warden (``readers.decide_all`` under ``targets.yaml``: resources under
-``docs://public/`` and ``file:///shared/``, ``read_file`` paths under
-``/shared/``, every tool but ``delete_repo`` for the group ``ops``) and
-through the readers a server uses:
+Warden (``readers.decide_all`` under ``targets.yaml``: allow lists for
+everyone — resources under ``docs://public/`` and ``file:///shared/``,
+``read_file`` paths under ``/shared/`` — and deny lists for the group
+``ops``: every tool but ``delete_repo``, every resource but those under
+``docs://internal/`` and ``file:///etc/``, every path but those under
+``/etc/``) and through the readers a server uses:
 
 * resource URIs: a server of each SDK (``sdk_reader.py`` under mcp 1.x and
   2.x: the request model — pydantic ``AnyUrl`` in 1.x, a string in 2.x —
@@ -23,11 +25,12 @@ through the readers a server uses:
 
 Each reader's resolution is judged by where it points: a registered resource
 or tool, a template's directory joined with its parameter (read as a path,
-decoded, folded), a normalised path. Whenever Warden allows a spelling,
-every reader's resolution must lie inside the allowed set (or the reader
-refuses it). And the allowed set is reachable: the plain spellings are
-allowed and every reader resolves them inside, so the test can fail both
-ways.
+decoded, folded), a normalised path (a relative one from the root, as a
+server whose working directory is ``/`` reads it). Whenever Warden allows a
+spelling, every reader's resolution must lie inside the allow list and
+outside the deny list (or the reader refuses it). And the allowed set is
+reachable: the plain spellings are allowed and every reader resolves them
+inside, so the test can fail both ways.
 """
 
 from __future__ import annotations
@@ -212,7 +215,24 @@ def uri_variants() -> list[str]:
     return list(dict.fromkeys(out))
 
 
-PATH_HEADS = ["/shared", "//shared", "/shared.", "/SHARED", "/./shared", "shared", "\\shared", "/shar%65d", "/etc"]
+PATH_HEADS = [
+    "/shared",
+    "//shared",
+    "/shared.",
+    "/SHARED",
+    "/./shared",
+    "shared",
+    "\\shared",
+    "/shar%65d",
+    "/etc",
+    "//etc",
+    "/./etc",
+    "/x/../etc",
+    "etc",
+    "/%65tc",
+    "/\uff45tc",
+]
+DENIED_DIRECTORY = "/etc"
 
 
 def path_variants() -> list[str]:
@@ -234,6 +254,9 @@ def fullwidth(text: str) -> str:
 
 
 def name_variants() -> list[str]:
+    """Each tool's name in other cases, fullwidth, with Cyrillic look-alikes,
+    with a space, control, zero-width, NUL or combining character before or
+    after it, `-` or a look-alike for `_`, a ligature, percent-escapes."""
     out = []
     for name in ["delete_repo", "deploy", "read_file"]:
         out += [name, name.upper(), name.capitalize(), name.title(), name.swapcase(), fullwidth(name)]
@@ -295,7 +318,9 @@ def path_stays_inside(relative: str) -> bool:
         return False
     segments = text.split("/")
     for i, segment in enumerate(segments):
-        if segment == ".." or segment.rstrip(". ") == "" and segment.startswith(".."):
+        # `...` and `.. ` are `..` or `.` to Windows, which trims trailing
+        # dots and spaces: counted as a climb.
+        if segment == ".." or (segment.rstrip(". ") == "" and segment.startswith("..")):
             return False
         if segment == "" and i < len(segments) - 1:
             return False
@@ -403,13 +428,16 @@ def tool_runs() -> tuple[list[str], list[dict[str, Any]], dict[str, list[dict[st
 
 
 @pytest.fixture(scope="module")
-def path_runs() -> tuple[list[str], list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+def path_runs() -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """The paths; Warden's decisions for the visitor (allow list: /shared/)
+    and the operator (deny list: /etc/); every reader's answers."""
     paths = path_variants()
     calls = [{"name": "read_file", "arguments": {"path": p}} for p in paths]
-    decisions = decide_all(POLICY, [{"claims": VISITOR, "body": tool_call(i, c)} for i, c in enumerate(calls)])
+    requests = [{"claims": caller, "body": tool_call(i, c)} for caller in [VISITOR, OPERATOR] for i, c in enumerate(calls)]
+    decisions = decide_all(POLICY, requests)
     readings = read_with_all([{"params": c} for c in calls])
     readings["node path"] = read_with("mcp-typescript", [{"path": p} for p in paths])
-    return paths, decisions, readings
+    return paths, decisions[: len(paths)], decisions[len(paths) :], readings
 
 
 def report(kind: str, decisions: list[dict[str, Any]], counts: Counter[str]) -> None:
@@ -546,14 +574,14 @@ def path_resolutions(paths: list[str], readings: dict[str, list[dict[str, Any]]]
 def test_the_sdks_hand_paths_over_as_sent(path_runs) -> None:
     """Each SDK server gives `read_file` the string sent, or refuses the
     call: so the path readers read what Warden judged."""
-    paths, _, readings = path_runs
+    paths, _, _, readings = path_runs
     for reader in READERS:
         received = [answer.get("arguments", {}).get("path") for answer in readings[reader]]
         assert received == paths, reader
 
 
 def test_warden_never_allows_a_path_a_reader_resolves_outside(path_runs) -> None:
-    paths, decisions, readings = path_runs
+    paths, decisions, _, readings = path_runs
     slipped = []
     outside = Counter()
     for i, raw in enumerate(paths):
@@ -569,8 +597,28 @@ def test_warden_never_allows_a_path_a_reader_resolves_outside(path_runs) -> None
     assert len(outside) >= 10 and min(outside.values()) >= 5, outside
 
 
+def test_warden_never_allows_a_path_a_reader_resolves_into_the_denied_directory(path_runs) -> None:
+    """The deny list: the operator may read any path but those under /etc/."""
+    paths, _, decisions, readings = path_runs
+    slipped = []
+    denied = Counter()
+    for i, raw in enumerate(paths):
+        for reader, resolved in path_resolutions(paths, readings, i).items():
+            if resolved is None or not (resolved == DENIED_DIRECTORY or resolved.startswith(DENIED_DIRECTORY + "/")):
+                continue
+            denied[f"{reader} resolves into /etc"] += 1
+            if decisions[i]["decision"] == "allow":
+                slipped.append(f"{raw!r}: {reader} reads {resolved!r}")
+    report("file paths (deny list)", decisions, denied)
+    assert not slipped, f"{len(slipped)} paths allowed but read under /etc:\n" + "\n".join(slipped)
+    assert len(denied) >= 10 and min(denied.values()) >= 5, denied
+    index = {p: i for i, p in enumerate(paths)}
+    assert decisions[index["/etc/a.txt"]]["rule"] == "no-etc-files", decisions[index["/etc/a.txt"]]
+    assert decisions[index["/shared/a.txt"]]["decision"] == "allow"
+
+
 def test_plain_paths_are_allowed_and_read_inside(path_runs) -> None:
-    paths, decisions, readings = path_runs
+    paths, decisions, _, readings = path_runs
     index = {p: i for i, p in enumerate(paths)}
     for raw in ["/shared/a.txt", "/shared/x/y"]:
         i = index[raw]

@@ -302,7 +302,7 @@ fn lenient_argument_matches(
             Reading::Unsure => Ok(true),
             Reading::Refused => Err(format!("argument `{pointer}` must be a number for `range`")),
         },
-        ArgumentTest::Text(test) => test.matches(pointer, &value),
+        ArgumentTest::Text(test) => test.lenient_matches(pointer, &value),
     }
 }
 
@@ -330,6 +330,16 @@ impl TextTest {
             TextTest::Glob(glob) => glob.matches(text),
             TextTest::Charset(test) => test.holds(text),
         })
+    }
+
+    /// A deny rule's reading of a string test. A relative path (`etc/passwd`)
+    /// is resolved against the server's working directory, which Warden does
+    /// not know: it may land under the prefix, so the deny holds.
+    fn lenient_matches(&self, pointer: &str, value: &Value) -> Result<bool, String> {
+        let matched = self.matches(pointer, value)?;
+        let relative_path = matches!(self, TextTest::PathPrefix(_))
+            && value.as_str().is_some_and(|text| !text.starts_with('/'));
+        Ok(matched || relative_path)
     }
 
     fn name(&self) -> &'static str {
