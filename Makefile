@@ -101,10 +101,13 @@ $(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package-lock.json $(TS_CLIENT
 	cd $(TS_CLIENT) && npm ci --no-audit --no-fund
 	touch $@
 
-# Deny rules against the MCP Python SDK's own reading of tool arguments
-# (pydantic lax mode, FastMCP's JSON pre-parse): no Envoy and no wasmtime, a
-# small policy-sdk example judges the generated requests.
-test-readers: $(VENV)/.installed
+# Differential tests against real readers (tests/readers): generated
+# spellings of tool arguments, resource URIs, file paths and tool names,
+# judged by a small policy-sdk example (no Envoy, no wasmtime) and read by
+# servers of the MCP Python SDK 1.x (.venv) and 2.x (.venv-mcp2) and of the
+# TypeScript SDK (the e2e client's node_modules), and by Python's and Node's
+# path and URL readers.
+test-readers: venv
 	$(CARGO) build -p warden-policy-sdk --features yaml,testing --example decide
 	$(VPY) -m pytest tests/readers $(PYTEST_ARGS)
 

@@ -6,12 +6,15 @@
 //! cargo run -p warden-policy-sdk --features yaml,testing --example decide -- policy.yaml
 //! ```
 //!
-//! Each input line is `{"claims": {...}, "body": {...}}`: the claims are
+//! Each input line is `{"claims": {...}, "body": {...}}` (or `"body_text"`:
+//! the body as raw JSON text, for spellings a JSON value cannot carry, such
+//! as duplicate keys and escapes): the claims are
 //! merged over the demo issuer's defaults and signed with the demo keys
 //! (so the policy must trust `examples/keys/demo.jwks.json`), the token is
 //! verified by the policy's verifier, the body is read by the JSON-RPC
 //! decoder and judged by the compiled policy — the code the filter runs.
-//! Each output line is `{"decision": "allow" | "deny", "rule": …, "reason": …}`.
+//! Each output line is `{"decision": "allow" | "deny", "rule": …, "reason": …,
+//! "tool": …}`, `tool` being the tool name as the decoder read it.
 
 use std::io::{BufRead, Write};
 
@@ -42,7 +45,11 @@ fn main() -> anyhow::Result<()> {
         }
         let input: Value = serde_json::from_str(&line).context("reading an input line")?;
         let claims = input.get("claims").cloned().unwrap_or_else(|| json!({}));
-        let body = serde_json::to_vec(input.get("body").context("a line needs `body`")?)?;
+        let body = match (input.get("body"), input.get("body_text")) {
+            (_, Some(Value::String(text))) => text.clone().into_bytes(),
+            (Some(body), _) => serde_json::to_vec(body)?,
+            _ => bail!("a line needs `body` or a string `body_text`"),
+        };
         let token = issuer.token(TEST_NOW, claims)?;
         let identity = warden
             .verifier()
@@ -55,9 +62,12 @@ fn main() -> anyhow::Result<()> {
                     "decision": decision.effect.as_str(),
                     "rule": decision.rule,
                     "reason": decision.reason,
+                    "tool": request.tool_name(),
                 })
             }
-            Err(error) => json!({"decision": "deny", "rule": null, "reason": error.to_string()}),
+            Err(error) => {
+                json!({"decision": "deny", "rule": null, "reason": error.to_string(), "tool": null})
+            }
         };
         writeln!(out, "{answer}")?;
     }

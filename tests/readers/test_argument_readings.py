@@ -1,20 +1,24 @@
 """Deny rules hold for every spelling the server accepts.
 
-The MCP Python SDK 1.x validates ``tools/call`` arguments the way this test
-does: FastMCP's ``func_metadata`` builds a pydantic model from the tool's
-signature, ``pre_parse_json`` turns JSON strings given for non-``str``
-parameters into objects and arrays, and the model validates the result in
-lax mode. So ``force: "yes"`` reaches a ``bool`` parameter as ``True``.
+The MCP Python SDK validates ``tools/call`` arguments the way a lenient
+server does: FastMCP's ``func_metadata`` (``mcp.server.fastmcp`` in 1.x,
+``mcp.server.mcpserver`` in 2.x, the same two steps) builds a pydantic model
+from the tool's signature, ``pre_parse_json`` turns JSON strings given for
+non-``str`` parameters into objects and arrays, and the model validates the
+result in lax mode. So ``force: "yes"`` reaches a ``bool`` parameter as
+``True``. The TypeScript SDK's ``McpServer`` validates with the tool's zod
+schema (``safeParseAsync``), which coerces nothing.
 
-For many spellings of each argument, the test asks that real reader what
-the tool would receive, and asks Warden (``policy-sdk``'s ``decide`` example:
-token verification, the JSON-RPC decoder and the compiled policy, the code
-the filter runs) what it decides under ``policy.yaml``, whose deny rules
-refuse certain values. Whenever the tool would receive a refused value,
-Warden must have denied the call.
+For many spellings of each argument, the test asks each real reader — a
+server of each SDK (``sdk_reader.py`` under ``.venv`` and ``.venv-mcp2``,
+``ts_reader.mjs`` under Node) with a ``deploy`` tool of the same signature —
+what the tool receives, and asks Warden (``readers.decide_all``) what it
+decides under ``policy.yaml``, whose deny rules refuse certain values.
+Whenever a tool would receive a refused value, Warden must have denied the
+call.
 
 Run by ``make test-readers`` (part of ``make test``), which builds the
-example first.
+example and sets up the readers first.
 """
 
 from __future__ import annotations
@@ -22,59 +26,19 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp.server.fastmcp.utilities.func_metadata import func_metadata
-from pydantic import BaseModel, ValidationError
+from readers import HERE, PYTHON_READERS, READERS, decide_all, read_with_all, tool_call
 
-HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parents[1]
 POLICY = HERE / "policy.yaml"
-DECIDE = Path(os.environ.get("WARDEN_DECIDE") or REPO_ROOT / "target" / "debug" / "examples" / "decide")
-BUILD_HINT = "cargo build -p warden-policy-sdk --features yaml,testing --example decide"
 
 CALLER = {"sub": "bob", "actor_type": "human", "groups": ["sales"]}
 
 
-class Options(BaseModel):
-    force: bool = False
-    level: int = 0
-
-
-def deploy(
-    environment: str = "staging",
-    force: bool = False,
-    replicas: int = 1,
-    ratio: float = 1.0,
-    size: int = 1,
-    options: Options | None = None,
-    tags: list[str] | None = None,
-    owner: str | None = "nobody",
-) -> str:
-    """The tool behind `policy.yaml`'s rules (never called)."""
-    return environment
-
-
-META = func_metadata(deploy)
-
-
-def server_reading(arguments: dict[str, Any]) -> dict[str, Any] | None:
-    """What `deploy` would receive, as the SDK computes it; None when the SDK
-    refuses the arguments (the tool never runs)."""
-    try:
-        pre_parsed = META.pre_parse_json(arguments)
-        return META.arg_model.model_validate(pre_parsed).model_dump_one_level()
-    except ValidationError:
-        return None
-
-
 def refused_by_policy(read: dict[str, Any]) -> list[str]:
     """The deny rules of `policy.yaml` that the tool's received values hit,
-    judged on the values themselves."""
+    judged on the values themselves (as the `deploy` tool received them)."""
     hits = []
     if read["force"] is True:
         hits.append("no-forced-deploys")
@@ -85,9 +49,9 @@ def refused_by_policy(read: dict[str, Any]) -> list[str]:
     if read["size"] >= 100:
         hits.append("no-huge-deploys")
     options = read["options"]
-    if options is not None and options.force is True:
+    if options is not None and options["force"] is True:
         hits.append("no-forced-options")
-    if options is not None and options.level == 3:
+    if options is not None and options["level"] == 3:
         hits.append("no-deep-levels")
     if read["tags"] and read["tags"][0] == "prod":
         hits.append("no-prod-tags")
@@ -168,47 +132,92 @@ def variants() -> list[dict[str, Any]]:
     return [v for v in out if json_safe(v)]
 
 
-def decide_all(argument_sets: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if not DECIDE.exists():
-        pytest.fail(f"{DECIDE} is missing; build it with `{BUILD_HINT}` (or `make test-readers`)")
-    lines = [
-        json.dumps(
-            {
-                "claims": CALLER,
-                "body": {
-                    "jsonrpc": "2.0",
-                    "id": i,
-                    "method": "tools/call",
-                    "params": {"name": "deploy", "arguments": arguments},
-                },
-            }
-        )
-        for i, arguments in enumerate(argument_sets)
-    ]
-    done = subprocess.run(
-        [str(DECIDE), str(POLICY)],
-        input="\n".join(lines) + "\n",
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    answers = [json.loads(line) for line in done.stdout.splitlines()]
-    assert len(answers) == len(argument_sets)
-    return answers
+# Argument objects as raw JSON text, for spellings a Python value cannot
+# carry: numbers written past a double's precision (which the server rounds
+# onto a refused value), underflowing and overlong numbers, duplicate keys
+# (the last one wins in Python and JavaScript), escaped keys and values.
+RAW_ARGUMENTS = [
+    '{"replicas": -0}',
+    '{"replicas": 0e0}',
+    '{"replicas": -0.0E+5}',
+    '{"replicas": 1e-400}',
+    '{"replicas": 0.0000000000000000000001}',
+    '{"ratio": 0.50000000000000001}',
+    '{"ratio": 0.49999999999999999}',
+    '{"ratio": 5000000000000000000000e-22}',
+    '{"ratio": 2.0000000000000001}',
+    '{"ratio": 1.9999999999999999}',
+    '{"size": 99.999999999999999999}',
+    '{"size": 1e2}',
+    '{"size": 100000000000000000000000000}',
+    '{"size": 1e400}',
+    '{"options": "{\\"level\\": 2.9999999999999999}"}',
+    '{"options": {"level": 2.9999999999999999}}',
+    '{"options": "{\\"level\\": 3e0}"}',
+    '{"force": true, "force": false}',
+    '{"force": false, "force": true}',
+    '{"replicas": 1, "replicas": 0}',
+    '{"options": {"force": false, "force": true}}',
+    '{"\\u0066orce": true}',
+    '{"force": "\\u0074rue"}',
+    '{"owner": "n\\u0075ll"}',
+    '{"tags": ["\\u0070rod"]}',
+    '{"tags": "[\\"\\\\u0070rod\\"]"}',
+]
+
+
+def received_arguments(answers: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """What `deploy` received from each request; None when the reader
+    refused the arguments (the tool never ran)."""
+    out: list[dict[str, Any] | None] = []
+    for answer in answers:
+        if "refused" in answer:
+            out.append(None)
+        else:
+            assert answer["tool"] == "deploy", answer
+            out.append(answer["arguments"])
+    return out
+
+
+def params_text(arguments: dict[str, Any] | str) -> str:
+    """`tools/call` params as JSON text, raw argument text spliced in."""
+    raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return '{"name": "deploy", "arguments": ' + raw + "}"
+
+
+def reader_lines(argument_sets: list[dict[str, Any] | str]) -> list[dict[str, Any]]:
+    return [{"params_text": params_text(a)} for a in argument_sets]
+
+
+Judged = list[tuple[dict[str, Any] | str, dict[str, Any] | None, dict[str, Any]]]
 
 
 @pytest.fixture(scope="module")
-def judged() -> list[tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]]:
-    argument_sets = variants()
-    answers = decide_all(argument_sets)
-    return [(a, server_reading(a), answer) for a, answer in zip(argument_sets, answers)]
+def runs() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """Every argument set, Warden's decisions, and every reader's answers."""
+    argument_sets: list[dict[str, Any] | str] = [*variants(), *RAW_ARGUMENTS]
+    requests = [
+        {"claims": CALLER, "body_text": json.dumps(tool_call(i, {})).replace("{}", params_text(a))}
+        for i, a in enumerate(argument_sets)
+    ]
+    return argument_sets, decide_all(POLICY, requests), read_with_all(reader_lines(argument_sets))
 
 
-def test_warden_denies_every_spelling_the_server_reads_as_refused(judged) -> None:
+@pytest.fixture(scope="module", params=list(READERS))
+def reader(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def judged(reader: str, runs) -> Judged:
+    argument_sets, answers, readings = runs
+    return list(zip(argument_sets, received_arguments(readings[reader]), answers))
+
+
+def test_warden_denies_every_spelling_the_server_reads_as_refused(reader: str, judged: Judged) -> None:
     slipped = []
     reached_a_deny = 0
+    accepted = sum(read is not None for _, read, _ in judged)
     for arguments, read, answer in judged:
         if read is None:
             continue
@@ -217,35 +226,42 @@ def test_warden_denies_every_spelling_the_server_reads_as_refused(judged) -> Non
             continue
         reached_a_deny += 1
         if answer["decision"] != "deny":
-            slipped.append(f"{json.dumps(arguments)} reads as {hits} but Warden allowed: {answer['reason']}")
-    # The generated spellings really exercise the deny rules.
-    assert reached_a_deny >= 100, reached_a_deny
-    assert not slipped, f"{len(slipped)} spellings slipped past deny rules:\n" + "\n".join(slipped)
+            slipped.append(f"{params_text(arguments)} reads as {hits} but Warden allowed: {answer['reason']}")
+    print(f"{reader}: {len(judged)} argument sets, {accepted} accepted, {reached_a_deny} read as refused values")
+    # The generated spellings really exercise the deny rules (the strict
+    # TypeScript reader accepts far fewer of them).
+    assert reached_a_deny >= (100 if reader in PYTHON_READERS else 15), reached_a_deny
+    assert not slipped, f"{reader}: {len(slipped)} spellings slipped past deny rules:\n" + "\n".join(slipped)
 
 
-def test_each_deny_rule_is_reached_through_a_lenient_spelling(judged) -> None:
-    """Every deny rule is hit at least once by a spelling of another JSON type
-    than its value's, and Warden names that rule."""
+DENY_RULES = {
+    "no-forced-deploys",
+    "no-empty-deploys",
+    "no-half-ratios",
+    "no-huge-deploys",
+    "no-forced-options",
+    "no-deep-levels",
+    "no-prod-tags",
+    "no-null-owner",
+}
+
+
+def test_each_deny_rule_is_reached_through_a_spelling_the_reader_accepts(reader: str, judged: Judged) -> None:
+    """Every deny rule is hit, and Warden names that rule: through a spelling
+    of another JSON type than its value's where the reader is lenient (the
+    Python SDKs), through the plain spelling where it is strict (TypeScript)."""
     rules = set()
     for arguments, read, answer in judged:
-        if read is None or answer["decision"] != "deny":
+        if read is None or answer["decision"] != "deny" or isinstance(arguments, str):
             continue
         (name, sent), *_ = arguments.items()
-        if isinstance(sent, str) and answer["rule"] in refused_by_policy(read):
+        lenient = isinstance(sent, str) or reader not in PYTHON_READERS
+        if lenient and answer["rule"] in refused_by_policy(read):
             rules.add(answer["rule"])
-    assert rules >= {
-        "no-forced-deploys",
-        "no-empty-deploys",
-        "no-half-ratios",
-        "no-huge-deploys",
-        "no-forced-options",
-        "no-deep-levels",
-        "no-prod-tags",
-        "no-null-owner",
-    }, rules
+    assert rules >= DENY_RULES, rules
 
 
-def test_values_the_server_reads_as_harmless_are_allowed(judged) -> None:
+def test_values_the_server_reads_as_harmless_are_allowed(reader: str, judged: Judged) -> None:
     """The deny rules do not swallow the tool: the plain spellings of values
     no rule refuses go through, and over-denials stay the exception."""
     plain = [
@@ -254,28 +270,45 @@ def test_values_the_server_reads_as_harmless_are_allowed(judged) -> None:
         {"ratio": 1.0},
         {"size": 99},
         {"options": {"force": False}},
-        {"options": '{"level": 2}'},
         {"tags": ["staging"]},
         {"owner": "none"},
         {"environment": "prod"},
     ]
-    by_arguments = {json.dumps(a, sort_keys=True): answer for a, _, answer in judged}
+    if reader in PYTHON_READERS:
+        plain.append({"options": '{"level": 2}'})
+    by_arguments = {params_text(a): (read, answer) for a, read, answer in judged}
     for arguments in plain:
-        answer = by_arguments.get(json.dumps(arguments, sort_keys=True))
-        assert answer is not None, f"{arguments} was not generated"
+        found = by_arguments.get(params_text(arguments))
+        assert found is not None, f"{arguments} was not generated"
+        read, answer = found
+        assert read is not None, f"{reader} refused the plain spelling {arguments}"
         assert answer["decision"] == "allow", (arguments, answer)
     harmless = [(a, ans) for a, read, ans in judged if read is not None and not refused_by_policy(read)]
     over_denied = [a for a, ans in harmless if ans["decision"] == "deny"]
-    print(f"{len(judged)} spellings, {len(harmless)} read as harmless, {len(over_denied)} of those denied")
+    print(f"{reader}: {len(harmless)} read as harmless, {len(over_denied)} of those denied")
     assert len(over_denied) * 4 < len(harmless), over_denied
 
 
-def test_the_reader_is_lenient_as_assumed() -> None:
-    """The premise: without Warden, these spellings reach the tool as the
-    refused values (so the test above proves something)."""
-    assert server_reading({"force": "true"})["force"] is True
-    assert server_reading({"force": 1})["force"] is True
-    assert server_reading({"replicas": "0"})["replicas"] == 0
-    assert server_reading({"options": '{"force": true}'})["options"].force is True
-    assert server_reading({"owner": "null"})["owner"] is None
-    assert math.isclose(server_reading({"ratio": " 5e-1 "})["ratio"], 0.5)
+def test_the_reader_reads_as_assumed(reader: str, judged: Judged) -> None:
+    """The premise: the Python SDKs' readers are lenient, so without Warden
+    these spellings reach the tool as the refused values (and the tests above
+    prove something); the TypeScript SDK's is strict and refuses them."""
+    reads = {params_text(a): read for a, read, _ in judged}
+
+    def read(arguments: dict[str, Any]) -> dict[str, Any] | None:
+        return reads[params_text(arguments)]
+
+    # The plain spellings read the same everywhere.
+    assert read({"force": True})["force"] is True
+    assert read({"options": {"level": 3}})["options"]["level"] == 3
+    lenient = [{"force": "true"}, {"force": 1}, {"replicas": "0"}, {"options": '{"force": true}'}, {"ratio": "5e-1"}]
+    if reader in PYTHON_READERS:
+        assert read(lenient[0])["force"] is True
+        assert read(lenient[1])["force"] is True
+        assert read(lenient[2])["replicas"] == 0
+        assert read(lenient[3])["options"]["force"] is True
+        assert math.isclose(read(lenient[4])["ratio"], 0.5)
+        assert read({"owner": "null"})["owner"] is None
+    else:
+        assert [read(a) for a in lenient] == [None] * len(lenient)
+        assert read({"owner": "null"})["owner"] == "null"

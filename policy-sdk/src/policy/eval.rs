@@ -325,22 +325,23 @@ impl TextTest {
             TextTest::PathPrefix(prefix) => {
                 let normalized =
                     normalize_path(text).map_err(|e| format!("argument `{pointer}`: {e}"))?;
-                // Prefixes are absolute; a relative path (or `~/…`) is
-                // resolved against a directory Warden does not know.
-                if !normalized.starts_with('/') {
-                    return Err(format!(
-                        "argument `{pointer}`: `{text}` is not an absolute path; the server resolves it against a directory Warden does not know"
-                    ));
-                }
                 match effect {
+                    // Prefixes are absolute: an allow never covers a
+                    // relative path.
                     Effect::Allow => within_path_prefix(&normalized, prefix),
-                    // A case-insensitive file system (Windows, macOS) opens
-                    // `/SRV/Secret` as `/srv/secret`: a deny holds for every
-                    // case. (Only ASCII is left after normalising.)
-                    Effect::Deny => within_path_prefix(
-                        &normalized.to_ascii_lowercase(),
-                        &prefix.to_ascii_lowercase(),
-                    ),
+                    // A relative path (`etc/passwd`, `~/key`) is resolved
+                    // against a working directory Warden does not know, so
+                    // it may land under the prefix. A case-insensitive file
+                    // system (Windows, macOS) opens `/SRV/Secret` as
+                    // `/srv/secret`. The deny holds for both. (Only ASCII is
+                    // left after normalising.)
+                    Effect::Deny => {
+                        !normalized.starts_with('/')
+                            || within_path_prefix(
+                                &normalized.to_ascii_lowercase(),
+                                &prefix.to_ascii_lowercase(),
+                            )
+                    }
                 }
             }
             TextTest::Glob(glob) => glob.matches(text),

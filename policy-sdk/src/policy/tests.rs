@@ -774,6 +774,59 @@ fn deny_rules_read_arguments_as_a_lenient_server_does() {
     );
 }
 
+/// A relative path is resolved against the server's working directory:
+/// from `/`, `etc/passwd` is `/etc/passwd` (found by the reader differential
+/// test, `tests/readers/test_target_readings.py`). A deny `path_prefix`
+/// holds for every relative path; an allow `path_prefix` never covers one.
+#[test]
+fn deny_path_prefixes_hold_for_relative_paths() {
+    let p = compile(
+        r#"
+- id: files
+  effect: allow
+  owner: platform
+  tools: [read_file]
+- id: no-etc
+  effect: deny
+  owner: security
+  tools: [read_file]
+  arguments:
+    - {pointer: /path, path_prefix: /etc/}
+- id: public
+  effect: allow
+  owner: platform
+  tools: [read_public]
+  arguments:
+    - {pointer: /path, path_prefix: /srv/public/}
+"#,
+    );
+    let b = direct(bob());
+    for path in [
+        "etc/passwd",
+        "etc",
+        "passwd",
+        "",
+        "C:/etc/passwd",
+        "/etc/passwd",
+    ] {
+        let d = p.decide(&b, &tool("read_file", json!({"path": path})));
+        assert!(!d.is_allowed(), "{path:?}");
+        assert_eq!(d.rule.as_deref(), Some("no-etc"), "{path:?}: {}", d.reason);
+    }
+    for path in ["/srv/etc/passwd", "/etcetera", "/tmp/etc"] {
+        let d = p.decide(&b, &tool("read_file", json!({"path": path})));
+        assert!(d.is_allowed(), "{path:?}: {}", d.reason);
+    }
+    for path in ["srv/public/a", "public/a", "a"] {
+        let d = p.decide(&b, &tool("read_public", json!({"path": path})));
+        assert!(!d.is_allowed(), "{path:?}");
+    }
+    assert!(
+        p.decide(&b, &tool("read_public", json!({"path": "/srv/public/a"})))
+            .is_allowed()
+    );
+}
+
 #[test]
 fn allow_rules_still_compare_exactly() {
     let p = compile(
