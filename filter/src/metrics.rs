@@ -27,6 +27,11 @@ pub(crate) const LISTS: &str = "warden_lists_total";
 /// `would_deny`) and `rule` (the rule that would have decided, or `none`).
 pub(crate) const SHADOW: &str = "warden_shadow_total";
 
+/// Every refused token (401, or 503 while its keys are missing): `class`
+/// ([`policy_sdk::identity::TokenError::class`]: `expired`, `signature`,
+/// `unknown_key`, …).
+pub(crate) const TOKEN_REFUSALS: &str = "warden_token_refusals_total";
+
 /// The configuration in force: 1 for its `policy` (content hash), 0 for
 /// the ones it replaced; the value of `warden_policy_rules` is its rule
 /// count.
@@ -73,6 +78,9 @@ impl Metrics {
             ],
         );
         self.increment(&name);
+        if let Some(class) = record.token_failure {
+            self.increment(&tagged(TOKEN_REFUSALS, &[("class", class)]));
+        }
         if let Some(shadow) = &record.shadow {
             let name = tagged(
                 SHADOW,

@@ -31,6 +31,10 @@ pub struct AuditRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub span_id: Option<String>,
     pub decision: &'static str,
+    /// For a refused token: the class of the failure
+    /// ([`crate::identity::TokenError::class`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_failure: Option<&'static str>,
     /// The HTTP status Warden answered with; absent when forwarded.
     pub status: Option<u16>,
     pub rule: Option<String>,
@@ -90,6 +94,7 @@ impl AuditRecord {
             trace_id: None,
             span_id: None,
             decision: "deny",
+            token_failure: None,
             status: None,
             rule: None,
             owner: None,

@@ -344,6 +344,35 @@ impl TokenError {
         }
     }
 
+    /// A short, fixed name of the failure for metrics and audit lines
+    /// (`expired`, `signature`, …): bounded, and naming nothing of the
+    /// token.
+    pub fn class(&self) -> &'static str {
+        match self {
+            TokenError::Missing => "missing",
+            TokenError::NotBearer => "not_bearer",
+            TokenError::TooLarge { .. } => "too_large",
+            TokenError::Malformed
+            | TokenError::BadHeader(_)
+            | TokenError::BadClaims(_)
+            | TokenError::CriticalHeader => "malformed",
+            TokenError::BadClaim(_) => "bad_claim",
+            TokenError::AlgorithmNotAllowed(_) => "algorithm",
+            TokenError::WrongType { .. } => "token_type",
+            TokenError::UntrustedIssuer(_) => "issuer",
+            TokenError::UnknownKey { .. } => "unknown_key",
+            TokenError::KeysUnavailable(_) => "keys_unavailable",
+            TokenError::AmbiguousKey(_) => "ambiguous_key",
+            TokenError::BadSignature => "signature",
+            TokenError::WrongAudience => "audience",
+            TokenError::Expired => "expired",
+            TokenError::NotYetValid | TokenError::IssuedInFuture => "not_yet_valid",
+            TokenError::NoExpiry | TokenError::NoSubject => "missing_claim",
+            TokenError::ChainTooDeep(_) => "chain_too_deep",
+            TokenError::Revoked(_) => "revoked",
+        }
+    }
+
     /// The issuer whose keys would have to be fetched to judge this token.
     pub fn issuer_needing_keys(&self) -> Option<&str> {
         match self {

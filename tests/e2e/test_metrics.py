@@ -46,6 +46,9 @@ def test_decisions_are_labelled_series(stack, http):
         assert delta == 1, (labels, [s for s in after if s[0] == "warden_decisions_total"])
     token = {"decision": "deny", "actor_type": "none", "class": "token"}
     assert value(after, "warden_decisions_total", **token) > value(before, "warden_decisions_total", **token)
+    missing = {"class": "missing"}
+    refusals = value(after, "warden_token_refusals_total", **missing) - value(before, "warden_token_refusals_total", **missing)
+    assert refusals >= 1, [s for s in after if s[0] == "warden_token_refusals_total"]
     # No label left in a name: every Warden series is a family of its own.
     assert not [n for n, _, _ in after if "=.=" in n or n.startswith("decision")], "labels left in metric names"
     loaded = [(labels, v) for n, labels, v in after if n == "warden_policy_loaded"]

@@ -140,7 +140,8 @@ impl Warden {
             Err(error) => {
                 let reply = self.unauthorized(&error, head.request_id);
                 let status = reply.status;
-                let audit = audit.denied(status, error.to_string());
+                let mut audit = audit.denied(status, error.to_string());
+                audit.token_failure = Some(error.class());
                 if let Some(issuer) = error.issuer_needing_keys()
                     && self
                         .verifier

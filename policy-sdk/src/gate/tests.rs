@@ -424,6 +424,7 @@ fn unauthenticated_requests_are_audited_without_identity() {
     assert_eq!(reply.status, 401);
     assert_eq!(audit.status, Some(401));
     assert_eq!(audit.subject, None);
+    assert_eq!(audit.token_failure, Some("malformed"));
     assert!(!audit.to_json_line().contains("not.a.token"));
     let challenge = &reply
         .headers
@@ -435,6 +436,31 @@ fn unauthenticated_requests_are_audited_without_identity() {
         challenge.starts_with(r#"Bearer realm="warden", error="invalid_token""#),
         "{challenge}"
     );
+}
+
+/// Every refusal of a token names its class in the audit line, from a set
+/// small enough for a metric label.
+#[test]
+fn refused_tokens_are_classed() {
+    let w = warden(json!({}));
+    let expired = token_for(json!({"exp": TEST_NOW - 3600}));
+    for (authorization, class) in [
+        (None, "missing"),
+        (Some("Basic abc"), "not_bearer"),
+        (Some("Bearer a.b"), "malformed"),
+        (Some(expired.as_str()), "expired"),
+    ] {
+        let HeadVerdict::Respond(_, audit) = w.judge_head(&head("POST", "/mcp", authorization))
+        else {
+            panic!("{class}")
+        };
+        assert_eq!(audit.token_failure, Some(class), "{authorization:?}");
+        assert!(
+            audit
+                .to_json_line()
+                .contains(&format!("\"token_failure\":\"{class}\""))
+        );
+    }
 }
 
 fn token_for(extra: Value) -> String {
