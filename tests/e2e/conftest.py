@@ -38,6 +38,7 @@ CLIENTS_DIR = Path(__file__).resolve().parent / "clients"
 sys.path.insert(0, str(REPO_ROOT / "tools"))
 sys.path.insert(0, str(CLIENTS_DIR))
 
+import ecds_shape  # noqa: E402
 import mcp1_client  # noqa: E402
 import mint_token  # noqa: E402
 import warden_stack  # noqa: E402
@@ -150,10 +151,66 @@ def running(instance_factory: Callable[[], Stack]) -> Iterator[Stack]:
         instance.stop()
 
 
+# How the shared stack delivers the filter to Envoy: `direct` (inline in the
+# bootstrap `warden envoy` renders, the module read from disk) or
+# `control-plane` (shaped as Istio and Envoy Gateway deliver it: the filter
+# from ECDS, the module fetched over HTTP and checked by digest, header mode
+# `stream`, as neither can set allow_on_headers_stop_iteration).
+STACK_SHAPE = os.environ.get("WARDEN_E2E_SHAPE") or "direct"
+
+
 @pytest.fixture(scope="session")
 def stack(e2e_workdir: Path) -> Iterator[Stack]:
-    with running(lambda: Stack(workdir=e2e_workdir, header_mode=HEADER_MODE)) as instance:
-        yield instance
+    if STACK_SHAPE == "direct":
+        with running(lambda: Stack(workdir=e2e_workdir, header_mode=HEADER_MODE)) as instance:
+            yield instance
+        return
+    if STACK_SHAPE != "control-plane":
+        pytest.fail(f"WARDEN_E2E_SHAPE={STACK_SHAPE}: expected direct or control-plane", pytrace=False)
+    if HEADER_MODE != "stream":
+        pytest.fail("the control-plane shape runs in header mode stream only", pytrace=False)
+    rollout = ecds_shape.Rollout(e2e_workdir / "ecds")
+    with served_module() as (url, sha256):
+        with running(
+            lambda: Stack(
+                workdir=e2e_workdir,
+                header_mode="stream",
+                wasm_remote=(url, sha256),
+                config_edit=rollout.reshape,
+            )
+        ) as instance:
+            yield instance
+
+
+@contextlib.contextmanager
+def served_module() -> Iterator[tuple[str, str]]:
+    """The built module over HTTP on a free loopback port (a thread of this
+    process, stopped on exit): its URL and SHA-256."""
+    import hashlib
+    import http.server
+
+    module = warden_stack.WASM_FILTER.read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/wasm")
+            self.send_header("Content-Length", str(len(module)))
+            self.end_headers()
+            self.wfile.write(module)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/warden_filter.wasm", hashlib.sha256(module).hexdigest()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 @contextlib.contextmanager
@@ -463,7 +520,7 @@ def call(tool: str, /, **arguments: Any) -> dict[str, Any]:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     shown = WORKDIR.relative_to(REPO_ROOT) if WORKDIR.is_relative_to(REPO_ROOT) else WORKDIR
     return [
-        f"warden e2e: header mode {HEADER_MODE} (WARDEN_HEADER_MODE); "
+        f"warden e2e: header mode {HEADER_MODE} (WARDEN_HEADER_MODE), shared stack {STACK_SHAPE} (WARDEN_E2E_SHAPE); "
         f"stack files in {shown}/ (envoy.yaml, envoy.log, calls.jsonl)"
     ]
 

@@ -23,8 +23,6 @@ in force.
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 import uuid
@@ -34,103 +32,21 @@ from typing import Any, Iterator
 import httpx
 import pytest
 from conftest import HEADER_MODE, legacy_headers, open_legacy_session, run_mcp1, running, token_for, tool_call
+from ecds_shape import Rollout, policy_of, with_policy
 from helpers import audits_where
 from test_metrics import scrape
 from warden_stack import Stack
 
-ECDS_FILE = "warden.ecds.yaml"
-WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 # How long a rollout may take to show.
 APPLY_TIMEOUT = 20.0
-
-
-def indent_of(line: str) -> int:
-    return len(line) - len(line.lstrip())
-
-
-def to_ecds(config: str, ecds_dir: Path) -> tuple[str, list[str]]:
-    """The bootstrap with Warden's filter taken from ECDS, and the filter's
-    `typed_config` body lines (indented by 4 under it)."""
-    lines = config.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.strip() == "- name: envoy.filters.http.wasm")
-    item = indent_of(lines[start])
-    end = next(i for i in range(start + 1, len(lines)) if lines[i].strip() and indent_of(lines[i]) <= item)
-    typed = lines[start + 1 : end]
-    assert typed[0].strip() == "typed_config:", typed[0]
-    body = [line[item + 4 :] if line.strip() else "" for line in typed[1:]]
-    pad = " " * item
-    discovery = [
-        f"{pad}- name: warden",
-        f"{pad}  config_discovery:",
-        f"{pad}    config_source:",
-        f"{pad}      resource_api_version: V3",
-        f"{pad}      path_config_source:",
-        f'{pad}        path: "{ecds_dir / ECDS_FILE}"',
-        f"{pad}        watched_directory:",
-        f'{pad}          path: "{ecds_dir}"',
-        f"{pad}    type_urls: [\"{WASM_TYPE}\"]",
-    ]
-    # xDS (ECDS included) needs the node's identity.
-    node = [] if any(line.startswith("node:") for line in lines) else ["node:", "  id: warden-e2e", "  cluster: warden"]
-    return "\n".join([*node, *lines[:start], *discovery, *lines[end:]]) + "\n", body
-
-
-def ecds_document(body: list[str]) -> str:
-    return "\n".join(
-        [
-            "resources:",
-            '- "@type": type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig',
-            "  name: warden",
-            "  typed_config:",
-            *("    " + line if line else "" for line in body),
-        ]
-    ) + "\n"
-
-
-def policy_of(body: list[str]) -> dict[str, Any]:
-    [value] = [line.strip()[len("value: ") :] for line in body if line.strip().startswith("value: ")]
-    return json.loads(json.loads(value))
-
-
-def with_policy(body: list[str], policy: Any) -> list[str]:
-    """`body` carrying another configuration (a policy, or any JSON text)."""
-    text = policy if isinstance(policy, str) else json.dumps(policy)
-    return [
-        line[: indent_of(line)] + "value: " + json.dumps(text) if line.strip().startswith("value: ") else line
-        for line in body
-    ]
-
-
-class Rollout:
-    """The ECDS file of a running stack, replaced atomically."""
-
-    def __init__(self, directory: Path, body: list[str]) -> None:
-        self.directory = directory
-        self.body = body
-        self.count = 0
-
-    def write(self, body: list[str]) -> None:
-        self.count += 1
-        staged = self.directory / f".staged-{self.count}"
-        staged.write_text(ecds_document(body))
-        os.replace(staged, self.directory / ECDS_FILE)
 
 
 @pytest.fixture(scope="module")
 def ecds_stack(e2e_workdir: Path) -> Iterator[tuple[Stack, Rollout]]:
     workdir = e2e_workdir / "ecds"
-    ecds_dir = workdir / "ecds"
-    ecds_dir.mkdir(parents=True, exist_ok=True)
-    holder: dict[str, Any] = {}
-
-    def edit(config: str) -> str:
-        bootstrap, body = to_ecds(config, ecds_dir)
-        holder["rollout"] = Rollout(ecds_dir, body)
-        holder["rollout"].write(body)
-        return bootstrap
-
-    with running(lambda: Stack(workdir=workdir, header_mode=HEADER_MODE, config_edit=edit)) as stack:
-        yield stack, holder["rollout"]
+    rollout = Rollout(workdir / "ecds")
+    with running(lambda: Stack(workdir=workdir, header_mode=HEADER_MODE, config_edit=rollout.reshape)) as stack:
+        yield stack, rollout
 
 
 class Load:
