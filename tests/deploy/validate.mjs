@@ -1,6 +1,7 @@
-// Validates Kubernetes manifests against the published schemas that the
-// @kubernetes-models packages compile from the upstream CRDs and OpenAPI
-// documents (package.json pins them; docs/deploy.md names the versions).
+// Validates Kubernetes manifests with the validators that the
+// @kubernetes-models packages compile from the published Istio CRDs, the
+// Envoy Gateway and Gateway API Go API types, and the Kubernetes OpenAPI
+// document (package.json pins them; docs/deploy.md names the versions).
 // Every document must be of a kind listed here: an unknown kind is an error,
 // not a pass. Core kinds are also checked with unknown fields refused by
 // kubernetes-validate (PyPI) in deploy.test.mjs, because these compiled
