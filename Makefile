@@ -80,7 +80,9 @@ deploy-manifests: cli
 # API CRD schemas and the Kubernetes ones, as compiled by the pinned
 # @kubernetes-models packages (tests/deploy, `npm ci`), and the core kinds
 # again with unknown fields refused by kubernetes-validate from PyPI
-# (.venv-deploy). Also checks that invalid/ fixtures are refused.
+# (.venv-deploy), and every kind type-checked by the TypeScript compiler
+# against the packages' declared types (refusing fields they do not name).
+# Also checks that the invalid/ fixtures are refused.
 DEPLOY_VENV := .venv-deploy
 DEPLOY_CHECKS := tests/deploy
 
