@@ -124,10 +124,12 @@ def kubernetes_server(server_script: str) -> str:
 def istio_wasmplugin(plugin_config: Any, image: str) -> str:
     return (
         GENERATED
-        + "# Istio: Warden in the sidecar of every pod labelled app: mcp-server.\n"
-        "# `url` pins the image by digest. Build and push it, then put the\n"
-        "# manifest digest here (`make oci` prints it for target/oci/compat; see\n"
-        "# docs/deploy.md), or run tools/deploy_manifests.py with --image.\n"
+        + "# Istio: Warden in the sidecar of every pod labelled app: mcp-server in\n"
+        "# this namespace (which needs sidecar injection: istio-injection=enabled).\n"
+        "# `url` pins the image by digest; registry.example and the zero digest are\n"
+        "# placeholders. Push the image (`make oci` prints the manifest digest of\n"
+        "# target/oci/compat), then regenerate with tools/deploy_manifests.py\n"
+        "# --image <registry>/warden@sha256:<digest> (docs/deploy.md).\n"
         "apiVersion: extensions.istio.io/v1alpha1\n"
         "kind: WasmPlugin\n"
         "metadata:\n"
@@ -188,9 +190,10 @@ def envoy_gateway_policy(plugin_config: Any, image: str) -> str:
     return (
         GENERATED
         + "# Envoy Gateway: Warden on the HTTPRoute `mcp` (httproute.yaml).\n"
-        "# `url` pins the image by digest. Build and push it, then put the\n"
-        "# manifest digest here (`make oci` prints it for target/oci/compat; see\n"
-        "# docs/deploy.md), or run tools/deploy_manifests.py with --image.\n"
+        "# `url` pins the image by digest; registry.example and the zero digest are\n"
+        "# placeholders. Push the image (`make oci` prints the manifest digest of\n"
+        "# target/oci/compat), then regenerate with tools/deploy_manifests.py\n"
+        "# --image <registry>/warden@sha256:<digest> (docs/deploy.md).\n"
         "apiVersion: gateway.envoyproxy.io/v1alpha1\n"
         "kind: EnvoyExtensionPolicy\n"
         "metadata:\n"
