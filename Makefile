@@ -6,7 +6,7 @@ PYTHON ?= python3
 WASM := target/wasm32-wasip1/release/warden_filter.wasm
 WARDEN := target/release/warden
 
-.PHONY: all setup rust-setup build wasm cli lint test test-rust test-policy test-readers envoy-example demo run clean venv e2e oci oci-tools test-oci
+.PHONY: all setup rust-setup build wasm cli lint test test-rust test-policy test-readers envoy-example demo run clean venv e2e oci oci-tools test-oci deploy-manifests test-deploy
 
 all: build
 
@@ -39,7 +39,7 @@ lint: rust-setup
 test-policy: build
 	$(WARDEN) test examples/policy.test.yaml
 
-test: build test-rust test-policy test-readers fuzz-smoke test-oci e2e e2e-control-plane e2e-envoy-versions
+test: build test-rust test-policy test-readers test-deploy fuzz-smoke test-oci e2e e2e-control-plane e2e-envoy-versions
 
 # The filter as OCI image layouts (docs/deploy.md): target/oci/compat (one
 # tar+gzip layer with plugin.wasm, variant annotation `compat`) and
@@ -65,6 +65,39 @@ test-oci: venv wasm oci-tools oci
 # checks it is current).
 envoy-example: cli
 	$(WARDEN) envoy examples/policy.yaml --wasm $(WASM) > envoy/example.yaml
+
+# Control-plane manifests (deploy/, docs/deploy.md): an Istio WasmPlugin, an
+# Envoy Gateway EnvoyExtensionPolicy with its HTTPRoute, and the example MCP
+# server for Kubernetes, each embedding `warden compile examples/policy.yaml`
+# (tests/deploy checks they are current).
+deploy-manifests: cli
+	mkdir -p target/deploy
+	$(WARDEN) compile examples/policy.yaml -o target/deploy/plugin-config.json
+	$(PYTHON) tools/deploy_manifests.py --plugin-config target/deploy/plugin-config.json \
+	  --server examples/server/mcp_server.py --out deploy
+
+# deploy/ against the published schemas: the Istio, Envoy Gateway and Gateway
+# API CRD schemas and the Kubernetes ones, as compiled by the pinned
+# @kubernetes-models packages (tests/deploy, `npm ci`), and the core kinds
+# again with unknown fields refused by kubernetes-validate from PyPI
+# (.venv-deploy), and every kind type-checked by the TypeScript compiler
+# against the packages' declared types (refusing fields they do not name).
+# Also checks that the invalid/ fixtures are refused.
+DEPLOY_VENV := .venv-deploy
+DEPLOY_CHECKS := tests/deploy
+
+$(DEPLOY_VENV)/.installed: requirements/deploy.txt
+	rm -rf $(DEPLOY_VENV)
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install $(PIP_FLAGS) -r requirements/deploy.txt
+	touch $@
+
+$(DEPLOY_CHECKS)/node_modules/.installed: $(DEPLOY_CHECKS)/package-lock.json $(DEPLOY_CHECKS)/package.json
+	cd $(DEPLOY_CHECKS) && npm ci --no-audit --no-fund
+	touch $@
+
+test-deploy: cli $(DEPLOY_VENV)/.installed $(DEPLOY_CHECKS)/node_modules/.installed
+	cd $(DEPLOY_CHECKS) && PYTHON=$(PYTHON) node --test deploy.test.mjs
 
 # --- Python side: example MCP server, end-to-end tests through Envoy, demo ---
 # Two virtual environments, because the two generations of the MCP Python SDK
