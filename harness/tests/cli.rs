@@ -290,18 +290,20 @@ fn parsed(bootstrap: &str) -> serde_json::Value {
 
 /// The wasm filter's `config` in a bootstrap.
 fn wasm_config(bootstrap: &str) -> serde_json::Value {
-    parsed(bootstrap)["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-        ["typed_config"]["http_filters"][0]["typed_config"]["config"]
-        .clone()
+    parsed(bootstrap)
+        .pointer("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters/0/typed_config/config")
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// The cluster `name` in a bootstrap (`Null` when there is none).
 fn cluster(bootstrap: &str, name: &str) -> serde_json::Value {
-    parsed(bootstrap)["static_resources"]["clusters"]
-        .as_array()
+    parsed(bootstrap)
+        .pointer("/static_resources/clusters")
+        .and_then(serde_json::Value::as_array)
         .expect("clusters")
         .iter()
-        .find(|c| c["name"] == name)
+        .find(|c| c.get("name").and_then(serde_json::Value::as_str) == Some(name))
         .cloned()
         .unwrap_or_default()
 }
@@ -311,10 +313,15 @@ fn cluster(bootstrap: &str, name: &str) -> serde_json::Value {
 fn plugin_configuration(bootstrap: &str) -> serde_json::Value {
     let config = wasm_config(bootstrap);
     assert_eq!(
-        config["configuration"]["@type"],
-        "type.googleapis.com/google.protobuf.StringValue"
+        config
+            .pointer("/configuration/@type")
+            .and_then(serde_json::Value::as_str),
+        Some("type.googleapis.com/google.protobuf.StringValue")
     );
-    let json = config["configuration"]["value"].as_str().expect("a string");
+    let json = config
+        .pointer("/configuration/value")
+        .and_then(serde_json::Value::as_str)
+        .expect("a string");
     serde_json::from_str(json).expect("the plugin configuration is JSON")
 }
 
@@ -444,7 +451,8 @@ fn envoy_writes_audit_lines_to_an_access_log_when_asked() {
         "examples/policy.yaml",
         &["--audit-log", "/var/log/warden.log"],
     );
-    let log = &parsed(&logged)["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+    let logged_bootstrap = parsed(&logged);
+    let log = &logged_bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
         [0]["typed_config"]["access_log"][0]["typed_config"];
     assert_eq!(log["path"], "/var/log/warden.log", "{logged}");
     assert_eq!(
@@ -477,7 +485,8 @@ fn envoy_fetches_a_remote_module_through_its_own_cluster() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let bootstrap = text(&out.stdout);
-    let code = &wasm_config(&bootstrap)["vm_config"]["code"];
+    let config = wasm_config(&bootstrap);
+    let code = &config["vm_config"]["code"];
     assert!(code.get("local").is_none(), "{bootstrap}");
     let remote = &code["remote"];
     assert_eq!(
@@ -618,7 +627,8 @@ fn envoy_renders_dns_and_tls_clusters() {
             .get("transport_socket")
             .is_none()
     );
-    let pinned = &cluster(&bootstrap, "pinned")["transport_socket"]["typed_config"];
+    let pinned = cluster(&bootstrap, "pinned");
+    let pinned = &pinned["transport_socket"]["typed_config"];
     assert_eq!(pinned["sni"], "keys.example.com");
     assert_eq!(
         pinned["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"][0]["matcher"]
@@ -665,7 +675,7 @@ fn envoy_refuses_unusable_cluster_options() {
 /// Lower-case hex SHA-256 of a file.
 fn sha256_of(path: &std::path::Path) -> String {
     use sha2::Digest as _;
-    sha2::Sha256::digest(std::fs::read(path).unwrap())
+    sha2::Sha256::digest(std::fs::read(path).expect("read the file"))
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
