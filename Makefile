@@ -6,7 +6,7 @@ PYTHON ?= python3
 WASM := target/wasm32-wasip1/release/warden_filter.wasm
 WARDEN := target/release/warden
 
-.PHONY: all setup rust-setup build wasm cli lint test test-rust test-policy test-readers envoy-example demo run clean venv e2e oci oci-tools test-oci deploy-manifests test-deploy
+.PHONY: all setup rust-setup build wasm cli lint test test-rust test-policy test-readers envoy-example demo run clean venv e2e oci oci-tools test-oci deploy-manifests test-deploy release test-release
 
 all: build
 
@@ -17,10 +17,13 @@ rust-setup:
 wasm: rust-setup
 	$(CARGO) build --release -p warden-filter --target wasm32-wasip1
 
-# The CLI embeds wasmtime: whole-program LTO (right for the filter) would add
-# minutes to every build for no gain, so it is turned off for this build only.
-cli:
-	CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 $(CARGO) build --release -p warden-harness
+# The CLI embeds the filter module (harness/build.rs), so the filter is built
+# first and named explicitly: a build without it fails instead of embedding
+# nothing. The CLI also embeds wasmtime: whole-program LTO (right for the
+# filter) would add minutes to every build for no gain, so it is turned off
+# for this build only.
+cli: wasm
+	WARDEN_EMBED_WASM=$(CURDIR)/$(WASM) CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 $(CARGO) build --release -p warden-harness
 
 build: wasm cli
 
@@ -39,7 +42,19 @@ lint: rust-setup
 test-policy: build
 	$(WARDEN) test examples/policy.test.yaml
 
-test: build test-rust test-policy test-readers test-deploy fuzz-smoke test-oci e2e e2e-control-plane e2e-envoy-versions
+test: build test-rust test-policy test-readers test-deploy fuzz-smoke test-oci test-release e2e e2e-control-plane e2e-envoy-versions
+
+# A release folder, target/release-dist/warden-VERSION/ (VERSION from
+# Cargo.toml): the CLI (embedding the filter), the filter module, its OCI
+# layouts tagged VERSION, BUILD (`warden version`) and SHA256SUMS
+# (docs/deploy.md). Refused when the CLI embeds another module.
+RELEASE_DIR := target/release-dist
+release: build
+	$(PYTHON) tools/release.py --cli $(WARDEN) --wasm $(WASM) --out $(RELEASE_DIR)
+
+# What `release` writes, checked (tests/release): sums, contents, refusal.
+test-release: venv build
+	$(VPY) -m pytest tests/release $(PYTEST_ARGS)
 
 # The filter as OCI image layouts (docs/deploy.md): target/oci/compat (one
 # tar+gzip layer with plugin.wasm, variant annotation `compat`) and

@@ -115,18 +115,23 @@ def render_envoy_config(
     upstream_port: int,
     admin_port: int,
     listen_host: str = "127.0.0.1",
-    clusters: dict[str, int] | None = None,
+    clusters: dict[str, int | str] | None = None,
     header_mode: str | None = None,
     upstream_protocol: str = "http1",
     wasm_remote: tuple[str, str] | None = None,
 ) -> str:
     """`warden envoy`'s bootstrap; `clusters` adds the clusters the policy calls
-    out to (`jwks_fetch`, `revocation.remote`), each a loopback port.
+    out to (`jwks_fetch`, `revocation.remote`), each a loopback port, or the
+    rest of a `--cluster NAME=…` option (`localhost:8443,tls,ca=ca.pem`).
     `header_mode` (None: the policy's own) overrides `filter.header_mode`;
     `upstream_protocol` is how Envoy talks to the upstream (`http1` or `h2c`);
     `wasm_remote` (URL, SHA-256 hex) has Envoy fetch the module over HTTP
     instead of opening the built file."""
-    options = [arg for name, port in (clusters or {}).items() for arg in ("--cluster", f"{name}=127.0.0.1:{port}")]
+    options = [
+        arg
+        for name, target in (clusters or {}).items()
+        for arg in ("--cluster", f"{name}=127.0.0.1:{target}" if isinstance(target, int) else f"{name}={target}")
+    ]
     if wasm_remote is not None:
         options += ["--wasm-url", wasm_remote[0], "--wasm-sha256", wasm_remote[1]]
     else:
@@ -301,8 +306,9 @@ class Stack:
     server_args: list[str] = field(default_factory=list)
     # False: no example server; `server_port` is an upstream the caller runs.
     with_server: bool = True
-    # Clusters the policy calls out to (name -> loopback port), see render_envoy_config.
-    clusters: dict[str, int] = field(default_factory=dict)
+    # Clusters the policy calls out to (name -> loopback port or --cluster
+    # spec), see render_envoy_config.
+    clusters: dict[str, int | str] = field(default_factory=dict)
     # `filter.header_mode` for the filter and Envoy (None: the policy's own).
     header_mode: str | None = None
     # How Envoy talks to the upstream: "http1" or "h2c" (see render_envoy_config).

@@ -19,8 +19,17 @@ use proxy_wasm::types::{Action, ContextType, LogLevel};
 use host::{Hostcalls, ProxyHost};
 use metrics::Metrics;
 
-/// Build identity logged at VM start.
-const BUILD: &str = concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_PKG_VERSION"));
+/// Build identity logged at VM start: `warden-filter VERSION (git HASH)`.
+/// `warden version` reads it back from this log line, so keep the shape.
+/// The hash comes from `build.rs` (`unknown` when built outside git).
+const BUILD: &str = concat!(
+    env!("CARGO_PKG_NAME"),
+    " ",
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("WARDEN_GIT_HASH"),
+    ")"
+);
 
 proxy_wasm::main! {{
     // Only logging set-up here: Envoy allows no other hostcalls while the
@@ -89,8 +98,7 @@ impl Context for WardenRoot {
 
 impl RootContext for WardenRoot {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
-        let git = option_env!("WARDEN_GIT_HASH").unwrap_or("unknown");
-        log(LogLevel::Info, &format!("{BUILD} (git {git}) starting"));
+        log(LogLevel::Info, &format!("{BUILD} starting"));
         self.request_id_prefix = request_id_prefix();
         true
     }

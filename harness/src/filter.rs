@@ -22,29 +22,6 @@ pub fn workspace_wasm() -> PathBuf {
         .join(WASM_RELATIVE_PATH)
 }
 
-/// Finds the filter for the CLI: `$WARDEN_WASM`, then the working
-/// directory's `target/`, then the `target/` this binary was built into.
-pub fn locate_wasm() -> PathBuf {
-    if let Some(path) = std::env::var_os("WARDEN_WASM") {
-        return PathBuf::from(path);
-    }
-    let local = PathBuf::from(WASM_RELATIVE_PATH);
-    if local.exists() {
-        return local;
-    }
-    // target/<profile>/warden → target/wasm32-wasip1/release/warden_filter.wasm
-    if let Some(target) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent()?.parent().map(Path::to_path_buf))
-    {
-        let candidate = target.join("wasm32-wasip1/release/warden_filter.wasm");
-        if candidate.exists() {
-            return candidate;
-        }
-    }
-    workspace_wasm()
-}
-
 /// Compiles the filter; a missing file is reported with the command that
 /// builds it.
 pub fn load_module(path: &Path) -> Result<FilterModule, HarnessError> {

@@ -2,9 +2,11 @@
 //! ([`filter`]) over the proxy-wasm emulator ([`host`], the
 //! `proxy-wasm-emulator` crate, which runs the built filter exactly as Envoy
 //! would), policy test suites ([`suite`]), and the CLI's policy loading with
-//! located diagnostics ([`load`]) and Envoy rendering ([`envoy`]).
+//! located diagnostics ([`load`]), Envoy rendering ([`envoy`]), and the
+//! module the CLI embeds ([`embedded`]).
 
 pub mod cases;
+pub mod embedded;
 pub mod envoy;
 pub mod filter;
 pub mod load;

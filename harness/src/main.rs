@@ -14,14 +14,19 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use policy_sdk::config::HeaderMode;
 use policy_sdk::testing::TEST_NOW;
 use serde_json::{Value, json};
-use warden_harness::filter::{HttpRequest, WardenFilter, load_module, locate_wasm};
+use warden_harness::embedded::{self, CLI_BUILD};
+use warden_harness::filter::{HttpRequest, WardenFilter};
 use warden_harness::load::{Diagnostic, load_policy};
 use warden_harness::suite::{Minter, SuiteError, Verdict, run_suite};
 use warden_harness::{envoy, host::FilterModule};
 
 /// Warden: MCP authorization for proxy-wasm hosts.
 #[derive(Parser)]
-#[command(name = "warden", version, about)]
+#[command(
+    name = "warden",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("WARDEN_GIT_HASH"), ")"),
+    about
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,20 +57,18 @@ impl From<HeaderModeArg> for HeaderMode {
     }
 }
 
-/// Where the filter is.
+/// Which filter module to run.
 #[derive(Args)]
 struct WasmArg {
-    /// The built filter. Default: `$WARDEN_WASM`, else
-    /// `target/wasm32-wasip1/release/warden_filter.wasm` (build it with
-    /// `cargo build --release -p warden-filter --target wasm32-wasip1`).
+    /// Run this filter module instead of the one embedded in this CLI
+    /// (`$WARDEN_WASM` does the same; `warden version` shows which is used).
     #[arg(long)]
     wasm: Option<PathBuf>,
 }
 
 impl WasmArg {
     fn load(&self) -> anyhow::Result<FilterModule> {
-        let path = self.wasm.clone().unwrap_or_else(locate_wasm);
-        Ok(load_module(&path)?)
+        Ok(embedded::choose(self.wasm.as_deref())?.compile()?)
     }
 }
 
@@ -118,8 +121,16 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin: String,
         /// A cluster the filter fetches documents from (key sets, revocation
-        /// list), as NAME=HOST:PORT; every cluster the policy names is required.
-        #[arg(long = "cluster", value_name = "NAME=HOST:PORT")]
+        /// list), as NAME=HOST:PORT[,OPTION...]; every cluster the policy
+        /// names is required. An IP address is a STATIC cluster, a host name
+        /// a LOGICAL_DNS one. Options: `tls`; `sni=NAME` (default: the host
+        /// name), `ca=PATH` (default: the system bundle
+        /// /etc/ssl/certs/ca-certificates.crt), both implying `tls`;
+        /// `plaintext`. Port 443 means TLS unless `plaintext` is given.
+        #[arg(
+            long = "cluster",
+            value_name = "NAME=HOST:PORT[,tls][,sni=NAME][,ca=PATH]"
+        )]
         clusters: Vec<String>,
         /// Override the policy's `filter.header_mode` (written into the
         /// plugin configuration too). `hold` renders
@@ -136,6 +147,19 @@ enum Command {
         /// `filter.audit_filter_state`).
         #[arg(long, value_name = "PATH")]
         audit_log: Option<PathBuf>,
+    },
+    /// Print the versions and git hashes of this CLI and of the filter module
+    /// it runs (embedded, or --wasm / $WARDEN_WASM), with the module's SHA-256.
+    Version {
+        #[command(flatten)]
+        wasm: WasmArg,
+    },
+    /// Write the filter module embedded in this CLI to a file (for Envoy's
+    /// `--wasm`, or to publish), and print its SHA-256.
+    Wasm {
+        /// Where to write the module.
+        #[arg(short, long)]
+        output: PathBuf,
     },
     /// Judge one MCP request by running the built filter: prints the
     /// decision, the deciding rule, its owner and the reason.
@@ -244,17 +268,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
-            let bootstrap = envoy::bootstrap(
-                &envoy::Addresses::parse(&listen, &upstream, &admin)?,
-                &code,
-                &loaded.document,
+            let bootstrap = envoy::BootstrapInput {
+                addresses: &envoy::Addresses::parse(&listen, &upstream, &admin)?,
+                wasm: &code,
+                document: &loaded.document,
                 upstream_protocol,
-                &clusters,
-                audit_log.as_deref(),
-            )?;
+                clusters: &clusters,
+                audit_log: audit_log.as_deref(),
+            }
+            .render()?;
             print!("{bootstrap}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Version { wasm } => version(&wasm),
+        Command::Wasm { output } => write_embedded(&output),
         Command::Check {
             policy,
             request,
@@ -399,6 +426,32 @@ fn test(suites: &[PathBuf], wasm: &WasmArg, format: Format) -> anyhow::Result<Ex
     } else {
         ExitCode::from(1)
     })
+}
+
+fn version(wasm: &WasmArg) -> anyhow::Result<ExitCode> {
+    println!("{CLI_BUILD}");
+    let chosen = match embedded::choose(wasm.wasm.as_deref()) {
+        Ok(chosen) => chosen,
+        Err(error) => {
+            println!("filter module: none ({error})");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let build = embedded::module_build(&chosen.compile()?)?;
+    println!("filter module: {build}");
+    println!("  from:   {}", chosen.origin);
+    println!("  sha256: {}", chosen.sha256());
+    println!("  size:   {} bytes", chosen.bytes.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_embedded(output: &Path) -> anyhow::Result<ExitCode> {
+    let Some(bytes) = embedded::EMBEDDED_WASM else {
+        anyhow::bail!("this warden was built without a filter module: rebuild it with `make cli`");
+    };
+    std::fs::write(output, bytes).with_context(|| format!("writing {}", output.display()))?;
+    println!("{}  {}", embedded::sha256_hex(bytes), output.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn unix_now() -> u64 {

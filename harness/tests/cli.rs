@@ -180,7 +180,7 @@ fn check_exits_0_on_allow_and_1_on_deny() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in ["compile", "envoy", "check", "test"] {
+    for sub in ["compile", "envoy", "check", "test", "version", "wasm"] {
         let out = warden(&[sub, "--help"]);
         assert!(out.status.success(), "{sub}: {}", text(&out.stderr));
         assert!(text(&out.stdout).contains("Usage: warden"), "{sub}");
@@ -283,16 +283,46 @@ fn envoy_bootstrap(policy: &str, args: &[&str]) -> String {
     text(&out.stdout)
 }
 
+/// The bootstrap as data.
+fn parsed(bootstrap: &str) -> serde_json::Value {
+    serde_yaml_ng::from_str(bootstrap).expect("the bootstrap is YAML")
+}
+
+/// The wasm filter's `config` in a bootstrap.
+fn wasm_config(bootstrap: &str) -> serde_json::Value {
+    parsed(bootstrap)
+        .pointer("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters/0/typed_config/config")
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The cluster `name` in a bootstrap (`Null` when there is none).
+fn cluster(bootstrap: &str, name: &str) -> serde_json::Value {
+    parsed(bootstrap)
+        .pointer("/static_resources/clusters")
+        .and_then(serde_json::Value::as_array)
+        .expect("clusters")
+        .iter()
+        .find(|c| c.get("name").and_then(serde_json::Value::as_str) == Some(name))
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// The plugin configuration a bootstrap hands the filter (the JSON in the
-/// `StringValue` after `configuration:`).
+/// `StringValue`).
 fn plugin_configuration(bootstrap: &str) -> serde_json::Value {
-    let quoted = bootstrap
-        .lines()
-        .skip_while(|l| !l.trim_start().starts_with("configuration:"))
-        .find_map(|l| l.trim_start().strip_prefix("value: "))
-        .expect("a configuration value");
-    let json: String = serde_json::from_str(quoted).expect("a JSON string");
-    serde_json::from_str(&json).expect("the plugin configuration is JSON")
+    let config = wasm_config(bootstrap);
+    assert_eq!(
+        config
+            .pointer("/configuration/@type")
+            .and_then(serde_json::Value::as_str),
+        Some("type.googleapis.com/google.protobuf.StringValue")
+    );
+    let json = config
+        .pointer("/configuration/value")
+        .and_then(serde_json::Value::as_str)
+        .expect("a string");
+    serde_json::from_str(json).expect("the plugin configuration is JSON")
 }
 
 const PAUSE_FLAG: &str = "allow_on_headers_stop_iteration: true";
@@ -305,7 +335,10 @@ fn envoy_honours_a_header_pause_only_in_hold_mode() {
         !stream.contains("allow_on_headers_stop_iteration: "),
         "{stream}"
     );
-    assert!(stream.contains("# filter.header_mode: stream."), "{stream}");
+    assert!(
+        stream.contains("# - filter.header_mode: stream."),
+        "{stream}"
+    );
     assert_eq!(
         plugin_configuration(&stream)["filter"]["header_mode"],
         "stream"
@@ -315,7 +348,7 @@ fn envoy_honours_a_header_pause_only_in_hold_mode() {
     // configuration alike.
     let hold = envoy_bootstrap("examples/policy.yaml", &["--header-mode", "hold"]);
     assert!(hold.contains(PAUSE_FLAG), "{hold}");
-    assert!(hold.contains("# filter.header_mode: hold."), "{hold}");
+    assert!(hold.contains("# - filter.header_mode: hold."), "{hold}");
     assert_eq!(plugin_configuration(&hold)["filter"]["header_mode"], "hold");
 
     // A policy that says `hold` gets the flag without the option, and loses it
@@ -366,19 +399,18 @@ fn envoy_speaks_h2c_to_the_upstream_on_request() {
             "idp=127.0.0.1:9000",
         ],
     );
-    let cluster = h2c
-        .split("- name: mcp_server")
-        .nth(1)
-        .expect("the mcp_server cluster");
-    assert!(
-        cluster.contains(
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        explicit_http_config:\n          http2_protocol_options: {}\n"
-        ),
-        "{cluster}"
+    let options = &cluster(&h2c, "mcp_server")["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    assert_eq!(
+        options["@type"],
+        "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    );
+    assert_eq!(
+        options["explicit_http_config"]["http2_protocol_options"],
+        serde_json::json!({})
     );
     // Only the MCP server's cluster: the clusters the filter fetches from
     // stay HTTP/1.1.
-    assert!(h2c.contains("- name: idp"), "{h2c}");
+    assert!(cluster(&h2c, "idp").is_object(), "{h2c}");
     assert_eq!(h2c.matches("http2_protocol_options").count(), 1, "{h2c}");
 }
 
@@ -411,18 +443,27 @@ fn envoy_writes_audit_lines_to_an_access_log_when_asked() {
     // Without --audit-log (and the policy's default), no access log.
     let plain = envoy_bootstrap("examples/policy.yaml", &[]);
     assert!(!plain.contains("access_log"), "{plain}");
-    assert!(!plain.contains("audit_filter_state\\\":true"), "{plain}");
+    assert_eq!(
+        plugin_configuration(&plain)["filter"]["audit_filter_state"],
+        false
+    );
     let logged = envoy_bootstrap(
         "examples/policy.yaml",
         &["--audit-log", "/var/log/warden.log"],
     );
-    assert!(logged.contains("path: \"/var/log/warden.log\""), "{logged}");
-    assert!(
-        logged.contains("%FILTER_STATE(wasm.warden_audit:PLAIN)%"),
-        "{logged}"
+    let logged_bootstrap = parsed(&logged);
+    let log = &logged_bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+        [0]["typed_config"]["access_log"][0]["typed_config"];
+    assert_eq!(log["path"], "/var/log/warden.log", "{logged}");
+    assert_eq!(
+        log["log_format"]["text_format_source"]["inline_string"],
+        "%FILTER_STATE(wasm.warden_audit:PLAIN)%\n"
     );
     // The filter is told to fill the filter state the log reads.
-    assert!(logged.contains("audit_filter_state\\\":true"), "{logged}");
+    assert_eq!(
+        plugin_configuration(&logged)["filter"]["audit_filter_state"],
+        true
+    );
 }
 
 const SHA: &str = "b56a170b4dc4e846ad14f1279c028525a9dce41a7c4b32e0740b0aa092b066ab";
@@ -444,21 +485,22 @@ fn envoy_fetches_a_remote_module_through_its_own_cluster() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let bootstrap = text(&out.stdout);
-    assert!(!bootstrap.contains("local:"), "{bootstrap}");
-    let remote = "                    remote:\n                      http_uri:\n                        uri: \"http://127.0.0.1:8088/filters/warden.wasm\"\n                        cluster: warden_wasm\n";
-    assert!(bootstrap.contains(remote), "{bootstrap}");
+    let config = wasm_config(&bootstrap);
+    let code = &config["vm_config"]["code"];
+    assert!(code.get("local").is_none(), "{bootstrap}");
+    let remote = &code["remote"];
+    assert_eq!(
+        remote["http_uri"]["uri"],
+        "http://127.0.0.1:8088/filters/warden.wasm"
+    );
+    assert_eq!(remote["http_uri"]["cluster"], "warden_wasm");
     // The digest as Envoy wants it: bare, lower-case hex.
-    assert!(
-        bootstrap.contains(&format!("sha256: \"{SHA}\"")),
-        "{bootstrap}"
-    );
-    assert!(
-        bootstrap.contains("  - name: warden_wasm\n    type: STATIC\n"),
-        "{bootstrap}"
-    );
-    assert!(
-        bootstrap.contains("socket_address: { address: 127.0.0.1, port_value: 8088 }"),
-        "{bootstrap}"
+    assert_eq!(remote["sha256"], SHA);
+    let fetch = cluster(&bootstrap, "warden_wasm");
+    assert_eq!(fetch["type"], "STATIC", "{bootstrap}");
+    assert_eq!(
+        fetch["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"],
+        serde_json::json!({"address": "127.0.0.1", "port_value": 8088})
     );
     // A host name is resolved by DNS, port 80 by default.
     let named = envoy_remote(&[
@@ -467,11 +509,11 @@ fn envoy_fetches_a_remote_module_through_its_own_cluster() {
         "--wasm-sha256",
         SHA,
     ]);
-    let named = text(&named.stdout);
-    assert!(named.contains("type: STRICT_DNS"), "{named}");
-    assert!(
-        named.contains("socket_address: { address: modules.internal, port_value: 80 }"),
-        "{named}"
+    let named = cluster(&text(&named.stdout), "warden_wasm");
+    assert_eq!(named["type"], "LOGICAL_DNS", "{named}");
+    assert_eq!(
+        named["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"],
+        serde_json::json!({"address": "modules.internal", "port_value": 80})
     );
     // A local module renders no such cluster.
     let local = envoy_bootstrap("examples/policy.yaml", &[]);
@@ -528,4 +570,175 @@ fn envoy_refuses_an_unusable_remote_module() {
         let stderr = text(&out.stderr);
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn envoy_renders_dns_and_tls_clusters() {
+    let bootstrap = envoy_bootstrap(
+        "examples/policy.yaml",
+        &[
+            "--cluster",
+            "idp=sso.example.com:443",
+            "--cluster",
+            "revocations=10.0.0.7:8443,tls,ca=/etc/warden/idp-ca.pem",
+            "--cluster",
+            "internal=10.0.0.8:443,plaintext",
+            "--cluster",
+            "pinned=10.0.0.9:9443,sni=keys.example.com",
+        ],
+    );
+    // A host name is resolved by DNS; port 443 means TLS, with the name as
+    // SNI and as the name the certificate must carry, and the system CAs.
+    let idp = cluster(&bootstrap, "idp");
+    assert_eq!(idp["type"], "LOGICAL_DNS", "{bootstrap}");
+    assert_eq!(idp["dns_lookup_family"], "V4_PREFERRED");
+    let tls = &idp["transport_socket"];
+    assert_eq!(tls["name"], "envoy.transport_sockets.tls");
+    assert_eq!(
+        tls["typed_config"]["@type"],
+        "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+    );
+    assert_eq!(tls["typed_config"]["sni"], "sso.example.com");
+    let validation = &tls["typed_config"]["common_tls_context"]["validation_context"];
+    assert_eq!(
+        validation["trusted_ca"]["filename"],
+        "/etc/ssl/certs/ca-certificates.crt"
+    );
+    assert_eq!(
+        validation["match_typed_subject_alt_names"],
+        serde_json::json!([{"san_type": "DNS", "matcher": {"exact": "sso.example.com"}}])
+    );
+    // An IP address is STATIC; without sni= its certificate must name the IP.
+    let revocations = cluster(&bootstrap, "revocations");
+    assert_eq!(revocations["type"], "STATIC");
+    assert!(revocations.get("dns_lookup_family").is_none());
+    let context = &revocations["transport_socket"]["typed_config"];
+    assert!(context.get("sni").is_none(), "{context}");
+    assert_eq!(
+        context["common_tls_context"]["validation_context"],
+        serde_json::json!({
+            "trusted_ca": {"filename": "/etc/warden/idp-ca.pem"},
+            "match_typed_subject_alt_names": [{"san_type": "IP_ADDRESS", "matcher": {"exact": "10.0.0.7"}}],
+        })
+    );
+    // `plaintext` turns TLS off even on 443; `sni=` turns it on.
+    assert!(
+        cluster(&bootstrap, "internal")
+            .get("transport_socket")
+            .is_none()
+    );
+    let pinned = cluster(&bootstrap, "pinned");
+    let pinned = &pinned["transport_socket"]["typed_config"];
+    assert_eq!(pinned["sni"], "keys.example.com");
+    assert_eq!(
+        pinned["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"][0]["matcher"]
+            ["exact"],
+        "keys.example.com"
+    );
+    // The comment block says what each cluster trusts.
+    assert!(
+        bootstrap.contains("# - Cluster `internal`: plain HTTP, no TLS"),
+        "{bootstrap}"
+    );
+    // The MCP server's address is a DNS name too when given as one.
+    let named = envoy_bootstrap("examples/policy.yaml", &["--upstream", "mcp.internal:8000"]);
+    assert_eq!(cluster(&named, "mcp_server")["type"], "LOGICAL_DNS");
+    let plain = envoy_bootstrap("examples/policy.yaml", &[]);
+    assert_eq!(cluster(&plain, "mcp_server")["type"], "STATIC");
+}
+
+#[test]
+fn envoy_refuses_unusable_cluster_options() {
+    for (cluster, message) in [
+        ("idp=h:443,plaintext,tls", "cannot be both"),
+        ("idp=h:443,plaintext,ca=/x", "cannot be both"),
+        ("idp=h:443,mtls", "`mtls` is not an option"),
+        ("idp=h:443,sni=", "`sni=` is not an option"),
+        ("idp=:443", "has no host"),
+        ("idp", "is not NAME=HOST:PORT"),
+        ("mcp_server=127.0.0.1:1", "not a usable cluster name"),
+    ] {
+        let out = warden(&[
+            "envoy",
+            "examples/policy.yaml",
+            "--wasm",
+            "w.wasm",
+            "--cluster",
+            cluster,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{cluster}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(message), "{cluster}: {stderr}");
+    }
+}
+
+/// Lower-case hex SHA-256 of a file.
+fn sha256_of(path: &std::path::Path) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(std::fs::read(path).expect("read the file"))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn version_names_the_cli_and_the_module_it_runs() {
+    let wasm = repo().join("target/wasm32-wasip1/release/warden_filter.wasm");
+    let wasm_arg = wasm.to_str().unwrap();
+    let out = warden(&["version", "--wasm", wasm_arg]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        stdout.starts_with(&format!("warden {version} (git ")),
+        "{stdout}"
+    );
+    // What the module itself logs at VM start.
+    assert!(
+        stdout.contains(&format!("filter module: warden-filter {version} (git ")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(--wasm)"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("sha256: {}", sha256_of(&wasm))),
+        "{stdout}"
+    );
+    // --version says the same of the CLI.
+    let short = text(&warden(&["--version"]).stdout);
+    assert_eq!(
+        short.lines().next(),
+        stdout.lines().next(),
+        "{short} / {stdout}"
+    );
+    // An explicit module that is not there is an error, never a fallback.
+    let missing = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["version"])
+        .env("WARDEN_WASM", "/nonexistent/warden_filter.wasm")
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing.stdout).contains("/nonexistent/warden_filter.wasm ($WARDEN_WASM)"),
+        "{}",
+        text(&missing.stdout)
+    );
+}
+
+#[test]
+fn the_embedded_module_is_the_one_version_reports() {
+    let out = warden(&["version"]);
+    let stdout = text(&out.stdout);
+    if !out.status.success() {
+        // Built before the filter: it says so instead of using another file.
+        assert!(stdout.contains("built without a filter module"), "{stdout}");
+        return;
+    }
+    assert!(stdout.contains("from:   embedded in this CLI"), "{stdout}");
+    let scratch = Scratch::new("embedded");
+    let written = scratch.write("placeholder", "");
+    let out = warden(&["wasm", "-o", written.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let digest = sha256_of(&written);
+    assert!(text(&out.stdout).starts_with(&digest));
+    assert!(stdout.contains(&format!("sha256: {digest}")), "{stdout}");
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from conftest import binaries_or_fail
@@ -18,6 +19,10 @@ from warden_stack import (
 )
 
 
+# Where Debian keeps the system CA bundle (what a TLS cluster trusts by default).
+SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
 def test_rendered_example_config_passes_envoy_validate(tmp_path):
     binaries_or_fail()
     config = render_envoy_config(
@@ -30,10 +35,13 @@ def test_rendered_example_config_passes_envoy_validate(tmp_path):
 
 
 def plugin_configuration(config: str) -> dict:
-    """The filter's configuration in a rendered bootstrap (a JSON string in YAML)."""
-    match = re.search(r"configuration:\n\s+\"@type\": [^\n]+\n\s+value: (\"[^\n]*\")\n", config)
+    """The filter's configuration in a rendered bootstrap: a JSON text in a
+    single-quoted YAML scalar (a quote inside is written twice)."""
+    match = re.search(
+        r"configuration:\n\s+'@type': type.googleapis.com/google.protobuf.StringValue\n\s+value: '([^\n]*)'\n", config
+    )
     assert match, config
-    return json.loads(json.loads(match.group(1)))
+    return json.loads(match.group(1).replace("''", "'"))
 
 
 @pytest.mark.parametrize("upstream_protocol", UPSTREAM_PROTOCOLS)
@@ -62,6 +70,43 @@ def test_each_header_mode_and_upstream_protocol_passes_envoy_validate(tmp_path, 
     path.write_text(config)
     result = validate_envoy_config(path)
     assert result.returncode == 0, f"envoy --mode validate failed:\n{result.stdout}\n{result.stderr}"
+
+
+@pytest.mark.parametrize(
+    "cluster",
+    [
+        "idp=sso.example.com:443",
+        "idp=10.0.0.7:8443,tls,sni=sso.example.com",
+        "idp=sso.example.com:8443,tls,ca={ca}",
+        "idp=[::1]:443",
+        "idp=keys.internal:80",
+    ],
+)
+def test_dns_and_tls_clusters_pass_envoy_validate(tmp_path, cluster):
+    """Every shape of `--cluster` renders a bootstrap Envoy accepts: a host
+    name as LOGICAL_DNS, an IP address as STATIC, TLS with the system CA
+    bundle or a given one (validate opens it: a real file here)."""
+    binaries_or_fail()
+    if not SYSTEM_CA_BUNDLE.exists():
+        pytest.fail(f"{SYSTEM_CA_BUNDLE} is missing: install the ca-certificates package")
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(SYSTEM_CA_BUNDLE.read_bytes())
+    name, _, spec = cluster.format(ca=ca).partition("=")
+    config = render_envoy_config(
+        EXAMPLE_POLICY,
+        listen_port=free_port(),
+        upstream_port=free_port(),
+        admin_port=free_port(),
+        clusters={name: spec},
+    )
+    host = spec.split(",")[0].rsplit(":", 1)[0].strip("[]")
+    is_ip = host.replace(".", "").isdigit() or ":" in host
+    assert ("type: LOGICAL_DNS" in config) == (not is_ip), config
+    assert ("envoy.transport_sockets.tls" in config) == (spec.split(",")[0].endswith(":443") or "," in spec), config
+    path = tmp_path / "envoy.yaml"
+    path.write_text(config)
+    result = validate_envoy_config(path)
+    assert result.returncode == 0, f"envoy --mode validate failed:\n{result.stdout}\n{result.stderr}\n{config}"
 
 
 def test_the_example_policy_renders_stream_mode_by_default():
