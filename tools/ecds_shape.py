@@ -69,8 +69,12 @@ def ecds_document(body: list[str]) -> str:
 
 
 def policy_of(body: list[str]) -> dict[str, Any]:
-    """The policy in a filter configuration body."""
+    """The policy in a filter configuration body: the `value:` scalar,
+    single-quoted as `warden envoy` writes it (`''` is a quote) or
+    double-quoted as `with_policy` does."""
     [value] = [line.strip()[len("value: ") :] for line in body if line.strip().startswith("value: ")]
+    if value.startswith("'") and value.endswith("'"):
+        return json.loads(value[1:-1].replace("''", "'"))
     return json.loads(json.loads(value))
 
 
