@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use policy_sdk::RequestHead;
 use policy_sdk::json::{JsonLimits, parse_strict};
-use policy_sdk::mcp::decode_body;
+use policy_sdk::mcp::{Decoding, ProtocolRevision, ToolNameFormat, decode_body};
 use warden_fuzz::{CALLERS, warden};
 
 const LIMITS: JsonLimits = JsonLimits {
@@ -15,7 +15,17 @@ const LIMITS: JsonLimits = JsonLimits {
 };
 
 fuzz_target!(|data: &[u8]| {
-    match decode_body(data, LIMITS) {
+    // Every revision's table and both tool-name formats, picked by length.
+    let decoding = Decoding {
+        limits: LIMITS,
+        revision: ProtocolRevision::ALL.get(data.len() % 6).copied(),
+        tool_names: if data.len() % 2 == 0 {
+            ToolNameFormat::Spec
+        } else {
+            ToolNameFormat::PrintableAscii
+        },
+    };
+    match decode_body(data, decoding) {
         Ok(request) => {
             let _ = (
                 request.tool_name(),

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use policy_sdk::mcp::{MethodFacts, MethodKind, TargetKind};
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, MapAccess, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -245,13 +246,14 @@ impl RequestSource {
 /// The JSON-RPC message the shorthand of a request describes.
 pub fn jsonrpc_body(request: &RequestSource) -> Value {
     let method = request.method.clone().unwrap_or_else(|| {
-        if request.uri.is_some() {
-            "resources/read".into()
+        let kind = if request.uri.is_some() {
+            TargetKind::Resource
         } else if request.prompt.is_some() {
-            "prompts/get".into()
+            TargetKind::Prompt
         } else {
-            "tools/call".into()
-        }
+            TargetKind::Tool
+        };
+        kind.use_method().name.to_owned()
     });
     let with_arguments = |name: &String| json!({"name": name, "arguments": request.arguments.clone().unwrap_or(json!({}))});
     let params = request
@@ -262,7 +264,8 @@ pub fn jsonrpc_body(request: &RequestSource) -> Value {
         .or_else(|| request.prompt.as_ref().map(with_arguments));
     let mut body = Map::new();
     body.insert("jsonrpc".into(), json!("2.0"));
-    if !method.starts_with("notifications/") {
+    // A case names no revision: the method's kind in any revision that has it.
+    if MethodFacts::kind_of(&method, None) == MethodKind::Request {
         body.insert("id".into(), request.id.clone().unwrap_or(json!(1)));
     }
     body.insert("method".into(), json!(method));

@@ -18,7 +18,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use policy_sdk::exchange::memory::{Driver, HeaderPause, MemoryHost, Request};
 use policy_sdk::identity::{IdentityConfig, TokenVerifier};
 use policy_sdk::json::JsonLimits;
-use policy_sdk::mcp::decode_body;
+use policy_sdk::mcp::{Decoding, decode_body};
 use policy_sdk::testing::{DemoIssuer, TEST_NOW, demo_identity_json};
 use policy_sdk::{CompiledPolicy, Exchange, Warden};
 use serde_json::json;
@@ -51,7 +51,13 @@ fn tokens(c: &mut Criterion) {
 
 fn decoding(c: &mut Criterion) {
     c.bench_function("body/decode", |b| {
-        b.iter(|| decode_body(black_box(BODY.as_bytes()), JsonLimits::default()).unwrap())
+        b.iter(|| {
+            decode_body(
+                black_box(BODY.as_bytes()),
+                Decoding::new(JsonLimits::default()),
+            )
+            .unwrap()
+        })
     });
     c.bench_function("body/serde_json_value", |b| {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(BODY.as_bytes())).unwrap())
@@ -77,7 +83,7 @@ fn evaluation(c: &mut Criterion) {
             TEST_NOW,
         )
         .unwrap();
-    let request = decode_body(BODY.as_bytes(), JsonLimits::default()).unwrap();
+    let request = decode_body(BODY.as_bytes(), Decoding::new(JsonLimits::default())).unwrap();
     for n in [10, 1_000, 10_000] {
         let policy = policy_of(n);
         assert!(policy.decide(&identity, &request).is_allowed());

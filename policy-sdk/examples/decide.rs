@@ -20,7 +20,7 @@ use std::io::{BufRead, Write};
 
 use anyhow::{Context, bail};
 use policy_sdk::json::JsonLimits;
-use policy_sdk::mcp::decode_body;
+use policy_sdk::mcp::{Decoding, decode_body};
 use policy_sdk::testing::{DemoIssuer, TEST_NOW};
 use policy_sdk::{PolicyDocument, Warden};
 use serde_json::{Value, json};
@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
             .verifier()
             .verify(&token, TEST_NOW)
             .map_err(|e| anyhow::anyhow!("token refused: {e}"))?;
-        let answer = match decode_body(&body, limits) {
+        let answer = match decode_body(&body, Decoding::new(limits)) {
             Ok(request) => {
                 let decision = warden.policy().decide(&identity, &request);
                 json!({

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use crate::identity::IdentityConfig;
 use crate::json::{JsonLimits, parse_strict_str};
+use crate::mcp::ToolNameFormat;
 use crate::policy::{Defaults, DenyMode, RuleSource};
 use crate::sealing::SessionKeySecret;
 
@@ -50,6 +51,11 @@ pub struct FilterSettings {
     pub realm: String,
     /// The MCP revisions accepted in `MCP-Protocol-Version`.
     pub protocol_versions: ProtocolWindow,
+    /// The tool names a `tools/call` may carry: `spec` (the default, the
+    /// MCP specification's `A-Z a-z 0-9 _ - .`) or `printable_ascii` (`!`
+    /// to `~`). Names outside the format get `-32602` and never reach the
+    /// policy; no format admits a space or a control character.
+    pub tool_names: ToolNameFormat,
     /// Browser origins allowed to call (exact `scheme://host[:port]`, or
     /// `*`). A request carrying any other `Origin` gets 403; requests without
     /// one (every non-browser client) are unaffected.
@@ -126,6 +132,7 @@ impl Default for FilterSettings {
             audit_filter_state: false,
             realm: "warden".into(),
             protocol_versions: ProtocolWindow::default(),
+            tool_names: ToolNameFormat::default(),
             allowed_origins: Vec::new(),
             bind_sessions: true,
             session_keys: Vec::new(),

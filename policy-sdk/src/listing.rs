@@ -22,6 +22,7 @@ use serde_json::{Map, Value, json};
 
 use crate::identity::Identity;
 use crate::json::{JsonLimits, parse_strict};
+use crate::mcp::MethodFacts;
 use crate::policy::CompiledPolicy;
 
 /// JSON-RPC 2.0 "internal error", used when a list cannot be filtered.
@@ -47,36 +48,17 @@ impl ListKind {
 
     /// The list a request method asks for, if it is one of the four.
     pub fn for_method(method: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.method() == method)
-    }
-
-    /// The request method answered by this list.
-    pub fn method(self) -> &'static str {
-        match self {
-            Self::Tools => "tools/list",
-            Self::Prompts => "prompts/list",
-            Self::Resources => "resources/list",
-            Self::ResourceTemplates => "resources/templates/list",
-        }
+        MethodFacts::named(method)?.list.map(|list| list.kind)
     }
 
     /// The member of `result` holding the entries.
     pub fn result_key(self) -> &'static str {
-        match self {
-            Self::Tools => "tools",
-            Self::Prompts => "prompts",
-            Self::Resources => "resources",
-            Self::ResourceTemplates => "resourceTemplates",
-        }
+        self.facts().result_key
     }
 
     /// The member of an entry naming it.
     pub fn entry_key(self) -> &'static str {
-        match self {
-            Self::Tools | Self::Prompts => "name",
-            Self::Resources => "uri",
-            Self::ResourceTemplates => "uriTemplate",
-        }
+        self.facts().entry_key
     }
 }
 
@@ -524,10 +506,17 @@ mod tests {
 
     #[test]
     fn list_kinds_map_methods_and_keys() {
-        for kind in ListKind::ALL {
-            assert_eq!(ListKind::for_method(kind.method()), Some(kind));
+        for (method, kind) in [
+            ("tools/list", ListKind::Tools),
+            ("prompts/list", ListKind::Prompts),
+            ("resources/list", ListKind::Resources),
+            ("resources/templates/list", ListKind::ResourceTemplates),
+        ] {
+            assert_eq!(ListKind::for_method(method), Some(kind));
+            assert_eq!(kind.facts().kind, kind);
         }
         assert_eq!(ListKind::for_method("tools/call"), None);
+        assert_eq!(ListKind::Tools.result_key(), "tools");
         assert_eq!(
             ListKind::ResourceTemplates.result_key(),
             "resourceTemplates"

@@ -2,9 +2,14 @@
 //! do, decoded strictly from its JSON-RPC body (or from its HTTP method for
 //! the GET stream and DELETE of a session).
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::json::{JsonLimits, parse_strict};
+
+pub mod methods;
+
+pub use methods::{MethodFacts, MethodKind, Param, ProtocolRevision, TargetKind};
 
 /// Pseudo-method naming a GET request (the server-to-client SSE stream).
 pub const HTTP_GET_METHOD: &str = "http:GET";
@@ -14,20 +19,12 @@ pub const HTTP_DELETE_METHOD: &str = "http:DELETE";
 /// (sampling, elicitation, roots); such messages carry no method of their own.
 pub const RESPONSE_METHOD: &str = "$response";
 
-/// MCP revisions this build knows, oldest first. Dates compare as strings.
-pub const REVISIONS: [&str; 5] = [
-    "2024-11-05",
-    "2025-03-26",
-    "2025-06-18",
-    "2025-11-25",
-    "2026-07-28",
-];
 /// The first revision without sessions: request metadata in headers
 /// (`Mcp-Method`, `Mcp-Name`) and the protocol version in every request's
 /// `_meta`.
-pub const MODERN_REVISION: &str = "2026-07-28";
+pub const MODERN_REVISION: &str = ProtocolRevision::V2026_07_28.as_str();
 /// What a request without `MCP-Protocol-Version` is taken to speak.
-pub const ASSUMED_REVISION: &str = "2025-03-26";
+pub const ASSUMED_REVISION: &str = ProtocolRevision::V2025_03_26.as_str();
 /// The `_meta` key carrying a 2026-07-28 request's protocol version.
 pub const PROTOCOL_VERSION_META_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 
@@ -127,11 +124,16 @@ impl McpRequest {
     /// The value 2026-07-28 clients mirror into `Mcp-Name`: the tool or
     /// prompt name, or the resource URI, of the methods that carry one.
     pub fn mirrored_name(&self) -> Option<&str> {
-        match (self.method.as_str(), &self.target) {
-            ("tools/call", Target::Tool { name, .. })
-            | ("prompts/get", Target::Prompt { name }) => Some(name),
-            ("resources/read", Target::Resource { uri }) => Some(uri),
-            _ => None,
+        MethodFacts::named(&self.method)?.mcp_name?;
+        self.target_name()
+    }
+
+    /// The target's name (tool, prompt) or URI (resource).
+    pub fn target_name(&self) -> Option<&str> {
+        match &self.target {
+            Target::Tool { name, .. } | Target::Prompt { name } => Some(name),
+            Target::Resource { uri } => Some(uri),
+            Target::None => None,
         }
     }
 
@@ -205,9 +207,33 @@ impl DecodeError {
 
 const TOP_LEVEL_MEMBERS: [&str; 6] = ["jsonrpc", "method", "params", "id", "result", "error"];
 
+/// What the decoder needs besides the body.
+#[derive(Debug, Clone, Copy)]
+pub struct Decoding {
+    pub limits: JsonLimits,
+    /// The revision the request speaks, if this build knows it: it says
+    /// which methods are requests and which notifications.
+    pub revision: Option<ProtocolRevision>,
+    /// The tool names `tools/call` may carry.
+    pub tool_names: ToolNameFormat,
+}
+
+impl Decoding {
+    /// Decoding as a request without `MCP-Protocol-Version` is read, with
+    /// the specification's tool names.
+    pub fn new(limits: JsonLimits) -> Self {
+        Self {
+            limits,
+            revision: ProtocolRevision::parse(ASSUMED_REVISION),
+            tool_names: ToolNameFormat::default(),
+        }
+    }
+}
+
 /// Decodes one JSON-RPC message from a POST body.
-pub fn decode_body(body: &[u8], limits: JsonLimits) -> Result<McpRequest, DecodeError> {
-    let value = parse_strict(body, limits).map_err(|e| DecodeError::Parse(e.to_string()))?;
+pub fn decode_body(body: &[u8], decoding: Decoding) -> Result<McpRequest, DecodeError> {
+    let value =
+        parse_strict(body, decoding.limits).map_err(|e| DecodeError::Parse(e.to_string()))?;
     let object = match value {
         Value::Object(object) => object,
         Value::Array(_) => return Err(DecodeError::Batch),
@@ -288,25 +314,29 @@ pub fn decode_body(body: &[u8], limits: JsonLimits) -> Result<McpRequest, Decode
     };
     // Request or notification is the method's to say, not the `id`'s: a
     // server dispatches by method, so a mismatch would be read two ways.
-    let is_notification = method.starts_with(NOTIFICATION_PREFIX);
-    let kind = match (is_notification, id.is_some()) {
-        (false, true) => MessageKind::Request,
-        (true, false) => MessageKind::Notification,
-        (true, true) => {
+    let kind = match (
+        MethodFacts::kind_of(&method, decoding.revision),
+        id.is_some(),
+    ) {
+        (MethodKind::Request, true) => MessageKind::Request,
+        (MethodKind::Notification, false) => MessageKind::Notification,
+        (MethodKind::Notification, true) => {
             return Err(DecodeError::InvalidRequest(format!(
                 "`{method}` is a notification and cannot carry an `id`"
             )));
         }
-        (false, false) => {
+        (MethodKind::Request, false) => {
             return Err(DecodeError::InvalidRequest(format!(
                 "`{method}` is a request and needs an `id`"
             )));
         }
     };
-    let target = target_of(&method, params).map_err(|message| DecodeError::InvalidParams {
-        method: method.clone(),
-        id: id.clone(),
-        message,
+    let target = target_of(&method, params, decoding.tool_names).map_err(|message| {
+        DecodeError::InvalidParams {
+            method: method.clone(),
+            id: id.clone(),
+            message,
+        }
     })?;
     let meta_protocol_version = params
         .and_then(|p| p.get("_meta"))
@@ -321,25 +351,41 @@ pub fn decode_body(body: &[u8], limits: JsonLimits) -> Result<McpRequest, Decode
     })
 }
 
-/// Methods under this prefix are notifications; every other method is a
-/// request.
-const NOTIFICATION_PREFIX: &str = "notifications/";
+/// The tool names a `tools/call` may carry (`filter.tool_names`). Whatever
+/// the format, a name is 1 to 128 characters and holds no control
+/// character or space: a name a server may trim or split is never judged
+/// under another reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolNameFormat {
+    /// The MCP specification's format (2025-11-25): only `A-Z a-z 0-9 _ - .`.
+    #[default]
+    Spec,
+    /// Any printable ASCII except space (`!` to `~`): admits names such as
+    /// `github/create_issue` or `fs:read` that servers in the field use.
+    PrintableAscii,
+}
 
-/// The tool-name format of the MCP specification: 1 to 128 characters of
-/// `A-Z a-z 0-9 _ - .`. A name outside it (trailing space, look-alike
-/// letters, NUL) could match a deny rule by one reading and a tool by a
-/// server that trims or normalises.
-fn check_tool_name(name: &str) -> Result<(), String> {
-    let valid = (1..=128).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if valid {
-        Ok(())
-    } else {
-        Err(format!(
-            "`params.name` {name:?} is not a tool name (1 to 128 of A-Z a-z 0-9 _ - .)"
-        ))
+impl ToolNameFormat {
+    /// Whether `name` is a tool name in this format, and if not, why.
+    pub fn check(self, name: &str) -> Result<(), String> {
+        let (allowed, described): (fn(u8) -> bool, &str) = match self {
+            Self::Spec => (
+                |b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'),
+                "1 to 128 of A-Z a-z 0-9 _ - .",
+            ),
+            Self::PrintableAscii => (
+                |b| b.is_ascii_graphic(),
+                "1 to 128 printable ASCII characters, no space",
+            ),
+        };
+        if (1..=128).contains(&name.len()) && name.bytes().all(allowed) {
+            Ok(())
+        } else {
+            Err(format!(
+                "`params.name` {name:?} is not a tool name ({described})"
+            ))
+        }
     }
 }
 
@@ -354,32 +400,42 @@ fn no_controls(field: &str, value: String) -> Result<String, String> {
     }
 }
 
-fn target_of(method: &str, params: Option<&Map<String, Value>>) -> Result<Target, String> {
-    let string_param = |name: &str| -> Result<String, String> {
-        match params.and_then(|p| p.get(name)) {
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(format!("`params.{name}` must be a string")),
-            None => Err(format!("`params.{name}` is required")),
-        }
+/// The target of `method` (as any revision defines it: a server may still
+/// serve a method the request's revision dropped, so its target is judged
+/// all the same), from its required parameter.
+fn target_of(
+    method: &str,
+    params: Option<&Map<String, Value>>,
+    tool_names: ToolNameFormat,
+) -> Result<Target, String> {
+    let Some(facts) = MethodFacts::named(method).and_then(|f| f.target) else {
+        return Ok(Target::None);
     };
-    Ok(match method {
-        "tools/call" => {
-            let name = string_param("name")?;
-            check_tool_name(&name)?;
+    let key = facts.param.key();
+    let value = match params.and_then(|p| p.get(key)) {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(format!("`params.{key}` must be a string")),
+        None => return Err(format!("`params.{key}` is required")),
+    };
+    Ok(match facts.kind {
+        TargetKind::Tool => {
+            tool_names.check(&value)?;
             let arguments = match params.and_then(|p| p.get("arguments")) {
                 None | Some(Value::Null) => Value::Object(Map::new()),
                 Some(args @ Value::Object(_)) => args.clone(),
                 Some(_) => return Err("`params.arguments` must be an object".into()),
             };
-            Target::Tool { name, arguments }
+            Target::Tool {
+                name: value,
+                arguments,
+            }
         }
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Target::Resource {
-            uri: no_controls("uri", string_param("uri")?)?,
+        TargetKind::Resource => Target::Resource {
+            uri: no_controls(key, value)?,
         },
-        "prompts/get" => Target::Prompt {
-            name: no_controls("name", string_param("name")?)?,
+        TargetKind::Prompt => Target::Prompt {
+            name: no_controls(key, value)?,
         },
-        _ => Target::None,
     })
 }
 
@@ -389,7 +445,7 @@ mod tests {
     use serde_json::json;
 
     fn decode(s: &str) -> Result<McpRequest, DecodeError> {
-        decode_body(s.as_bytes(), JsonLimits::default())
+        decode_body(s.as_bytes(), Decoding::new(JsonLimits::default()))
     }
 
     #[test]
@@ -499,6 +555,47 @@ mod tests {
     }
 
     #[test]
+    fn printable_ascii_tool_names_admit_separators_but_never_spaces_or_controls() {
+        let relaxed = Decoding {
+            tool_names: ToolNameFormat::PrintableAscii,
+            ..Decoding::new(JsonLimits::default())
+        };
+        let call = |name: &str| {
+            json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": name}})
+                .to_string()
+        };
+        for name in [
+            "delete_repo",
+            "github/create_issue",
+            "fs:read",
+            "a*b",
+            &"~".repeat(128),
+        ] {
+            let request = decode_body(call(name).as_bytes(), relaxed).unwrap();
+            assert_eq!(request.tool_name(), Some(name));
+        }
+        // The specification's format refuses what the relaxed one admits.
+        assert!(decode(&call("github/create_issue")).is_err());
+        for name in [
+            "",
+            "delete_repo ",
+            "delete repo",
+            "delete_repo\t",
+            "delete_repo\n",
+            "delete_repo\u{0}",
+            "delete_repo\u{7f}",
+            "delete_repo\u{85}",
+            "café",
+            "dеlete_repo",
+            &"x".repeat(129),
+        ] {
+            let err = decode_body(call(name).as_bytes(), relaxed).unwrap_err();
+            assert_eq!(err.code(), codes::INVALID_PARAMS, "{name:?}");
+            assert_eq!(err.id(), Some(&json!(9)));
+        }
+    }
+
+    #[test]
     fn control_characters_in_uris_and_prompt_names_are_refused() {
         for body in [
             json!({"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": "docs://public/a\nb"}}),
@@ -522,5 +619,57 @@ mod tests {
         assert_eq!(note.kind, MessageKind::Notification);
         let request = decode(r#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#).unwrap();
         assert_eq!(request.kind, MessageKind::Request);
+    }
+
+    #[test]
+    fn every_revision_decides_request_or_notification_by_its_table() {
+        for revision in ProtocolRevision::ALL {
+            let decoding = Decoding {
+                revision: Some(revision),
+                ..Decoding::new(JsonLimits::default())
+            };
+            let decode = |body: &str| decode_body(body.as_bytes(), decoding);
+            let with_id = decode(r#"{"jsonrpc":"2.0","id":1,"method":"notifications/cancelled"}"#);
+            assert_eq!(with_id.unwrap_err().code(), codes::INVALID_REQUEST);
+            let without_id = decode(r#"{"jsonrpc":"2.0","method":"tools/list"}"#);
+            assert_eq!(without_id.unwrap_err().code(), codes::INVALID_REQUEST);
+            let request = decode(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap();
+            assert_eq!(request.kind, MessageKind::Request);
+            // A method this revision does not have, or no one has, is read by
+            // its name, as before the table.
+            let note = decode(r#"{"jsonrpc":"2.0","method":"notifications/custom"}"#).unwrap();
+            assert_eq!(note.kind, MessageKind::Notification);
+            let custom = decode(r#"{"jsonrpc":"2.0","id":2,"method":"server/discover"}"#).unwrap();
+            assert_eq!(custom.kind, MessageKind::Request);
+            assert!(decode(r#"{"jsonrpc":"2.0","method":"server/discover"}"#).is_err());
+        }
+        // Without a known revision, the table's facts in any revision.
+        let unknown = Decoding {
+            revision: None,
+            ..Decoding::new(JsonLimits::default())
+        };
+        let err = decode_body(
+            br#"{"jsonrpc":"2.0","id":1,"method":"notifications/initialized"}"#,
+            unknown,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), codes::INVALID_REQUEST);
+    }
+
+    #[test]
+    fn a_method_its_revision_dropped_keeps_its_target() {
+        // A server may still serve `resources/subscribe` to a 2026-07-28
+        // client: its URI is judged all the same.
+        let modern = Decoding {
+            revision: Some(ProtocolRevision::V2026_07_28),
+            ..Decoding::new(JsonLimits::default())
+        };
+        let request = decode_body(
+            br#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"docs://x"}}"#,
+            modern,
+        )
+        .unwrap();
+        assert_eq!(request.resource_uri(), Some("docs://x"));
+        assert_eq!(request.mirrored_name(), None);
     }
 }

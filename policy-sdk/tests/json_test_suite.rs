@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use policy_sdk::json::{JsonLimits, parse_strict};
-use policy_sdk::mcp::decode_body;
+use policy_sdk::mcp::{Decoding, decode_body};
 
 /// How many files of each kind `tests/data/JSONTestSuite/test_parsing` holds
 /// (see `tests/data/README.md`): a missing or extra file fails the tests.
@@ -52,7 +52,7 @@ fn json_test_suite() {
         let bytes = std::fs::read(&path).unwrap();
         let result = parse_strict(&bytes, limits);
         // The MCP decoder must never panic either, whatever the input.
-        let _ = decode_body(&bytes, limits);
+        let _ = decode_body(&bytes, Decoding::new(limits));
         match name.get(..2) {
             Some("y_") => {
                 accepted += 1;

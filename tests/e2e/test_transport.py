@@ -437,6 +437,40 @@ def test_a_tool_name_outside_the_spec_format_never_reaches_the_policy(stack, htt
         assert stack.call_log.entries(mark) == [], name
 
 
+@pytest.fixture(scope="module")
+def printable_stack(e2e_workdir):
+    """The example policy with `filter.tool_names: printable_ascii`."""
+    with variant_stack(e2e_workdir, "printable-tool-names", filter={"tool_names": "printable_ascii"}) as instance:
+        yield instance
+
+
+def test_printable_ascii_tool_names_admit_punctuation_but_never_spaces_or_controls(stack, http, printable_stack):
+    """`ns/search_docs` is refused by the default format (-32602) and reaches
+    the policy under `printable_ascii` (no rule allows it: -31403); a trailing
+    space, a tab, a NUL, BEL or DEL, and non-ASCII are refused under both,
+    and nothing reaches the server."""
+    punctuated = "ns/search_docs"
+    refused = ["search_docs ", "search_docs\t", "search_docs\u0000", "search_docs\u0007", "search_docs\u007f", "café"]
+    with http_client(printable_stack) as relaxed:
+        for client, instance, name, code in [
+            (http, stack, punctuated, -32602),
+            (relaxed, printable_stack, punctuated, -31403),
+            *[(c, i, n, -32602) for n in refused for c, i in [(http, stack), (relaxed, printable_stack)]],
+        ]:
+            mark = instance.call_log.mark()
+            response = tool_call(
+                client, token_for("alice"), name, {}, id="odd", extra_headers={"Mcp-Name": b64_header(name)}
+            )
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["error"]["code"] == code and body["id"] == "odd", (name, body)
+            assert instance.call_log.entries(mark) == [], name
+        # A name in both formats still goes through.
+        allowed = tool_call(relaxed, token_for("alice"), "search_docs", {"query": "printable"})
+        assert allowed.status_code == 200, allowed.text
+        assert "result" in jsonrpc_messages(allowed)[-1], allowed.text
+
+
 def test_modern_client_sends_matching_metadata(stack):
     """The 2.3 client's own Mcp-Method/Mcp-Name headers pass the checks for every kind of call."""
     client = make_client("mcp2.3-2026-07-28", stack.url)

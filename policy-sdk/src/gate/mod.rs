@@ -17,7 +17,7 @@ use crate::identity::{Identity, KeyConfigError, TokenError, TokenVerifier};
 use crate::json::JsonLimits;
 use crate::listing;
 use crate::mcp::{
-    DecodeError, HTTP_DELETE_METHOD, HTTP_GET_METHOD, McpRequest, MessageKind, Target, codes,
+    DecodeError, Decoding, HTTP_DELETE_METHOD, HTTP_GET_METHOD, McpRequest, MessageKind, codes,
     decode_body,
 };
 use crate::policy::{
@@ -204,11 +204,18 @@ impl Warden {
         head: &RequestHead<'_>,
     ) -> BodyVerdict {
         let audit = self.audit_for(head).with_identity(identity);
-        let limits = JsonLimits {
-            max_bytes: self.settings.max_body_bytes,
-            max_depth: self.settings.max_json_depth,
+        // `judge_head` validated the head; only its comparison with the body
+        // is left.
+        let revision = transport::Revision::of(head);
+        let decoding = Decoding {
+            limits: JsonLimits {
+                max_bytes: self.settings.max_body_bytes,
+                max_depth: self.settings.max_json_depth,
+            },
+            revision: revision.known(),
+            tool_names: self.settings.tool_names,
         };
-        let request = match decode_body(body, limits) {
+        let request = match decode_body(body, decoding) {
             Ok(request) => request,
             Err(error) => {
                 let (reply, audit) = self.undecodable(&error, head, audit);
@@ -216,9 +223,6 @@ impl Warden {
             }
         };
         let audit = audit.with_request(&request, self.settings.audit_arguments);
-        // `judge_head` validated the head; only its comparison with the body
-        // is left.
-        let revision = transport::Revision::of(head);
         if let Err(refusal) = transport::check_body(&self.settings, head, revision, &request) {
             let (reply, audit) = self.refuse(refusal, request.id.as_ref(), head, audit);
             return BodyVerdict::Respond(reply, audit);

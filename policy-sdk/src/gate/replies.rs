@@ -2,6 +2,7 @@
 //! JSON-RPC errors) and audited.
 
 use super::*;
+use crate::mcp::MethodFacts;
 
 impl Warden {
     /// A request refused for its shape after the head was judged (a body on
@@ -211,17 +212,14 @@ impl Warden {
                 Reply::json(403, &[("www-authenticate", &challenge)], access_denied())
             }
             DenyAnswer::Disguise if is_call => {
-                let (code, message) = match &request.target {
-                    Target::Tool { name, .. } => {
-                        (codes::INVALID_PARAMS, format!("Unknown tool: {name}"))
+                // What the server says of a target that does not exist;
+                // a method without one does not exist itself.
+                let unknown = MethodFacts::named(&request.method).and_then(|f| f.disguise);
+                let (code, message) = match (unknown, request.target_name()) {
+                    (Some(unknown), Some(name)) => {
+                        (codes::INVALID_PARAMS, format!("{unknown}: {name}"))
                     }
-                    Target::Prompt { name } => {
-                        (codes::INVALID_PARAMS, format!("Unknown prompt: {name}"))
-                    }
-                    Target::Resource { uri } => {
-                        (codes::INVALID_PARAMS, format!("Unknown resource: {uri}"))
-                    }
-                    Target::None => (codes::METHOD_NOT_FOUND, "Method not found".to_owned()),
+                    _ => (codes::METHOD_NOT_FOUND, "Method not found".to_owned()),
                 };
                 let body = json!({
                     "jsonrpc": "2.0",

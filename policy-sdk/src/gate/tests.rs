@@ -598,6 +598,38 @@ fn transport_rules_refuse_origins_query_tokens_media_types_and_duplicates() {
     assert!(err.to_string().contains("filter.allowed_origins"), "{err}");
 }
 
+#[test]
+fn the_tool_name_format_is_the_filter_setting_and_never_admits_controls() {
+    let call = |name: &str| {
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": name}})
+            .to_string()
+    };
+    let spec = warden(json!({}));
+    let relaxed = warden(json!({"filter": {"tool_names": "printable_ascii"}}));
+    // Outside the spec's format: refused before the policy by default, judged
+    // by the policy (no rule allows it) when relaxed.
+    let (_, audit, body) = refused(post(&spec, &call("ns/search_docs")));
+    assert_eq!(body["error"]["code"], -32602);
+    assert_eq!(audit.rule, None);
+    let (_, audit, body) = refused(post(&relaxed, &call("ns/search_docs")));
+    assert_eq!(body["error"]["code"], -31403);
+    assert_eq!(audit.tool.as_deref(), Some("ns/search_docs"));
+    for name in [
+        "search_docs ",
+        "search_docs\u{7}",
+        "search_docs\n",
+        "séarch_docs",
+    ] {
+        for w in [&spec, &relaxed] {
+            let (_, _, body) = refused(post(w, &call(name)));
+            assert_eq!(body["error"]["code"], -32602, "{name:?}");
+            assert_eq!(body["id"], 4);
+        }
+    }
+    forwarded(post(&relaxed, &call("search_docs")));
+    assert!(Warden::from_json(&document(json!({"filter": {"tool_names": "any"}}))).is_err());
+}
+
 fn modern_head<'a>(auth: &'a str) -> RequestHead<'a> {
     RequestHead {
         protocol_version: Some("2026-07-28"),

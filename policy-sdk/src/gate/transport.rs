@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use super::RequestHead;
 use crate::config::FilterSettings;
-use crate::mcp::{ASSUMED_REVISION, Framing, MODERN_REVISION, McpRequest, REVISIONS, codes};
+use crate::mcp::methods::INITIALIZE;
+use crate::mcp::{ASSUMED_REVISION, Framing, MODERN_REVISION, McpRequest, ProtocolRevision, codes};
 
 /// Why a request breaks a transport rule: what the client gets back.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +68,12 @@ impl<'a> Revision<'a> {
         }
     }
 
+    /// The revision as this build knows it (every revision [`check_head`]
+    /// accepted is known).
+    pub fn known(&self) -> Option<ProtocolRevision> {
+        ProtocolRevision::parse(self.version)
+    }
+
     /// 2026-07-28 or later: no sessions, request metadata in headers.
     pub fn is_modern(&self) -> bool {
         self.version >= MODERN_REVISION
@@ -89,12 +96,13 @@ pub(crate) fn check_window(settings: &FilterSettings) -> Result<(), (&'static st
         ("protocol_versions.min", &window.min),
         ("protocol_versions.max", &window.max),
     ] {
-        if !REVISIONS.contains(&value.as_str()) {
+        if ProtocolRevision::parse(value).is_none() {
+            let known: Vec<_> = ProtocolRevision::ALL.map(ProtocolRevision::as_str).into();
             return Err((
                 field,
                 format!(
                     "`{value}` is not an MCP revision this build knows ({})",
-                    REVISIONS.join(", ")
+                    known.join(", ")
                 ),
             ));
         }
@@ -111,9 +119,9 @@ pub(crate) fn check_window(settings: &FilterSettings) -> Result<(), (&'static st
 /// The revisions inside the configured window.
 fn supported(settings: &FilterSettings) -> Vec<&'static str> {
     let window = &settings.protocol_versions;
-    REVISIONS
-        .iter()
-        .copied()
+    ProtocolRevision::ALL
+        .map(ProtocolRevision::as_str)
+        .into_iter()
         .filter(|r| *r >= window.min.as_str() && *r <= window.max.as_str())
         .collect()
 }
@@ -196,7 +204,7 @@ pub(crate) fn check_head<'a>(
     if revision.declared {
         let version = revision.version;
         let window = &settings.protocol_versions;
-        if !REVISIONS.contains(&version)
+        if ProtocolRevision::parse(version).is_none()
             || version < window.min.as_str()
             || version > window.max.as_str()
         {
@@ -268,7 +276,7 @@ pub(crate) fn check_body(
     request: &McpRequest,
 ) -> Result<(), Refusal> {
     if !revision.declared
-        && request.method != "initialize"
+        && request.method != INITIALIZE.name
         && ASSUMED_REVISION < settings.protocol_versions.min.as_str()
     {
         return Err(unsupported(

@@ -12,7 +12,7 @@ use super::source::{
 };
 use crate::glob::{self, Glob, PatternChar};
 use crate::identity::ActorType;
-use crate::mcp::{HTTP_DELETE_METHOD, HTTP_GET_METHOD};
+use crate::mcp::{HTTP_DELETE_METHOD, HTTP_GET_METHOD, MethodFacts, TargetKind};
 use crate::normalize::{normalize_path, normalize_uri};
 
 /// Why a policy does not compile. Every message names the rule and field.
@@ -26,40 +26,15 @@ pub struct CompileError {
     pub help: Option<String>,
 }
 
-/// The kind of target a method acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TargetKind {
-    Tool,
-    Resource,
-    Prompt,
-}
-
-fn methods_for(kind: TargetKind) -> &'static [&'static str] {
-    match kind {
-        TargetKind::Tool => &["tools/call"],
-        TargetKind::Resource => &[
-            "resources/read",
-            "resources/subscribe",
-            "resources/unsubscribe",
-        ],
-        TargetKind::Prompt => &["prompts/get"],
-    }
-}
-
 /// Built-in rule id of the session-methods default.
 pub const SESSION_RULE_ID: &str = "warden:session-methods";
-/// What every MCP client needs to start, keep and end a session: the 2025
-/// handshake, its GET stream and DELETE, and the 2026-07-28 discovery and
-/// stream methods that replace them.
-const SESSION_METHODS: [&str; 7] = [
-    "initialize",
-    "notifications/initialized",
-    "ping",
-    "server/discover",
-    "subscriptions/listen",
-    HTTP_GET_METHOD,
-    HTTP_DELETE_METHOD,
-];
+/// What every MCP client needs to start, keep and end a session: the
+/// session methods of the method table (the 2025 handshake and the
+/// 2026-07-28 discovery and stream methods that replace it), and the GET
+/// stream and DELETE.
+fn session_methods() -> impl Iterator<Item = &'static str> {
+    MethodFacts::session_methods().chain([HTTP_GET_METHOD, HTTP_DELETE_METHOD])
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct PrincipalMatch {
@@ -169,6 +144,24 @@ fn err(rule: &str, field: &str, message: impl Into<String>) -> CompileError {
         message: message.into(),
         help: None,
     }
+}
+
+/// Which methods carry which target, from the method table: "tools go
+/// with `tools/call`, …".
+fn target_methods_help() -> String {
+    let kinds: Vec<String> = TargetKind::ALL
+        .iter()
+        .map(|kind| {
+            let noun = match kind {
+                TargetKind::Tool => "tools",
+                TargetKind::Resource => "resources",
+                TargetKind::Prompt => "prompts",
+            };
+            let methods: Vec<String> = kind.methods().map(|m| format!("`{m}`")).collect();
+            format!("{noun} go with {}", methods.join(", "))
+        })
+        .collect();
+    kinds.join("; ")
 }
 
 fn with_help(mut e: CompileError, help: &str) -> CompileError {
@@ -553,7 +546,10 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
             return Err(err(
                 id,
                 "arguments",
-                "tool arguments only exist on `tools/call`; this rule names no tools",
+                format!(
+                    "tool arguments only exist on `{}`; this rule names no tools",
+                    TargetKind::Tool.use_method().name
+                ),
             ));
         }
     }
@@ -576,9 +572,8 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
         None => match target_kind {
             None => MethodMatch::Any,
             Some(kind) => MethodMatch::Globs(
-                methods_for(kind)
-                    .iter()
-                    .map(|m| Glob::new(m))
+                kind.methods()
+                    .map(Glob::new)
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| err(id, "methods", e.to_string()))?,
             ),
@@ -586,7 +581,7 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
         Some(list) => {
             if let Some(kind) = target_kind {
                 for (i, g) in list.iter().enumerate() {
-                    let possible = methods_for(kind).iter().any(|m| g.matches(m));
+                    let possible = kind.methods().any(|m| g.matches(m));
                     if !possible {
                         return Err(with_help(
                             err(
@@ -594,7 +589,7 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
                                 &format!("methods[{i}]"),
                                 format!("`{}` never carries this rule's target", g.as_str()),
                             ),
-                            "tools go with `tools/call`, resources with `resources/read` (and subscribe/unsubscribe), prompts with `prompts/get`",
+                            &target_methods_help(),
                         ));
                     }
                 }
@@ -633,9 +628,9 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
     if target_charset.is_some()
         && let MethodMatch::Globs(list) = &methods
         && !list.iter().any(|g| {
-            [TargetKind::Tool, TargetKind::Resource, TargetKind::Prompt]
+            TargetKind::ALL
                 .iter()
-                .any(|kind| methods_for(*kind).iter().any(|m| g.matches(m)))
+                .any(|kind| kind.methods().any(|m| g.matches(m)))
         })
     {
         return Err(with_help(
@@ -644,7 +639,7 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
                 "target_charset",
                 "none of this rule's methods carries a tool, prompt or resource: can never match",
             ),
-            "name `tools/call`, `prompts/get` or `resources/read` (or leave `methods` out)",
+            &format!("{} (or leave `methods` out)", target_methods_help()),
         ));
     }
 
@@ -751,9 +746,8 @@ fn compile_step_up(
 }
 
 fn session_rule() -> Result<Rule, CompileError> {
-    let methods = SESSION_METHODS
-        .iter()
-        .map(|m| Glob::new(m))
+    let methods = session_methods()
+        .map(Glob::new)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| err(SESSION_RULE_ID, "methods", e.to_string()))?;
     Ok(Rule {

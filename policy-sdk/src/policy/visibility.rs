@@ -25,7 +25,7 @@ use super::eval::{PassContext, party_matches, passes};
 use super::source::Effect;
 use crate::identity::Identity;
 use crate::listing::ListKind;
-use crate::mcp::{McpRequest, MessageKind, Target};
+use crate::mcp::{McpRequest, MessageKind, Target, TargetKind};
 use crate::normalize::{normalize_uri, within_prefix};
 
 /// Something a list response names.
@@ -40,10 +40,6 @@ pub enum ListedItem<'a> {
     /// A resource template, by RFC 6570 URI template (`resources/templates/list`).
     ResourceTemplate(&'a str),
 }
-
-const TOOLS_CALL: &str = "tools/call";
-const PROMPTS_GET: &str = "prompts/get";
-const RESOURCES_READ: &str = "resources/read";
 
 impl CompiledPolicy {
     /// Whether `identity` could be allowed to use `item` for some request:
@@ -83,7 +79,7 @@ impl ListKind {
 
 /// The `resources/read` request for `uri`.
 fn read_request(uri: &str) -> McpRequest {
-    let mut request = McpRequest::http(RESOURCES_READ);
+    let mut request = McpRequest::http(TargetKind::Resource.use_method().name);
     request.kind = MessageKind::Request;
     request.target = Target::Resource {
         uri: uri.to_owned(),
@@ -120,11 +116,12 @@ impl<'a> PreparedItem<'a> {
     }
 
     fn method(&self) -> &'static str {
-        match self {
-            Self::Tool(_) => TOOLS_CALL,
-            Self::Prompt(_) => PROMPTS_GET,
-            Self::Template(_) => RESOURCES_READ,
-        }
+        let kind = match self {
+            Self::Tool(_) => TargetKind::Tool,
+            Self::Prompt(_) => TargetKind::Prompt,
+            Self::Template(_) => TargetKind::Resource,
+        };
+        kind.use_method().name
     }
 
     /// Whether some request for this item could match `target`.
