@@ -180,8 +180,9 @@ pub struct Condition {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Conditions {
-    One(Condition),
+    // A list first: serde would read `[]` as a condition of defaults.
     All(Vec<Condition>),
+    One(Condition),
 }
 
 /// `claims.actor_type_rules[]`: when the conditions hold, the party is of
@@ -577,11 +578,14 @@ impl ClaimMap {
             .filter(|s| !s.trim().is_empty()))
     }
 
-    /// The first client-id claim that is a string.
+    /// The first client-id claim present; one that is not a string is
+    /// malformed (revocation by client id must not be dodged by shape).
     pub fn client_id(&self, claims: &Map<String, Value>) -> Result<Option<String>, TokenError> {
         for path in &self.client_id {
-            if let Some(Value::String(id)) = path.get(claims)? {
-                return Ok(Some(id.clone()));
+            match path.get(claims)? {
+                Some(Value::String(id)) => return Ok(Some(id.clone())),
+                Some(_) => return Err(path.malformed()),
+                None => {}
             }
         }
         Ok(None)
@@ -669,3 +673,6 @@ fn string_list(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;
