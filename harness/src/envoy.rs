@@ -233,7 +233,10 @@ pub fn clusters_named_by(document: &PolicyDocument) -> Vec<String> {
     let mut names: Vec<String> = identity
         .issuers
         .iter()
-        .filter_map(|i| i.jwks_fetch.as_ref().map(|f| f.cluster.clone()))
+        .filter_map(|i| i.jwks_fetch.as_ref())
+        // Discovery may send the key-set fetch to other clusters, by host.
+        .flat_map(|f| std::iter::once(&f.cluster).chain(f.key_set_hosts.values()))
+        .cloned()
         .chain(
             identity
                 .revocation

@@ -742,3 +742,49 @@ fn the_embedded_module_is_the_one_version_reports() {
     assert!(text(&out.stdout).starts_with(&digest));
     assert!(stdout.contains(&format!("sha256: {digest}")), "{stdout}");
 }
+
+fn envoy_asks_for_every_cluster_discovery_may_fetch_keys_through() {
+    let scratch = Scratch::new("key-set-hosts");
+    let compiled = warden(&["compile", "examples/policy.yaml"]);
+    assert!(compiled.status.success(), "{}", text(&compiled.stderr));
+    let mut document: serde_json::Value = serde_json::from_slice(&compiled.stdout).unwrap();
+    let issuer = &mut document["identity"]["issuers"][0];
+    issuer.as_object_mut().unwrap().remove("jwks");
+    issuer["jwks_fetch"] = serde_json::json!({
+        "cluster": "idp", "path": "/.well-known/openid-configuration", "discovery": true,
+        "key_set_hosts": {"www.googleapis.com": "google_keys"}
+    });
+    let policy = scratch.write("discovery.json", &document.to_string());
+    let policy = policy.to_str().unwrap();
+
+    let out = warden(&[
+        "envoy",
+        policy,
+        "--wasm",
+        "w.wasm",
+        "--cluster",
+        "idp=127.0.0.1:9000",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains(
+            "the policy fetches documents through cluster `google_keys`: give --cluster google_keys=HOST:PORT"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    let bootstrap = envoy_bootstrap(
+        policy,
+        &[
+            "--cluster",
+            "idp=127.0.0.1:9000",
+            "--cluster",
+            "google_keys=127.0.0.1:9001",
+        ],
+    );
+    assert!(bootstrap.contains("- name: google_keys"), "{bootstrap}");
+    assert_eq!(
+        plugin_configuration(&bootstrap)["identity"]["issuers"][0]["jwks_fetch"]["key_set_hosts"],
+        serde_json::json!({"www.googleapis.com": "google_keys"})
+    );
+}

@@ -2,6 +2,7 @@
 //! model (human, service or agent; RFC 8693 delegation chains).
 
 mod cache;
+mod claims;
 mod keys;
 mod revocation;
 
@@ -15,11 +16,15 @@ use serde_json::{Map, Value};
 use sha2::Digest as _;
 
 pub use cache::CacheConfig;
+pub use claims::{
+    ActorTypeRule, ClaimNames, ClaimPath, ClaimRefs, Condition, Conditions, Party, Preset,
+};
 pub use keys::{Algorithm, JwksError, VerifierKey, parse_jwks};
 pub use revocation::{RemoteSource, RevocationConfig, RevocationLists, RevokedEntry};
 
 use crate::json::{JsonLimits, parse_strict};
 use cache::{VerificationCache, token_key};
+use claims::ClaimMap;
 use revocation::Revocations;
 
 /// The kinds of principal Warden tells apart.
@@ -47,48 +52,18 @@ impl ActorType {
     }
 }
 
-/// Names of the claims Warden reads, and how actor-type values map to types.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClaimNames {
-    /// The principal's identifier (`sub` by default), at the top level and
-    /// in each `act` object.
-    pub subject: String,
-    pub actor_type: String,
-    /// Claim value → actor type; by default each type's own name.
-    pub actor_type_values: BTreeMap<String, ActorType>,
-    pub groups: String,
-    pub roles: String,
-    /// Space-separated string (OAuth `scope`) or array (`scp`).
-    pub scope: String,
-    /// Claims tried in order for the OAuth client id.
-    pub client_id: Vec<String>,
-}
-
-impl Default for ClaimNames {
-    fn default() -> Self {
-        Self {
-            subject: "sub".into(),
-            actor_type: "actor_type".into(),
-            actor_type_values: ActorType::ALL
-                .iter()
-                .map(|t| (t.as_str().to_owned(), *t))
-                .collect(),
-            groups: "groups".into(),
-            roles: "roles".into(),
-            scope: "scope".into(),
-            client_id: vec!["client_id".into(), "azp".into()],
-        }
-    }
-}
-
 /// One party in a request: the token's subject or an actor from `act`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Principal {
     pub subject: String,
-    /// `None` when the claim is missing or its value is not mapped; such a
+    /// `None` when neither the actor-type claim nor a rule (nor, for the
+    /// subject, the issuer's default) classifies the party; such a
     /// principal is denied.
     pub actor_type: Option<ActorType>,
+    /// Why `actor_type` is `None`: the issuer and the setting to add. For
+    /// the audit line only, never for the caller.
+    #[serde(skip)]
+    pub unclassified_reason: Option<String>,
     pub groups: Vec<String>,
     pub roles: Vec<String>,
     pub scopes: Vec<String>,
@@ -143,10 +118,20 @@ pub struct RemoteJwks {
     /// `:authority` of the request; the cluster name when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authority: Option<String>,
-    /// `path` is `/.well-known/openid-configuration`: read `jwks_uri` from it
-    /// and fetch that path from the same cluster.
+    /// `path` is `/.well-known/openid-configuration`: check its `issuer`,
+    /// read `jwks_uri` from it and fetch the key set from the cluster its
+    /// host maps to.
     #[serde(default)]
     pub discovery: bool,
+    /// With `discovery`: the clusters that reach `jwks_uri` hosts other
+    /// than this source's own `authority` (which maps to `cluster`), by
+    /// host or `host:port`. A `jwks_uri` on any other host is refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub key_set_hosts: BTreeMap<String, String>,
+    /// With `discovery`: how long the discovered `jwks_uri` is used before
+    /// the configuration is read again.
+    #[serde(default = "default_discovery_refresh")]
+    pub discovery_refresh_seconds: u64,
     #[serde(default = "default_refresh")]
     pub refresh_seconds: u64,
     /// Shortest time between two fetches triggered by unknown key ids, across
@@ -159,6 +144,44 @@ pub struct RemoteJwks {
 
 fn default_refresh() -> u64 {
     300
+}
+fn default_discovery_refresh() -> u64 {
+    3600
+}
+
+impl RemoteJwks {
+    /// The `:authority` of requests to `cluster`.
+    pub fn authority(&self) -> &str {
+        self.authority.as_deref().unwrap_or(&self.cluster)
+    }
+
+    /// Checks the settings that only make sense together; the error names
+    /// the field (relative to `jwks_fetch.`).
+    fn check(&self) -> Result<(), String> {
+        if self.cluster.is_empty() {
+            return Err("cluster: must not be empty".into());
+        }
+        if !self.discovery && !self.key_set_hosts.is_empty() {
+            return Err("key_set_hosts: only used with `discovery: true`".into());
+        }
+        for (host, cluster) in &self.key_set_hosts {
+            let valid_host = !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
+            if !valid_host {
+                return Err(format!(
+                    "key_set_hosts: `{host}` is not a host or `host:port`"
+                ));
+            }
+            if cluster.is_empty() {
+                return Err(format!(
+                    "key_set_hosts.{host}: the cluster must not be empty"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 fn default_min_refresh() -> u64 {
     10
@@ -194,6 +217,10 @@ pub struct IssuerConfig {
     /// algorithm.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_kid: bool,
+    /// Claim paths and actor-type rules of a provider's documented token
+    /// format; explicit `claims` settings override them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<Preset>,
     #[serde(default)]
     pub claims: ClaimNames,
 }
@@ -256,6 +283,10 @@ pub enum KeyConfigError {
     NoUsableKey { index: usize },
     #[error("identity.issuers[{index}].{field}: must not be empty")]
     Empty { index: usize, field: &'static str },
+    #[error("identity.issuers[{index}].claims.{message}")]
+    Claims { index: usize, message: String },
+    #[error("identity.issuers[{index}].jwks_fetch.{message}")]
+    Fetch { index: usize, message: String },
     #[error("identity.revocation: {0}")]
     Revocation(String),
 }
@@ -410,6 +441,8 @@ impl TokenTimes {
 
 struct IssuerVerifier {
     config: IssuerConfig,
+    /// How this issuer's claims are read, resolved from `config`.
+    claims: ClaimMap,
     algorithms: Vec<Algorithm>,
     /// `None` until a fetched key set arrives (for `jwks_fetch` issuers).
     keys: RefCell<Option<Vec<VerifierKey>>>,
@@ -509,8 +542,16 @@ impl TokenVerifier {
                 (None, None, Some(_)) => None,
                 _ => return Err(KeyConfigError::KeySource { index }),
             };
+            let claims = ClaimMap::resolve(&issuer.issuer, issuer.preset, &issuer.claims)
+                .map_err(|message| KeyConfigError::Claims { index, message })?;
+            if let Some(fetch) = &issuer.jwks_fetch {
+                fetch
+                    .check()
+                    .map_err(|message| KeyConfigError::Fetch { index, message })?;
+            }
             issuers.push(IssuerVerifier {
                 config: issuer.clone(),
+                claims,
                 algorithms,
                 keys: RefCell::new(keys),
                 fetched_digest: RefCell::new(None),
@@ -779,28 +820,22 @@ impl TokenVerifier {
         issuer: &IssuerVerifier,
         claims: Map<String, Value>,
     ) -> Result<Identity, TokenError> {
-        let names = &issuer.config.claims;
+        let map = &issuer.claims;
         // An empty subject would become everyone's session binding and
         // revocation key.
-        let subject = claims
-            .get(&names.subject)
-            .and_then(Value::as_str)
-            .filter(|s| !s.trim().is_empty())
+        let subject = map
+            .subject(&claims)?
             .ok_or(TokenError::NoSubject)?
             .to_owned();
-        let client_id = names
-            .client_id
-            .iter()
-            .find_map(|name| claims.get(name).and_then(Value::as_str))
-            .map(str::to_owned);
+        let client_id = map.client_id(&claims)?;
         let token_id = match claims.get("jti") {
             None => None,
             Some(Value::String(j)) => Some(j.clone()),
             Some(_) => return Err(TokenError::BadClaim("jti".into())),
         };
         // `may_act` says who *could* act; it is not delegation and is ignored.
-        let (actor, prior_actors) = self.delegation_chain(names, &claims)?;
-        let subject = principal(names, subject, claims)?;
+        let (actor, prior_actors) = self.delegation_chain(map, &claims)?;
+        let subject = principal(map, Party::Subject, subject, claims)?;
         Ok(Identity {
             issuer: issuer.config.issuer.clone(),
             subject,
@@ -812,10 +847,12 @@ impl TokenVerifier {
     }
 
     /// RFC 8693 §4.1: the outermost `act` is the current actor; nested `act`
-    /// members are prior actors, kept for the audit trail only.
+    /// members are prior actors, kept for the audit trail only. Each actor
+    /// is read with the issuer's claim settings, as an actor: the default
+    /// actor type never applies to it.
     fn delegation_chain(
         &self,
-        names: &ClaimNames,
+        map: &ClaimMap,
         claims: &Map<String, Value>,
     ) -> Result<(Option<Principal>, Vec<Principal>), TokenError> {
         let mut actors = Vec::new();
@@ -827,15 +864,14 @@ impl TokenVerifier {
             let act = act
                 .as_object()
                 .ok_or_else(|| TokenError::BadClaim("act".into()))?;
-            let subject = act
-                .get(&names.subject)
-                .and_then(Value::as_str)
-                .filter(|s| !s.trim().is_empty())
-                .ok_or_else(|| TokenError::BadClaim(format!("act.{}", names.subject)))?;
+            let subject = map
+                .subject(act)
+                .map_err(|_| TokenError::BadClaim(format!("act.{}", map.subject.as_str())))?
+                .ok_or_else(|| TokenError::BadClaim(format!("act.{}", map.subject.as_str())))?;
             next = act.get("act");
             let mut own = act.clone();
             own.remove("act");
-            actors.push(principal(names, subject.to_owned(), own)?);
+            actors.push(principal(map, Party::Actor, subject.to_owned(), own)?);
         }
         let mut actors = actors.into_iter();
         let current = actors.next();
@@ -911,45 +947,25 @@ fn select_key<'k>(
 /// Builds a principal from a claims object (the token's top level, or one
 /// `act` object).
 fn principal(
-    names: &ClaimNames,
+    map: &ClaimMap,
+    party: Party,
     subject: String,
     claims: Map<String, Value>,
 ) -> Result<Principal, TokenError> {
-    let actor_type = claims
-        .get(&names.actor_type)
-        .and_then(Value::as_str)
-        .and_then(|v| names.actor_type_values.get(v).copied());
-    let groups = string_list(&claims, &names.groups, false)?;
-    let roles = string_list(&claims, &names.roles, false)?;
-    let scopes = string_list(&claims, &names.scope, true)?;
+    let (actor_type, unclassified_reason) = match map.classify(&claims, party)? {
+        Ok(t) => (Some(t), None),
+        Err(reason) => (None, Some(reason)),
+    };
+    let lists = map.lists(&claims)?;
     Ok(Principal {
         subject,
         actor_type,
-        groups,
-        roles,
-        scopes,
+        unclassified_reason,
+        groups: lists.groups,
+        roles: lists.roles,
+        scopes: lists.scopes,
         claims,
     })
-}
-
-fn string_list(
-    claims: &Map<String, Value>,
-    name: &str,
-    split_spaces: bool,
-) -> Result<Vec<String>, TokenError> {
-    match claims.get(name) {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) if split_spaces => {
-            Ok(s.split_whitespace().map(str::to_owned).collect())
-        }
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| v.as_str().map(str::to_owned))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| TokenError::BadClaim(name.to_owned())),
-        Some(_) => Err(TokenError::BadClaim(name.to_owned())),
-    }
 }
 
 #[cfg(test)]

@@ -172,6 +172,7 @@ pub fn principal(
     crate::identity::Principal {
         subject: subject.into(),
         actor_type,
+        unclassified_reason: None,
         groups: groups.iter().map(|g| (*g).to_owned()).collect(),
         roles: Vec::new(),
         scopes: Vec::new(),

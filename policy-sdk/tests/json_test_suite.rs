@@ -104,6 +104,7 @@ fn list_filtering_survives_the_corpus() {
         subject: Principal {
             subject: "alice".into(),
             actor_type: Some(ActorType::Human),
+            unclassified_reason: None,
             groups: Vec::new(),
             roles: Vec::new(),
             scopes: Vec::new(),

@@ -43,6 +43,9 @@ class Provider:
         self.keys: list[dict[str, Any]] = [ES256_KEY]
         self.revoked: dict[str, Any] = {}
         self.down = False
+        # Where the discovery document says the key set lives (the provider's
+        # public URL: Warden maps its host to a cluster).
+        self.jwks_uri = "https://idp.demo.warden.test/jwks"
         self.hits = {"/jwks": 0, "/revoked": 0, "/.well-known/openid-configuration": 0, "upstream": 0}
 
     def hit_count(self, path: str) -> int:
@@ -74,9 +77,7 @@ def make_handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
                 elif self.path == "/revoked":
                     self._send(200, provider.revoked)
                 elif self.path == "/.well-known/openid-configuration":
-                    # The provider's public URL: Warden keeps only its path
-                    # and asks the same cluster for it.
-                    self._send(200, {"issuer": mint_token.ISSUER, "jwks_uri": "https://idp.demo.warden.test/jwks"})
+                    self._send(200, {"issuer": mint_token.ISSUER, "jwks_uri": provider.jwks_uri})
                 else:
                     self._send(404, {"error": "no such document"})
 
@@ -120,7 +121,12 @@ rules:
 
 
 JWKS_PATH = "path: /jwks"
-DISCOVERY = "path: /.well-known/openid-configuration\n        discovery: true"
+# The key set lives on another host, reached through cluster `keys`; the
+# discovered location is read again every second.
+DISCOVERY = """path: /.well-known/openid-configuration
+        discovery: true
+        discovery_refresh_seconds: 1
+        key_set_hosts: {keys.demo.warden.test: keys}"""
 
 
 def policy(key_source: str = JWKS_PATH) -> str:
@@ -148,17 +154,24 @@ class Live:
 
 
 @contextlib.contextmanager
-def start_live(workdir: Path, policy_text: str, provider: Provider) -> Iterator[Live]:
-    """Serves `provider` on loopback (as the `idp` cluster and as the upstream)
-    and runs Envoy with `policy_text` in front of it, in `workdir`."""
-    with loopback_http_server(make_handler(provider)) as server:
-        port = server.server_address[1]
+def start_live(
+    workdir: Path, policy_text: str, provider: Provider, key_server: Provider | None = None
+) -> Iterator[Live]:
+    """Serves `provider` on loopback (as the `idp` cluster and as the upstream),
+    and `key_server` (when given) as the `keys` cluster, and runs Envoy with
+    `policy_text` in front of them, in `workdir`."""
+    with contextlib.ExitStack() as servers:
+        port = servers.enter_context(loopback_http_server(make_handler(provider))).server_address[1]
+        clusters = {"idp": port}
+        if key_server is not None:
+            keys = servers.enter_context(loopback_http_server(make_handler(key_server)))
+            clusters["keys"] = keys.server_address[1]
         stack = Stack(
             policy=Path(workdir) / "policy.yaml",
             workdir=workdir,
             with_server=False,
             server_port=port,
-            clusters={"idp": port},
+            clusters=clusters,
             concurrency=2,
             header_mode=HEADER_MODE,
         )
@@ -261,9 +274,109 @@ def test_a_revoked_token_is_refused_after_the_next_poll(live: Live) -> None:
     assert any("reported stolen" in r for r in reasons), reasons
 
 
-def test_keys_found_through_openid_discovery(e2e_workdir: Path) -> None:
+def test_keys_found_through_openid_discovery_on_another_host(e2e_workdir: Path) -> None:
     provider = Provider()
-    with start_live(e2e_workdir / "identity" / "discovery", policy(DISCOVERY), provider) as live:
+    provider.jwks_uri = "https://keys.demo.warden.test/jwks"
+    provider.keys = []  # the discovery host serves no usable key set
+    key_server = Provider()
+    with start_live(e2e_workdir / "identity" / "discovery", policy(DISCOVERY), provider, key_server) as live:
         live.wait_until(lambda: live.call(token()).status_code == 200, 15, "keys through discovery")
-        assert live.provider.hit_count("/.well-known/openid-configuration") >= 1
-        assert live.provider.hit_count("/jwks") >= 1
+        assert provider.hit_count("/.well-known/openid-configuration") >= 1
+        assert key_server.hit_count("/jwks") >= 1, "fetched from the cluster the host maps to"
+        assert provider.hit_count("/jwks") == 0
+
+        # A jwks_uri on a host no cluster reaches is refused, and the keys in
+        # force stay. (An unknown kid makes Warden fetch; the discovered
+        # location is older than discovery_refresh_seconds, so it rediscovers.)
+        with provider.lock:
+            provider.jwks_uri = "https://www.googleapis.com/oauth2/v3/certs"
+        time.sleep(MIN_REFRESH + 0.5)
+        mark = live.log.mark()
+        assert live.call(token(kid="rotated-elsewhere")).status_code == 401
+        live.wait_until(
+            lambda: "`jwks_uri` host `www.googleapis.com` maps to no cluster" in live.log.text(mark),
+            10,
+            "the refusal in the log",
+        )
+        assert live.call(token()).status_code == 200
+
+
+# A Keycloak realm as its tokens come: realm roles under `realm_access`,
+# groups as full paths, no actor-type claim. The realm's keys are the demo
+# keys, fetched from the loopback provider like the other issuer's.
+KEYCLOAK = "https://sso.demo.warden.test/realms/demo"
+PLAIN = "https://plain.demo.warden.test/realms/demo"
+KEYCLOAK_POLICY = f"""
+version: 1
+identity:
+  issuers:
+    - issuer: {KEYCLOAK}
+      preset: keycloak
+      audiences: [https://mcp.demo.warden.test/mcp]
+      jwks_fetch: {{cluster: idp, path: /jwks, min_refresh_interval_seconds: 1}}
+    - issuer: {PLAIN}
+      audiences: [https://mcp.demo.warden.test/mcp]
+      jwks_fetch: {{cluster: idp, path: /jwks, min_refresh_interval_seconds: 1}}
+rules:
+  - id: sre-lists-tools
+    effect: allow
+    owner: team-platform
+    principal: {{types: [human], groups: [/sre], roles: [sre-oncall]}}
+    methods: [tools/list]
+"""
+
+
+def keycloak_token(issuer: str, **claims: Any) -> str:
+    now = int(time.time())
+    payload = {
+        "exp": now + 300,
+        "iat": now,
+        "jti": uuid.uuid4().hex,
+        "iss": issuer,
+        "aud": [mint_token.AUDIENCE, "account"],
+        "sub": "f1d8c3a0-5b7e-4c2a-9e1f-3a6b8d0c2e4f",
+        "typ": "Bearer",
+        "azp": "mcp-inspector",
+        "realm_access": {"roles": ["default-roles-demo", "offline_access", "sre-oncall"]},
+        "resource_access": {"account": {"roles": ["view-profile"]}},
+        "scope": "openid profile email",
+        "preferred_username": "alice",
+        "email": "alice@example.com",
+        "groups": ["/sre"],
+    }
+    payload.update(claims)
+    return mint_token.sign(payload)
+
+
+def test_a_keycloak_shaped_token_is_classified_by_the_preset(e2e_workdir: Path) -> None:
+    provider = Provider()
+    with start_live(e2e_workdir / "identity" / "keycloak", KEYCLOAK_POLICY, provider) as live:
+        live.wait_until(lambda: live.call(keycloak_token(KEYCLOAK)).status_code == 200, 15, "the realm's keys")
+        mark = live.log.mark()
+        response = live.call(keycloak_token(KEYCLOAK))
+        assert "result" in response.json(), response.text
+        # The realm's service account: a service, which the rule does not allow.
+        service = live.call(
+            keycloak_token(
+                KEYCLOAK,
+                sub="3b9e6f1a-2c4d-4e8f-a0b1-c2d3e4f5a6b7",
+                azp="ci-deployer",
+                client_id="ci-deployer",
+                preferred_username="service-account-ci-deployer",
+                groups=["/sre"],
+            )
+        )
+        assert "error" in service.json(), service.text
+        # The same token shape from an issuer without a preset: unclassified,
+        # and only the audit line says which setting to add.
+        plain = live.call(keycloak_token(PLAIN))
+        assert "error" in plain.json(), plain.text
+        assert "default_actor_type" not in plain.text
+        audits = live.log.wait_for_audits(mark, lambda a: len(a) >= 3)
+        by_issuer = [(a.get("issuer"), a["decision"], a.get("actor_type")) for a in audits]
+        assert (KEYCLOAK, "allow", "human") in by_issuer, audits
+        assert (KEYCLOAK, "deny", "service") in by_issuer, audits
+        [unclassified] = [a for a in audits if a.get("issuer") == PLAIN]
+        assert unclassified["decision"] == "deny" and unclassified.get("actor_type") is None, unclassified
+        assert f"issuer `{PLAIN}`" in unclassified["reason"], unclassified
+        assert "`claims.default_actor_type`" in unclassified["reason"], unclassified

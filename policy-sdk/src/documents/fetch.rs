@@ -44,6 +44,16 @@ pub enum FetchError {
     Body(String),
     #[error("discovery document has no usable `jwks_uri`")]
     NoJwksUri,
+    /// OpenID Connect Discovery §4.3: the document must name the very
+    /// issuer it was fetched for.
+    #[error("discovery document names issuer `{found}`, not `{expected}`")]
+    IssuerMismatch { expected: String, found: String },
+    #[error("`jwks_uri` `{0}` is not an absolute http(s) URL")]
+    BadJwksUri(String),
+    #[error(
+        "`jwks_uri` host `{host}` maps to no cluster: add `{host}: <cluster>` to `jwks_fetch.key_set_hosts` (and give that cluster to the proxy)"
+    )]
+    UnmappedHost { host: String },
     #[error("refused, keeping the last good copy: {0}")]
     Refused(ApplyError),
 }
@@ -137,41 +147,173 @@ pub(crate) fn claim(
         .is_ok()
 }
 
+/// Where a document is requested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Location {
+    pub cluster: String,
+    pub authority: String,
+    /// Path and query.
+    pub path: String,
+}
+
+impl Location {
+    fn of(source: &Source) -> Self {
+        Self {
+            cluster: source.cluster.clone(),
+            authority: source.authority.clone(),
+            path: source.path.clone(),
+        }
+    }
+}
+
 /// One fetch in flight.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Fetch {
     pub source: Source,
     /// The answer is the discovery document, not the document itself.
     discovering: bool,
+    /// The key set is fetched from a location discovered earlier: if that
+    /// fails, the next fetch discovers again rather than wait out the
+    /// discovery interval.
+    from_remembered: bool,
 }
 
-fn dispatch(host: &mut dyn DocumentHost, source: &Source, path: &str) -> Result<u32, FetchError> {
+fn dispatch(
+    host: &mut dyn DocumentHost,
+    source: &Source,
+    at: &Location,
+) -> Result<u32, FetchError> {
     host.http_call(
-        &source.cluster,
+        &at.cluster,
         &[
             (":method", "GET"),
-            (":path", path),
-            (":authority", &source.authority),
+            (":path", &at.path),
+            (":authority", &at.authority),
             ("accept", "application/json"),
         ],
         source.timeout,
     )
-    .map_err(|error| FetchError::call(&source.cluster, error))
+    .map_err(|error| FetchError::call(&at.cluster, error))
 }
 
-/// Starts fetching `source`; returns the call token to wait for.
+/// Starts fetching `source`; returns the call token to wait for. With
+/// discovery, the key set is fetched directly while the location found by
+/// the last discovery (by any worker) is younger than the discovery
+/// interval.
 pub(crate) fn start(
     host: &mut dyn DocumentHost,
     source: &Source,
 ) -> Result<(u32, Fetch), FetchError> {
-    let token = dispatch(host, source, &source.path)?;
+    if source.discovery
+        && let Some(at) = remembered(host, source)
+    {
+        let token = dispatch(host, source, &at)?;
+        return Ok((
+            token,
+            Fetch {
+                source: source.clone(),
+                discovering: false,
+                from_remembered: true,
+            },
+        ));
+    }
+    let token = dispatch(host, source, &Location::of(source))?;
     Ok((
         token,
         Fetch {
             source: source.clone(),
             discovering: source.discovery,
+            from_remembered: false,
         },
     ))
+}
+
+/// What discovery leaves in shared data: the `jwks_uri`, when it was read,
+/// and from where (a changed configuration discovers again).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Discovered {
+    jwks_uri: String,
+    at: u64,
+    from: String,
+}
+
+fn discovery_origin(source: &Source) -> String {
+    format!("{} {} {}", source.cluster, source.authority, source.path)
+}
+
+/// The key-set location of the last discovery, if it is recent, was made
+/// for this source, and still maps to a cluster.
+fn remembered(host: &mut dyn DocumentHost, source: &Source) -> Option<Location> {
+    let (bytes, _) = host.shared_data(source.discovered_key()).ok()??;
+    let found: Discovered = serde_json::from_slice(&bytes).ok()?;
+    let now = host.now_unix_seconds();
+    let fresh = now >= found.at && now - found.at < source.discovery_refresh_seconds;
+    if !fresh || found.from != discovery_origin(source) {
+        return None;
+    }
+    key_set_location(source, &found.jwks_uri).ok()
+}
+
+fn remember(host: &mut dyn DocumentHost, source: &Source, jwks_uri: &str) {
+    let found = Discovered {
+        jwks_uri: jwks_uri.to_owned(),
+        at: host.now_unix_seconds(),
+        from: discovery_origin(source),
+    };
+    if let Ok(bytes) = serde_json::to_vec(&found) {
+        // Best effort: without it, the next fetch discovers again.
+        let _ = host.set_shared_data(source.discovered_key(), &bytes, None);
+    }
+}
+
+fn forget(host: &mut dyn DocumentHost, source: &Source) {
+    let _ = host.set_shared_data(source.discovered_key(), b"", None);
+}
+
+/// Where the key set named by `jwks_uri` is fetched: the cluster its host
+/// maps to, with the URL's authority, path and query.
+pub(crate) fn key_set_location(source: &Source, jwks_uri: &str) -> Result<Location, FetchError> {
+    let bad = || FetchError::BadJwksUri(jwks_uri.to_owned());
+    let (scheme, rest) = jwks_uri.split_once("://").ok_or_else(bad)?;
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "https" => ":443",
+        "http" => ":80",
+        _ => return Err(bad()),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if authority.is_empty()
+        || authority
+            .chars()
+            .any(|c| c == '@' || c.is_whitespace() || c.is_control())
+    {
+        return Err(bad());
+    }
+    let authority = authority.to_ascii_lowercase();
+    let authority = authority
+        .strip_suffix(default_port)
+        .unwrap_or(&authority)
+        .to_owned();
+    let tail = tail.split('#').next().unwrap_or_default();
+    let path = match tail.chars().next() {
+        None => "/".to_owned(),
+        Some('?') => format!("/{tail}"),
+        Some(_) => tail.to_owned(),
+    };
+    if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    let cluster = source
+        .cluster_for(&authority)
+        .ok_or_else(|| FetchError::UnmappedHost {
+            host: authority.clone(),
+        })?
+        .to_owned();
+    Ok(Location {
+        cluster,
+        authority,
+        path,
+    })
 }
 
 /// What an answer meant.
@@ -195,7 +337,7 @@ pub(crate) fn on_response(
     applied: &Applied,
 ) -> Progress {
     match answer(host, warden, &fetch, body_size, applied) {
-        Ok(Answer::Discovered(path)) => match dispatch(host, &fetch.source, &path) {
+        Ok(Answer::Discovered(at)) => match dispatch(host, &fetch.source, &at) {
             Ok(token) => Progress::Next(
                 token,
                 Fetch {
@@ -208,7 +350,12 @@ pub(crate) fn on_response(
         Ok(Answer::Loaded(summary)) => {
             Progress::Loaded(format!("{}: {summary}", fetch.source.label()))
         }
-        Err(error) => fail(&fetch, error),
+        Err(error) => {
+            if fetch.from_remembered {
+                forget(host, &fetch.source);
+            }
+            fail(&fetch, error)
+        }
     }
 }
 
@@ -220,8 +367,8 @@ fn fail(fetch: &Fetch, error: FetchError) -> Progress {
 }
 
 enum Answer {
-    /// The discovery document named this path for the key set.
-    Discovered(String),
+    /// The discovery document named this location for the key set.
+    Discovered(Location),
     Loaded(String),
 }
 
@@ -250,11 +397,7 @@ fn answer(
         .http_call_response_body(body_size)
         .map_err(|error| FetchError::Body(error.status))?;
     if fetch.discovering {
-        return parse_strict(&body, LIMITS)
-            .ok()
-            .and_then(|d| d.get("jwks_uri").and_then(Value::as_str).map(path_of))
-            .map(Answer::Discovered)
-            .ok_or(FetchError::NoJwksUri);
+        return discovered(host, &fetch.source, &body).map(Answer::Discovered);
     }
     let summary = apply(warden, &fetch.source, &body).map_err(FetchError::Refused)?;
     let key = fetch.source.document_key();
@@ -267,11 +410,29 @@ fn answer(
     Ok(Answer::Loaded(summary))
 }
 
-/// The path (and query) of a URL; the cluster decides the host.
-pub(crate) fn path_of(url: &str) -> String {
-    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    match after_scheme.find('/') {
-        Some(i) => after_scheme.get(i..).unwrap_or("/").to_owned(),
-        None => "/".to_owned(),
+/// Reads a discovery document: its `issuer` must be the configured one,
+/// and its `jwks_uri` must map to a cluster. The location is remembered
+/// for the other workers and later fetches.
+fn discovered(
+    host: &mut dyn DocumentHost,
+    source: &Source,
+    body: &[u8],
+) -> Result<Location, FetchError> {
+    let document = parse_strict(body, LIMITS).map_err(|_| FetchError::NoJwksUri)?;
+    if let Kind::Keys { issuer } = &source.kind {
+        let found = document.get("issuer").and_then(Value::as_str);
+        if found != Some(issuer.as_str()) {
+            return Err(FetchError::IssuerMismatch {
+                expected: issuer.clone(),
+                found: found.unwrap_or("(none)").to_owned(),
+            });
+        }
     }
+    let jwks_uri = document
+        .get("jwks_uri")
+        .and_then(Value::as_str)
+        .ok_or(FetchError::NoJwksUri)?;
+    let at = key_set_location(source, jwks_uri)?;
+    remember(host, source, jwks_uri);
+    Ok(at)
 }

@@ -33,9 +33,17 @@ pub struct Source {
     /// between scheduled attempts while nothing has loaded yet.
     pub min_interval_seconds: u64,
     pub timeout: Duration,
+    /// With `discovery`: the cluster each `jwks_uri` host (or `host:port`,
+    /// lower case) is fetched through; this source's own authority maps to
+    /// its cluster.
+    pub key_set_hosts: Vec<(String, String)>,
+    /// With `discovery`: seconds a discovered `jwks_uri` is used before the
+    /// configuration is read again.
+    pub discovery_refresh_seconds: u64,
     /// Shared-data keys, built once at configuration time: the latest good
-    /// copy, and the stamp of each trigger.
+    /// copy, the discovered key-set location, and the stamp of each trigger.
     document_key: String,
+    discovered_key: String,
     scheduled_stamp_key: String,
     unknown_key_stamp_key: String,
 }
@@ -76,7 +84,10 @@ impl Source {
             refresh_seconds: refresh_seconds.max(1),
             min_interval_seconds: min_interval_seconds.max(1),
             timeout: Duration::from_millis(timeout_ms),
+            key_set_hosts: Vec::new(),
+            discovery_refresh_seconds: 1,
             document_key: format!("warden:doc:{id}"),
+            discovered_key: format!("warden:discovered:{id}"),
             scheduled_stamp_key: format!("warden:fetched-at:scheduled:{id}"),
             unknown_key_stamp_key: format!("warden:fetched-at:unknown-key:{id}"),
         }
@@ -93,6 +104,23 @@ impl Source {
     /// The shared-data key of the latest good copy.
     pub fn document_key(&self) -> &str {
         &self.document_key
+    }
+
+    /// The shared-data key of the key-set location discovery found, and
+    /// when.
+    pub fn discovered_key(&self) -> &str {
+        &self.discovered_key
+    }
+
+    /// The cluster that reaches `authority` (lower case, default port
+    /// removed): a `key_set_hosts` entry for it or for its host.
+    pub fn cluster_for(&self, authority: &str) -> Option<&str> {
+        let host = host_of(authority);
+        self.key_set_hosts
+            .iter()
+            .find(|(h, _)| h == authority)
+            .or_else(|| self.key_set_hosts.iter().find(|(h, _)| h == host))
+            .map(|(_, cluster)| cluster.as_str())
     }
 
     /// The shared-data key of the time (Unix seconds) of the last fetch
@@ -132,7 +160,7 @@ pub fn sources(warden: &Warden) -> Vec<Source> {
         .remote_key_sources()
         .into_iter()
         .map(|(issuer, r)| {
-            Source::new(
+            let mut source = Source::new(
                 Kind::Keys {
                     issuer: issuer.to_owned(),
                 },
@@ -143,7 +171,22 @@ pub fn sources(warden: &Warden) -> Vec<Source> {
                 r.refresh_seconds,
                 r.min_refresh_interval_seconds,
                 r.timeout_ms,
-            )
+            );
+            if r.discovery {
+                // Explicit entries first: they may also name the
+                // discovery host, on purpose.
+                source.key_set_hosts = r
+                    .key_set_hosts
+                    .iter()
+                    .map(|(host, cluster)| (host.to_ascii_lowercase(), cluster.clone()))
+                    .chain(std::iter::once((
+                        r.authority().to_ascii_lowercase(),
+                        r.cluster.clone(),
+                    )))
+                    .collect();
+                source.discovery_refresh_seconds = r.discovery_refresh_seconds.max(1);
+            }
+            source
         })
         .collect();
     if let Some(r) = verifier.revocation_source() {
@@ -159,4 +202,18 @@ pub fn sources(warden: &Warden) -> Vec<Source> {
         ));
     }
     out
+}
+
+/// The host of `host[:port]` (an IPv6 literal keeps its brackets).
+fn host_of(authority: &str) -> &str {
+    match authority.rsplit_once(':') {
+        Some((host, port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!host.contains(':') || host.ends_with(']')) =>
+        {
+            host
+        }
+        _ => authority,
+    }
 }

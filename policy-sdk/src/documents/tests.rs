@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use serde_json::{Value, json};
 
-use super::fetch::path_of;
+use super::fetch::key_set_location;
 use super::memory::{MemoryDocumentHost, SharedData};
 use super::*;
 use crate::exchange::{KeyFetch, KeyProgress, LogLevel};
@@ -16,6 +16,8 @@ use crate::testing::{DEMO_ISSUER, DemoIssuer, TEST_NOW, demo_identity_json, demo
 const REFRESH: u64 = 300;
 const MIN_INTERVAL: u64 = 10;
 const POLL: u64 = 30;
+const DISCOVERY_REFRESH: u64 = 3600;
+const DISCOVERY: &str = "/.well-known/openid-configuration";
 
 /// A configuration whose demo issuer's keys are fetched from cluster `idp`
 /// (through OpenID discovery with `discovery`) and whose revocation list is
@@ -32,12 +34,14 @@ fn config(discovery: bool) -> String {
         .and_then(Value::as_object_mut)
     {
         issuer.remove("jwks");
-        issuer.insert(
-            "jwks_fetch".into(),
-            json!({"cluster": "idp", "authority": "idp.example", "path": path,
+        let mut fetch = json!({"cluster": "idp", "authority": "idp.example", "path": path,
                    "discovery": discovery, "refresh_seconds": REFRESH,
-                   "min_refresh_interval_seconds": MIN_INTERVAL, "timeout_ms": 2000}),
-        );
+                   "min_refresh_interval_seconds": MIN_INTERVAL, "timeout_ms": 2000});
+        if discovery {
+            fetch["key_set_hosts"] = json!({"keys.example": "keys", "cdn.example:8443": "cdn"});
+            fetch["discovery_refresh_seconds"] = json!(DISCOVERY_REFRESH);
+        }
+        issuer.insert("jwks_fetch".into(), fetch);
     }
     if let Some(identity) = identity.as_object_mut() {
         identity.insert(
@@ -336,20 +340,27 @@ fn a_call_that_cannot_start_is_reported() {
     );
 }
 
+/// A discovery document for the demo issuer naming `jwks_uri`.
+fn discovery_doc(jwks_uri: &str) -> Vec<u8> {
+    json!({"issuer": DEMO_ISSUER, "jwks_uri": jwks_uri})
+        .to_string()
+        .into_bytes()
+}
+
 #[test]
 fn discovery_finds_the_key_set_then_fetches_it() {
     let shared = shared();
     let mut a = Worker::start(&shared, true);
     a.tick_at(TEST_NOW);
-    let token = a.call("/.well-known/openid-configuration");
+    let token = a.call(DISCOVERY);
     a.answer(
         token,
         Some("200"),
-        br#"{"issuer": "https://idp.demo.warden.test", "jwks_uri": "https://idp.example/oauth/jwks?v=2"}"#,
+        &discovery_doc("https://IDP.example:443/oauth/jwks?v=2#frag"),
     );
     assert!(!a.has_keys());
     assert_eq!(a.root.in_flight(), 2);
-    // Same cluster and authority; the URL's host is the cluster's business.
+    // The discovery host itself maps to the discovery cluster.
     let call = a
         .host
         .calls
@@ -373,10 +384,8 @@ fn discovery_finds_the_key_set_then_fetches_it() {
     else {
         panic!("no fetch");
     };
-    let size = b
-        .host
-        .answer(token, Some("200"), br#"{"jwks_uri": "/keys"}"#)
-        .unwrap();
+    let body = discovery_doc("https://idp.example/keys");
+    let size = b.host.answer(token, Some("200"), &body).unwrap();
     let KeyProgress::Pending(next) = stream.key_fetch_response(&mut b.host, token, size) else {
         panic!("discovery needs a second call");
     };
@@ -390,16 +399,234 @@ fn discovery_finds_the_key_set_then_fetches_it() {
 }
 
 #[test]
-fn a_discovery_document_without_jwks_uri_fails() {
-    for body in [
-        &br#"{"issuer": "x"}"#[..],
-        br#"{"jwks_uri": 7}"#,
-        b"not json",
+fn a_key_set_on_another_host_is_fetched_from_its_mapped_cluster() {
+    for (jwks_uri, cluster, authority, path) in [
+        (
+            "https://keys.example/oauth2/v3/certs",
+            "keys",
+            "keys.example",
+            "/oauth2/v3/certs",
+        ),
+        // A host entry covers every port of that host.
+        (
+            "https://keys.example:9443/certs",
+            "keys",
+            "keys.example:9443",
+            "/certs",
+        ),
+        (
+            "https://cdn.example:8443?set=1",
+            "cdn",
+            "cdn.example:8443",
+            "/?set=1",
+        ),
     ] {
         let mut a = Worker::start(&shared(), true);
         a.tick_at(TEST_NOW);
-        let token = a.call("/.well-known/openid-configuration");
-        a.answer(token, Some("200"), body);
+        let token = a.call(DISCOVERY);
+        a.answer(token, Some("200"), &discovery_doc(jwks_uri));
+        let call = a.host.calls.iter().find(|c| c.path() == path).unwrap();
+        assert_eq!(call.cluster, cluster, "{jwks_uri}");
+        assert!(
+            call.headers
+                .contains(&(":authority".into(), authority.into())),
+            "{jwks_uri}: {:?}",
+            call.headers
+        );
+        let token = call.token;
+        a.answer(token, Some("200"), &jwks());
+        assert!(a.has_keys(), "{jwks_uri}");
+    }
+}
+
+#[test]
+fn a_key_set_on_an_unmapped_host_is_refused() {
+    for (jwks_uri, why) in [
+        (
+            "https://www.googleapis.com/oauth2/v3/certs",
+            "`jwks_uri` host `www.googleapis.com` maps to no cluster: add `www.googleapis.com: <cluster>` to `jwks_fetch.key_set_hosts`",
+        ),
+        // Port 8443 is mapped for `cdn.example` only.
+        (
+            "https://cdn.example/keys",
+            "`jwks_uri` host `cdn.example` maps to no cluster",
+        ),
+        ("/keys", "`jwks_uri` `/keys` is not an absolute http(s) URL"),
+        (
+            "ftp://idp.example/keys",
+            "`jwks_uri` `ftp://idp.example/keys` is not an absolute http(s) URL",
+        ),
+        (
+            "https://user@idp.example/keys",
+            "is not an absolute http(s) URL",
+        ),
+    ] {
+        let shared = shared();
+        let mut a = Worker::start(&shared, true);
+        a.tick_at(TEST_NOW);
+        let token = a.call(DISCOVERY);
+        a.answer(token, Some("200"), &discovery_doc(jwks_uri));
+        let warnings = a.host.logs_at(LogLevel::Warn);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0]
+                .starts_with("warden: fetch failed: keys of `https://idp.demo.warden.test`: ")
+                && warnings[0].contains(why),
+            "{jwks_uri}: {warnings:?}"
+        );
+        assert_eq!(a.paths(), ["/revoked"], "no key-set call for {jwks_uri}");
+        assert!(!a.has_keys());
+        assert!(
+            shared
+                .borrow()
+                .get("warden:discovered:keys:https://idp.demo.warden.test")
+                .is_none(),
+            "a refused location is not remembered"
+        );
+    }
+}
+
+/// A worker whose keys were found through discovery at `TEST_NOW`.
+fn discovered_worker(shared: &Rc<RefCell<SharedData>>) -> Worker {
+    let mut a = Worker::start(shared, true);
+    a.tick_at(TEST_NOW);
+    let token = a.call(DISCOVERY);
+    a.answer(
+        token,
+        Some("200"),
+        &discovery_doc("https://keys.example/certs"),
+    );
+    let token = a.call("/certs");
+    a.answer(token, Some("200"), &jwks());
+    let token = a.call("/revoked");
+    a.answer(token, Some("200"), br#"{"jti": []}"#);
+    assert!(a.has_keys());
+    a
+}
+
+#[test]
+fn a_discovery_document_for_another_issuer_is_refused_and_the_keys_stay() {
+    let shared = shared();
+    let mut a = discovered_worker(&shared);
+    let now = TEST_NOW + DISCOVERY_REFRESH;
+    for (body, found) in [
+        (
+            json!({"issuer": "https://evil.example", "jwks_uri": "https://keys.example/evil"}),
+            "https://evil.example",
+        ),
+        // Trailing slashes matter: the comparison is exact.
+        (
+            json!({"issuer": format!("{DEMO_ISSUER}/"), "jwks_uri": "https://keys.example/certs"}),
+            "https://idp.demo.warden.test/",
+        ),
+        (json!({"jwks_uri": "https://keys.example/certs"}), "(none)"),
+    ] {
+        a.host.logs.clear();
+        a.tick_at(now);
+        let token = a.call(DISCOVERY);
+        a.answer(token, Some("200"), body.to_string().as_bytes());
+        assert_eq!(
+            a.host.logs_at(LogLevel::Warn),
+            [format!(
+                "warden: fetch failed: keys of `https://idp.demo.warden.test`: discovery document names issuer `{found}`, not `https://idp.demo.warden.test`"
+            )]
+        );
+        assert!(!a.paths().contains(&"/evil"));
+        assert!(a.has_keys());
+        assert!(a.verify("t-ok").is_ok());
+        assert_eq!(shared_doc(&shared, KEYS_DOC), Some(jwks()));
+        // Let the next round be due again.
+        shared
+            .borrow_mut()
+            .set(
+                "warden:fetched-at:scheduled:keys:https://idp.demo.warden.test",
+                b"0",
+                None,
+            )
+            .unwrap();
+        a.host.calls.clear();
+    }
+}
+
+#[test]
+fn the_discovered_location_is_used_until_the_discovery_interval() {
+    let shared = shared();
+    let mut a = discovered_worker(&shared);
+
+    // Key refreshes within the interval go straight to the key set.
+    for now in [TEST_NOW + REFRESH, TEST_NOW + 2 * REFRESH] {
+        a.tick_at(now);
+        let paths = a.paths();
+        assert!(
+            paths.contains(&"/certs") && !paths.contains(&DISCOVERY),
+            "{paths:?}"
+        );
+        let token = a.call("/certs");
+        assert_eq!(
+            a.host
+                .calls
+                .iter()
+                .find(|c| c.token == token)
+                .unwrap()
+                .cluster,
+            "keys"
+        );
+        a.answer(token, Some("200"), &jwks());
+        a.host.calls.clear();
+    }
+    // So does another worker's fetch for an unknown key id.
+    let mut b = Worker::start(&shared, true);
+    let mut stream = b.root.stream();
+    assert!(matches!(
+        stream.start_key_fetch(&mut b.host, DEMO_ISSUER, TEST_NOW + 2 * REFRESH),
+        KeyFetch::Started(_)
+    ));
+    assert_eq!(b.paths(), ["/certs"]);
+
+    // Once the interval has passed, the configuration is read again.
+    a.tick_at(TEST_NOW + DISCOVERY_REFRESH);
+    assert!(a.paths().contains(&DISCOVERY), "{:?}", a.paths());
+    let token = a.call(DISCOVERY);
+    a.answer(
+        token,
+        Some("200"),
+        &discovery_doc("https://keys.example/v2/certs"),
+    );
+    let token = a.call("/v2/certs");
+    a.answer(token, Some("200"), &jwks());
+    assert!(
+        a.host.logs_at(LogLevel::Warn).is_empty(),
+        "{:?}",
+        a.host.logs
+    );
+}
+
+#[test]
+fn a_failed_fetch_from_the_remembered_location_discovers_again() {
+    let shared = shared();
+    let mut a = discovered_worker(&shared);
+    a.tick_at(TEST_NOW + REFRESH);
+    let token = a.call("/certs");
+    a.answer(token, Some("404"), b"");
+    a.host.calls.clear();
+    a.tick_at(TEST_NOW + 2 * REFRESH);
+    assert!(a.paths().contains(&DISCOVERY), "{:?}", a.paths());
+    assert!(a.has_keys(), "the last good keys stay");
+}
+
+#[test]
+fn a_discovery_document_without_jwks_uri_fails() {
+    for body in [
+        json!({"issuer": DEMO_ISSUER}).to_string().into_bytes(),
+        json!({"issuer": DEMO_ISSUER, "jwks_uri": 7})
+            .to_string()
+            .into_bytes(),
+        b"not json".to_vec(),
+    ] {
+        let mut a = Worker::start(&shared(), true);
+        a.tick_at(TEST_NOW);
+        let token = a.call(DISCOVERY);
+        a.answer(token, Some("200"), &body);
         assert_eq!(
             a.host.logs_at(LogLevel::Warn),
             [
@@ -571,11 +798,64 @@ fn a_stream_without_configuration_does_nothing() {
 }
 
 #[test]
-fn paths_of_discovered_urls() {
+fn key_set_locations_of_discovered_urls() {
+    let warden = Warden::from_json(&config(true)).unwrap();
+    let source = &sources(&warden)[0];
+    let at = |url: &str| key_set_location(source, url).map(|l| (l.cluster, l.authority, l.path));
+    let ok = |c: &str, a: &str, p: &str| Ok((c.to_owned(), a.to_owned(), p.to_owned()));
     assert_eq!(
-        path_of("https://idp.example/oauth/jwks?v=2"),
-        "/oauth/jwks?v=2"
+        at("https://idp.example/oauth/jwks?v=2"),
+        ok("idp", "idp.example", "/oauth/jwks?v=2")
     );
-    assert_eq!(path_of("https://idp.example"), "/");
-    assert_eq!(path_of("/keys"), "/keys");
+    assert_eq!(at("http://idp.example:80"), ok("idp", "idp.example", "/"));
+    assert_eq!(
+        at("HTTPS://Keys.Example/a#b"),
+        ok("keys", "keys.example", "/a")
+    );
+    assert_eq!(
+        at("https://cdn.example:8443/k"),
+        ok("cdn", "cdn.example:8443", "/k")
+    );
+    assert!(matches!(
+        at("https://cdn.example:9443/k"),
+        Err(FetchError::UnmappedHost { .. })
+    ));
+    assert!(matches!(at("https:///k"), Err(FetchError::BadJwksUri(_))));
+    assert!(matches!(
+        at("https://idp.example/a b"),
+        Err(FetchError::BadJwksUri(_))
+    ));
+}
+
+#[test]
+fn discovery_settings_are_checked_at_load_time() {
+    let with = |fetch: Value| {
+        let mut config: Value = serde_json::from_str(&config(false)).unwrap();
+        config["identity"]["issuers"][0]["jwks_fetch"] = fetch;
+        Warden::from_json(&config.to_string())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let error =
+        with(json!({"cluster": "idp", "path": "/jwks", "key_set_hosts": {"keys.example": "keys"}}))
+            .unwrap_err();
+    assert!(
+        error.contains(
+            "identity.issuers[0].jwks_fetch.key_set_hosts: only used with `discovery: true`"
+        ),
+        "{error}"
+    );
+    let error = with(json!({"cluster": "idp", "path": "/x", "discovery": true, "key_set_hosts": {"https://keys.example": "keys"}}))
+        .unwrap_err();
+    assert!(
+        error.contains("`https://keys.example` is not a host or `host:port`"),
+        "{error}"
+    );
+    let error = with(json!({"cluster": "idp", "path": "/x", "discovery": true, "key_set_hosts": {"keys.example": ""}}))
+        .unwrap_err();
+    assert!(
+        error.contains("key_set_hosts.keys.example: the cluster must not be empty"),
+        "{error}"
+    );
+    assert!(with(json!({"cluster": "idp", "path": "/x", "discovery": true, "key_set_hosts": {"KEYS.example:8443": "keys"}})).is_ok());
 }

@@ -277,12 +277,14 @@ fn extracts_bearer_tokens() {
 #[test]
 fn maps_custom_actor_type_values() {
     let mut config = config();
-    config.issuers[0].claims.actor_type = "principal_kind".into();
-    config.issuers[0].claims.actor_type_values = [
-        ("user".to_owned(), ActorType::Human),
-        ("llm".to_owned(), ActorType::Agent),
-    ]
-    .into();
+    config.issuers[0].claims.actor_type = Some("principal_kind".into());
+    config.issuers[0].claims.actor_type_values = Some(
+        [
+            ("user".to_owned(), ActorType::Human),
+            ("llm".to_owned(), ActorType::Agent),
+        ]
+        .into(),
+    );
     let v = TokenVerifier::new(&config).unwrap();
     let token = issuer()
         .token(TEST_NOW, json!({"principal_kind": "llm"}))
@@ -625,7 +627,7 @@ fn fetched_key_sets_fail_closed_until_loaded_and_survive_bad_updates() {
 #[test]
 fn the_subject_claim_can_be_renamed() {
     let mut c = config();
-    c.issuers[0].claims.subject = "oid".into();
+    c.issuers[0].claims.subject = Some("oid".into());
     let v = TokenVerifier::new(&c).unwrap();
     let token = issuer()
         .token(

@@ -208,8 +208,13 @@ impl CompiledPolicy {
         let contexts = passes(identity);
         for ctx in &contexts {
             if ctx.principal.actor_type.is_none() {
+                let why = ctx
+                    .principal
+                    .unclassified_reason
+                    .as_deref()
+                    .map_or_else(String::new, |why| format!(": {why}"));
                 return Decision::deny(format!(
-                    "`{}` has no recognised actor type (human, service or agent)",
+                    "`{}` has no recognised actor type (human, service or agent){why}",
                     ctx.principal.subject
                 ));
             }

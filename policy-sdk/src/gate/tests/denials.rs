@@ -218,6 +218,15 @@ fn the_policy_discloses_to_the_actor_types_it_lists() {
     ));
     assert_withheld(&body, "unclassified");
     assert!(audit.reason.contains("no recognised actor type"));
+    // The audit line names the fix; the caller's answer does not.
+    assert!(
+        audit
+            .reason
+            .contains("`actor_type` value `robot` is not in `claims.actor_type_values`"),
+        "{}",
+        audit.reason
+    );
+    assert!(!body.to_string().contains("actor_type_values"));
 }
 
 #[test]
