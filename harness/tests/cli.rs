@@ -743,6 +743,7 @@ fn the_embedded_module_is_the_one_version_reports() {
     assert!(stdout.contains(&format!("sha256: {digest}")), "{stdout}");
 }
 
+#[test]
 fn envoy_asks_for_every_cluster_discovery_may_fetch_keys_through() {
     let scratch = Scratch::new("key-set-hosts");
     let compiled = warden(&["compile", "examples/policy.yaml"]);
