@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO_ROOT / "tools"))
 sys.path.insert(0, str(CLIENTS_DIR))
 
 import ecds_shape  # noqa: E402
+import helpers  # noqa: E402
 import mcp1_client  # noqa: E402
 import mint_token  # noqa: E402
 import warden_stack  # noqa: E402
@@ -170,47 +171,16 @@ def stack(e2e_workdir: Path) -> Iterator[Stack]:
     if HEADER_MODE != "stream":
         pytest.fail("the control-plane shape runs in header mode stream only", pytrace=False)
     rollout = ecds_shape.Rollout(e2e_workdir / "ecds")
-    with served_module() as (url, sha256):
+    with helpers.module_server(warden_stack.WASM_FILTER.read_bytes()) as module:
         with running(
             lambda: Stack(
                 workdir=e2e_workdir,
                 header_mode="stream",
-                wasm_remote=(url, sha256),
+                wasm_remote=(module.url, module.sha256),
                 config_edit=rollout.reshape,
             )
         ) as instance:
             yield instance
-
-
-@contextlib.contextmanager
-def served_module() -> Iterator[tuple[str, str]]:
-    """The built module over HTTP on a free loopback port (a thread of this
-    process, stopped on exit): its URL and SHA-256."""
-    import hashlib
-    import http.server
-
-    module = warden_stack.WASM_FILTER.read_bytes()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/wasm")
-            self.send_header("Content-Length", str(len(module)))
-            self.end_headers()
-            self.wfile.write(module)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/warden_filter.wasm", hashlib.sha256(module).hexdigest()
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @contextlib.contextmanager

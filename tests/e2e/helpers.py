@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 
@@ -115,3 +117,43 @@ def loopback_http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[Thre
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+MODULE_PATH = "/warden_filter.wasm"
+
+
+@dataclass
+class ModuleServer:
+    """A module served over HTTP at MODULE_PATH (see `module_server`)."""
+
+    url: str
+    sha256: str
+    # The path of every request, in order.
+    requests: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def module_server(module: bytes) -> Iterator[ModuleServer]:
+    """`module` over HTTP on a free loopback port for the `with` block, as
+    Envoy fetches a remote module (`vm_config.code.remote`); any other path
+    gets 404."""
+    requests: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            requests.append(self.path)
+            if self.path != MODULE_PATH:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/wasm")
+            self.send_header("Content-Length", str(len(module)))
+            self.end_headers()
+            self.wfile.write(module)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with loopback_http_server(Handler) as server:
+        url = f"http://127.0.0.1:{server.server_address[1]}{MODULE_PATH}"
+        yield ModuleServer(url=url, sha256=hashlib.sha256(module).hexdigest(), requests=requests)

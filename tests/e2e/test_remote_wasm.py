@@ -10,61 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.server
 import re
-import threading
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 from conftest import HEADER_MODE, http_client, running, token_for, tool_call
-from helpers import assert_jsonrpc_denial, tool_entries
+from helpers import MODULE_PATH, ModuleServer, assert_jsonrpc_denial, module_server, tool_entries
 from warden_stack import WASM_FILTER, Stack, StackError
 
-MODULE_PATH = "/warden_filter.wasm"
-
-
-class ModuleServer:
-    """The built module over HTTP on a free loopback port, in a thread of
-    this process; records the path of every request."""
-
-    def __init__(self, module: bytes) -> None:
-        self.requests: list[str] = []
-        requests = self.requests
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-                requests.append(self.path)
-                if self.path != MODULE_PATH:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/wasm")
-                self.send_header("Content-Length", str(len(module)))
-                self.end_headers()
-                self.wfile.write(module)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}{MODULE_PATH}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
-
-
 @contextlib.contextmanager
-def module_server() -> Iterator[ModuleServer]:
-    server = ModuleServer(WASM_FILTER.read_bytes())
-    try:
+def built_module() -> Iterator[ModuleServer]:
+    with module_server(WASM_FILTER.read_bytes()) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def module_sha256() -> str:
@@ -74,7 +32,7 @@ def module_sha256() -> str:
 @pytest.fixture(scope="module")
 def fetched(e2e_workdir: Path) -> Iterator[tuple[Stack, ModuleServer]]:
     """Envoy with the module fetched from the loopback server, right digest."""
-    with module_server() as server:
+    with built_module() as server:
         stack = lambda: Stack.variant(  # noqa: E731
             e2e_workdir / "remote-wasm", header_mode=HEADER_MODE, wasm_remote=(server.url, module_sha256())
         )
@@ -122,7 +80,7 @@ def test_a_wrong_sha256_loads_no_filter_and_fails_closed(e2e_workdir: Path):
     digest: Envoy fetches it (and retries), rejects it, and answers every
     request 503 without forwarding it, also an allowed one with a good token."""
     wrong = hashlib.sha256(WASM_FILTER.read_bytes() + b"\0").hexdigest()
-    with module_server() as server:
+    with built_module() as server:
         stack = Stack.variant(e2e_workdir / "remote-wasm-wrong-sha", header_mode=HEADER_MODE, wasm_remote=(server.url, wrong))
         try:
             try:
