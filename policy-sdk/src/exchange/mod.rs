@@ -252,13 +252,15 @@ impl Exchange {
             Ok(warden) => warden,
             Err(flow) => return flow,
         };
+        // One read of every header serves the session and the body stage.
+        let headers = host.response_headers().map_err(|error| error.to_string());
         if let Some(binding) = self.session_binding.take()
-            && let Err(flow) = self.seal_response_session(&warden, host, &binding)
+            && let Err(flow) = self.seal_response_session(&warden, host, &headers, &binding)
         {
             return flow;
         }
         let stage = std::mem::take(&mut self.response);
-        self.response = stage.on_headers(host);
+        self.response = stage.on_headers(host, &headers);
         Flow::Continue
     }
 

@@ -51,14 +51,19 @@ impl ResponseStage {
         }
     }
 
-    pub(super) fn on_headers(self, host: &mut dyn StreamHost) -> Self {
+    /// `headers`: every response header, or why they could not be read.
+    pub(super) fn on_headers(
+        self,
+        host: &mut dyn StreamHost,
+        headers: &Result<Vec<(String, String)>, String>,
+    ) -> Self {
         let Self::Planned(audience) = self else {
             return self;
         };
-        let head = match host.response_headers() {
-            Ok(headers) => ResponseHead::read(&headers),
-            Err(error) => Err(error.to_string()),
-        };
+        let head = headers
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|headers| ResponseHead::read(headers));
         let head = match head {
             Ok(head) => head,
             // Unreadable headers, or headers two readers could read two

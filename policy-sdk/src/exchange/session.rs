@@ -64,24 +64,22 @@ impl Exchange {
         &mut self,
         warden: &Warden,
         host: &mut dyn StreamHost,
+        headers: &Result<Vec<(String, String)>, String>,
         binding: &str,
     ) -> Result<(), Flow> {
-        let server_id = host
-            .response_headers()
-            .map_err(|e| e.to_string())
-            .and_then(|headers| {
-                let ids: Vec<String> = headers
-                    .into_iter()
-                    .filter(|(name, _)| name.eq_ignore_ascii_case("mcp-session-id"))
-                    .map(|(_, id)| id)
-                    .collect();
-                match ids.as_slice() {
-                    [] => Ok(None),
-                    [id] => Ok(Some(id.clone())),
-                    // Which one would the client keep? Neither is sealed.
-                    _ => Err(format!("the upstream sent {} session ids", ids.len())),
-                }
-            });
+        let server_id = headers.as_ref().map_err(Clone::clone).and_then(|headers| {
+            let ids: Vec<&String> = headers
+                .iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case("mcp-session-id"))
+                .map(|(_, id)| id)
+                .collect();
+            match ids.as_slice() {
+                [] => Ok(None),
+                [id] => Ok(Some((*id).clone())),
+                // Which one would the client keep? Neither is sealed.
+                _ => Err(format!("the upstream sent {} session ids", ids.len())),
+            }
+        });
         let sealed = match server_id {
             Ok(None) => return Ok(()),
             Ok(Some(server_id)) => session_keys(warden, host)
