@@ -104,10 +104,10 @@ impl Shadow {
 /// nothing.
 #[derive(Debug, Clone)]
 pub struct ShadowedPolicy {
-    /// The rules in force (every rule when none is in shadow).
+    /// The rules in force (every rule when none is in shadow; with the
+    /// whole policy in shadow, every rule, judging what would happen).
     enforced: CompiledPolicy,
-    /// Every rule, shadow or not: what the policy would decide. `None` when
-    /// no rule is in shadow.
+    /// Every rule, shadow or not, when some but not all are in shadow.
     observed: Option<CompiledPolicy>,
     /// The whole policy is in shadow: every request the rules judge is
     /// allowed, and what they would decide is recorded.
@@ -122,14 +122,9 @@ impl ShadowedPolicy {
     ) -> Result<Self, CompileError> {
         // Every rule compiles, shadow or not, with its place in the document.
         let all = CompiledPolicy::compile(rules, defaults)?;
-        if whole {
-            return Ok(Self {
-                enforced: all.clone(),
-                observed: Some(all),
-                whole,
-            });
-        }
-        if !rules.iter().any(|rule| rule.shadow) {
+        // With the whole policy in shadow, every rule judges what would
+        // happen and none is enforced: one compiled copy serves.
+        if whole || !rules.iter().any(|rule| rule.shadow) {
             return Ok(Self {
                 enforced: all,
                 observed: None,
