@@ -117,6 +117,7 @@ fn gate(c: &mut Criterion) {
         ],
         chunks: vec![BODY.as_bytes().to_vec()],
         trailers: None,
+        dynamic_metadata: None,
     };
     let now = u128::from(TEST_NOW) * 1_000_000_000;
     // The filter's default header mode (stream), on a host that honours a

@@ -3,6 +3,7 @@
 
 mod cache;
 mod claims;
+pub mod envoy_metadata;
 mod keys;
 mod revocation;
 
@@ -248,6 +249,63 @@ pub struct IdentityConfig {
     pub revocation: RevocationConfig,
     #[serde(default)]
     pub cache: CacheConfig,
+    /// Who checks token signatures: Warden itself, or Envoy's `jwt_authn`
+    /// filter ahead of it (Warden then reads the verified payload from the
+    /// stream's dynamic metadata).
+    #[serde(default, skip_serializing_if = "VerifiedBy::is_warden")]
+    pub verified_by: VerifiedBy,
+    /// Where `jwt_authn` leaves the payload (`verified_by: jwt_authn`).
+    #[serde(default, skip_serializing_if = "JwtAuthnSettings::is_default")]
+    pub jwt_authn: JwtAuthnSettings,
+}
+
+/// Who verifies a bearer token's signature.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifiedBy {
+    /// Warden verifies every token against the issuers' key sets.
+    #[default]
+    Warden,
+    /// Envoy's `jwt_authn` filter verified the token (BoringSSL, its own
+    /// key fetching and cache); Warden takes the payload it stored in the
+    /// stream's dynamic metadata and still applies issuer, audience, times,
+    /// the actor model, revocation and the policy. No payload there, no
+    /// identity: a request with a token but without a verified payload is
+    /// refused.
+    JwtAuthn,
+}
+
+impl VerifiedBy {
+    fn is_warden(&self) -> bool {
+        *self == VerifiedBy::Warden
+    }
+}
+
+/// The `jwt_authn` side of `verified_by: jwt_authn`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtAuthnSettings {
+    /// The providers' `payload_in_metadata` (one name for every provider).
+    #[serde(default = "default_payload_key")]
+    pub payload_in_metadata: String,
+}
+
+impl Default for JwtAuthnSettings {
+    fn default() -> Self {
+        Self {
+            payload_in_metadata: default_payload_key(),
+        }
+    }
+}
+
+impl JwtAuthnSettings {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn default_payload_key() -> String {
+    "jwt_payload".into()
 }
 
 fn default_skew() -> u64 {
@@ -341,6 +399,13 @@ pub enum TokenError {
     ChainTooDeep(usize),
     #[error("token revoked: {0}")]
     Revoked(String),
+    /// `verified_by: jwt_authn`: a token came, but no payload that
+    /// `jwt_authn` verified (it refused the token, or is not in the chain).
+    #[error("the bearer token was not verified by jwt_authn (no payload in its metadata)")]
+    NotVerifiedByProxy,
+    /// `verified_by: jwt_authn`: the stream's metadata could not be read.
+    #[error("the payload jwt_authn verified cannot be read: {0}")]
+    VerifiedPayload(String),
 }
 
 impl TokenError {
@@ -365,7 +430,9 @@ impl TokenError {
             | TokenError::UnknownKey { .. }
             | TokenError::AmbiguousKey(_)
             | TokenError::BadSignature
-            | TokenError::WrongAudience => "the token could not be verified",
+            | TokenError::WrongAudience
+            | TokenError::NotVerifiedByProxy
+            | TokenError::VerifiedPayload(_) => "the token could not be verified",
             TokenError::KeysUnavailable(_) => "the keys to verify the token are not available yet",
             TokenError::Expired => "the token is expired",
             TokenError::NotYetValid | TokenError::IssuedInFuture => "the token is not valid yet",
@@ -401,6 +468,8 @@ impl TokenError {
             TokenError::NoExpiry | TokenError::NoSubject => "missing_claim",
             TokenError::ChainTooDeep(_) => "chain_too_deep",
             TokenError::Revoked(_) => "revoked",
+            TokenError::NotVerifiedByProxy => "not_verified_by_proxy",
+            TokenError::VerifiedPayload(_) => "verified_payload",
         }
     }
 
@@ -461,6 +530,8 @@ pub struct TokenVerifier {
     revocations: RefCell<Revocations>,
     cache: RefCell<VerificationCache>,
     revocation_source: Option<RemoteSource>,
+    verified_by: VerifiedBy,
+    jwt_authn: JwtAuthnSettings,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -566,11 +637,28 @@ impl TokenVerifier {
             revocations: RefCell::new(revocations),
             cache: RefCell::new(VerificationCache::new(config.cache.clone())),
             revocation_source: config.revocation.remote.clone(),
+            verified_by: config.verified_by,
+            jwt_authn: config.jwt_authn.clone(),
         })
     }
 
-    /// Issuers whose keys the proxy fetches, with where from.
+    /// Who verifies token signatures.
+    pub fn verified_by(&self) -> VerifiedBy {
+        self.verified_by
+    }
+
+    /// Where `jwt_authn` leaves the verified payload (`verified_by:
+    /// jwt_authn`).
+    pub fn jwt_authn(&self) -> &JwtAuthnSettings {
+        &self.jwt_authn
+    }
+
+    /// Issuers whose keys the proxy fetches, with where from. None when
+    /// `jwt_authn` verifies the tokens: it fetches its own keys.
     pub fn remote_key_sources(&self) -> Vec<(&str, &RemoteJwks)> {
+        if self.verified_by == VerifiedBy::JwtAuthn {
+            return Vec::new();
+        }
         self.issuers
             .iter()
             .filter_map(|i| {
@@ -774,6 +862,43 @@ impl TokenVerifier {
                 return Err(TokenError::BadSignature);
             }
         }
+        self.verified_claims(issuer, claims)
+    }
+
+    /// The identity in a payload Envoy's `jwt_authn` verified (read from the
+    /// stream's metadata by [`envoy_metadata::verified_payload`]). The
+    /// signature is `jwt_authn`'s business; everything else is checked as
+    /// for a token Warden verified itself: a configured issuer, the
+    /// audience, the times, the claim shapes, the actor model and
+    /// revocation.
+    pub fn accept_verified(
+        &self,
+        claims: Map<String, Value>,
+        now_unix_seconds: u64,
+    ) -> Result<Identity, TokenError> {
+        let issuer_name = claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or_else(|| TokenError::UntrustedIssuer("(none)".into()))?;
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.config.issuer == issuer_name)
+            .ok_or_else(|| TokenError::UntrustedIssuer(issuer_name.to_owned()))?;
+        let (identity, times) = self.verified_claims(issuer, claims)?;
+        times.check(now_unix_seconds, self.skew_seconds)?;
+        if let Some(reason) = self.revocations.borrow().check(&identity) {
+            return Err(TokenError::Revoked(reason));
+        }
+        Ok(identity)
+    }
+
+    /// Audience, time claims and identity of claims whose signature held.
+    fn verified_claims(
+        &self,
+        issuer: &IssuerVerifier,
+        claims: Map<String, Value>,
+    ) -> Result<(Identity, TokenTimes), TokenError> {
         // RFC 7519 §4.1.3: a string or an array of strings. Anything else is
         // refused rather than read in part: a reader that accepts what
         // Warden skipped would see another audience.

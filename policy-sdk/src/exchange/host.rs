@@ -95,6 +95,10 @@ pub trait StreamHost {
     fn response_body(&mut self, size: usize) -> Result<Vec<u8>, HostError>;
     /// Replaces the `size` buffered response bytes with `body`.
     fn replace_response_body(&mut self, size: usize, body: &[u8]) -> Result<(), HostError>;
+    /// The stream's dynamic metadata, as one serialized
+    /// `envoy.config.core.v3.Metadata` message (the property `metadata`).
+    /// Read only with `verified_by: jwt_authn`.
+    fn dynamic_metadata(&mut self) -> Result<Option<Vec<u8>>, HostError>;
     /// A value of the proxy's shared data (shared by every worker).
     fn shared_data(&mut self, key: &str) -> Result<Option<Vec<u8>>, HostError>;
     fn set_shared_data(&mut self, key: &str, value: &[u8]) -> Result<(), HostError>;

@@ -103,6 +103,9 @@ pub struct MemoryHost {
     /// Another worker's shared-data write that lands right after this
     /// host's next write: a race between two workers.
     pub racing_write: Option<(String, Vec<u8>)>,
+    /// The stream's dynamic metadata (serialized `Metadata`), as Envoy's
+    /// other filters left it: what `jwt_authn` verified.
+    pub dynamic_metadata: Option<Vec<u8>>,
     next_token: u32,
     resume_requested: bool,
 }
@@ -185,6 +188,11 @@ impl StreamHost for MemoryHost {
         self.response.buffer = body.to_vec();
         self.response.buffer.extend(keep);
         Ok(())
+    }
+
+    fn dynamic_metadata(&mut self) -> Result<Option<Vec<u8>>, HostError> {
+        self.check("reading the dynamic metadata")?;
+        Ok(self.dynamic_metadata.clone())
     }
 
     fn shared_data(&mut self, key: &str) -> Result<Option<Vec<u8>>, HostError> {
@@ -275,6 +283,9 @@ pub struct Request {
     pub chunks: Vec<Vec<u8>>,
     /// HTTP/2 trailers ending the request.
     pub trailers: Option<Vec<(String, String)>>,
+    /// The stream's dynamic metadata as the filters ahead of Warden left
+    /// it (serialized `Metadata`; see [`MemoryHost::dynamic_metadata`]).
+    pub dynamic_metadata: Option<Vec<u8>>,
 }
 
 /// A response as the upstream sends it.
@@ -314,6 +325,9 @@ impl<'e> Driver<'e> {
 
     /// Delivers the whole request: headers, every chunk, trailers.
     pub fn send_request(&mut self, request: &Request) {
+        self.host
+            .dynamic_metadata
+            .clone_from(&request.dynamic_metadata);
         let no_body = request.chunks.is_empty() && request.trailers.is_none();
         self.request_headers(&request.headers, no_body);
         let count = request.chunks.len();

@@ -4,6 +4,10 @@ use super::host::{HostError, StreamHost};
 use super::session::session_keys;
 use crate::audit::AuditRecord;
 use crate::gate::{ROUTING_HEADERS, Reply, RequestHead, Warden};
+use crate::identity::VerifiedBy;
+use crate::identity::envoy_metadata::{
+    JWT_AUTHN_NAMESPACE, MetadataError, VerifiedPayload, verified_payload,
+};
 use crate::sealing::{UnsealError, Unsealed, unseal};
 
 /// The request headers as the client sent them (one hostcall), plus what
@@ -15,6 +19,8 @@ pub struct RequestHeaders {
     /// The presented session, unsealed (when sessions are bound).
     session: Option<Result<Unsealed, UnsealError>>,
     duplicated: Option<&'static str>,
+    /// `verified_by: jwt_authn`: the payload read from the metadata.
+    verified_payload: Option<Result<Option<VerifiedPayload>, MetadataError>>,
     pub(super) now_unix_nanos: u128,
     /// Warden's own id for the request, when the host gave one.
     own_request_id: Option<String>,
@@ -46,6 +52,16 @@ impl RequestHeaders {
         {
             let keys = session_keys(warden, host)?;
             head.session = Some(unseal(&keys, id));
+        }
+        if warden.verifier().verified_by() == VerifiedBy::JwtAuthn {
+            // One hostcall: the whole metadata message (see
+            // `envoy_metadata` for why not a path into it).
+            let metadata = host.dynamic_metadata()?.unwrap_or_default();
+            head.verified_payload = Some(verified_payload(
+                &metadata,
+                JWT_AUTHN_NAMESPACE,
+                &warden.verifier().jwt_authn().payload_in_metadata,
+            ));
         }
         Ok(head)
     }
@@ -116,6 +132,7 @@ impl RequestHeaders {
             session: self.session.as_ref(),
             duplicated: self.duplicated,
             traceparent: self.get("traceparent"),
+            verified_payload: self.verified_payload.as_ref(),
             now_unix_nanos: self.now_unix_nanos,
         }
     }

@@ -143,6 +143,7 @@ fn request(chunks: &[&[u8]], trailers: bool) -> Request {
         headers: headers(&[]),
         chunks: chunks.iter().map(|c| c.to_vec()).collect(),
         trailers: trailers.then(|| vec![("x-checksum".to_owned(), "1".to_owned())]),
+        dynamic_metadata: None,
     }
 }
 
@@ -513,6 +514,7 @@ fn a_get_that_carries_a_body_is_refused_before_the_body_goes_on() {
             headers: get_headers(),
             chunks: vec![call("delete_repo")],
             trailers: None,
+            dynamic_metadata: None,
         });
         let context = format!("{mode}/{pause:?}");
         assert_eq!(
@@ -541,6 +543,7 @@ fn a_get_whose_stream_ends_empty_goes_on() {
             headers: get_headers(),
             chunks: vec![Vec::new()],
             trailers: None,
+            dynamic_metadata: None,
         });
         let context = format!("{mode}/{pause:?}");
         assert!(
@@ -596,6 +599,7 @@ fn identity_headers_in_every_spelling_are_removed() {
             headers: headers(&forged),
             chunks: vec![call("search_docs")],
             trailers: None,
+            dynamic_metadata: None,
         });
         let sent = driver.host.request.sent_headers.clone().expect("forwarded");
         for (name, _) in forged {

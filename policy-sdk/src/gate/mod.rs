@@ -13,7 +13,7 @@ use crate::audit::{AuditRecord, TraceContext};
 use crate::config::{
     DocumentError, FORMAT_VERSION, FilterSettings, PolicyDocument, ResourceMetadata,
 };
-use crate::identity::{Identity, KeyConfigError, TokenError, TokenVerifier};
+use crate::identity::{Identity, KeyConfigError, TokenError, TokenVerifier, VerifiedBy};
 use crate::json::JsonLimits;
 use crate::listing;
 use crate::mcp::{
@@ -133,9 +133,7 @@ impl Warden {
             _ => None,
         };
         let now_secs = u64::try_from(head.now_unix_nanos / 1_000_000_000).unwrap_or(u64::MAX);
-        let identity = match TokenVerifier::bearer_token(head.authorization)
-            .and_then(|token| self.verifier.verify(token, now_secs))
-        {
+        let identity = match self.identify(head, now_secs) {
             Ok(identity) => identity,
             Err(error) => {
                 let reply = self.unauthorized(&error, head.request_id);
@@ -184,6 +182,27 @@ impl Warden {
             return HeadVerdict::Respond(reply, audit);
         }
         HeadVerdict::ReadBody(Box::new(identity))
+    }
+
+    /// The verified identity of the caller: from the bearer token, or from
+    /// the payload `jwt_authn` verified.
+    fn identify(&self, head: &RequestHead<'_>, now_secs: u64) -> Result<Identity, TokenError> {
+        match self.verifier.verified_by() {
+            VerifiedBy::Warden => TokenVerifier::bearer_token(head.authorization)
+                .and_then(|token| self.verifier.verify(token, now_secs)),
+            VerifiedBy::JwtAuthn => match head.verified_payload {
+                Some(Ok(Some(payload))) => self.verifier.accept_verified(payload.clone(), now_secs),
+                Some(Err(error)) => Err(TokenError::VerifiedPayload(error.to_string())),
+                // No verified payload. Without a token, that is a missing
+                // token (the MCP 401 that starts authorization); with one,
+                // `jwt_authn` refused it or never saw it, and Warden does
+                // not verify it in its place.
+                Some(Ok(None)) | None => {
+                    TokenVerifier::bearer_token(head.authorization)?;
+                    Err(TokenError::NotVerifiedByProxy)
+                }
+            },
+        }
     }
 
     /// The answer when a body grows past `max_body_bytes` while buffering.

@@ -10,6 +10,7 @@ use crate::listing::EventStream;
 use crate::testing::{DEMO_ISSUER, DemoIssuer, TEST_NOW, demo_identity_json};
 
 mod denials;
+mod jwt_authn;
 
 fn document(extra: Value) -> String {
     let mut doc = json!({
@@ -77,6 +78,8 @@ fn client_request(h: &RequestHead<'_>) -> Vec<(String, String)> {
         session: _,
         duplicated,
         traceparent,
+        // Not a header: the host's metadata (tests/jwt_authn.rs).
+        verified_payload: _,
         now_unix_nanos: _,
     } = *h;
     let mut headers: Vec<(String, String)> = [

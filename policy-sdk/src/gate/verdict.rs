@@ -2,6 +2,7 @@
 //! judges.
 
 use super::*;
+use crate::identity::envoy_metadata::{MetadataError, VerifiedPayload};
 use crate::sealing::{UnsealError, Unsealed};
 
 /// What the proxy should answer instead of forwarding.
@@ -67,6 +68,9 @@ pub struct RequestHead<'a> {
     /// The W3C `traceparent` the request carries, as sent (checked before
     /// it reaches an audit line).
     pub traceparent: Option<&'a str>,
+    /// `verified_by: jwt_authn`: the payload `jwt_authn` left in the
+    /// stream's metadata (`Ok(None)`: none). `None` in the other mode.
+    pub verified_payload: Option<&'a Result<Option<VerifiedPayload>, MetadataError>>,
     /// Wall-clock time, nanoseconds since the Unix epoch.
     pub now_unix_nanos: u128,
 }

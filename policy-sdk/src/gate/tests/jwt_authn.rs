@@ -1,0 +1,225 @@
+//! `identity.verified_by: jwt_authn`: the identity comes from the payload
+//! Envoy's `jwt_authn` left in the stream's dynamic metadata, never from a
+//! token Warden did not see verified; everything after the signature is
+//! still Warden's (issuer, audience, times, actor model, revocation).
+
+use super::*;
+use crate::identity::envoy_metadata::{JWT_AUTHN_NAMESPACE, encode_verified_payload};
+use crate::testing::{DEMO_AUDIENCE, standard_claims};
+
+const CALL_SEARCH: &str =
+    r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_docs"}}"#;
+
+fn jwt_authn_warden(identity_extra: Value) -> Rc<Warden> {
+    let mut identity = demo_identity_json();
+    identity["verified_by"] = json!("jwt_authn");
+    for (k, v) in identity_extra.as_object().cloned().unwrap_or_default() {
+        identity[k] = v;
+    }
+    warden(json!({"identity": identity}))
+}
+
+/// The metadata `jwt_authn` leaves for a verified token with `claims`.
+fn metadata(key: &str, claims: Value) -> Vec<u8> {
+    let Value::Object(claims) = claims else {
+        panic!("claims must be an object")
+    };
+    encode_verified_payload(JWT_AUTHN_NAMESPACE, key, &claims)
+}
+
+/// One POST of `body` through an exchange whose host has `metadata`: the
+/// host afterwards (reply, audit lines, what went upstream).
+fn through(
+    w: &Rc<Warden>,
+    authorization: Option<&str>,
+    dynamic_metadata: Option<Vec<u8>>,
+    body: &str,
+) -> MemoryHost {
+    let headers = client_request(&head("POST", "/mcp", authorization));
+    let mut exchange = Exchange::new(Some(Rc::clone(w)));
+    let mut host = MemoryHost::new(u128::from(TEST_NOW) * 1_000_000_000, HeaderPause::Honoured);
+    host.dynamic_metadata = dynamic_metadata;
+    let mut driver = Driver::new(&mut exchange, host);
+    driver.request_headers(&headers, false);
+    if driver.host.reply.is_none() {
+        driver.request_chunk(body.as_bytes(), true);
+    }
+    driver.finish();
+    driver.host
+}
+
+fn only_decision(host: &MemoryHost) -> AuditRecord {
+    let decisions = host.decisions();
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    decisions[0].clone()
+}
+
+#[test]
+fn the_verified_payload_is_the_identity() {
+    let w = jwt_authn_warden(json!({}));
+    // `jwt_authn` removed the token (its default `forward: false`): the
+    // payload alone identifies the caller.
+    let claims = standard_claims(TEST_NOW, json!({"sub": "alice", "jti": "t-1"}));
+    let host = through(&w, None, Some(metadata("jwt_payload", claims)), CALL_SEARCH);
+    assert!(host.reply.is_none(), "{:?}", host.reply);
+    assert_eq!(host.request.sent_body, CALL_SEARCH.as_bytes());
+    let audit = only_decision(&host);
+    assert!(audit.is_allowed(), "{audit:?}");
+    assert_eq!(audit.subject.as_deref(), Some("alice"));
+    assert_eq!(audit.actor_type, Some("human"));
+
+    // The actor model applies to the payload as to a token: an agent
+    // acting for alice is an agent.
+    let delegated = standard_claims(
+        TEST_NOW,
+        json!({"act": {"sub": "research-agent", "actor_type": "agent"}}),
+    );
+    let host = through(
+        &w,
+        None,
+        Some(metadata("jwt_payload", delegated)),
+        CALL_SEARCH,
+    );
+    let audit = only_decision(&host);
+    assert_eq!(audit.actor_type, Some("agent"), "{audit:?}");
+}
+
+#[test]
+fn the_configured_payload_key_is_read() {
+    let w = jwt_authn_warden(json!({"jwt_authn": {"payload_in_metadata": "verified"}}));
+    let claims = standard_claims(TEST_NOW, json!({}));
+    let host = through(
+        &w,
+        None,
+        Some(metadata("verified", claims.clone())),
+        CALL_SEARCH,
+    );
+    assert!(only_decision(&host).is_allowed());
+    // Under another key it is no payload at all.
+    let host = through(&w, None, Some(metadata("jwt_payload", claims)), CALL_SEARCH);
+    let audit = only_decision(&host);
+    assert_eq!(host.reply.as_ref().map(|r| r.status), Some(401));
+    assert_eq!(audit.token_failure, Some("missing"));
+}
+
+#[test]
+fn a_token_jwt_authn_did_not_verify_is_refused() {
+    let w = jwt_authn_warden(json!({}));
+    // A token Warden could verify itself: it still does not, the proxy's
+    // verifier is the one configured.
+    let valid = bearer();
+    for metadata_bytes in [
+        None,
+        Some(Vec::new()),
+        Some(metadata("other_key", json!({"sub": "x"}))),
+    ] {
+        let host = through(&w, Some(&valid), metadata_bytes, CALL_SEARCH);
+        assert_eq!(host.reply.as_ref().map(|r| r.status), Some(401));
+        assert!(!host.forwarded_anything());
+        let audit = only_decision(&host);
+        assert_eq!(
+            audit.token_failure,
+            Some("not_verified_by_proxy"),
+            "{audit:?}"
+        );
+    }
+    // Without any token: the MCP 401 that starts authorization.
+    let host = through(&w, None, None, CALL_SEARCH);
+    assert_eq!(host.reply.as_ref().map(|r| r.status), Some(401));
+    assert_eq!(only_decision(&host).token_failure, Some("missing"));
+}
+
+#[test]
+fn the_payload_is_checked_after_the_signature() {
+    let w = jwt_authn_warden(json!({
+        "revocation": {"subjects": ["mallory"]},
+    }));
+    let cases = [
+        (json!({"iss": "https://other.example"}), "issuer"),
+        (json!({"aud": "https://elsewhere.example"}), "audience"),
+        (
+            json!({"exp": TEST_NOW - 3600, "iat": TEST_NOW - 7200}),
+            "expired",
+        ),
+        (json!({"exp": null}), "missing_claim"),
+        (json!({"sub": "mallory"}), "revoked"),
+        (json!({"sub": null}), "missing_claim"),
+    ];
+    for (extra, class) in cases {
+        let claims = standard_claims(TEST_NOW, extra.clone());
+        let host = through(&w, None, Some(metadata("jwt_payload", claims)), CALL_SEARCH);
+        assert!(
+            host.reply.is_some() && host.request.sent_body.is_empty(),
+            "{extra}"
+        );
+        let audit = only_decision(&host);
+        assert_eq!(audit.token_failure, Some(class), "{extra}: {audit:?}");
+    }
+    // A party nothing classifies is denied by the policy, as with a token.
+    let claims = standard_claims(TEST_NOW, json!({"actor_type": "robot"}));
+    let host = through(&w, None, Some(metadata("jwt_payload", claims)), CALL_SEARCH);
+    assert!(host.request.sent_body.is_empty());
+    let audit = only_decision(&host);
+    assert!(
+        !audit.is_allowed() && audit.token_failure.is_none(),
+        "{audit:?}"
+    );
+    assert_eq!(audit.actor_type, None, "{audit:?}");
+    // The right audience among several is enough, as for a token.
+    let claims = standard_claims(TEST_NOW, json!({"aud": ["x", DEMO_AUDIENCE]}));
+    let host = through(&w, None, Some(metadata("jwt_payload", claims)), CALL_SEARCH);
+    assert!(only_decision(&host).is_allowed());
+}
+
+#[test]
+fn unreadable_metadata_refuses() {
+    let w = jwt_authn_warden(json!({}));
+    let mut garbled = metadata("jwt_payload", standard_claims(TEST_NOW, json!({})));
+    garbled.truncate(garbled.len() - 3);
+    let host = through(&w, None, Some(garbled), CALL_SEARCH);
+    assert_eq!(host.reply.as_ref().map(|r| r.status), Some(401));
+    assert!(!host.forwarded_anything());
+    assert_eq!(only_decision(&host).token_failure, Some("verified_payload"));
+
+    // The host cannot read the metadata at all: fail closed.
+    let headers = client_request(&head("POST", "/mcp", None));
+    let mut exchange = Exchange::new(Some(Rc::clone(&w)));
+    let mut host = MemoryHost::new(u128::from(TEST_NOW) * 1_000_000_000, HeaderPause::Honoured);
+    host.failing.push("reading the dynamic metadata");
+    let mut driver = Driver::new(&mut exchange, host);
+    driver.request_headers(&headers, false);
+    driver.finish();
+    assert_eq!(driver.host.reply.as_ref().map(|r| r.status), Some(500));
+    assert!(!driver.host.forwarded_anything());
+}
+
+#[test]
+fn warden_fetches_no_keys_when_jwt_authn_verifies() {
+    let mut identity = demo_identity_json();
+    identity["issuers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("jwks");
+    identity["issuers"][0]["jwks_fetch"] = json!({
+        "cluster": "idp", "authority": "idp.example", "path": "/jwks.json",
+    });
+    let fetching = warden(json!({"identity": identity.clone()}));
+    assert_eq!(fetching.verifier().remote_key_sources().len(), 1);
+    identity["verified_by"] = json!("jwt_authn");
+    let w = warden(json!({"identity": identity}));
+    assert!(w.verifier().remote_key_sources().is_empty());
+    // And a verified payload is accepted without any key set loaded.
+    let claims = standard_claims(TEST_NOW, json!({}));
+    let host = through(&w, None, Some(metadata("jwt_payload", claims)), CALL_SEARCH);
+    assert!(only_decision(&host).is_allowed());
+}
+
+#[test]
+fn the_default_mode_never_reads_metadata() {
+    let w = warden(json!({}));
+    // A payload in the metadata does not stand in for a token.
+    let claims = standard_claims(TEST_NOW, json!({}));
+    let host = through(&w, None, Some(metadata("jwt_payload", claims)), CALL_SEARCH);
+    assert_eq!(host.reply.as_ref().map(|r| r.status), Some(401));
+    assert_eq!(only_decision(&host).token_failure, Some("missing"));
+}
