@@ -156,6 +156,11 @@ impl StreamHost for ProxyHost {
             .map_err(|s| HostError::new("replacing the response body", s))
     }
 
+    fn dynamic_metadata(&mut self) -> Result<Option<Vec<u8>>, HostError> {
+        hostcalls::get_property(vec!["metadata"])
+            .map_err(|status| HostError::new("reading the dynamic metadata", status))
+    }
+
     fn shared_data(&mut self, key: &str) -> Result<Option<Vec<u8>>, HostError> {
         hostcalls::get_shared_data(key)
             .map(|(value, _)| value)

@@ -71,6 +71,7 @@ fn bench(c: &mut Criterion) {
             ],
             chunks: vec![body.into_bytes()],
             trailers: None,
+            dynamic_metadata: None,
         };
         let (forwarded, _) = native_stream(&warden, &native);
         assert_eq!(forwarded, name == "allow", "native/{name}");

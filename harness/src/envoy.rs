@@ -8,6 +8,8 @@
 //! explanations are a comment block at the top of the file
 //! ([`header_comment`]); the rest is in `docs/deploy.md`.
 
+mod jwt_authn;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -451,6 +453,7 @@ pub struct HttpFilter {
 #[derive(Serialize)]
 #[serde(untagged)]
 pub enum HttpFilterConfig {
+    JwtAuthn(Typed<jwt_authn::JwtAuthentication>),
     Wasm(Typed<Wasm>),
     Router(Typed<Router>),
 }
@@ -869,16 +872,23 @@ impl BootstrapInput<'_> {
                     }],
                 }],
             },
-            http_filters: vec![
-                HttpFilter {
-                    name: "envoy.filters.http.wasm",
-                    typed_config: HttpFilterConfig::Wasm(Typed::new(wasm_filter)),
-                },
-                HttpFilter {
-                    name: "envoy.filters.http.router",
-                    typed_config: HttpFilterConfig::Router(Typed::new(Router {})),
-                },
-            ],
+            http_filters: jwt_authn::filter(self.document, self.clusters)?
+                .map(|config| HttpFilter {
+                    name: "envoy.filters.http.jwt_authn",
+                    typed_config: HttpFilterConfig::JwtAuthn(config),
+                })
+                .into_iter()
+                .chain([
+                    HttpFilter {
+                        name: "envoy.filters.http.wasm",
+                        typed_config: HttpFilterConfig::Wasm(Typed::new(wasm_filter)),
+                    },
+                    HttpFilter {
+                        name: "envoy.filters.http.router",
+                        typed_config: HttpFilterConfig::Router(Typed::new(Router {})),
+                    },
+                ])
+                .collect(),
         };
         let mut clusters = vec![mcp_cluster(upstream, self.upstream_protocol)];
         if let WasmCode::Remote(remote) = self.wasm {
@@ -952,6 +962,18 @@ impl BootstrapInput<'_> {
             );
             lines.push(
                 "  state (filter.audit_filter_state), independent of --log-level.".to_owned(),
+            );
+        }
+        if self.document.identity.verified_by == policy_sdk::identity::VerifiedBy::JwtAuthn {
+            lines.extend(
+                [
+                    "- identity.verified_by: jwt_authn. Envoy's jwt_authn filter verifies tokens",
+                    "  (one provider per issuer, Authorization: Bearer only) and leaves each verified",
+                    "  payload in the stream's metadata, where Warden reads it. A missing or failed",
+                    "  token goes on without one (allow_missing_or_failed): Warden answers it, and",
+                    "  refuses any token without a verified payload.",
+                ]
+                .map(str::to_owned),
             );
         }
         if self.upstream_protocol == UpstreamProtocol::H2c {

@@ -44,6 +44,10 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
     /// Deliver the body in chunks of this size (default: one chunk).
     pub chunk_size: Option<usize>,
+    /// The stream's dynamic metadata as filters ahead of Warden left it
+    /// (serialized `Metadata`, the property `metadata`): what Envoy's
+    /// `jwt_authn` verified. `None`: empty.
+    pub dynamic_metadata: Option<Vec<u8>>,
 }
 
 impl HttpRequest {
@@ -55,6 +59,7 @@ impl HttpRequest {
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.into(),
             chunk_size: None,
+            dynamic_metadata: None,
         }
     }
 
@@ -157,6 +162,12 @@ impl WardenFilter {
         self.requests += 1;
         let emulator = &mut self.emulator;
         let id = emulator.open_http()?;
+        // Envoy keeps metadata per stream; the harness sends one stream at
+        // a time, so the property is this stream's until the next one.
+        emulator.set_property(
+            &["metadata"],
+            request.dynamic_metadata.clone().unwrap_or_default(),
+        );
         let request_id = format!("harness-{}", self.requests);
         let length = request.body.len().to_string();
         let mut headers: Vec<(&str, &str)> = vec![

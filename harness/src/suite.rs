@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use policy_sdk::exchange::memory::{Driver, HeaderPause, MemoryHost, Request};
+use policy_sdk::identity::VerifiedBy;
+use policy_sdk::identity::envoy_metadata::{JWT_AUTHN_NAMESPACE, encode_verified_payload};
 use policy_sdk::testing::{DemoAlg, DemoIssuer, TEST_NOW, demo_jwks, overlay_claims};
 use policy_sdk::{HeaderMode, PolicyDocument, Warden};
 use serde::Serialize;
@@ -169,6 +171,9 @@ pub struct Minter {
     /// Per issuer: its `iss`, first audience, and the algorithm to sign with.
     issuers: Vec<(String, Option<String>, DemoAlg)>,
     now: u64,
+    /// `identity.verified_by: jwt_authn`: where Envoy's `jwt_authn` leaves
+    /// the payload. The harness then plays `jwt_authn` for minted tokens.
+    jwt_authn_payload_key: Option<String>,
 }
 
 fn pick_alg(algorithms: Option<&Vec<Value>>) -> DemoAlg {
@@ -227,6 +232,8 @@ impl Minter {
             issuer: DemoIssuer::new().map_err(|e| e.to_string())?,
             issuers,
             now,
+            jwt_authn_payload_key: (document.identity.verified_by == VerifiedBy::JwtAuthn)
+                .then(|| document.identity.jwt_authn.payload_in_metadata.clone()),
         };
         Ok((config.to_string(), minter))
     }
@@ -249,18 +256,7 @@ impl Minter {
         layers: &[&Map<String, Value>],
         alg: Option<DemoAlg>,
     ) -> Result<String, String> {
-        let mut merged = Map::new();
-        if let Some((iss, aud, _)) = self.issuers.first() {
-            merged.insert("iss".into(), json!(iss));
-            if let Some(aud) = aud {
-                merged.insert("aud".into(), json!(aud));
-            }
-        }
-        merged.insert("iat".into(), json!(self.now));
-        merged.insert("exp".into(), json!(self.now + 600));
-        for layer in layers {
-            overlay_claims(&mut merged, (*layer).clone());
-        }
+        let merged = self.claims(layers);
         let iss = merged
             .get("iss")
             .and_then(Value::as_str)
@@ -275,6 +271,23 @@ impl Minter {
             .sign(alg, &Value::Object(merged))
             .map_err(|e| e.to_string())
     }
+
+    /// The claims [`Minter::mint`] signs for `layers`.
+    pub fn claims(&self, layers: &[&Map<String, Value>]) -> Map<String, Value> {
+        let mut merged = Map::new();
+        if let Some((iss, aud, _)) = self.issuers.first() {
+            merged.insert("iss".into(), json!(iss));
+            if let Some(aud) = aud {
+                merged.insert("aud".into(), json!(aud));
+            }
+        }
+        merged.insert("iat".into(), json!(self.now));
+        merged.insert("exp".into(), json!(self.now + 600));
+        for layer in layers {
+            overlay_claims(&mut merged, (*layer).clone());
+        }
+        merged
+    }
 }
 
 /// A case's request, built once: every runner sends these bytes.
@@ -287,6 +300,12 @@ pub struct Prepared {
     /// names none, and `authorization` unless the case sends no token.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// With `verified_by: jwt_authn`: the stream's metadata as `jwt_authn`
+    /// leaves it for a minted token (the payload, and no `Authorization`
+    /// header: `jwt_authn` removes the token it verified). A token given
+    /// as is fails `jwt_authn`'s verification and reaches Warden without
+    /// a payload.
+    pub dynamic_metadata: Option<Vec<u8>>,
 }
 
 impl Prepared {
@@ -311,6 +330,7 @@ impl Prepared {
             headers: self.headers.clone(),
             body: self.body.clone(),
             chunk_size: None,
+            dynamic_metadata: self.dynamic_metadata.clone(),
         }
         .header("x-request-id", REQUEST_ID)
     }
@@ -342,6 +362,7 @@ impl Prepared {
                 vec![self.body.clone()]
             },
             trailers: None,
+            dynamic_metadata: self.dynamic_metadata.clone(),
         }
     }
 }
@@ -352,9 +373,19 @@ fn prepare(
     claims: &Map<String, Value>,
     minter: &Minter,
 ) -> Result<Prepared, String> {
+    let mut dynamic_metadata = None;
     let authorization = match case.credentials()? {
         Credentials::Anonymous => None,
         Credentials::Header(value) => Some(value),
+        Credentials::Minted { claims: own, .. } if minter.jwt_authn_payload_key.is_some() => {
+            let key = minter.jwt_authn_payload_key.as_deref().unwrap_or_default();
+            dynamic_metadata = Some(encode_verified_payload(
+                JWT_AUTHN_NAMESPACE,
+                key,
+                &minter.claims(&[claims, &own]),
+            ));
+            None
+        }
         Credentials::Minted {
             claims: own,
             alg: case_alg,
@@ -382,6 +413,7 @@ fn prepare(
         path: request.path().to_owned(),
         headers,
         body,
+        dynamic_metadata,
     })
 }
 
