@@ -50,7 +50,14 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
 import mint_token  # noqa: E402  (tools/mint_token.py, PyJWT)
-from warden_stack import WARDEN_CLI, WASM_FILTER, StackError, envoy_binary, render_envoy_config  # noqa: E402
+from warden_stack import (  # noqa: E402
+    WARDEN_CLI,
+    WASM_FILTER,
+    StackError,
+    envoy_binary,
+    render_envoy_config,
+    run_cli,
+)
 
 WORK = ROOT / ".work" / "bench"
 RESULTS = BENCH / "results"
@@ -99,6 +106,10 @@ VARIANTS = [
             "token, actor type, tool (body)"),
     Variant("warden-noaudit", "Envoy + Warden, repeated token, no audit line", ["warden"], "repeated",
             "token, actor type, tool (body)", envoy_args=["--component-log-level", "wasm:warning"], diagnostic=True),
+    Variant("warden-jwt-authn", "Envoy + jwt_authn (with cache) + Warden (identity from jwt_authn), repeated token",
+            ["warden-jwt-authn"], "repeated", "token, actor type, tool (body)"),
+    Variant("warden-jwt-authn-fresh", "Envoy + jwt_authn + Warden (identity from jwt_authn), fresh token per request",
+            ["warden-jwt-authn"], "fresh", "token, actor type, tool (body)"),
     Variant("jwt-rbac-cache", "jwt_authn (with JWT cache) + RBAC", ["jwt", "rbac-actor"], "repeated",
             "token, actor type", jwt_cache=True),
     Variant("jwt-rbac-nocache", "jwt_authn (no cache) + RBAC", ["jwt", "rbac-actor"], "repeated",
@@ -301,6 +312,17 @@ def write_variant_config(variant: Variant, upstream_port: int) -> Path:
     if variant.filters == ["warden"]:
         path = WORK / f"{variant.key}.yaml"
         path.write_text(render_envoy_config(POLICY, listen_port=variant.port, upstream_port=upstream_port,
+                                            admin_port=variant.admin))
+        return path
+    if variant.filters == ["warden-jwt-authn"]:
+        # The same policy with `identity.verified_by: jwt_authn`: `warden
+        # envoy` renders jwt_authn ahead of Warden (docs/policy.md).
+        document = json.loads(run_cli("compile", POLICY))
+        document["identity"]["verified_by"] = "jwt_authn"
+        policy = WORK / f"{variant.key}.policy.json"
+        policy.write_text(json.dumps(document))
+        path = WORK / f"{variant.key}.yaml"
+        path.write_text(render_envoy_config(policy, listen_port=variant.port, upstream_port=upstream_port,
                                             admin_port=variant.admin))
         return path
     routes = [{"match": {"prefix": "/"}, "route": {"cluster": CLUSTER, "timeout": "0s"}}]
@@ -663,6 +685,15 @@ def derived_figures(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
     if ran("warden", "warden-fresh"):
         out.append(f"a fresh token costs Warden {diff('warden-fresh', 'warden'):.1f} µs more than a repeated one "
                    "(ES256 verification in Wasm)")
+    if ran("warden", "warden-jwt-authn"):
+        out.append(f"identity from jwt_authn instead of Warden's own verification (repeated token): "
+                   f"{diff('warden-jwt-authn', 'warden'):+.1f} µs")
+    if ran("warden-fresh", "warden-jwt-authn-fresh"):
+        out.append(f"identity from jwt_authn (fresh token per request, BoringSSL verifies): "
+                   f"{diff('warden-jwt-authn-fresh', 'warden-fresh'):+.1f} µs against Warden's own verification")
+    if ran("warden-jwt-authn-fresh", "jwt-rbac-nocache"):
+        ratio = paired(runs, "warden-jwt-authn-fresh", "jwt-rbac-nocache", "cpu_us_per_request", operator.truediv)
+        out.append(f"jwt_authn + Warden (fresh token) / jwt_authn (no cache) + RBAC: {ratio:.2f}×")
     if ran("jwt-rbac-cache", "jwt-mcp-rbac"):
         out.append(f"the native mcp filter adds {diff('jwt-mcp-rbac', 'jwt-rbac-cache'):.1f} µs to jwt_authn (cache) + RBAC")
     if ran("warden", "jwt-mcp-rbac"):
@@ -758,7 +789,7 @@ def svg_chart(result: dict[str, Any]) -> str:
     step = next(st for st in (5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000) if vmax / st <= 10)
     colours = {"plain": "#9e9e9e", "wasm-parse": "#b0bec5", "warden": "#1565c0", "warden-fresh": "#64b5f6",
                "warden-noaudit": "#90caf9", "jwt-rbac-cache": "#ef6c00", "jwt-rbac-nocache": "#ffb74d",
-               "jwt-mcp-rbac": "#8d6e63"}
+               "jwt-mcp-rbac": "#8d6e63", "warden-jwt-authn": "#2e7d32", "warden-jwt-authn-fresh": "#81c784"}
 
     def esc(text: str) -> str:
         return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
