@@ -391,8 +391,10 @@ pub enum TokenError {
     IssuedInFuture,
     #[error("token has no `exp`")]
     NoExpiry,
-    #[error("token has no subject claim")]
-    NoSubject,
+    /// The configured subject claim (`sub`, `oid`, …; `act.…` inside the
+    /// delegation chain) is absent or empty.
+    #[error("token has no subject claim `{0}`")]
+    NoSubject(String),
     #[error("claim `{0}` is malformed")]
     BadClaim(String),
     #[error("delegation chain is deeper than {0}")]
@@ -436,7 +438,7 @@ impl TokenError {
             TokenError::KeysUnavailable(_) => "the keys to verify the token are not available yet",
             TokenError::Expired => "the token is expired",
             TokenError::NotYetValid | TokenError::IssuedInFuture => "the token is not valid yet",
-            TokenError::NoExpiry | TokenError::NoSubject => "the token lacks a required claim",
+            TokenError::NoExpiry | TokenError::NoSubject(_) => "the token lacks a required claim",
             TokenError::ChainTooDeep(_) => "the token's delegation chain is too deep",
             TokenError::Revoked(_) => "the token is revoked",
         }
@@ -465,7 +467,7 @@ impl TokenError {
             TokenError::WrongAudience => "audience",
             TokenError::Expired => "expired",
             TokenError::NotYetValid | TokenError::IssuedInFuture => "not_yet_valid",
-            TokenError::NoExpiry | TokenError::NoSubject => "missing_claim",
+            TokenError::NoExpiry | TokenError::NoSubject(_) => "missing_claim",
             TokenError::ChainTooDeep(_) => "chain_too_deep",
             TokenError::Revoked(_) => "revoked",
             TokenError::NotVerifiedByProxy => "not_verified_by_proxy",
@@ -950,7 +952,7 @@ impl TokenVerifier {
         // revocation key.
         let subject = map
             .subject(&claims)?
-            .ok_or(TokenError::NoSubject)?
+            .ok_or_else(|| TokenError::NoSubject(map.subject.as_str().to_owned()))?
             .to_owned();
         let client_id = map.client_id(&claims)?;
         let token_id = match claims.get("jti") {
@@ -992,7 +994,7 @@ impl TokenVerifier {
             let subject = map
                 .subject(act)
                 .map_err(|_| TokenError::BadClaim(format!("act.{}", map.subject.as_str())))?
-                .ok_or_else(|| TokenError::BadClaim(format!("act.{}", map.subject.as_str())))?;
+                .ok_or_else(|| TokenError::NoSubject(format!("act.{}", map.subject.as_str())))?;
             next = act.get("act");
             let mut own = act.clone();
             own.remove("act");

@@ -756,14 +756,15 @@ def test_entra_delegated_and_app_only_tokens(live: Live) -> None:
     response, audit = live.judged(idp.entra(entra_delegated(act={"oid": agent_oid})), "entra_search")
     assert_allowed(live, response, audit, "agents-for-people")
     assert (audit["actor_type"], audit["subject_type"], audit["actor"]) == ("agent", "human", agent_oid), audit
-    # An actor named only by `sub` has no subject here: the token is refused.
+    # An actor named only by `sub` has no subject here: the token is refused,
+    # and the audit line names the claim it lacks.
     mark = live.log.mark()
     response = live.call(idp.entra(entra_delegated(act={"sub": "research-agent"})), "entra_search")
     assert response.status_code == 401, response.text
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
     audits = live.log.wait_for_audits(mark, lambda a: any(r.get("status") == 401 for r in a))
     [refused] = [a for a in audits if a.get("status") == 401]
-    assert refused["token_failure"] == "bad_claim" and "act.oid" in refused["reason"], refused
+    assert refused["token_failure"] == "missing_claim" and "`act.oid`" in refused["reason"], refused
 
 
 # ---------------------------------------------------------------- Auth0

@@ -81,7 +81,7 @@ fn bounds_and_validates_the_chain() {
         .unwrap();
     assert_eq!(
         verify(&no_sub).unwrap_err(),
-        TokenError::BadClaim("act.sub".into())
+        TokenError::NoSubject("act.sub".into())
     );
     let not_object = issuer().token(TEST_NOW, json!({"act": "agent"})).unwrap();
     assert_eq!(
@@ -115,7 +115,7 @@ fn rejects_expired_not_yet_valid_and_skew() {
     let no_exp = i.token(TEST_NOW, json!({"exp": null})).unwrap();
     assert_eq!(verify(&no_exp).unwrap_err(), TokenError::NoExpiry);
     let no_sub = i.token(TEST_NOW, json!({"sub": null})).unwrap();
-    assert_eq!(verify(&no_sub).unwrap_err(), TokenError::NoSubject);
+    assert_eq!(verify(&no_sub).unwrap_err(), TokenError::NoSubject("sub".into()));
 }
 
 #[test]
@@ -641,7 +641,7 @@ fn the_subject_claim_can_be_renamed() {
     let without = issuer().token(TEST_NOW, json!({})).unwrap();
     assert_eq!(
         v.verify(&without, TEST_NOW).unwrap_err(),
-        TokenError::NoSubject
+        TokenError::NoSubject("oid".into())
     );
 }
 
@@ -717,17 +717,17 @@ fn an_empty_subject_is_refused() {
         let token = issuer().token(TEST_NOW, json!({"sub": sub})).unwrap();
         assert_eq!(
             verify(&token).unwrap_err(),
-            TokenError::NoSubject,
+            TokenError::NoSubject("sub".into()),
             "{sub:?}"
         );
     }
     let token = issuer()
         .token(TEST_NOW, json!({"act": {"sub": "", "actor_type": "agent"}}))
         .unwrap();
-    assert!(matches!(
+    assert_eq!(
         verify(&token).unwrap_err(),
-        TokenError::BadClaim(_)
-    ));
+        TokenError::NoSubject("act.sub".into())
+    );
 }
 
 /// A token of the second issuer's current key, with no key id in its header.

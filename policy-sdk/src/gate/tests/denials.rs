@@ -454,7 +454,7 @@ fn every_token_error_has_a_short_description_safe_in_a_header() {
         TokenError::NotYetValid,
         TokenError::IssuedInFuture,
         TokenError::NoExpiry,
-        TokenError::NoSubject,
+        TokenError::NoSubject("sub".into()),
         TokenError::BadClaim("groups".into()),
         TokenError::ChainTooDeep(4),
         TokenError::Revoked("laptop stolen".into()),
