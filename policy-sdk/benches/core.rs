@@ -19,7 +19,7 @@ use policy_sdk::exchange::memory::{Driver, HeaderPause, MemoryHost, Request};
 use policy_sdk::identity::{IdentityConfig, TokenVerifier};
 use policy_sdk::json::JsonLimits;
 use policy_sdk::mcp::{Decoding, decode_body};
-use policy_sdk::testing::{DemoIssuer, TEST_NOW, demo_identity_json};
+use policy_sdk::testing::{DemoAlg, DemoIssuer, TEST_NOW, demo_identity_json, standard_claims};
 use policy_sdk::{CompiledPolicy, Exchange, Warden};
 use serde_json::json;
 
@@ -47,6 +47,17 @@ fn tokens(c: &mut Criterion) {
     c.bench_function("token/es256/cached", |b| {
         b.iter(|| cached.verify(black_box(&token), TEST_NOW).unwrap())
     });
+    // Most identity providers sign with RS256; EdDSA is the third family the
+    // demo key set serves. Both cold: the signature is what differs.
+    for alg in [DemoAlg::RS256, DemoAlg::EdDSA] {
+        let token = issuer
+            .sign(alg, &standard_claims(TEST_NOW, json!({"groups": ["eng"]})))
+            .unwrap();
+        let name = format!("token/{}/cold", alg.name().to_ascii_lowercase());
+        c.bench_function(&name, |b| {
+            b.iter(|| cold.verify(black_box(&token), TEST_NOW).unwrap())
+        });
+    }
 }
 
 fn decoding(c: &mut Criterion) {

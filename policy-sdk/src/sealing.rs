@@ -24,7 +24,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
-use sha2_next::Sha256;
+use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -47,13 +47,16 @@ impl Algorithm {
 
 /// The smallest RSA modulus accepted (RFC 7518 §3.3 asks for 2048 bits).
 const MIN_RSA_BITS: usize = 2048;
+/// The largest RSA modulus accepted: a bound on the work one verification
+/// may cost.
+const MAX_RSA_BITS: usize = 4096;
 
 /// Key material, by family. One RSA key may serve RS256 and PS256.
 #[derive(Clone)]
 enum Material {
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
-    Rsa(Box<rsa::RsaPublicKey>),
+    Rsa(Box<rsa::PublicKey>),
     Ed25519(ed25519_compact::PublicKey),
 }
 
@@ -94,18 +97,23 @@ impl VerifierKey {
                     .is_ok_and(|sig| key.verify(message, &sig).is_ok())
             }
             (Material::Rsa(key), Algorithm::RS256) => {
-                use rsa::signature::Verifier as _;
-                let verifier = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new((**key).clone());
-                rsa::pkcs1v15::Signature::try_from(signature)
-                    .is_ok_and(|sig| verifier.verify(message, &sig).is_ok())
+                use sha2::Digest as _;
+                // The scheme is given the digest, so the key is borrowed, not
+                // cloned into a per-call verifying key.
+                let hashed = sha2::Sha256::digest(message);
+                key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &hashed, signature)
+                    .is_ok()
             }
             (Material::Rsa(key), Algorithm::PS256) => {
-                use rsa::signature::Verifier as _;
+                use sha2::Digest as _;
                 // RFC 7518 §3.5: the salt is as long as the hash.
-                let verifier =
-                    rsa::pss::VerifyingKey::<sha2::Sha256>::new_with_salt_len((**key).clone(), 32);
-                rsa::pss::Signature::try_from(signature)
-                    .is_ok_and(|sig| verifier.verify(message, &sig).is_ok())
+                let hashed = sha2::Sha256::digest(message);
+                key.verify(
+                    rsa::Pss::<sha2::Sha256>::new_with_salt(32),
+                    &hashed,
+                    signature,
+                )
+                .is_ok()
             }
             (Material::Ed25519(key), Algorithm::EdDSA) => {
                 ed25519_compact::Signature::from_slice(signature)
@@ -186,9 +194,11 @@ pub fn parse_jwks(jwks: &Value, allowed: &[Algorithm]) -> Result<Vec<VerifierKey
                     .map_err(|_| bad("not a P-384 point".into()))?,
             ),
             (Some("RSA"), _) => {
-                let n = rsa::BigUint::from_bytes_be(&bytes("n")?);
-                let e = rsa::BigUint::from_bytes_be(&bytes("e")?);
-                let key = rsa::RsaPublicKey::new(n, e).map_err(|e| bad(format!("RSA key: {e}")))?;
+                let n = rsa::BoxedUint::from_be_slice_vartime(&bytes("n")?);
+                let e = rsa::BoxedUint::from_be_slice_vartime(&bytes("e")?);
+                // The floor is checked below, by the modulus's size in bytes.
+                let key = rsa::PublicKey::new_with_size_limits(n, e, 0..=MAX_RSA_BITS)
+                    .map_err(|e| bad(format!("RSA key: {e}")))?;
                 if rsa::traits::PublicKeyParts::size(&key) * 8 < MIN_RSA_BITS {
                     return Err(bad(format!(
                         "RSA keys must have at least {MIN_RSA_BITS} bits"
