@@ -159,8 +159,9 @@ impl Warden {
             }
         };
         let audit = audit.with_identity(&identity);
-        if let Err(refusal) = self.check_session(head, &identity) {
-            let (reply, audit) = self.refuse(refusal, None, head, audit);
+        if let Err((refusal, class)) = self.check_session(head, &identity) {
+            let (reply, mut audit) = self.refuse(refusal, None, head, audit);
+            audit.session_refusal = Some(class);
             return HeadVerdict::Respond(reply, audit);
         }
         if let Some(method) = pseudo_method {

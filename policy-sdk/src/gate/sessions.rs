@@ -53,7 +53,7 @@ impl Warden {
         &self,
         head: &RequestHead<'_>,
         identity: &Identity,
-    ) -> Result<(), transport::Refusal> {
+    ) -> Result<(), (transport::Refusal, &'static str)> {
         if head.session_id.is_none() || !self.settings.bind_sessions {
             return Ok(());
         }
@@ -66,11 +66,14 @@ impl Warden {
             // The host did not unseal it: unknown, so refused.
             None => UnsealError::BadSeal,
         };
-        Err(transport::Refusal::new(
-            404,
-            codes::INVALID_REQUEST,
-            "Session not found",
-            error.to_string(),
+        Err((
+            transport::Refusal::new(
+                404,
+                codes::INVALID_REQUEST,
+                "Session not found",
+                error.to_string(),
+            ),
+            error.class(),
         ))
     }
 
@@ -149,6 +152,8 @@ impl Warden {
             "Invalid request",
             format!("the id {shown} is already in use by a request in flight in this session"),
         );
-        self.refuse(refusal, id.as_ref(), head, audit)
+        let (reply, mut audit) = self.refuse(refusal, id.as_ref(), head, audit);
+        audit.session_refusal = Some("id_in_flight");
+        (reply, audit)
     }
 }
