@@ -159,9 +159,10 @@ impl Warden {
             }
         };
         let audit = audit.with_identity(&identity);
-        if let Err((refusal, class)) = self.check_session(head, &identity) {
+        if let Err(error) = self.check_session(head, &identity) {
+            let refusal = Self::session_not_found(&error);
             let (reply, mut audit) = self.refuse(refusal, None, head, audit);
-            audit.session_refusal = Some(class);
+            audit.session_refusal = Some(error.class());
             return HeadVerdict::Respond(reply, audit);
         }
         if let Some(method) = pseudo_method {
