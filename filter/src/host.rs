@@ -6,7 +6,7 @@
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use policy_sdk::documents::{DocumentHost, SharedDataError, StreamDocuments};
+use policy_sdk::documents::{DocumentHost, OpsEvent, SharedDataError, StreamDocuments};
 use policy_sdk::exchange::{AuditKind, HostError, KeyFetch, KeyProgress, LogLevel};
 use policy_sdk::{AuditRecord, Reply, StreamHost};
 use proxy_wasm::hostcalls;
@@ -27,8 +27,11 @@ pub(crate) struct ProxyHost {
     pub audit_filter_state: bool,
 }
 
-/// The hostcalls of fetched documents; usable in any context.
-pub(crate) struct Hostcalls;
+/// The hostcalls of fetched documents; usable in any context. Counts its
+/// operational events in `metrics`, when there are any.
+pub(crate) struct Hostcalls<'m> {
+    pub metrics: Option<&'m Metrics>,
+}
 
 pub(crate) fn log(level: LogLevel, message: &str) {
     let level = match level {
@@ -57,7 +60,7 @@ fn since_epoch() -> Duration {
         .unwrap_or_default()
 }
 
-impl DocumentHost for Hostcalls {
+impl DocumentHost for Hostcalls<'_> {
     fn now_unix_seconds(&self) -> u64 {
         since_epoch().as_secs()
     }
@@ -107,6 +110,20 @@ impl DocumentHost for Hostcalls {
 
     fn log(&mut self, level: LogLevel, message: &str) {
         log(level, message);
+    }
+
+    fn report(&mut self, event: &OpsEvent<'_>) {
+        if let Some(metrics) = self.metrics {
+            metrics.ops(event);
+        }
+    }
+}
+
+impl ProxyHost {
+    fn hostcalls(metrics: &Option<Rc<Metrics>>) -> Hostcalls<'_> {
+        Hostcalls {
+            metrics: metrics.as_deref(),
+        }
     }
 }
 
@@ -217,20 +234,24 @@ impl StreamHost for ProxyHost {
     }
 
     fn refresh_documents(&mut self) {
-        self.documents.refresh(&mut Hostcalls);
+        self.documents.refresh(&mut Self::hostcalls(&self.metrics));
     }
 
     fn sync_keys(&mut self, issuer: &str) {
-        self.documents.sync_keys(&mut Hostcalls, issuer);
+        self.documents
+            .sync_keys(&mut Self::hostcalls(&self.metrics), issuer);
     }
 
     fn start_key_fetch(&mut self, issuer: &str, now_unix_seconds: u64) -> KeyFetch {
-        self.documents
-            .start_key_fetch(&mut Hostcalls, issuer, now_unix_seconds)
+        self.documents.start_key_fetch(
+            &mut Self::hostcalls(&self.metrics),
+            issuer,
+            now_unix_seconds,
+        )
     }
 
     fn key_fetch_response(&mut self, token: u32, body_size: usize) -> KeyProgress {
         self.documents
-            .key_fetch_response(&mut Hostcalls, token, body_size)
+            .key_fetch_response(&mut Self::hostcalls(&self.metrics), token, body_size)
     }
 }

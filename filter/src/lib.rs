@@ -68,7 +68,7 @@ fn log(level: LogLevel, message: &str) {
 
 /// The root context: compiles the plugin configuration once and shares the
 /// result with every HTTP context; keeps fetched documents (key sets,
-/// revocation list) fresh on a timer.
+/// revocation list) fresh and reports the token cache's lookups on a timer.
 #[derive(Default)]
 struct WardenRoot {
     /// Starts every request id this VM gives (16 hex digits, random per VM):
@@ -80,7 +80,8 @@ struct WardenRoot {
     documents: Refresher,
 }
 
-/// How often the root context looks at its fetched documents.
+/// How often the root context looks at its fetched documents (and reports
+/// the token cache's lookups).
 const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Context for WardenRoot {
@@ -91,8 +92,11 @@ impl Context for WardenRoot {
         body_size: usize,
         _num_trailers: usize,
     ) {
+        let mut host = Hostcalls {
+            metrics: self.metrics.as_deref(),
+        };
         self.documents
-            .on_http_call_response(&mut Hostcalls, token_id, body_size);
+            .on_http_call_response(&mut host, token_id, body_size);
     }
 }
 
@@ -164,11 +168,15 @@ impl RootContext for WardenRoot {
                 // The new configuration starts without fetched documents:
                 // the copies in shared data are applied at once.
                 let warden = Rc::new(warden);
-                self.documents.configure(&mut Hostcalls, warden.clone());
+                let mut host = Hostcalls {
+                    metrics: self.metrics.as_deref(),
+                };
+                self.documents.configure(&mut host, warden.clone());
                 self.warden = Some(warden);
-                if self.documents.has_sources()
-                    && let Err(status) = hostcalls::set_tick_period(TICK)
-                {
+                // Every configuration ticks: fetched documents are kept
+                // fresh on the timer, and the token cache's lookups are
+                // counted on it rather than per request.
+                if let Err(status) = hostcalls::set_tick_period(TICK) {
                     log(
                         LogLevel::Critical,
                         &format!("warden: cannot set the tick period: {status:?}"),
@@ -192,7 +200,10 @@ impl RootContext for WardenRoot {
     }
 
     fn on_tick(&mut self) {
-        self.documents.tick(&mut Hostcalls);
+        let mut host = Hostcalls {
+            metrics: self.metrics.as_deref(),
+        };
+        self.documents.tick(&mut host);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use policy_sdk::AuditRecord;
+use policy_sdk::documents::{Document, OpsEvent};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
@@ -37,6 +38,30 @@ pub(crate) const TOKEN_REFUSALS: &str = "warden_token_refusals_total";
 /// count.
 pub(crate) const POLICY: &str = "warden_policy_loaded";
 pub(crate) const RULES: &str = "warden_policy_rules";
+
+/// Every fetch step of a document: `document` (`key_set`, `discovery`,
+/// `revocation_list`), `issuer` (`none` for the revocation list),
+/// `outcome` (`success` or `failure`) and `class`
+/// ([`policy_sdk::documents::FetchError::class`], `none` on success).
+pub(crate) const FETCHES: &str = "warden_fetches_total";
+
+/// When the document in force was fetched, in Unix seconds (0 until a
+/// fetch succeeds): `document` (`key_set` or `revocation_list`) and
+/// `issuer`. Its age is `time() - warden_document_fetched_timestamp_seconds`.
+pub(crate) const FETCHED_AT: &str = "warden_document_fetched_timestamp_seconds";
+
+/// Lookups in the token verification cache: `outcome` (`hit` or `miss`).
+/// Counted in each VM and added here on the root context's timer (once a
+/// second), not per request.
+pub(crate) const TOKEN_CACHE: &str = "warden_token_cache_lookups_total";
+
+/// Every denial because the deciding rule could not be evaluated: `rule`.
+pub(crate) const EVALUATION_ERRORS: &str = "warden_evaluation_errors_total";
+
+/// Every refused session id, and every request id refused because it is
+/// in flight in its session: `class` (`not_sealed`, `bad_seal`,
+/// `another_principal`, …, `id_in_flight`).
+pub(crate) const SESSION_REFUSALS: &str = "warden_session_refusals_total";
 
 #[derive(Default)]
 pub(crate) struct Metrics {
@@ -81,6 +106,13 @@ impl Metrics {
         if let Some(class) = record.token_failure {
             self.increment(&tagged(TOKEN_REFUSALS, &[("class", class)]));
         }
+        if record.evaluation_error {
+            let rule = record.rule.as_deref().unwrap_or("none");
+            self.increment(&tagged(EVALUATION_ERRORS, &[("rule", rule)]));
+        }
+        if let Some(class) = record.session_refusal {
+            self.increment(&tagged(SESSION_REFUSALS, &[("class", class)]));
+        }
         if let Some(shadow) = &record.shadow {
             let name = tagged(
                 SHADOW,
@@ -105,10 +137,55 @@ impl Metrics {
         self.increment(&tagged(LISTS, &[("kind", kind), ("outcome", outcome)]));
     }
 
+    /// Counts an operational event of the documents or the verifier.
+    pub(crate) fn ops(&self, event: &OpsEvent<'_>) {
+        match event {
+            OpsEvent::Fetched {
+                document,
+                issuer,
+                outcome,
+                at_unix_seconds,
+            } => {
+                let issuer = issuer.unwrap_or("none");
+                let (result, class) = match outcome {
+                    Ok(()) => ("success", "none"),
+                    Err(error) => ("failure", error.class()),
+                };
+                let labels = [
+                    ("document", document.as_str()),
+                    ("issuer", issuer),
+                    ("outcome", result),
+                    ("class", class),
+                ];
+                self.increment(&tagged(FETCHES, &labels));
+                // The discovery document is a step, not a document in force.
+                if outcome.is_ok() && *document != Document::Discovery {
+                    let labels = [("document", document.as_str()), ("issuer", issuer)];
+                    self.set(
+                        &tagged(FETCHED_AT, &labels),
+                        MetricType::Gauge,
+                        *at_unix_seconds,
+                    );
+                }
+            }
+            OpsEvent::TokenCache { hits, misses } => {
+                for (outcome, count) in [("hit", *hits), ("miss", *misses)] {
+                    if count > 0 {
+                        self.add(&tagged(TOKEN_CACHE, &[("outcome", outcome)]), count);
+                    }
+                }
+            }
+        }
+    }
+
     fn increment(&self, name: &str) {
+        self.add(name, 1);
+    }
+
+    fn add(&self, name: &str, count: u64) {
         if let Some(id) = self.id(name, MetricType::Counter) {
             // A failed increment must not affect the request.
-            let _ = hostcalls::increment_metric(id, 1);
+            let _ = hostcalls::increment_metric(id, i64::try_from(count).unwrap_or(i64::MAX));
         }
     }
 

@@ -791,7 +791,7 @@ fn audit_access_log(
 }
 
 /// The labels Warden writes into its metric names (filter/src/metrics.rs).
-const METRIC_LABELS: [&str; 7] = [
+const METRIC_LABELS: [&str; 9] = [
     "decision",
     "actor_type",
     "rule",
@@ -799,6 +799,8 @@ const METRIC_LABELS: [&str; 7] = [
     "kind",
     "outcome",
     "policy",
+    "document",
+    "issuer",
 ];
 
 /// One `stats_tags` entry per label: the first group is cut from the name,

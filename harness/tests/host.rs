@@ -363,6 +363,34 @@ fn the_filter_answers_401_and_counts_the_denial() {
     );
 }
 
+#[test]
+fn token_cache_lookups_are_counted_on_the_tick_not_per_request() {
+    let mut filter = WardenFilter::start(filter_module(), &example_config(), TEST_NOW).unwrap();
+    // Every configuration ticks: the cache is reported on the timer.
+    assert_eq!(
+        filter.emulator().tick_period(),
+        Some(Duration::from_secs(1))
+    );
+    let repeated = token(json!({"sub": "alice", "actor_type": "human"}));
+    let fresh = token(json!({"sub": "bob", "actor_type": "human"}));
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    for bearer in [&repeated, &repeated, &repeated, &fresh] {
+        filter
+            .handle(&HttpRequest::post(list).bearer(bearer))
+            .unwrap();
+    }
+    let lookups = |filter: &WardenFilter, outcome| {
+        filter.counted("warden_token_cache_lookups_total", &[("outcome", outcome)])
+    };
+    // Counted in the VM only, until the tick.
+    assert_eq!((lookups(&filter, "hit"), lookups(&filter, "miss")), (0, 0));
+    assert!(filter.emulator().tick().unwrap());
+    assert_eq!((lookups(&filter, "hit"), lookups(&filter, "miss")), (2, 2));
+    // Nothing new: nothing added.
+    assert!(filter.emulator().tick().unwrap());
+    assert_eq!((lookups(&filter, "hit"), lookups(&filter, "miss")), (2, 2));
+}
+
 /// Sends one request through the filter up to the upstream; returns the
 /// stream id, left open for the response.
 fn forward(filter: &mut WardenFilter, request: &HttpRequest) -> u32 {

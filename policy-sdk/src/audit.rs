@@ -76,6 +76,15 @@ pub struct AuditRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shadow: Option<Shadow>,
     pub policy: String,
+    /// The deciding rule could not be evaluated (the reason says why):
+    /// for metrics, not written to the line.
+    #[serde(skip)]
+    pub evaluation_error: bool,
+    /// For a refused session or request id: the class of the refusal
+    /// ([`crate::sealing::UnsealError::class`], or `id_in_flight`): for
+    /// metrics, not written to the line.
+    #[serde(skip)]
+    pub session_refusal: Option<&'static str>,
 }
 
 impl AuditRecord {
@@ -119,6 +128,8 @@ impl AuditRecord {
             list: None,
             shadow: None,
             policy: policy.to_owned(),
+            evaluation_error: false,
+            session_refusal: None,
         }
     }
 
@@ -151,6 +162,7 @@ impl AuditRecord {
         self.owner = decision.owner.clone();
         self.reason = decision.reason.clone();
         self.deny_mode_rule = decision.mode_rule.clone();
+        self.evaluation_error = decision.evaluation_error;
         self
     }
 

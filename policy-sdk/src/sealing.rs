@@ -223,6 +223,19 @@ pub enum UnsealError {
     AnotherPrincipal,
 }
 
+impl UnsealError {
+    /// The kind of refusal, for counting (the `class` label).
+    pub fn class(&self) -> &'static str {
+        match self {
+            UnsealError::NotSealed => "not_sealed",
+            UnsealError::UnknownVersion { .. } => "unknown_version",
+            UnsealError::Malformed { .. } => "malformed",
+            UnsealError::BadSeal => "bad_seal",
+            UnsealError::AnotherPrincipal => "another_principal",
+        }
+    }
+}
+
 /// Checks the seal of `presented` under each of `keys` (the first that
 /// holds wins). The binding is checked apart ([`Unsealed::belongs_to`]):
 /// the caller may not be known yet.

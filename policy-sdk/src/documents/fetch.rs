@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::Applied;
-use super::host::DocumentHost;
+use super::host::{Document, DocumentHost, OpsEvent};
 use super::source::{Kind, Source, Trigger};
 use crate::exchange::{HostError, LogLevel};
 use crate::gate::Warden;
@@ -59,6 +59,24 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// The kind of failure, for counting (the `class` label): one word per
+    /// variant, no detail.
+    pub fn class(&self) -> &'static str {
+        match self {
+            FetchError::Call { .. } => "call_failed",
+            FetchError::NoResponse => "no_response",
+            FetchError::Status(_) => "http_status",
+            FetchError::TooLarge { .. } => "too_large",
+            FetchError::Body(_) => "body_unreadable",
+            FetchError::NoJwksUri => "no_jwks_uri",
+            FetchError::IssuerMismatch { .. } => "issuer_mismatch",
+            FetchError::BadJwksUri(_) => "bad_jwks_uri",
+            FetchError::UnmappedHost { .. } => "unmapped_host",
+            FetchError::Refused(ApplyError::Json(_)) => "invalid_json",
+            FetchError::Refused(ApplyError::Refused(_)) => "refused",
+        }
+    }
+
     fn call(cluster: &str, error: HostError) -> Self {
         Self::Call {
             cluster: cluster.to_owned(),
@@ -178,6 +196,32 @@ pub(crate) struct Fetch {
     from_remembered: bool,
 }
 
+impl Fetch {
+    /// The document this step fetches.
+    fn document(&self) -> Document {
+        match (&self.source.kind, self.discovering) {
+            (Kind::Keys { .. }, true) => Document::Discovery,
+            (Kind::Keys { .. }, false) => Document::KeySet,
+            (Kind::Revocations, _) => Document::RevocationList,
+        }
+    }
+
+    /// Counts how this step ended.
+    fn report(&self, host: &mut dyn DocumentHost, outcome: Result<(), &FetchError>) {
+        let issuer = match &self.source.kind {
+            Kind::Keys { issuer } => Some(issuer.as_str()),
+            Kind::Revocations => None,
+        };
+        let at_unix_seconds = host.now_unix_seconds();
+        host.report(&OpsEvent::Fetched {
+            document: self.document(),
+            issuer,
+            outcome,
+            at_unix_seconds,
+        });
+    }
+}
+
 fn dispatch(
     host: &mut dyn DocumentHost,
     source: &Source,
@@ -204,28 +248,36 @@ pub(crate) fn start(
     host: &mut dyn DocumentHost,
     source: &Source,
 ) -> Result<(u32, Fetch), FetchError> {
-    if source.discovery
-        && let Some(at) = remembered(host, source)
-    {
-        let token = dispatch(host, source, &at)?;
-        return Ok((
-            token,
+    let found = if source.discovery {
+        remembered(host, source)
+    } else {
+        None
+    };
+    let (at, fetch) = match found {
+        Some(at) => (
+            at,
             Fetch {
                 source: source.clone(),
                 discovering: false,
                 from_remembered: true,
             },
-        ));
+        ),
+        None => (
+            Location::of(source),
+            Fetch {
+                source: source.clone(),
+                discovering: source.discovery,
+                from_remembered: false,
+            },
+        ),
+    };
+    match dispatch(host, source, &at) {
+        Ok(token) => Ok((token, fetch)),
+        Err(error) => {
+            fetch.report(host, Err(&error));
+            Err(error)
+        }
     }
-    let token = dispatch(host, source, &Location::of(source))?;
-    Ok((
-        token,
-        Fetch {
-            source: source.clone(),
-            discovering: source.discovery,
-            from_remembered: false,
-        },
-    ))
 }
 
 /// What discovery leaves in shared data: the `jwks_uri`, when it was read,
@@ -336,17 +388,22 @@ pub(crate) fn on_response(
     body_size: usize,
     applied: &Applied,
 ) -> Progress {
-    match answer(host, warden, &fetch, body_size, applied) {
-        Ok(Answer::Discovered(at)) => match dispatch(host, &fetch.source, &at) {
-            Ok(token) => Progress::Next(
-                token,
-                Fetch {
-                    discovering: false,
-                    ..fetch
-                },
-            ),
-            Err(error) => fail(&fetch, error),
-        },
+    let answered = answer(host, warden, &fetch, body_size, applied);
+    fetch.report(host, answered.as_ref().map(|_| ()));
+    match answered {
+        Ok(Answer::Discovered(at)) => {
+            let next = Fetch {
+                discovering: false,
+                ..fetch
+            };
+            match dispatch(host, &next.source, &at) {
+                Ok(token) => Progress::Next(token, next),
+                Err(error) => {
+                    next.report(host, Err(&error));
+                    fail(&next, error)
+                }
+            }
+        }
         Ok(Answer::Loaded(summary)) => {
             Progress::Loaded(format!("{}: {summary}", fetch.source.label()))
         }

@@ -4,7 +4,53 @@
 
 use std::time::Duration;
 
+use super::fetch::FetchError;
 use crate::exchange::{HostError, LogLevel};
+
+/// Which fetched document an [`OpsEvent`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    /// An issuer's key set (JWKS).
+    KeySet,
+    /// An issuer's OpenID configuration: the step that finds its key set.
+    Discovery,
+    /// The polled revocation list.
+    RevocationList,
+}
+
+impl Document {
+    /// The name operators see (the `document` label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Document::KeySet => "key_set",
+            Document::Discovery => "discovery",
+            Document::RevocationList => "revocation_list",
+        }
+    }
+}
+
+/// What operators count about the documents and the verifier, reported by
+/// the core to its host (which turns each into metrics). None of them
+/// changes a decision: a host may drop them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpsEvent<'a> {
+    /// One fetch step ended: its answer was applied (for discovery: it
+    /// named a key set to fetch next), or it failed (the last good copy
+    /// stays).
+    Fetched {
+        document: Document,
+        /// The issuer of a key set or discovery document.
+        issuer: Option<&'a str>,
+        outcome: Result<(), &'a FetchError>,
+        /// When the answer arrived (or the call failed to start), in this
+        /// worker's clock.
+        at_unix_seconds: u64,
+    },
+    /// Lookups in this worker's token verification cache since the last
+    /// report. Counted in the VM and reported on the root context's timer,
+    /// so a request pays no hostcall for them.
+    TokenCache { hits: u64, misses: u64 },
+}
 
 /// Why a shared-data value was not stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,4 +93,6 @@ pub trait DocumentHost {
     /// The body of the HTTP-call answer being handled (`size` bytes).
     fn http_call_response_body(&mut self, size: usize) -> Result<Vec<u8>, HostError>;
     fn log(&mut self, level: LogLevel, message: &str);
+    /// Counts an operational event (metrics); never fails.
+    fn report(&mut self, event: &OpsEvent<'_>);
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::host::{DocumentHost, SharedDataError};
+use super::host::{Document, DocumentHost, OpsEvent, SharedDataError};
 use crate::exchange::{HostError, LogLevel};
 
 /// The proxy's shared data, as Envoy keeps it: every store takes a new CAS
@@ -65,8 +65,18 @@ impl Call {
     }
 }
 
+/// A fetch step as reported: the document, its issuer, `Ok` or the
+/// failure's class, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub document: Document,
+    pub issuer: Option<String>,
+    pub outcome: Result<(), &'static str>,
+    pub at_unix_seconds: u64,
+}
+
 /// One worker VM: its view of the shared data, its clock, the calls it
-/// dispatched and what it logged.
+/// dispatched, what it logged and what it reported.
 #[derive(Debug, Default)]
 pub struct MemoryDocumentHost {
     pub shared: Rc<RefCell<SharedData>>,
@@ -74,6 +84,12 @@ pub struct MemoryDocumentHost {
     /// Calls dispatched and not answered yet.
     pub calls: Vec<Call>,
     pub logs: Vec<(LogLevel, String)>,
+    /// Fetch steps reported, in order.
+    pub fetched: Vec<Fetched>,
+    /// Token cache lookups reported: (hits, misses), summed.
+    pub cache_lookups: (u64, u64),
+    /// Token cache reports received (each non-empty).
+    pub cache_reports: usize,
     /// Whether `http_call` fails (an unknown cluster).
     pub refuse_calls: bool,
     /// The answer being handled: `:status` (absent: no response) and body.
@@ -174,5 +190,26 @@ impl DocumentHost for MemoryDocumentHost {
 
     fn log(&mut self, level: LogLevel, message: &str) {
         self.logs.push((level, message.to_owned()));
+    }
+
+    fn report(&mut self, event: &OpsEvent<'_>) {
+        match event {
+            OpsEvent::Fetched {
+                document,
+                issuer,
+                outcome,
+                at_unix_seconds,
+            } => self.fetched.push(Fetched {
+                document: *document,
+                issuer: issuer.map(str::to_owned),
+                outcome: outcome.map_err(|error| error.class()),
+                at_unix_seconds: *at_unix_seconds,
+            }),
+            OpsEvent::TokenCache { hits, misses } => {
+                self.cache_lookups.0 += hits;
+                self.cache_lookups.1 += misses;
+                self.cache_reports += 1;
+            }
+        }
     }
 }

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 pub use fetch::{ApplyError, FetchError, FetchFailure, MAX_DOCUMENT_BYTES};
-pub use host::{DocumentHost, SharedDataError};
+pub use host::{Document, DocumentHost, OpsEvent, SharedDataError};
 pub use source::{Kind, Source, Trigger, sources};
 
 use fetch::{Fetch, Progress, claim, on_response, start, sync};
@@ -55,6 +55,8 @@ pub struct Refresher {
     shared: Shared,
     /// Scheduled fetches under way, by call token.
     in_flight: HashMap<u32, Fetch>,
+    /// The configuration's cache lookups already reported: (hits, misses).
+    cache_reported: (u64, u64),
 }
 
 impl Refresher {
@@ -64,6 +66,10 @@ impl Refresher {
     /// shared data are applied at once, rather than refusing tokens until
     /// the next fetch.
     pub fn configure(&mut self, host: &mut dyn DocumentHost, warden: Rc<Warden>) {
+        // The lookups of the configuration being replaced are reported
+        // now: its counters go with it.
+        self.report_cache(host);
+        self.cache_reported = (0, 0);
         self.shared.sources = sources(&warden).into();
         self.in_flight.clear();
         self.shared.applied.borrow_mut().clear();
@@ -73,15 +79,18 @@ impl Refresher {
         self.shared.warden = Some(warden);
     }
 
-    /// Whether the configuration fetches anything (the timer is needed).
+    /// Whether the configuration fetches anything.
     pub fn has_sources(&self) -> bool {
         !self.shared.sources.is_empty()
     }
 
-    /// `on_tick`: applies other workers' fresh copies, and starts each
-    /// scheduled fetch that is due and not under way, if this worker wins
-    /// the period.
+    /// `on_tick`: reports the token cache lookups since the last tick,
+    /// applies other workers' fresh copies, and starts each scheduled
+    /// fetch that is due and not under way, if this worker wins the period.
+    /// (The timer is needed by every configuration: the cache is reported
+    /// on it.)
     pub fn tick(&mut self, host: &mut dyn DocumentHost) {
+        self.report_cache(host);
         let Some(warden) = self.shared.warden.clone() else {
             return;
         };
@@ -134,6 +143,24 @@ impl Refresher {
             Progress::Failed(failure) => {
                 host.log(LogLevel::Warn, &format!("warden: fetch failed: {failure}"));
             }
+        }
+    }
+
+    /// Reports the cache lookups of the configuration in force since the
+    /// last report, if there were any.
+    fn report_cache(&mut self, host: &mut dyn DocumentHost) {
+        let Some(warden) = &self.shared.warden else {
+            return;
+        };
+        let stats = warden.verifier().cache_stats();
+        let (hits, misses) = self.cache_reported;
+        let event = OpsEvent::TokenCache {
+            hits: stats.hits.saturating_sub(hits),
+            misses: stats.misses.saturating_sub(misses),
+        };
+        self.cache_reported = (stats.hits, stats.misses);
+        if event != (OpsEvent::TokenCache { hits: 0, misses: 0 }) {
+            host.report(&event);
         }
     }
 

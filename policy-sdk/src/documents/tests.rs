@@ -859,3 +859,153 @@ fn discovery_settings_are_checked_at_load_time() {
     );
     assert!(with(json!({"cluster": "idp", "path": "/x", "discovery": true, "key_set_hosts": {"KEYS.example:8443": "keys"}})).is_ok());
 }
+
+fn fetched(
+    document: Document,
+    outcome: Result<(), &'static str>,
+    at_unix_seconds: u64,
+) -> super::memory::Fetched {
+    let issuer = match document {
+        Document::RevocationList => None,
+        _ => Some(DEMO_ISSUER.to_owned()),
+    };
+    super::memory::Fetched {
+        document,
+        issuer,
+        outcome,
+        at_unix_seconds,
+    }
+}
+
+#[test]
+fn every_fetch_step_is_reported_with_its_document_and_outcome() {
+    let shared = shared();
+    let mut a = Worker::start(&shared, false);
+    a.tick_at(TEST_NOW);
+    let token = a.call("/jwks");
+    a.answer(token, Some("503"), b"");
+    let token = a.call("/revoked");
+    a.answer(token, Some("200"), br#"{"jti": []}"#);
+    a.tick_at(TEST_NOW + MIN_INTERVAL);
+    let token = a.call("/jwks");
+    a.answer(token, Some("200"), &jwks());
+    a.tick_at(TEST_NOW + POLL);
+    let token = a.call("/revoked");
+    a.answer(token, None, b"");
+    assert_eq!(
+        a.host.fetched,
+        [
+            fetched(Document::KeySet, Err("http_status"), TEST_NOW),
+            fetched(Document::RevocationList, Ok(()), TEST_NOW),
+            fetched(Document::KeySet, Ok(()), TEST_NOW + MIN_INTERVAL),
+            fetched(
+                Document::RevocationList,
+                Err("no_response"),
+                TEST_NOW + POLL
+            ),
+        ]
+    );
+    // A worker that applies another's copy fetched nothing itself.
+    let mut b = Worker::start(&shared, false);
+    b.tick_at(TEST_NOW + POLL);
+    assert!(b.has_keys());
+    assert!(b.host.fetched.is_empty(), "{:?}", b.host.fetched);
+}
+
+#[test]
+fn a_refused_document_and_a_call_that_cannot_start_are_reported_as_failures() {
+    let mut a = Worker::start(&shared(), false);
+    a.tick_at(TEST_NOW);
+    let token = a.call("/jwks");
+    a.answer(token, Some("200"), b"{\"keys\": ");
+    let token = a.call("/revoked");
+    a.answer(token, Some("200"), br#"{"jti": 7}"#);
+    a.host.refuse_calls = true;
+    let mut stream = a.root.stream();
+    assert!(matches!(
+        stream.start_key_fetch(&mut a.host, DEMO_ISSUER, TEST_NOW + MIN_INTERVAL),
+        KeyFetch::Unavailable(_)
+    ));
+    assert_eq!(
+        a.host.fetched,
+        [
+            fetched(Document::KeySet, Err("invalid_json"), TEST_NOW),
+            fetched(Document::RevocationList, Err("refused"), TEST_NOW),
+            fetched(Document::KeySet, Err("call_failed"), TEST_NOW),
+        ]
+    );
+}
+
+#[test]
+fn discovery_is_reported_as_its_own_step() {
+    let mut a = Worker::start(&shared(), true);
+    a.tick_at(TEST_NOW);
+    let token = a.call(DISCOVERY);
+    a.answer(
+        token,
+        Some("200"),
+        &discovery_doc("https://idp.example/keys"),
+    );
+    let token = a.call("/keys");
+    a.answer(token, Some("200"), &jwks());
+    let token = a.call("/revoked");
+    a.answer(token, Some("200"), br#"{"jti": []}"#);
+    // Rediscovery that names an unmapped host fails at the discovery step;
+    // the key set in force stays.
+    a.tick_at(TEST_NOW + DISCOVERY_REFRESH + REFRESH);
+    let token = a.call(DISCOVERY);
+    a.answer(
+        token,
+        Some("200"),
+        &discovery_doc("https://elsewhere.example/keys"),
+    );
+    let later = TEST_NOW + DISCOVERY_REFRESH + REFRESH;
+    let steps: Vec<_> = a
+        .host
+        .fetched
+        .iter()
+        .filter(|f| f.document != Document::RevocationList)
+        .cloned()
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            fetched(Document::Discovery, Ok(()), TEST_NOW),
+            fetched(Document::KeySet, Ok(()), TEST_NOW),
+            fetched(Document::Discovery, Err("unmapped_host"), later),
+        ]
+    );
+    assert!(a.has_keys());
+}
+
+#[test]
+fn token_cache_lookups_are_reported_on_the_tick_as_deltas() {
+    let mut a = loaded_worker(&shared());
+    let issuer = DemoIssuer::new().unwrap();
+    let one = issuer.token(TEST_NOW, json!({"jti": "one"})).unwrap();
+    let two = issuer.token(TEST_NOW, json!({"jti": "two"})).unwrap();
+    let verify = |a: &Worker, token: &str| {
+        a.warden.verifier().verify(token, TEST_NOW).unwrap();
+    };
+    a.tick_at(TEST_NOW + 1);
+    assert_eq!((a.host.cache_lookups, a.host.cache_reports), ((0, 0), 0));
+    verify(&a, &one);
+    verify(&a, &one);
+    verify(&a, &one);
+    verify(&a, &two);
+    // Counted in the VM: nothing reported until the tick.
+    assert_eq!(a.host.cache_reports, 0);
+    a.tick_at(TEST_NOW + 2);
+    assert_eq!((a.host.cache_lookups, a.host.cache_reports), ((2, 2), 1));
+    // Nothing new: no report.
+    a.tick_at(TEST_NOW + 3);
+    assert_eq!(a.host.cache_reports, 1);
+    verify(&a, &two);
+    // A new configuration starts its own counts; the old one's last
+    // lookups are reported before it goes.
+    a.configure(false);
+    assert_eq!((a.host.cache_lookups, a.host.cache_reports), ((3, 2), 2));
+    verify(&a, &two);
+    a.tick_at(TEST_NOW + 4);
+    assert_eq!((a.host.cache_lookups, a.host.cache_reports), ((3, 3), 3));
+}

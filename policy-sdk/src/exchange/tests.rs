@@ -860,6 +860,7 @@ fn an_id_aliasing_one_in_flight_in_its_session_is_refused_until_it_ends() {
             assert!(reply.body.contains("already in use"), "{}", reply.body);
             let decision = &driver_b.host.decisions()[0];
             assert_eq!(decision.decision, "deny");
+            assert_eq!(decision.session_refusal, Some("id_in_flight"));
             assert!(!driver_b.host.forwarded_anything());
         }
     }

@@ -157,8 +157,10 @@ impl Warden {
             }
         };
         let audit = audit.with_identity(&identity);
-        if let Err(refusal) = self.check_session(head, &identity) {
-            let (reply, audit) = self.refuse(refusal, None, head, audit);
+        if let Err(error) = self.check_session(head, &identity) {
+            let refusal = Self::session_not_found(&error);
+            let (reply, mut audit) = self.refuse(refusal, None, head, audit);
+            audit.session_refusal = Some(error.class());
             return HeadVerdict::Respond(reply, audit);
         }
         if let Some(method) = pseudo_method {

@@ -53,7 +53,7 @@ impl Warden {
         &self,
         head: &RequestHead<'_>,
         identity: &Identity,
-    ) -> Result<(), transport::Refusal> {
+    ) -> Result<(), UnsealError> {
         if head.session_id.is_none() || !self.settings.bind_sessions {
             return Ok(());
         }
@@ -66,12 +66,17 @@ impl Warden {
             // The host did not unseal it: unknown, so refused.
             None => UnsealError::BadSeal,
         };
-        Err(transport::Refusal::new(
+        Err(error)
+    }
+
+    /// The answer to a session [`Self::check_session`] refused.
+    pub(super) fn session_not_found(error: &UnsealError) -> transport::Refusal {
+        transport::Refusal::new(
             404,
             codes::INVALID_REQUEST,
             "Session not found",
             error.to_string(),
-        ))
+        )
     }
 
     /// The upstream's own id for the presented session, once
@@ -149,6 +154,8 @@ impl Warden {
             "Invalid request",
             format!("the id {shown} is already in use by a request in flight in this session"),
         );
-        self.refuse(refusal, id.as_ref(), head, audit)
+        let (reply, mut audit) = self.refuse(refusal, id.as_ref(), head, audit);
+        audit.session_refusal = Some("id_in_flight");
+        (reply, audit)
     }
 }

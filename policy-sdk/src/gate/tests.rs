@@ -909,6 +909,33 @@ fn a_session_is_unsealed_for_its_owner_and_refused_to_everyone_else() {
 }
 
 #[test]
+fn refused_sessions_carry_the_class_of_the_refusal_for_counting() {
+    let w = warden(json!({}));
+    let alice = bearer();
+    let (sealed, shared) = open_session(&w, &alice, "sess-1", Shared::new());
+    let class = |auth: &str, id: &str| {
+        let host = head_through(&w, &with_session(auth, id, "POST"), shared.clone());
+        session_refusal(&host);
+        host.decisions()[0].session_refusal
+    };
+    let bob = token_for(json!({"sub": "bob"}));
+    assert_eq!(class(&bob, &sealed), Some("another_principal"));
+    assert_eq!(class(&alice, "sess-1"), Some("not_sealed"));
+    assert_eq!(class(&alice, "ws1.a.b"), Some("malformed"));
+    // Not written to the audit line: the reason says it there.
+    let host = head_through(&w, &with_session(&bob, &sealed, "POST"), shared.clone());
+    assert!(
+        !host.decisions()[0]
+            .to_json_line()
+            .contains("session_refusal")
+    );
+    // An accepted session is no refusal.
+    let host = head_through(&w, &with_session(&alice, &sealed, "GET"), shared.clone());
+    assert!(host.reply.is_none(), "{:?}", host.reply);
+    assert!(host.decisions().iter().all(|d| d.session_refusal.is_none()));
+}
+
+#[test]
 fn a_session_sealed_by_another_proxy_opens_only_with_the_same_keys() {
     let key_a = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE";
     let key_b = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI";

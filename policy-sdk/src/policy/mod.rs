@@ -45,6 +45,10 @@ pub struct Decision {
     /// `deny_answer`.
     #[serde(skip)]
     pub disclosure: Option<Disclosure>,
+    /// The deciding rule could not be evaluated (an argument of the wrong
+    /// type, a path that cannot be normalized): denied, and counted apart.
+    #[serde(skip)]
+    pub evaluation_error: bool,
 }
 
 impl Decision {
@@ -70,6 +74,7 @@ impl Decision {
             deny_answer: None,
             mode_rule: None,
             disclosure: None,
+            evaluation_error: false,
         }
     }
 }
@@ -239,7 +244,7 @@ impl CompiledPolicy {
                     );
                 }
                 PassOutcome::Error { rule, message } => {
-                    return self.rule_decision(
+                    let mut decision = self.rule_decision(
                         Effect::Deny,
                         rule,
                         format!(
@@ -247,6 +252,8 @@ impl CompiledPolicy {
                             self.rule_id(rule)
                         ),
                     );
+                    decision.evaluation_error = true;
+                    return decision;
                 }
                 PassOutcome::NoMatch => {
                     let mut decision = Decision::deny(format!(
@@ -318,6 +325,7 @@ impl CompiledPolicy {
             deny_answer: rule.and_then(|r| r.deny_answer.clone()),
             mode_rule: None,
             disclosure: rule.and_then(|r| r.disclosure),
+            evaluation_error: false,
         }
     }
 }

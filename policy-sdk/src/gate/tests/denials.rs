@@ -113,12 +113,19 @@ fn by_default_no_caller_learns_the_rule_or_the_reason() {
     let (_, audit, _) = post_as(&w, AGENT, DEPLOY);
     assert_eq!(audit.rule.as_deref(), Some("no-deploy-secret-rule"));
     assert!(audit.reason.contains("denied by rule"), "{}", audit.reason);
+    assert!(
+        !audit.evaluation_error,
+        "a rule's deny is no evaluation error"
+    );
     let (_, audit, _) = post_as(&w, AGENT, SCALE_WRONG_TYPE);
     assert!(
         audit.reason.contains("evaluation error"),
         "{}",
         audit.reason
     );
+    // Counted apart (warden_evaluation_errors_total), not written to the line.
+    assert!(audit.evaluation_error);
+    assert!(!audit.to_json_line().contains("evaluation_error"));
 }
 
 #[test]
