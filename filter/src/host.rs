@@ -211,10 +211,6 @@ impl StreamHost for ProxyHost {
         }
     }
 
-    fn refresh_documents(&mut self) {
-        self.documents.refresh(&mut Hostcalls);
-    }
-
     fn sync_keys(&mut self, issuer: &str) {
         self.documents.sync_keys(&mut Hostcalls, issuer);
     }
