@@ -17,6 +17,11 @@ load from other work on the machine hits every variant alike. For each run:
   Envoy completed (``http.mcp.downstream_rq_completed``). This is far less
   sensitive to other load on the machine than latency or throughput.
 
+Before the load, ``warden hostcalls`` counts the hostcalls the filter makes
+per request (an allowed call, a denied call, a filtered ``tools/list``, and
+one root tick) by running the built ``.wasm`` in the harness's emulator of
+Envoy's host, in both header modes, under ``bench/hostcalls.yaml``.
+
 Figures are medians over rounds, each also as a ratio to plain Envoy. Results:
 ``bench/results/latest.json``, ``latest.md``, ``cpu_per_request.svg``, and
 the marked section of ``BENCHMARKS.md``.
@@ -65,6 +70,11 @@ PARSE_WASM = ROOT / "target" / "bench" / "wasm32-wasip1" / "release" / "bench_pa
 JWKS_FILE = ROOT / "examples" / "keys" / "demo.jwks.json"
 POLICY = BENCH / "policy.yaml"
 WRK_SCRIPT = BENCH / "wrk.lua"
+# `warden hostcalls`: the policy (the benchmark's rule, a tools/list rule, a
+# polled revocation list), the allowed tool and the denied one.
+HOSTCALL_POLICY = BENCH / "hostcalls.yaml"
+HOSTCALL_TOOLS = ("deploy", "drop")
+HEADER_MODES = ("stream", "hold")
 
 # The request every variant serves: one MCP tools/call.
 BODY = (
@@ -559,6 +569,43 @@ def profile_text(profiles: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# --------------------------------------------------------------------------- hostcalls
+
+
+def hostcall_counts() -> dict[str, list[dict[str, Any]]]:
+    """`warden hostcalls` per header mode: for each reference request (and one
+    root tick), the hostcalls the built filter made, by name."""
+    counts = {}
+    for mode in HEADER_MODES:
+        out = subprocess.run(
+            [str(WARDEN_CLI), "hostcalls", "--policy", str(HOSTCALL_POLICY), "--tool", HOSTCALL_TOOLS[0],
+             "--denied-tool", HOSTCALL_TOOLS[1], "--header-mode", mode, "--wasm", str(WASM_FILTER), "--format", "json"],
+            check=True, capture_output=True, text=True, cwd=ROOT)
+        counts[mode] = json.loads(out.stdout)
+    return counts
+
+
+def hostcalls_markdown(counts: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """One column per request and header mode (the root tick once), one row per hostcall."""
+    columns = [(mode, c) for mode in counts for c in counts[mode] if c["request"] != "tick (root)"]
+    ticks = [c for c in next(iter(counts.values())) if c["request"] == "tick (root)"]
+    columns += [("", c) for c in ticks]
+    names = sorted({name for _, c in columns for name in c["hostcalls"]})
+    lines = [
+        "Hostcalls per request, by name (`warden hostcalls` under `bench/hostcalls.yaml`: the benchmark's rule, "
+        "a `tools/list` rule and a polled revocation list; the built `.wasm` in the harness's emulator of Envoy's "
+        "host, each request in a worker in its steady state, response included):",
+        "",
+        "| hostcall | " + " | ".join(f"{c['request']} ({mode})" if mode else c["request"] for mode, c in columns) + " |",
+        "|---|" + "--:|" * len(columns),
+    ]
+    for name in names:
+        lines.append(f"| `{name}` | " + " | ".join(str(c["hostcalls"].get(name, 0)) for _, c in columns) + " |")
+    lines.append("| **total** | " + " | ".join(f"**{c['total']}**" for _, c in columns) + " |")
+    lines.append("| outcome | " + " | ".join(c["outcome"] for _, c in columns) + " |")
+    return lines
+
+
 # --------------------------------------------------------------------------- micro benchmarks
 
 MICRO_NAMES = [
@@ -744,6 +791,8 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for v in s.values():
         lines.append(f"| {v['label']} | " + " | ".join(v["checks"].values()) + " |")
+    if result.get("hostcalls"):
+        lines += [""] + hostcalls_markdown(result["hostcalls"])
     if result["micro"]:
         lines += ["", "Micro benchmarks (criterion, native, `cargo bench -p warden-policy-sdk --features testing --bench core`):", "",
                   "| benchmark | time |", "|---|--:|"]
@@ -924,6 +973,10 @@ def main() -> int:
     machine = machine_info(envoy)
     print(f"bench: {machine['cpu']}, {machine['cores']} cores, load {machine['loadavg']}, Envoy {machine['envoy']}")
 
+    hostcalls = hostcall_counts()
+    for mode, counted in hostcalls.items():
+        print(f"bench: hostcalls ({mode}): " + ", ".join(f"{c['request']} {c['total']}" for c in counted))
+
     repeated_file, fresh_file, check_tokens = mint_tokens(args.fresh_tokens)
     body_file = WORK / "body.json"
     body_file.write_text(BODY)
@@ -984,6 +1037,7 @@ def main() -> int:
                      "envoy_concurrency": 1, "body": BODY, "upstream_body": UPSTREAM_BODY},
         "summary": summary,
         "micro": micro,
+        "hostcalls": hostcalls,
         "profiles": profiles,
         "targets": targets(summary, micro, runs) if "warden" in summary and "jwt-rbac-cache" in summary else [],
         "runs": runs,

@@ -44,4 +44,4 @@ pub use error::{HarnessError, TrapCause};
 pub use fault::HostFault;
 pub use module::{AbiVersion, FilterModule};
 pub use options::{HeaderPause, HostOptions};
-pub use state::{HttpCall, LocalResponse, LogEntry, MemoryCapExceeded, Metric};
+pub use state::{HostcallCounts, HttpCall, LocalResponse, LogEntry, MemoryCapExceeded, Metric};

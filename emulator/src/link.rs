@@ -92,7 +92,8 @@ const ALLOWED_WHILE_ALLOCATING: &[&str] = &[
 /// Refuses hostcalls that Envoy refuses in the current phase: while
 /// `_initialize`/`main` run and inside `proxy_on_memory_allocate` only the
 /// few above are allowed; anything else traps with `restricted_callback`.
-pub(crate) fn enter(caller: &Ctx<'_>, hostcall: &'static str) -> R<()> {
+/// An allowed call is counted against the context it acts on.
+pub(crate) fn enter(caller: &mut Ctx<'_>, hostcall: &'static str) -> R<()> {
     let (allowed, phase) = match caller.data().phase {
         Phase::Callback => (true, ""),
         Phase::Initializing => (
@@ -105,6 +106,7 @@ pub(crate) fn enter(caller: &Ctx<'_>, hostcall: &'static str) -> R<()> {
         ),
     };
     if allowed {
+        caller.data_mut().count_hostcall(hostcall);
         Ok(())
     } else {
         Err(wasmtime::Error::new(HostFault::Restricted {
@@ -159,7 +161,7 @@ macro_rules! impl_hostcall {
                     module,
                     name,
                     move |mut caller: Ctx<'_>, $($param: $ty),*| -> R<i32> {
-                        enter(&caller, hostcall)?;
+                        enter(&mut caller, hostcall)?;
                         Ok(self(&mut caller, $($param),*)?.code())
                     },
                 )?;

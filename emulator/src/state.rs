@@ -361,7 +361,14 @@ pub(crate) struct HostState {
     pub done_called: bool,
     pub memory: Option<Memory>,
     pub allocate: Option<TypedFunc<i32, i32>>,
+    /// The hostcalls the guest made, by the context they acted on and by
+    /// qualified import name (`env.proxy_log`).
+    pub hostcalls: HashMap<u32, HostcallCounts>,
 }
+
+/// Hostcalls by qualified import name (`env.proxy_get_header_map_pairs`,
+/// `wasi_snapshot_preview1.random_get`), and how many times each was made.
+pub type HostcallCounts = BTreeMap<&'static str, u64>;
 
 impl HostState {
     /// The state of a VM about to be instantiated.
@@ -395,7 +402,14 @@ impl HostState {
             done_called: false,
             memory: None,
             allocate: None,
+            hostcalls: HashMap::new(),
         }
+    }
+
+    /// Counts one hostcall against the context it acts on.
+    pub fn count_hostcall(&mut self, hostcall: &'static str) {
+        let counts = self.hostcalls.entry(self.context_id).or_default();
+        *counts.entry(hostcall).or_insert(0) += 1;
     }
 
     pub fn stream(&mut self) -> Option<&mut Stream> {

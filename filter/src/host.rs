@@ -233,10 +233,6 @@ impl StreamHost for ProxyHost {
         }
     }
 
-    fn refresh_documents(&mut self) {
-        self.documents.refresh(&mut Self::hostcalls(&self.metrics));
-    }
-
     fn sync_keys(&mut self, issuer: &str) {
         self.documents
             .sync_keys(&mut Self::hostcalls(&self.metrics), issuer);

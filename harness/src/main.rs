@@ -202,6 +202,38 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Count the hostcalls the built filter makes per request, by name, for
+    /// three reference requests under a policy: an allowed `tools/call`, a
+    /// denied one, and a `tools/list` whose answer loses the denied tool;
+    /// then for one timer tick of the root context.
+    ///
+    /// The VM has started and ticked first, so the counts are a worker's in
+    /// its steady state. The harness mints the caller's token (its issuers
+    /// are made to trust the harness's key, inline) and answers the
+    /// documents the policy polls with empty ones. `make bench` writes the
+    /// counts into BENCHMARKS.md.
+    Hostcalls {
+        /// The policy file (YAML or JSON).
+        #[arg(long)]
+        policy: PathBuf,
+        /// JSON claims of the caller (a file); default: a human, `alice`,
+        /// in group `eng`.
+        #[arg(long)]
+        claims: Option<PathBuf>,
+        /// A tool the policy lets the caller call.
+        #[arg(long)]
+        tool: String,
+        /// A tool the policy does not let the caller call.
+        #[arg(long)]
+        denied_tool: String,
+        /// Override the policy's `filter.header_mode`.
+        #[arg(long, value_enum)]
+        header_mode: Option<HeaderModeArg>,
+        #[command(flatten)]
+        wasm: WasmArg,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
 }
 
 fn main() -> ExitCode {
@@ -295,7 +327,87 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             wasm,
             format,
         } => test(&suites, &wasm, format),
+        Command::Hostcalls {
+            policy,
+            claims,
+            tool,
+            denied_tool,
+            header_mode,
+            wasm,
+            format,
+        } => hostcalls(
+            &policy,
+            claims.as_deref(),
+            &tool,
+            &denied_tool,
+            header_mode,
+            &wasm,
+            format,
+        ),
     }
+}
+
+fn hostcalls(
+    policy: &Path,
+    claims: Option<&Path>,
+    allowed_tool: &str,
+    denied_tool: &str,
+    header_mode: Option<HeaderModeArg>,
+    wasm: &WasmArg,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let mut loaded = match load_policy(policy) {
+        Ok(loaded) => loaded,
+        Err(diagnostic) => return Ok(report_diagnostic(&diagnostic, format)),
+    };
+    if let Some(mode) = header_mode {
+        loaded.document.filter.header_mode = mode.into();
+    }
+    let claims: Value = match claims {
+        Some(path) => serde_json::from_slice(
+            &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        )
+        .context("claims must be a JSON object")?,
+        None => warden_harness::hostcalls::default_claims(),
+    };
+    let reference = warden_harness::hostcalls::Reference::for_document(
+        &loaded.document,
+        &claims,
+        &allowed_tool,
+        &denied_tool,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let counted = warden_harness::hostcalls::count(&wasm.load()?, &reference)?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&counted)?),
+        Format::Text => {
+            let names: std::collections::BTreeSet<&String> =
+                counted.iter().flat_map(|c| c.hostcalls.keys()).collect();
+            let width = names.iter().map(|n| n.len()).max().unwrap_or(0).max(8);
+            let mut out = std::io::stdout().lock();
+            write!(out, "{:width$}", "hostcall")?;
+            for c in &counted {
+                write!(out, "  {:>13}", c.request)?;
+            }
+            writeln!(out)?;
+            for name in names {
+                write!(out, "{name:width$}")?;
+                for c in &counted {
+                    write!(out, "  {:>13}", c.count(name))?;
+                }
+                writeln!(out)?;
+            }
+            write!(out, "{:width$}", "total")?;
+            for c in &counted {
+                write!(out, "  {:>13}", c.total)?;
+            }
+            writeln!(out)?;
+            for c in &counted {
+                writeln!(out, "{}: {}", c.request, c.outcome)?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn report_diagnostic(diagnostic: &Diagnostic, format: Format) -> ExitCode {

@@ -3,7 +3,10 @@
 use super::{Emulator, GuestCall};
 use crate::abi::{Headers, LogLevel};
 use crate::options::HeaderPause;
-use crate::state::{LocalResponse, LogEntry, Metric};
+use crate::state::{HostcallCounts, LocalResponse, LogEntry, Metric};
+
+/// What [`Emulator::hostcalls`] answers for a context that made none.
+static NO_HOSTCALLS: HostcallCounts = HostcallCounts::new();
 
 impl Emulator {
     /// [`was_reset`](Self::was_reset)) and this stays `None`.
@@ -128,12 +131,40 @@ impl Emulator {
             .collect()
     }
 
-    /// Forgets the recorded log lines, and the callbacks recorded for HTTP
-    /// contexts that have ended.
+    /// Forgets the recorded log lines, and the callbacks and hostcall
+    /// counts recorded for HTTP contexts that have ended.
     pub fn clear_logs(&mut self) {
-        self.store.data_mut().logs.clear();
-        let streams = &self.store.data().streams;
+        let root = self.root_id();
+        let state = self.store.data_mut();
+        state.logs.clear();
+        let streams = &state.streams;
         self.calls.retain(|id, _| streams.contains_key(id));
+        state
+            .hostcalls
+            .retain(|id, _| *id == root || streams.contains_key(id));
+    }
+
+    /// The hostcalls the guest made while acting on context `id` (an HTTP
+    /// context, or the root context's id for ticks, configuration and the
+    /// answers to its own HTTP calls), by qualified import name
+    /// (`env.proxy_get_header_map_pairs`,
+    /// `wasi_snapshot_preview1.clock_time_get`), each with how many times.
+    /// A call counts against the context it acts on: after
+    /// `proxy_set_effective_context`, the one it moved to. Only calls the
+    /// host answered count (not one refused in a restricted phase). Kept
+    /// after the stream ends, until [`clear_logs`](Self::clear_logs) or
+    /// [`clear_hostcalls`](Self::clear_hostcalls).
+    pub fn hostcalls(&self, id: u32) -> &HostcallCounts {
+        self.store
+            .data()
+            .hostcalls
+            .get(&id)
+            .unwrap_or(&NO_HOSTCALLS)
+    }
+
+    /// Forgets every hostcall count (every context's).
+    pub fn clear_hostcalls(&mut self) {
+        self.store.data_mut().hostcalls.clear();
     }
 
     /// The value of the metric named `name`, if the guest defined it.

@@ -11,8 +11,15 @@
 //!
 //! The root context drives a [`Refresher`] (configuration, timer, answers to
 //! its fetches); each HTTP context a [`StreamDocuments`] (another worker's
-//! fresh copy before judging, a key fetch for an unknown key id). Both act
-//! through a [`DocumentHost`].
+//! fresh key set, or a key fetch, for an unknown key id). Both act through a
+//! [`DocumentHost`].
+//!
+//! A request on the steady path reads nothing from shared data: the root
+//! and HTTP contexts of a VM share one compiled configuration, and the
+//! root's tick (every second) applies the copies other workers stored. A
+//! document therefore reaches every worker within a second of the fetch
+//! that brought it, and the worker that fetched it at once. Only a token
+//! whose key id is unknown makes its stream look (and maybe fetch) then.
 
 mod fetch;
 mod host;
@@ -178,9 +185,9 @@ impl Refresher {
     }
 }
 
-/// One HTTP context's side: another worker's fresh copy before judging,
-/// and the key fetch an unknown key id may start (within the shared rate
-/// limit). Without a configuration it does nothing.
+/// One HTTP context's side, used only for a token whose key id is unknown:
+/// another worker's fresh key set, and the key fetch the token may start
+/// (within the shared rate limit). Without a configuration it does nothing.
 #[derive(Debug, Default)]
 pub struct StreamDocuments {
     shared: Shared,
@@ -189,22 +196,6 @@ pub struct StreamDocuments {
 }
 
 impl StreamDocuments {
-    /// Applies the revocation list another worker polled since this
-    /// worker last looked.
-    pub fn refresh(&self, host: &mut dyn DocumentHost) {
-        let Some(warden) = &self.shared.warden else {
-            return;
-        };
-        for source in self
-            .shared
-            .sources
-            .iter()
-            .filter(|s| s.kind == Kind::Revocations)
-        {
-            sync(host, warden, source, &self.shared.applied);
-        }
-    }
-
     /// Applies another worker's fresh copy of `issuer`'s key set, if any.
     pub fn sync_keys(&self, host: &mut dyn DocumentHost, issuer: &str) {
         if let (Some(warden), Some(source)) = (&self.shared.warden, self.source_for(issuer)) {

@@ -737,12 +737,13 @@ fn a_worker_applies_another_workers_fresh_documents() {
     let token = a.call("/revoked");
     a.answer(token, Some("200"), br#"{"jti": ["t-gone"]}"#);
 
-    // Before judging: a stream takes the other worker's copies.
+    // A stream whose token has an unknown key id takes the other worker's
+    // key set at once; the list waits for the worker's tick.
     assert!(!b.has_keys());
     b_stream.sync_keys(&mut b.host, DEMO_ISSUER);
     assert!(b.has_keys());
     assert!(b.verify("t-gone").is_ok(), "the list is not applied yet");
-    b_stream.refresh(&mut b.host);
+    b.tick_at(TEST_NOW);
     assert!(matches!(b.verify("t-gone"), Err(TokenError::Revoked(_))));
 
     // A newer list reaches the other worker on its next tick.
@@ -754,6 +755,40 @@ fn a_worker_applies_another_workers_fresh_documents() {
     assert!(a.paths().is_empty());
     assert!(a.verify("t-gone").is_ok());
     assert!(a.host.logs_at(LogLevel::Warn).is_empty());
+}
+
+#[test]
+fn a_revocation_reaches_every_worker_at_its_next_tick() {
+    let shared = shared();
+    let mut a = loaded_worker(&shared);
+    // Worker b starts with a's copies (applied at configuration).
+    let mut b = Worker::start(&shared, false);
+    b.tick_at(TEST_NOW);
+    assert!(b.paths().is_empty());
+    assert!(matches!(b.verify("t-gone"), Err(TokenError::Revoked(_))));
+
+    // Worker a polls a list that revokes another token: a refuses it at once.
+    a.tick_at(TEST_NOW + POLL);
+    let token = a.call("/revoked");
+    a.answer(token, Some("200"), br#"{"jti": ["t-stolen"]}"#);
+    assert!(matches!(a.verify("t-stolen"), Err(TokenError::Revoked(_))));
+
+    // Worker b's requests read no shared data: b follows at its next tick
+    // (within a second), without fetching, and t-gone is no longer revoked
+    // there either.
+    assert!(b.verify("t-stolen").is_ok(), "b has not ticked yet");
+    b.tick_at(TEST_NOW + POLL);
+    assert!(
+        b.paths().is_empty(),
+        "b did not fetch: a's copy was applied"
+    );
+    assert!(matches!(b.verify("t-stolen"), Err(TokenError::Revoked(_))));
+    assert!(b.verify("t-gone").is_ok());
+
+    // Later ticks find nothing new.
+    b.tick_at(TEST_NOW + POLL + 1);
+    assert!(b.host.logs.is_empty(), "{:?}", b.host.logs);
+    assert!(matches!(b.verify("t-stolen"), Err(TokenError::Revoked(_))));
 }
 
 #[test]
@@ -785,7 +820,6 @@ fn a_reconfigured_root_applies_the_shared_documents_at_once() {
 fn a_stream_without_configuration_does_nothing() {
     let mut host = MemoryDocumentHost::new(shared(), TEST_NOW);
     let mut stream = Refresher::default().stream();
-    stream.refresh(&mut host);
     stream.sync_keys(&mut host, DEMO_ISSUER);
     assert_eq!(
         stream.start_key_fetch(&mut host, DEMO_ISSUER, TEST_NOW),

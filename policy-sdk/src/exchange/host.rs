@@ -112,9 +112,6 @@ pub trait StreamHost {
     fn log(&mut self, level: LogLevel, message: &str);
     /// Writes an audit line and moves its counter.
     fn audit(&mut self, record: &AuditRecord, kind: AuditKind);
-    /// Applies documents other workers fetched since this worker last
-    /// looked (the polled revocation list).
-    fn refresh_documents(&mut self);
     /// Applies another worker's fresh copy of `issuer`'s key set, if any.
     fn sync_keys(&mut self, issuer: &str);
     /// Starts fetching `issuer`'s key set, within the shared rate limit.

@@ -247,8 +247,6 @@ impl StreamHost for MemoryHost {
         self.audits.push((record.clone(), kind));
     }
 
-    fn refresh_documents(&mut self) {}
-
     fn sync_keys(&mut self, _issuer: &str) {}
 
     fn start_key_fetch(&mut self, issuer: &str, _now_unix_seconds: u64) -> KeyFetch {

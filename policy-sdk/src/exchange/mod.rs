@@ -149,9 +149,9 @@ impl Exchange {
                 return self.fail_closed(host, None, "request headers arrived twice");
             }
         }
-        // Another worker may have polled a newer revocation list since this
-        // worker's last tick: apply it before judging.
-        host.refresh_documents();
+        // Nothing is read from shared data here: the root context's tick
+        // applies what other workers fetched (documents/mod.rs), and the
+        // stream shares this VM's compiled configuration with it.
         self.head = match RequestHeaders::read(&warden, host) {
             Ok(head) => head.identified(self.request_id.clone()),
             Err(error) => return self.host_failed(host, None, &error),

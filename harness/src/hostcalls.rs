@@ -1,0 +1,205 @@
+//! Counting the hostcalls the filter makes for three reference requests:
+//! an allowed `tools/call`, a denied one, and a `tools/list` whose
+//! response is filtered. Each runs in its own HTTP context of one emulated
+//! VM, after the VM has started, ticked and loaded what the policy fetches,
+//! so the counts are those of a worker in its steady state. `warden
+//! hostcalls` prints them; `make bench` writes them into BENCHMARKS.md.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use policy_sdk::config::PolicyDocument;
+use policy_sdk::testing::TEST_NOW;
+
+use crate::filter::{HttpRequest, WardenFilter};
+use crate::host::{Emulator, FilterModule, HarnessError, HostcallCounts};
+use crate::suite::Minter;
+
+/// What the reference requests are made of.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    /// The plugin configuration (its issuers trusting `token`'s key).
+    pub config: String,
+    /// The caller's bearer token.
+    pub token: String,
+    /// A tool the policy lets the caller call.
+    pub allowed_tool: String,
+    /// A tool it does not: the denied call, and the entry the list loses.
+    pub denied_tool: String,
+    /// The host clock, in seconds since the Unix epoch.
+    pub now: u64,
+}
+
+impl Reference {
+    /// The reference requests under `document`, by a caller with `claims`
+    /// (see [`default_claims`]): the harness mints the token, and makes
+    /// the policy's issuers trust its key (inline).
+    pub fn for_document(
+        document: &PolicyDocument,
+        claims: &Value,
+        allowed_tool: &str,
+        denied_tool: &str,
+    ) -> Result<Self, String> {
+        let (config, minter) = Minter::for_document(document, TEST_NOW)?;
+        Ok(Self {
+            config,
+            token: minter.token(claims)?,
+            allowed_tool: allowed_tool.to_owned(),
+            denied_tool: denied_tool.to_owned(),
+            now: TEST_NOW,
+        })
+    }
+}
+
+/// The caller `warden hostcalls` uses unless told otherwise: a human,
+/// `alice`, in group `eng`.
+pub fn default_claims() -> Value {
+    json!({"sub": "alice", "actor_type": "human", "groups": ["eng"]})
+}
+
+/// The hostcalls one request (or one root tick) made.
+#[derive(Debug, Clone, Serialize)]
+pub struct Counted {
+    /// `allowed call`, `denied call`, `filtered list`, `tick (root)`.
+    pub request: &'static str,
+    /// What the filter did: `forwarded`, `answered 200`, ….
+    pub outcome: String,
+    /// By hostcall name (`proxy_log`; WASI calls keep their module,
+    /// `wasi_snapshot_preview1.random_get`).
+    pub hostcalls: BTreeMap<String, u64>,
+    /// The sum over every name.
+    pub total: u64,
+}
+
+impl Counted {
+    fn new(request: &'static str, outcome: String, counts: &HostcallCounts) -> Self {
+        let hostcalls: BTreeMap<String, u64> = counts
+            .iter()
+            .map(|(name, n)| (name.strip_prefix("env.").unwrap_or(name).to_owned(), *n))
+            .collect();
+        Self {
+            request,
+            outcome,
+            total: hostcalls.values().sum(),
+            hostcalls,
+        }
+    }
+
+    /// How many times `name` (without `env.`) was called.
+    pub fn count(&self, name: &str) -> u64 {
+        self.hostcalls.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// The body of a `tools/call` of `tool`.
+fn call_body(tool: &str) -> Vec<u8> {
+    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": tool, "arguments": {"environment": "staging"}}})
+    .to_string()
+    .into_bytes()
+}
+
+/// Answers every HTTP call the filter made (the documents the policy polls)
+/// with an empty JSON object: an empty revocation list. Key sets are not
+/// fetched here: the reference configuration carries them inline.
+fn answer_fetches(emulator: &mut Emulator) -> Result<(), HarnessError> {
+    for call in emulator.pending_http_calls() {
+        emulator.respond_http_call(
+            call.token,
+            &[(":status", "200"), ("content-type", "application/json")],
+            b"{}",
+            &[],
+        )?;
+    }
+    Ok(())
+}
+
+fn outcome(emulator: &Emulator, id: u32) -> String {
+    match emulator.local_response(id) {
+        Some(reply) => format!("answered {}", reply.status),
+        None if emulator.upstream_request_headers(id).is_some() => "forwarded".to_owned(),
+        None => "held".to_owned(),
+    }
+}
+
+/// Runs the reference requests; the counts of each, then of one root tick
+/// in the steady state.
+pub fn count(module: &FilterModule, reference: &Reference) -> Result<Vec<Counted>, HarnessError> {
+    let mut filter = WardenFilter::start(module, &reference.config, reference.now)?;
+    let emulator = filter.emulator();
+    // A worker's first tick fetches what the policy polls; the second finds
+    // it loaded, as every later one does.
+    emulator.tick()?;
+    answer_fetches(emulator)?;
+    emulator.tick()?;
+    answer_fetches(emulator)?;
+    let mut counted = Vec::new();
+    let bearer = format!("Bearer {}", reference.token);
+
+    for (label, tool) in [
+        ("allowed call", &reference.allowed_tool),
+        ("denied call", &reference.denied_tool),
+    ] {
+        let request = HttpRequest::post(call_body(tool)).header("authorization", &bearer);
+        let (id, _) = filter.send(&request)?;
+        let emulator = filter.emulator();
+        let done = outcome(emulator, id);
+        if done == "forwarded" {
+            emulator.response_headers(
+                id,
+                &[(":status", "200"), ("content-type", "application/json")],
+                false,
+            )?;
+            emulator.response_body(
+                id,
+                br#"{"jsonrpc":"2.0","id":7,"result":{"content":[],"isError":false}}"#,
+                true,
+            )?;
+        }
+        emulator.complete(id)?;
+        counted.push(Counted::new(label, done, emulator.hostcalls(id)));
+    }
+
+    let list = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/list"}).to_string();
+    let request = HttpRequest::post(list).header("authorization", &bearer);
+    let (id, _) = filter.send(&request)?;
+    let emulator = filter.emulator();
+    let mut done = outcome(emulator, id);
+    if done == "forwarded" {
+        let tools: Vec<Value> = [&reference.allowed_tool, &reference.denied_tool]
+            .iter()
+            .map(|name| json!({"name": name, "inputSchema": {"type": "object"}}))
+            .collect();
+        let answer = json!({"jsonrpc": "2.0", "id": 8, "result": {"tools": tools}}).to_string();
+        emulator.response_headers(
+            id,
+            &[(":status", "200"), ("content-type", "application/json")],
+            false,
+        )?;
+        emulator.response_body(id, answer.as_bytes(), true)?;
+        let seen = emulator.downstream_response_body(id).unwrap_or_default();
+        let cut = serde_json::from_slice::<Value>(seen).ok().and_then(|v| {
+            v.pointer("/result/tools")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+        });
+        done = match cut {
+            Some(n) => format!("forwarded, list cut to {n}"),
+            None => "forwarded, list not readable".to_owned(),
+        };
+    }
+    emulator.complete(id)?;
+    counted.push(Counted::new("filtered list", done, emulator.hostcalls(id)));
+
+    let root = emulator.root_id();
+    emulator.clear_hostcalls();
+    emulator.tick()?;
+    counted.push(Counted::new(
+        "tick (root)",
+        "steady".to_owned(),
+        emulator.hostcalls(root),
+    ));
+    Ok(counted)
+}

@@ -1,0 +1,114 @@
+//! What the built filter asks of the host per request, counted by the
+//! emulator: structural facts the steady path must keep (no shared-data
+//! read, one read of each header map, no single-header reads), in both
+//! header modes, under a policy that polls a revocation list.
+
+#![expect(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test helpers fail loudly"
+)]
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use policy_sdk::config::HeaderMode;
+use warden_harness::filter::{load_module, workspace_wasm};
+use warden_harness::host::FilterModule;
+use warden_harness::hostcalls::{Counted, Reference, count, default_claims};
+use warden_harness::load::load_policy;
+
+fn module() -> &'static FilterModule {
+    static MODULE: OnceLock<FilterModule> = OnceLock::new();
+    MODULE.get_or_init(|| load_module(&workspace_wasm()).expect("the built filter loads"))
+}
+
+/// The counts under `bench/hostcalls.yaml` (a polled revocation list).
+fn counted(mode: HeaderMode) -> Vec<Counted> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/hostcalls.yaml");
+    let mut loaded = load_policy(&path).expect("the reference policy loads");
+    assert!(
+        loaded.document.identity.revocation.remote.is_some(),
+        "the reference policy polls a revocation list"
+    );
+    loaded.document.filter.header_mode = mode;
+    let reference = Reference::for_document(&loaded.document, &default_claims(), "deploy", "drop")
+        .expect("a reference");
+    count(module(), &reference).expect("the reference requests run")
+}
+
+fn find<'c>(counted: &'c [Counted], request: &str) -> &'c Counted {
+    counted
+        .iter()
+        .find(|c| c.request == request)
+        .unwrap_or_else(|| panic!("no `{request}` in {counted:?}"))
+}
+
+#[test]
+fn the_steady_path_reads_no_shared_data_and_each_header_map_once() {
+    for mode in [HeaderMode::Stream, HeaderMode::Hold] {
+        let counted = counted(mode);
+        let allowed = find(&counted, "allowed call");
+        let denied = find(&counted, "denied call");
+        let list = find(&counted, "filtered list");
+        let tick = find(&counted, "tick (root)");
+        assert_eq!(allowed.outcome, "forwarded", "{mode:?}");
+        assert_eq!(denied.outcome, "answered 200", "{mode:?}");
+        assert_eq!(list.outcome, "forwarded, list cut to 1", "{mode:?}");
+
+        for request in [allowed, denied, list] {
+            let name = request.request;
+            assert_eq!(
+                request.count("proxy_get_shared_data"),
+                0,
+                "{mode:?} {name}: {request:?}"
+            );
+            assert_eq!(
+                request.count("proxy_set_shared_data"),
+                0,
+                "{mode:?} {name}: {request:?}"
+            );
+            // Headers are read as whole maps, never one by one.
+            assert_eq!(
+                request.count("proxy_get_header_map_value"),
+                0,
+                "{mode:?} {name}: {request:?}"
+            );
+        }
+        // The decision's audit line, and nothing else logged (a filtered
+        // list adds the list's line).
+        assert_eq!(allowed.count("proxy_log"), 1, "{mode:?}");
+        assert_eq!(denied.count("proxy_log"), 1, "{mode:?}");
+        assert_eq!(list.count("proxy_log"), 2, "{mode:?}");
+        // The request headers once; for a forwarded request the response
+        // headers once more. A denial's local reply has no upstream headers.
+        assert_eq!(allowed.count("proxy_get_header_map_pairs"), 2, "{mode:?}");
+        assert_eq!(list.count("proxy_get_header_map_pairs"), 2, "{mode:?}");
+        assert_eq!(denied.count("proxy_get_header_map_pairs"), 1, "{mode:?}");
+        assert_eq!(denied.count("proxy_send_local_response"), 1, "{mode:?}");
+        // The request body is read once, when complete (and a forwarded
+        // JSON response once, for its list results).
+        assert_eq!(denied.count("proxy_get_buffer_bytes"), 1, "{mode:?}");
+        assert_eq!(allowed.count("proxy_get_buffer_bytes"), 2, "{mode:?}");
+
+        // The root's tick is where other workers' documents are looked at.
+        assert!(tick.count("proxy_get_shared_data") > 0, "{tick:?}");
+    }
+}
+
+#[test]
+fn counts_belong_to_the_context_that_made_them() {
+    let counted = counted(HeaderMode::Stream);
+    let allowed = find(&counted, "allowed call");
+    let tick = find(&counted, "tick (root)");
+    // Starting the VM, configuring and ticking happen in the root context:
+    // nothing of it shows on a request.
+    assert_eq!(allowed.count("proxy_set_tick_period_milliseconds"), 0);
+    assert_eq!(allowed.count("proxy_get_current_time_nanoseconds"), 1);
+    assert_eq!(tick.count("proxy_get_header_map_pairs"), 0);
+    assert_eq!(
+        allowed.total,
+        allowed.hostcalls.values().sum::<u64>(),
+        "{allowed:?}"
+    );
+}
