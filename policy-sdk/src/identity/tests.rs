@@ -115,7 +115,10 @@ fn rejects_expired_not_yet_valid_and_skew() {
     let no_exp = i.token(TEST_NOW, json!({"exp": null})).unwrap();
     assert_eq!(verify(&no_exp).unwrap_err(), TokenError::NoExpiry);
     let no_sub = i.token(TEST_NOW, json!({"sub": null})).unwrap();
-    assert_eq!(verify(&no_sub).unwrap_err(), TokenError::NoSubject("sub".into()));
+    assert_eq!(
+        verify(&no_sub).unwrap_err(),
+        TokenError::NoSubject("sub".into())
+    );
 }
 
 #[test]
