@@ -373,8 +373,8 @@ fn hostcalls(
     let reference = warden_harness::hostcalls::Reference::for_document(
         &loaded.document,
         &claims,
-        &allowed_tool,
-        &denied_tool,
+        allowed_tool,
+        denied_tool,
     )
     .map_err(anyhow::Error::msg)?;
     let counted = warden_harness::hostcalls::count(&wasm.load()?, &reference)?;
