@@ -763,11 +763,7 @@ impl TokenVerifier {
                 (identity, times)
             }
         };
-        times.check(now_unix_seconds, self.skew_seconds)?;
-        if let Some(reason) = self.revocations.borrow().check(&identity) {
-            return Err(TokenError::Revoked(reason));
-        }
-        Ok(identity)
+        self.still_valid(identity, times, now_unix_seconds)
     }
 
     /// Signature, issuer, audience and claim shape: everything that does not
@@ -830,17 +826,10 @@ impl TokenVerifier {
         let Value::Object(claims) = claims else {
             return Err(TokenError::BadClaims("not an object".into()));
         };
-        let issuer_name = claims
-            .get("iss")
-            .and_then(Value::as_str)
-            .ok_or_else(|| TokenError::UntrustedIssuer("(none)".into()))?;
         // Choosing the key set by the unverified `iss` is safe: the signature
         // below must then verify with that issuer's own keys.
-        let issuer = self
-            .issuers
-            .iter()
-            .find(|i| i.config.issuer == issuer_name)
-            .ok_or_else(|| TokenError::UntrustedIssuer(issuer_name.to_owned()))?;
+        let issuer = self.issuer_named(&claims)?;
+        let issuer_name = issuer.config.issuer.as_str();
         if !issuer.algorithms.contains(&alg) {
             return Err(TokenError::AlgorithmNotAllowed(alg_name.to_owned()));
         }
@@ -878,16 +867,30 @@ impl TokenVerifier {
         claims: Map<String, Value>,
         now_unix_seconds: u64,
     ) -> Result<Identity, TokenError> {
-        let issuer_name = claims
+        let issuer = self.issuer_named(&claims)?;
+        let (identity, times) = self.verified_claims(issuer, claims)?;
+        self.still_valid(identity, times, now_unix_seconds)
+    }
+
+    /// The configured issuer that `iss` names.
+    fn issuer_named(&self, claims: &Map<String, Value>) -> Result<&IssuerVerifier, TokenError> {
+        let name = claims
             .get("iss")
             .and_then(Value::as_str)
             .ok_or_else(|| TokenError::UntrustedIssuer("(none)".into()))?;
-        let issuer = self
-            .issuers
+        self.issuers
             .iter()
-            .find(|i| i.config.issuer == issuer_name)
-            .ok_or_else(|| TokenError::UntrustedIssuer(issuer_name.to_owned()))?;
-        let (identity, times) = self.verified_claims(issuer, claims)?;
+            .find(|i| i.config.issuer == name)
+            .ok_or_else(|| TokenError::UntrustedIssuer(name.to_owned()))
+    }
+
+    /// What changes with time: the time claims at `now`, and revocation.
+    fn still_valid(
+        &self,
+        identity: Identity,
+        times: TokenTimes,
+        now_unix_seconds: u64,
+    ) -> Result<Identity, TokenError> {
         times.check(now_unix_seconds, self.skew_seconds)?;
         if let Some(reason) = self.revocations.borrow().check(&identity) {
             return Err(TokenError::Revoked(reason));
