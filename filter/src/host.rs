@@ -30,7 +30,7 @@ pub(crate) struct ProxyHost {
 /// The hostcalls of fetched documents; usable in any context. Counts its
 /// operational events in `metrics`, when there are any.
 pub(crate) struct Hostcalls<'m> {
-    pub metrics: Option<&'m Metrics>,
+    metrics: Option<&'m Metrics>,
 }
 
 pub(crate) fn log(level: LogLevel, message: &str) {
@@ -119,9 +119,10 @@ impl DocumentHost for Hostcalls<'_> {
     }
 }
 
-impl ProxyHost {
-    fn hostcalls(metrics: &Option<Rc<Metrics>>) -> Hostcalls<'_> {
-        Hostcalls {
+impl<'m> Hostcalls<'m> {
+    /// The document hostcalls, counting in `metrics` when there are any.
+    pub(crate) fn new(metrics: &'m Option<Rc<Metrics>>) -> Self {
+        Self {
             metrics: metrics.as_deref(),
         }
     }
@@ -235,19 +236,16 @@ impl StreamHost for ProxyHost {
 
     fn sync_keys(&mut self, issuer: &str) {
         self.documents
-            .sync_keys(&mut Self::hostcalls(&self.metrics), issuer);
+            .sync_keys(&mut Hostcalls::new(&self.metrics), issuer);
     }
 
     fn start_key_fetch(&mut self, issuer: &str, now_unix_seconds: u64) -> KeyFetch {
-        self.documents.start_key_fetch(
-            &mut Self::hostcalls(&self.metrics),
-            issuer,
-            now_unix_seconds,
-        )
+        self.documents
+            .start_key_fetch(&mut Hostcalls::new(&self.metrics), issuer, now_unix_seconds)
     }
 
     fn key_fetch_response(&mut self, token: u32, body_size: usize) -> KeyProgress {
         self.documents
-            .key_fetch_response(&mut Self::hostcalls(&self.metrics), token, body_size)
+            .key_fetch_response(&mut Hostcalls::new(&self.metrics), token, body_size)
     }
 }

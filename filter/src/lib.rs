@@ -92,9 +92,7 @@ impl Context for WardenRoot {
         body_size: usize,
         _num_trailers: usize,
     ) {
-        let mut host = Hostcalls {
-            metrics: self.metrics.as_deref(),
-        };
+        let mut host = Hostcalls::new(&self.metrics);
         self.documents
             .on_http_call_response(&mut host, token_id, body_size);
     }
@@ -168,9 +166,7 @@ impl RootContext for WardenRoot {
                 // The new configuration starts without fetched documents:
                 // the copies in shared data are applied at once.
                 let warden = Rc::new(warden);
-                let mut host = Hostcalls {
-                    metrics: self.metrics.as_deref(),
-                };
+                let mut host = Hostcalls::new(&self.metrics);
                 self.documents.configure(&mut host, warden.clone());
                 self.warden = Some(warden);
                 // Every configuration ticks: fetched documents are kept
@@ -200,9 +196,7 @@ impl RootContext for WardenRoot {
     }
 
     fn on_tick(&mut self) {
-        let mut host = Hostcalls {
-            metrics: self.metrics.as_deref(),
-        };
+        let mut host = Hostcalls::new(&self.metrics);
         self.documents.tick(&mut host);
     }
 
