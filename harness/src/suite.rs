@@ -377,24 +377,25 @@ fn prepare(
     let authorization = match case.credentials()? {
         Credentials::Anonymous => None,
         Credentials::Header(value) => Some(value),
-        Credentials::Minted { claims: own, .. } if minter.jwt_authn_payload_key.is_some() => {
-            let key = minter.jwt_authn_payload_key.as_deref().unwrap_or_default();
-            dynamic_metadata = Some(encode_verified_payload(
-                JWT_AUTHN_NAMESPACE,
-                key,
-                &minter.claims(&[claims, &own]),
-            ));
-            None
-        }
         Credentials::Minted {
             claims: own,
             alg: case_alg,
-        } => {
-            let token = minter
-                .mint(&[claims, &own], case_alg.map(DemoAlg::from))
-                .map_err(|e| format!("cannot mint the token: {e}"))?;
-            Some(format!("Bearer {token}"))
-        }
+        } => match &minter.jwt_authn_payload_key {
+            Some(key) => {
+                dynamic_metadata = Some(encode_verified_payload(
+                    JWT_AUTHN_NAMESPACE,
+                    key,
+                    &minter.claims(&[claims, &own]),
+                ));
+                None
+            }
+            None => {
+                let token = minter
+                    .mint(&[claims, &own], case_alg.map(DemoAlg::from))
+                    .map_err(|e| format!("cannot mint the token: {e}"))?;
+                Some(format!("Bearer {token}"))
+            }
+        },
     };
     let request = &case.request;
     let method = request.http_method().to_owned();
