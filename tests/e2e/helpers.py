@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -102,6 +103,16 @@ def audits_where(envoy_log: Any, mark: int, count: int = 1, timeout: float = 5.0
 
     records = envoy_log.wait_for_audits(mark, lambda rs: len(matching(rs)) >= count, timeout=timeout)
     return matching(records)
+
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, body: Any) -> None:
+    """Answer the request `handler` is serving with `body` as JSON."""
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("content-type", "application/json")
+    handler.send_header("content-length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
 
 
 @contextlib.contextmanager

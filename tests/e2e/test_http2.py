@@ -57,7 +57,7 @@ from conftest import (
     token_for,
 )
 from h2_upstream import ANSWER_HEADER, ANSWERS, RESPONSE_TRAILERS, TOOL_NAMES, H2Upstream
-from helpers import assert_jsonrpc_denial, audits_where, loopback_http_server, tool_entries
+from helpers import assert_jsonrpc_denial, audits_where, loopback_http_server, send_json, tool_entries
 from warden_stack import Stack, StackError, policy_variant
 
 SHAPES = {
@@ -218,12 +218,7 @@ class _JwksHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         status, body = (200, DEMO_JWKS) if self.path == "/jwks" else (404, {"error": "no such document"})
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, body)
 
 
 def _fetched_keys_policy(destination: Path) -> Path:

@@ -26,7 +26,7 @@ import httpx
 import mint_token
 import pytest
 from conftest import HEADER_MODE, REPO_ROOT
-from helpers import loopback_http_server
+from helpers import loopback_http_server, send_json
 from warden_stack import EnvoyLog, Stack
 
 ALL_KEYS = json.loads((REPO_ROOT / "examples" / "keys" / "demo.jwks.json").read_text())["keys"]
@@ -58,35 +58,27 @@ def make_handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: Any) -> None:  # keep test output quiet
             pass
 
-        def _send(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
         def do_GET(self) -> None:
             with provider.lock:
                 if self.path in provider.hits:
                     provider.hits[self.path] += 1
                 if provider.down:
-                    self._send(503, {"error": "down"})
+                    send_json(self, 503, {"error": "down"})
                 elif self.path == "/jwks":
-                    self._send(200, {"keys": list(provider.keys)})
+                    send_json(self, 200, {"keys": list(provider.keys)})
                 elif self.path == "/revoked":
-                    self._send(200, provider.revoked)
+                    send_json(self, 200, provider.revoked)
                 elif self.path == "/.well-known/openid-configuration":
-                    self._send(200, {"issuer": mint_token.ISSUER, "jwks_uri": provider.jwks_uri})
+                    send_json(self, 200, {"issuer": mint_token.ISSUER, "jwks_uri": provider.jwks_uri})
                 else:
-                    self._send(404, {"error": "no such document"})
+                    send_json(self, 404, {"error": "no such document"})
 
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", "0"))
             request = json.loads(self.rfile.read(length) or b"{}")
             with provider.lock:
                 provider.hits["upstream"] += 1
-            self._send(200, {"jsonrpc": "2.0", "id": request.get("id"), "result": {"tools": []}})
+            send_json(self, 200, {"jsonrpc": "2.0", "id": request.get("id"), "result": {"tools": []}})
 
     return Handler
 

@@ -49,7 +49,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from helpers import DENY_CODE, WITHHELD_MESSAGE, loopback_http_server
+from helpers import DENY_CODE, WITHHELD_MESSAGE, loopback_http_server, send_json
 from warden_stack import EnvoyLog, Stack
 
 
@@ -225,14 +225,6 @@ def make_handler(providers: Providers) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: Any) -> None:  # keep test output quiet
             pass
 
-        def _send(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
         def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
             host = (self.headers.get("host") or "").split(":")[0]
             with providers.lock:
@@ -241,9 +233,9 @@ def make_handler(providers: Providers) -> type[BaseHTTPRequestHandler]:
                 if callable(document):
                     document = document()
             if document is None:
-                self._send(404, {"error": f"no document {self.path} on {host}"})
+                send_json(self, 404, {"error": f"no document {self.path} on {host}"})
             else:
-                self._send(200, document)
+                send_json(self, 200, document)
 
         def do_POST(self) -> None:  # noqa: N802
             length = int(self.headers.get("content-length", "0"))
@@ -252,7 +244,7 @@ def make_handler(providers: Providers) -> type[BaseHTTPRequestHandler]:
             with providers.lock:
                 providers.upstream_calls[str(request.get("id"))] = tool
             result = {"content": [{"type": "text", "text": f"{tool} done"}], "isError": False}
-            self._send(200, {"jsonrpc": "2.0", "id": request.get("id"), "result": result})
+            send_json(self, 200, {"jsonrpc": "2.0", "id": request.get("id"), "result": result})
 
     return Handler
 

@@ -27,7 +27,7 @@ import httpx
 import mint_token
 import pytest
 from conftest import HEADER_MODE, REPO_ROOT
-from helpers import loopback_http_server
+from helpers import loopback_http_server, send_json
 from test_identity_live import Live, Provider, make_handler, token
 from test_metrics import scrape, value
 from warden_stack import Stack
@@ -84,7 +84,7 @@ def handler_with_tools(provider: Provider) -> Any:
             length = int(self.headers.get("content-length", "0"))
             request = json.loads(self.rfile.read(length) or b"{}")
             tools = [{"name": name, "inputSchema": {"type": "object"}} for name in ("scale", "deploy")]
-            self._send(200, {"jsonrpc": "2.0", "id": request.get("id"), "result": {"tools": tools}})
+            send_json(self, 200, {"jsonrpc": "2.0", "id": request.get("id"), "result": {"tools": tools}})
 
     return Handler
 

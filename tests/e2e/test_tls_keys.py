@@ -32,7 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from helpers import loopback_http_server
+from helpers import loopback_http_server, send_json
 from warden_stack import Stack
 
 DEMO_JWKS = json.loads((REPO_ROOT / "examples" / "keys" / "demo.jwks.json").read_text())
@@ -153,12 +153,7 @@ class KeyServer:
                 with owner.lock:
                     owner.paths.append(self.path)
                 status, body = (200, DEMO_JWKS) if self.path == "/jwks" else (404, {"error": "no such document"})
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, body)
 
         class TlsServer(ThreadingHTTPServer):
             # Handshakes happen in the request thread: a client that refuses
@@ -199,12 +194,7 @@ class Upstream(BaseHTTPRequestHandler):
         request = json.loads(self.rfile.read(length) or b"{}")
         with Upstream.lock:
             Upstream.hits += 1
-        data = json.dumps({"jsonrpc": "2.0", "id": request.get("id"), "result": {"tools": []}}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, 200, {"jsonrpc": "2.0", "id": request.get("id"), "result": {"tools": []}})
 
 
 @pytest.fixture(scope="module")
