@@ -319,18 +319,15 @@ def upstream_config(port: int) -> dict[str, Any]:
 def write_variant_config(variant: Variant, upstream_port: int) -> Path:
     """The variant's bootstrap in WORK: Warden's is the one `warden envoy` renders
     (docs/filter.md); the others have the same listener, route and cluster."""
-    if variant.filters == ["warden"]:
-        path = WORK / f"{variant.key}.yaml"
-        path.write_text(render_envoy_config(POLICY, listen_port=variant.port, upstream_port=upstream_port,
-                                            admin_port=variant.admin))
-        return path
-    if variant.filters == ["warden-jwt-authn"]:
-        # The same policy with `identity.verified_by: jwt_authn`: `warden
-        # envoy` renders jwt_authn ahead of Warden (docs/policy.md).
-        document = json.loads(run_cli("compile", POLICY))
-        document["identity"]["verified_by"] = "jwt_authn"
-        policy = WORK / f"{variant.key}.policy.json"
-        policy.write_text(json.dumps(document))
+    if variant.filters in (["warden"], ["warden-jwt-authn"]):
+        policy = POLICY
+        if variant.filters == ["warden-jwt-authn"]:
+            # The same policy with `identity.verified_by: jwt_authn`: `warden
+            # envoy` renders jwt_authn ahead of Warden (docs/policy.md).
+            document = json.loads(run_cli("compile", POLICY))
+            document["identity"]["verified_by"] = "jwt_authn"
+            policy = WORK / f"{variant.key}.policy.json"
+            policy.write_text(json.dumps(document))
         path = WORK / f"{variant.key}.yaml"
         path.write_text(render_envoy_config(policy, listen_port=variant.port, upstream_port=upstream_port,
                                             admin_port=variant.admin))
@@ -577,11 +574,9 @@ def hostcall_counts() -> dict[str, list[dict[str, Any]]]:
     root tick), the hostcalls the built filter made, by name."""
     counts = {}
     for mode in HEADER_MODES:
-        out = subprocess.run(
-            [str(WARDEN_CLI), "hostcalls", "--policy", str(HOSTCALL_POLICY), "--tool", HOSTCALL_TOOLS[0],
-             "--denied-tool", HOSTCALL_TOOLS[1], "--header-mode", mode, "--wasm", str(WASM_FILTER), "--format", "json"],
-            check=True, capture_output=True, text=True, cwd=ROOT)
-        counts[mode] = json.loads(out.stdout)
+        counts[mode] = json.loads(run_cli(
+            "hostcalls", "--policy", HOSTCALL_POLICY, "--tool", HOSTCALL_TOOLS[0], "--denied-tool",
+            HOSTCALL_TOOLS[1], "--header-mode", mode, "--wasm", WASM_FILTER, "--format", "json"))
     return counts
 
 
