@@ -61,6 +61,21 @@ fn request_id_prefix() -> String {
     format!("{seed:016x}")
 }
 
+/// The size of this VM's Wasm linear memory (the only memory a module
+/// has: heap, stack and data), in bytes.
+fn linear_memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    let pages = core::arch::wasm32::memory_size::<0>();
+    // The filter is only built for Wasm; `cargo clippy --workspace` also
+    // checks it for the build machine, which has no linear memory.
+    #[cfg(not(target_arch = "wasm32"))]
+    let pages = 0_usize;
+    const PAGE_BYTES: u64 = 64 * 1024;
+    u64::try_from(pages)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(PAGE_BYTES)
+}
+
 fn log(level: LogLevel, message: &str) {
     // A failed log call has nowhere better to be reported.
     let _ = hostcalls::log(level, message);
@@ -146,6 +161,7 @@ impl RootContext for WardenRoot {
                 );
                 let metrics = self.metrics.get_or_insert_with(Rc::default);
                 metrics.policy_loaded(warden.version(), warden.rule_count());
+                metrics.vm_memory(linear_memory_bytes());
                 // Without configured session keys, the host's key is made
                 // now rather than by the first session, so workers starting
                 // together settle on one before any session is sealed.
@@ -198,6 +214,9 @@ impl RootContext for WardenRoot {
     fn on_tick(&mut self) {
         let mut host = Hostcalls::new(&self.metrics);
         self.documents.tick(&mut host);
+        if let Some(metrics) = &self.metrics {
+            metrics.vm_memory(linear_memory_bytes());
+        }
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

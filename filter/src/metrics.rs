@@ -63,6 +63,13 @@ pub(crate) const EVALUATION_ERRORS: &str = "warden_evaluation_errors_total";
 /// `another_principal`, …, `id_in_flight`).
 pub(crate) const SESSION_REFUSALS: &str = "warden_session_refusals_total";
 
+/// The Wasm linear memory of a Warden VM, in bytes, set on the root
+/// context's one-second timer. Linear memory never shrinks, so this is the
+/// most the VM has needed since it started. Each worker runs one VM and
+/// they all write this one gauge: with several workers it shows the one
+/// that reported last (they run the same code on similar traffic).
+pub(crate) const VM_MEMORY: &str = "warden_vm_memory_bytes";
+
 #[derive(Default)]
 pub(crate) struct Metrics {
     ids: RefCell<HashMap<String, u32>>,
@@ -91,6 +98,11 @@ impl Metrics {
             u64::try_from(rules).unwrap_or(u64::MAX),
         );
     }
+    /// The VM's linear memory now.
+    pub(crate) fn vm_memory(&self, bytes: u64) {
+        self.set(VM_MEMORY, MetricType::Gauge, bytes);
+    }
+
     /// Counts one decision.
     pub(crate) fn decision(&self, record: &AuditRecord) {
         let name = tagged(

@@ -391,6 +391,89 @@ fn token_cache_lookups_are_counted_on_the_tick_not_per_request() {
     assert_eq!((lookups(&filter, "hit"), lookups(&filter, "miss")), (2, 2));
 }
 
+#[test]
+fn the_vm_memory_gauge_is_the_linear_memory_and_stays_flat_under_mixed_traffic() {
+    let mut filter = WardenFilter::start(filter_module(), &example_config(), TEST_NOW).unwrap();
+    let gauge = |filter: &WardenFilter| filter.counted("warden_vm_memory_bytes", &[]);
+    let linear =
+        |filter: &mut WardenFilter| i128::try_from(filter.emulator().memory_bytes()).unwrap();
+    // Set when the configuration loads.
+    assert!(gauge(&filter) > 0);
+    assert_eq!(gauge(&filter), linear(&mut filter));
+
+    let human = format!("Bearer {}", token(json!({"groups": ["eng"]})));
+    let agent = format!(
+        "Bearer {}",
+        token(json!({"sub": "research-agent", "actor_type": "agent"}))
+    );
+    // The same token with one signature character changed (a middle one:
+    // the last carries padding bits, which decode to the same bytes).
+    let signed = token(json!({"groups": ["eng"]}));
+    let at = signed.rfind('.').unwrap() + 10;
+    let swapped = if signed.get(at..=at) == Some("A") {
+        "B"
+    } else {
+        "A"
+    };
+    let forged = format!("Bearer {}{swapped}{}", &signed[..at], &signed[at + 1..]);
+    let call = |tool: &str| {
+        json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
+               "params":{"name":tool,"arguments":{"query":"x"}}})
+        .to_string()
+    };
+    let list = r#"{"jsonrpc":"2.0","id":"l1","method":"tools/list"}"#;
+    let answer = r#"{"jsonrpc":"2.0","id":"l1","result":{"tools":[{"name":"search_docs"},{"name":"export_customers"},{"name":"deploy"}]}}"#;
+    // One of each kind of request: allowed, a denied tool, an agent denied,
+    // a body that is not JSON, a forged token, a list cut on its way back.
+    let mixed = |filter: &mut WardenFilter| -> Vec<bool> {
+        let mut forwarded = Vec::new();
+        for (bearer, body) in [
+            (&human, call("search_docs")),
+            (&human, call("export_customers")),
+            (&agent, call("delete_repo")),
+            (&human, "{\"jsonrpc\":\"2.0\",".to_owned()),
+            (&forged, call("search_docs")),
+        ] {
+            let exchange = filter
+                .handle(&HttpRequest::post(body).header("authorization", bearer))
+                .unwrap();
+            forwarded.push(exchange.forwarded());
+        }
+        let id = forward_post(filter, &human, &[], list);
+        let host = filter.emulator();
+        host.response_headers(
+            id,
+            &[(":status", "200"), ("content-type", "application/json")],
+            false,
+        )
+        .unwrap();
+        host.response_body(id, answer.as_bytes(), true).unwrap();
+        let seen = String::from_utf8(host.downstream_response_body(id).unwrap().to_vec()).unwrap();
+        assert!(!seen.contains("export_customers"), "{seen}");
+        host.complete(id).unwrap();
+        filter.emulator().clear_logs();
+        forwarded
+    };
+    assert_eq!(
+        mixed(&mut filter),
+        [true, false, false, false, false],
+        "the traffic is the mix it claims to be"
+    );
+    for _ in 0..300 {
+        mixed(&mut filter);
+    }
+    assert!(filter.emulator().tick().unwrap());
+    let warm = gauge(&filter);
+    assert_eq!(warm, linear(&mut filter), "the gauge is set on the tick");
+    // Five times as many requests again: the VM needs no more memory.
+    for _ in 0..1500 {
+        mixed(&mut filter);
+    }
+    assert!(filter.emulator().tick().unwrap());
+    assert_eq!(gauge(&filter), linear(&mut filter));
+    assert_eq!(gauge(&filter), warm, "the VM grew after its warm-up");
+}
+
 /// Sends one request through the filter up to the upstream; returns the
 /// stream id, left open for the response.
 fn forward(filter: &mut WardenFilter, request: &HttpRequest) -> u32 {

@@ -282,5 +282,6 @@ def test_the_dashboard_queries_only_series_envoy_exports(ops: Ops) -> None:
         "warden_evaluation_errors_total",
         "warden_session_refusals_total",
         "warden_policy_loaded",
+        "warden_vm_memory_bytes",
     ):
         assert wanted in referenced, f"the dashboard shows no {wanted}"
