@@ -42,7 +42,23 @@ lint: rust-setup
 test-policy: build
 	$(WARDEN) test examples/policy.test.yaml
 
-test: build test-rust test-policy test-readers test-deploy fuzz-smoke test-oci test-release e2e e2e-control-plane e2e-envoy-versions
+# `make test` on a fresh machine spends minutes compiling (CPU) and minutes
+# downloading (network): the set-up that mostly downloads (Python and npm
+# packages, older Envoy releases, Debian tools, the fuzz toolchain) runs
+# beside the Rust build and the Rust tests, its output in .work/setup.log
+# (shown when it fails). Nothing that needs it starts before it is done.
+TEST_SETUP = venv $(DEPLOY_VENV)/.installed $(DEPLOY_CHECKS)/node_modules/.installed envoy-versions oci-tools fuzz-setup
+TEST_RUST = build test-rust test-policy
+TEST_REST = test-readers test-deploy fuzz-smoke test-oci test-release e2e e2e-control-plane e2e-envoy-versions
+
+test: rust-setup
+	@mkdir -p .work; \
+	$(MAKE) --no-print-directory $(TEST_SETUP) > .work/setup.log 2>&1 & setup=$$!; \
+	$(MAKE) --no-print-directory $(TEST_RUST); rust=$$?; \
+	echo "== waiting for the set-up (.work/setup.log)"; \
+	if ! wait $$setup; then cat .work/setup.log; echo "== set-up FAILED (.work/setup.log)" >&2; exit 1; fi; \
+	[ $$rust = 0 ] || exit $$rust; \
+	$(MAKE) --no-print-directory $(TEST_REST)
 
 # A release folder, target/release-dist/warden-VERSION/ (VERSION from
 # Cargo.toml): the CLI (embedding the filter), the filter module, its OCI
@@ -165,12 +181,19 @@ test-readers: venv
 # allow_on_headers_stop_iteration (as on Istio or Envoy Gateway), `hold` with
 # it. Both runs always happen; the target fails when either does.
 # `make e2e E2E_HEADER_MODES=hold` runs one.
+# The modes run at the same time (each starts its own processes on free
+# loopback ports and keeps its files in .work/e2e/<mode>/); each one's output
+# goes to .work/e2e-<mode>.log and is shown, mode by mode, when it ends.
 E2E_HEADER_MODES ?= stream hold
 
 e2e: venv build
-	@status=0; for mode in $(E2E_HEADER_MODES); do \
-	  echo "== tests/e2e, header mode $$mode (WARDEN_HEADER_MODE=$$mode)"; \
-	  WARDEN_HEADER_MODE=$$mode $(VPY) -m pytest tests/e2e $(PYTEST_ARGS) || status=1; \
+	@mkdir -p .work; pids=(); for mode in $(E2E_HEADER_MODES); do \
+	  WARDEN_HEADER_MODE=$$mode $(VPY) -m pytest tests/e2e $(PYTEST_ARGS) > .work/e2e-$$mode.log 2>&1 & pids+=($$!); \
+	done; \
+	echo "== tests/e2e in header modes $(E2E_HEADER_MODES), at once (.work/e2e-<mode>.log)"; \
+	status=0; i=0; for mode in $(E2E_HEADER_MODES); do \
+	  wait $${pids[$$i]} || status=1; i=$$((i + 1)); \
+	  echo "== tests/e2e, header mode $$mode (WARDEN_HEADER_MODE=$$mode)"; cat .work/e2e-$$mode.log; \
 	done; exit $$status
 
 # The shared stack shaped as Istio and Envoy Gateway deliver the filter
