@@ -28,7 +28,8 @@ Before the load, ``warden hostcalls`` counts the hostcalls the filter makes
 per request (an allowed call, a denied call, a filtered ``tools/list``, and
 one root tick) by running the built ``.wasm`` in the harness's emulator of
 Envoy's host, in both header modes, under ``bench/hostcalls.yaml``; and every
-variant is probed for what it lets through.
+variant is probed for what it lets through. After the rounds, a soak sends
+mixed requests to one fresh Warden VM and reads its memory gauge.
 
 Figures are medians over rounds, each also as a ratio to the plain Envoy of
 the same load. Results: ``bench/results/latest.json``, ``latest.md``,
@@ -877,6 +878,131 @@ def profile_text(profiles: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# --------------------------------------------------------------------------- soak
+
+SOAK_SCRIPT = BENCH / "soak.lua"
+# The Warden variant whose configuration the soak's own Envoy runs: its
+# upstream answers every request with the 100-tool list, so the lists (and
+# the allowed calls' answers) are really cut.
+SOAK_TEMPLATE = "warden-list-json"
+# The filter's gauge of its VM's linear memory (filter/src/metrics.rs), set on
+# the root context's 1 s tick; Envoy shows it under a prefix (see read_gauge).
+VM_MEMORY_GAUGE = "warden_vm_memory_bytes"
+SOAK_CHECKPOINTS = 3  # gauge readings after the warm-up, evenly spaced
+
+
+def soak_mix(tokens: Tokens, cycles: int = 100) -> tuple[Path, list[str]]:
+    """The soak's requests, one `TOKEN<TAB>BODY` a line, in `cycles` rounds of
+    the same kinds; each round has its own bad-signature token, so those are
+    not all one cached failure."""
+    human, agent = tokens.checks["ES256"]["human"], tokens.checks["ES256"]["agent"]
+    kinds = ["allowed call", "denied tool", "agent actor", "malformed JSON", "bad signature", "filtered tools/list"]
+    lines = []
+    for _ in range(cycles):
+        bad = mint_token.bad_signature_token("alice", "human", exp_in=TOKEN_LIFETIME)
+        lines += [f"{human}\t{BODY}", f"{human}\t{OTHER_TOOL_BODY}", f"{agent}\t{BODY}",
+                  f"{human}\t{BODY[:-7]}", f"{bad}\t{BODY}", f"{human}\t{LIST_BODY}"]
+    path = WORK / "soak-mix.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path, kinds
+
+
+def read_gauge(admin: int) -> tuple[str | None, int | None]:
+    """The memory gauge's full stat name and value, or (None, None) when the
+    filter does not set it (a module from before the gauge)."""
+    _, text = http_get(admin, "/stats?filter=" + urllib.parse.quote(VM_MEMORY_GAUGE))
+    for line in text.splitlines():
+        name, _, value = line.partition(": ")
+        if name.endswith(VM_MEMORY_GAUGE) and value.strip().isdigit():
+            return name, int(value)
+    return None, None
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def memory_point(variant: Variant, after: int) -> dict[str, Any]:
+    """The gauge after the load has stopped: the tick sets it once a second, so
+    sample it for 2.3 s. Envoy's main thread runs a VM of its own that ticks
+    too and writes the same gauge; the largest value seen is the worker's."""
+    samples: list[int] = []
+    name = None
+    deadline = time.monotonic() + 2.3
+    time.sleep(1.1)
+    while time.monotonic() < deadline:
+        name, value = read_gauge(variant.admin)
+        if value is not None:
+            samples.append(value)
+        time.sleep(0.25)
+    return {"after_requests": after, "gauge": name, "bytes": max(samples) if samples else None,
+            "samples": sorted(set(samples)), "envoy_rss_bytes": rss_bytes(variant.proc.pid)}  # type: ignore[union-attr]
+
+
+def soak(envoy: str, template: Variant, ports: Ports, tokens: Tokens, requests: int,
+         connections: int) -> dict[str, Any]:
+    """`requests` mixed requests against a fresh Envoy (--concurrency 1: one
+    worker, one Warden VM) with the template's configuration. The gauge is read
+    after a warm-up (a tenth of the requests, at most 10,000) and at
+    SOAK_CHECKPOINTS points after it; flat means no growth after the warm-up."""
+    variant = Variant("warden-soak", template.label, template.filters, "repeated", template.enforces,
+                      scenario=template.scenario, port=ports.soak, admin=ports.soak + 1)
+    variant.proc = launch_envoy(envoy, write_variant_config(variant, ports), variant.key, [])
+    wait_ready(variant.proc, variant.admin, variant.key)
+    mix, kinds = soak_mix(tokens)
+    warmup = min(10_000, max(1, requests // 10))
+    segments = [warmup] + [(requests - warmup) // SOAK_CHECKPOINTS] * SOAK_CHECKPOINTS
+    segments[-1] += requests - sum(segments)
+    points = []
+    sent = 0
+    started = time.monotonic()
+    before = counters(variant)
+    for segment in segments:
+        # wrk runs for a duration: its thread stops itself after `segment`
+        # responses (soak.lua), and SIGINT, once Envoy has counted them, ends
+        # wrk's wait for the duration (it then prints its summary).
+        command = ["wrk", "-t1", f"-c{connections}", "-d900s", "--timeout", "5s", "-s", str(SOAK_SCRIPT),
+                   f"http://127.0.0.1:{variant.port}/mcp", "--", str(mix), str(segment)]
+        load = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        CHILDREN.append(load)
+        target = sent + segment
+        deadline = time.monotonic() + 900
+        while load.poll() is None and stats(variant.admin)["completed"] - before["completed"] < target:
+            if time.monotonic() > deadline:
+                raise SystemExit("bench: the soak did not finish in 900 s")
+            time.sleep(0.05)
+        load.send_signal(signal.SIGINT)
+        out, err = load.communicate(timeout=60)
+        if "WRK_RESULT " not in out:
+            raise SystemExit(f"bench: wrk failed in the soak:\n{out}\n{err}")
+        sent = int(counters_since(variant, before)["completed"])
+        points.append(memory_point(variant, sent))
+        shown = "not available" if points[-1]["bytes"] is None else f"{points[-1]['bytes']:,} bytes"
+        print(f"bench: soak: {sent:,} requests, VM memory {shown}, Envoy RSS {points[-1]['envoy_rss_bytes']:,} bytes",
+              flush=True)
+    delta = counters_since(variant, before)
+    variant.proc.terminate()
+    measured = [p["bytes"] for p in points]
+    available = all(b is not None for b in measured)
+    return {
+        "variant": template.key,
+        "requests": int(delta["completed"]),
+        "forwarded": int(delta["forwarded"]),
+        "mix": kinds,
+        "connections": connections,
+        "seconds": time.monotonic() - started,
+        "cpu_us_per_request": delta["cpu_s"] / max(1, delta["completed"]) * 1e6,
+        "gauge": next((p["gauge"] for p in points if p["gauge"]), None),
+        "points": points,
+        "final_bytes": measured[-1] if available else None,
+        "growth_after_warmup_bytes": (measured[-1] - measured[0]) if available else None,
+        "flat": (max(measured[1:]) <= measured[0]) if available else None,
+    }
+
+
 # --------------------------------------------------------------------------- hostcalls
 
 
@@ -1007,9 +1133,11 @@ BEFORE_ISSUE_15 = {
     "core": "7.39",
     "rules": "1.22",
     "size": "1.16 MB",
+    "memory": "not measured",
     "hostcalls": "allowed call 14 hostcalls, denied 12, list 18",
 }
 WASM_SIZE_LIMIT = 600 * 1024
+VM_MEMORY_LIMIT = 4 * 1024 * 1024
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -1068,6 +1196,20 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     add("`warden_filter.wasm` ≤ 600 KB", BEFORE_ISSUE_15["size"], size, WASM_SIZE_LIMIT,
         f"{size / 1024:,.0f} KB" if size else "", "600 KB (614,400 bytes)",
         f"{size:,} bytes, the module in target/ this run loaded" if size else "")
+
+    soaked = result.get("soak")
+    if soaked and soaked.get("final_bytes") is not None:
+        final, growth = soaked["final_bytes"], soaked["growth_after_warmup_bytes"]
+        add("VM memory after the soak ≤ 4 MiB, flat after the warm-up", BEFORE_ISSUE_15["memory"], final,
+            VM_MEMORY_LIMIT, f"{final / 1048576:.2f} MiB", "4 MiB, no growth",
+            f"{soaked['requests']:,} mixed requests; after the warm-up {soaked['points'][0]['bytes']:,} bytes, "
+            f"at the end {final:,} bytes ({growth:+,} bytes: {'flat' if soaked['flat'] else 'grew'})",
+            met=final <= VM_MEMORY_LIMIT and bool(soaked["flat"]))
+    else:
+        add("VM memory after the soak ≤ 4 MiB, flat after the warm-up", BEFORE_ISSUE_15["memory"], None,
+            VM_MEMORY_LIMIT, "", "4 MiB, no growth",
+            "not available: the filter in target/ does not set the gauge `warden_vm_memory_bytes`" if soaked else
+            "no soak in this run")
 
     counted = {c["request"]: c for c in result.get("hostcalls", {}).get("stream", [])}
     allowed, denied = counted.get("allowed call"), counted.get("denied call")
@@ -1220,6 +1362,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| `{key}` | " + " | ".join(v["checks"].get(c, "–") for c in columns) + " |")
     if result.get("hostcalls"):
         lines += [""] + hostcalls_markdown(result["hostcalls"])
+    if result.get("soak"):
+        lines += [""] + soak_markdown(result["soak"])
     if result["micro"]:
         lines += ["", "Micro benchmarks (criterion, native, `cargo bench -p warden-policy-sdk --features testing --bench core`):", "",
                   "| benchmark | time |", "|---|--:|"]
@@ -1251,6 +1395,29 @@ def markdown(result: dict[str, Any]) -> str:
         met = "not measured" if t["met"] is None else ("yes" if t["met"] else "**no**")
         lines.append(f"| {t['target']} | {t['measured']} | {t['limit_shown']} | {met} | {t['detail']} | {t['before']} |")
     return "\n".join(lines) + "\n"
+
+
+def soak_markdown(soaked: dict[str, Any]) -> list[str]:
+    gauge = f"`{soaked['gauge']}`" if soaked.get("gauge") else f"`{VM_MEMORY_GAUGE}` (not available in this module)"
+    lines = [
+        f"Soak: {soaked['requests']:,} requests against one Envoy with Warden (`--concurrency 1`: one worker, one VM; "
+        f"the configuration of `{soaked['variant']}`, whose upstream answers every request with the {LIST_TOOLS}-tool "
+        f"list), {soaked['connections']} connections, in rotation: {', '.join(soaked['mix'])}; "
+        f"{soaked['seconds']:.0f} s, {soaked['cpu_us_per_request']:.1f} µs of Envoy CPU per request, "
+        f"{soaked['forwarded']:,} forwarded. VM memory: the gauge {gauge} (the VM's Wasm linear memory), read "
+        "over 2.3 s once the load had stopped (the largest value: Envoy's main-thread VM ticks too); the first "
+        "reading is after the warm-up.",
+        "",
+        "| after requests | VM linear memory | Envoy RSS |",
+        "|--:|--:|--:|",
+    ]
+    for point in soaked["points"]:
+        memory = "not available" if point["bytes"] is None else f"{point['bytes']:,} bytes"
+        lines.append(f"| {point['after_requests']:,} | {memory} | {point['envoy_rss_bytes'] / 1048576:.1f} MiB |")
+    if soaked.get("final_bytes") is not None:
+        lines += ["", f"Growth after the warm-up: {soaked['growth_after_warmup_bytes']:+,} bytes "
+                  f"({'flat' if soaked['flat'] else 'not flat'})."]
+    return lines
 
 
 def bar_colour(key: str) -> str:
@@ -1390,8 +1557,11 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=int(os.environ.get("BENCH_WARMUP", 3)))
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--fresh-tokens", type=int, default=int(os.environ.get("BENCH_FRESH_TOKENS", 20000)))
+    parser.add_argument("--soak-requests", type=int, default=int(os.environ.get("BENCH_SOAK_REQUESTS", 100_000)),
+                        help="requests of the memory soak after the rounds (0: none)")
     parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""),
-                        help="comma-separated variant keys (plain and the variants' baselines are always included)")
+                        help="comma-separated variant keys (plain and the variants' baselines are always included; "
+                             "`soak` runs the soak)")
     parser.add_argument("--profile", default=os.environ.get("BENCH_PROFILE", ""),
                         help="comma-separated variant keys to sample with perf after the rounds")
     parser.add_argument("--micro-log", type=Path, default=None, help="criterion output to include")
@@ -1483,6 +1653,10 @@ def main() -> int:
         except (OSError, subprocess.SubprocessError) as error:
             profiles.append({"variant": key, "error": str(error)})
         print(profile_text(profiles[-1:]), end="")
+    soak_result = None
+    if args.soak_requests > 0 and (not only or "soak" in only):
+        template = next(v for v in VARIANTS if v.key == SOAK_TEMPLATE)
+        soak_result = soak(envoy, template, ports, tokens, args.soak_requests, args.connections)
     stop_all()
 
     micro = parse_criterion(args.micro_log) if args.micro_log else {}
@@ -1493,13 +1667,14 @@ def main() -> int:
         "machine": machine,
         "settings": {"rounds": args.rounds, "seconds": args.seconds, "warmup": args.warmup,
                      "connections": args.connections, "fresh_tokens": args.fresh_tokens,
-                     "envoy_concurrency": 1,
+                     "soak_requests": args.soak_requests, "envoy_concurrency": 1,
                      "body": BODY, "upstream_body": UPSTREAM_BODY, "list_body": LIST_BODY,
                      "list_tools": LIST_TOOLS, "large_body_bytes": len(LARGE_BODY)},
         "summary": summary,
         "micro": micro,
         "hostcalls": hostcalls,
         "profiles": profiles,
+        "soak": soak_result,
         "wasm_bytes": WASM_FILTER.stat().st_size,
         "targets": [],
         "runs": runs,
