@@ -43,6 +43,7 @@ import atexit
 import datetime as dt
 import http.client
 import json
+import math
 import operator
 import os
 import platform
@@ -782,7 +783,7 @@ def percentile(values: list[float], share: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
 
 
 def run_h2load(variant: Variant, token_file: Path, body_file: Path, seconds: float, connections: int) -> dict[str, Any]:
