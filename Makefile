@@ -264,9 +264,11 @@ clean:
 
 # --- Benchmarks (bench/, BENCHMARKS.md); not part of `make test` ---
 # `make bench`: micro benchmarks, then the proxy benchmark (real Envoy on
-# loopback, Warden next to plain Envoy and Envoy's native filters), about
-# 8 minutes; writes bench/results/ and the figures in BENCHMARKS.md.
-# `make bench-smoke`: one short round, writes nothing.
+# loopback, Warden next to plain Envoy and Envoy's native filters, HTTP/1.1
+# and HTTP/2, fresh tokens, lists, a large body) and a memory soak, about
+# 20 minutes; writes bench/results/ and the figures in BENCHMARKS.md.
+# `make bench-smoke`: every variant for 1 s and a short soak, under 2
+# minutes, writes nothing.
 .PHONY: bench bench-smoke
 bench: venv build
 	bash bench/run.sh

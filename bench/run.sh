@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # Proxy benchmark and micro benchmarks (`make bench`; see BENCHMARKS.md).
 #
-#   bash bench/run.sh            full run (~8 min): micro benchmarks, proxy
-#                                benchmark, perf profile; writes bench/results/
-#                                and the figures section of BENCHMARKS.md
-#   bash bench/run.sh --quick    smoke run (~1 min): one short round, no micro
-#                                benchmarks, no profile, writes nothing
+#   bash bench/run.sh            full run (~20 min on 2 cores): micro benchmarks,
+#                                proxy benchmark (26 variants, 8 rounds × 3 s),
+#                                perf profile, memory soak (100,000 requests);
+#                                writes bench/results/ and the figures section
+#                                of BENCHMARKS.md
+#   bash bench/run.sh --quick    smoke run (< 2 min): every variant for one
+#                                1 s round without warm-up, a 5,000-request
+#                                soak, no micro benchmarks, no profile, writes
+#                                nothing
 #
 # Expects `make venv build` to have run (the Makefile's `bench` target does
-# that). Installs what else it needs: wrk (and perf, for the profile) from
-# Debian's packages, and builds the parse-only baseline filter in bench/.
-# Settings: BENCH_ROUNDS (10), BENCH_SECONDS (4), BENCH_WARMUP (3),
-# BENCH_FRESH_TOKENS (20000), BENCH_ONLY (variant keys), BENCH_MICRO (1),
-# BENCH_PROFILE (plain,wasm-parse,warden,jwt-rbac-cache; empty: none).
+# that). Installs what else it needs from Debian's packages: wrk (HTTP/1.1
+# load), h2load from nghttp2-client (HTTP/2 load) and perf (the profile); and
+# builds the parse-only baseline filter in bench/.
+# Settings: BENCH_ROUNDS (8), BENCH_SECONDS (3), BENCH_WARMUP (3),
+# BENCH_FRESH_TOKENS (20000 per algorithm), BENCH_SOAK_REQUESTS (100000; 0:
+# no soak), BENCH_ONLY (variant keys, `soak` for the soak), BENCH_MICRO (1),
+# BENCH_PROFILE (plain,wasm-parse,warden,jwt-mcp-rbac; empty: none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,11 +31,12 @@ for arg in "$@"; do
   esac
 done
 if [[ $QUICK == 1 ]]; then
-  export BENCH_ROUNDS=${BENCH_ROUNDS:-1} BENCH_SECONDS=${BENCH_SECONDS:-2} BENCH_WARMUP=${BENCH_WARMUP:-1}
-  export BENCH_FRESH_TOKENS=${BENCH_FRESH_TOKENS:-2000} BENCH_MICRO=${BENCH_MICRO:-0} BENCH_PROFILE=${BENCH_PROFILE:-}
+  export BENCH_ROUNDS=${BENCH_ROUNDS:-1} BENCH_SECONDS=${BENCH_SECONDS:-1} BENCH_WARMUP=${BENCH_WARMUP:-0}
+  export BENCH_FRESH_TOKENS=${BENCH_FRESH_TOKENS:-2000} BENCH_SOAK_REQUESTS=${BENCH_SOAK_REQUESTS:-5000}
+  export BENCH_MICRO=${BENCH_MICRO:-0} BENCH_PROFILE=${BENCH_PROFILE:-}
   ARGS+=(--no-write)
 fi
-export BENCH_PROFILE=${BENCH_PROFILE-plain,wasm-parse,warden,jwt-rbac-cache}
+export BENCH_PROFILE=${BENCH_PROFILE-plain,wasm-parse,warden,jwt-mcp-rbac}
 
 as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
 APT_UPDATED=0
@@ -40,6 +47,7 @@ apt_install() {  # apt_install COMMAND PACKAGE
 }
 
 apt_install wrk wrk
+apt_install h2load nghttp2-client
 if [[ -n $BENCH_PROFILE ]]; then
   apt_install perf linux-perf || echo "bench: perf not available; the profile is skipped"
 fi

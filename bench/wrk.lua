@@ -2,10 +2,11 @@
 --
 --   wrk ... -s bench/wrk.lua URL -- TOKEN_FILE BODY_FILE
 --
--- Every request is the same MCP `tools/call` POST (the body file) with a bearer
--- token. The token cycles through the lines of TOKEN_FILE: a file of one line
--- repeats one token, a file of many distinct tokens gives every request a token
--- the proxy has not seen recently (a fresh one). All requests are formatted
+-- Every request is the same MCP POST (the body file: a tools/call, a
+-- tools/list, or a call with a large argument) with a bearer token. The token
+-- cycles through the lines of TOKEN_FILE: a file of one line repeats one
+-- token, a file of many distinct tokens gives every request a token the proxy
+-- has not seen recently (a fresh one). All requests are formatted
 -- once, in init(), so the per-request cost in wrk is the same for every variant.
 -- done() prints one machine-readable line for bench/bench.py.
 
