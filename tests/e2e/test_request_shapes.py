@@ -353,7 +353,12 @@ def test_a_method_override_never_reaches_a_wsgi_upstream(wsgi_stack, wsgi_upstre
 def test_no_byte_of_a_get_body_reaches_a_wsgi_upstream(wsgi_stack, wsgi_upstream, shape):
     """A GET (2025, no session: allowed on its headers) carrying a body. In
     `hold` mode nothing of it reaches the application; in `stream` mode its
-    headers may, with the verified identity, but never a body byte."""
+    headers may, with the verified identity, but never a body byte. In
+    `stream` mode the outcome is a race the test cannot steer: Envoy usually
+    reads the body with the headers (400), but on a busy machine the
+    application can answer the GET first, and Warden then refuses to pass
+    an answer to a request it has not finished judging (502), as in
+    test_a_get_body_sent_late_never_reaches_a_wsgi_upstream."""
     transport, options = BODY_SHAPES[shape]
     marker = uuid.uuid4().hex
     headers = legacy_headers(token_for("alice")) | {"x-e2e-request": marker}
@@ -362,9 +367,14 @@ def test_no_byte_of_a_get_body_reaches_a_wsgi_upstream(wsgi_stack, wsgi_upstream
 
     response = send(transport, wsgi_stack.listen_port, "GET", headers, body.encode(), **options)
 
-    assert_refused(response, body_refused("GET"))
-    [audit] = audits_where(wsgi_stack.envoy_log, log, reason=body_refused("GET"))
-    assert (audit["decision"], audit["status"], audit["subject"]) == ("deny", 400, "alice"), audit
+    if HEADER_MODE == "hold" or response.status != 502:
+        assert_refused(response, body_refused("GET"))
+        reason = body_refused("GET")
+    else:
+        assert response.body == b"warden: the request was not judged\n", response
+        reason = "the upstream answered before the request was judged"
+    [audit] = audits_where(wsgi_stack.envoy_log, log, reason=reason)
+    assert (audit["decision"], audit["status"], audit["subject"]) == ("deny", response.status, "alice"), audit
     after = h1_client.request(wsgi_stack.listen_port, "GET", legacy_headers(token_for("alice")))
     assert after.status == 200, after
     seen = wsgi_upstream.with_marker(mark, marker)
