@@ -530,7 +530,13 @@ impl Exchange {
             Ok(body) => body,
             Err(error) => return self.host_failed(host, Some(identity), &error),
         };
-        match warden.judge_body(identity, &body, &self.head.view()) {
+        // Headers that already went took their edits with them.
+        let verdict = if headers_sent {
+            warden.judge_streamed_body(identity, &body, &self.head.view())
+        } else {
+            warden.judge_body(identity, &body, &self.head.view())
+        };
+        match verdict {
             crate::gate::BodyVerdict::Forward(forwarding) => {
                 if let Some(claim) = warden.in_flight(&self.head.view(), &forwarding.audit) {
                     match host.shared_data(&claim.key) {

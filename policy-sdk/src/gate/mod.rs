@@ -171,7 +171,7 @@ impl Warden {
                 .with_decision(&decision)
                 .with_shadow(shadow);
             if decision.is_allowed() {
-                return HeadVerdict::Forward(self.forwarding(audit, &identity, None, head));
+                return HeadVerdict::Forward(self.forwarding(audit, &identity, None, head, true));
             }
             let (reply, audit) = self.deny(&identity, &request, &decision, head, audit);
             return HeadVerdict::Respond(reply, audit);
@@ -224,6 +224,29 @@ impl Warden {
         body: &[u8],
         head: &RequestHead<'_>,
     ) -> BodyVerdict {
+        self.judge_complete_body(identity, body, head, true)
+    }
+
+    /// [`judge_body`](Self::judge_body) for a POST whose headers already
+    /// went upstream with [`streamed_head_edits`](Self::streamed_head_edits)
+    /// (`filter.header_mode: stream`): a forwarding carries no header
+    /// edits, since nothing could apply them any more.
+    pub fn judge_streamed_body(
+        &self,
+        identity: &Identity,
+        body: &[u8],
+        head: &RequestHead<'_>,
+    ) -> BodyVerdict {
+        self.judge_complete_body(identity, body, head, false)
+    }
+
+    fn judge_complete_body(
+        &self,
+        identity: &Identity,
+        body: &[u8],
+        head: &RequestHead<'_>,
+        header_edits: bool,
+    ) -> BodyVerdict {
         let audit = self.audit_for(head).with_identity(identity);
         // `judge_head` validated the head; only its comparison with the body
         // is left.
@@ -254,7 +277,7 @@ impl Warden {
             let (reply, audit) = self.deny(identity, &request, &decision, head, audit);
             return BodyVerdict::Respond(reply, audit);
         }
-        BodyVerdict::Forward(self.forwarding(audit, identity, request.id, head))
+        BodyVerdict::Forward(self.forwarding(audit, identity, request.id, head, header_edits))
     }
 
     /// The forwarding of an allowed request: identity headers in, client
@@ -266,6 +289,7 @@ impl Warden {
         identity: &Identity,
         request_id: Option<Value>,
         head: &RequestHead<'_>,
+        header_edits: bool,
     ) -> Forwarding {
         // A policy in shadow enforces nothing, lists included.
         let cut_lists = self.settings.filter_lists && !self.policy.is_shadow();
@@ -279,7 +303,11 @@ impl Warden {
         Forwarding {
             // A compressed response could not be read: ask for it
             // uncompressed.
-            header_edits: self.upstream_edits(identity, lists.is_some(), head),
+            header_edits: if header_edits {
+                self.upstream_edits(identity, lists.is_some(), head)
+            } else {
+                Vec::new()
+            },
             audit,
             lists,
             session_binding: self

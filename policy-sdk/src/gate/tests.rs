@@ -1377,6 +1377,35 @@ fn list_requests_plan_a_filtered_response() {
     );
 }
 
+#[test]
+fn a_streamed_body_is_judged_alike_without_header_edits() {
+    // In `stream` mode the headers went upstream with the head's edits;
+    // the body's verdict is the same, and carries no edits left to apply.
+    let w = warden(json!({"rules": [{"id": "all", "effect": "allow", "owner": "o"}]}));
+    let auth = bearer();
+    let h = head("POST", "/mcp", Some(&auth));
+    let HeadVerdict::ReadBody(identity) = w.judge_head(&h) else {
+        panic!("expected the body to be read")
+    };
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_docs","arguments":{}}}"#;
+    let (BodyVerdict::Forward(held), BodyVerdict::Forward(streamed)) = (
+        w.judge_body(&identity, body, &h),
+        w.judge_streamed_body(&identity, body, &h),
+    ) else {
+        panic!("expected both to be forwarded")
+    };
+    assert!(!held.header_edits.is_empty());
+    assert_eq!(
+        held.header_edits,
+        w.streamed_head_edits(&identity, &h),
+        "the head's edits are the body's"
+    );
+    assert!(streamed.header_edits.is_empty());
+    assert_eq!(streamed.audit, held.audit);
+    assert_eq!(streamed.lists, held.lists);
+    assert_eq!(streamed.session_binding, held.session_binding);
+}
+
 /// The audience the gate plans for a request, for the tests of the list
 /// cutter itself below (the exchange carries plans out: see above).
 fn list_audience(w: &Warden, auth: &str, body: &str) -> ListAudience {

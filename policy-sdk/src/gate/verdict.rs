@@ -80,7 +80,9 @@ pub struct RequestHead<'a> {
 pub struct Forwarding {
     pub audit: AuditRecord,
     /// Request headers to set (`Some`) or remove (`None`) before the
-    /// upstream sees the request, in order.
+    /// upstream sees the request, in order; none from
+    /// [`Warden::judge_streamed_body`](crate::gate::Warden::judge_streamed_body),
+    /// whose headers already went.
     pub header_edits: Vec<(String, Option<String>)>,
     /// Whose view every list result in the response is cut to
     /// ([`Warden::cut_json_response`], [`Warden::cut_events`]); `None` when
