@@ -46,14 +46,6 @@ function response(_status, _headers, _body)
   end
 end
 
-function done(summary, latency, _requests)
-  local e = summary.errors
-  io.write(string.format(
-    "WRK_RESULT {\"requests\":%d,\"duration_us\":%d,\"bytes\":%d," ..
-    "\"errors\":{\"connect\":%d,\"read\":%d,\"write\":%d,\"status\":%d,\"timeout\":%d}," ..
-    "\"latency_us\":{\"mean\":%.1f,\"p50\":%d,\"p90\":%d,\"p99\":%d,\"max\":%d}}\n",
-    summary.requests, summary.duration, summary.bytes,
-    e.connect, e.read, e.write, e.status, e.timeout,
-    latency.mean, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency.max))
-end
+-- done(): the machine-readable line bench/bench.py reads, shared with the
+-- other wrk script (bench/wrk_result.lua, beside this file).
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "wrk_result.lua")

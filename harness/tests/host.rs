@@ -441,12 +441,7 @@ fn the_vm_memory_gauge_is_the_linear_memory_and_stays_flat_under_mixed_traffic()
         }
         let id = forward_post(filter, &human, &[], list);
         let host = filter.emulator();
-        host.response_headers(
-            id,
-            &[(":status", "200"), ("content-type", "application/json")],
-            false,
-        )
-        .unwrap();
+        json_answer_begins(host, id);
         host.response_body(id, answer.as_bytes(), true).unwrap();
         let seen = String::from_utf8(host.downstream_response_body(id).unwrap().to_vec()).unwrap();
         assert!(!seen.contains("export_customers"), "{seen}");
@@ -472,6 +467,16 @@ fn the_vm_memory_gauge_is_the_linear_memory_and_stays_flat_under_mixed_traffic()
     assert!(filter.emulator().tick().unwrap());
     assert_eq!(gauge(&filter), linear(&mut filter));
     assert_eq!(gauge(&filter), warm, "the VM grew after its warm-up");
+}
+
+/// The upstream's answer on stream `id` begins: 200, JSON.
+fn json_answer_begins(host: &mut Emulator, id: u32) {
+    host.response_headers(
+        id,
+        &[(":status", "200"), ("content-type", "application/json")],
+        false,
+    )
+    .unwrap();
 }
 
 /// Sends one request through the filter up to the upstream; returns the
@@ -559,12 +564,7 @@ fn list_responses_are_filtered_in_the_filter_for_sse_and_json() {
     // JSON: buffered whole, then filtered.
     let id = forward_post(&mut filter, &alice, &[], list);
     let host = filter.emulator();
-    host.response_headers(
-        id,
-        &[(":status", "200"), ("content-type", "application/json")],
-        false,
-    )
-    .unwrap();
+    json_answer_begins(host, id);
     let (a, b) = answer.as_bytes().split_at(30);
     assert_eq!(host.response_body(id, a, false).unwrap(), Action::Pause);
     assert_eq!(host.response_body(id, b, true).unwrap(), Action::Continue);

@@ -89,6 +89,23 @@ def assert_refused(response: Any, reason: str) -> dict[str, Any]:
     return body
 
 
+def assert_get_body_refused(response: Any, stack: Stack, log: Any) -> dict[str, Any]:
+    """A GET that carried a body, refused; its audit line. In `stream` mode
+    the outcome is a race no test can steer: Envoy usually reads the body
+    with the headers (400), but the application may answer the GET first
+    (always, when the body comes late), and Warden then refuses to pass an
+    answer to a request it has not finished judging (502)."""
+    if HEADER_MODE == "hold" or response.status != 502:
+        assert_refused(response, body_refused("GET"))
+        reason = body_refused("GET")
+    else:
+        assert response.body == b"warden: the request was not judged\n", response
+        reason = "the upstream answered before the request was judged"
+    [audit] = audits_where(stack.envoy_log, log, reason=reason)
+    assert (audit["decision"], audit["status"]) == ("deny", response.status), audit
+    return audit
+
+
 def search_sentinel(stack: Stack) -> str:
     """An allowed search_docs by alice; once answered, anything of an earlier
     request through the same Envoy has reached the server. Its query."""
@@ -353,12 +370,8 @@ def test_a_method_override_never_reaches_a_wsgi_upstream(wsgi_stack, wsgi_upstre
 def test_no_byte_of_a_get_body_reaches_a_wsgi_upstream(wsgi_stack, wsgi_upstream, shape):
     """A GET (2025, no session: allowed on its headers) carrying a body. In
     `hold` mode nothing of it reaches the application; in `stream` mode its
-    headers may, with the verified identity, but never a body byte. In
-    `stream` mode the outcome is a race the test cannot steer: Envoy usually
-    reads the body with the headers (400), but on a busy machine the
-    application can answer the GET first, and Warden then refuses to pass
-    an answer to a request it has not finished judging (502), as in
-    test_a_get_body_sent_late_never_reaches_a_wsgi_upstream."""
+    headers may, with the verified identity, but never a body byte (and on
+    a busy machine the application may answer first: 502)."""
     transport, options = BODY_SHAPES[shape]
     marker = uuid.uuid4().hex
     headers = legacy_headers(token_for("alice")) | {"x-e2e-request": marker}
@@ -367,14 +380,8 @@ def test_no_byte_of_a_get_body_reaches_a_wsgi_upstream(wsgi_stack, wsgi_upstream
 
     response = send(transport, wsgi_stack.listen_port, "GET", headers, body.encode(), **options)
 
-    if HEADER_MODE == "hold" or response.status != 502:
-        assert_refused(response, body_refused("GET"))
-        reason = body_refused("GET")
-    else:
-        assert response.body == b"warden: the request was not judged\n", response
-        reason = "the upstream answered before the request was judged"
-    [audit] = audits_where(wsgi_stack.envoy_log, log, reason=reason)
-    assert (audit["decision"], audit["status"], audit["subject"]) == ("deny", response.status, "alice"), audit
+    audit = assert_get_body_refused(response, wsgi_stack, log)
+    assert audit["subject"] == "alice", audit
     after = h1_client.request(wsgi_stack.listen_port, "GET", legacy_headers(token_for("alice")))
     assert after.status == 200, after
     seen = wsgi_upstream.with_marker(mark, marker)
@@ -407,14 +414,7 @@ def test_a_get_body_sent_late_never_reaches_a_wsgi_upstream(wsgi_stack, wsgi_ups
         pause_before_body=0.5,
     )
 
-    if HEADER_MODE == "hold" or response.status != 502:
-        assert_refused(response, body_refused("GET"))
-        reason = body_refused("GET")
-    else:
-        assert response.body == b"warden: the request was not judged\n", response
-        reason = "the upstream answered before the request was judged"
-    [audit] = audits_where(wsgi_stack.envoy_log, log, reason=reason)
-    assert (audit["decision"], audit["status"]) == ("deny", response.status), audit
+    assert_get_body_refused(response, wsgi_stack, log)
     after = h1_client.request(wsgi_stack.listen_port, "GET", legacy_headers(token_for("alice")))
     assert after.status == 200, after
     seen = wsgi_upstream.with_marker(mark, marker)
