@@ -8,6 +8,7 @@
 mod host;
 mod metrics;
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use policy_sdk::documents::{Refresher, StreamDocuments};
@@ -93,6 +94,10 @@ struct WardenRoot {
     metrics: Option<Rc<Metrics>>,
     /// Fetched documents; shared with every HTTP context.
     documents: Refresher,
+    /// Whether this VM has served a stream. Envoy's main thread runs a VM of
+    /// its own that ticks but serves none: only the workers' VMs report
+    /// their memory on the tick, so the one gauge they share is a worker's.
+    serves_streams: Cell<bool>,
 }
 
 /// How often the root context looks at its fetched documents (and reports
@@ -214,7 +219,7 @@ impl RootContext for WardenRoot {
     fn on_tick(&mut self) {
         let mut host = Hostcalls::new(&self.metrics);
         self.documents.tick(&mut host);
-        if let Some(metrics) = &self.metrics {
+        if let Some(metrics) = self.metrics.as_ref().filter(|_| self.serves_streams.get()) {
             metrics.vm_memory(linear_memory_bytes());
         }
     }
@@ -224,6 +229,7 @@ impl RootContext for WardenRoot {
         // (Envoy keeps a client's id from an internal address), so audit
         // lines and denials are keyed by this one.
         let request_id = format!("{}{context_id:08x}", self.request_id_prefix);
+        self.serves_streams.set(true);
         Some(Box::new(WardenHttp {
             exchange: Exchange::new(self.warden.clone()).with_request_id(request_id),
             host: ProxyHost {

@@ -63,11 +63,14 @@ pub(crate) const EVALUATION_ERRORS: &str = "warden_evaluation_errors_total";
 /// `another_principal`, …, `id_in_flight`).
 pub(crate) const SESSION_REFUSALS: &str = "warden_session_refusals_total";
 
-/// The Wasm linear memory of a Warden VM, in bytes, set on the root
+/// The Wasm linear memory of a Warden VM, in bytes, set when a
+/// configuration loads and, in a VM that serves streams, on the root
 /// context's one-second timer. Linear memory never shrinks, so this is the
 /// most the VM has needed since it started. Each worker runs one VM and
 /// they all write this one gauge: with several workers it shows the one
-/// that reported last (they run the same code on similar traffic).
+/// that reported last (they run the same code on similar traffic). The VM
+/// of Envoy's main thread serves no stream and does not write it on the
+/// timer.
 pub(crate) const VM_MEMORY: &str = "warden_vm_memory_bytes";
 
 #[derive(Default)]

@@ -469,6 +469,39 @@ fn the_vm_memory_gauge_is_the_linear_memory_and_stays_flat_under_mixed_traffic()
     assert_eq!(gauge(&filter), warm, "the VM grew after its warm-up");
 }
 
+#[test]
+fn only_a_vm_that_serves_streams_reports_its_memory_on_the_tick() {
+    // Envoy's main thread runs a VM that ticks but serves no stream: were
+    // it to write the gauge every second too, the gauge would flip between
+    // its memory and a worker's.
+    let mut filter = WardenFilter::start(filter_module(), &example_config(), TEST_NOW).unwrap();
+    let records_on_tick = |filter: &mut WardenFilter| {
+        let host = filter.emulator();
+        host.clear_hostcalls();
+        assert!(host.tick().unwrap());
+        let root = host.root_id();
+        host.hostcalls(root)
+            .get("env.proxy_record_metric")
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        records_on_tick(&mut filter),
+        0,
+        "an idle VM wrote the gauge"
+    );
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let bearer = token(json!({"sub": "alice", "actor_type": "human"}));
+    filter
+        .handle(&HttpRequest::post(list).bearer(&bearer))
+        .unwrap();
+    assert_eq!(records_on_tick(&mut filter), 1);
+    assert_eq!(
+        filter.counted("warden_vm_memory_bytes", &[]),
+        i128::try_from(filter.emulator().memory_bytes()).unwrap()
+    );
+}
+
 /// The upstream's answer on stream `id` begins: 200, JSON.
 fn json_answer_begins(host: &mut Emulator, id: u32) {
     host.response_headers(
