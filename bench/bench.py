@@ -1399,8 +1399,8 @@ def soak_markdown(soaked: dict[str, Any]) -> list[str]:
         f"list), {soaked['connections']} connections, in rotation: {', '.join(soaked['mix'])}; "
         f"{soaked['seconds']:.0f} s, {soaked['cpu_us_per_request']:.1f} µs of Envoy CPU per request, "
         f"{soaked['forwarded']:,} forwarded. VM memory: the gauge {gauge} (the VM's Wasm linear memory), read "
-        "over 2.3 s once the load had stopped (the largest value: Envoy's main-thread VM ticks too); the first "
-        "reading is after the warm-up.",
+        "a little over a second after the load had stopped (the worker's VM sets it on its tick; the main "
+        "thread's VM, which serves no stream, does not); the first reading is after the warm-up.",
         "",
         "| after requests | VM linear memory | Envoy RSS |",
         "|--:|--:|--:|",
