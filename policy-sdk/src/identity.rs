@@ -3,9 +3,11 @@
 
 mod cache;
 mod claims;
+mod ecdsa_p256;
 pub mod envoy_metadata;
 mod keys;
 mod revocation;
+mod rsa_pkcs1;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
