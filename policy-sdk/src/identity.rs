@@ -26,7 +26,7 @@ pub use keys::{Algorithm, JwksError, VerifierKey, parse_jwks};
 pub use revocation::{RemoteSource, RevocationConfig, RevocationLists, RevokedEntry};
 
 use crate::json::{JsonLimits, parse_strict};
-use cache::{VerificationCache, token_key};
+use cache::VerificationCache;
 use claims::ClaimMap;
 use revocation::Revocations;
 
@@ -753,15 +753,14 @@ impl TokenVerifier {
                 limit: self.max_token_bytes,
             });
         }
-        let key = token_key(token);
-        let cached = self.cache.borrow_mut().get(&key, now_unix_seconds);
+        let cached = self.cache.borrow_mut().get(token, now_unix_seconds);
         let (identity, times) = match cached {
-            Some(entry) => (entry.identity, entry.times),
+            Some(hit) => hit,
             None => {
                 let (identity, times) = self.verify_uncached(token)?;
                 self.cache
                     .borrow_mut()
-                    .insert(key, token.len(), identity.clone(), times);
+                    .insert(token, identity.clone(), times);
                 (identity, times)
             }
         };
