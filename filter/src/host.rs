@@ -61,8 +61,8 @@ fn since_epoch() -> Duration {
 }
 
 impl DocumentHost for Hostcalls<'_> {
-    fn now_unix_seconds(&self) -> u64 {
-        since_epoch().as_secs()
+    fn now_unix_millis(&self) -> u64 {
+        u64::try_from(since_epoch().as_millis()).unwrap_or(u64::MAX)
     }
 
     fn shared_data(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {
@@ -239,9 +239,9 @@ impl StreamHost for ProxyHost {
             .sync_keys(&mut Hostcalls::new(&self.metrics), issuer);
     }
 
-    fn start_key_fetch(&mut self, issuer: &str, now_unix_seconds: u64) -> KeyFetch {
+    fn start_key_fetch(&mut self, issuer: &str, now_unix_millis: u64) -> KeyFetch {
         self.documents
-            .start_key_fetch(&mut Hostcalls::new(&self.metrics), issuer, now_unix_seconds)
+            .start_key_fetch(&mut Hostcalls::new(&self.metrics), issuer, now_unix_millis)
     }
 
     fn key_fetch_response(&mut self, token: u32, body_size: usize) -> KeyProgress {

@@ -137,14 +137,14 @@ pub(crate) fn sync(
 }
 
 /// Claims the right to fetch `source` now, across workers: true when the
-/// last fetch for this trigger is at least `interval` seconds old (or none
-/// is recorded) and this worker's stamp won.
+/// last fetch for this trigger started at least `gap_millis` ago (or none
+/// is recorded) and this worker's stamp won. Stamps are Unix milliseconds.
 pub(crate) fn claim(
     host: &mut dyn DocumentHost,
     source: &Source,
     trigger: Trigger,
-    now: u64,
-    interval: u64,
+    now_millis: u64,
+    gap_millis: u64,
 ) -> bool {
     let key = source.stamp_key(trigger);
     let (last, cas) = match host.shared_data(key) {
@@ -158,10 +158,10 @@ pub(crate) fn claim(
         Ok(None) => (0, None),
         Err(_) => return false,
     };
-    if now.saturating_sub(last) < interval && last != 0 {
+    if now_millis.saturating_sub(last) < gap_millis && last != 0 {
         return false;
     }
-    host.set_shared_data(key, now.to_string().as_bytes(), cas)
+    host.set_shared_data(key, now_millis.to_string().as_bytes(), cas)
         .is_ok()
 }
 

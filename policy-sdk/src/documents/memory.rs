@@ -81,6 +81,8 @@ pub struct Fetched {
 pub struct MemoryDocumentHost {
     pub shared: Rc<RefCell<SharedData>>,
     pub now_unix_seconds: u64,
+    /// Milliseconds past `now_unix_seconds` (below 1000).
+    pub millis_into_second: u64,
     /// Calls dispatched and not answered yet.
     pub calls: Vec<Call>,
     pub logs: Vec<(LogLevel, String)>,
@@ -129,8 +131,8 @@ impl MemoryDocumentHost {
 }
 
 impl DocumentHost for MemoryDocumentHost {
-    fn now_unix_seconds(&self) -> u64 {
-        self.now_unix_seconds
+    fn now_unix_millis(&self) -> u64 {
+        self.now_unix_seconds * 1000 + self.millis_into_second
     }
 
     fn shared_data(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {

@@ -123,8 +123,8 @@ impl Source {
             .map(|(_, cluster)| cluster.as_str())
     }
 
-    /// The shared-data key of the time (Unix seconds) of the last fetch
-    /// started for `trigger`.
+    /// The shared-data key of the time (Unix milliseconds) of the last
+    /// fetch started for `trigger`.
     pub fn stamp_key(&self, trigger: Trigger) -> &str {
         match trigger {
             Trigger::Scheduled => &self.scheduled_stamp_key,

@@ -58,6 +58,11 @@ fn config(discovery: bool) -> String {
     .to_string()
 }
 
+/// `seconds` since the Unix epoch, in the milliseconds key fetches take.
+fn millis(seconds: u64) -> u64 {
+    seconds * 1000
+}
+
 /// One worker VM: its own compiled configuration and root context.
 struct Worker {
     warden: Rc<Warden>,
@@ -250,6 +255,61 @@ fn until_keys_load_fetches_retry_at_the_short_interval() {
 }
 
 #[test]
+fn the_unknown_key_limit_is_a_full_interval_to_the_millisecond() {
+    // Seen in CI with whole-second stamps: a fetch at .999 of a second and
+    // the next at the start of the second MIN_INTERVAL − 1 later counted as
+    // MIN_INTERVAL apart, so a flood of forged key ids got two fetches
+    // within (MIN_INTERVAL − 1) seconds and a millisecond.
+    let shared = shared();
+    let a = Worker::start(&shared, false);
+    let b = Worker::start(&shared, false);
+    let (mut a_host, mut b_host) = (a.host, b.host);
+    let mut a_stream = a.root.stream();
+    let mut b_stream = b.root.stream();
+    let first = millis(TEST_NOW) + 999;
+    assert!(matches!(
+        a_stream.start_key_fetch(&mut a_host, DEMO_ISSUER, first),
+        KeyFetch::Started(_)
+    ));
+    for early in [
+        millis(TEST_NOW + MIN_INTERVAL),
+        first + millis(MIN_INTERVAL) - 1,
+    ] {
+        assert_eq!(
+            b_stream.start_key_fetch(&mut b_host, DEMO_ISSUER, early),
+            KeyFetch::Unavailable(String::new()),
+            "{} ms after the first fetch",
+            early - first
+        );
+    }
+    assert!(matches!(
+        b_stream.start_key_fetch(&mut b_host, DEMO_ISSUER, first + millis(MIN_INTERVAL)),
+        KeyFetch::Started(_)
+    ));
+}
+
+#[test]
+fn a_scheduled_fetch_allows_a_tick_slightly_early() {
+    let shared = shared();
+    let mut a = Worker::start(&shared, false);
+    a.tick_at(TEST_NOW);
+    let keys = a.call("/jwks");
+    a.answer(keys, Some("200"), &jwks());
+    let list = a.call("/revoked");
+    a.answer(list, Some("200"), br#"{"jti": []}"#);
+    assert!(a.has_keys());
+    // The timer fires every second, give or take: a tick 150 ms before
+    // the period is over starts the period's fetch (rather than waiting a
+    // whole second more), one 300 ms before does not.
+    a.host.millis_into_second = 700;
+    a.tick_at(TEST_NOW + POLL - 1);
+    assert!(a.paths().is_empty(), "{:?}", a.paths());
+    a.host.millis_into_second = 850;
+    a.tick_at(TEST_NOW + POLL - 1);
+    assert_eq!(a.paths(), ["/revoked"]);
+}
+
+#[test]
 fn unknown_key_ids_fetch_at_most_once_per_interval_across_workers() {
     let shared = shared();
     let a = Worker::start(&shared, false);
@@ -258,27 +318,32 @@ fn unknown_key_ids_fetch_at_most_once_per_interval_across_workers() {
     let mut a_stream = a.root.stream();
     let mut b_stream = b.root.stream();
 
-    let KeyFetch::Started(token) = a_stream.start_key_fetch(&mut a_host, DEMO_ISSUER, TEST_NOW)
+    let KeyFetch::Started(token) =
+        a_stream.start_key_fetch(&mut a_host, DEMO_ISSUER, millis(TEST_NOW))
     else {
         panic!("the first unknown key id fetches");
     };
     assert_eq!(a_host.calls[0].path(), "/jwks");
     assert_eq!(
-        b_stream.start_key_fetch(&mut b_host, DEMO_ISSUER, TEST_NOW + MIN_INTERVAL - 1),
+        b_stream.start_key_fetch(
+            &mut b_host,
+            DEMO_ISSUER,
+            millis(TEST_NOW + MIN_INTERVAL - 1)
+        ),
         KeyFetch::Unavailable(String::new())
     );
     assert_eq!(
-        a_stream.start_key_fetch(&mut a_host, DEMO_ISSUER, TEST_NOW + 1),
+        a_stream.start_key_fetch(&mut a_host, DEMO_ISSUER, millis(TEST_NOW + 1)),
         KeyFetch::Unavailable(String::new())
     );
     assert!(b_host.calls.is_empty());
     assert!(matches!(
-        b_stream.start_key_fetch(&mut b_host, DEMO_ISSUER, TEST_NOW + MIN_INTERVAL),
+        b_stream.start_key_fetch(&mut b_host, DEMO_ISSUER, millis(TEST_NOW + MIN_INTERVAL)),
         KeyFetch::Started(_)
     ));
     // No source for an issuer whose keys are inline (or unknown).
     assert_eq!(
-        a_stream.start_key_fetch(&mut a_host, "https://other.example", TEST_NOW + 100),
+        a_stream.start_key_fetch(&mut a_host, "https://other.example", millis(TEST_NOW + 100)),
         KeyFetch::Unavailable(String::new())
     );
 
@@ -304,14 +369,14 @@ fn scheduled_fetches_and_unknown_key_ids_have_separate_allowances() {
     a.tick_at(TEST_NOW);
     let mut stream = a.root.stream();
     assert!(matches!(
-        stream.start_key_fetch(&mut a.host, DEMO_ISSUER, TEST_NOW),
+        stream.start_key_fetch(&mut a.host, DEMO_ISSUER, millis(TEST_NOW)),
         KeyFetch::Started(_)
     ));
     // And a flood of unknown key ids does not delay the schedule.
     let mut b = Worker::start(&shared, false);
     let mut b_stream = b.root.stream();
     assert!(matches!(
-        b_stream.start_key_fetch(&mut b.host, DEMO_ISSUER, TEST_NOW + MIN_INTERVAL),
+        b_stream.start_key_fetch(&mut b.host, DEMO_ISSUER, millis(TEST_NOW + MIN_INTERVAL)),
         KeyFetch::Started(_)
     ));
     b.tick_at(TEST_NOW + MIN_INTERVAL);
@@ -333,7 +398,7 @@ fn a_call_that_cannot_start_is_reported() {
     );
     let mut stream = a.root.stream();
     assert_eq!(
-        stream.start_key_fetch(&mut a.host, DEMO_ISSUER, TEST_NOW),
+        stream.start_key_fetch(&mut a.host, DEMO_ISSUER, millis(TEST_NOW)),
         KeyFetch::Unavailable(
             "fetch of keys of `https://idp.demo.warden.test` failed: cannot call cluster `idp`: BadArgument".into()
         )
@@ -380,7 +445,8 @@ fn discovery_finds_the_key_set_then_fetches_it() {
     // The same, for a key fetch of a stream.
     let mut b = Worker::start(&SharedData::new_shared(), true);
     let mut stream = b.root.stream();
-    let KeyFetch::Started(token) = stream.start_key_fetch(&mut b.host, DEMO_ISSUER, TEST_NOW)
+    let KeyFetch::Started(token) =
+        stream.start_key_fetch(&mut b.host, DEMO_ISSUER, millis(TEST_NOW))
     else {
         panic!("no fetch");
     };
@@ -578,7 +644,7 @@ fn the_discovered_location_is_used_until_the_discovery_interval() {
     let mut b = Worker::start(&shared, true);
     let mut stream = b.root.stream();
     assert!(matches!(
-        stream.start_key_fetch(&mut b.host, DEMO_ISSUER, TEST_NOW + 2 * REFRESH),
+        stream.start_key_fetch(&mut b.host, DEMO_ISSUER, millis(TEST_NOW + 2 * REFRESH)),
         KeyFetch::Started(_)
     ));
     assert_eq!(b.paths(), ["/certs"]);
@@ -811,7 +877,7 @@ fn a_reconfigured_root_applies_the_shared_documents_at_once() {
     // Streams created now follow the new configuration.
     let mut stream = a.root.stream();
     assert!(matches!(
-        stream.start_key_fetch(&mut a.host, DEMO_ISSUER, TEST_NOW + POLL),
+        stream.start_key_fetch(&mut a.host, DEMO_ISSUER, millis(TEST_NOW + POLL)),
         KeyFetch::Started(_)
     ));
 }
@@ -822,7 +888,7 @@ fn a_stream_without_configuration_does_nothing() {
     let mut stream = Refresher::default().stream();
     stream.sync_keys(&mut host, DEMO_ISSUER);
     assert_eq!(
-        stream.start_key_fetch(&mut host, DEMO_ISSUER, TEST_NOW),
+        stream.start_key_fetch(&mut host, DEMO_ISSUER, millis(TEST_NOW)),
         KeyFetch::Unavailable(String::new())
     );
     let mut root = Refresher::default();
@@ -957,7 +1023,7 @@ fn a_refused_document_and_a_call_that_cannot_start_are_reported_as_failures() {
     a.host.refuse_calls = true;
     let mut stream = a.root.stream();
     assert!(matches!(
-        stream.start_key_fetch(&mut a.host, DEMO_ISSUER, TEST_NOW + MIN_INTERVAL),
+        stream.start_key_fetch(&mut a.host, DEMO_ISSUER, millis(TEST_NOW + MIN_INTERVAL)),
         KeyFetch::Unavailable(_)
     ));
     assert_eq!(
