@@ -239,9 +239,9 @@ impl StreamHost for ProxyHost {
             .sync_keys(&mut Hostcalls::new(&self.metrics), issuer);
     }
 
-    fn start_key_fetch(&mut self, issuer: &str, now_unix_millis: u64) -> KeyFetch {
+    fn start_key_fetch(&mut self, issuer: &str) -> KeyFetch {
         self.documents
-            .start_key_fetch(&mut Hostcalls::new(&self.metrics), issuer, now_unix_millis)
+            .start_key_fetch(&mut Hostcalls::new(&self.metrics), issuer)
     }
 
     fn key_fetch_response(&mut self, token: u32, body_size: usize) -> KeyProgress {

@@ -136,16 +136,33 @@ pub(crate) fn sync(
     applied.borrow_mut().insert(key.to_owned(), cas);
 }
 
-/// Claims the right to fetch `source` now, across workers: true when the
-/// last fetch for this trigger started at least `gap_millis` ago (or none
-/// is recorded) and this worker's stamp won. Stamps are Unix milliseconds.
+/// How much earlier than its period a scheduled fetch may start. The root
+/// context's timer fires every second, and a tick a few milliseconds early
+/// would otherwise wait for the next one (a one-second period would then
+/// often take two). Fetches for unknown key ids get no slack: their limit
+/// is exact.
+const SCHEDULE_SLACK_MILLIS: u64 = 200;
+
+/// Claims the right to fetch `source` now (the host's clock), across
+/// workers: true when the last fetch for this trigger started at least
+/// `interval_seconds` ago, less [`SCHEDULE_SLACK_MILLIS`] for a scheduled
+/// one (or none is recorded), and this worker's stamp won. Stamps are Unix
+/// milliseconds: with whole seconds, both instants rounded down, a minimum
+/// of N seconds let a second fetch through after just over N − 1.
 pub(crate) fn claim(
     host: &mut dyn DocumentHost,
     source: &Source,
     trigger: Trigger,
-    now_millis: u64,
-    gap_millis: u64,
+    interval_seconds: u64,
 ) -> bool {
+    let slack_millis = match trigger {
+        Trigger::Scheduled => SCHEDULE_SLACK_MILLIS,
+        Trigger::UnknownKey => 0,
+    };
+    let gap_millis = interval_seconds
+        .saturating_mul(1000)
+        .saturating_sub(slack_millis);
+    let now_millis = host.now_unix_millis();
     let key = source.stamp_key(trigger);
     let (last, cas) = match host.shared_data(key) {
         Ok(Some((bytes, cas))) => (

@@ -67,10 +67,8 @@ pub enum SharedDataError {
 /// Shared data is shared by every worker of the proxy; everything else
 /// belongs to the calling context.
 pub trait DocumentHost {
-    /// The proxy's clock, in milliseconds since the Unix epoch. Fetch
-    /// stamps are kept in milliseconds: with whole seconds, a minimum
-    /// interval of N seconds let a second fetch through after just over
-    /// N − 1 (both instants rounded down to the second).
+    /// The proxy's clock, in milliseconds since the Unix epoch (fetch
+    /// stamps are kept in milliseconds).
     fn now_unix_millis(&self) -> u64;
     /// The proxy's clock, in whole seconds since the Unix epoch.
     fn now_unix_seconds(&self) -> u64 {

@@ -80,9 +80,7 @@ pub struct Fetched {
 #[derive(Debug, Default)]
 pub struct MemoryDocumentHost {
     pub shared: Rc<RefCell<SharedData>>,
-    pub now_unix_seconds: u64,
-    /// Milliseconds past `now_unix_seconds` (below 1000).
-    pub millis_into_second: u64,
+    pub now_unix_millis: u64,
     /// Calls dispatched and not answered yet.
     pub calls: Vec<Call>,
     pub logs: Vec<(LogLevel, String)>,
@@ -104,7 +102,7 @@ impl MemoryDocumentHost {
     pub fn new(shared: Rc<RefCell<SharedData>>, now_unix_seconds: u64) -> Self {
         Self {
             shared,
-            now_unix_seconds,
+            now_unix_millis: now_unix_seconds * 1000,
             next_token: 1,
             ..Self::default()
         }
@@ -132,7 +130,7 @@ impl MemoryDocumentHost {
 
 impl DocumentHost for MemoryDocumentHost {
     fn now_unix_millis(&self) -> u64 {
-        self.now_unix_seconds * 1000 + self.millis_into_second
+        self.now_unix_millis
     }
 
     fn shared_data(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {

@@ -42,13 +42,6 @@ use fetch::{Fetch, Progress, claim, on_response, start, sync};
 use crate::exchange::{KeyFetch, KeyProgress, LogLevel};
 use crate::gate::Warden;
 
-/// How much earlier than its period a scheduled fetch may start. The root
-/// context's timer fires every second, and a tick a few milliseconds early
-/// would otherwise wait for the next one (a one-second period would then
-/// often take two). It applies to scheduled fetches only; the limit on
-/// fetches for unknown key ids is exact.
-const SCHEDULE_SLACK_MILLIS: u64 = 200;
-
 /// The CAS of each shared document this VM has applied, shared by the root
 /// and HTTP contexts of one VM.
 type Applied = Rc<RefCell<HashMap<String, u32>>>;
@@ -108,7 +101,6 @@ impl Refresher {
         let Some(warden) = self.shared.warden.clone() else {
             return;
         };
-        let now_millis = host.now_unix_millis();
         for source in self.shared.sources.iter() {
             sync(host, &warden, source, &self.shared.applied);
             if self
@@ -118,13 +110,8 @@ impl Refresher {
             {
                 continue;
             }
-            // A tick may come a little early: the period's gap is shortened
-            // by the slack so that it does not wait a whole extra tick.
-            let gap_millis = source
-                .scheduled_interval(&warden)
-                .saturating_mul(1000)
-                .saturating_sub(SCHEDULE_SLACK_MILLIS);
-            if !claim(host, source, Trigger::Scheduled, now_millis, gap_millis) {
+            let interval = source.scheduled_interval(&warden);
+            if !claim(host, source, Trigger::Scheduled, interval) {
                 continue;
             }
             match start(host, source) {
@@ -218,24 +205,15 @@ impl StreamDocuments {
     /// Starts fetching `issuer`'s key set, unless another fetch for an
     /// unknown key id started (in any worker) less than the source's
     /// minimum interval ago, to the millisecond: this is the limit on what
-    /// a flood of forged key ids can make Warden ask of the provider.
-    pub fn start_key_fetch(
-        &mut self,
-        host: &mut dyn DocumentHost,
-        issuer: &str,
-        now_unix_millis: u64,
-    ) -> KeyFetch {
+    /// a flood of forged key ids can make Warden ask of the provider. The
+    /// time is the host's clock now, not the request's arrival: the stamp
+    /// is when this fetch starts.
+    pub fn start_key_fetch(&mut self, host: &mut dyn DocumentHost, issuer: &str) -> KeyFetch {
         let Some(source) = self.source_for(issuer).cloned() else {
             return KeyFetch::Unavailable(String::new());
         };
-        let gap_millis = source.min_interval_seconds.saturating_mul(1000);
-        if !claim(
-            host,
-            &source,
-            Trigger::UnknownKey,
-            now_unix_millis,
-            gap_millis,
-        ) {
+        let interval = source.min_interval_seconds;
+        if !claim(host, &source, Trigger::UnknownKey, interval) {
             return KeyFetch::Unavailable(String::new());
         }
         match start(host, &source) {

@@ -58,9 +58,34 @@ fn config(discovery: bool) -> String {
     .to_string()
 }
 
-/// `seconds` since the Unix epoch, in the milliseconds key fetches take.
+/// `seconds` since the Unix epoch, in milliseconds.
 fn millis(seconds: u64) -> u64 {
     seconds * 1000
+}
+
+/// A key fetch by `stream` for an unknown key id of `issuer`, with `host`'s
+/// clock at `at_millis`.
+fn fetch_at(
+    stream: &mut StreamDocuments,
+    host: &mut MemoryDocumentHost,
+    issuer: &str,
+    at_millis: u64,
+) -> KeyFetch {
+    host.now_unix_millis = at_millis;
+    stream.start_key_fetch(host, issuer)
+}
+
+/// One worker seen from one of its HTTP contexts.
+struct StreamWorker {
+    warden: Rc<Warden>,
+    host: MemoryDocumentHost,
+    stream: StreamDocuments,
+}
+
+impl StreamWorker {
+    fn fetch_at(&mut self, issuer: &str, at_millis: u64) -> KeyFetch {
+        fetch_at(&mut self.stream, &mut self.host, issuer, at_millis)
+    }
 }
 
 /// One worker VM: its own compiled configuration and root context.
@@ -86,8 +111,21 @@ impl Worker {
     }
 
     fn tick_at(&mut self, now: u64) {
-        self.host.now_unix_seconds = now;
+        self.tick_at_millis(millis(now));
+    }
+
+    fn tick_at_millis(&mut self, now: u64) {
+        self.host.now_unix_millis = now;
         self.root.tick(&mut self.host);
+    }
+
+    /// The worker as one of its HTTP contexts sees it.
+    fn into_stream(self) -> StreamWorker {
+        StreamWorker {
+            stream: self.root.stream(),
+            warden: self.warden,
+            host: self.host,
+        }
     }
 
     /// The pending call for `path`.
@@ -261,14 +299,11 @@ fn the_unknown_key_limit_is_a_full_interval_to_the_millisecond() {
     // MIN_INTERVAL apart, so a flood of forged key ids got two fetches
     // within (MIN_INTERVAL − 1) seconds and a millisecond.
     let shared = shared();
-    let a = Worker::start(&shared, false);
-    let b = Worker::start(&shared, false);
-    let (mut a_host, mut b_host) = (a.host, b.host);
-    let mut a_stream = a.root.stream();
-    let mut b_stream = b.root.stream();
+    let mut a = Worker::start(&shared, false).into_stream();
+    let mut b = Worker::start(&shared, false).into_stream();
     let first = millis(TEST_NOW) + 999;
     assert!(matches!(
-        a_stream.start_key_fetch(&mut a_host, DEMO_ISSUER, first),
+        a.fetch_at(DEMO_ISSUER, first),
         KeyFetch::Started(_)
     ));
     for early in [
@@ -276,14 +311,14 @@ fn the_unknown_key_limit_is_a_full_interval_to_the_millisecond() {
         first + millis(MIN_INTERVAL) - 1,
     ] {
         assert_eq!(
-            b_stream.start_key_fetch(&mut b_host, DEMO_ISSUER, early),
+            b.fetch_at(DEMO_ISSUER, early),
             KeyFetch::Unavailable(String::new()),
             "{} ms after the first fetch",
             early - first
         );
     }
     assert!(matches!(
-        b_stream.start_key_fetch(&mut b_host, DEMO_ISSUER, first + millis(MIN_INTERVAL)),
+        b.fetch_at(DEMO_ISSUER, first + millis(MIN_INTERVAL)),
         KeyFetch::Started(_)
     ));
 }
@@ -301,63 +336,52 @@ fn a_scheduled_fetch_allows_a_tick_slightly_early() {
     // The timer fires every second, give or take: a tick 150 ms before
     // the period is over starts the period's fetch (rather than waiting a
     // whole second more), one 300 ms before does not.
-    a.host.millis_into_second = 700;
-    a.tick_at(TEST_NOW + POLL - 1);
+    a.tick_at_millis(millis(TEST_NOW + POLL) - 300);
     assert!(a.paths().is_empty(), "{:?}", a.paths());
-    a.host.millis_into_second = 850;
-    a.tick_at(TEST_NOW + POLL - 1);
+    a.tick_at_millis(millis(TEST_NOW + POLL) - 150);
     assert_eq!(a.paths(), ["/revoked"]);
 }
 
 #[test]
 fn unknown_key_ids_fetch_at_most_once_per_interval_across_workers() {
     let shared = shared();
-    let a = Worker::start(&shared, false);
-    let b = Worker::start(&shared, false);
-    let (mut a_host, mut b_host) = (a.host, b.host);
-    let mut a_stream = a.root.stream();
-    let mut b_stream = b.root.stream();
+    let mut a = Worker::start(&shared, false).into_stream();
+    let mut b = Worker::start(&shared, false).into_stream();
 
-    let KeyFetch::Started(token) =
-        a_stream.start_key_fetch(&mut a_host, DEMO_ISSUER, millis(TEST_NOW))
-    else {
+    let KeyFetch::Started(token) = a.fetch_at(DEMO_ISSUER, millis(TEST_NOW)) else {
         panic!("the first unknown key id fetches");
     };
-    assert_eq!(a_host.calls[0].path(), "/jwks");
+    assert_eq!(a.host.calls[0].path(), "/jwks");
     assert_eq!(
-        b_stream.start_key_fetch(
-            &mut b_host,
-            DEMO_ISSUER,
-            millis(TEST_NOW + MIN_INTERVAL - 1)
-        ),
+        b.fetch_at(DEMO_ISSUER, millis(TEST_NOW + MIN_INTERVAL - 1)),
         KeyFetch::Unavailable(String::new())
     );
     assert_eq!(
-        a_stream.start_key_fetch(&mut a_host, DEMO_ISSUER, millis(TEST_NOW + 1)),
+        a.fetch_at(DEMO_ISSUER, millis(TEST_NOW + 1)),
         KeyFetch::Unavailable(String::new())
     );
-    assert!(b_host.calls.is_empty());
+    assert!(b.host.calls.is_empty());
     assert!(matches!(
-        b_stream.start_key_fetch(&mut b_host, DEMO_ISSUER, millis(TEST_NOW + MIN_INTERVAL)),
+        b.fetch_at(DEMO_ISSUER, millis(TEST_NOW + MIN_INTERVAL)),
         KeyFetch::Started(_)
     ));
     // No source for an issuer whose keys are inline (or unknown).
     assert_eq!(
-        a_stream.start_key_fetch(&mut a_host, "https://other.example", millis(TEST_NOW + 100)),
+        a.fetch_at("https://other.example", millis(TEST_NOW + 100)),
         KeyFetch::Unavailable(String::new())
     );
 
     // The answer loads the keys for every stream of the worker, and shares
     // them with the other.
-    let size = a_host.answer(token, Some("200"), &jwks()).unwrap();
+    let size = a.host.answer(token, Some("200"), &jwks()).unwrap();
     assert_eq!(
-        a_stream.key_fetch_response(&mut a_host, token, size),
+        a.stream.key_fetch_response(&mut a.host, token, size),
         KeyProgress::Loaded("keys of `https://idp.demo.warden.test`: 3 keys".into())
     );
     assert!(a.warden.verifier().has_keys(DEMO_ISSUER));
     assert_eq!(shared_doc(&shared, KEYS_DOC), Some(jwks()));
     assert_eq!(
-        a_stream.key_fetch_response(&mut a_host, token, size),
+        a.stream.key_fetch_response(&mut a.host, token, size),
         KeyProgress::Failed("an answer to a fetch this stream did not start".into())
     );
 }
@@ -369,14 +393,19 @@ fn scheduled_fetches_and_unknown_key_ids_have_separate_allowances() {
     a.tick_at(TEST_NOW);
     let mut stream = a.root.stream();
     assert!(matches!(
-        stream.start_key_fetch(&mut a.host, DEMO_ISSUER, millis(TEST_NOW)),
+        fetch_at(&mut stream, &mut a.host, DEMO_ISSUER, millis(TEST_NOW)),
         KeyFetch::Started(_)
     ));
     // And a flood of unknown key ids does not delay the schedule.
     let mut b = Worker::start(&shared, false);
     let mut b_stream = b.root.stream();
     assert!(matches!(
-        b_stream.start_key_fetch(&mut b.host, DEMO_ISSUER, millis(TEST_NOW + MIN_INTERVAL)),
+        fetch_at(
+            &mut b_stream,
+            &mut b.host,
+            DEMO_ISSUER,
+            millis(TEST_NOW + MIN_INTERVAL)
+        ),
         KeyFetch::Started(_)
     ));
     b.tick_at(TEST_NOW + MIN_INTERVAL);
@@ -398,7 +427,7 @@ fn a_call_that_cannot_start_is_reported() {
     );
     let mut stream = a.root.stream();
     assert_eq!(
-        stream.start_key_fetch(&mut a.host, DEMO_ISSUER, millis(TEST_NOW)),
+        fetch_at(&mut stream, &mut a.host, DEMO_ISSUER, millis(TEST_NOW)),
         KeyFetch::Unavailable(
             "fetch of keys of `https://idp.demo.warden.test` failed: cannot call cluster `idp`: BadArgument".into()
         )
@@ -446,7 +475,7 @@ fn discovery_finds_the_key_set_then_fetches_it() {
     let mut b = Worker::start(&SharedData::new_shared(), true);
     let mut stream = b.root.stream();
     let KeyFetch::Started(token) =
-        stream.start_key_fetch(&mut b.host, DEMO_ISSUER, millis(TEST_NOW))
+        fetch_at(&mut stream, &mut b.host, DEMO_ISSUER, millis(TEST_NOW))
     else {
         panic!("no fetch");
     };
@@ -644,7 +673,12 @@ fn the_discovered_location_is_used_until_the_discovery_interval() {
     let mut b = Worker::start(&shared, true);
     let mut stream = b.root.stream();
     assert!(matches!(
-        stream.start_key_fetch(&mut b.host, DEMO_ISSUER, millis(TEST_NOW + 2 * REFRESH)),
+        fetch_at(
+            &mut stream,
+            &mut b.host,
+            DEMO_ISSUER,
+            millis(TEST_NOW + 2 * REFRESH)
+        ),
         KeyFetch::Started(_)
     ));
     assert_eq!(b.paths(), ["/certs"]);
@@ -877,7 +911,12 @@ fn a_reconfigured_root_applies_the_shared_documents_at_once() {
     // Streams created now follow the new configuration.
     let mut stream = a.root.stream();
     assert!(matches!(
-        stream.start_key_fetch(&mut a.host, DEMO_ISSUER, millis(TEST_NOW + POLL)),
+        fetch_at(
+            &mut stream,
+            &mut a.host,
+            DEMO_ISSUER,
+            millis(TEST_NOW + POLL)
+        ),
         KeyFetch::Started(_)
     ));
 }
@@ -888,7 +927,7 @@ fn a_stream_without_configuration_does_nothing() {
     let mut stream = Refresher::default().stream();
     stream.sync_keys(&mut host, DEMO_ISSUER);
     assert_eq!(
-        stream.start_key_fetch(&mut host, DEMO_ISSUER, millis(TEST_NOW)),
+        fetch_at(&mut stream, &mut host, DEMO_ISSUER, millis(TEST_NOW)),
         KeyFetch::Unavailable(String::new())
     );
     let mut root = Refresher::default();
@@ -1023,7 +1062,12 @@ fn a_refused_document_and_a_call_that_cannot_start_are_reported_as_failures() {
     a.host.refuse_calls = true;
     let mut stream = a.root.stream();
     assert!(matches!(
-        stream.start_key_fetch(&mut a.host, DEMO_ISSUER, millis(TEST_NOW + MIN_INTERVAL)),
+        fetch_at(
+            &mut stream,
+            &mut a.host,
+            DEMO_ISSUER,
+            millis(TEST_NOW + MIN_INTERVAL)
+        ),
         KeyFetch::Unavailable(_)
     ));
     assert_eq!(
@@ -1031,7 +1075,12 @@ fn a_refused_document_and_a_call_that_cannot_start_are_reported_as_failures() {
         [
             fetched(Document::KeySet, Err("invalid_json"), TEST_NOW),
             fetched(Document::RevocationList, Err("refused"), TEST_NOW),
-            fetched(Document::KeySet, Err("call_failed"), TEST_NOW),
+            // Reported at the time the stream tried to fetch.
+            fetched(
+                Document::KeySet,
+                Err("call_failed"),
+                TEST_NOW + MIN_INTERVAL
+            ),
         ]
     );
 }

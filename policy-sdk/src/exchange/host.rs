@@ -114,9 +114,8 @@ pub trait StreamHost {
     fn audit(&mut self, record: &AuditRecord, kind: AuditKind);
     /// Applies another worker's fresh copy of `issuer`'s key set, if any.
     fn sync_keys(&mut self, issuer: &str);
-    /// Starts fetching `issuer`'s key set, within the shared rate limit
-    /// (`now_unix_millis`: the request's clock, in milliseconds).
-    fn start_key_fetch(&mut self, issuer: &str, now_unix_millis: u64) -> KeyFetch;
+    /// Starts fetching `issuer`'s key set, within the shared rate limit.
+    fn start_key_fetch(&mut self, issuer: &str) -> KeyFetch;
     /// Hands the answer to the fetch `token` to the fetcher.
     fn key_fetch_response(&mut self, token: u32, body_size: usize) -> KeyProgress;
 }

@@ -249,7 +249,7 @@ impl StreamHost for MemoryHost {
 
     fn sync_keys(&mut self, _issuer: &str) {}
 
-    fn start_key_fetch(&mut self, issuer: &str, _now_unix_millis: u64) -> KeyFetch {
+    fn start_key_fetch(&mut self, issuer: &str) -> KeyFetch {
         if !self.fetch_allowed {
             return KeyFetch::Unavailable(String::new());
         }

@@ -582,8 +582,7 @@ impl Exchange {
                 return self.act_on_head(warden, host, verdict, body, true);
             }
         }
-        let now_millis = u64::try_from(self.head.now_unix_nanos / 1_000_000).unwrap_or_default();
-        match host.start_key_fetch(&missing.issuer, now_millis) {
+        match host.start_key_fetch(&missing.issuer) {
             KeyFetch::Started(token) => {
                 self.request = RequestState::AwaitingKeys {
                     token,
