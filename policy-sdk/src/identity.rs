@@ -11,6 +11,7 @@ mod rsa_pkcs1;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -746,7 +747,11 @@ impl TokenVerifier {
     /// Verifies `token` at `now_unix_seconds` and returns the identity it
     /// carries. A token seen before skips signature verification; its times
     /// and revocation are checked every time.
-    pub fn verify(&self, token: &str, now_unix_seconds: u64) -> Result<Identity, TokenError> {
+    ///
+    /// The identity is shared (`Rc`): the cache hands out the one it keeps,
+    /// and the request's stages (head, body, response lists) pass it on,
+    /// without copying its claims.
+    pub fn verify(&self, token: &str, now_unix_seconds: u64) -> Result<Rc<Identity>, TokenError> {
         if token.len() > self.max_token_bytes {
             return Err(TokenError::TooLarge {
                 size: token.len(),
@@ -758,9 +763,10 @@ impl TokenVerifier {
             Some(hit) => hit,
             None => {
                 let (identity, times) = self.verify_uncached(token)?;
+                let identity = Rc::new(identity);
                 self.cache
                     .borrow_mut()
-                    .insert(token, identity.clone(), times);
+                    .insert(token, Rc::clone(&identity), times);
                 (identity, times)
             }
         };
@@ -867,10 +873,10 @@ impl TokenVerifier {
         &self,
         claims: Map<String, Value>,
         now_unix_seconds: u64,
-    ) -> Result<Identity, TokenError> {
+    ) -> Result<Rc<Identity>, TokenError> {
         let issuer = self.issuer_named(&claims)?;
         let (identity, times) = self.verified_claims(issuer, claims)?;
-        self.still_valid(identity, times, now_unix_seconds)
+        self.still_valid(Rc::new(identity), times, now_unix_seconds)
     }
 
     /// The configured issuer that `iss` names.
@@ -888,10 +894,10 @@ impl TokenVerifier {
     /// What changes with time: the time claims at `now`, and revocation.
     fn still_valid(
         &self,
-        identity: Identity,
+        identity: Rc<Identity>,
         times: TokenTimes,
         now_unix_seconds: u64,
-    ) -> Result<Identity, TokenError> {
+    ) -> Result<Rc<Identity>, TokenError> {
         times.check(now_unix_seconds, self.skew_seconds)?;
         if let Some(reason) = self.revocations.borrow().check(&identity) {
             return Err(TokenError::Revoked(reason));

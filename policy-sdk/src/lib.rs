@@ -24,7 +24,7 @@ pub use audit::AuditRecord;
 pub use config::{FilterSettings, HeaderMode, PolicyDocument};
 pub use exchange::{Exchange, Flow, StreamHost};
 pub use gate::{
-    BodyVerdict, ConfigError, FilteredList, Forwarding, HeadVerdict, ListAudience, Reply,
+    BodyVerdict, ConfigError, FilteredList, Forwarding, HeadVerdict, ListAudience, ListPlan, Reply,
     RequestHead, Warden,
 };
 pub use identity::{ActorType, Identity, Principal};

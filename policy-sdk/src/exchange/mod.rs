@@ -63,7 +63,7 @@ enum RequestState {
     /// complete. `headers_sent`: the headers already went upstream (stream
     /// mode), so only the body is held.
     ReadingBody {
-        identity: Box<Identity>,
+        identity: Rc<Identity>,
         headers_sent: bool,
         body: BodySeen,
     },
@@ -455,7 +455,7 @@ impl Exchange {
         &mut self,
         warden: &Warden,
         host: &mut dyn StreamHost,
-        identity: Box<Identity>,
+        identity: Rc<Identity>,
         body: BodySeen,
     ) -> Flow {
         if body.complete {
@@ -522,7 +522,7 @@ impl Exchange {
         &mut self,
         warden: &Warden,
         host: &mut dyn StreamHost,
-        identity: &Identity,
+        identity: &Rc<Identity>,
         size: usize,
         headers_sent: bool,
     ) -> Flow {
@@ -617,8 +617,14 @@ impl Exchange {
         }
         host.audit(&forwarding.audit, AuditKind::Decision);
         self.request = RequestState::Open;
-        self.session_binding = forwarding.session_binding;
-        self.response = ResponseStage::planned(forwarding.lists);
+        let Forwarding {
+            audit,
+            lists,
+            session_binding,
+            ..
+        } = forwarding;
+        self.session_binding = session_binding;
+        self.response = ResponseStage::planned(lists.map(|plan| Box::new(plan.audience(audit))));
         Flow::Continue
     }
 

@@ -16,6 +16,10 @@ use crate::sealing::{UnsealError, Unsealed, unseal};
 pub struct RequestHeaders {
     /// Name (lower case, as the proxy hands them over) and value.
     headers: Vec<(String, String)>,
+    /// Where in `headers` the first value of each of [`VIEWED`] is: found
+    /// in one pass when the headers arrive, since the gate asks for the
+    /// view several times per request.
+    viewed: [Option<usize>; VIEWED.len()],
     /// The presented session, unsealed (when sessions are bound).
     session: Option<Result<Unsealed, UnsealError>>,
     duplicated: Option<&'static str>,
@@ -40,6 +44,7 @@ impl RequestHeaders {
         headers: Vec<(String, String)>,
     ) -> Result<Self, HostError> {
         let mut head = Self {
+            viewed: first_of_viewed(&headers),
             headers,
             now_unix_nanos: host.now_unix_nanos(),
             ..Self::default()
@@ -113,29 +118,82 @@ impl RequestHeaders {
             .count()
     }
 
+    /// The first value of the `which`th of [`VIEWED`], as found on arrival.
+    fn viewed(&self, which: usize) -> Option<&str> {
+        let at = self.viewed.get(which).copied().flatten()?;
+        self.headers.get(at).map(|(_, value)| value.as_str())
+    }
+
     /// The view the gate judges.
     pub fn view(&self) -> RequestHead<'_> {
         RequestHead {
-            method: self.get(":method").unwrap_or_default(),
-            path: self.get(":path").unwrap_or_default(),
-            authorization: self.get("authorization"),
-            content_length: self.get("content-length"),
-            content_type: self.get("content-type"),
-            content_encoding: self.get("content-encoding"),
-            request_id: self.own_request_id.as_deref().or(self.get("x-request-id")),
-            client_request_id: self.get("x-request-id"),
-            origin: self.get("origin"),
-            protocol_version: self.get("mcp-protocol-version"),
-            mcp_method: self.get("mcp-method"),
-            mcp_name: self.get("mcp-name"),
-            session_id: self.get("mcp-session-id"),
+            method: self.viewed(METHOD).unwrap_or_default(),
+            path: self.viewed(PATH).unwrap_or_default(),
+            authorization: self.viewed(AUTHORIZATION),
+            content_length: self.viewed(CONTENT_LENGTH),
+            content_type: self.viewed(CONTENT_TYPE),
+            content_encoding: self.viewed(CONTENT_ENCODING),
+            request_id: self.own_request_id.as_deref().or(self.viewed(X_REQUEST_ID)),
+            client_request_id: self.viewed(X_REQUEST_ID),
+            origin: self.viewed(ORIGIN),
+            protocol_version: self.viewed(MCP_PROTOCOL_VERSION),
+            mcp_method: self.viewed(MCP_METHOD),
+            mcp_name: self.viewed(MCP_NAME),
+            session_id: self.viewed(MCP_SESSION_ID),
             session: self.session.as_ref(),
             duplicated: self.duplicated,
-            traceparent: self.get("traceparent"),
+            traceparent: self.viewed(TRACEPARENT),
             verified_payload: self.verified_payload.as_ref(),
             now_unix_nanos: self.now_unix_nanos,
         }
     }
+}
+
+/// The headers [`RequestHeaders::view`] reads, by position.
+const VIEWED: [&str; 13] = [
+    ":method",
+    ":path",
+    "authorization",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "x-request-id",
+    "origin",
+    "mcp-protocol-version",
+    "mcp-method",
+    "mcp-name",
+    "mcp-session-id",
+    "traceparent",
+];
+const METHOD: usize = 0;
+const PATH: usize = 1;
+const AUTHORIZATION: usize = 2;
+const CONTENT_LENGTH: usize = 3;
+const CONTENT_TYPE: usize = 4;
+const CONTENT_ENCODING: usize = 5;
+const X_REQUEST_ID: usize = 6;
+const ORIGIN: usize = 7;
+const MCP_PROTOCOL_VERSION: usize = 8;
+const MCP_METHOD: usize = 9;
+const MCP_NAME: usize = 10;
+const MCP_SESSION_ID: usize = 11;
+const TRACEPARENT: usize = 12;
+
+/// Where the first value of each of [`VIEWED`] is in `headers` (names
+/// compared as [`RequestHeaders::get`] compares them).
+fn first_of_viewed(headers: &[(String, String)]) -> [Option<usize>; VIEWED.len()] {
+    let mut first = [None; VIEWED.len()];
+    for (at, (name, _)) in headers.iter().enumerate() {
+        let known = VIEWED
+            .iter()
+            .position(|known| name.eq_ignore_ascii_case(known));
+        if let Some(slot) = known.and_then(|k| first.get_mut(k))
+            && slot.is_none()
+        {
+            *slot = Some(at);
+        }
+    }
+    first
 }
 
 /// Whether a server reads header `name` as starting with `prefix`: case
@@ -169,4 +227,73 @@ pub(super) struct MissingKeys {
     pub issuer: String,
     pub reply: Reply,
     pub audit: AuditRecord,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The view found once on arrival reads what a lookup by name reads:
+    /// the first value, whatever the case, for every header it holds.
+    #[test]
+    fn the_view_reads_the_first_value_of_each_header_as_get_does() {
+        let pairs = [
+            ("Content-Type", "text/plain"),
+            (":method", "POST"),
+            ("x-request-id", "first"),
+            ("content-type", "application/json"),
+            ("X-Request-ID", "second"),
+            ("mcp-session-id", "s1"),
+            ("MCP-Session-Id", "s2"),
+            ("authorization", "Bearer a"),
+            ("other", "x"),
+            (":path", "/mcp"),
+            ("content-length", "12"),
+            ("Content-Encoding", "gzip"),
+            ("origin", "https://a.example"),
+            ("MCP-Protocol-Version", "2025-11-25"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "deploy"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+            ("Origin", "https://b.example"),
+        ];
+        let headers: Vec<_> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let head = RequestHeaders {
+            viewed: first_of_viewed(&headers),
+            headers,
+            ..RequestHeaders::default()
+        };
+        for (which, name) in VIEWED.iter().enumerate() {
+            assert_eq!(head.viewed(which), head.get(name), "{name}");
+        }
+        let view = head.view();
+        let fields = [
+            (Some(view.method), ":method"),
+            (Some(view.path).filter(|p| !p.is_empty()), ":path"),
+            (view.authorization, "authorization"),
+            (view.content_length, "content-length"),
+            (view.content_type, "content-type"),
+            (view.content_encoding, "content-encoding"),
+            (view.request_id, "x-request-id"),
+            (view.client_request_id, "x-request-id"),
+            (view.origin, "origin"),
+            (view.protocol_version, "mcp-protocol-version"),
+            (view.mcp_method, "mcp-method"),
+            (view.mcp_name, "mcp-name"),
+            (view.session_id, "mcp-session-id"),
+            (view.traceparent, "traceparent"),
+        ];
+        for (field, name) in fields {
+            assert_eq!(field, head.get(name), "{name}");
+        }
+        assert_eq!(view.content_type, Some("text/plain"));
+        assert_eq!(view.request_id, Some("first"));
+        assert_eq!(view.session_id, Some("s1"));
+    }
 }

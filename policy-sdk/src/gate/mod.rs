@@ -7,6 +7,8 @@
 //! filtering, refusals and deny modes (`replies`), RFC 9728 metadata, and
 //! the transport rules of each MCP revision (`transport`).
 
+use std::rc::Rc;
+
 use serde_json::{Value, json};
 
 use crate::audit::{AuditRecord, TraceContext};
@@ -41,7 +43,7 @@ use metadata::ServedMetadata;
 pub use sessions::{IN_FLIGHT_KEY_PREFIX, InFlight};
 pub use transport::{ROUTING_HEADERS, decode_header_value, encode_header_value};
 pub use verdict::{
-    BodyVerdict, FilteredList, Forwarding, HeadVerdict, ListAudience, Reply, RequestHead,
+    BodyVerdict, FilteredList, Forwarding, HeadVerdict, ListAudience, ListPlan, Reply, RequestHead,
 };
 
 /// A compiled configuration: verifier, policy and settings.
@@ -111,7 +113,9 @@ impl Warden {
         if let Some(reply) = self.serve_metadata(head.method, path) {
             return HeadVerdict::Serve(reply);
         }
-        let audit = self.audit_for(head);
+        // The audit record is built on the paths that answer here only: a
+        // POST whose body is still to come gets its record with the body's
+        // verdict, so building one now would be thrown away.
         if !self.settings.endpoints.iter().any(|e| e == path) {
             let refusal = transport::Refusal::new(
                 404,
@@ -119,11 +123,11 @@ impl Warden {
                 "Not found",
                 format!("`{path}` is not an MCP endpoint of this server"),
             );
-            let (reply, audit) = self.refuse(refusal, None, head, audit);
+            let (reply, audit) = self.refuse(refusal, None, head, self.audit_for(head));
             return HeadVerdict::Respond(reply, audit);
         }
         if let Err(refusal) = transport::check_head(&self.settings, head) {
-            let (reply, audit) = self.refuse(refusal, None, head, audit);
+            let (reply, audit) = self.refuse(refusal, None, head, self.audit_for(head));
             return HeadVerdict::Respond(reply, audit);
         }
         // `check_head` let only POST, GET and DELETE through.
@@ -138,7 +142,7 @@ impl Warden {
             Err(error) => {
                 let reply = self.unauthorized(&error, head.request_id);
                 let status = reply.status;
-                let mut audit = audit.denied(status, error.to_string());
+                let mut audit = self.audit_for(head).denied(status, error.to_string());
                 audit.token_failure = Some(error.class());
                 if let Some(issuer) = error.issuer_needing_keys()
                     && self
@@ -156,17 +160,17 @@ impl Warden {
                 return HeadVerdict::Respond(reply, audit);
             }
         };
-        let audit = audit.with_identity(&identity);
+        let audit = || self.audit_for(head).with_identity(&identity);
         if let Err(error) = self.check_session(head, &identity) {
             let refusal = Self::session_not_found(&error);
-            let (reply, mut audit) = self.refuse(refusal, None, head, audit);
+            let (reply, mut audit) = self.refuse(refusal, None, head, audit());
             audit.session_refusal = Some(error.class());
             return HeadVerdict::Respond(reply, audit);
         }
         if let Some(method) = pseudo_method {
             let request = McpRequest::http(method);
             let (decision, shadow) = self.policy.decide(&identity, &request);
-            let audit = audit
+            let audit = audit()
                 .with_request(&request, false)
                 .with_decision(&decision)
                 .with_shadow(shadow);
@@ -180,15 +184,15 @@ impl Warden {
             .content_length
             .and_then(|v| v.trim().parse::<usize>().ok());
         if declared.is_some_and(|n| n > self.settings.max_body_bytes) {
-            let (reply, audit) = self.body_too_large(audit, head);
+            let (reply, audit) = self.body_too_large(audit(), head);
             return HeadVerdict::Respond(reply, audit);
         }
-        HeadVerdict::ReadBody(Box::new(identity))
+        HeadVerdict::ReadBody(identity)
     }
 
     /// The verified identity of the caller: from the bearer token, or from
     /// the payload `jwt_authn` verified.
-    fn identify(&self, head: &RequestHead<'_>, now_secs: u64) -> Result<Identity, TokenError> {
+    fn identify(&self, head: &RequestHead<'_>, now_secs: u64) -> Result<Rc<Identity>, TokenError> {
         match self.verifier.verified_by() {
             VerifiedBy::Warden => TokenVerifier::bearer_token(head.authorization)
                 .and_then(|token| self.verifier.verify(token, now_secs)),
@@ -220,7 +224,7 @@ impl Warden {
     /// Judges a complete POST body from a verified identity.
     pub fn judge_body(
         &self,
-        identity: &Identity,
+        identity: &Rc<Identity>,
         body: &[u8],
         head: &RequestHead<'_>,
     ) -> BodyVerdict {
@@ -233,7 +237,7 @@ impl Warden {
     /// edits, since nothing could apply them any more.
     pub fn judge_streamed_body(
         &self,
-        identity: &Identity,
+        identity: &Rc<Identity>,
         body: &[u8],
         head: &RequestHead<'_>,
     ) -> BodyVerdict {
@@ -242,7 +246,7 @@ impl Warden {
 
     fn judge_complete_body(
         &self,
-        identity: &Identity,
+        identity: &Rc<Identity>,
         body: &[u8],
         head: &RequestHead<'_>,
         header_edits: bool,
@@ -286,7 +290,7 @@ impl Warden {
     fn forwarding(
         &self,
         audit: AuditRecord,
-        identity: &Identity,
+        identity: &Rc<Identity>,
         request_id: Option<Value>,
         head: &RequestHead<'_>,
         header_edits: bool,
@@ -294,10 +298,9 @@ impl Warden {
         // A policy in shadow enforces nothing, lists included.
         let cut_lists = self.settings.filter_lists && !self.policy.is_shadow();
         let lists = cut_lists.then(|| {
-            Box::new(ListAudience {
-                identity: identity.clone(),
+            Box::new(ListPlan {
+                identity: Rc::clone(identity),
                 request_id,
-                audit: audit.clone(),
             })
         });
         Forwarding {

@@ -1416,8 +1416,9 @@ fn list_audience(w: &Warden, auth: &str, body: &str) -> ListAudience {
     let BodyVerdict::Forward(f) = w.judge_body(&identity, body.as_bytes(), &h) else {
         panic!("expected the request to be allowed")
     };
-    *f.lists
+    f.lists
         .expect("every forwarded request's response is read for lists")
+        .audience(f.audit)
 }
 
 const LIST_RULES: &str = r#"[
@@ -1556,4 +1557,24 @@ fn a_list_result_is_cut_whatever_request_it_answers() {
     assert!(failed.failed);
     let body: Value = serde_json::from_slice(&failed.body.unwrap()).unwrap();
     assert_eq!(body["id"], json!("3"), "the error answers the request");
+}
+
+/// Sessions sealed before the binding was serialized without a `Value`
+/// stay valid: the text is the one `json!` gave, whatever the names hold.
+#[test]
+fn the_session_binding_is_the_json_array_it_always_was() {
+    use crate::testing::{delegated, direct, principal};
+    let odd = "q\"uote\\back\u{1}ctl é \u{2028} 🦀";
+    let mut alone = direct(principal(odd, None, &[]));
+    alone.issuer = format!("https://{odd}/");
+    let acting = delegated(principal("alice", None, &[]), principal(odd, None, &[]));
+    for identity in [alone, acting] {
+        let before = json!([
+            identity.issuer,
+            identity.subject.subject,
+            identity.acting().subject
+        ])
+        .to_string();
+        assert_eq!(Warden::session_binding(&identity), before);
+    }
 }

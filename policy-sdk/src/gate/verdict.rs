@@ -85,19 +85,43 @@ pub struct Forwarding {
     /// whose headers already went.
     pub header_edits: Vec<(String, Option<String>)>,
     /// Whose view every list result in the response is cut to
-    /// ([`Warden::cut_json_response`], [`Warden::cut_events`]); `None` when
-    /// `filter.filter_lists` is off.
-    pub lists: Option<Box<ListAudience>>,
+    /// ([`Warden::cut_json_response`], [`Warden::cut_events`]), joined with
+    /// `audit` by [`ListPlan::audience`]; `None` when `filter.filter_lists`
+    /// is off.
+    pub lists: Option<Box<ListPlan>>,
     /// The binding of the caller ([`Warden::session_binding`]) when
     /// sessions are bound: an `Mcp-Session-Id` in the response is sealed
     /// to it before the client sees it.
     pub session_binding: Option<String>,
 }
 
+/// The caller a response's list results will be cut for, as the gate plans
+/// it. The request's audit record joins it once the decision line is
+/// written ([`ListPlan::audience`]): it is moved, not copied, on every
+/// forwarded request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPlan {
+    pub identity: Rc<Identity>,
+    /// The JSON-RPC id of the request the response answers, if it has one.
+    pub request_id: Option<Value>,
+}
+
+impl ListPlan {
+    /// The audience, with the request's audit record as the base of the
+    /// lines about its response.
+    pub fn audience(self, audit: AuditRecord) -> ListAudience {
+        ListAudience {
+            identity: self.identity,
+            request_id: self.request_id,
+            audit,
+        }
+    }
+}
+
 /// The caller a response's list results are cut for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListAudience {
-    pub identity: Identity,
+    pub identity: Rc<Identity>,
     /// The JSON-RPC id of the request the response answers, if it has one:
     /// a body that cannot be read is replaced by an error for it.
     pub request_id: Option<Value>,
@@ -119,7 +143,7 @@ pub enum HeadVerdict {
     Respond(Reply, AuditRecord),
     /// A POST from this verified identity: buffer the body, then call
     /// [`Warden::judge_body`].
-    ReadBody(Box<Identity>),
+    ReadBody(Rc<Identity>),
     /// The token names an issuer whose fetched key set is missing or lacks
     /// the token's key. The host may fetch the set (within its rate limit)
     /// and judge the head again; otherwise it answers with `reply`.

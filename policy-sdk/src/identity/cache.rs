@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +48,9 @@ type Slot = u64;
 struct CachedToken {
     /// The token this entry was verified for, compared on every hit.
     token: Box<[u8]>,
-    identity: Identity,
+    /// Shared with the requests that presented the token: a hit hands out
+    /// this one, not a copy.
+    identity: Rc<Identity>,
     times: TokenTimes,
     size: usize,
 }
@@ -78,7 +81,7 @@ impl VerificationCache {
 
     /// The identity and times cached for exactly `token`, unless its `exp`
     /// is more than a day past (then the entry is dropped).
-    pub fn get(&mut self, token: &str, now: u64) -> Option<(Identity, TokenTimes)> {
+    pub fn get(&mut self, token: &str, now: u64) -> Option<(Rc<Identity>, TokenTimes)> {
         let slot = self.slot(token);
         let found = self
             .entries
@@ -92,7 +95,7 @@ impl VerificationCache {
                     .is_none_or(|exp| exp >= now.saturating_sub(86_400)) =>
             {
                 self.hits += 1;
-                Some((entry.identity.clone(), entry.times))
+                Some((Rc::clone(&entry.identity), entry.times))
             }
             Some(_) => {
                 self.remove(slot);
@@ -106,7 +109,7 @@ impl VerificationCache {
         }
     }
 
-    pub fn insert(&mut self, token: &str, identity: Identity, times: TokenTimes) {
+    pub fn insert(&mut self, token: &str, identity: Rc<Identity>, times: TokenTimes) {
         if self.config.max_entries == 0 {
             return;
         }
@@ -208,8 +211,8 @@ fn estimate(identity: &Identity) -> usize {
 mod tests {
     use super::*;
 
-    fn identity(subject: &str) -> Identity {
-        Identity {
+    fn identity(subject: &str) -> Rc<Identity> {
+        Rc::new(Identity {
             issuer: "https://issuer".into(),
             subject: super::super::Principal {
                 subject: subject.into(),
@@ -224,7 +227,7 @@ mod tests {
             prior_actors: Vec::new(),
             client_id: None,
             token_id: None,
-        }
+        })
     }
 
     const TIMES: TokenTimes = TokenTimes {

@@ -17,7 +17,7 @@ fn verifier() -> TokenVerifier {
     TokenVerifier::new(&config()).unwrap()
 }
 
-fn verify(token: &str) -> Result<Identity, TokenError> {
+fn verify(token: &str) -> Result<Rc<Identity>, TokenError> {
     verifier().verify(token, TEST_NOW)
 }
 
@@ -640,7 +640,7 @@ fn the_subject_claim_can_be_renamed() {
         .unwrap();
     let id = v.verify(&token, TEST_NOW).unwrap();
     assert_eq!(id.subject.subject, "u-42");
-    assert_eq!(id.actor.unwrap().subject, "bot-7");
+    assert_eq!(id.actor.as_ref().unwrap().subject, "bot-7");
     let without = issuer().token(TEST_NOW, json!({})).unwrap();
     assert_eq!(
         v.verify(&without, TEST_NOW).unwrap_err(),

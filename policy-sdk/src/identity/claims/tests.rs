@@ -2,6 +2,7 @@
 //! exactly the shapes each provider documents, signed by the test signer.
 
 use serde_json::{Value, json};
+use std::rc::Rc;
 
 use super::super::{
     ActorType, Identity, IdentityConfig, KeyConfigError, TokenError, TokenVerifier,
@@ -35,7 +36,7 @@ fn sign(issuer: &str, mut claims: Value) -> String {
         .unwrap()
 }
 
-fn verify(v: &TokenVerifier, issuer: &str, claims: Value) -> Result<Identity, TokenError> {
+fn verify(v: &TokenVerifier, issuer: &str, claims: Value) -> Result<Rc<Identity>, TokenError> {
     v.verify(&sign(issuer, claims), TEST_NOW)
 }
 
@@ -131,7 +132,7 @@ fn keycloak_agent_acting_for_a_user() {
     token["act"] = json!({"sub": "research-agent", "act": {"sub": "orchestrator"}});
     let id = verify(&v, KEYCLOAK, token).unwrap();
     assert_eq!(id.subject.actor_type, Some(ActorType::Human));
-    let actor = id.actor.unwrap();
+    let actor = id.actor.clone().unwrap();
     assert_eq!(
         (actor.subject.as_str(), actor.actor_type),
         ("research-agent", Some(ActorType::Agent))
@@ -176,7 +177,7 @@ fn explicit_settings_override_the_preset() {
     let mut delegated = keycloak_user();
     delegated["act"] = json!({"sub": "research-agent"});
     let id = verify(&v, KEYCLOAK, delegated).unwrap();
-    let actor = id.actor.unwrap();
+    let actor = id.actor.clone().unwrap();
     assert_eq!(actor.actor_type, None);
     assert_eq!(
         actor.unclassified_reason.as_deref(),
@@ -290,6 +291,7 @@ fn entra_delegated_and_app_only_tokens() {
     assert!(
         odd.subject
             .unclassified_reason
+            .as_deref()
             .unwrap()
             .starts_with(&format!("issuer `{ENTRA}`: "))
     );
@@ -366,7 +368,7 @@ fn auth0_user_and_machine_to_machine_tokens() {
     delegated["act"] = json!({"sub": "research-agent@clients"});
     let id = verify(&v, AUTH0, delegated).unwrap();
     assert_eq!(
-        id.actor.unwrap().actor_type,
+        id.actor.as_ref().unwrap().actor_type,
         Some(ActorType::Agent),
         "the actor rule comes first"
     );
@@ -567,7 +569,7 @@ fn the_default_actor_type_never_classifies_an_actor() {
     )
     .unwrap();
     assert_eq!(id.subject.actor_type, Some(ActorType::Human));
-    assert_eq!(id.actor.unwrap().actor_type, None);
+    assert_eq!(id.actor.as_ref().unwrap().actor_type, None);
 }
 
 #[test]
