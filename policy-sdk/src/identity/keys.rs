@@ -56,7 +56,7 @@ const MAX_RSA_BITS: usize = 4096;
 enum Material {
     P256(super::ecdsa_p256::P256Key),
     P384(p384::ecdsa::VerifyingKey),
-    Rsa(Box<rsa::PublicKey>),
+    Rsa(Box<super::rsa_pkcs1::RsaKey>),
     Ed25519(ed25519_compact::PublicKey),
 }
 
@@ -96,21 +96,20 @@ impl VerifierKey {
                     .is_ok_and(|sig| key.verify(message, &sig).is_ok())
             }
             // Warden's own encode-and-compare check, with a public-exponent
-            // ladder: half the multiplications of the rsa crate's (see
-            // rsa_pkcs1.rs), checked against it and the Wycheproof vectors.
-            (Material::Rsa(key), Algorithm::RS256) => {
-                super::rsa_pkcs1::verify_rs256(key, message, signature)
-            }
+            // ladder in 32-bit Montgomery arithmetic (see rsa_pkcs1.rs),
+            // checked against the rsa crate and the Wycheproof vectors.
+            (Material::Rsa(key), Algorithm::RS256) => key.verify_rs256(message, signature),
             (Material::Rsa(key), Algorithm::PS256) => {
                 use sha2::Digest as _;
                 // RFC 7518 §3.5: the salt is as long as the hash.
                 let hashed = sha2::Sha256::digest(message);
-                key.verify(
-                    rsa::Pss::<sha2::Sha256>::new_with_salt(32),
-                    &hashed,
-                    signature,
-                )
-                .is_ok()
+                key.public_key()
+                    .verify(
+                        rsa::Pss::<sha2::Sha256>::new_with_salt(32),
+                        &hashed,
+                        signature,
+                    )
+                    .is_ok()
             }
             (Material::Ed25519(key), Algorithm::EdDSA) => {
                 ed25519_compact::Signature::from_slice(signature)
@@ -201,7 +200,7 @@ pub fn parse_jwks(jwks: &Value, allowed: &[Algorithm]) -> Result<Vec<VerifierKey
                         "RSA keys must have at least {MIN_RSA_BITS} bits"
                     )));
                 }
-                Material::Rsa(Box::new(key))
+                Material::Rsa(Box::new(super::rsa_pkcs1::RsaKey::new(key)))
             }
             (Some("OKP"), Some("Ed25519")) => Material::Ed25519(
                 ed25519_compact::PublicKey::from_slice(&bytes("x")?)
