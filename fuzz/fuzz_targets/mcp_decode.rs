@@ -3,6 +3,8 @@
 //! caller under the example policy.
 #![no_main]
 
+use std::rc::Rc;
+
 use libfuzzer_sys::fuzz_target;
 use policy_sdk::RequestHead;
 use policy_sdk::json::{JsonLimits, parse_strict};
@@ -61,7 +63,8 @@ fuzz_target!(|data: &[u8]| {
             ..RequestHead::default()
         };
         for caller in CALLERS.iter() {
-            let _ = warden().judge_body(caller, data, &head);
+            // The gate takes the identity shared, as the cache hands it out.
+            let _ = warden().judge_body(&Rc::new(caller.clone()), data, &head);
         }
     }
 });

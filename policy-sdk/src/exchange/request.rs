@@ -118,31 +118,34 @@ impl RequestHeaders {
             .count()
     }
 
-    /// The first value of the `which`th of [`VIEWED`], as found on arrival.
-    fn viewed(&self, which: usize) -> Option<&str> {
-        let at = self.viewed.get(which).copied().flatten()?;
+    /// The first value of a header of [`VIEWED`], as found on arrival.
+    fn viewed(&self, which: Viewed) -> Option<&str> {
+        let at = self.viewed.get(which as usize).copied().flatten()?;
         self.headers.get(at).map(|(_, value)| value.as_str())
     }
 
     /// The view the gate judges.
     pub fn view(&self) -> RequestHead<'_> {
         RequestHead {
-            method: self.viewed(METHOD).unwrap_or_default(),
-            path: self.viewed(PATH).unwrap_or_default(),
-            authorization: self.viewed(AUTHORIZATION),
-            content_length: self.viewed(CONTENT_LENGTH),
-            content_type: self.viewed(CONTENT_TYPE),
-            content_encoding: self.viewed(CONTENT_ENCODING),
-            request_id: self.own_request_id.as_deref().or(self.viewed(X_REQUEST_ID)),
-            client_request_id: self.viewed(X_REQUEST_ID),
-            origin: self.viewed(ORIGIN),
-            protocol_version: self.viewed(MCP_PROTOCOL_VERSION),
-            mcp_method: self.viewed(MCP_METHOD),
-            mcp_name: self.viewed(MCP_NAME),
-            session_id: self.viewed(MCP_SESSION_ID),
+            method: self.viewed(Viewed::Method).unwrap_or_default(),
+            path: self.viewed(Viewed::Path).unwrap_or_default(),
+            authorization: self.viewed(Viewed::Authorization),
+            content_length: self.viewed(Viewed::ContentLength),
+            content_type: self.viewed(Viewed::ContentType),
+            content_encoding: self.viewed(Viewed::ContentEncoding),
+            request_id: self
+                .own_request_id
+                .as_deref()
+                .or(self.viewed(Viewed::XRequestId)),
+            client_request_id: self.viewed(Viewed::XRequestId),
+            origin: self.viewed(Viewed::Origin),
+            protocol_version: self.viewed(Viewed::McpProtocolVersion),
+            mcp_method: self.viewed(Viewed::McpMethod),
+            mcp_name: self.viewed(Viewed::McpName),
+            session_id: self.viewed(Viewed::McpSessionId),
             session: self.session.as_ref(),
             duplicated: self.duplicated,
-            traceparent: self.viewed(TRACEPARENT),
+            traceparent: self.viewed(Viewed::Traceparent),
             verified_payload: self.verified_payload.as_ref(),
             now_unix_nanos: self.now_unix_nanos,
         }
@@ -165,19 +168,23 @@ const VIEWED: [&str; 13] = [
     "mcp-session-id",
     "traceparent",
 ];
-const METHOD: usize = 0;
-const PATH: usize = 1;
-const AUTHORIZATION: usize = 2;
-const CONTENT_LENGTH: usize = 3;
-const CONTENT_TYPE: usize = 4;
-const CONTENT_ENCODING: usize = 5;
-const X_REQUEST_ID: usize = 6;
-const ORIGIN: usize = 7;
-const MCP_PROTOCOL_VERSION: usize = 8;
-const MCP_METHOD: usize = 9;
-const MCP_NAME: usize = 10;
-const MCP_SESSION_ID: usize = 11;
-const TRACEPARENT: usize = 12;
+/// A position in [`VIEWED`].
+#[derive(Clone, Copy)]
+enum Viewed {
+    Method,
+    Path,
+    Authorization,
+    ContentLength,
+    ContentType,
+    ContentEncoding,
+    XRequestId,
+    Origin,
+    McpProtocolVersion,
+    McpMethod,
+    McpName,
+    McpSessionId,
+    Traceparent,
+}
 
 /// Where the first value of each of [`VIEWED`] is in `headers` (names
 /// compared as [`RequestHeaders::get`] compares them).
@@ -270,7 +277,14 @@ mod tests {
             ..RequestHeaders::default()
         };
         for (which, name) in VIEWED.iter().enumerate() {
-            assert_eq!(head.viewed(which), head.get(name), "{name}");
+            let found = head
+                .viewed
+                .get(which)
+                .copied()
+                .flatten()
+                .and_then(|at| head.headers.get(at))
+                .map(|(_, value)| value.as_str());
+            assert_eq!(found, head.get(name), "{name}");
         }
         let view = head.view();
         let fields = [
