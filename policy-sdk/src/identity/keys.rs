@@ -96,8 +96,9 @@ impl VerifierKey {
                     .is_ok_and(|sig| key.verify(message, &sig).is_ok())
             }
             // Warden's own encode-and-compare check, with a public-exponent
-            // ladder in 32-bit Montgomery arithmetic (see rsa_pkcs1.rs),
-            // checked against the rsa crate and the Wycheproof vectors.
+            // ladder in its own Montgomery arithmetic (32-bit limbs in Wasm;
+            // see rsa_pkcs1.rs), checked against the rsa crate and the
+            // Wycheproof vectors.
             (Material::Rsa(key), Algorithm::RS256) => key.verify_rs256(message, signature),
             (Material::Rsa(key), Algorithm::PS256) => {
                 use sha2::Digest as _;
@@ -200,7 +201,9 @@ pub fn parse_jwks(jwks: &Value, allowed: &[Algorithm]) -> Result<Vec<VerifierKey
                         "RSA keys must have at least {MIN_RSA_BITS} bits"
                     )));
                 }
-                Material::Rsa(Box::new(super::rsa_pkcs1::RsaKey::new(key)))
+                let key = super::rsa_pkcs1::RsaKey::new(key)
+                    .ok_or_else(|| bad("RSA key: the modulus cannot be used".into()))?;
+                Material::Rsa(Box::new(key))
             }
             (Some("OKP"), Some("Ed25519")) => Material::Ed25519(
                 ed25519_compact::PublicKey::from_slice(&bytes("x")?)

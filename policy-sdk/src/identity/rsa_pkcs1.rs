@@ -24,10 +24,12 @@
 //! encoding of the message (EMSA-PKCS1-v1_5, §9.2), built from the hash.
 //! Nothing is parsed out of the decrypted block, so no reading of its ASN.1
 //! can be fooled (the class of bug behind BERserk).
+//!
+//! The modulus, `R² mod n` and `−n⁻¹` come from the Montgomery parameters
+//! the rsa crate computes when the key loads (`n_params`); only the limbs
+//! are Warden's.
 
-use std::cell::OnceCell;
-use std::rc::Rc;
-
+use crypto_bigint::modular::BoxedMontyParams;
 use rsa::traits::PublicKeyParts as _;
 use sha2::Digest as _;
 
@@ -37,20 +39,19 @@ const SHA256_DIGEST_INFO: [u8; 19] = [
     0x00, 0x04, 0x20,
 ];
 
-/// An RSA public key, with its modulus prepared for Montgomery
-/// multiplication when it first verifies a signature (shared by clones).
+/// An RSA public key, with its modulus in the limbs of Warden's
+/// Montgomery arithmetic.
 #[derive(Clone)]
 pub(super) struct RsaKey {
     key: rsa::PublicKey,
-    modulus: Rc<OnceCell<Option<Modulus<Limb>>>>,
+    modulus: Modulus<Limb>,
 }
 
 impl RsaKey {
-    pub fn new(key: rsa::PublicKey) -> Self {
-        Self {
-            key,
-            modulus: Rc::default(),
-        }
+    /// `None` for a modulus the arithmetic cannot take (1).
+    pub fn new(key: rsa::PublicKey) -> Option<Self> {
+        let modulus = Modulus::new(key.n_params())?;
+        Some(Self { key, modulus })
     }
 
     /// The key, for what the rsa crate still does (PS256).
@@ -65,12 +66,7 @@ impl RsaKey {
         if signature.len() != k {
             return false;
         }
-        let modulus = self
-            .modulus
-            .get_or_init(|| Modulus::new(&self.key.n().as_ref().to_be_bytes_trimmed_vartime()));
-        let Some(modulus) = modulus else {
-            return false;
-        };
+        let modulus = &self.modulus;
         // Step 2a, 2b: OS2IP, then 0 ≤ s < n.
         let Some(s) = modulus.element(signature) else {
             return false;
@@ -105,12 +101,9 @@ trait Word: Copy + Ord + std::fmt::Debug {
     /// `a · b + c + d` as (low word, high word): it cannot overflow.
     fn mac(a: Self, b: Self, c: Self, d: Self) -> (Self, Self);
     fn wrapping_mul(self, other: Self) -> Self;
-    fn wrapping_sub(self, other: Self) -> Self;
-    fn wrapping_neg(self) -> Self;
     fn overflowing_sub(self, other: Self) -> (Self, bool);
-    /// `(self << 1) | carry_in`, and the bit shifted out.
-    fn shl1(self, carry_in: bool) -> (Self, bool);
-    fn is_odd(self) -> bool;
+    /// The low `BITS` bits of `value`.
+    fn low_bits_of(value: u64) -> Self;
     /// Big-endian octets (at most `BITS / 8` of them) as a word.
     fn from_be(octets: &[u8]) -> Self;
     fn be_octets(self) -> Vec<u8>;
@@ -131,23 +124,11 @@ macro_rules! word {
             fn wrapping_mul(self, other: Self) -> Self {
                 <$word>::wrapping_mul(self, other)
             }
-            fn wrapping_sub(self, other: Self) -> Self {
-                <$word>::wrapping_sub(self, other)
-            }
-            fn wrapping_neg(self) -> Self {
-                <$word>::wrapping_neg(self)
-            }
             fn overflowing_sub(self, other: Self) -> (Self, bool) {
                 <$word>::overflowing_sub(self, other)
             }
-            fn shl1(self, carry_in: bool) -> (Self, bool) {
-                (
-                    (self << 1) | <$word>::from(carry_in),
-                    self >> (<$word>::BITS - 1) == 1,
-                )
-            }
-            fn is_odd(self) -> bool {
-                self & 1 == 1
+            fn low_bits_of(value: u64) -> Self {
+                <$word>::try_from(value & u64::from(<$word>::MAX)).unwrap_or_default()
             }
             fn from_be(octets: &[u8]) -> Self {
                 octets
@@ -174,33 +155,26 @@ struct Modulus<W: Word = Limb> {
 }
 
 impl<W: Word> Modulus<W> {
-    /// The modulus of big-endian `n`; `None` unless `n` is odd and above 1.
-    fn new(n_be: &[u8]) -> Option<Self> {
-        let octets_per_limb = usize::try_from(W::BITS / 8).ok()?;
-        let len = n_be.len().div_ceil(octets_per_limb);
-        let n = limbs_from_be::<W>(n_be, len)?;
-        let n0 = n.first().copied().filter(|n0| n0.is_odd())?;
-        if n0 == W::ONE && n.iter().skip(1).all(|&limb| limb == W::ZERO) {
+    /// The modulus of crypto-bigint's Montgomery parameters, in `W` limbs:
+    /// as many as its precision holds, so that its `R`, and so its
+    /// `R² mod n`, is this arithmetic's too. `−n⁻¹ mod 2^64` taken modulo
+    /// `2^w` is `−n⁻¹ mod 2^w`. `None` for n = 1 (or a precision that is
+    /// not a whole number of limbs).
+    fn new(params: &BoxedMontyParams) -> Option<Self> {
+        let params = params.as_ref();
+        let precision = params.modulus().as_ref().bits_precision();
+        if precision % W::BITS != 0 {
             return None;
         }
-        // n0⁻¹ mod 2^w by Newton's iteration: each step doubles the correct
-        // low bits, from the 3 that `n0` itself gives (n0·n0 ≡ 1 mod 8).
-        let two = W::ONE.shl1(false).0;
-        let mut inverse = n0;
-        for _ in 0..5 {
-            inverse = inverse.wrapping_mul(two.wrapping_sub(n0.wrapping_mul(inverse)));
+        let len = usize::try_from(precision / W::BITS).ok()?;
+        let n = limbs_from_be::<W>(&params.modulus().as_ref().to_be_bytes(), len)?;
+        if n.first() == Some(&W::ONE) && n.iter().skip(1).all(|&limb| limb == W::ZERO) {
+            return None;
         }
-        // R² mod n by doubling 1 modulo n, 2·w·len times: once per key.
-        let mut r2 = one::<W>(len);
-        for _ in 0..2 * W::BITS as usize * len {
-            let carry = shift_left_one(&mut r2);
-            if carry || !less_than(&r2, &n) {
-                subtract(&mut r2, &n);
-            }
-        }
+        let r2 = limbs_from_be::<W>(&params.r2().to_be_bytes(), len)?;
         Some(Self {
             n,
-            n0_inv: inverse.wrapping_neg(),
+            n0_inv: W::low_bits_of(params.mod_neg_inv().0),
             r2,
         })
     }
@@ -296,15 +270,6 @@ fn subtract<W: Word>(x: &mut [W], y: &[W]) {
     }
 }
 
-/// `x <<= 1`; whether a bit left the top limb.
-fn shift_left_one<W: Word>(x: &mut [W]) -> bool {
-    let mut carry = false;
-    for limb in x.iter_mut() {
-        (*limb, carry) = limb.shl1(carry);
-    }
-    carry
-}
-
 /// Big-endian octets as `len` limbs, least significant first; `None` when
 /// they do not fit.
 fn limbs_from_be<W: Word>(bytes: &[u8], len: usize) -> Option<Vec<W>> {
@@ -354,7 +319,7 @@ mod tests {
     use rsa::Pkcs1v15Sign;
 
     fn verify_rs256(key: &rsa::PublicKey, message: &[u8], signature: &[u8]) -> bool {
-        RsaKey::new(key.clone()).verify_rs256(message, signature)
+        RsaKey::new(key.clone()).unwrap().verify_rs256(message, signature)
     }
 
     /// Deterministic test octets (xorshift64*).
@@ -368,6 +333,13 @@ mod tests {
                 state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_be_bytes()[0]
             })
             .collect()
+    }
+
+    /// The modulus of big-endian `n` as a key's parameters give it; `None`
+    /// for an even `n` (no Montgomery parameters) or for 1.
+    fn modulus_of<W: Word>(n: &[u8]) -> Option<Modulus<W>> {
+        let n = Odd::new(BoxedUint::from_be_slice_vartime(n)).into_option()?;
+        Modulus::new(&BoxedMontyParams::new_vartime(n))
     }
 
     /// The reference arithmetic: crypto-bigint's Montgomery form.
@@ -405,7 +377,7 @@ mod tests {
             if n == [1] {
                 continue;
             }
-            let modulus = Modulus::<W>::new(&n).unwrap();
+            let modulus = modulus_of::<W>(&n).unwrap();
             for (e, sample) in [
                 (vec![0x01, 0x00, 0x01], 0u64),
                 (vec![0x03], 1),
@@ -453,7 +425,7 @@ mod tests {
         .enumerate()
         {
             *n.last_mut().unwrap() |= 1;
-            let modulus = Modulus::<W>::new(&n).unwrap();
+            let modulus = modulus_of::<W>(&n).unwrap();
             let precision = u32::try_from(8 * n.len()).unwrap();
             let big_n = BoxedUint::from_be_slice(&n, precision).unwrap();
             let params = BoxedMontyParams::new(Odd::new(big_n).into_option().unwrap());
@@ -498,16 +470,16 @@ mod tests {
     }
 
     fn refusals_in<W: Word>() {
-        assert!(Modulus::<W>::new(&[0x10, 0x00]).is_none());
-        assert!(Modulus::<W>::new(&[0x01]).is_none());
-        assert!(Modulus::<W>::new(&[0x00, 0x01]).is_none());
-        assert!(Modulus::<W>::new(&[]).is_none());
-        let modulus = Modulus::<W>::new(&[0x01, 0x00, 0x01]).unwrap();
+        assert!(modulus_of::<W>(&[0x10, 0x00]).is_none());
+        assert!(modulus_of::<W>(&[0x01]).is_none());
+        assert!(modulus_of::<W>(&[0x00, 0x01]).is_none());
+        assert!(modulus_of::<W>(&[]).is_none());
+        let modulus = modulus_of::<W>(&[0x01, 0x00, 0x01]).unwrap();
         assert!(modulus.element(&[0x01, 0x00, 0x00]).is_some());
         assert!(modulus.element(&[0x01, 0x00, 0x01]).is_none());
         assert!(modulus.element(&[0x01, 0x00, 0x02]).is_none());
         // More octets than the limbs hold, even if their value is small.
-        let too_long = vec![0x00; W::BITS as usize / 8 + 1];
+        let too_long = vec![0x00; modulus.n.len() * W::BITS as usize / 8 + 1];
         assert!(modulus.element(&too_long).is_none());
     }
 
