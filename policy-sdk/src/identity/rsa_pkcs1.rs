@@ -319,7 +319,9 @@ mod tests {
     use rsa::Pkcs1v15Sign;
 
     fn verify_rs256(key: &rsa::PublicKey, message: &[u8], signature: &[u8]) -> bool {
-        RsaKey::new(key.clone()).unwrap().verify_rs256(message, signature)
+        RsaKey::new(key.clone())
+            .unwrap()
+            .verify_rs256(message, signature)
     }
 
     /// Deterministic test octets (xorshift64*).
