@@ -16,10 +16,10 @@ use crate::sealing::{UnsealError, Unsealed, unseal};
 pub struct RequestHeaders {
     /// Name (lower case, as the proxy hands them over) and value.
     headers: Vec<(String, String)>,
-    /// Where in `headers` the first value of each of [`VIEWED`] is: found
-    /// in one pass when the headers arrive, since the gate asks for the
-    /// view several times per request.
-    viewed: [Option<usize>; VIEWED.len()],
+    /// Where in `headers` the first value of each of [`Viewed::ALL`] is:
+    /// found in one pass when the headers arrive, since the gate asks for
+    /// the view several times per request.
+    viewed: [Option<usize>; Viewed::ALL.len()],
     /// The presented session, unsealed (when sessions are bound).
     session: Option<Result<Unsealed, UnsealError>>,
     duplicated: Option<&'static str>,
@@ -118,7 +118,7 @@ impl RequestHeaders {
             .count()
     }
 
-    /// The first value of a header of [`VIEWED`], as found on arrival.
+    /// The first value of a viewed header, as found on arrival.
     fn viewed(&self, which: Viewed) -> Option<&str> {
         let at = self.viewed.get(which as usize).copied().flatten()?;
         self.headers.get(at).map(|(_, value)| value.as_str())
@@ -152,23 +152,8 @@ impl RequestHeaders {
     }
 }
 
-/// The headers [`RequestHeaders::view`] reads, by position.
-const VIEWED: [&str; 13] = [
-    ":method",
-    ":path",
-    "authorization",
-    "content-length",
-    "content-type",
-    "content-encoding",
-    "x-request-id",
-    "origin",
-    "mcp-protocol-version",
-    "mcp-method",
-    "mcp-name",
-    "mcp-session-id",
-    "traceparent",
-];
-/// A position in [`VIEWED`].
+/// A header [`RequestHeaders::view`] reads; its discriminant is where its
+/// first value's position is kept.
 #[derive(Clone, Copy)]
 enum Viewed {
     Method,
@@ -186,15 +171,51 @@ enum Viewed {
     Traceparent,
 }
 
-/// Where the first value of each of [`VIEWED`] is in `headers` (names
+impl Viewed {
+    const ALL: [Self; 13] = [
+        Self::Method,
+        Self::Path,
+        Self::Authorization,
+        Self::ContentLength,
+        Self::ContentType,
+        Self::ContentEncoding,
+        Self::XRequestId,
+        Self::Origin,
+        Self::McpProtocolVersion,
+        Self::McpMethod,
+        Self::McpName,
+        Self::McpSessionId,
+        Self::Traceparent,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Method => ":method",
+            Self::Path => ":path",
+            Self::Authorization => "authorization",
+            Self::ContentLength => "content-length",
+            Self::ContentType => "content-type",
+            Self::ContentEncoding => "content-encoding",
+            Self::XRequestId => "x-request-id",
+            Self::Origin => "origin",
+            Self::McpProtocolVersion => "mcp-protocol-version",
+            Self::McpMethod => "mcp-method",
+            Self::McpName => "mcp-name",
+            Self::McpSessionId => "mcp-session-id",
+            Self::Traceparent => "traceparent",
+        }
+    }
+}
+
+/// Where the first value of each of [`Viewed::ALL`] is in `headers` (names
 /// compared as [`RequestHeaders::get`] compares them).
-fn first_of_viewed(headers: &[(String, String)]) -> [Option<usize>; VIEWED.len()] {
-    let mut first = [None; VIEWED.len()];
+fn first_of_viewed(headers: &[(String, String)]) -> [Option<usize>; Viewed::ALL.len()] {
+    let mut first = [None; Viewed::ALL.len()];
     for (at, (name, _)) in headers.iter().enumerate() {
-        let known = VIEWED
-            .iter()
-            .position(|known| name.eq_ignore_ascii_case(known));
-        if let Some(slot) = known.and_then(|k| first.get_mut(k))
+        let known = Viewed::ALL
+            .into_iter()
+            .find(|known| name.eq_ignore_ascii_case(known.name()));
+        if let Some(slot) = known.and_then(|k| first.get_mut(k as usize))
             && slot.is_none()
         {
             *slot = Some(at);
@@ -276,10 +297,11 @@ mod tests {
             headers,
             ..RequestHeaders::default()
         };
-        for (which, name) in VIEWED.iter().enumerate() {
+        for viewed in Viewed::ALL {
+            let name = viewed.name();
             let found = head
                 .viewed
-                .get(which)
+                .get(viewed as usize)
                 .copied()
                 .flatten()
                 .and_then(|at| head.headers.get(at))
