@@ -248,8 +248,8 @@ pub fn rfc3339(unix_nanos: u128) -> String {
 /// Appends the last `width` decimal digits of `value`, zero-padded.
 fn push_digits(text: &mut String, value: u64, width: u32) {
     for place in (0..width).rev() {
-        let digit = (value / 10u64.pow(place)) % 10;
-        text.push(char::from_digit(u32::try_from(digit).unwrap_or(0), 10).unwrap_or('0'));
+        let digit = u8::try_from((value / 10u64.pow(place)) % 10).unwrap_or(0);
+        text.push(char::from(b'0' + digit));
     }
 }
 

@@ -9,11 +9,11 @@
 //! on each hit. A hash collision is therefore a miss (the new token is
 //! verified and takes the slot only if it verifies), never another token's
 //! identity; without the key a caller can aim a token at a cached one's slot
-//! only by copying its signature, which buys a miss and a refusal. This replaced a SHA-256 of the token
-//! as the key: about 20,000 instructions per request in Wasm, the largest
-//! single item of a cached-token decision; the keyed hash and the comparison
-//! cost about a tenth of that. The price is the token's bytes in each entry,
-//! which `max_bytes` always counted.
+//! only by copying its signature, which buys a miss and a refusal. This
+//! replaced a SHA-256 of the token as the key: about 20,000 instructions per
+//! request in Wasm, the largest single item of a cached-token decision; the
+//! keyed hash and the comparison cost about a twentieth of that. The price
+//! is the token's bytes in each entry, which `max_bytes` always counted.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
