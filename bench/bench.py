@@ -1037,6 +1037,11 @@ def hostcalls_markdown(counts: dict[str, list[dict[str, Any]]]) -> list[str]:
 MICRO_NAMES = [
     "token/es256/cold",
     "token/es256/cached",
+    "token/rs256/cold",
+    "token/eddsa/cold",
+    "v8/token/es256/cold",
+    "v8/token/rs256/cold",
+    "v8/token/eddsa/cold",
     "body/decode",
     "body/serde_json_value",
     "policy/decide/10_rules",
@@ -1359,7 +1364,9 @@ def markdown(result: dict[str, Any]) -> str:
     if result.get("soak"):
         lines += [""] + soak_markdown(result["soak"])
     if result["micro"]:
-        lines += ["", "Micro benchmarks (criterion, native, `cargo bench -p warden-policy-sdk --features testing --bench core`):", "",
+        lines += ["", "Micro benchmarks (criterion, native, `cargo bench -p warden-policy-sdk --features testing --bench core`; "
+                  "the `v8/` rows are the same cold verifications compiled to Wasm and run in V8 by Node, "
+                  "`bench/v8_tokens.mjs` with policy-sdk's `token_timing` example, median of 9 batches of 100):", "",
                   "| benchmark | time |", "|---|--:|"]
         for name in MICRO_NAMES:
             if name in result["micro"]:

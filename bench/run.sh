@@ -65,6 +65,11 @@ MICRO_LOG=.work/bench/micro.log
 if [[ ${BENCH_MICRO:-1} == 1 ]]; then
   echo "bench: micro benchmarks (criterion): cargo bench -p warden-policy-sdk --features testing --bench core"
   cargo bench -p warden-policy-sdk --features testing --bench core 2>&1 | tee "$MICRO_LOG" | grep -E "^\S.*time:|^ +time:|^[a-z].*/" || true
+  echo "bench: token verification in Wasm, in V8 (Node): policy-sdk's token_timing example"
+  cargo build --quiet --release --locked --target wasm32-wasip1 -p warden-policy-sdk \
+    --features testing --example token_timing
+  node --no-warnings bench/v8_tokens.mjs target/wasm32-wasip1/release/examples/token_timing.wasm 100 \
+    | tee -a "$MICRO_LOG"
   ARGS+=(--micro-log "$MICRO_LOG")
   if [[ -n $BENCH_PROFILE ]]; then
     bash bench/profile_core.sh bench/results/profile-core.txt
