@@ -6,6 +6,7 @@ mod claims;
 mod ecdsa_p256;
 pub mod envoy_metadata;
 mod keys;
+mod p256_point;
 mod revocation;
 mod rsa_pkcs1;
 

@@ -13,11 +13,12 @@
 //! about 370 group operations.
 //!
 //! The width of a digit trades memory for time: a table holds
-//! `positions × 2^(WINDOW-1)` points of 72 octets. Radix 16 (8 multiples,
-//! 65 positions, 37 KB) took about 540 µs per verification in V8 (Node
-//! 20); radix 128 (64 multiples, 38 positions, 175 KB) about 330 µs;
-//! radix 256 (128 multiples, 34 positions, 306 KB) about 300 µs, for
-//! twice the memory.
+//! `positions × 2^(WINDOW-1)` points of 64 octets. With p256's arithmetic,
+//! radix 16 (8 multiples, 65 positions) took about 540 µs per verification
+//! in V8 (Node 20), radix 128 (64 multiples, 38 positions, 156 KB) about
+//! 330 µs, radix 256 (128 multiples, 34 positions) about 300 µs for twice
+//! the memory. The additions themselves are Warden's (`p256_point`: 32-bit
+//! words, NIST's reduction, Jacobian coordinates), about 110 µs in all.
 //!
 //! The table for `G` is built once per VM, the table for a key when it first
 //! verifies a token (a key set's unused keys cost nothing; building one
@@ -29,13 +30,15 @@
 //! `r` and `s` in `[1, n)` (from `Signature::from_slice`), `e` the hash read
 //! as a scalar, `u1 = e/s`, `u2 = r/s`, and the signature holds when the
 //! x-coordinate of `u1·G + u2·Q`, reduced mod `n`, is `r` (the point at
-//! infinity has x = 0, which no `r` equals). The group arithmetic is p256's
-//! own complete formulas.
+//! infinity matches no `r`). The tables are built with p256's arithmetic;
+//! the additions of a verification are `p256_point`'s, and the sum's x is
+//! compared without an inversion (`X = x·Z²`, for x = r and x = r + n).
 
 use std::cell::OnceCell;
 use std::rc::Rc;
 use std::sync::LazyLock;
 
+use super::p256_point::{Affine, Fe, Jacobian};
 use p256::elliptic_curve::PrimeField as _;
 use p256::elliptic_curve::group::{Curve as _, Group as _};
 use p256::elliptic_curve::ops::Reduce as _;
@@ -52,44 +55,56 @@ const DIGITS: usize = 256_usize.div_ceil(WINDOW) + 1;
 const MULTIPLES: usize = 1 << (WINDOW - 1);
 
 /// `d·2^(WINDOW·i)·P` for `d` in `1..=MULTIPLES` and `i` in `0..DIGITS`,
-/// row by row.
+/// row by row, in the coordinates of Warden's own arithmetic.
 #[derive(Debug)]
 pub(super) struct FixedBase {
-    multiples: Vec<AffinePoint>,
+    multiples: Vec<Affine>,
 }
 
 impl FixedBase {
-    fn new(point: ProjectivePoint) -> Self {
-        let mut projective = Vec::with_capacity(DIGITS * MULTIPLES);
+    /// Built once per point with p256's arithmetic, then carried over.
+    /// No multiple is the point at infinity: `P` has prime order `n`, and
+    /// no `d·2^(WINDOW·i)` is a multiple of it.
+    /// `None` if a coordinate were not below p, which p256 never gives.
+    fn new(point: ProjectivePoint) -> Option<Self> {
+        let mut multiples = Vec::with_capacity(DIGITS * MULTIPLES);
+        let mut row = [ProjectivePoint::IDENTITY; MULTIPLES];
+        let mut row_affine = [AffinePoint::IDENTITY; MULTIPLES];
         let mut base = point;
         for _ in 0..DIGITS {
             let mut multiple = base;
-            for _ in 0..MULTIPLES {
-                projective.push(multiple);
+            for entry in &mut row {
+                *entry = multiple;
                 multiple += base;
+            }
+            // One field inversion per row: a whole table's points at once
+            // would hold about 400 KB while it is built, and Wasm memory,
+            // once grown, stays grown.
+            ProjectivePoint::batch_normalize(&row, &mut row_affine);
+            for point in &row_affine {
+                multiples.push(Affine {
+                    x: Fe::from_be_bytes(&point.x().into())?,
+                    y: Fe::from_be_bytes(&point.y().into())?,
+                });
             }
             for _ in 0..WINDOW {
                 base = base.double();
             }
         }
-        // One field inversion for all of them.
-        let mut multiples = vec![AffinePoint::IDENTITY; projective.len()];
-        ProjectivePoint::batch_normalize(&projective, &mut multiples);
-        Self { multiples }
+        Some(Self { multiples })
     }
 
-    /// `k·P`, in variable time (for public scalars only).
-    fn mul_vartime(&self, k: &Scalar) -> ProjectivePoint {
-        let mut acc = ProjectivePoint::IDENTITY;
+    /// `acc + k·P`, in variable time (for public scalars only).
+    fn add_multiple(&self, k: &Scalar, mut acc: Jacobian) -> Jacobian {
         for (row, digit) in self.multiples.chunks_exact(MULTIPLES).zip(signed_digits(k)) {
             let Some(index) = usize::from(digit.unsigned_abs()).checked_sub(1) else {
                 continue;
             };
             if let Some(multiple) = row.get(index) {
                 acc = if digit < 0 {
-                    acc - multiple
+                    acc.add_affine(&multiple.neg())
                 } else {
-                    acc + multiple
+                    acc.add_affine(multiple)
                 };
             }
         }
@@ -128,14 +143,14 @@ fn signed_digits(k: &Scalar) -> [i16; DIGITS] {
     digits
 }
 
-static GENERATOR: LazyLock<FixedBase> =
+static GENERATOR: LazyLock<Option<FixedBase>> =
     LazyLock::new(|| FixedBase::new(ProjectivePoint::GENERATOR));
 
 /// A P-256 key and its table, built when it first verifies.
 #[derive(Debug, Clone)]
 pub(super) struct P256Key {
     point: ProjectivePoint,
-    table: Rc<OnceCell<FixedBase>>,
+    table: Rc<OnceCell<Option<FixedBase>>>,
 }
 
 impl P256Key {
@@ -161,12 +176,37 @@ impl P256Key {
         let u1 = e * s_inverse;
         let u2 = *r * s_inverse;
         let table = self.table.get_or_init(|| FixedBase::new(self.point));
-        let x = (GENERATOR.mul_vartime(&u1) + table.mul_vartime(&u2))
-            .to_affine()
-            .x();
-        // `r` is never zero, so the point at infinity (x = 0) never matches.
-        Scalar::reduce(&x) == *r
+        let (Some(generator), Some(table)) = (GENERATOR.as_ref(), table) else {
+            return false;
+        };
+        let sum = table.add_multiple(&u2, generator.add_multiple(&u1, Jacobian::INFINITY));
+        // The affine x of the sum, an integer below p < 2n, reduced mod n
+        // is r when it is r or r + n. The point at infinity matches
+        // neither.
+        let r_octets: [u8; 32] = r.to_repr().into();
+        Fe::from_be_bytes(&r_octets).is_some_and(|x| sum.has_x(&x))
+            || plus_order(&r_octets)
+                .and_then(|octets| Fe::from_be_bytes(&octets))
+                .is_some_and(|x| sum.has_x(&x))
     }
+}
+
+/// The order `n` of P-256's group, big-endian.
+const ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// `value + n` as 32 big-endian octets; `None` past 2^256.
+fn plus_order(value: &[u8; 32]) -> Option<[u8; 32]> {
+    let mut sum = [0u8; 32];
+    let mut carry = 0u16;
+    for ((out, &a), &b) in sum.iter_mut().zip(value).zip(&ORDER).rev() {
+        let total = u16::from(a) + u16::from(b) + carry;
+        *out = u8::try_from(total & 0xff).unwrap_or(0);
+        carry = total >> 8;
+    }
+    (carry == 0).then_some(sum)
 }
 
 #[cfg(test)]
@@ -220,13 +260,34 @@ mod tests {
         }
     }
 
+    /// Affine coordinates as big-endian octets; `None` for the point at
+    /// infinity.
+    fn affine_of(point: Jacobian) -> Option<([u8; 32], [u8; 32])> {
+        point
+            .to_affine()
+            .map(|a| (a.x.to_be_bytes(), a.y.to_be_bytes()))
+    }
+
+    fn reference(point: ProjectivePoint) -> Option<([u8; 32], [u8; 32])> {
+        let affine = point.to_affine();
+        (!bool::from(affine.is_identity())).then(|| (affine.x().into(), affine.y().into()))
+    }
+
     #[test]
     fn table_multiplication_agrees_with_p256() {
         let point = ProjectivePoint::GENERATOR * Scalar::from(0x1234_5678u64);
-        let table = FixedBase::new(point);
+        let table = FixedBase::new(point).unwrap();
+        let generator = GENERATOR.as_ref().unwrap();
+        assert_eq!(table.multiples.len(), DIGITS * MULTIPLES);
         for k in scalars() {
-            assert_eq!(table.mul_vartime(&k), point * k);
-            assert_eq!(GENERATOR.mul_vartime(&k), ProjectivePoint::GENERATOR * k);
+            assert_eq!(
+                affine_of(table.add_multiple(&k, Jacobian::INFINITY)),
+                reference(point * k)
+            );
+            assert_eq!(
+                affine_of(generator.add_multiple(&k, Jacobian::INFINITY)),
+                reference(ProjectivePoint::GENERATOR * k)
+            );
         }
     }
 
@@ -251,7 +312,8 @@ mod tests {
 
     #[test]
     fn agrees_with_p256_on_valid_and_altered_signatures() {
-        for subject in ["alice", "bob", "carol"] {
+        for subject in (0..16).map(|i| format!("subject-{i}")) {
+            let subject = subject.as_str();
             let (key, message, signature) = signed(subject);
             let ours = P256Key::new(&key);
             let reference = |message: &[u8], signature: &[u8]| {
