@@ -4,7 +4,9 @@
 mod cache;
 mod claims;
 mod ecdsa_p256;
+mod ed25519_point;
 pub mod envoy_metadata;
+mod field32;
 mod keys;
 mod p256_point;
 mod revocation;

@@ -47,12 +47,12 @@ use p256::{AffinePoint, ProjectivePoint, Scalar};
 use sha2::Digest as _;
 
 /// Bits per digit: the scalar is written in signed radix `2^WINDOW`.
-const WINDOW: usize = 7;
+pub(super) const WINDOW: usize = 7;
 /// Digits of a 256-bit scalar, and one for the carry.
-const DIGITS: usize = 256_usize.div_ceil(WINDOW) + 1;
+pub(super) const DIGITS: usize = 256_usize.div_ceil(WINDOW) + 1;
 /// Multiples per digit position: 1·P … 2^(WINDOW-1)·P (negative digits
 /// negate them).
-const MULTIPLES: usize = 1 << (WINDOW - 1);
+pub(super) const MULTIPLES: usize = 1 << (WINDOW - 1);
 
 /// `d·2^(WINDOW·i)·P` for `d` in `1..=MULTIPLES` and `i` in `0..DIGITS`,
 /// row by row, in the coordinates of Warden's own arithmetic.
@@ -96,7 +96,11 @@ impl FixedBase {
 
     /// `acc + k·P`, in variable time (for public scalars only).
     fn add_multiple(&self, k: &Scalar, mut acc: Jacobian) -> Jacobian {
-        for (row, digit) in self.multiples.chunks_exact(MULTIPLES).zip(signed_digits(k)) {
+        for (row, digit) in self
+            .multiples
+            .chunks_exact(MULTIPLES)
+            .zip(signed_digits(&k.to_repr().into()))
+        {
             let Some(index) = usize::from(digit.unsigned_abs()).checked_sub(1) else {
                 continue;
             };
@@ -112,12 +116,12 @@ impl FixedBase {
     }
 }
 
-/// `k` as `DIGITS` signed digits of `WINDOW` bits, least significant
-/// first: `k = Σ d_i·2^(WINDOW·i)`, each `d_i` in `-MULTIPLES..=MULTIPLES`.
-fn signed_digits(k: &Scalar) -> [i16; DIGITS] {
+/// A 256-bit scalar `k`, big-endian, as `DIGITS` signed digits of `WINDOW`
+/// bits, least significant first: `k = Σ d_i·2^(WINDOW·i)`, each `d_i` in
+/// `-MULTIPLES..=MULTIPLES` (shared with `ed25519_point`).
+pub(super) fn signed_digits(big_endian: &[u8; 32]) -> [i16; DIGITS] {
     // The scalar as 64-bit words, least significant first, and a zero word
     // so that a window may run past the top.
-    let big_endian = k.to_repr();
     let mut words = [0u64; 5];
     for (word, chunk) in words.iter_mut().zip(big_endian.rchunks(8)) {
         *word = chunk
@@ -251,7 +255,7 @@ mod tests {
             let mut sum = Scalar::ZERO;
             let radix = Scalar::from(1u64 << WINDOW);
             let half = i16::try_from(MULTIPLES).unwrap();
-            for &digit in signed_digits(&k).iter().rev() {
+            for &digit in signed_digits(&k.to_repr().into()).iter().rev() {
                 assert!((-half..=half).contains(&digit));
                 let magnitude = Scalar::from(u64::from(digit.unsigned_abs()));
                 sum = sum * radix + if digit < 0 { -magnitude } else { magnitude };
@@ -312,7 +316,7 @@ mod tests {
 
     #[test]
     fn agrees_with_p256_on_valid_and_altered_signatures() {
-        for subject in (0..16).map(|i| format!("subject-{i}")) {
+        for subject in (0..8).map(|i| format!("subject-{i}")) {
             let subject = subject.as_str();
             let (key, message, signature) = signed(subject);
             let ours = P256Key::new(&key);

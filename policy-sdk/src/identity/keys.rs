@@ -57,7 +57,7 @@ enum Material {
     P256(super::ecdsa_p256::P256Key),
     P384(p384::ecdsa::VerifyingKey),
     Rsa(Box<super::rsa_pkcs1::RsaKey>),
-    Ed25519(ed25519_compact::PublicKey),
+    Ed25519(super::ed25519_point::Ed25519Key),
 }
 
 /// One usable verification key.
@@ -112,10 +112,9 @@ impl VerifierKey {
                     )
                     .is_ok()
             }
-            (Material::Ed25519(key), Algorithm::EdDSA) => {
-                ed25519_compact::Signature::from_slice(signature)
-                    .is_ok_and(|sig| key.verify(message, &sig).is_ok())
-            }
+            // A table of the key's point (see ed25519_point.rs), built when
+            // it first verifies.
+            (Material::Ed25519(key), Algorithm::EdDSA) => key.verify(message, signature),
             _ => false,
         }
     }
@@ -205,10 +204,12 @@ pub fn parse_jwks(jwks: &Value, allowed: &[Algorithm]) -> Result<Vec<VerifierKey
                     .ok_or_else(|| bad("RSA key: the modulus cannot be used".into()))?;
                 Material::Rsa(Box::new(key))
             }
-            (Some("OKP"), Some("Ed25519")) => Material::Ed25519(
-                ed25519_compact::PublicKey::from_slice(&bytes("x")?)
-                    .map_err(|_| bad("not an Ed25519 key".into()))?,
-            ),
+            (Some("OKP"), Some("Ed25519")) => {
+                Material::Ed25519(super::ed25519_point::Ed25519Key::new(
+                    ed25519_compact::PublicKey::from_slice(&bytes("x")?)
+                        .map_err(|_| bad("not an Ed25519 key".into()))?,
+                ))
+            }
             _ => continue,
         };
         let family = family_algorithms(&material);

@@ -1,13 +1,11 @@
-//! P-256 field and group arithmetic for verification only, in 32-bit
-//! words: the field modulo `p = 2^256 − 2^224 + 2^192 + 2^96 − 1` with
-//! NIST's fast reduction (FIPS 186-4 §D.2.3, additions of the product's
-//! words instead of multiplications), and points in Jacobian coordinates
-//! with mixed additions of affine table points.
+//! P-256 field and group arithmetic for verification only: the field
+//! modulo `p = 2^256 − 2^224 + 2^192 + 2^96 − 1` in 32-bit words
+//! (`field32`) with NIST's fast reduction (FIPS 186-4 §D.2.3, additions of
+//! the product's words instead of multiplications), and points in Jacobian
+//! coordinates with mixed additions of affine table points.
 //!
-//! Why not p256's own: its field multiplies 64-bit limbs, and Wasm has no
-//! 64 × 64 → 128-bit multiply, so each limb product there is a library
-//! routine (`__multi3`: about a third of an ES256 verification in V8); here
-//! each word product is one `i64.mul`. Its complete addition formulas also
+//! Why not p256's own: its field multiplies 64-bit limbs, each a library
+//! routine in Wasm (see `field32`). Its complete addition formulas also
 //! cost 11 multiplications and about 23 additions per mixed addition, where
 //! the Jacobian one costs 11 (8 products, 3 squares) and 7; the cases those
 //! formulas cover without a branch (doubling, a point plus its negation,
@@ -16,137 +14,31 @@
 //! Everything in a verification is public (key, signature, message), so
 //! the arithmetic is variable-time: it branches on values.
 
-/// An element of the field, fully reduced (below `p`), least significant
-/// word first.
+use super::field32::{self, Prime, below_prime, subtract_prime};
+
+/// The field of P-256's coordinates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Fe([u32; 8]);
+pub(super) struct P256;
 
-/// `p`, least significant word first.
-const P: [u32; 8] = [
-    0xffff_ffff,
-    0xffff_ffff,
-    0xffff_ffff,
-    0,
-    0,
-    0,
-    1,
-    0xffff_ffff,
-];
+impl Prime for P256 {
+    const P: [u32; 8] = [
+        0xffff_ffff,
+        0xffff_ffff,
+        0xffff_ffff,
+        0,
+        0,
+        0,
+        1,
+        0xffff_ffff,
+    ];
 
-impl Fe {
-    pub const ZERO: Self = Self([0; 8]);
-    pub const ONE: Self = Self([1, 0, 0, 0, 0, 0, 0, 0]);
-
-    /// Big-endian octets as an element; `None` when they are `p` or more.
-    pub fn from_be_bytes(bytes: &[u8; 32]) -> Option<Self> {
-        let mut words = [0u32; 8];
-        for (word, chunk) in words.iter_mut().zip(bytes.rchunks_exact(4)) {
-            *word = chunk
-                .iter()
-                .fold(0, |acc, &octet| (acc << 8) | u32::from(octet));
-        }
-        below_p(&words).then_some(Self(words))
-    }
-
-    #[cfg(test)]
-    pub fn to_be_bytes(self) -> [u8; 32] {
-        let mut bytes = [0u8; 32];
-        for (chunk, word) in bytes.rchunks_exact_mut(4).zip(self.0) {
-            chunk.copy_from_slice(&word.to_be_bytes());
-        }
-        bytes
-    }
-
-    pub fn is_zero(&self) -> bool {
-        self.0 == [0; 8]
-    }
-
-    pub fn add(&self, other: &Self) -> Self {
-        let mut sum = [0u32; 8];
-        let mut carry = 0u64;
-        for ((s, &a), &b) in sum.iter_mut().zip(&self.0).zip(&other.0) {
-            let total = u64::from(a) + u64::from(b) + carry;
-            *s = low_word(total);
-            carry = total >> 32;
-        }
-        if carry != 0 || !below_p(&sum) {
-            subtract_p(&mut sum);
-        }
-        Self(sum)
-    }
-
-    pub fn sub(&self, other: &Self) -> Self {
-        let mut difference = [0u32; 8];
-        let mut borrow = false;
-        for ((d, &a), &b) in difference.iter_mut().zip(&self.0).zip(&other.0) {
-            let (value, under) = a.overflowing_sub(b);
-            let (value, under_again) = value.overflowing_sub(u32::from(borrow));
-            *d = value;
-            borrow = under || under_again;
-        }
-        if borrow {
-            // Below zero by less than p: adding p wraps back into [0, p).
-            let mut carry = 0u64;
-            for (d, &p) in difference.iter_mut().zip(&P) {
-                let total = u64::from(*d) + u64::from(p) + carry;
-                *d = low_word(total);
-                carry = total >> 32;
-            }
-        }
-        Self(difference)
-    }
-
-    pub fn neg(&self) -> Self {
-        Self::ZERO.sub(self)
-    }
-
-    pub fn double(&self) -> Self {
-        self.add(self)
-    }
-
-    pub fn mul(&self, other: &Self) -> Self {
-        // The 512-bit product, word by word: each word product is one
-        // 64-bit multiply, and `a·b + t + carry` cannot overflow 64 bits.
-        let mut product = [0u32; 16];
-        for (i, &a) in self.0.iter().enumerate() {
-            let mut carry = 0u64;
-            if let Some(row) = product.get_mut(i..i + 8) {
-                for (t, &b) in row.iter_mut().zip(&other.0) {
-                    let total = u64::from(a) * u64::from(b) + u64::from(*t) + carry;
-                    *t = low_word(total);
-                    carry = total >> 32;
-                }
-            }
-            if let Some(top) = product.get_mut(i + 8) {
-                *top = low_word(carry);
-            }
-        }
-        reduce_product(product)
-    }
-
-    pub fn square(&self) -> Self {
-        self.mul(self)
+    fn reduce(product: [u32; 16]) -> [u32; 8] {
+        nist_reduce(product)
     }
 }
 
-fn low_word(value: u64) -> u32 {
-    u32::try_from(value & 0xffff_ffff).unwrap_or(0)
-}
-
-fn below_p(words: &[u32; 8]) -> bool {
-    words.iter().rev().cmp(P.iter().rev()).is_lt()
-}
-
-/// `words −= p`, modulo 2^256.
-fn subtract_p(words: &mut [u32; 8]) {
-    let mut borrow = false;
-    for (w, &p) in words.iter_mut().zip(&P) {
-        let (value, under) = w.overflowing_sub(p);
-        let (value, under_again) = value.overflowing_sub(u32::from(borrow));
-        *w = value;
-        borrow = under || under_again;
-    }
-}
+/// An element of P-256's field.
+pub(super) type Fe = field32::Fe<P256>;
 
 /// A 512-bit product modulo p, by FIPS 186-4 §D.2.3: with `c0 … c15` its
 /// words, `s1 + 2·s2 + 2·s3 + s4 + s5 − s6 − s7 − s8 − s9`, each `s` a
@@ -154,7 +46,7 @@ fn subtract_p(words: &mut [u32; 8]) {
 /// 64-bit arithmetic, the carries propagated, what is carried past 2^256
 /// folded back in as `2^256 ≡ 2^224 − 2^192 − 2^96 + 1`, and at most one
 /// `p` subtracted.
-fn reduce_product(product: [u32; 16]) -> Fe {
+fn nist_reduce(product: [u32; 16]) -> [u32; 8] {
     let [
         c0,
         c1,
@@ -204,10 +96,10 @@ fn reduce_product(product: [u32; 16]) -> Fe {
         *w6 -= carry;
         *w7 += carry;
     }
-    if !below_p(&out) {
-        subtract_p(&mut out);
+    if !below_prime::<P256>(&out) {
+        subtract_prime::<P256>(&mut out);
     }
-    Fe(out)
+    out
 }
 
 /// A point in affine coordinates, never the point at infinity.
@@ -304,26 +196,13 @@ impl Jacobian {
         !self.is_infinity() && self.x == x.mul(&self.z.square())
     }
 
-    /// The affine coordinates (one inversion, by Fermat): for tests.
+    /// The affine coordinates (one inversion): for tests.
     #[cfg(test)]
     pub fn to_affine(self) -> Option<Affine> {
         if self.is_infinity() {
             return None;
         }
-        // p − 2, most significant bit first.
-        let mut exponent = P;
-        if let Some(low) = exponent.first_mut() {
-            *low -= 2;
-        }
-        let mut inverse = Fe::ONE;
-        for word in exponent.iter().rev() {
-            for bit in (0..32).rev() {
-                inverse = inverse.square();
-                if (word >> bit) & 1 == 1 {
-                    inverse = inverse.mul(&self.z);
-                }
-            }
-        }
+        let inverse = self.z.invert();
         let inverse_squared = inverse.square();
         Some(Affine {
             x: self.x.mul(&inverse_squared),
@@ -335,84 +214,19 @@ impl Jacobian {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crypto_bigint::{NonZero, U256};
-    use sha2::Digest as _;
-
-    fn modulus() -> NonZero<U256> {
-        let mut octets = [0u8; 32];
-        for (chunk, word) in octets.rchunks_exact_mut(4).zip(P) {
-            chunk.copy_from_slice(&word.to_be_bytes());
-        }
-        NonZero::new(U256::from_be_slice(&octets)).unwrap()
-    }
-
-    fn big(fe: Fe) -> U256 {
-        U256::from_be_slice(&fe.to_be_bytes())
-    }
+    use crypto_bigint::U256;
 
     fn fe(value: &U256) -> Fe {
         Fe::from_be_bytes(&value.to_be_bytes().into()).unwrap()
     }
 
-    /// Edge values (0, 1, 2, p − 1, p − 2, 2^255, words all ones below
-    /// p, values whose products fold more than once) and values spread
-    /// over the field from SHA-256 of a counter.
-    fn elements() -> Vec<Fe> {
-        let p = modulus();
-        let mut list: Vec<U256> = vec![
-            U256::ZERO,
-            U256::ONE,
-            U256::from_u8(2),
-            p.wrapping_sub(&U256::ONE),
-            p.wrapping_sub(&U256::from_u8(2)),
-            U256::ONE.shl_vartime(255),
-            U256::MAX.shr_vartime(32),
-            U256::MAX.shr_vartime(1),
+    /// The field's own checks are `field32`'s tests, for both primes.
+    #[test]
+    fn the_field_is_field32s_with_nists_reduction() {
+        crate::identity::field32::tests::agrees_with_crypto_bigint::<P256>(&[
             U256::from_be_hex("fffffffe00000001000000000000000000000000fffffffffffffffffffffffe"),
             U256::from_be_hex("00000000ffffffffffffffff00000000000000000000000000000000ffffffff"),
-        ];
-        list.extend(
-            (0u64..60).map(|i| {
-                U256::from_be_slice(&sha2::Sha256::digest(i.to_be_bytes())).rem_vartime(&p)
-            }),
-        );
-        list.iter().map(fe).collect()
-    }
-
-    #[test]
-    fn field_operations_agree_with_crypto_bigint() {
-        let p = modulus();
-        let values = elements();
-        for &a in &values {
-            for &b in &values {
-                assert_eq!(
-                    big(a.mul(&b)),
-                    big(a).mul_mod_vartime(&big(b), &p),
-                    "{a:x?} · {b:x?}"
-                );
-                assert_eq!(
-                    big(a.add(&b)),
-                    big(a).add_mod(&big(b), &p),
-                    "{a:x?} + {b:x?}"
-                );
-                assert_eq!(
-                    big(a.sub(&b)),
-                    big(a).sub_mod(&big(b), &p),
-                    "{a:x?} − {b:x?}"
-                );
-            }
-            assert_eq!(a.neg().add(&a), Fe::ZERO);
-            assert_eq!(a.square(), a.mul(&a));
-        }
-    }
-
-    #[test]
-    fn only_values_below_p_are_elements() {
-        let p = modulus();
-        assert!(Fe::from_be_bytes(&p.to_be_bytes().into()).is_none());
-        assert!(Fe::from_be_bytes(&[0xff; 32]).is_none());
-        let below: [u8; 32] = p.wrapping_sub(&U256::ONE).to_be_bytes().into();
-        assert_eq!(Fe::from_be_bytes(&below).map(Fe::to_be_bytes), Some(below));
+        ]);
     }
 
     /// The generator, from SEC 2.
