@@ -612,7 +612,9 @@ mod tests {
         let k = U512::from_le_slice(&hash.finalize()).rem_vartime(&order);
         let mut a_wide = [0u8; 64];
         a_wide[..32].copy_from_slice(&a);
-        let s = k.wrapping_mul(&U512::from_le_slice(&a_wide)).rem_vartime(&order);
+        let s = k
+            .wrapping_mul(&U512::from_le_slice(&a_wide))
+            .rem_vartime(&order);
         let mut forged = [0u8; 64];
         forged[..32].copy_from_slice(&identity);
         forged[32..].copy_from_slice(&s.to_le_bytes().as_ref()[..32]);
