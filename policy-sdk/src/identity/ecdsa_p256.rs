@@ -95,25 +95,34 @@ impl FixedBase {
     }
 
     /// `acc + k·P`, in variable time (for public scalars only).
-    fn add_multiple(&self, k: &Scalar, mut acc: Jacobian) -> Jacobian {
-        for (row, digit) in self
-            .multiples
-            .chunks_exact(MULTIPLES)
-            .zip(signed_digits(&k.to_repr().into()))
-        {
-            let Some(index) = usize::from(digit.unsigned_abs()).checked_sub(1) else {
-                continue;
-            };
-            if let Some(multiple) = row.get(index) {
-                acc = if digit < 0 {
+    fn add_multiple(&self, k: &Scalar, acc: Jacobian) -> Jacobian {
+        digit_multiples(&self.multiples, &k.to_repr().into()).fold(
+            acc,
+            |acc, (multiple, negative)| {
+                if negative {
                     acc.add_affine(&multiple.neg())
                 } else {
                     acc.add_affine(multiple)
-                };
-            }
-        }
-        acc
+                }
+            },
+        )
     }
+}
+
+/// The table entries a scalar's digits pick from a table of `DIGITS` rows
+/// of `MULTIPLES`, one per non-zero digit, and whether it is negative
+/// (shared with `ed25519_point`).
+pub(super) fn digit_multiples<'t, T>(
+    multiples: &'t [T],
+    k_big_endian: &[u8; 32],
+) -> impl Iterator<Item = (&'t T, bool)> {
+    multiples
+        .chunks_exact(MULTIPLES)
+        .zip(signed_digits(k_big_endian))
+        .filter_map(|(row, digit)| {
+            let index = usize::from(digit.unsigned_abs()).checked_sub(1)?;
+            row.get(index).map(|multiple| (multiple, digit < 0))
+        })
 }
 
 /// A 256-bit scalar `k`, big-endian, as `DIGITS` signed digits of `WINDOW`

@@ -29,7 +29,7 @@ use std::sync::LazyLock;
 
 use crypto_bigint::{NonZero, U256, U512};
 
-use super::ecdsa_p256::{MULTIPLES, signed_digits};
+use super::ecdsa_p256::{MULTIPLES, digit_multiples};
 use super::field32::{self, Prime, below_prime, low_word, subtract_prime};
 
 /// The field of the curve's coordinates, modulo `2^255 − 19`.
@@ -82,6 +82,22 @@ impl Prime for Curve25519 {
 /// An element of the curve's field.
 pub(super) type Fe = field32::Fe<Curve25519>;
 
+/// `(p − minus) >> shift`, as exponent words: `(p − 1)/4` and `(p − 5)/8`
+/// (p ends in …ed, so neither subtraction borrows).
+fn p_minus_then_shifted(minus: u32, shift: u32) -> [u32; 8] {
+    let mut words = Curve25519::P;
+    if let Some(low) = words.first_mut() {
+        *low -= minus;
+    }
+    let mut shifted = [0u32; 8];
+    let mut above = 0u32;
+    for (out, &word) in shifted.iter_mut().zip(&words).rev() {
+        *out = (word >> shift) | above;
+        above = word << (32 - shift);
+    }
+    shifted
+}
+
 /// Constants of the curve, computed once per VM from their definitions.
 struct Constants {
     /// `d = −121665 / 121666`.
@@ -96,21 +112,10 @@ static CONSTANTS: LazyLock<Constants> = LazyLock::new(|| {
     let d = Fe::from_u32(121_665)
         .neg()
         .mul(&Fe::from_u32(121_666).invert());
-    // (p − 1) / 4 = 2^253 − 5.
-    let quarter = [
-        0xffff_fffb,
-        0xffff_ffff,
-        0xffff_ffff,
-        0xffff_ffff,
-        0xffff_ffff,
-        0xffff_ffff,
-        0xffff_ffff,
-        0x1fff_ffff,
-    ];
     Constants {
         d,
         d2: d.double(),
-        sqrt_minus_one: Fe::from_u32(2).pow(&quarter),
+        sqrt_minus_one: Fe::from_u32(2).pow(&p_minus_then_shifted(1, 2)),
     }
 });
 
@@ -163,19 +168,10 @@ impl Extended {
         let y2 = y.square();
         let u = y2.sub(&Fe::ONE);
         let v = constants.d.mul(&y2).add(&Fe::ONE);
-        // x = u·v³·(u·v⁷)^((p−5)/8), with (p − 5)/8 = 2^252 − 3.
+        // x = u·v³·(u·v⁷)^((p−5)/8).
         let v3 = v.square().mul(&v);
         let v7 = v3.square().mul(&v);
-        let eighth = [
-            0xffff_fffd,
-            0xffff_ffff,
-            0xffff_ffff,
-            0xffff_ffff,
-            0xffff_ffff,
-            0xffff_ffff,
-            0xffff_ffff,
-            0x0fff_ffff,
-        ];
+        let eighth = p_minus_then_shifted(5, 3);
         let mut x = u.mul(&v3).mul(&u.mul(&v7).pow(&eighth));
         let vx2 = v.mul(&x.square());
         if vx2 == u.neg() {
@@ -316,26 +312,16 @@ impl FixedBase {
     }
 
     /// `acc + k·P` for a scalar given as 32 little-endian octets.
-    fn add_multiple(&self, k_le: &[u8; 32], mut acc: Extended) -> Extended {
+    fn add_multiple(&self, k_le: &[u8; 32], acc: Extended) -> Extended {
         let mut big_endian = *k_le;
         big_endian.reverse();
-        for (row, digit) in self
-            .multiples
-            .chunks_exact(MULTIPLES)
-            .zip(signed_digits(&big_endian))
-        {
-            let Some(index) = usize::from(digit.unsigned_abs()).checked_sub(1) else {
-                continue;
-            };
-            if let Some(multiple) = row.get(index) {
-                acc = if digit < 0 {
-                    acc.add_niels(&multiple.neg())
-                } else {
-                    acc.add_niels(multiple)
-                };
+        digit_multiples(&self.multiples, &big_endian).fold(acc, |acc, (multiple, negative)| {
+            if negative {
+                acc.add_niels(&multiple.neg())
+            } else {
+                acc.add_niels(multiple)
             }
-        }
-        acc
+        })
     }
 }
 
