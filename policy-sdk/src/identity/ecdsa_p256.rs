@@ -204,22 +204,13 @@ impl P256Key {
     }
 }
 
-/// The order `n` of P-256's group, big-endian.
-const ORDER: [u8; 32] = [
-    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
-];
-
-/// `value + n` as 32 big-endian octets; `None` past 2^256.
+/// `value + n` as 32 big-endian octets, with p256's own `n`; `None` past
+/// 2^256.
 fn plus_order(value: &[u8; 32]) -> Option<[u8; 32]> {
-    let mut sum = [0u8; 32];
-    let mut carry = 0u16;
-    for ((out, &a), &b) in sum.iter_mut().zip(value).zip(&ORDER).rev() {
-        let total = u16::from(a) + u16::from(b) + carry;
-        *out = u8::try_from(total & 0xff).unwrap_or(0);
-        carry = total >> 8;
-    }
-    (carry == 0).then_some(sum)
+    use crypto_bigint::{CheckedAdd as _, U256};
+    use p256::elliptic_curve::Curve as _;
+    let sum = U256::from_be_slice(value).checked_add(p256::NistP256::ORDER.as_ref());
+    Option::<U256>::from(sum).map(|sum| sum.to_be_bytes().into())
 }
 
 #[cfg(test)]

@@ -330,10 +330,7 @@ impl FixedBase {
 const ORDER: U256 =
     U256::from_be_hex("1000000000000000000000000000000014def9dea2f79cd65812631a5cf5d3ed");
 /// `L` as a 512-bit number, to reduce SHA-512 outputs.
-const ORDER_WIDE: U512 = U512::from_be_hex(concat!(
-    "0000000000000000000000000000000000000000000000000000000000000000",
-    "1000000000000000000000000000000014def9dea2f79cd65812631a5cf5d3ed"
-));
+const ORDER_WIDE: U512 = ORDER.resize();
 
 /// The base point `B`: `y = 4/5`, `x` even.
 static BASE: LazyLock<Option<FixedBase>> = LazyLock::new(|| {
