@@ -191,6 +191,9 @@ class Variant:
     alg: str = "ES256"  # what the tokens are signed with
     jwt_cache: bool = False
     header_mode: str | None = None  # Warden's `filter.header_mode` (None: the policy's, `stream`)
+    # Audit lines from filter state through a file access log
+    # (`filter.audit_filter_state`, `warden envoy --audit-log`) instead of Envoy's log.
+    access_log: bool = False
     baseline: str = "plain"  # the plain-Envoy variant of the same load, for the × plain ratios
     envoy_args: list[str] = field(default_factory=list)
     diagnostic: bool = False  # not one of the compared products; explains where time goes
@@ -221,6 +224,10 @@ VARIANTS = [
             header_mode="hold"),
     Variant("warden-noaudit", "Envoy + Warden, stream, no audit line", ["warden"], "repeated",
             WARDEN_CHECKS, envoy_args=["--component-log-level", "wasm:warning"], diagnostic=True),
+    # How a production Envoy (log level warn, as Istio runs it) keeps the
+    # audit lines: the filter state, written by a buffered file access log.
+    Variant("warden-access-log", "Envoy + Warden, stream, audit line through an access log", ["warden"],
+            "repeated", WARDEN_CHECKS, access_log=True, envoy_args=["--component-log-level", "wasm:warning"]),
     Variant("warden-jwt-authn", "Envoy + jwt_authn (cache) + Warden (identity from jwt_authn)",
             ["warden-jwt-authn"], "repeated", WARDEN_CHECKS),
     Variant("jwt-rbac-cache", "jwt_authn (with JWT cache) + RBAC", ["jwt", "rbac-actor"], "repeated",
@@ -525,16 +532,21 @@ def write_variant_config(variant: Variant, ports: Ports) -> Path:
     upstream_port = ports.upstream[SCENARIOS[variant.scenario].answer]
     if variant.filters in (["warden"], ["warden-jwt-authn"]):
         policy = POLICY
-        if variant.filters == ["warden-jwt-authn"]:
-            # The same policy with `identity.verified_by: jwt_authn`: `warden
-            # envoy` renders jwt_authn ahead of Warden (docs/policy.md).
+        if variant.filters == ["warden-jwt-authn"] or variant.access_log:
             document = json.loads(run_cli("compile", POLICY))
-            document["identity"]["verified_by"] = "jwt_authn"
+            if variant.filters == ["warden-jwt-authn"]:
+                # The same policy with `identity.verified_by: jwt_authn`: `warden
+                # envoy` renders jwt_authn ahead of Warden (docs/policy.md).
+                document["identity"]["verified_by"] = "jwt_authn"
+            if variant.access_log:
+                document["filter"]["audit_filter_state"] = True
             policy = WORK / f"{variant.key}.policy.json"
             policy.write_text(json.dumps(document))
+        audit_log = WORK / f"{variant.key}.audit.log" if variant.access_log else None
         path = WORK / f"{variant.key}.yaml"
         path.write_text(render_envoy_config(policy, listen_port=variant.port, upstream_port=upstream_port,
-                                            admin_port=variant.admin, header_mode=variant.header_mode))
+                                            admin_port=variant.admin, header_mode=variant.header_mode,
+                                            audit_log=audit_log))
         return path
     routes = [{"match": {"prefix": "/"}, "route": {"cluster": CLUSTER, "timeout": "0s"}}]
     cluster = {
@@ -727,6 +739,19 @@ def functional_checks(variant: Variant, tokens: Tokens) -> None:
     for name, (payload, token) in cases.items():
         status, body, reached = send(payload, token)
         variant.checks[name] = "passes" if reached else f"blocked ({status})"
+    if variant.access_log:
+        # Envoy flushes its access logs every second: the decisions above must
+        # be there, or the variant measures a log that writes nothing.
+        audit_log = WORK / f"{variant.key}.audit.log"
+        deadline = time.monotonic() + 10
+        while True:
+            lines = audit_log.read_text().splitlines() if audit_log.exists() else []
+            if sum('"decision":"deny"' in line for line in lines) >= len(cases) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        if sum('"decision":"deny"' in line for line in lines) < len(cases):
+            raise SystemExit(f"bench: `{variant.key}`: the access log holds no audit line for the refused "
+                             f"requests: {lines[-5:]}")
 
 
 # --------------------------------------------------------------------------- load
@@ -1249,6 +1274,11 @@ def derived_figures(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
                    f"{diff('warden-hold', 'warden'):+.1f} µs")
     if ran("warden", "warden-noaudit"):
         out.append(f"writing the audit line (Envoy's log): {diff('warden', 'warden-noaudit'):.1f} µs")
+    if ran("warden", "warden-access-log"):
+        out.append(f"the audit line through a file access log (filter state) instead of Envoy's log: "
+                   f"{diff('warden-access-log', 'warden'):+.1f} µs")
+    if ran("warden-noaudit", "warden-access-log"):
+        out.append(f"the access log's audit line against none: {diff('warden-access-log', 'warden-noaudit'):+.1f} µs")
     if ran("plain", "jwt-rbac-cache"):
         out.append(f"jwt_authn (cache) + RBAC adds {diff('jwt-rbac-cache', 'plain'):.1f} µs to plain Envoy")
     if ran("plain", "jwt-rbac-nocache"):

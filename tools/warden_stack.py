@@ -119,6 +119,7 @@ def render_envoy_config(
     header_mode: str | None = None,
     upstream_protocol: str = "http1",
     wasm_remote: tuple[str, str] | None = None,
+    audit_log: Path | None = None,
 ) -> str:
     """`warden envoy`'s bootstrap; `clusters` adds the clusters the policy calls
     out to (`jwks_fetch`, `revocation.remote`), each a loopback port, or the
@@ -126,7 +127,9 @@ def render_envoy_config(
     `header_mode` (None: the policy's own) overrides `filter.header_mode`;
     `upstream_protocol` is how Envoy talks to the upstream (`http1` or `h2c`);
     `wasm_remote` (URL, SHA-256 hex) has Envoy fetch the module over HTTP
-    instead of opening the built file."""
+    instead of opening the built file; `audit_log` renders the access log that
+    writes each audit line from filter state to that file (the policy must set
+    `filter.audit_filter_state`)."""
     options = [
         arg
         for name, target in (clusters or {}).items()
@@ -140,6 +143,8 @@ def render_envoy_config(
         if header_mode not in HEADER_MODES:
             raise StackError(f"header mode `{header_mode}` is not one of {', '.join(HEADER_MODES)}")
         options += ["--header-mode", header_mode]
+    if audit_log is not None:
+        options += ["--audit-log", str(audit_log)]
     if upstream_protocol not in UPSTREAM_PROTOCOLS:
         raise StackError(f"upstream protocol `{upstream_protocol}` is not one of {', '.join(UPSTREAM_PROTOCOLS)}")
     return run_cli(

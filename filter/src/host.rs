@@ -23,7 +23,8 @@ pub(crate) struct ProxyHost {
     pub metrics: Option<Rc<Metrics>>,
     /// The fetched documents, shared with the root context.
     pub documents: StreamDocuments,
-    /// `filter.audit_filter_state`: audit lines also go to filter state.
+    /// `filter.audit_filter_state`: audit lines go to filter state, and to
+    /// Envoy's log at `debug` only.
     pub audit_filter_state: bool,
 }
 
@@ -219,12 +220,18 @@ impl StreamHost for ProxyHost {
 
     fn audit(&mut self, record: &AuditRecord, kind: AuditKind) {
         let line = record.to_json_line();
-        log(LogLevel::Info, &line);
         if self.audit_filter_state {
             // One key: a filtered list's line (the request's record and the
             // list outcome) replaces the request's, so an access logger
             // writes the final record once.
             let _ = hostcalls::set_property(vec![AUDIT_PROPERTY], Some(line.as_bytes()));
+            // The access log is the audit sink: in Envoy's own log the line
+            // would be a copy, and the dearest way to write it (about 15 to
+            // 25 µs of Envoy's CPU per request at `info` in `make bench`,
+            // against none measurable for the buffered access log).
+            log(LogLevel::Debug, &line);
+        } else {
+            log(LogLevel::Info, &line);
         }
         if let Some(metrics) = &self.metrics {
             match kind {

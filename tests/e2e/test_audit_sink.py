@@ -58,3 +58,25 @@ def test_audit_lines_reach_the_access_log_at_log_level_warn(quiet_stack):
     ], records
     # Envoy dropped the filter's own info-level lines: only the access log has them.
     assert not [line for line in quiet_stack.envoy_log.lines(mark) if "wasm log" in line and AUDIT_PREFIX in line]
+
+
+@pytest.fixture(scope="module")
+def info_stack(e2e_workdir: Path):
+    with variant_stack(
+        e2e_workdir, "audit-sink-info", filter={"audit_filter_state": True}, envoy_log_level="info"
+    ) as stack:
+        yield stack
+
+
+def test_with_the_access_log_envoys_own_log_does_not_get_the_line_again(info_stack):
+    """At `info`, Envoy would write the filter's info-level lines: with the
+    access log as the audit sink, Warden logs the line at `debug`, so each
+    decision is written once, by the buffered access log (the cheaper sink;
+    BENCHMARKS.md, `warden-access-log`)."""
+    mark = info_stack.envoy_log.mark()
+    with http_client(info_stack) as http:
+        denied = tool_call(http, token_for("research-agent"), "delete_repo", {"name": "warden"}, id="once-1")
+    assert denied.status_code == 200 and "error" in denied.json(), denied.text
+    records = access_log_records(info_stack, mark, 1)
+    assert [(r["decision"], r.get("jsonrpc_id")) for r in records] == [("deny", "once-1")], records
+    assert not [line for line in info_stack.envoy_log.lines(mark) if "wasm log" in line and AUDIT_PREFIX in line]
