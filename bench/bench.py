@@ -1073,6 +1073,7 @@ MICRO_NAMES = [
     "policy/decide/1000_rules",
     "policy/decide/10000_rules",
     "gate/whole_decision/cached_token",
+    "v8/gate/whole_decision/cached_token",
 ]
 
 UNITS = {"ps": 1e-6, "ns": 1e-3, "µs": 1.0, "us": 1.0, "ms": 1e3, "s": 1e6}
@@ -1395,8 +1396,9 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [""] + soak_markdown(result["soak"])
     if result["micro"]:
         lines += ["", "Micro benchmarks (criterion, native, `cargo bench -p warden-policy-sdk --features testing --bench core`; "
-                  "the `v8/` rows are the same cold verifications compiled to Wasm and run in V8 by Node, "
-                  "`bench/v8_tokens.mjs` with policy-sdk's `token_timing` example, median of 9 batches of 100):", "",
+                  "the `v8/` rows are the same cold verifications and whole gate compiled to Wasm and run in V8 "
+                  "by Node, `bench/v8_tokens.mjs` with policy-sdk's `token_timing` example, median of 9 batches "
+                  "of 100 verifications or 1,000 gates):", "",
                   "| benchmark | time |", "|---|--:|"]
         for name in MICRO_NAMES:
             if name in result["micro"]:

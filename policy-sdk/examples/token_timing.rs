@@ -15,6 +15,10 @@
 //! reached), then timed in batches. The output is criterion's layout,
 //! `v8/token/<alg>/cold` and `time: [fastest median slowest]` over the
 //! batches' means, so the benchmark report reads both the same way.
+//!
+//! With `ALG` empty or `gate`, it also times criterion's
+//! `gate/whole_decision/cached_token` in Wasm
+//! (`v8/gate/whole_decision/cached_token`, batches of ten times `BATCH`).
 
 use std::hint::black_box;
 use std::rc::Rc;
