@@ -1045,7 +1045,9 @@ def hostcalls_markdown(counts: dict[str, list[dict[str, Any]]]) -> list[str]:
     lines = [
         "Hostcalls per request, by name (`warden hostcalls` under `bench/hostcalls.yaml`: the benchmark's rule, "
         "a `tools/list` rule and a polled revocation list; the built `.wasm` in the harness's emulator of Envoy's "
-        "host, each request in a worker in its steady state, response included):",
+        "host, each request in a worker in its steady state, response included; the Wasm instructions are the "
+        "filter's own work for the request, from the stream's creation to its deletion, a count no machine noise "
+        "changes):",
         "",
         "| hostcall | " + " | ".join(f"{c['request']} ({mode})" if mode else c["request"] for mode, c in columns) + " |",
         "|---|" + "--:|" * len(columns),
@@ -1053,6 +1055,8 @@ def hostcalls_markdown(counts: dict[str, list[dict[str, Any]]]) -> list[str]:
     for name in names:
         lines.append(f"| `{name}` | " + " | ".join(str(c["hostcalls"].get(name, 0)) for _, c in columns) + " |")
     lines.append("| **total** | " + " | ".join(f"**{c['total']}**" for _, c in columns) + " |")
+    lines.append("| Wasm instructions (wasmtime fuel) | "
+                 + " | ".join(f"{c['fuel']:,}" if "fuel" in c else "–" for _, c in columns) + " |")
     lines.append("| outcome | " + " | ".join(c["outcome"] for _, c in columns) + " |")
     return lines
 

@@ -55,6 +55,8 @@ pub struct Emulator {
     exports: Exports,
     fuel: u64,
     last_fuel_used: u64,
+    /// Fuel used by every callback so far.
+    fuel_used_total: u64,
     next_id: u32,
     failed: Option<String>,
     header_pause: HeaderPause,
@@ -90,6 +92,7 @@ impl Emulator {
             exports,
             fuel: options.fuel_per_callback,
             last_fuel_used: 0,
+            fuel_used_total: 0,
             next_id: 2,
             failed: None,
             header_pause: options.header_pause,
@@ -372,6 +375,7 @@ impl Emulator {
             .map_err(|e| HarnessError::Load(format!("{e:#}")))?;
         let result = callback.func.call(&mut self.store, params);
         self.last_fuel_used = self.fuel - self.store.get_fuel().unwrap_or(0);
+        self.fuel_used_total = self.fuel_used_total.saturating_add(self.last_fuel_used);
         let state = self.store.data_mut();
         state.phase = Phase::Callback;
         state.callback = "";

@@ -71,10 +71,14 @@ pub struct Counted {
     pub hostcalls: BTreeMap<String, u64>,
     /// The sum over every name.
     pub total: u64,
+    /// The Wasm instructions (wasmtime's fuel) the request's callbacks ran,
+    /// from the stream's creation to its deletion: the filter's own work,
+    /// deterministic where CPU time is not.
+    pub fuel: u64,
 }
 
 impl Counted {
-    fn new(request: &'static str, outcome: String, counts: &HostcallCounts) -> Self {
+    fn new(request: &'static str, outcome: String, counts: &HostcallCounts, fuel: u64) -> Self {
         let hostcalls: BTreeMap<String, u64> = counts
             .iter()
             .map(|(name, n)| (name.strip_prefix("env.").unwrap_or(name).to_owned(), *n))
@@ -84,6 +88,7 @@ impl Counted {
             outcome,
             total: hostcalls.values().sum(),
             hostcalls,
+            fuel,
         }
     }
 
@@ -180,7 +185,9 @@ pub fn count(module: &FilterModule, reference: &Reference) -> Result<Vec<Counted
     for (label, body, answer) in references {
         let request = HttpRequest::post(body).header("authorization", &bearer);
         exchange(&mut filter, &request, answer)?;
+        let fuel_before = filter.emulator().fuel_used_total();
         let (id, mut done, seen) = exchange(&mut filter, &request, answer)?;
+        let fuel = filter.emulator().fuel_used_total() - fuel_before;
         if label == "filtered list" && done == "forwarded" {
             let cut = seen
                 .and_then(|body| serde_json::from_slice::<Value>(&body).ok())
@@ -194,17 +201,24 @@ pub fn count(module: &FilterModule, reference: &Reference) -> Result<Vec<Counted
                 None => "forwarded, list not readable".to_owned(),
             };
         }
-        counted.push(Counted::new(label, done, filter.emulator().hostcalls(id)));
+        counted.push(Counted::new(
+            label,
+            done,
+            filter.emulator().hostcalls(id),
+            fuel,
+        ));
     }
 
     let emulator = filter.emulator();
     let root = emulator.root_id();
     emulator.clear_hostcalls();
+    let fuel_before = emulator.fuel_used_total();
     emulator.tick()?;
     counted.push(Counted::new(
         "tick (root)",
         "steady".to_owned(),
         emulator.hostcalls(root),
+        emulator.fuel_used_total() - fuel_before,
     ));
     Ok(counted)
 }

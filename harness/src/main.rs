@@ -205,7 +205,8 @@ enum Command {
     /// Count the hostcalls the built filter makes per request, by name, for
     /// three reference requests under a policy: an allowed `tools/call`, a
     /// denied one, and a `tools/list` whose answer loses the denied tool;
-    /// then for one timer tick of the root context.
+    /// then for one timer tick of the root context. Also the Wasm
+    /// instructions each ran (wasmtime's fuel), a count no noise changes.
     ///
     /// The VM has started and ticked first, so the counts are a worker's in
     /// its steady state. The harness mints the caller's token (its issuers
@@ -400,6 +401,11 @@ fn hostcalls(
             write!(out, "{:width$}", "total")?;
             for c in &counted {
                 write!(out, "  {:>13}", c.total)?;
+            }
+            writeln!(out)?;
+            write!(out, "{:width$}", "wasm instructions")?;
+            for c in &counted {
+                write!(out, "  {:>13}", c.fuel)?;
             }
             writeln!(out)?;
             for c in &counted {

@@ -112,3 +112,19 @@ fn counts_belong_to_the_context_that_made_them() {
         "{allowed:?}"
     );
 }
+
+#[test]
+fn the_wasm_instructions_of_each_request_are_counted_and_steady() {
+    let first = counted(HeaderMode::Stream);
+    let again = counted(HeaderMode::Stream);
+    for (request, repeated) in first.iter().zip(&again) {
+        // Every request runs the filter; the count is the same in a second
+        // VM (no time or randomness in it changes the work).
+        assert!(request.fuel > 1_000, "{request:?}");
+        assert_eq!(request.fuel, repeated.fuel, "{}", request.request);
+    }
+    // A list answer is read and cut, on top of what a call costs.
+    let allowed = find(&first, "allowed call");
+    let list = find(&first, "filtered list");
+    assert!(list.fuel > allowed.fuel, "{list:?} {allowed:?}");
+}

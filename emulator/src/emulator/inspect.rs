@@ -196,6 +196,14 @@ impl Emulator {
         self.last_fuel_used
     }
 
+    /// Fuel every guest callback so far used together: what a stretch of
+    /// callbacks cost is the difference of two readings. Deterministic,
+    /// unlike time: a Wasm instruction count (wasmtime charges about one
+    /// unit per operator).
+    pub fn fuel_used_total(&self) -> u64 {
+        self.fuel_used_total
+    }
+
     /// The guest's linear memory size in bytes.
     pub fn memory_bytes(&self) -> usize {
         self.store
