@@ -12,7 +12,7 @@ mod p256_point;
 mod revocation;
 mod rsa_pkcs1;
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -91,6 +91,36 @@ pub struct Identity {
     pub prior_actors: Vec<Principal>,
     pub client_id: Option<String>,
     pub token_id: Option<String>,
+    /// The identity headers' values, encoded for the upstream (in the
+    /// gate's order), worked out on the first forwarded request and kept:
+    /// the verification cache hands every request with the same token this
+    /// one `Rc<Identity>`.
+    #[serde(skip)]
+    pub header_values: Derived<[Option<Rc<str>>; 6]>,
+}
+
+/// A value worked out from an identity's fields once, and kept with it.
+/// It says nothing the fields do not: two identities compare as their
+/// fields do, whether or not it was worked out yet.
+#[derive(Clone, Default)]
+pub struct Derived<T>(OnceCell<T>);
+
+impl<T> Derived<T> {
+    pub fn get_or_init(&self, make: impl FnOnce() -> T) -> &T {
+        self.0.get_or_init(make)
+    }
+}
+
+impl<T> PartialEq for Derived<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> std::fmt::Debug for Derived<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Derived")
+    }
 }
 
 impl Identity {
@@ -983,6 +1013,7 @@ impl TokenVerifier {
             prior_actors,
             client_id,
             token_id,
+            header_values: Derived::default(),
         })
     }
 

@@ -189,6 +189,7 @@ pub fn direct(subject: crate::identity::Principal) -> crate::identity::Identity 
         prior_actors: Vec::new(),
         client_id: None,
         token_id: None,
+        header_values: crate::identity::Derived::default(),
     }
 }
 

@@ -114,6 +114,7 @@ fn list_filtering_survives_the_corpus() {
         prior_actors: Vec::new(),
         client_id: None,
         token_id: None,
+        header_values: Default::default(),
     };
     let cutter = ListCutter {
         policy: &policy,

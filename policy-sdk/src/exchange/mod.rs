@@ -36,7 +36,7 @@ pub use session::{HOST_SESSION_KEY, host_session_key};
 
 use crate::audit::AuditRecord;
 use crate::config::HeaderMode;
-use crate::gate::{Forwarding, HeadVerdict, Reply, Warden};
+use crate::gate::{Forwarding, HeadVerdict, HeaderEdit, Reply, Warden};
 use crate::identity::Identity;
 use request::MissingKeys;
 use response::ResponseStage;
@@ -635,7 +635,7 @@ impl Exchange {
     fn edit_request_headers(
         &self,
         host: &mut dyn StreamHost,
-        edits: &[(String, Option<String>)],
+        edits: &[HeaderEdit],
     ) -> Result<(), HostError> {
         let prefix = self.warden.as_deref().map_or("", |w| {
             w.settings().upstream.identity_header_prefix.as_str()
@@ -650,7 +650,7 @@ impl Exchange {
         }
         for (name, value) in edits {
             // Removing a header the client never sent is a wasted hostcall.
-            if value.is_none() && self.head.get(name).is_none() {
+            if value.is_none() && self.head.get(name.as_ref()).is_none() {
                 continue;
             }
             host.set_request_header(name, value.as_deref())?;

@@ -131,6 +131,7 @@ impl Warden {
             .as_ref()
             .map(ServedMetadata::new)
             .transpose()?;
+        let upstream_names = UpstreamNames::new(&settings.upstream.identity_header_prefix);
         Ok(Self {
             verifier: TokenVerifier::new(&document.identity)?,
             policy: ShadowedPolicy::compile(&document.rules, &document.defaults, settings.shadow)?,
@@ -139,6 +140,7 @@ impl Warden {
             version: document.content_hash()?,
             metadata,
             session_keys,
+            upstream_names,
         })
     }
 }

@@ -43,7 +43,8 @@ use metadata::ServedMetadata;
 pub use sessions::{IN_FLIGHT_KEY_PREFIX, InFlight};
 pub use transport::{ROUTING_HEADERS, decode_header_value, encode_header_value};
 pub use verdict::{
-    BodyVerdict, FilteredList, Forwarding, HeadVerdict, ListAudience, ListPlan, Reply, RequestHead,
+    BodyVerdict, FilteredList, Forwarding, HeadVerdict, HeaderEdit, ListAudience, ListPlan, Reply,
+    RequestHead,
 };
 
 /// A compiled configuration: verifier, policy and settings.
@@ -59,6 +60,58 @@ pub struct Warden {
     metadata: Option<ServedMetadata>,
     /// `filter.session_keys`, compiled.
     session_keys: Vec<crate::sealing::SessionKey>,
+    /// The names of the request headers Warden edits upstream.
+    upstream_names: UpstreamNames,
+}
+
+/// The identity headers, after `upstream.identity_header_prefix`, in the
+/// order of [`identity_header_values`].
+const IDENTITY_HEADERS: [&str; 6] = [
+    "subject",
+    "actor-type",
+    "actor",
+    "chain",
+    "client-id",
+    "issuer",
+];
+
+/// The request headers Warden sets or removes upstream, named once per
+/// configuration.
+#[derive(Debug)]
+struct UpstreamNames {
+    authorization: Rc<str>,
+    accept_encoding: Rc<str>,
+    session_id: Rc<str>,
+    /// [`IDENTITY_HEADERS`] after the prefix (unused without one).
+    identity: [Rc<str>; 6],
+}
+
+impl UpstreamNames {
+    fn new(prefix: &str) -> Self {
+        Self {
+            authorization: Rc::from("authorization"),
+            accept_encoding: Rc::from("accept-encoding"),
+            session_id: Rc::from("mcp-session-id"),
+            identity: IDENTITY_HEADERS.map(|name| Rc::from([prefix, name].concat())),
+        }
+    }
+}
+
+/// The values of [`IDENTITY_HEADERS`] for `identity`, encoded for a
+/// header. The chain is a compact JSON array, serialized directly (not
+/// through a `serde_json::Value`); it cannot fail for strings, and if it
+/// did, the client's copies would still be removed.
+fn identity_header_values(identity: &Identity) -> [Option<Rc<str>>; 6] {
+    let chain = serde_json::to_string(&identity.chain()).ok();
+    [
+        Some(identity.subject.subject.as_str()),
+        identity.acting().actor_type.map(|t| t.as_str()),
+        identity.actor.as_ref().map(|a| a.subject.as_str()),
+        chain.as_deref(),
+        identity.client_id.as_deref(),
+        Some(identity.issuer.as_str()),
+    ]
+    .map(|value| value.map(|value| Rc::from(encode_header_value(value))))
 }
 
 impl Warden {
@@ -327,7 +380,7 @@ impl Warden {
         &self,
         identity: &Identity,
         head: &RequestHead<'_>,
-    ) -> Vec<(String, Option<String>)> {
+    ) -> Vec<HeaderEdit> {
         self.upstream_edits(identity, self.settings.filter_lists, head)
     }
 
@@ -336,37 +389,29 @@ impl Warden {
         identity: &Identity,
         drop_encoding: bool,
         head: &RequestHead<'_>,
-    ) -> Vec<(String, Option<String>)> {
+    ) -> Vec<HeaderEdit> {
         let upstream = &self.settings.upstream;
-        let mut header_edits: Vec<_> = self.session_edit(head).into_iter().collect();
+        let names = &self.upstream_names;
+        let mut header_edits = Vec::with_capacity(3 + IDENTITY_HEADERS.len());
+        header_edits.extend(self.session_edit(head));
         if upstream.strip_authorization {
-            header_edits.push(("authorization".to_owned(), None));
+            header_edits.push((Rc::clone(&names.authorization), None));
         }
         if drop_encoding {
-            header_edits.push(("accept-encoding".to_owned(), None));
+            header_edits.push((Rc::clone(&names.accept_encoding), None));
         }
-        let prefix = upstream.identity_header_prefix.as_str();
-        if !prefix.is_empty() {
-            // Serialized directly (not through a `serde_json::Value` and
-            // `Display`): the same compact JSON array, for less work on
-            // every allowed request. It cannot fail for strings; if it did,
-            // the client's copies would still be removed.
-            let chain = serde_json::to_string(&identity.chain()).ok();
-            let values = [
-                ("subject", Some(identity.subject.subject.as_str())),
-                (
-                    "actor-type",
-                    identity.acting().actor_type.map(|t| t.as_str()),
-                ),
-                ("actor", identity.actor.as_ref().map(|a| a.subject.as_str())),
-                ("chain", chain.as_deref()),
-                ("client-id", identity.client_id.as_deref()),
-                ("issuer", Some(identity.issuer.as_str())),
-            ];
+        if !upstream.identity_header_prefix.is_empty() {
+            // Worked out on the identity's first forwarded request, then
+            // shared by every request its cached token makes.
+            let values = identity
+                .header_values
+                .get_or_init(|| identity_header_values(identity));
             header_edits.extend(
-                values
-                    .into_iter()
-                    .map(|(name, value)| ([prefix, name].concat(), value.map(encode_header_value))),
+                names
+                    .identity
+                    .iter()
+                    .zip(values)
+                    .map(|(name, value)| (Rc::clone(name), value.clone())),
             );
         }
         header_edits

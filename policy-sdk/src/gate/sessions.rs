@@ -87,15 +87,15 @@ impl Warden {
     /// [`Self::check_session`] accepted it: the sealed id is replaced by it
     /// before the request goes upstream. Anything else is removed rather
     /// than passed on sealed.
-    pub(super) fn session_edit(&self, head: &RequestHead<'_>) -> Option<(String, Option<String>)> {
+    pub(super) fn session_edit(&self, head: &RequestHead<'_>) -> Option<HeaderEdit> {
         if head.session_id.is_none() || !self.settings.bind_sessions {
             return None;
         }
         let server_id = match head.session {
-            Some(Ok(Unsealed { server_id, .. })) => Some(server_id.clone()),
+            Some(Ok(Unsealed { server_id, .. })) => Some(Rc::from(server_id.as_str())),
             _ => None,
         };
-        Some(("mcp-session-id".to_owned(), server_id))
+        Some((Rc::clone(&self.upstream_names.session_id), server_id))
     }
 }
 

@@ -1301,6 +1301,18 @@ fn the_upstream_gets_verified_identity_headers_and_never_client_copies() {
                 "{mode}: {name}: {direct:?}"
             );
         }
+        // The values are kept with each cached identity: the same tokens
+        // again get the same headers each, never the other caller's.
+        let identity_of = |sent: &[(String, String)]| -> Vec<(String, String)> {
+            sent.iter()
+                .filter(|(k, _)| k.starts_with("x-warden-"))
+                .cloned()
+                .collect()
+        };
+        for (token, first) in [(&agent, &upstream), (&bearer(), &direct)] {
+            let again = forged_ping(&w_all, token).upstream;
+            assert_eq!(identity_of(&again), identity_of(first), "{mode}");
+        }
         for sent in [&upstream, &direct] {
             assert!(
                 sent.iter().all(|(_, v)| !v.starts_with("forged")),

@@ -5,6 +5,11 @@ use super::*;
 use crate::identity::envoy_metadata::{MetadataError, VerifiedPayload};
 use crate::sealing::{UnsealError, Unsealed};
 
+/// A request header to set (`Some`) or remove (`None`) upstream. Shared
+/// strings: the names are the configuration's and the identity headers'
+/// values the cached identity's, so an edit is not a copy per request.
+pub type HeaderEdit = (Rc<str>, Option<Rc<str>>);
+
 /// What the proxy should answer instead of forwarding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -83,7 +88,7 @@ pub struct Forwarding {
     /// upstream sees the request, in order; none from
     /// [`Warden::judge_streamed_body`](crate::gate::Warden::judge_streamed_body),
     /// whose headers already went.
-    pub header_edits: Vec<(String, Option<String>)>,
+    pub header_edits: Vec<HeaderEdit>,
     /// Whose view every list result in the response is cut to
     /// ([`Warden::cut_json_response`], [`Warden::cut_events`]), joined with
     /// `audit` by [`ListPlan::audience`]; `None` when `filter.filter_lists`

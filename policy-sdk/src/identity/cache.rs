@@ -244,6 +244,7 @@ mod tests {
             prior_actors: Vec::new(),
             client_id: None,
             token_id: None,
+            header_values: Default::default(),
         })
     }
 
