@@ -238,17 +238,24 @@ impl Metrics {
 /// only characters that survive Envoy's stat names and Prometheus labels
 /// unchanged (`[A-Za-z0-9_.-]`); any other becomes `_`.
 pub(crate) fn tagged(metric: &str, labels: &[(&str, &str)]) -> String {
-    let mut name = String::new();
+    fn kept(c: char) -> bool {
+        c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+    }
+    // One allocation on every request's path: the name's length is known.
+    let length = labels
+        .iter()
+        .map(|(label, value)| label.len() + value.len() + 6)
+        .sum::<usize>()
+        + metric.len();
+    let mut name = String::with_capacity(length);
     for (label, value) in labels {
         name.push_str(label);
         name.push_str("=.=");
-        name.extend(value.chars().map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '_'
-            }
-        }));
+        if value.chars().all(kept) {
+            name.push_str(value);
+        } else {
+            name.extend(value.chars().map(|c| if kept(c) { c } else { '_' }));
+        }
         name.push_str(";.;");
     }
     name.push_str(metric);
