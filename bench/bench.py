@@ -1284,6 +1284,9 @@ def derived_figures(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
                    f"{diff('warden-access-log', 'warden'):+.1f} µs")
     if ran("warden-noaudit", "warden-access-log"):
         out.append(f"the access log's audit line against none: {diff('warden-access-log', 'warden-noaudit'):+.1f} µs")
+    if ran("warden-access-log", "jwt-mcp-rbac"):
+        out.append(f"Warden with the access-log audit sink (repeated token) / jwt_authn (cache) + mcp + RBAC: "
+                   f"{ratio('warden-access-log', 'jwt-mcp-rbac'):.2f}×")
     if ran("plain", "jwt-rbac-cache"):
         out.append(f"jwt_authn (cache) + RBAC adds {diff('jwt-rbac-cache', 'plain'):.1f} µs to plain Envoy")
     if ran("plain", "jwt-rbac-nocache"):

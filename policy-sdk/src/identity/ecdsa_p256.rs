@@ -38,12 +38,11 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 use std::sync::LazyLock;
 
-use super::p256_point::{Affine, Fe, Jacobian};
+use super::p256_point::{Affine, Fe, Jacobian, batch_to_affine};
 use p256::elliptic_curve::PrimeField as _;
-use p256::elliptic_curve::group::{Curve as _, Group as _};
 use p256::elliptic_curve::ops::Reduce as _;
 use p256::elliptic_curve::point::AffineCoordinates as _;
-use p256::{AffinePoint, ProjectivePoint, Scalar};
+use p256::{ProjectivePoint, Scalar};
 use sha2::Digest as _;
 
 /// Bits per digit: the scalar is written in signed radix `2^WINDOW`.
@@ -62,34 +61,40 @@ pub(super) struct FixedBase {
 }
 
 impl FixedBase {
-    /// Built once per point with p256's arithmetic, then carried over.
-    /// No multiple is the point at infinity: `P` has prime order `n`, and
-    /// no `d·2^(WINDOW·i)` is a multiple of it.
-    /// `None` if a coordinate were not below p, which p256 never gives.
+    /// Built once per point, in Warden's own arithmetic: each row's
+    /// multiples by mixed additions of the row's (affine) base, made
+    /// affine with one inversion per row, together with the next row's
+    /// base: the last multiple (`2^(WINDOW−1)` times the base) doubled. No multiple
+    /// is the point at infinity: `P` has prime order `n`, and no
+    /// `d·2^(WINDOW·i)` is a multiple of it. `None` for the point at
+    /// infinity, or a coordinate not below p, which p256 never gives.
     fn new(point: ProjectivePoint) -> Option<Self> {
+        let point = point.to_affine();
+        if bool::from(point.is_identity()) {
+            return None;
+        }
+        let mut base = Affine {
+            x: Fe::from_be_bytes(&point.x().into())?,
+            y: Fe::from_be_bytes(&point.y().into())?,
+        };
         let mut multiples = Vec::with_capacity(DIGITS * MULTIPLES);
-        let mut row = [ProjectivePoint::IDENTITY; MULTIPLES];
-        let mut row_affine = [AffinePoint::IDENTITY; MULTIPLES];
-        let mut base = point;
+        // One row at a time: a whole table's points in Jacobian
+        // coordinates would hold about 300 KB while it is built, and Wasm
+        // memory, once grown, stays grown.
+        let mut row = Vec::with_capacity(MULTIPLES + 1);
         for _ in 0..DIGITS {
-            let mut multiple = base;
-            for entry in &mut row {
-                *entry = multiple;
-                multiple += base;
+            row.clear();
+            let mut multiple = Jacobian::from_affine(&base);
+            row.push(multiple);
+            for _ in 1..MULTIPLES {
+                multiple = multiple.add_affine(&base);
+                row.push(multiple);
             }
-            // One field inversion per row: a whole table's points at once
-            // would hold about 400 KB while it is built, and Wasm memory,
-            // once grown, stays grown.
-            ProjectivePoint::batch_normalize(&row, &mut row_affine);
-            for point in &row_affine {
-                multiples.push(Affine {
-                    x: Fe::from_be_bytes(&point.x().into())?,
-                    y: Fe::from_be_bytes(&point.y().into())?,
-                });
-            }
-            for _ in 0..WINDOW {
-                base = base.double();
-            }
+            // The next row's base shares the row's inversion.
+            row.push(multiple.double());
+            let mut affine = batch_to_affine(&row)?;
+            base = affine.pop()?;
+            multiples.extend(affine);
         }
         Some(Self { multiples })
     }

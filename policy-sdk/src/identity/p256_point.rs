@@ -196,8 +196,16 @@ impl Jacobian {
         !self.is_infinity() && self.x == x.mul(&self.z.square())
     }
 
-    /// The affine coordinates (one inversion): for tests.
-    #[cfg(test)]
+    pub fn from_affine(point: &Affine) -> Self {
+        Self {
+            x: point.x,
+            y: point.y,
+            z: Fe::ONE,
+        }
+    }
+
+    /// The affine coordinates (one inversion); `None` for the point at
+    /// infinity.
     pub fn to_affine(self) -> Option<Affine> {
         if self.is_infinity() {
             return None;
@@ -209,6 +217,42 @@ impl Jacobian {
             y: self.y.mul(&inverse_squared).mul(&inverse),
         })
     }
+}
+
+/// The affine coordinates of `points` with one inversion for them all
+/// (Montgomery's trick: invert the product of the `Z`s, then peel each
+/// inverse off it). `None` if any is the point at infinity.
+pub(super) fn batch_to_affine(points: &[Jacobian]) -> Option<Vec<Affine>> {
+    // prefix[i] = Z_0 · … · Z_i
+    let mut prefix = Vec::with_capacity(points.len());
+    let mut product = Fe::ONE;
+    for point in points {
+        if point.is_infinity() {
+            return None;
+        }
+        product = product.mul(&point.z);
+        prefix.push(product);
+    }
+    // From the last point back: `inverse` is (Z_0 · … · Z_i)⁻¹, so
+    // Z_i⁻¹ = inverse · (Z_0 · … · Z_(i−1)).
+    let mut inverse = product.invert();
+    let earlier = prefix.iter().rev().skip(1).map(Some).chain([None]);
+    let mut affine: Vec<Affine> = points
+        .iter()
+        .rev()
+        .zip(earlier)
+        .map(|(point, before)| {
+            let z_inverse = before.map_or(inverse, |before| inverse.mul(before));
+            inverse = inverse.mul(&point.z);
+            let z_inverse_squared = z_inverse.square();
+            Affine {
+                x: point.x.mul(&z_inverse_squared),
+                y: point.y.mul(&z_inverse_squared).mul(&z_inverse),
+            }
+        })
+        .collect();
+    affine.reverse();
+    Some(affine)
 }
 
 #[cfg(test)]
