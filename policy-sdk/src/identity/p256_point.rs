@@ -204,8 +204,8 @@ impl Jacobian {
         }
     }
 
-    /// The affine coordinates (one inversion); `None` for the point at
-    /// infinity.
+    /// The affine coordinates (one inversion): for tests.
+    #[cfg(test)]
     pub fn to_affine(self) -> Option<Affine> {
         if self.is_infinity() {
             return None;
