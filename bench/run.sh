@@ -2,7 +2,7 @@
 # Proxy benchmark and micro benchmarks (`make bench`; see BENCHMARKS.md).
 #
 #   bash bench/run.sh            full run (~20 min on 2 cores): micro benchmarks,
-#                                proxy benchmark (26 variants, 8 rounds × 3 s),
+#                                proxy benchmark (27 variants, 8 rounds × 3 s),
 #                                perf profile, memory soak (100,000 requests);
 #                                writes bench/results/ and the figures section
 #                                of BENCHMARKS.md
