@@ -12,9 +12,10 @@ mod p256_point;
 mod revocation;
 mod rsa_pkcs1;
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -96,17 +97,17 @@ pub struct Identity {
     /// the verification cache hands every request with the same token this
     /// one `Rc<Identity>`.
     #[serde(skip)]
-    pub header_values: Derived<[Option<Rc<str>>; 6]>,
+    pub header_values: Derived<[Option<Arc<str>>; 6]>,
 }
 
 /// A value worked out from an identity's fields once, and kept with it.
 /// It says nothing the fields do not: two identities compare as their
 /// fields do, whether or not it was worked out yet.
 #[derive(Clone, Default)]
-pub struct Derived<T>(OnceCell<T>);
+pub struct Derived<T>(OnceLock<T>);
 
 impl<T> Derived<T> {
-    pub fn get_or_init(&self, make: impl FnOnce() -> T) -> &T {
+    pub(crate) fn get_or_init(&self, make: impl FnOnce() -> T) -> &T {
         self.0.get_or_init(make)
     }
 }

@@ -8,6 +8,7 @@
 //! the transport rules of each MCP revision (`transport`).
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -79,20 +80,20 @@ const IDENTITY_HEADERS: [&str; 6] = [
 /// configuration.
 #[derive(Debug)]
 struct UpstreamNames {
-    authorization: Rc<str>,
-    accept_encoding: Rc<str>,
-    session_id: Rc<str>,
+    authorization: Arc<str>,
+    accept_encoding: Arc<str>,
+    session_id: Arc<str>,
     /// [`IDENTITY_HEADERS`] after the prefix (unused without one).
-    identity: [Rc<str>; 6],
+    identity: [Arc<str>; 6],
 }
 
 impl UpstreamNames {
     fn new(prefix: &str) -> Self {
         Self {
-            authorization: Rc::from("authorization"),
-            accept_encoding: Rc::from("accept-encoding"),
-            session_id: Rc::from("mcp-session-id"),
-            identity: IDENTITY_HEADERS.map(|name| Rc::from([prefix, name].concat())),
+            authorization: Arc::from("authorization"),
+            accept_encoding: Arc::from("accept-encoding"),
+            session_id: Arc::from("mcp-session-id"),
+            identity: IDENTITY_HEADERS.map(|name| Arc::from([prefix, name].concat())),
         }
     }
 }
@@ -101,7 +102,7 @@ impl UpstreamNames {
 /// header. The chain is a compact JSON array, serialized directly (not
 /// through a `serde_json::Value`); it cannot fail for strings, and if it
 /// did, the client's copies would still be removed.
-fn identity_header_values(identity: &Identity) -> [Option<Rc<str>>; 6] {
+fn identity_header_values(identity: &Identity) -> [Option<Arc<str>>; 6] {
     let chain = serde_json::to_string(&identity.chain()).ok();
     [
         Some(identity.subject.subject.as_str()),
@@ -111,7 +112,7 @@ fn identity_header_values(identity: &Identity) -> [Option<Rc<str>>; 6] {
         identity.client_id.as_deref(),
         Some(identity.issuer.as_str()),
     ]
-    .map(|value| value.map(|value| Rc::from(encode_header_value(value))))
+    .map(|value| value.map(|value| Arc::from(encode_header_value(value))))
 }
 
 impl Warden {
@@ -395,10 +396,10 @@ impl Warden {
         let mut header_edits = Vec::with_capacity(3 + IDENTITY_HEADERS.len());
         header_edits.extend(self.session_edit(head));
         if upstream.strip_authorization {
-            header_edits.push((Rc::clone(&names.authorization), None));
+            header_edits.push((Arc::clone(&names.authorization), None));
         }
         if drop_encoding {
-            header_edits.push((Rc::clone(&names.accept_encoding), None));
+            header_edits.push((Arc::clone(&names.accept_encoding), None));
         }
         if !upstream.identity_header_prefix.is_empty() {
             // Worked out on the identity's first forwarded request, then
@@ -411,7 +412,7 @@ impl Warden {
                     .identity
                     .iter()
                     .zip(values)
-                    .map(|(name, value)| (Rc::clone(name), value.clone())),
+                    .map(|(name, value)| (Arc::clone(name), value.clone())),
             );
         }
         header_edits

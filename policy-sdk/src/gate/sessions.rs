@@ -92,10 +92,10 @@ impl Warden {
             return None;
         }
         let server_id = match head.session {
-            Some(Ok(Unsealed { server_id, .. })) => Some(Rc::from(server_id.as_str())),
+            Some(Ok(Unsealed { server_id, .. })) => Some(Arc::from(server_id.as_str())),
             _ => None,
         };
-        Some((Rc::clone(&self.upstream_names.session_id), server_id))
+        Some((Arc::clone(&self.upstream_names.session_id), server_id))
     }
 }
 

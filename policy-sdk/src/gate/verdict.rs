@@ -8,7 +8,7 @@ use crate::sealing::{UnsealError, Unsealed};
 /// A request header to set (`Some`) or remove (`None`) upstream. Shared
 /// strings: the names are the configuration's and the identity headers'
 /// values the cached identity's, so an edit is not a copy per request.
-pub type HeaderEdit = (Rc<str>, Option<Rc<str>>);
+pub type HeaderEdit = (Arc<str>, Option<Arc<str>>);
 
 /// What the proxy should answer instead of forwarding.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -821,3 +821,11 @@ fn a_flood_of_unknown_key_ids_leaves_valid_tokens_cached() {
         "every valid token is still a hit"
     );
 }
+
+#[test]
+fn an_identity_can_be_shared_between_threads() {
+    // The fuzz targets keep identities in statics; the header values kept
+    // with an identity (`Derived`) must not take that away.
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Identity>();
+}
