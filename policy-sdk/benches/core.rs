@@ -7,7 +7,6 @@
 
 #![expect(
     clippy::unwrap_used,
-    clippy::panic,
     reason = "a benchmark without its inputs cannot run"
 )]
 
@@ -15,15 +14,17 @@ use std::hint::black_box;
 use std::rc::Rc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use policy_sdk::exchange::memory::{Driver, HeaderPause, MemoryHost, Request};
 use policy_sdk::identity::{IdentityConfig, TokenVerifier};
 use policy_sdk::json::JsonLimits;
 use policy_sdk::mcp::{Decoding, decode_body};
-use policy_sdk::testing::{DemoAlg, DemoIssuer, TEST_NOW, demo_identity_json, standard_claims};
-use policy_sdk::{CompiledPolicy, Exchange, Warden};
+use policy_sdk::testing::{
+    DemoAlg, DemoIssuer, GATE_BODY, TEST_NOW, demo_identity_json, gate_document, gate_request,
+    run_gate, standard_claims,
+};
+use policy_sdk::{CompiledPolicy, Warden};
 use serde_json::json;
 
-const BODY: &str = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"deploy","arguments":{"environment":"staging","replicas":3,"note":"nightly rollout of the search index"}}}"#;
+const BODY: &str = GATE_BODY;
 
 fn verifier(cache_entries: usize) -> TokenVerifier {
     let mut config: IdentityConfig = serde_json::from_value(demo_identity_json()).unwrap();
@@ -105,49 +106,19 @@ fn evaluation(c: &mut Criterion) {
 }
 
 fn gate(c: &mut Criterion) {
-    let document = json!({"version": 1, "identity": demo_identity_json(), "rules": [
-        {"id": "deploy-staging", "effect": "allow", "owner": "o", "tools": ["deploy"], "arguments": [{"pointer": "/environment", "equals": "staging"}]}
-    ]});
-    let warden = Rc::new(Warden::from_json(&document.to_string()).unwrap());
-    let authorization = format!(
-        "Bearer {}",
-        DemoIssuer::new()
-            .unwrap()
-            .token(TEST_NOW, json!({}))
-            .unwrap()
-    );
-    let header = |name: &str, value: &str| (name.to_owned(), value.to_owned());
-    let request = Request {
-        headers: vec![
-            header(":method", "POST"),
-            header(":path", "/mcp"),
-            header("authorization", &authorization),
-            header("content-type", "application/json"),
-            header("content-length", &BODY.len().to_string()),
-            header("x-request-id", "bench"),
-        ],
-        chunks: vec![BODY.as_bytes().to_vec()],
-        trailers: None,
-        dynamic_metadata: None,
-    };
+    let warden = Rc::new(Warden::from_json(&gate_document().to_string()).unwrap());
+    let authorization = DemoIssuer::new()
+        .unwrap()
+        .token(TEST_NOW, json!({}))
+        .unwrap();
+    let request = gate_request(&format!("Bearer {authorization}"));
     let now = u128::from(TEST_NOW) * 1_000_000_000;
     // The filter's default header mode (stream), on a host that honours a
     // header pause; the token is in the verifier's cache after the first
     // iteration.
     c.bench_function("gate/whole_decision/cached_token", |b| {
-        b.iter(|| {
-            let mut exchange = Exchange::new(Some(Rc::clone(&warden)));
-            let host = MemoryHost::new(now, HeaderPause::Honoured);
-            let mut driver = Driver::new(&mut exchange, host);
-            driver.send_request(black_box(&request));
-            driver.finish();
-            let [audit] = driver.host.decisions()[..] else {
-                panic!("one decision")
-            };
-            assert!(audit.is_allowed() && driver.host.reply.is_none());
-            // The audit line the filter writes.
-            black_box(audit.to_json_line())
-        })
+        // The audit line the filter writes included.
+        b.iter(|| black_box(run_gate(&warden, &request, now).unwrap()))
     });
 }
 

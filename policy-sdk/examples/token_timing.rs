@@ -25,15 +25,15 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use policy_sdk::exchange::memory::{Driver, HeaderPause, MemoryHost, Request};
+use policy_sdk::Warden;
 use policy_sdk::identity::{IdentityConfig, TokenVerifier};
-use policy_sdk::testing::{DemoAlg, DemoIssuer, TEST_NOW, demo_identity_json, standard_claims};
-use policy_sdk::{Exchange, Warden};
+use policy_sdk::testing::{
+    DemoAlg, DemoIssuer, TEST_NOW, demo_identity_json, gate_document, gate_request, run_gate,
+    standard_claims,
+};
 use serde_json::json;
 
 const BATCHES: usize = 9;
-/// The body of criterion's `gate/whole_decision/cached_token`.
-const BODY: &str = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"deploy","arguments":{"environment":"staging","replicas":3,"note":"nightly rollout of the search index"}}}"#;
 const WARM_UP: u32 = 30;
 
 fn main() -> anyhow::Result<()> {
@@ -70,40 +70,11 @@ fn main() -> anyhow::Result<()> {
 /// `gate/whole_decision/cached_token` runs it natively: one request's
 /// lifecycle through `Exchange` on the in-memory host, and its audit line.
 fn time_gate(issuer: &DemoIssuer, batch: u32) -> anyhow::Result<()> {
-    let document = json!({"version": 1, "identity": demo_identity_json(), "rules": [
-        {"id": "deploy-staging", "effect": "allow", "owner": "o", "tools": ["deploy"], "arguments": [{"pointer": "/environment", "equals": "staging"}]}
-    ]});
-    let warden = Rc::new(Warden::from_json(&document.to_string())?);
-    let authorization = format!("Bearer {}", issuer.token(TEST_NOW, json!({}))?);
-    let header = |name: &str, value: &str| (name.to_owned(), value.to_owned());
-    let request = Request {
-        headers: vec![
-            header(":method", "POST"),
-            header(":path", "/mcp"),
-            header("authorization", &authorization),
-            header("content-type", "application/json"),
-            header("content-length", &BODY.len().to_string()),
-            header("x-request-id", "bench"),
-        ],
-        chunks: vec![BODY.as_bytes().to_vec()],
-        trailers: None,
-        dynamic_metadata: None,
-    };
+    let warden = Rc::new(Warden::from_json(&gate_document().to_string())?);
+    let request = gate_request(&format!("Bearer {}", issuer.token(TEST_NOW, json!({}))?));
     let now = u128::from(TEST_NOW) * 1_000_000_000;
     time_batches("v8/gate/whole_decision/cached_token", batch * 10, || {
-        let mut exchange = Exchange::new(Some(Rc::clone(&warden)));
-        let host = MemoryHost::new(now, HeaderPause::Honoured);
-        let mut driver = Driver::new(&mut exchange, host);
-        driver.send_request(black_box(&request));
-        driver.finish();
-        let [audit] = driver.host.decisions()[..] else {
-            anyhow::bail!("the gate made no single decision")
-        };
-        anyhow::ensure!(
-            audit.is_allowed() && driver.host.reply.is_none(),
-            "the gate refused"
-        );
-        black_box(audit.to_json_line());
+        black_box(run_gate(&warden, &request, now).map_err(anyhow::Error::msg)?);
         Ok(())
     })
 }

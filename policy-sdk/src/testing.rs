@@ -220,3 +220,60 @@ pub fn agent() -> crate::identity::Principal {
         &[],
     )
 }
+
+/// The `tools/call` body of the gate benchmarks: criterion's
+/// `gate/whole_decision/cached_token` and its twin in V8, the
+/// `token_timing` example.
+pub const GATE_BODY: &str = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"deploy","arguments":{"environment":"staging","replicas":3,"note":"nightly rollout of the search index"}}}"#;
+
+/// The gate benchmarks' configuration: the demo identity, and one rule that
+/// lets anyone call `deploy` in staging.
+pub fn gate_document() -> Value {
+    json!({"version": 1, "identity": demo_identity_json(), "rules": [
+        {"id": "deploy-staging", "effect": "allow", "owner": "o", "tools": ["deploy"],
+         "arguments": [{"pointer": "/environment", "equals": "staging"}]}
+    ]})
+}
+
+/// The gate benchmarks' request: a POST of [`GATE_BODY`] to `/mcp` with
+/// `authorization`, in one chunk.
+pub fn gate_request(authorization: &str) -> crate::exchange::memory::Request {
+    let header = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+    crate::exchange::memory::Request {
+        headers: vec![
+            header(":method", "POST"),
+            header(":path", "/mcp"),
+            header("authorization", authorization),
+            header("content-type", "application/json"),
+            header("content-length", &GATE_BODY.len().to_string()),
+            header("x-request-id", "bench"),
+        ],
+        chunks: vec![GATE_BODY.as_bytes().to_vec()],
+        trailers: None,
+        dynamic_metadata: None,
+    }
+}
+
+/// One run of the gate benchmarks: `request` through a new `Exchange` on the
+/// in-memory host (one that honours a header pause; the filter's default
+/// header mode), to the end of the stream. The allowed decision's audit
+/// line, as the filter writes it, or why there is none.
+pub fn run_gate(
+    warden: &std::rc::Rc<crate::Warden>,
+    request: &crate::exchange::memory::Request,
+    now_unix_nanos: u128,
+) -> Result<String, &'static str> {
+    use crate::exchange::memory::{Driver, HeaderPause, MemoryHost};
+    let mut exchange = crate::Exchange::new(Some(std::rc::Rc::clone(warden)));
+    let host = MemoryHost::new(now_unix_nanos, HeaderPause::Honoured);
+    let mut driver = Driver::new(&mut exchange, host);
+    driver.send_request(std::hint::black_box(request));
+    driver.finish();
+    let [audit] = driver.host.decisions()[..] else {
+        return Err("the gate made no single decision");
+    };
+    if !audit.is_allowed() || driver.host.reply.is_some() {
+        return Err("the gate refused the request");
+    }
+    Ok(audit.to_json_line())
+}

@@ -14,11 +14,14 @@ from conftest import http_client, token_for, tool_call, variant_stack
 from warden_stack import AUDIT_PREFIX
 
 
+def sink_stack(workdir: Path, name: str, envoy_log_level: str):
+    """A stack whose audit lines go through filter state to the access log."""
+    return variant_stack(workdir, name, filter={"audit_filter_state": True}, envoy_log_level=envoy_log_level)
+
+
 @pytest.fixture(scope="module")
 def quiet_stack(e2e_workdir: Path):
-    with variant_stack(
-        e2e_workdir, "audit-sink", filter={"audit_filter_state": True}, envoy_log_level="warn"
-    ) as stack:
+    with sink_stack(e2e_workdir, "audit-sink", "warn") as stack:
         yield stack
 
 
@@ -62,9 +65,7 @@ def test_audit_lines_reach_the_access_log_at_log_level_warn(quiet_stack):
 
 @pytest.fixture(scope="module")
 def info_stack(e2e_workdir: Path):
-    with variant_stack(
-        e2e_workdir, "audit-sink-info", filter={"audit_filter_state": True}, envoy_log_level="info"
-    ) as stack:
+    with sink_stack(e2e_workdir, "audit-sink-info", "info") as stack:
         yield stack
 
 

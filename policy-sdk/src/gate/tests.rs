@@ -1233,15 +1233,6 @@ fn protected_resource_metadata_is_served_and_named_in_challenges() {
 
 const PING: &str = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
 
-const IDENTITY_HEADERS: [&str; 6] = [
-    "subject",
-    "actor-type",
-    "actor",
-    "chain",
-    "client-id",
-    "issuer",
-];
-
 /// A ping whose client forged two copies of every identity header.
 fn forged_ping(w: &Rc<Warden>, authorization: &str) -> Forwarded {
     let h = head("POST", "/mcp", Some(authorization));
