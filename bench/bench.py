@@ -532,16 +532,14 @@ def write_variant_config(variant: Variant, ports: Ports) -> Path:
     upstream_port = ports.upstream[SCENARIOS[variant.scenario].answer]
     if variant.filters in (["warden"], ["warden-jwt-authn"]):
         policy = POLICY
-        if variant.filters == ["warden-jwt-authn"] or variant.access_log:
+        if variant.filters == ["warden-jwt-authn"]:
+            # The same policy with `identity.verified_by: jwt_authn`: `warden
+            # envoy` renders jwt_authn ahead of Warden (docs/policy.md).
             document = json.loads(run_cli("compile", POLICY))
-            if variant.filters == ["warden-jwt-authn"]:
-                # The same policy with `identity.verified_by: jwt_authn`: `warden
-                # envoy` renders jwt_authn ahead of Warden (docs/policy.md).
-                document["identity"]["verified_by"] = "jwt_authn"
-            if variant.access_log:
-                document["filter"]["audit_filter_state"] = True
+            document["identity"]["verified_by"] = "jwt_authn"
             policy = WORK / f"{variant.key}.policy.json"
             policy.write_text(json.dumps(document))
+        # `--audit-log` sets `filter.audit_filter_state` in the plugin configuration too.
         audit_log = WORK / f"{variant.key}.audit.log" if variant.access_log else None
         path = WORK / f"{variant.key}.yaml"
         path.write_text(render_envoy_config(policy, listen_port=variant.port, upstream_port=upstream_port,
@@ -744,12 +742,15 @@ def functional_checks(variant: Variant, tokens: Tokens) -> None:
         # be there, or the variant measures a log that writes nothing.
         audit_log = WORK / f"{variant.key}.audit.log"
         deadline = time.monotonic() + 10
-        while True:
+
+        def denials() -> tuple[int, list[str]]:
             lines = audit_log.read_text().splitlines() if audit_log.exists() else []
-            if sum('"decision":"deny"' in line for line in lines) >= len(cases) or time.monotonic() > deadline:
-                break
+            return sum('"decision":"deny"' in line for line in lines), lines
+
+        while (found := denials())[0] < len(cases) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if sum('"decision":"deny"' in line for line in lines) < len(cases):
+        count, lines = found
+        if count < len(cases):
             raise SystemExit(f"bench: `{variant.key}`: the access log holds no audit line for the refused "
                              f"requests: {lines[-5:]}")
 

@@ -127,9 +127,9 @@ def render_envoy_config(
     `header_mode` (None: the policy's own) overrides `filter.header_mode`;
     `upstream_protocol` is how Envoy talks to the upstream (`http1` or `h2c`);
     `wasm_remote` (URL, SHA-256 hex) has Envoy fetch the module over HTTP
-    instead of opening the built file; `audit_log` renders the access log that
-    writes each audit line from filter state to that file (the policy must set
-    `filter.audit_filter_state`)."""
+    instead of opening the built file; `audit_log` sets
+    `filter.audit_filter_state` and renders the access log that writes each
+    audit line from filter state to that file."""
     options = [
         arg
         for name, target in (clusters or {}).items()
