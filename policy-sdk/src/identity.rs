@@ -102,9 +102,17 @@ pub struct Identity {
 
 /// A value worked out from an identity's fields once, and kept with it.
 /// It says nothing the fields do not: two identities compare as their
-/// fields do, whether or not it was worked out yet.
-#[derive(Clone, Default)]
+/// fields do, whether or not it was worked out yet. A copy starts empty:
+/// an identity copied and then changed (`Identity { actor, ..copy }`)
+/// must not carry the values of the one it was copied from.
+#[derive(Default)]
 pub struct Derived<T>(OnceLock<T>);
+
+impl<T> Clone for Derived<T> {
+    fn clone(&self) -> Self {
+        Self(OnceLock::new())
+    }
+}
 
 impl<T> Derived<T> {
     pub(crate) fn get_or_init(&self, make: impl FnOnce() -> T) -> &T {

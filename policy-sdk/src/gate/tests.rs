@@ -1233,6 +1233,17 @@ fn protected_resource_metadata_is_served_and_named_in_challenges() {
 
 const PING: &str = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
 
+/// The identity headers as docs/filter.md names them: the test's own list,
+/// not the gate's, so a header the gate stopped setting or clearing shows.
+const IDENTITY_HEADERS: [&str; 6] = [
+    "subject",
+    "actor-type",
+    "actor",
+    "chain",
+    "client-id",
+    "issuer",
+];
+
 /// A ping whose client forged two copies of every identity header.
 fn forged_ping(w: &Rc<Warden>, authorization: &str) -> Forwarded {
     let h = head("POST", "/mcp", Some(authorization));
@@ -1580,4 +1591,31 @@ fn the_session_binding_is_the_json_array_it_always_was() {
         .to_string();
         assert_eq!(Warden::session_binding(&identity), before);
     }
+}
+
+#[test]
+fn an_identity_copied_and_changed_gets_its_own_header_values() {
+    // The identity headers' values are kept with an identity once worked
+    // out; a copy that is then changed must be given its own.
+    let w = warden(json!({"rules": [{"id": "all", "effect": "allow", "owner": "o"}]}));
+    let auth = bearer();
+    let h = head("POST", "/mcp", Some(&auth));
+    let HeadVerdict::ReadBody(identity) = w.judge_head(&h) else {
+        panic!("expected the body to be read")
+    };
+    let subject_of = |edits: Vec<HeaderEdit>| {
+        edits
+            .into_iter()
+            .find(|(name, _)| &**name == "x-warden-subject")
+            .and_then(|(_, value)| value)
+            .map(|value| value.to_string())
+    };
+    let original = subject_of(w.streamed_head_edits(&identity, &h));
+    let mut copy = (*identity).clone();
+    copy.subject.subject = "mallory".to_owned();
+    assert_eq!(
+        subject_of(w.streamed_head_edits(&copy, &h)).as_deref(),
+        Some("mallory")
+    );
+    assert_ne!(original.as_deref(), Some("mallory"));
 }
