@@ -73,10 +73,14 @@ fn time_gate(issuer: &DemoIssuer, batch: u32) -> anyhow::Result<()> {
     let warden = Rc::new(Warden::from_json(&gate_document().to_string())?);
     let request = gate_request(&format!("Bearer {}", issuer.token(TEST_NOW, json!({}))?));
     let now = u128::from(TEST_NOW) * 1_000_000_000;
-    time_batches("v8/gate/whole_decision/cached_token", batch * 10, || {
-        black_box(run_gate(&warden, &request, now).map_err(anyhow::Error::msg)?);
-        Ok(())
-    })
+    time_batches(
+        "v8/gate/whole_decision/cached_token",
+        batch.saturating_mul(10),
+        || {
+            black_box(run_gate(&warden, &request, now).map_err(anyhow::Error::msg)?);
+            Ok(())
+        },
+    )
 }
 
 /// Runs `step` for warm-up, then in `BATCHES` batches of `batch`, and prints
