@@ -64,9 +64,9 @@ impl FixedBase {
     /// Built once per point, in Warden's own arithmetic: each row's
     /// multiples by mixed additions of the row's (affine) base, made
     /// affine with one inversion per row, together with the next row's
-    /// base: the last multiple (`2^(WINDOW−1)` times the base) doubled. No multiple
-    /// is the point at infinity: `P` has prime order `n`, and no
-    /// `d·2^(WINDOW·i)` is a multiple of it. `None` for the point at
+    /// base: the last multiple (`2^(WINDOW−1)` times the base) doubled.
+    /// No multiple is the point at infinity: `P` has prime order `n`, and
+    /// no `d·2^(WINDOW·i)` is a multiple of it. `None` for the point at
     /// infinity, or a coordinate not below p, which p256 never gives.
     fn new(point: ProjectivePoint) -> Option<Self> {
         let point = point.to_affine();

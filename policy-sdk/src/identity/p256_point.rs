@@ -162,11 +162,7 @@ impl Jacobian {
     /// the point at infinity, are handled apart.
     pub fn add_affine(&self, other: &Affine) -> Self {
         if self.is_infinity() {
-            return Self {
-                x: other.x,
-                y: other.y,
-                z: Fe::ONE,
-            };
+            return Self::from_affine(other);
         }
         let z1z1 = self.z.square();
         let u2 = other.x.mul(&z1z1);
