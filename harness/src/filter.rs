@@ -7,7 +7,6 @@ use serde_json::Value;
 
 use crate::host::{
     Action, Emulator, FilterModule, HarnessError, Headers, HostOptions, LocalResponse, LogEntry,
-    LogLevel,
 };
 
 /// Where `cargo build` puts the filter, relative to the workspace root.
@@ -220,7 +219,8 @@ impl WardenFilter {
             .to_vec();
         let audit = logs
             .iter()
-            .filter(|l| l.level == LogLevel::Info && l.message.starts_with(AUDIT_PREFIX))
+            // At `info`, or at `debug` when it went to filter state too.
+            .filter(|l| l.message.starts_with(AUDIT_PREFIX))
             .find_map(|l| serde_json::from_str(&l.message).ok());
         // Keep memory flat over long runs.
         emulator.clear_logs();

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use policy_sdk::testing::{DemoIssuer, TEST_NOW};
 use serde_json::json;
-use warden_harness::filter::{HttpRequest, WardenFilter, load_module, workspace_wasm};
+use warden_harness::filter::{
+    AUDIT_PREFIX, HttpRequest, WardenFilter, load_module, workspace_wasm,
+};
 use warden_harness::host::{
     AbiVersion, Action, Emulator, FilterModule, GuestCall, HarnessError, HeaderPause, HostFault,
     HostOptions, LogLevel, TrapCause,
@@ -719,6 +721,38 @@ fn one_principal_opening_thousands_of_sessions_ends_no_other_session() {
         );
         filter.emulator().complete(id).unwrap();
     }
+}
+
+#[test]
+fn audit_lines_in_filter_state_reach_the_proxys_log_at_debug_and_are_still_read() {
+    // With `filter.audit_filter_state`, the access log is the sink: the
+    // line is in filter state, and in the proxy's log at `debug` only. The
+    // harness reads the decision from it all the same.
+    let mut config: serde_json::Value = serde_json::from_str(&example_config()).unwrap();
+    config["filter"]["audit_filter_state"] = json!(true);
+    let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
+                      "params":{"name":"search_docs","arguments":{"query":"x"}}})
+    .to_string();
+    let bearer = token(json!({"sub":"research-agent","actor_type":"agent"}));
+    let mut filter = WardenFilter::start(filter_module(), &config.to_string(), TEST_NOW).unwrap();
+    let exchange = filter
+        .handle(&HttpRequest::post(body.as_str()).bearer(&bearer))
+        .unwrap();
+    assert!(exchange.forwarded(), "{:?}", exchange.reason());
+    assert_eq!(exchange.decision(), Some("allow"));
+    let audit_at = |level: LogLevel| {
+        exchange
+            .logs
+            .iter()
+            .filter(|l| l.level == level && l.message.starts_with(AUDIT_PREFIX))
+            .count()
+    };
+    assert_eq!(
+        (audit_at(LogLevel::Debug), audit_at(LogLevel::Info)),
+        (1, 0)
+    );
+    let kept = filter.emulator().property(&["warden_audit"]).unwrap();
+    assert!(kept.starts_with(AUDIT_PREFIX.as_bytes()));
 }
 
 #[test]
