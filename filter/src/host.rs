@@ -223,7 +223,9 @@ impl StreamHost for ProxyHost {
         if self.audit_filter_state {
             // One key: a filtered list's line (the request's record and the
             // list outcome) replaces the request's, so an access logger
-            // writes the final record once.
+            // writes the final record once. (The SDK traps on any status
+            // but `Ok`, so there is no error to handle here: a host that
+            // refuses filter state fails the request closed; docs/filter.md.)
             let _ = hostcalls::set_property(vec![AUDIT_PROPERTY], Some(line.as_bytes()));
             // The access log is the audit sink: in Envoy's own log the line
             // would be a copy, and the dearest way to write it (about 15 to
