@@ -153,7 +153,7 @@ impl Exchange {
         // applies what other workers fetched (documents/mod.rs), and the
         // stream shares this VM's compiled configuration with it.
         self.head = match RequestHeaders::read(&warden, host) {
-            Ok(head) => head.identified(self.request_id.clone()),
+            Ok(head) => head.identified(self.request_id.take()),
             Err(error) => return self.host_failed(host, None, &error),
         };
         let body = BodySeen {
@@ -421,6 +421,7 @@ impl Exchange {
         match verdict {
             HeadVerdict::Pass => {
                 self.request = RequestState::Open;
+                self.head.settle();
                 Flow::Continue
             }
             HeadVerdict::Serve(reply) => self.reply(host, &reply, None),
@@ -617,6 +618,7 @@ impl Exchange {
         }
         host.audit(&forwarding.audit, AuditKind::Decision);
         self.request = RequestState::Open;
+        self.head.settle();
         let Forwarding {
             audit,
             lists,

@@ -77,6 +77,37 @@ impl RequestHeaders {
         self
     }
 
+    /// Once the request is judged, keeps only what a later audit line of
+    /// this stream reads (the viewed headers' first values, as found on
+    /// arrival): the bearer token, the verified payload and every other
+    /// header go. A stream can wait long for its response, and a worker's
+    /// VM holds one of these per request in flight.
+    pub(super) fn settle(&mut self) {
+        let kept = Viewed::ALL
+            .into_iter()
+            .filter(|which| !matches!(which, Viewed::Authorization))
+            .filter(|which| self.viewed(*which).is_some())
+            .count();
+        let mut headers = Vec::with_capacity(kept);
+        let mut viewed = [None; Viewed::ALL.len()];
+        for which in Viewed::ALL {
+            if matches!(which, Viewed::Authorization) {
+                continue;
+            }
+            let at = self.viewed.get(which as usize).copied().flatten();
+            if let (Some(header), Some(slot)) = (
+                at.and_then(|at| self.headers.get_mut(at)),
+                viewed.get_mut(which as usize),
+            ) {
+                *slot = Some(headers.len());
+                headers.push(std::mem::take(header));
+            }
+        }
+        self.headers = headers;
+        self.viewed = viewed;
+        self.verified_payload = None;
+    }
+
     /// The first value of one header.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.headers

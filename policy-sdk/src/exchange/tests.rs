@@ -872,3 +872,54 @@ fn an_id_aliasing_one_in_flight_in_its_session_is_refused_until_it_ends() {
     driver_c.send_request(&in_session("s-1", json!("7")));
     assert!(driver_c.host.reply.is_none(), "{:?}", driver_c.host.reply);
 }
+
+#[test]
+fn a_forwarded_request_keeps_only_what_its_audit_lines_read() {
+    // A stream waits for its response holding its request's state; a
+    // worker holds one per request in flight. Once judged, the token and
+    // the headers no later audit line reads are let go.
+    for (mode, pause) in MODES {
+        let mut exchange =
+            Exchange::new(Some(warden(mode, false))).with_request_id("w-0002".into());
+        let mut driver = Driver::new(&mut exchange, host(pause));
+        let mut request = request(&[&call("search_docs")], false);
+        request.headers.extend(
+            [
+                ("user-agent", "agent/1.0"),
+                (
+                    "traceparent",
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                ),
+                ("mcp-protocol-version", "2025-06-18"),
+            ]
+            .map(|(name, value)| (name.to_owned(), value.to_owned())),
+        );
+        driver.send_request(&request);
+        assert!(driver.host.reply.is_none(), "{mode}/{pause:?}");
+        drop(driver);
+        let head = &exchange.head;
+        for gone in ["authorization", "x-warden-subject", "user-agent"] {
+            assert_eq!(head.get(gone), None, "{mode}/{pause:?}: {gone} kept");
+        }
+        let view = head.view();
+        assert_eq!(view.authorization, None);
+        assert_eq!(
+            (
+                view.method,
+                view.path,
+                view.request_id,
+                view.client_request_id
+            ),
+            ("POST", "/mcp", Some("w-0002"), Some("table-1")),
+            "{mode}/{pause:?}"
+        );
+        assert_eq!(view.protocol_version, Some("2025-06-18"));
+        assert!(view.traceparent.is_some());
+        // What an audit line of this stream would now say.
+        let audit = exchange.undecided_audit(Some(502), "after");
+        let audit = audit.expect("an audit record");
+        assert_eq!(audit.request_id.as_deref(), Some("w-0002"));
+        assert_eq!(audit.client_request_id.as_deref(), Some("table-1"));
+        assert!(audit.trace_id.is_some(), "{mode}/{pause:?}");
+    }
+}
