@@ -7,8 +7,8 @@
 
 mod host;
 mod metrics;
+mod streams;
 
-use std::cell::Cell;
 use std::rc::Rc;
 
 use policy_sdk::documents::{Refresher, StreamDocuments};
@@ -19,6 +19,7 @@ use proxy_wasm::types::{Action, ContextType, LogLevel};
 
 use host::{Hostcalls, ProxyHost};
 use metrics::Metrics;
+use streams::{OpenStream, StreamCount};
 
 /// Build identity logged at VM start: `warden-filter VERSION (git HASH)`.
 /// `warden version` reads it back from this log line, so keep the shape.
@@ -94,10 +95,11 @@ struct WardenRoot {
     metrics: Option<Rc<Metrics>>,
     /// Fetched documents; shared with every HTTP context.
     documents: Refresher,
-    /// Whether this VM has served a stream. Envoy's main thread runs a VM of
-    /// its own that ticks but serves none: only the workers' VMs report
-    /// their memory on the tick, so the one gauge they share is a worker's.
-    serves_streams: Cell<bool>,
+    /// The streams open in this VM, and the most at once. Envoy's main
+    /// thread runs a VM of its own that ticks but serves none: only the
+    /// workers' VMs (a peak above 0) report their memory on the tick, so
+    /// the one gauge they share is a worker's.
+    streams: Rc<StreamCount>,
 }
 
 /// How often the root context looks at its fetched documents (and reports
@@ -219,8 +221,10 @@ impl RootContext for WardenRoot {
     fn on_tick(&mut self) {
         let mut host = Hostcalls::new(&self.metrics);
         self.documents.tick(&mut host);
-        if let Some(metrics) = self.metrics.as_ref().filter(|_| self.serves_streams.get()) {
+        let peak = self.streams.peak();
+        if let Some(metrics) = self.metrics.as_ref().filter(|_| peak > 0) {
             metrics.vm_memory(linear_memory_bytes());
+            metrics.vm_streams_peak(peak);
         }
     }
 
@@ -229,8 +233,8 @@ impl RootContext for WardenRoot {
         // (Envoy keeps a client's id from an internal address), so audit
         // lines and denials are keyed by this one.
         let request_id = format!("{}{context_id:08x}", self.request_id_prefix);
-        self.serves_streams.set(true);
         Some(Box::new(WardenHttp {
+            _open: self.streams.open(),
             exchange: Exchange::new(self.warden.clone()).with_request_id(request_id),
             host: ProxyHost {
                 metrics: self.metrics.clone(),
@@ -254,6 +258,8 @@ impl RootContext for WardenRoot {
 struct WardenHttp {
     exchange: Exchange,
     host: ProxyHost,
+    /// Counts the stream as open until the host deletes its context.
+    _open: OpenStream,
 }
 
 fn action(flow: Flow) -> Action {

@@ -73,6 +73,13 @@ pub(crate) const SESSION_REFUSALS: &str = "warden_session_refusals_total";
 /// timer.
 pub(crate) const VM_MEMORY: &str = "warden_vm_memory_bytes";
 
+/// The most HTTP streams a Warden VM has held at once since it started,
+/// set beside [`VM_MEMORY`] on the timer. Each stream in flight holds its
+/// judged request's state until its response is done, so memory follows
+/// this peak: growth that comes with a new peak is concurrency, growth
+/// without one is not.
+pub(crate) const VM_STREAMS_PEAK: &str = "warden_vm_streams_peak";
+
 #[derive(Default)]
 pub(crate) struct Metrics {
     ids: RefCell<HashMap<String, u32>>,
@@ -104,6 +111,11 @@ impl Metrics {
     /// The VM's linear memory now.
     pub(crate) fn vm_memory(&self, bytes: u64) {
         self.set(VM_MEMORY, MetricType::Gauge, bytes);
+    }
+
+    /// The most streams the VM has held at once.
+    pub(crate) fn vm_streams_peak(&self, streams: u32) {
+        self.set(VM_STREAMS_PEAK, MetricType::Gauge, u64::from(streams));
     }
 
     /// Counts one decision.

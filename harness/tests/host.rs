@@ -497,11 +497,71 @@ fn only_a_vm_that_serves_streams_reports_its_memory_on_the_tick() {
     filter
         .handle(&HttpRequest::post(list).bearer(&bearer))
         .unwrap();
-    assert_eq!(records_on_tick(&mut filter), 1);
+    // The memory, and the most streams held at once.
+    assert_eq!(records_on_tick(&mut filter), 2);
     assert_eq!(
         filter.counted("warden_vm_memory_bytes", &[]),
         i128::try_from(filter.emulator().memory_bytes()).unwrap()
     );
+    assert_eq!(filter.counted("warden_vm_streams_peak", &[]), 1);
+}
+
+#[test]
+fn memory_follows_the_streams_held_at_once_not_the_requests_served() {
+    // A stream waiting for its response keeps its judged request's state:
+    // memory grows with how many wait at once, and stays put however many
+    // requests then pass at that concurrency or less.
+    let mut filter = WardenFilter::start(filter_module(), &example_config(), TEST_NOW).unwrap();
+    let human = format!("Bearer {}", token(json!({"groups": ["eng"]})));
+    let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
+                      "params":{"name":"search_docs","arguments":{"query":"x"}}})
+    .to_string();
+    let answer = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":false}}"#;
+    let at_once = |filter: &mut WardenFilter, streams: usize| {
+        let ids: Vec<u32> = (0..streams)
+            .map(|_| forward_post(filter, &human, &[], &call))
+            .collect();
+        let host = filter.emulator();
+        for id in ids {
+            json_answer_begins(host, id);
+            host.response_body(id, answer.as_bytes(), true).unwrap();
+            host.complete(id).unwrap();
+        }
+        host.clear_logs();
+    };
+    let peak = |filter: &mut WardenFilter| {
+        assert!(filter.emulator().tick().unwrap());
+        (
+            filter.counted("warden_vm_streams_peak", &[]),
+            filter.emulator().memory_bytes(),
+        )
+    };
+    // Two rounds at a concurrency settle it: the second reuses the first's
+    // freed blocks in another order, which can take a page more, once.
+    at_once(&mut filter, 8);
+    at_once(&mut filter, 8);
+    let (streams, warm) = peak(&mut filter);
+    assert_eq!(streams, 8);
+    for _ in 0..500 {
+        at_once(&mut filter, 8);
+    }
+    assert_eq!(
+        peak(&mut filter),
+        (8, warm),
+        "4,000 requests, 8 at a time, grew the VM"
+    );
+    at_once(&mut filter, 400);
+    at_once(&mut filter, 400);
+    let (streams, crowded) = peak(&mut filter);
+    assert_eq!(streams, 400);
+    assert!(crowded > warm, "400 streams at once took no more memory");
+    for _ in 0..10 {
+        at_once(&mut filter, 400);
+    }
+    for _ in 0..300 {
+        at_once(&mut filter, 8);
+    }
+    assert_eq!(peak(&mut filter), (400, crowded));
 }
 
 /// The upstream's answer on stream `id` begins: 200, JSON.

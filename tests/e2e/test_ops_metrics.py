@@ -248,7 +248,8 @@ def test_the_dashboard_queries_only_series_envoy_exports(ops: Ops) -> None:
         ops,
         lambda s: value(s, "warden_shadow_total", outcome="would_deny", rule="agents-list-nothing") >= 1
         and value(s, "warden_lists_total", kind="tools", outcome="cut") >= 1
-        and value(s, "warden_token_cache_lookups_total") > 0,
+        and value(s, "warden_token_cache_lookups_total") > 0
+        and value(s, "warden_vm_streams_peak") >= 1,
         "the dashboard's traffic",
     )
     exported: dict[str, set[str]] = {}
@@ -283,5 +284,6 @@ def test_the_dashboard_queries_only_series_envoy_exports(ops: Ops) -> None:
         "warden_session_refusals_total",
         "warden_policy_loaded",
         "warden_vm_memory_bytes",
+        "warden_vm_streams_peak",
     ):
         assert wanted in referenced, f"the dashboard shows no {wanted}"
