@@ -7,6 +7,8 @@ use crate::identity::Identity;
 use crate::mcp::McpRequest;
 use crate::policy::{Decision, Shadow};
 
+mod line;
+
 /// Marks Warden's audit lines in a proxy's log.
 pub const AUDIT_SCHEMA: &str = "warden/v1";
 
@@ -196,11 +198,10 @@ impl AuditRecord {
         }
     }
 
-    /// The record as one JSON line.
+    /// The record as one JSON line: what `serde_json` writes of it, written
+    /// by hand (see [`line`]).
     pub fn to_json_line(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| {
-            format!("{{\"audit\":\"{AUDIT_SCHEMA}\",\"decision\":\"{}\",\"reason\":\"audit record failed to serialize: {e}\"}}", self.decision)
-        })
+        line::write(self)
     }
 }
 
