@@ -25,6 +25,8 @@ use crate::json::{JsonLimits, parse_strict};
 use crate::mcp::MethodFacts;
 use crate::policy::CompiledPolicy;
 
+mod skim;
+
 /// JSON-RPC 2.0 "internal error", used when a list cannot be filtered.
 const INTERNAL_ERROR: i64 = -32603;
 
@@ -119,8 +121,16 @@ impl ListCutter<'_> {
         if body.trim_ascii().is_empty() {
             return Ok(Cut::default());
         }
-        let value =
-            parse_strict(body, self.limits).map_err(|e| ListError::NotJson(e.to_string()))?;
+        self.read(body).map_err(ListError::NotJson)
+    }
+
+    /// Cuts one body or event's data: untouched when the skim finds it
+    /// strict and without a list (no tree built), else read whole.
+    fn read(&self, bytes: &[u8]) -> Result<Cut, String> {
+        if skim::passes_untouched(bytes, self.limits) {
+            return Ok(Cut::default());
+        }
+        let value = parse_strict(bytes, self.limits).map_err(|e| e.to_string())?;
         Ok(self.cut_value(value))
     }
 
@@ -214,9 +224,7 @@ impl ListCutter<'_> {
                 limit: self.limits.max_bytes,
             });
         }
-        let value =
-            parse_strict(&data, self.limits).map_err(|e| ListError::EventNotJson(e.to_string()))?;
-        let cut = self.cut_value(value);
+        let cut = self.read(&data).map_err(ListError::EventNotJson)?;
         lists.extend(cut.lists);
         let Some(json) = cut.body else {
             copy(out);

@@ -1,0 +1,408 @@
+//! Whether a response body can pass untouched, found without building it.
+//!
+//! Most responses hold no list (a tool's answer, a notification), and
+//! building each into a `Value` tree (every string copied, every object a
+//! map) only to find that out was most of what reading a response cost.
+//! The skim reads the same bytes with the same parser and refuses what
+//! [`parse_strict`](crate::json::parse_strict) refuses — invalid UTF-8 and
+//! lone surrogates (strings are decoded, not skipped), duplicate keys at any
+//! depth, nesting past the limit, numbers out of range, trailing data — but
+//! keeps nothing. A body passes untouched only when the skim read it whole
+//! and found no array under a list key of a message's `result`; anything
+//! else (a list, or a body the skim refuses) is read the full way, which
+//! then cuts the lists or gives the very error it always gave.
+//!
+//! Measured (callgrind, native): a 25 KB tool result took about 1,085,000
+//! instructions to parse into a tree and drop, 497,000 to skim; the small
+//! answer of the benchmark's `tools/call` about 4,000 and 3,000. A list
+//! costs its skim on top of the full read (about 7,800 Wasm instructions
+//! for the two-tool list of `warden hostcalls`).
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::de::{
+    DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
+
+use super::ListKind;
+use crate::json::JsonLimits;
+
+/// Where a value sits, as far as lists go: [`super::ListCutter`] cuts an
+/// array under a list key of the `result` of a message, the body itself or
+/// an object in a batch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Body,
+    InBatch,
+    ResultOfMessage,
+    UnderListKey,
+    Elsewhere,
+}
+
+#[derive(Clone, Copy)]
+struct Skim<'f> {
+    depth: usize,
+    max_depth: usize,
+    place: Place,
+    /// Set when a list is found.
+    list: &'f Cell<bool>,
+}
+
+/// `true` when `bytes` is one strict JSON value within `limits` that holds
+/// no list to cut: it can go on byte for byte. `false` says only that it
+/// must be read the full way.
+pub(super) fn passes_untouched(bytes: &[u8], limits: JsonLimits) -> bool {
+    if bytes.len() > limits.max_bytes {
+        return false;
+    }
+    let list = Cell::new(false);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let skim = Skim {
+        depth: 0,
+        max_depth: limits.max_depth,
+        place: Place::Body,
+        list: &list,
+    };
+    skim.deserialize(&mut de).is_ok() && de.end().is_ok() && !list.get()
+}
+
+impl<'f> Skim<'f> {
+    /// The same bound as the full reader's, counted the same way.
+    fn nested<E: serde::de::Error>(self, place: Place) -> Result<Self, E> {
+        let depth = self.depth + 1;
+        if depth > self.max_depth {
+            return Err(E::custom("nesting too deep"));
+        }
+        Ok(Self {
+            depth,
+            place,
+            ..self
+        })
+    }
+
+    /// Where the value of `key` sits in an object at this place.
+    fn member(self, key: &str) -> Place {
+        match self.place {
+            Place::Body | Place::InBatch if key == "result" => Place::ResultOfMessage,
+            Place::ResultOfMessage if ListKind::ALL.iter().any(|k| k.result_key() == key) => {
+                Place::UnderListKey
+            }
+            _ => Place::Elsewhere,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Skim<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Skim<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        if v.is_finite() {
+            Ok(())
+        } else {
+            Err(E::custom("number is not finite"))
+        }
+    }
+
+    // Strings reach these decoded (UTF-8 checked, escapes and surrogate
+    // pairs resolved) and are dropped.
+    fn visit_borrowed_str<E>(self, _: &'de str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.place == Place::UnderListKey {
+            // The body is read the full way, which checks everything: the
+            // list is stepped over unchecked rather than read twice. (An
+            // error would stop sooner, but serde_json builds one at every
+            // level it unwinds through, which costs more.)
+            self.list.set(true);
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            return Ok(());
+        }
+        let items = match self.place {
+            Place::Body => Place::InBatch,
+            _ => Place::Elsewhere,
+        };
+        let inner = self.nested(items)?;
+        while seq.next_element_seed(inner)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let inner = self.nested(Place::Elsewhere)?;
+        let mut keys = Keys::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            // A member's place follows from this object's own place.
+            let value = Skim {
+                place: self.member(&key),
+                ..inner
+            };
+            if !keys.insert(key) {
+                return Err(A::Error::custom("duplicate key"));
+            }
+            map.next_value_seed(value)?;
+        }
+        Ok(())
+    }
+}
+
+/// The keys of one object seen so far: compared one by one while there
+/// are few (most objects; no allocation), in a set past that.
+#[derive(Default)]
+struct Keys<'de> {
+    few: [Option<Cow<'de, str>>; 8],
+    many: BTreeSet<Cow<'de, str>>,
+}
+
+impl<'de> Keys<'de> {
+    /// `false` when `key` was seen already.
+    fn insert(&mut self, key: Cow<'de, str>) -> bool {
+        if !self.many.is_empty() {
+            return self.many.insert(key);
+        }
+        if self.few.iter().flatten().any(|seen| *seen == key) {
+            return false;
+        }
+        if let Some(free) = self.few.iter_mut().find(|slot| slot.is_none()) {
+            *free = Some(key);
+            return true;
+        }
+        self.many
+            .extend(self.few.iter_mut().filter_map(Option::take));
+        self.many.insert(key)
+    }
+}
+
+/// An object key, borrowed from the body unless it held escapes.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::json::parse_strict;
+
+    const LIMITS: JsonLimits = JsonLimits {
+        max_bytes: 1 << 20,
+        max_depth: 64,
+    };
+
+    /// What the full reader decides: the body is strict JSON and
+    /// `ListCutter::cut_value` would find no list in it.
+    fn full_reader_passes(bytes: &[u8], limits: JsonLimits) -> bool {
+        let Ok(value) = parse_strict(bytes, limits) else {
+            return false;
+        };
+        let holds_list = |message: &Value| {
+            let result = message.as_object().and_then(|m| m.get("result"));
+            ListKind::ALL.iter().any(|kind| {
+                result
+                    .and_then(|r| r.as_object())
+                    .and_then(|r| r.get(kind.result_key()))
+                    .is_some_and(Value::is_array)
+            })
+        };
+        match &value {
+            Value::Array(batch) => !batch.iter().any(holds_list),
+            message => !holds_list(message),
+        }
+    }
+
+    fn agree(body: &str) {
+        assert_eq!(
+            passes_untouched(body.as_bytes(), LIMITS),
+            full_reader_passes(body.as_bytes(), LIMITS),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn the_skim_finds_the_lists_the_cutter_cuts() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"prompts":[{"name":"p"}]}}"#,
+            r#"{"id":1,"result":{"resources":[1]},"method":"x"}"#,
+            r#"{"id":1,"result":{"resourceTemplates":[]}}"#,
+            r#"[{"id":1,"result":{}},{"id":2,"result":{"tools":[]}}]"#,
+            // Escaped spellings are the keys they decode to.
+            r#"{"id":1,"res\u0075lt":{"t\u006fols":[]}}"#,
+        ] {
+            assert!(!passes_untouched(body.as_bytes(), LIMITS), "{body}");
+            agree(body);
+        }
+    }
+
+    #[test]
+    fn bodies_without_a_list_to_cut_pass() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":7,"result":{"content":[],"isError":false}}"#,
+            r#"{"jsonrpc":"2.0","id":7,"result":{"tools":{"not":"an array"}}}"#,
+            r#"{"jsonrpc":"2.0","id":7,"result":{"nested":{"tools":[]}}}"#,
+            r#"{"jsonrpc":"2.0","method":"x","params":{"result":{"tools":[]}}}"#,
+            r#"{"tools":[],"result":"tools"}"#,
+            r#"[[{"result":{"tools":[]}}]]"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"é\n😀"}}"#,
+            r#"[]"#,
+            r#"{}"#,
+            "  {\"a\":[1,2.5,-3e10,true,null,\"\\ud83d\\ude00\"]}  ",
+        ] {
+            assert!(passes_untouched(body.as_bytes(), LIMITS), "{body}");
+            agree(body);
+        }
+    }
+
+    #[test]
+    fn what_the_full_reader_refuses_never_passes() {
+        let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
+        let bodies: Vec<Vec<u8>> = vec![
+            br#"{"id":1,"result":{"content":[{"a":1,"a":2}]}}"#.to_vec(),
+            br#"{"id":1,"result":{},"id":2}"#.to_vec(),
+            br#"{"name":1,"n\u0061me":2}"#.to_vec(),
+            br#"{"text":"\ud800"}"#.to_vec(),
+            b"{\"text\":\"\xff\"}".to_vec(),
+            b"{\"k\xc3\":1}".to_vec(),
+            br#"{"n":1e400}"#.to_vec(),
+            br#"{"a":1} {"b":2}"#.to_vec(),
+            br#"{"a":1,}"#.to_vec(),
+            br#"{"a":"unterminated}"#.to_vec(),
+            b"{\"a\":\"tab\there\"}".to_vec(),
+            deep.into_bytes(),
+            Vec::new(),
+        ];
+        for body in bodies {
+            assert!(
+                !passes_untouched(&body, LIMITS),
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+            assert!(!full_reader_passes(&body, LIMITS));
+        }
+        let small = JsonLimits {
+            max_bytes: 4,
+            max_depth: 2,
+        };
+        assert!(!passes_untouched(b"[[[1]]]", small));
+        assert!(!passes_untouched(br#"{"a":1}"#, small));
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_in_objects_of_any_size() {
+        let object = |keys: &[String]| {
+            let members: Vec<String> = keys.iter().map(|k| format!("\"{k}\":0")).collect();
+            format!(
+                r#"{{"id":1,"result":{{"content":[{{{}}}]}}}}"#,
+                members.join(",")
+            )
+        };
+        let names: Vec<String> = (0..20).map(|n| format!("k{n}")).collect();
+        agree(&object(&names));
+        assert!(passes_untouched(object(&names).as_bytes(), LIMITS));
+        // A key seen among the first few, again after the set took over; a
+        // key seen after it, again; a repeat among the first few.
+        for (first, again) in [(2, 15), (12, 18), (1, 5)] {
+            let mut keys = names.clone();
+            if let Some(slot) = keys.get_mut(again) {
+                *slot = format!("k{first}");
+            }
+            let body = object(&keys);
+            assert!(!passes_untouched(body.as_bytes(), LIMITS), "{body}");
+            agree(&body);
+        }
+    }
+
+    /// Every file of JSONTestSuite, as a body and as a tool list inside a
+    /// result: the skim and the full reader give the same answer.
+    #[test]
+    fn the_skim_agrees_with_the_full_reader_on_json_test_suite() {
+        let suite = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/JSONTestSuite/test_parsing");
+        let mut files = 0;
+        for entry in std::fs::read_dir(&suite).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let mut wrapped = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":"#.to_vec();
+            wrapped.extend_from_slice(&bytes);
+            wrapped.extend_from_slice(b"}}");
+            let mut inside = br#"{"jsonrpc":"2.0","id":1,"result":{"content":"#.to_vec();
+            inside.extend_from_slice(&bytes);
+            inside.extend_from_slice(b"}}");
+            for body in [&bytes, &wrapped, &inside] {
+                assert_eq!(
+                    passes_untouched(body, LIMITS),
+                    full_reader_passes(body, LIMITS),
+                    "{}",
+                    String::from_utf8_lossy(body)
+                );
+            }
+            files += 1;
+        }
+        assert!(files > 300, "{files} files");
+    }
+}
