@@ -37,7 +37,12 @@ proxy_wasm::main! {{
     // Only logging set-up here: Envoy allows no other hostcalls while the
     // module initialises. Metrics and configuration belong to the root context.
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(WardenRoot::default()) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
+        Box::new(WardenRoot {
+            streams: StreamCount::of_this_vm(),
+            ..WardenRoot::default()
+        })
+    });
 }}
 
 /// 16 hex digits from the host's random source (WASI `random_get`), or from
@@ -95,10 +100,11 @@ struct WardenRoot {
     metrics: Option<Rc<Metrics>>,
     /// Fetched documents; shared with every HTTP context.
     documents: Refresher,
-    /// The streams open in this VM, and the most at once. Envoy's main
-    /// thread runs a VM of its own that ticks but serves none: only the
-    /// workers' VMs (a peak above 0) report their memory on the tick, so
-    /// the one gauge they share is a worker's.
+    /// The streams open in this VM (every root context of the VM shares
+    /// the one count), and the most at once. Envoy's main thread runs a VM
+    /// of its own that ticks but serves none: only the workers' VMs (a peak
+    /// above 0) report their memory on the tick, so the one gauge they
+    /// share is a worker's.
     streams: Rc<StreamCount>,
 }
 

@@ -14,7 +14,19 @@ pub(crate) struct StreamCount {
     peak: Cell<u32>,
 }
 
+thread_local! {
+    /// One count per VM (a Wasm VM runs on one thread), whichever root
+    /// context its streams belong to: plugins that share a VM (the same
+    /// `vm_id`) share its memory, so they report one peak.
+    static THIS_VM: Rc<StreamCount> = Rc::new(StreamCount::default());
+}
+
 impl StreamCount {
+    /// The count of the VM this runs in.
+    pub(crate) fn of_this_vm() -> Rc<Self> {
+        THIS_VM.with(Rc::clone)
+    }
+
     /// A stream's context was created; it counts until the context is
     /// dropped (`proxy_on_delete`).
     pub(crate) fn open(self: &Rc<Self>) -> OpenStream {
@@ -62,5 +74,15 @@ mod tests {
         assert_eq!(count.peak(), 4);
         drop(more);
         assert_eq!(count.open.get(), 1);
+    }
+
+    #[test]
+    fn every_root_context_of_a_vm_shares_one_count() {
+        let first = StreamCount::of_this_vm();
+        let second = StreamCount::of_this_vm();
+        let before = first.peak();
+        let open: Vec<_> = (0..before + 2).map(|_| first.open()).collect();
+        assert_eq!(second.peak(), before + 2);
+        drop(open);
     }
 }
