@@ -420,8 +420,7 @@ impl Exchange {
         }
         match verdict {
             HeadVerdict::Pass => {
-                self.request = RequestState::Open;
-                self.head.settle();
+                self.open();
                 Flow::Continue
             }
             HeadVerdict::Serve(reply) => self.reply(host, &reply, None),
@@ -617,8 +616,7 @@ impl Exchange {
             return self.host_failed(host, None, &error);
         }
         host.audit(&forwarding.audit, AuditKind::Decision);
-        self.request = RequestState::Open;
-        self.head.settle();
+        self.open();
         let Forwarding {
             audit,
             lists,
@@ -628,6 +626,14 @@ impl Exchange {
         self.session_binding = session_binding;
         self.response = ResponseStage::planned(lists.map(|plan| Box::new(plan.audience(audit))));
         Flow::Continue
+    }
+
+    /// The request is judged and goes on: later request data passes, and
+    /// the stream keeps only what its later audit lines read (see
+    /// [`RequestHeaders::settle`]) while it waits for the response.
+    fn open(&mut self) {
+        self.request = RequestState::Open;
+        self.head.settle();
     }
 
     /// Applies `edits`, and removes every client header a server could

@@ -83,22 +83,15 @@ impl RequestHeaders {
     /// header go. A stream can wait long for its response, and a worker's
     /// VM holds one of these per request in flight.
     pub(super) fn settle(&mut self) {
-        let kept = Viewed::ALL
-            .into_iter()
-            .filter(|which| !matches!(which, Viewed::Authorization))
-            .filter(|which| self.viewed(*which).is_some())
-            .count();
-        let mut headers = Vec::with_capacity(kept);
+        let kept = Viewed::ALL.map(|which| match which {
+            Viewed::Authorization => None,
+            _ => self.viewed.get(which as usize).copied().flatten(),
+        });
+        let mut headers = Vec::with_capacity(kept.iter().flatten().count());
         let mut viewed = [None; Viewed::ALL.len()];
-        for which in Viewed::ALL {
-            if matches!(which, Viewed::Authorization) {
-                continue;
-            }
-            let at = self.viewed.get(which as usize).copied().flatten();
-            if let (Some(header), Some(slot)) = (
-                at.and_then(|at| self.headers.get_mut(at)),
-                viewed.get_mut(which as usize),
-            ) {
+        for (which, at) in Viewed::ALL.into_iter().zip(kept) {
+            let header = at.and_then(|at| self.headers.get_mut(at));
+            if let (Some(header), Some(slot)) = (header, viewed.get_mut(which as usize)) {
                 *slot = Some(headers.len());
                 headers.push(std::mem::take(header));
             }
