@@ -19,7 +19,7 @@ use proxy_wasm::types::{Action, ContextType, LogLevel};
 
 use host::{Hostcalls, ProxyHost};
 use metrics::Metrics;
-use streams::{OpenStream, StreamCount};
+use streams::OpenStream;
 
 /// Build identity logged at VM start: `warden-filter VERSION (git HASH)`.
 /// `warden version` reads it back from this log line, so keep the shape.
@@ -37,12 +37,7 @@ proxy_wasm::main! {{
     // Only logging set-up here: Envoy allows no other hostcalls while the
     // module initialises. Metrics and configuration belong to the root context.
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(WardenRoot {
-            streams: StreamCount::of_this_vm(),
-            ..WardenRoot::default()
-        })
-    });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(WardenRoot::default()) });
 }}
 
 /// 16 hex digits from the host's random source (WASI `random_get`), or from
@@ -100,12 +95,6 @@ struct WardenRoot {
     metrics: Option<Rc<Metrics>>,
     /// Fetched documents; shared with every HTTP context.
     documents: Refresher,
-    /// The streams open in this VM (every root context of the VM shares
-    /// the one count), and the most at once. Envoy's main thread runs a VM
-    /// of its own that ticks but serves none: only the workers' VMs (a peak
-    /// above 0) report their memory on the tick, so the one gauge they
-    /// share is a worker's.
-    streams: Rc<StreamCount>,
 }
 
 /// How often the root context looks at its fetched documents (and reports
@@ -227,7 +216,10 @@ impl RootContext for WardenRoot {
     fn on_tick(&mut self) {
         let mut host = Hostcalls::new(&self.metrics);
         self.documents.tick(&mut host);
-        let peak = self.streams.peak();
+        // Envoy's main thread runs a VM of its own that ticks but serves no
+        // stream: only the workers' VMs (a peak above 0) report their
+        // memory, so the one gauge they share is a worker's.
+        let peak = streams::peak();
         if let Some(metrics) = self.metrics.as_ref().filter(|_| peak > 0) {
             metrics.vm_memory(linear_memory_bytes());
             metrics.vm_streams_peak(peak);
@@ -240,7 +232,7 @@ impl RootContext for WardenRoot {
         // lines and denials are keyed by this one.
         let request_id = format!("{}{context_id:08x}", self.request_id_prefix);
         Some(Box::new(WardenHttp {
-            _open: self.streams.open(),
+            _open: streams::open(),
             exchange: Exchange::new(self.warden.clone()).with_request_id(request_id),
             host: ProxyHost {
                 metrics: self.metrics.clone(),

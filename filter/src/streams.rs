@@ -5,11 +5,10 @@
 //! comes with a new peak here is concurrency, one without it is not.
 
 use std::cell::Cell;
-use std::rc::Rc;
 
 /// The streams open in this VM now, and the most there have been.
 #[derive(Debug, Default)]
-pub(crate) struct StreamCount {
+struct StreamCount {
     open: Cell<u32>,
     peak: Cell<u32>,
 }
@@ -18,39 +17,33 @@ thread_local! {
     /// One count per VM (a Wasm VM runs on one thread), whichever root
     /// context its streams belong to: plugins that share a VM (the same
     /// `vm_id`) share its memory, so they report one peak.
-    static THIS_VM: Rc<StreamCount> = Rc::new(StreamCount::default());
+    static THIS_VM: StreamCount = StreamCount::default();
 }
 
-impl StreamCount {
-    /// The count of the VM this runs in.
-    pub(crate) fn of_this_vm() -> Rc<Self> {
-        THIS_VM.with(Rc::clone)
-    }
+/// A stream's context was created; it counts until the context is dropped
+/// (`proxy_on_delete`).
+pub(crate) fn open() -> OpenStream {
+    THIS_VM.with(|count| {
+        let open = count.open.get().saturating_add(1);
+        count.open.set(open);
+        count.peak.set(count.peak.get().max(open));
+    });
+    OpenStream(())
+}
 
-    /// A stream's context was created; it counts until the context is
-    /// dropped (`proxy_on_delete`).
-    pub(crate) fn open(self: &Rc<Self>) -> OpenStream {
-        let open = self.open.get().saturating_add(1);
-        self.open.set(open);
-        self.peak.set(self.peak.get().max(open));
-        OpenStream(Rc::clone(self))
-    }
-
-    /// The most streams open at once since the VM started; 0 for a VM
-    /// that has served none (Envoy's main thread).
-    pub(crate) fn peak(&self) -> u32 {
-        self.peak.get()
-    }
+/// The most streams open at once since the VM started; 0 for a VM that has
+/// served none (Envoy's main thread).
+pub(crate) fn peak() -> u32 {
+    THIS_VM.with(|count| count.peak.get())
 }
 
 /// Held by one stream's context for as long as it lives.
 #[derive(Debug)]
-pub(crate) struct OpenStream(Rc<StreamCount>);
+pub(crate) struct OpenStream(());
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
-        let count = &self.0;
-        count.open.set(count.open.get().saturating_sub(1));
+        THIS_VM.with(|count| count.open.set(count.open.get().saturating_sub(1)));
     }
 }
 
@@ -58,31 +51,31 @@ impl Drop for OpenStream {
 mod tests {
     use super::*;
 
+    // Each test runs on its own thread: its own count, as a VM has.
+
     #[test]
     fn the_peak_is_the_most_streams_open_at_once() {
-        let count = Rc::new(StreamCount::default());
-        assert_eq!(count.peak(), 0);
-        let first = count.open();
-        let second = count.open();
+        assert_eq!(peak(), 0);
+        let first = open();
+        let second = open();
         drop(first);
-        let third = count.open();
-        assert_eq!(count.peak(), 2, "two were open at once, never three");
+        let third = open();
+        assert_eq!(peak(), 2, "two were open at once, never three");
         drop((second, third));
-        let _again = count.open();
-        assert_eq!(count.peak(), 2);
-        let more: Vec<_> = (0..3).map(|_| count.open()).collect();
-        assert_eq!(count.peak(), 4);
+        let _again = open();
+        assert_eq!(peak(), 2);
+        let more: Vec<_> = (0..3).map(|_| open()).collect();
+        assert_eq!(peak(), 4);
         drop(more);
-        assert_eq!(count.open.get(), 1);
+        assert_eq!(THIS_VM.with(|count| count.open.get()), 1);
     }
 
     #[test]
-    fn every_root_context_of_a_vm_shares_one_count() {
-        let first = StreamCount::of_this_vm();
-        let second = StreamCount::of_this_vm();
-        let before = first.peak();
-        let open: Vec<_> = (0..before + 2).map(|_| first.open()).collect();
-        assert_eq!(second.peak(), before + 2);
-        drop(open);
+    fn another_vm_keeps_its_own_count() {
+        let held: Vec<_> = (0..3).map(|_| open()).collect();
+        let elsewhere = std::thread::spawn(peak).join().ok();
+        assert_eq!(elsewhere, Some(0));
+        assert_eq!(peak(), 3);
+        drop(held);
     }
 }
