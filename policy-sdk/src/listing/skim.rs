@@ -19,7 +19,6 @@
 //! for the two-tool list of `warden hostcalls`).
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -42,13 +41,12 @@ enum Place {
     Elsewhere,
 }
 
+/// Reads one value; its result says whether the value holds a list.
 #[derive(Clone, Copy)]
-struct Skim<'f> {
+struct Skim {
     depth: usize,
     max_depth: usize,
     place: Place,
-    /// Set when a list is found.
-    list: &'f Cell<bool>,
 }
 
 /// `true` when `bytes` is one strict JSON value within `limits` that holds
@@ -58,18 +56,16 @@ pub(super) fn passes_untouched(bytes: &[u8], limits: JsonLimits) -> bool {
     if bytes.len() > limits.max_bytes {
         return false;
     }
-    let list = Cell::new(false);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let skim = Skim {
         depth: 0,
         max_depth: limits.max_depth,
         place: Place::Body,
-        list: &list,
     };
-    skim.deserialize(&mut de).is_ok() && de.end().is_ok() && !list.get()
+    matches!(skim.deserialize(&mut de), Ok(false)) && de.end().is_ok()
 }
 
-impl<'f> Skim<'f> {
+impl Skim {
     /// The same bound as the full reader's, counted the same way.
     fn nested<E: serde::de::Error>(self, place: Place) -> Result<Self, E> {
         let depth = self.depth + 1;
@@ -95,36 +91,36 @@ impl<'f> Skim<'f> {
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Skim<'_> {
-    type Value = ();
+impl<'de> DeserializeSeed<'de> for Skim {
+    type Value = bool;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Skim<'_> {
-    type Value = ();
+impl<'de> Visitor<'de> for Skim {
+    type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
     }
 
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
     }
 
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
     }
 
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<bool, E> {
         if v.is_finite() {
-            Ok(())
+            Ok(false)
         } else {
             Err(E::custom("number is not finite"))
         }
@@ -132,44 +128,47 @@ impl<'de> Visitor<'de> for Skim<'_> {
 
     // Strings reach these decoded (UTF-8 checked, escapes and surrogate
     // pairs resolved) and are dropped.
-    fn visit_borrowed_str<E>(self, _: &'de str) -> Result<(), E> {
-        Ok(())
+    fn visit_borrowed_str<E>(self, _: &'de str) -> Result<bool, E> {
+        Ok(false)
     }
 
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
     }
 
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
     }
 
-    fn visit_none<E>(self) -> Result<(), E> {
-        Ok(())
+    fn visit_none<E>(self) -> Result<bool, E> {
+        Ok(false)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
         if self.place == Place::UnderListKey {
             // The body is read the full way, which checks everything: the
             // list is stepped over unchecked rather than read twice. (An
             // error would stop sooner, but serde_json builds one at every
             // level it unwinds through, which costs more.)
-            self.list.set(true);
             while seq.next_element::<IgnoredAny>()?.is_some() {}
-            return Ok(());
+            return Ok(true);
         }
         let items = match self.place {
             Place::Body => Place::InBatch,
             _ => Place::Elsewhere,
         };
         let inner = self.nested(items)?;
-        while seq.next_element_seed(inner)?.is_some() {}
-        Ok(())
+        let mut list = false;
+        while let Some(holds) = seq.next_element_seed(inner)? {
+            list |= holds;
+        }
+        Ok(list)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
         let inner = self.nested(Place::Elsewhere)?;
         let mut keys = Keys::default();
+        let mut list = false;
         while let Some(key) = map.next_key_seed(Key)? {
             // A member's place follows from this object's own place.
             let value = Skim {
@@ -179,9 +178,9 @@ impl<'de> Visitor<'de> for Skim<'_> {
             if !keys.insert(key) {
                 return Err(A::Error::custom("duplicate key"));
             }
-            map.next_value_seed(value)?;
+            list |= map.next_value_seed(value)?;
         }
-        Ok(())
+        Ok(list)
     }
 }
 
