@@ -64,24 +64,36 @@ impl Line {
         }
     }
 
+    /// `key` and a string.
+    fn string_member(&mut self, key: &str, value: &str) {
+        self.key(key);
+        self.string(value);
+    }
+
+    /// `key` and a string, or `null`.
+    fn nullable_member(&mut self, key: &str, value: Option<&str>) {
+        self.key(key);
+        self.optional_string(value);
+    }
+
+    /// `key` and a string, or nothing at all (`skip_serializing_if`).
+    fn skipped_unless(&mut self, key: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.string_member(key, value);
+        }
+    }
+
+    /// `key` and a value, or nothing at all (`skip_serializing_if`).
+    fn value_skipped_unless(&mut self, key: &str, value: Option<&Value>) {
+        if let Some(value) = value {
+            self.key(key);
+            self.value(value);
+        }
+    }
+
     fn number(&mut self, value: u64) {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut rest = value;
-        loop {
-            at -= 1;
-            if let Some(slot) = digits.get_mut(at) {
-                // `rest % 10` is below 10.
-                *slot = b'0' + u8::try_from(rest % 10).unwrap_or(0);
-            }
-            rest /= 10;
-            if rest == 0 || at == 0 {
-                break;
-            }
-        }
-        for digit in digits.get(at..).unwrap_or_default() {
-            self.0.push(char::from(*digit));
-        }
+        let digits = value.checked_ilog10().map_or(1, |log| log + 1);
+        super::push_digits(&mut self.0, value, digits);
     }
 
     /// A JSON value: the common request ids by hand, anything else through
@@ -115,12 +127,9 @@ impl Line {
     }
 
     fn shadow(&mut self, shadow: &Shadow) {
-        self.key("{\"outcome\":");
-        self.string(shadow.outcome);
-        self.key(",\"rule\":");
-        self.optional_string(shadow.rule.as_deref());
-        self.key(",\"reason\":");
-        self.string(&shadow.reason);
+        self.string_member("{\"outcome\":", shadow.outcome);
+        self.nullable_member(",\"rule\":", shadow.rule.as_deref());
+        self.string_member(",\"reason\":", &shadow.reason);
         self.0.push('}');
     }
 }
@@ -169,49 +178,29 @@ fn estimated_len(record: &AuditRecord) -> usize {
 /// `skip_serializing_if` left out when empty, as the derive writes them.
 pub(super) fn write(record: &AuditRecord) -> String {
     let mut line = Line(String::with_capacity(estimated_len(record)));
-    line.key("{\"audit\":");
-    line.string(record.audit);
-    line.key(",\"time\":");
-    line.string(&record.time);
-    line.key(",\"request_id\":");
-    line.optional_string(record.request_id.as_deref());
-    if let Some(client_request_id) = &record.client_request_id {
-        line.key(",\"client_request_id\":");
-        line.string(client_request_id);
-    }
-    if let Some(trace_id) = &record.trace_id {
-        line.key(",\"trace_id\":");
-        line.string(trace_id);
-    }
-    if let Some(span_id) = &record.span_id {
-        line.key(",\"span_id\":");
-        line.string(span_id);
-    }
-    line.key(",\"decision\":");
-    line.string(record.decision);
-    if let Some(token_failure) = record.token_failure {
-        line.key(",\"token_failure\":");
-        line.string(token_failure);
-    }
+    line.string_member("{\"audit\":", record.audit);
+    line.string_member(",\"time\":", &record.time);
+    line.nullable_member(",\"request_id\":", record.request_id.as_deref());
+    line.skipped_unless(
+        ",\"client_request_id\":",
+        record.client_request_id.as_deref(),
+    );
+    line.skipped_unless(",\"trace_id\":", record.trace_id.as_deref());
+    line.skipped_unless(",\"span_id\":", record.span_id.as_deref());
+    line.string_member(",\"decision\":", record.decision);
+    line.skipped_unless(",\"token_failure\":", record.token_failure);
     line.key(",\"status\":");
     match record.status {
         Some(status) => line.number(u64::from(status)),
         None => line.0.push_str("null"),
     }
-    line.key(",\"rule\":");
-    line.optional_string(record.rule.as_deref());
-    line.key(",\"owner\":");
-    line.optional_string(record.owner.as_deref());
-    line.key(",\"reason\":");
-    line.string(&record.reason);
-    line.key(",\"actor_type\":");
-    line.optional_string(record.actor_type);
-    line.key(",\"subject\":");
-    line.optional_string(record.subject.as_deref());
-    line.key(",\"subject_type\":");
-    line.optional_string(record.subject_type);
-    line.key(",\"actor\":");
-    line.optional_string(record.actor.as_deref());
+    line.nullable_member(",\"rule\":", record.rule.as_deref());
+    line.nullable_member(",\"owner\":", record.owner.as_deref());
+    line.string_member(",\"reason\":", &record.reason);
+    line.nullable_member(",\"actor_type\":", record.actor_type);
+    line.nullable_member(",\"subject\":", record.subject.as_deref());
+    line.nullable_member(",\"subject_type\":", record.subject_type);
+    line.nullable_member(",\"actor\":", record.actor.as_deref());
     line.key(",\"chain\":[");
     for (at, link) in record.chain.iter().enumerate() {
         if at > 0 {
@@ -219,48 +208,25 @@ pub(super) fn write(record: &AuditRecord) -> String {
         }
         line.string(link);
     }
-    line.key("],\"client_id\":");
-    line.optional_string(record.client_id.as_deref());
-    line.key(",\"issuer\":");
-    line.optional_string(record.issuer.as_deref());
-    line.key(",\"http_method\":");
-    line.string(&record.http_method);
-    line.key(",\"method\":");
-    line.optional_string(record.method.as_deref());
-    line.key(",\"tool\":");
-    line.optional_string(record.tool.as_deref());
-    line.key(",\"resource\":");
-    line.optional_string(record.resource.as_deref());
-    line.key(",\"prompt\":");
-    line.optional_string(record.prompt.as_deref());
+    line.nullable_member("],\"client_id\":", record.client_id.as_deref());
+    line.nullable_member(",\"issuer\":", record.issuer.as_deref());
+    line.string_member(",\"http_method\":", &record.http_method);
+    line.nullable_member(",\"method\":", record.method.as_deref());
+    line.nullable_member(",\"tool\":", record.tool.as_deref());
+    line.nullable_member(",\"resource\":", record.resource.as_deref());
+    line.nullable_member(",\"prompt\":", record.prompt.as_deref());
     line.key(",\"jsonrpc_id\":");
     line.optional_value(record.jsonrpc_id.as_ref());
-    if let Some(arguments) = &record.arguments {
-        line.key(",\"arguments\":");
-        line.value(arguments);
-    }
-    if let Some(protocol_version) = &record.protocol_version {
-        line.key(",\"protocol_version\":");
-        line.string(protocol_version);
-    }
-    if let Some(deny_mode) = record.deny_mode {
-        line.key(",\"deny_mode\":");
-        line.string(deny_mode);
-    }
-    if let Some(deny_mode_rule) = &record.deny_mode_rule {
-        line.key(",\"deny_mode_rule\":");
-        line.string(deny_mode_rule);
-    }
-    if let Some(list) = &record.list {
-        line.key(",\"list\":");
-        line.value(list);
-    }
+    line.value_skipped_unless(",\"arguments\":", record.arguments.as_ref());
+    line.skipped_unless(",\"protocol_version\":", record.protocol_version.as_deref());
+    line.skipped_unless(",\"deny_mode\":", record.deny_mode);
+    line.skipped_unless(",\"deny_mode_rule\":", record.deny_mode_rule.as_deref());
+    line.value_skipped_unless(",\"list\":", record.list.as_ref());
     if let Some(shadow) = &record.shadow {
         line.key(",\"shadow\":");
         line.shadow(shadow);
     }
-    line.key(",\"policy\":");
-    line.string(&record.policy);
+    line.string_member(",\"policy\":", &record.policy);
     line.0.push('}');
     line.0
 }
