@@ -53,6 +53,14 @@ fn head<'a>(method: &'a str, path: &'a str, authorization: Option<&'a str>) -> R
     }
 }
 
+/// The identity `h`'s token verifies to, where the head asks for the body.
+fn verified(w: &Warden, h: &RequestHead<'_>) -> Rc<Identity> {
+    let HeadVerdict::ReadBody(identity) = w.judge_head(h) else {
+        panic!("expected the body to be read")
+    };
+    identity
+}
+
 /// Shared data, as the proxy holds it for every stream of a worker.
 type Shared = BTreeMap<String, Vec<u8>>;
 
@@ -337,9 +345,7 @@ fn declared_and_actual_oversized_bodies_get_413() {
         other => panic!("{other:?}"),
     }
     h.content_length = None;
-    let HeadVerdict::ReadBody(identity) = w.judge_head(&h) else {
-        panic!()
-    };
+    let identity = verified(&w, &h);
     let (reply, audit) = w.judge_oversized_body(&identity, &h);
     assert_eq!(reply.status, 413);
     assert_eq!(audit.decision, "deny");
@@ -1398,9 +1404,7 @@ fn a_streamed_body_is_judged_alike_without_header_edits() {
     let w = warden(json!({"rules": [{"id": "all", "effect": "allow", "owner": "o"}]}));
     let auth = bearer();
     let h = head("POST", "/mcp", Some(&auth));
-    let HeadVerdict::ReadBody(identity) = w.judge_head(&h) else {
-        panic!("expected the body to be read")
-    };
+    let identity = verified(&w, &h);
     let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_docs","arguments":{}}}"#;
     let (BodyVerdict::Forward(held), BodyVerdict::Forward(streamed)) = (
         w.judge_body(&identity, body, &h),
@@ -1424,9 +1428,7 @@ fn a_streamed_body_is_judged_alike_without_header_edits() {
 /// cutter itself below (the exchange carries plans out: see above).
 fn list_audience(w: &Warden, auth: &str, body: &str) -> ListAudience {
     let h = head("POST", "/mcp", Some(auth));
-    let HeadVerdict::ReadBody(identity) = w.judge_head(&h) else {
-        panic!("expected the body to be read")
-    };
+    let identity = verified(w, &h);
     let BodyVerdict::Forward(f) = w.judge_body(&identity, body.as_bytes(), &h) else {
         panic!("expected the request to be allowed")
     };
@@ -1600,9 +1602,7 @@ fn an_identity_copied_and_changed_gets_its_own_header_values() {
     let w = warden(json!({"rules": [{"id": "all", "effect": "allow", "owner": "o"}]}));
     let auth = bearer();
     let h = head("POST", "/mcp", Some(&auth));
-    let HeadVerdict::ReadBody(identity) = w.judge_head(&h) else {
-        panic!("expected the body to be read")
-    };
+    let identity = verified(&w, &h);
     let subject_of = |edits: Vec<HeaderEdit>| {
         edits
             .into_iter()
