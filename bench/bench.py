@@ -1024,7 +1024,7 @@ def soak(envoy: str, template: Variant, ports: Ports, tokens: Tokens, requests: 
         "points": points,
         "final_bytes": measured[-1] if available else None,
         "growth_after_warmup_bytes": (measured[-1] - measured[0]) if available else None,
-        "flat": (not growth_without_new_peak(points)) if available else None,
+        "flat": (not growth_without_new_peak(points)) if available else None,  # as soak_verdict says
     }
 
 
@@ -1056,13 +1056,16 @@ def growth_without_new_peak(points: list[dict[str, Any]]) -> bool:
     return False
 
 
-def soak_flat(soaked: dict[str, Any]) -> bool:
-    """The soak's verdict, from its readings (so a re-render applies the
-    rule above to an older run's points too)."""
-    points = soaked.get("points") or []
-    if not points or any(p.get("bytes") is None for p in points):
-        return bool(soaked.get("flat"))
-    return not growth_without_new_peak(points)
+def soak_verdict(soaked: dict[str, Any]) -> tuple[bool, str]:
+    """Whether a soak with readings stayed flat, and in which words: worked
+    out from the readings (so a re-render applies the rule above to an
+    older run's points too)."""
+    if soaked["growth_after_warmup_bytes"] <= 0:
+        return True, "flat"
+    if growth_without_new_peak(soaked["points"]):
+        return False, "not flat"
+    return True, (f"flat: no more than a new peak of streams at once explains ({STREAM_BYTES:,} bytes a "
+                  "stream, rounded up to pages, and one page more)")
 
 
 # --------------------------------------------------------------------------- hostcalls
@@ -1272,13 +1275,12 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     soaked = result.get("soak")
     if soaked and soaked.get("final_bytes") is not None:
         final, growth = soaked["final_bytes"], soaked["growth_after_warmup_bytes"]
-        flat = soak_flat(soaked)
+        flat, verdict = soak_verdict(soaked)
         add("VM memory after the soak ≤ 4 MiB, flat after the warm-up", BEFORE_ISSUE_15["memory"], final,
             VM_MEMORY_LIMIT, f"{final / 1048576:.2f} MiB",
             "4 MiB, no growth beyond what a new peak of streams explains",
             f"{soaked['requests']:,} mixed requests; after the warm-up {soaked['points'][0]['bytes']:,} bytes, "
-            f"at the end {final:,} bytes ({growth:+,} bytes: "
-            f"{'flat' if growth <= 0 else 'within what a new peak of streams at once explains' if flat else 'grew'})",
+            f"at the end {final:,} bytes ({growth:+,} bytes: {verdict})",
             met=final <= VM_MEMORY_LIMIT and flat)
     else:
         add("VM memory after the soak ≤ 4 MiB, flat after the warm-up", BEFORE_ISSUE_15["memory"], None,
@@ -1506,12 +1508,8 @@ def soak_markdown(soaked: dict[str, Any]) -> list[str]:
         lines.append(f"| {point['after_requests']:,} | {memory} | {'–' if peak is None else peak} "
                      f"| {point['envoy_rss_bytes'] / 1048576:.1f} MiB |")
     if soaked.get("final_bytes") is not None:
-        growth = soaked["growth_after_warmup_bytes"]
-        flat = soak_flat(soaked)
-        verdict = "flat" if growth <= 0 else (
-            f"flat: no more than a new peak of streams at once explains ({STREAM_BYTES:,} bytes a stream, "
-            "rounded up to pages, and one page more)" if flat else "not flat")
-        lines += ["", f"Growth after the warm-up: {growth:+,} bytes ({verdict})."]
+        lines += ["", f"Growth after the warm-up: {soaked['growth_after_warmup_bytes']:+,} bytes "
+                  f"({soak_verdict(soaked)[1]})."]
     return lines
 
 
