@@ -1,6 +1,7 @@
 //! The JSON-RPC body decoder (`mcp::decode_body`) and everything
 //! `Warden::judge_body` does with a body: decode, then decide for each
-//! caller under the example policy.
+//! caller under the example policy. The decoder reads bodies in one pass;
+//! it must give what reading the whole tree first gives, on every input.
 #![no_main]
 
 use std::rc::Rc;
@@ -8,7 +9,9 @@ use std::rc::Rc;
 use libfuzzer_sys::fuzz_target;
 use policy_sdk::RequestHead;
 use policy_sdk::json::{JsonLimits, parse_strict};
-use policy_sdk::mcp::{Decoding, ProtocolRevision, ToolNameFormat, decode_body};
+use policy_sdk::mcp::{
+    Decoding, ProtocolRevision, ToolNameFormat, decode_body, decode_body_via_tree,
+};
 use warden_fuzz::{CALLERS, warden};
 
 const LIMITS: JsonLimits = JsonLimits {
@@ -27,7 +30,13 @@ fuzz_target!(|data: &[u8]| {
             ToolNameFormat::PrintableAscii
         },
     };
-    match decode_body(data, decoding) {
+    let decoded = decode_body(data, decoding);
+    assert_eq!(
+        decoded,
+        decode_body_via_tree(data, decoding),
+        "the one-pass and the tree readings differ"
+    );
+    match decoded {
         Ok(request) => {
             let _ = (
                 request.tool_name(),

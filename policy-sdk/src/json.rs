@@ -8,9 +8,11 @@
 //! through this decoder, which refuses duplicate keys at any depth and bounds
 //! nesting explicitly (serde_json's own recursion guard stays as a backstop).
 
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 /// Limits for one strict decode.
@@ -51,12 +53,9 @@ pub fn parse_strict(bytes: &[u8], limits: JsonLimits) -> Result<Value, JsonError
         });
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = StrictValue {
-        depth: 0,
-        max_depth: limits.max_depth,
-    }
-    .deserialize(&mut de)
-    .map_err(|e| JsonError::Syntax(e.to_string()))?;
+    let value = StrictValue::document(limits)
+        .deserialize(&mut de)
+        .map_err(|e| JsonError::Syntax(e.to_string()))?;
     de.end().map_err(|e| JsonError::Syntax(e.to_string()))?;
     Ok(value)
 }
@@ -66,14 +65,29 @@ pub fn parse_strict_str(text: &str, limits: JsonLimits) -> Result<Value, JsonErr
     parse_strict(text.as_bytes(), limits)
 }
 
+/// Reads one value into a `Value` tree, refusing what [`parse_strict`]
+/// refuses. Readers that keep only part of a document
+/// ([`crate::mcp::decode_body`]) use it for the parts they keep and
+/// [`StrictIgnored`] for the rest, at the depth each part sits.
 #[derive(Clone, Copy)]
-struct StrictValue {
+pub(crate) struct StrictValue {
     depth: usize,
     max_depth: usize,
 }
 
 impl StrictValue {
-    fn nested<E: serde::de::Error>(self) -> Result<Self, E> {
+    /// A reader of a whole document (its top level is depth 1).
+    pub(crate) fn document(limits: JsonLimits) -> Self {
+        Self {
+            depth: 0,
+            max_depth: limits.max_depth,
+        }
+    }
+
+    /// The reader of an array's items or an object's members: one level
+    /// deeper, refused past the limit with the message every strict reader
+    /// gives.
+    pub(crate) fn nested<E: serde::de::Error>(self) -> Result<Self, E> {
         let depth = self.depth + 1;
         if depth > self.max_depth {
             return Err(E::custom(format_args!(
@@ -148,12 +162,153 @@ impl<'de> Visitor<'de> for StrictValue {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if object.contains_key(&key) {
-                return Err(A::Error::custom(format_args!("duplicate key `{key}`")));
+                return Err(duplicate_key(&key));
             }
             let value = map.next_value_seed(inner)?;
             object.insert(key, value);
         }
         Ok(Value::Object(object))
+    }
+}
+
+/// The error every strict reader gives for a key an object already has.
+pub(crate) fn duplicate_key<E: serde::de::Error>(key: &str) -> E {
+    E::custom(format_args!("duplicate key `{key}`"))
+}
+
+/// Reads one value as strictly as [`StrictValue`] — strings decoded,
+/// duplicate keys and depth checked, the same errors at the same places —
+/// and keeps nothing.
+#[derive(Clone, Copy)]
+pub(crate) struct StrictIgnored(pub(crate) StrictValue);
+
+impl<'de> DeserializeSeed<'de> for StrictIgnored {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictIgnored {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        self.0.visit_f64(v).map(drop)
+    }
+
+    fn visit_borrowed_str<E>(self, _: &'de str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let inner = Self(self.0.nested()?);
+        while seq.next_element_seed(inner)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let inner = Self(self.0.nested()?);
+        let mut keys = Keys::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            if let Err(key) = keys.insert(key) {
+                return Err(duplicate_key(&key));
+            }
+            map.next_value_seed(inner)?;
+        }
+        Ok(())
+    }
+}
+
+/// The keys of one object seen so far: compared one by one while there
+/// are few (most objects; no allocation), in a set past that.
+#[derive(Default)]
+pub(crate) struct Keys<'de> {
+    few: [Option<Cow<'de, str>>; 8],
+    many: BTreeSet<Cow<'de, str>>,
+}
+
+impl<'de> Keys<'de> {
+    /// `Err(key)` when `key` was seen already.
+    pub(crate) fn insert(&mut self, key: Cow<'de, str>) -> Result<(), Cow<'de, str>> {
+        if !self.many.is_empty() {
+            return if self.many.contains(&key) {
+                Err(key)
+            } else {
+                self.many.insert(key);
+                Ok(())
+            };
+        }
+        if self.few.iter().flatten().any(|seen| *seen == key) {
+            return Err(key);
+        }
+        if let Some(free) = self.few.iter_mut().find(|slot| slot.is_none()) {
+            *free = Some(key);
+            return Ok(());
+        }
+        self.many
+            .extend(self.few.iter_mut().filter_map(Option::take));
+        self.many.insert(key);
+        Ok(())
+    }
+}
+
+/// An object key, borrowed from the body unless it held escapes.
+pub(crate) struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
     }
 }
 

@@ -5,8 +5,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::json::{JsonLimits, parse_strict};
+use crate::json::JsonLimits;
 
+mod envelope;
 pub mod methods;
 
 pub use methods::{MethodFacts, MethodKind, Param, ProtocolRevision, TargetKind};
@@ -205,8 +206,6 @@ impl DecodeError {
     }
 }
 
-const TOP_LEVEL_MEMBERS: [&str; 6] = ["jsonrpc", "method", "params", "id", "result", "error"];
-
 /// What the decoder needs besides the body.
 #[derive(Debug, Clone, Copy)]
 pub struct Decoding {
@@ -232,45 +231,58 @@ impl Decoding {
 
 /// Decodes one JSON-RPC message from a POST body.
 pub fn decode_body(body: &[u8], decoding: Decoding) -> Result<McpRequest, DecodeError> {
-    let value =
-        parse_strict(body, decoding.limits).map_err(|e| DecodeError::Parse(e.to_string()))?;
-    let object = match value {
-        Value::Object(object) => object,
-        Value::Array(_) => return Err(DecodeError::Batch),
-        _ => {
+    let envelope =
+        envelope::read(body, decoding.limits).map_err(|e| DecodeError::Parse(e.to_string()))?;
+    judge_envelope(envelope, decoding)
+}
+
+/// Decodes a body the way [`decode_body`] did before it read bodies in
+/// one pass: the whole body into a tree, the envelope out of it. The
+/// tests and the `mcp_decode` fuzz target hold the two to the same result.
+#[cfg(any(test, feature = "testing"))]
+pub fn decode_body_via_tree(body: &[u8], decoding: Decoding) -> Result<McpRequest, DecodeError> {
+    let value = crate::json::parse_strict(body, decoding.limits)
+        .map_err(|e| DecodeError::Parse(e.to_string()))?;
+    judge_envelope(envelope::Envelope::from_tree(value), decoding)
+}
+
+/// What the message a body held is, or why it is not one Warden judges.
+fn judge_envelope(
+    object: envelope::Envelope,
+    decoding: Decoding,
+) -> Result<McpRequest, DecodeError> {
+    match object.shape {
+        envelope::Shape::Object => {}
+        envelope::Shape::Array => return Err(DecodeError::Batch),
+        envelope::Shape::Other => {
             return Err(DecodeError::InvalidRequest(
                 "the body must be one JSON object".into(),
             ));
         }
-    };
-    if let Some(unknown) = object
-        .keys()
-        .find(|k| !TOP_LEVEL_MEMBERS.contains(&k.as_str()))
-    {
+    }
+    if let Some(unknown) = &object.unknown {
         return Err(DecodeError::InvalidRequest(format!(
             "unknown member `{unknown}`"
         )));
     }
-    if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+    if object.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
         return Err(DecodeError::InvalidRequest(
             "`jsonrpc` must be \"2.0\"".into(),
         ));
     }
-    let id = match object.get("id") {
+    let id = match object.id {
         None => None,
-        Some(id @ Value::String(_)) => Some(id.clone()),
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(Value::Number(n.clone())),
+        Some(id @ Value::String(_)) => Some(id),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(Value::Number(n)),
         Some(_) => {
             return Err(DecodeError::InvalidRequest(
                 "`id` must be a string or an integer".into(),
             ));
         }
     };
-    let has_result = object.contains_key("result");
-    let has_error = object.contains_key("error");
-    let method = match object.get("method") {
+    let method = match object.method {
         None => None,
-        Some(Value::String(m)) if !m.is_empty() => Some(m.clone()),
+        Some(Value::String(m)) if !m.is_empty() => Some(m),
         Some(_) => {
             return Err(DecodeError::InvalidRequest(
                 "`method` must be a non-empty string".into(),
@@ -280,7 +292,7 @@ pub fn decode_body(body: &[u8], decoding: Decoding) -> Result<McpRequest, Decode
 
     let Some(method) = method else {
         // A client's response to a server-initiated request.
-        if id.is_none() || has_result == has_error || object.contains_key("params") {
+        if id.is_none() || object.has_result == object.has_error || object.params.is_some() {
             return Err(DecodeError::InvalidRequest(
                 "a message without `method` must be a response with an `id` and exactly one of `result` or `error`".into(),
             ));
@@ -293,7 +305,7 @@ pub fn decode_body(body: &[u8], decoding: Decoding) -> Result<McpRequest, Decode
             meta_protocol_version: None,
         });
     };
-    if has_result || has_error {
+    if object.has_result || object.has_error {
         return Err(DecodeError::InvalidRequest(
             "a request cannot carry `result` or `error`".into(),
         ));
@@ -303,9 +315,9 @@ pub fn decode_body(body: &[u8], decoding: Decoding) -> Result<McpRequest, Decode
             "`{method}` is not a JSON-RPC method"
         )));
     }
-    let params = match object.get("params") {
+    let mut params = match object.params {
         None => None,
-        Some(Value::Object(p)) => Some(p),
+        Some(envelope::Shape::Object) => Some(object.params_members),
         Some(_) => {
             return Err(DecodeError::InvalidRequest(
                 "`params` must be an object".into(),
@@ -331,17 +343,17 @@ pub fn decode_body(body: &[u8], decoding: Decoding) -> Result<McpRequest, Decode
             )));
         }
     };
-    let target = target_of(&method, params, decoding.tool_names).map_err(|message| {
-        DecodeError::InvalidParams {
-            method: method.clone(),
-            id: id.clone(),
-            message,
+    let target = match target_of(&method, params.as_mut(), decoding.tool_names) {
+        Ok(target) => target,
+        Err(message) => {
+            return Err(DecodeError::InvalidParams {
+                method,
+                id,
+                message,
+            });
         }
-    })?;
-    let meta_protocol_version = params
-        .and_then(|p| p.get("_meta"))
-        .and_then(|m| m.get(PROTOCOL_VERSION_META_KEY))
-        .cloned();
+    };
+    let meta_protocol_version = params.and_then(|p| p.meta_protocol_version);
     Ok(McpRequest {
         kind,
         method,
@@ -402,27 +414,31 @@ fn no_controls(field: &str, value: String) -> Result<String, String> {
 
 /// The target of `method` (as any revision defines it: a server may still
 /// serve a method the request's revision dropped, so its target is judged
-/// all the same), from its required parameter.
+/// all the same), from its required parameter, taken out of `params`.
 fn target_of(
     method: &str,
-    params: Option<&Map<String, Value>>,
+    mut params: Option<&mut envelope::Params>,
     tool_names: ToolNameFormat,
 ) -> Result<Target, String> {
     let Some(facts) = MethodFacts::named(method).and_then(|f| f.target) else {
         return Ok(Target::None);
     };
     let key = facts.param.key();
-    let value = match params.and_then(|p| p.get(key)) {
-        Some(Value::String(s)) => s.clone(),
+    let member = params.as_deref_mut().and_then(|p| match facts.param {
+        Param::Name => p.name.take(),
+        Param::Uri => p.uri.take(),
+    });
+    let value = match member {
+        Some(Value::String(s)) => s,
         Some(_) => return Err(format!("`params.{key}` must be a string")),
         None => return Err(format!("`params.{key}` is required")),
     };
     Ok(match facts.kind {
         TargetKind::Tool => {
             tool_names.check(&value)?;
-            let arguments = match params.and_then(|p| p.get("arguments")) {
+            let arguments = match params.and_then(|p| p.arguments.take()) {
                 None | Some(Value::Null) => Value::Object(Map::new()),
-                Some(args @ Value::Object(_)) => args.clone(),
+                Some(args @ Value::Object(_)) => args,
                 Some(_) => return Err("`params.arguments` must be an object".into()),
             };
             Target::Tool {

@@ -18,8 +18,6 @@
 //! costs its skim on top of the full read (about 7,800 Wasm instructions
 //! for the two-tool list of `warden hostcalls`).
 
-use std::borrow::Cow;
-use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::de::{
@@ -27,7 +25,7 @@ use serde::de::{
 };
 
 use super::ListKind;
-use crate::json::JsonLimits;
+use crate::json::{JsonLimits, Key, Keys};
 
 /// Where a value sits, as far as lists go: [`super::ListCutter`] cuts an
 /// array under a list key of the `result` of a message, the body itself or
@@ -175,70 +173,12 @@ impl<'de> Visitor<'de> for Skim {
                 place: self.member(&key),
                 ..inner
             };
-            if !keys.insert(key) {
+            if keys.insert(key).is_err() {
                 return Err(A::Error::custom("duplicate key"));
             }
             list |= map.next_value_seed(value)?;
         }
         Ok(list)
-    }
-}
-
-/// The keys of one object seen so far: compared one by one while there
-/// are few (most objects; no allocation), in a set past that.
-#[derive(Default)]
-struct Keys<'de> {
-    few: [Option<Cow<'de, str>>; 8],
-    many: BTreeSet<Cow<'de, str>>,
-}
-
-impl<'de> Keys<'de> {
-    /// `false` when `key` was seen already.
-    fn insert(&mut self, key: Cow<'de, str>) -> bool {
-        if !self.many.is_empty() {
-            return self.many.insert(key);
-        }
-        if self.few.iter().flatten().any(|seen| *seen == key) {
-            return false;
-        }
-        if let Some(free) = self.few.iter_mut().find(|slot| slot.is_none()) {
-            *free = Some(key);
-            return true;
-        }
-        self.many
-            .extend(self.few.iter_mut().filter_map(Option::take));
-        self.many.insert(key)
-    }
-}
-
-/// An object key, borrowed from the body unless it held escapes.
-struct Key;
-
-impl<'de> DeserializeSeed<'de> for Key {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Key {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(v))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v))
     }
 }
 
