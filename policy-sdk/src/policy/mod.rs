@@ -223,7 +223,9 @@ impl CompiledPolicy {
         let candidates = candidates(&self.index, &request.method, target.index_key());
         let mut allowed_by = Vec::with_capacity(contexts.len());
         for ctx in &contexts {
-            let who = match ctx.on_behalf_of {
+            // Only a denial names who was refused: an allowed request does
+            // not pay for the text.
+            let who = || match ctx.on_behalf_of {
                 Some(subject) => format!(
                     "`{}` acting for `{}`",
                     ctx.principal.subject, subject.subject
@@ -240,7 +242,7 @@ impl CompiledPolicy {
                     return self.rule_decision(
                         Effect::Deny,
                         rule,
-                        format!("{who}: denied by rule `{}`", self.rule_id(rule)),
+                        format!("{}: denied by rule `{}`", who(), self.rule_id(rule)),
                     );
                 }
                 PassOutcome::Error { rule, message } => {
@@ -248,7 +250,8 @@ impl CompiledPolicy {
                         Effect::Deny,
                         rule,
                         format!(
-                            "{who}: evaluation error in rule `{}`: {message}",
+                            "{}: evaluation error in rule `{}`: {message}",
+                            who(),
                             self.rule_id(rule)
                         ),
                     );
@@ -257,7 +260,8 @@ impl CompiledPolicy {
                 }
                 PassOutcome::NoMatch => {
                     let mut decision = Decision::deny(format!(
-                        "{who}: no rule allows `{}`{}",
+                        "{}: no rule allows `{}`{}",
+                        who(),
                         request.method,
                         describe_target(request)
                     ));
