@@ -9,6 +9,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use policy_sdk::AuditRecord;
 use policy_sdk::documents::{Document, OpsEvent};
@@ -80,9 +81,74 @@ pub(crate) const VM_MEMORY: &str = "warden_vm_memory_bytes";
 /// without one is not.
 pub(crate) const VM_STREAMS_PEAK: &str = "warden_vm_streams_peak";
 
+/// The hasher of the metric maps: eight bytes a step (the multiply-rotate
+/// scheme of rustc's FxHash). Counting a decision took about 5,300 Wasm
+/// instructions, more than half of them writing the counter's name (about
+/// 100 bytes) and hashing it with SipHash; byte-at-a-time FNV cost more
+/// still. A hasher without a key is safe here: the keys are label values
+/// from the configuration (rule ids, issuers) and from Warden itself, never
+/// from a request, so a caller cannot choose keys that collide.
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl WordHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let mut eight = [0_u8; 8];
+            eight.copy_from_slice(word);
+            self.add(u64::from_le_bytes(eight));
+        }
+        let mut rest = [0_u8; 8];
+        let tail = words.remainder();
+        if let Some(head) = rest.get_mut(..tail.len()) {
+            head.copy_from_slice(tail);
+        }
+        // The length keeps "a" and "a\0" apart.
+        self.add(u64::from_le_bytes(rest) ^ ((tail.len() as u64) << 56));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Hashing = BuildHasherDefault<WordHasher>;
+
+/// Decision counter ids by a hash of their label values.
+type DecisionIds = HashMap<u64, Vec<(DecisionLabels, u32)>, Hashing>;
+
+/// The label values of a decision counter.
+struct DecisionLabels([String; 4]);
+
+impl DecisionLabels {
+    fn of(labels: &[(&str, &str); 4]) -> Self {
+        Self(labels.map(|(_, value)| value.to_owned()))
+    }
+
+    fn is(&self, labels: &[(&str, &str); 4]) -> bool {
+        self.0
+            .iter()
+            .zip(labels)
+            .all(|(seen, (_, value))| seen == value)
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Metrics {
-    ids: RefCell<HashMap<String, u32>>,
+    ids: RefCell<HashMap<String, u32, Hashing>>,
+    /// The decision counters by a hash of their label values, each bucket
+    /// compared value by value: a request's counter is found without
+    /// writing its name (about 840 instructions instead of 5,300).
+    decisions: RefCell<DecisionIds>,
     /// The gauge of the policy in force.
     loaded: RefCell<Option<String>>,
 }
@@ -120,16 +186,15 @@ impl Metrics {
 
     /// Counts one decision.
     pub(crate) fn decision(&self, record: &AuditRecord) {
-        let name = tagged(
-            DECISIONS,
-            &[
-                ("decision", record.decision),
-                ("actor_type", record.actor_type.unwrap_or("none")),
-                ("rule", record.rule.as_deref().unwrap_or("none")),
-                ("class", record.outcome_class()),
-            ],
-        );
-        self.increment(&name);
+        let labels = [
+            ("decision", record.decision),
+            ("actor_type", record.actor_type.unwrap_or("none")),
+            ("rule", record.rule.as_deref().unwrap_or("none")),
+            ("class", record.outcome_class()),
+        ];
+        if let Some(id) = self.decision_id(&labels) {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
         if let Some(class) = record.token_failure {
             self.increment(&tagged(TOKEN_REFUSALS, &[("class", class)]));
         }
@@ -205,6 +270,23 @@ impl Metrics {
         }
     }
 
+    /// The id of the decision counter with `labels`, defined on first use.
+    fn decision_id(&self, labels: &[(&str, &str); 4]) -> Option<u32> {
+        let mut hasher = WordHasher::default();
+        for (_, value) in labels {
+            hasher.write(value.as_bytes());
+        }
+        let hash = hasher.finish();
+        let mut decisions = self.decisions.try_borrow_mut().ok()?;
+        let bucket = decisions.entry(hash).or_default();
+        if let Some((_, id)) = bucket.iter().find(|(seen, _)| seen.is(labels)) {
+            return Some(*id);
+        }
+        let id = self.id(&tagged(DECISIONS, labels), MetricType::Counter)?;
+        bucket.push((DecisionLabels::of(labels), id));
+        Some(id)
+    }
+
     fn increment(&self, name: &str) {
         self.add(name, 1);
     }
@@ -253,7 +335,6 @@ pub(crate) fn tagged(metric: &str, labels: &[(&str, &str)]) -> String {
     fn kept(c: char) -> bool {
         c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
     }
-    // One allocation on every request's path: the name's length is known.
     let length = labels
         .iter()
         .map(|(label, value)| label.len() + value.len() + 6)
@@ -276,7 +357,46 @@ pub(crate) fn tagged(metric: &str, labels: &[(&str, &str)]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::hash::BuildHasher;
+
     use super::*;
+
+    #[test]
+    fn the_word_hasher_tells_tails_and_lengths_apart() {
+        let hash = |bytes: &[u8]| Hashing::default().hash_one(bytes);
+        let inputs: [&[u8]; 7] = [
+            b"",
+            b"a",
+            b"a\0",
+            b"deny",
+            b"denx",
+            b"12345678",
+            b"123456789",
+        ];
+        for (i, a) in inputs.iter().enumerate() {
+            for b in inputs.iter().skip(i + 1) {
+                assert_ne!(hash(a), hash(b), "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn decision_labels_match_only_the_same_values() {
+        let labels = [
+            ("decision", "allow"),
+            ("actor_type", "agent"),
+            ("rule", "deploy-staging"),
+            ("class", "policy"),
+        ];
+        let seen = DecisionLabels::of(&labels);
+        assert!(seen.is(&labels));
+        let mut other = labels;
+        other[2] = ("rule", "deploy-stagin");
+        assert!(!seen.is(&other));
+        other = labels;
+        other[1] = ("actor_type", "human");
+        assert!(!seen.is(&other));
+    }
 
     #[test]
     fn labels_are_written_into_the_name_and_values_kept_safe() {
