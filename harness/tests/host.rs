@@ -550,19 +550,43 @@ fn memory_follows_the_streams_held_at_once_not_the_requests_served() {
         (8, warm),
         "4,000 requests, 8 at a time, grew the VM"
     );
+    // Crowds alternating with quiet rounds: the allocator reuses freed
+    // blocks in yet other orders, and may take a page more at some point
+    // (where moves with the build's allocation pattern). That settling is
+    // bounded, and once settled memory stays put: 12,800 more requests.
+    let mixed = |filter: &mut WardenFilter| {
+        at_once(filter, 400);
+        for _ in 0..30 {
+            at_once(filter, 8);
+        }
+    };
     at_once(&mut filter, 400);
     at_once(&mut filter, 400);
+    let (streams, first) = peak(&mut filter);
+    assert_eq!(streams, 400);
+    assert!(first > warm, "400 streams at once took no more memory");
+    for _ in 0..10 {
+        mixed(&mut filter);
+    }
     let (streams, crowded) = peak(&mut filter);
     assert_eq!(streams, 400);
-    assert!(crowded > warm, "400 streams at once took no more memory");
-    for _ in 0..10 {
-        at_once(&mut filter, 400);
+    assert!(
+        crowded <= first + 2 * WASM_PAGE,
+        "settling took {} bytes more",
+        crowded - first
+    );
+    for _ in 0..20 {
+        mixed(&mut filter);
     }
-    for _ in 0..300 {
-        at_once(&mut filter, 8);
-    }
-    assert_eq!(peak(&mut filter), (400, crowded));
+    assert_eq!(
+        peak(&mut filter),
+        (400, crowded),
+        "memory did not stay put once settled"
+    );
 }
+
+/// Wasm linear memory grows by pages of 64 KiB.
+const WASM_PAGE: usize = 65_536;
 
 /// The upstream's answer on stream `id` begins: 200, JSON.
 fn json_answer_begins(host: &mut Emulator, id: u32) {
