@@ -46,17 +46,28 @@ pub enum JsonError {
 /// nesting deeper than the limit, invalid UTF-8, lone surrogates, numbers out
 /// of range and trailing data.
 pub fn parse_strict(bytes: &[u8], limits: JsonLimits) -> Result<Value, JsonError> {
+    read_document(bytes, limits, StrictValue::document(limits))
+}
+
+/// Reads `bytes` as one whole document with `reader`: refused past the
+/// size limit before any parsing, and with anything but whitespace after
+/// the value. Every strict reader (the tree, the request envelope, the
+/// response skim) frames its document here, so they refuse alike.
+pub(crate) fn read_document<'de, R: DeserializeSeed<'de>>(
+    bytes: &'de [u8],
+    limits: JsonLimits,
+    reader: R,
+) -> Result<R::Value, JsonError> {
     if bytes.len() > limits.max_bytes {
         return Err(JsonError::TooLarge {
             size: bytes.len(),
             limit: limits.max_bytes,
         });
     }
+    let syntax = |e: serde_json::Error| JsonError::Syntax(e.to_string());
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = StrictValue::document(limits)
-        .deserialize(&mut de)
-        .map_err(|e| JsonError::Syntax(e.to_string()))?;
-    de.end().map_err(|e| JsonError::Syntax(e.to_string()))?;
+    let value = reader.deserialize(&mut de).map_err(syntax)?;
+    de.end().map_err(syntax)?;
     Ok(value)
 }
 

@@ -25,7 +25,7 @@ use serde::de::{
 };
 
 use super::ListKind;
-use crate::json::{JsonLimits, Key, Keys};
+use crate::json::{JsonLimits, Key, Keys, read_document};
 
 /// Where a value sits, as far as lists go: [`super::ListCutter`] cuts an
 /// array under a list key of the `result` of a message, the body itself or
@@ -51,16 +51,12 @@ struct Skim {
 /// no list to cut: it can go on byte for byte. `false` says only that it
 /// must be read the full way.
 pub(super) fn passes_untouched(bytes: &[u8], limits: JsonLimits) -> bool {
-    if bytes.len() > limits.max_bytes {
-        return false;
-    }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
     let skim = Skim {
         depth: 0,
         max_depth: limits.max_depth,
         place: Place::Body,
     };
-    matches!(skim.deserialize(&mut de), Ok(false)) && de.end().is_ok()
+    matches!(read_document(bytes, limits, skim), Ok(false))
 }
 
 impl Skim {

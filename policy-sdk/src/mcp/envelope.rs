@@ -27,7 +27,9 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::PROTOCOL_VERSION_META_KEY;
-use crate::json::{JsonError, JsonLimits, Key, Keys, StrictIgnored, StrictValue, duplicate_key};
+use crate::json::{
+    JsonError, JsonLimits, Key, Keys, StrictIgnored, StrictValue, duplicate_key, read_document,
+};
 
 /// What a JSON value turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,23 +73,12 @@ pub(super) struct Params {
 
 /// Reads `body` as one strict JSON value, keeping its envelope.
 pub(super) fn read(body: &[u8], limits: JsonLimits) -> Result<Envelope, JsonError> {
-    if body.len() > limits.max_bytes {
-        return Err(JsonError::TooLarge {
-            size: body.len(),
-            limit: limits.max_bytes,
-        });
-    }
-    let syntax = |e: serde_json::Error| JsonError::Syntax(e.to_string());
     let mut envelope = Envelope::default();
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let shape = ObjectReader {
+    let reader = ObjectReader {
         reader: StrictValue::document(limits),
         into: Into::Envelope(&mut envelope),
-    }
-    .deserialize(&mut de)
-    .map_err(syntax)?;
-    de.end().map_err(syntax)?;
-    envelope.shape = shape;
+    };
+    envelope.shape = read_document(body, limits, reader)?;
     Ok(envelope)
 }
 
