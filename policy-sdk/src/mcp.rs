@@ -248,10 +248,10 @@ pub fn decode_body_via_tree(body: &[u8], decoding: Decoding) -> Result<McpReques
 
 /// What the message a body held is, or why it is not one Warden judges.
 fn judge_envelope(
-    object: envelope::Envelope,
+    envelope: envelope::Envelope,
     decoding: Decoding,
 ) -> Result<McpRequest, DecodeError> {
-    match object.shape {
+    match envelope.shape {
         envelope::Shape::Object => {}
         envelope::Shape::Array => return Err(DecodeError::Batch),
         envelope::Shape::Other => {
@@ -260,17 +260,17 @@ fn judge_envelope(
             ));
         }
     }
-    if let Some(unknown) = &object.unknown {
+    if let Some(unknown) = &envelope.unknown {
         return Err(DecodeError::InvalidRequest(format!(
             "unknown member `{unknown}`"
         )));
     }
-    if object.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
+    if envelope.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
         return Err(DecodeError::InvalidRequest(
             "`jsonrpc` must be \"2.0\"".into(),
         ));
     }
-    let id = match object.id {
+    let id = match envelope.id {
         None => None,
         Some(id @ Value::String(_)) => Some(id),
         Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(Value::Number(n)),
@@ -280,7 +280,7 @@ fn judge_envelope(
             ));
         }
     };
-    let method = match object.method {
+    let method = match envelope.method {
         None => None,
         Some(Value::String(m)) if !m.is_empty() => Some(m),
         Some(_) => {
@@ -292,7 +292,7 @@ fn judge_envelope(
 
     let Some(method) = method else {
         // A client's response to a server-initiated request.
-        if id.is_none() || object.has_result == object.has_error || object.params.is_some() {
+        if id.is_none() || envelope.has_result == envelope.has_error || envelope.params.is_some() {
             return Err(DecodeError::InvalidRequest(
                 "a message without `method` must be a response with an `id` and exactly one of `result` or `error`".into(),
             ));
@@ -305,7 +305,7 @@ fn judge_envelope(
             meta_protocol_version: None,
         });
     };
-    if object.has_result || object.has_error {
+    if envelope.has_result || envelope.has_error {
         return Err(DecodeError::InvalidRequest(
             "a request cannot carry `result` or `error`".into(),
         ));
@@ -315,9 +315,9 @@ fn judge_envelope(
             "`{method}` is not a JSON-RPC method"
         )));
     }
-    let mut params = match object.params {
+    let mut params = match envelope.params {
         None => None,
-        Some(envelope::Shape::Object) => Some(object.params_members),
+        Some(envelope::Shape::Object) => Some(envelope.params_members),
         Some(_) => {
             return Err(DecodeError::InvalidRequest(
                 "`params` must be an object".into(),

@@ -76,7 +76,7 @@ pub(super) fn read(body: &[u8], limits: JsonLimits) -> Result<Envelope, JsonErro
     let mut envelope = Envelope::default();
     let reader = ObjectReader {
         reader: StrictValue::document(limits),
-        into: Into::Envelope(&mut envelope),
+        kept: KeptMembers::Envelope(&mut envelope),
     };
     envelope.shape = read_document(body, limits, reader)?;
     Ok(envelope)
@@ -85,18 +85,18 @@ pub(super) fn read(body: &[u8], limits: JsonLimits) -> Result<Envelope, JsonErro
 /// Where the members an [`ObjectReader`] keeps go. One reader type for
 /// the three objects, not one per object: each type would compile its own
 /// copy of the JSON parser into the module.
-enum Into<'a> {
+enum KeptMembers<'a> {
     Envelope(&'a mut Envelope),
     Params(&'a mut Params),
     /// `_meta`: only the protocol version is kept.
     Meta(&'a mut Option<Value>),
 }
 
-/// Reads one value strictly: an object's members into `into`, anything
+/// Reads one value strictly: an object's members into `kept`, anything
 /// else checked and dropped.
 struct ObjectReader<'a> {
     reader: StrictValue,
-    into: Into<'a>,
+    kept: KeptMembers<'a>,
 }
 
 impl ObjectReader<'_> {
@@ -105,7 +105,7 @@ impl ObjectReader<'_> {
     }
 }
 
-impl Into<'_> {
+impl KeptMembers<'_> {
     /// Reads the value of `key` with `reader` (the depth the value sits
     /// at), keeping it or not.
     fn member<'de, A: MapAccess<'de>>(
@@ -115,13 +115,13 @@ impl Into<'_> {
         map: &mut A,
     ) -> Result<(), A::Error> {
         match self {
-            Into::Envelope(envelope) => match key {
+            KeptMembers::Envelope(envelope) => match key {
                 "jsonrpc" => envelope.jsonrpc = Some(map.next_value_seed(reader)?),
                 "id" => envelope.id = Some(map.next_value_seed(reader)?),
                 "method" => envelope.method = Some(map.next_value_seed(reader)?),
                 "params" => {
-                    let into = Into::Params(&mut envelope.params_members);
-                    envelope.params = Some(map.next_value_seed(ObjectReader { reader, into })?);
+                    let kept = KeptMembers::Params(&mut envelope.params_members);
+                    envelope.params = Some(map.next_value_seed(ObjectReader { reader, kept })?);
                 }
                 "result" => {
                     map.next_value_seed(StrictIgnored(reader))?;
@@ -142,20 +142,20 @@ impl Into<'_> {
                     map.next_value_seed(StrictIgnored(reader))?;
                 }
             },
-            Into::Params(params) => match key {
+            KeptMembers::Params(params) => match key {
                 "name" => params.name = Some(map.next_value_seed(reader)?),
                 "uri" => params.uri = Some(map.next_value_seed(reader)?),
                 "arguments" => params.arguments = Some(map.next_value_seed(reader)?),
                 "_meta" => {
-                    let into = Into::Meta(&mut params.meta_protocol_version);
-                    map.next_value_seed(ObjectReader { reader, into })?;
+                    let kept = KeptMembers::Meta(&mut params.meta_protocol_version);
+                    map.next_value_seed(ObjectReader { reader, kept })?;
                 }
                 _ => map.next_value_seed(StrictIgnored(reader))?,
             },
-            Into::Meta(protocol_version) if key == PROTOCOL_VERSION_META_KEY => {
+            KeptMembers::Meta(protocol_version) if key == PROTOCOL_VERSION_META_KEY => {
                 **protocol_version = Some(map.next_value_seed(reader)?);
             }
-            Into::Meta(_) => map.next_value_seed(StrictIgnored(reader))?,
+            KeptMembers::Meta(_) => map.next_value_seed(StrictIgnored(reader))?,
         }
         Ok(())
     }
@@ -220,7 +220,7 @@ impl<'de> Visitor<'de> for ObjectReader<'_> {
             if let Err(key) = keys.insert(key.clone()) {
                 return Err(duplicate_key(&key));
             }
-            self.into.member(&key, inner, &mut map)?;
+            self.kept.member(&key, inner, &mut map)?;
         }
         Ok(Shape::Object)
     }
