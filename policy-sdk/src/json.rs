@@ -323,6 +323,35 @@ impl<'de> Visitor<'de> for Key {
     }
 }
 
+/// Every file of JSONTestSuite's `test_parsing` (a copy in `tests/data`),
+/// for the tests that hold Warden's strict readers to one another.
+#[cfg(test)]
+pub(crate) fn json_test_suite() -> Vec<Vec<u8>> {
+    let suite = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/JSONTestSuite/test_parsing");
+    let files: Vec<Vec<u8>> = std::fs::read_dir(&suite)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path()).ok())
+        .collect();
+    // A missing or unreadable copy must fail the tests, not pass them empty.
+    assert!(
+        files.len() > 300,
+        "{} files in {}",
+        files.len(),
+        suite.display()
+    );
+    files
+}
+
+/// `value` placed between `before` and `after`, byte for byte (test files
+/// that are not UTF-8 included).
+#[cfg(test)]
+pub(crate) fn spliced(before: &str, value: &[u8], after: &str) -> Vec<u8> {
+    [before.as_bytes(), value, after.as_bytes()].concat()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -183,7 +183,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::json::parse_strict;
+    use crate::json::{json_test_suite, parse_strict, spliced};
 
     const LIMITS: JsonLimits = JsonLimits {
         max_bytes: 1 << 20,
@@ -317,17 +317,17 @@ mod tests {
     /// result: the skim and the full reader give the same answer.
     #[test]
     fn the_skim_agrees_with_the_full_reader_on_json_test_suite() {
-        let suite = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/JSONTestSuite/test_parsing");
-        let mut files = 0;
-        for entry in std::fs::read_dir(&suite).unwrap() {
-            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-            let mut wrapped = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":"#.to_vec();
-            wrapped.extend_from_slice(&bytes);
-            wrapped.extend_from_slice(b"}}");
-            let mut inside = br#"{"jsonrpc":"2.0","id":1,"result":{"content":"#.to_vec();
-            inside.extend_from_slice(&bytes);
-            inside.extend_from_slice(b"}}");
+        for bytes in json_test_suite() {
+            let wrapped = spliced(
+                r#"{"jsonrpc":"2.0","id":1,"result":{"tools":"#,
+                &bytes,
+                "}}",
+            );
+            let inside = spliced(
+                r#"{"jsonrpc":"2.0","id":1,"result":{"content":"#,
+                &bytes,
+                "}}",
+            );
             for body in [&bytes, &wrapped, &inside] {
                 assert_eq!(
                     passes_untouched(body, LIMITS),
@@ -336,8 +336,6 @@ mod tests {
                     String::from_utf8_lossy(body)
                 );
             }
-            files += 1;
         }
-        assert!(files > 300, "{files} files");
     }
 }
