@@ -1,5 +1,7 @@
 //! Audit records: one JSON line per decision.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -45,14 +47,16 @@ pub struct AuditRecord {
     /// Type of the party performing the request (the current actor when
     /// delegated).
     pub actor_type: Option<&'static str>,
-    pub subject: Option<String>,
+    pub subject: Option<Arc<str>>,
     pub subject_type: Option<&'static str>,
     /// The current actor, when someone acts for the subject.
-    pub actor: Option<String>,
-    /// Subject, current actor, then earlier actors.
-    pub chain: Vec<String>,
-    pub client_id: Option<String>,
-    pub issuer: Option<String>,
+    pub actor: Option<Arc<str>>,
+    /// Subject, current actor, then earlier actors; `None` (written `[]`)
+    /// without an identity.
+    #[serde(serialize_with = "links")]
+    pub chain: Option<Arc<[Arc<str>]>>,
+    pub client_id: Option<Arc<str>>,
+    pub issuer: Option<Arc<str>>,
     pub http_method: String,
     pub method: Option<String>,
     pub tool: Option<String>,
@@ -77,7 +81,7 @@ pub struct AuditRecord {
     /// decision (with the whole policy in shadow: always).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shadow: Option<Shadow>,
-    pub policy: String,
+    pub policy: Arc<str>,
     /// The deciding rule could not be evaluated (the reason says why):
     /// for metrics, not written to the line.
     #[serde(skip)]
@@ -95,7 +99,7 @@ impl AuditRecord {
         now_unix_nanos: u128,
         http_method: &str,
         request_id: Option<&str>,
-        policy: &str,
+        policy: &Arc<str>,
     ) -> Self {
         Self {
             audit: AUDIT_SCHEMA,
@@ -114,7 +118,7 @@ impl AuditRecord {
             subject: None,
             subject_type: None,
             actor: None,
-            chain: Vec::new(),
+            chain: None,
             client_id: None,
             issuer: None,
             http_method: http_method.to_owned(),
@@ -129,7 +133,7 @@ impl AuditRecord {
             deny_mode_rule: None,
             list: None,
             shadow: None,
-            policy: policy.to_owned(),
+            policy: Arc::clone(policy),
             evaluation_error: false,
             session_refusal: None,
         }
@@ -137,12 +141,13 @@ impl AuditRecord {
 
     pub(crate) fn with_identity(mut self, identity: &Identity) -> Self {
         self.actor_type = identity.acting().actor_type.map(|t| t.as_str());
-        self.subject = Some(identity.subject.subject.clone());
         self.subject_type = identity.subject.actor_type.map(|t| t.as_str());
-        self.actor = identity.actor.as_ref().map(|a| a.subject.clone());
-        self.chain = identity.chain();
-        self.client_id = identity.client_id.clone();
-        self.issuer = Some(identity.issuer.clone());
+        let names = identity.audit_names();
+        self.subject = Some(Arc::clone(&names.subject));
+        self.actor = names.actor.clone();
+        self.chain = Some(Arc::clone(&names.chain));
+        self.client_id = names.client_id.clone();
+        self.issuer = Some(Arc::clone(&names.issuer));
         self
     }
 
@@ -203,6 +208,15 @@ impl AuditRecord {
     pub fn to_json_line(&self) -> String {
         line::write(self)
     }
+}
+
+/// The delegation chain as the derived `Serialize` writes a list: `[]`
+/// when the record has no identity.
+fn links<S: serde::Serializer>(
+    chain: &Option<Arc<[Arc<str>]>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    chain.as_deref().unwrap_or_default().serialize(serializer)
 }
 
 /// Formats Unix time as RFC 3339 UTC with milliseconds.

@@ -98,6 +98,24 @@ pub struct Identity {
     /// one `Rc<Identity>`.
     #[serde(skip)]
     pub header_values: Derived<[Option<Arc<str>>; 6]>,
+    /// The names audit records carry, worked out on the first record and
+    /// shared by every later one ([`Identity::audit_names`]).
+    #[serde(skip)]
+    pub audit_names: Derived<AuditNames>,
+}
+
+/// An identity's names as its audit records hold them: shared strings, so
+/// a record takes them without copying (each copy was an allocation, a
+/// copy and a free per name, on every request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditNames {
+    pub subject: Arc<str>,
+    /// The current actor, when someone acts for the subject.
+    pub actor: Option<Arc<str>>,
+    /// Subject, current actor, then earlier actors.
+    pub chain: Arc<[Arc<str>]>,
+    pub client_id: Option<Arc<str>>,
+    pub issuer: Arc<str>,
 }
 
 /// A value worked out from an identity's fields once, and kept with it.
@@ -105,8 +123,13 @@ pub struct Identity {
 /// fields do, whether or not it was worked out yet. A copy starts empty:
 /// an identity copied and then changed (`Identity { actor, ..copy }`)
 /// must not carry the values of the one it was copied from.
-#[derive(Default)]
 pub struct Derived<T>(OnceLock<T>);
+
+impl<T> Default for Derived<T> {
+    fn default() -> Self {
+        Self(OnceLock::new())
+    }
+}
 
 impl<T> Clone for Derived<T> {
     fn clone(&self) -> Self {
@@ -141,6 +164,33 @@ impl Identity {
     /// The party actually performing the request.
     pub fn acting(&self) -> &Principal {
         self.actor.as_ref().unwrap_or(&self.subject)
+    }
+
+    /// The names audit records carry, shared with every record of this
+    /// identity.
+    pub fn audit_names(&self) -> &AuditNames {
+        self.audit_names.get_or_init(|| {
+            let subject: Arc<str> = Arc::from(self.subject.subject.as_str());
+            let actor = self
+                .actor
+                .as_ref()
+                .map(|actor| Arc::from(actor.subject.as_str()));
+            let chain = std::iter::once(Arc::clone(&subject))
+                .chain(actor.iter().cloned())
+                .chain(
+                    self.prior_actors
+                        .iter()
+                        .map(|prior| Arc::from(prior.subject.as_str())),
+                )
+                .collect();
+            AuditNames {
+                subject,
+                actor,
+                chain,
+                client_id: self.client_id.as_deref().map(Arc::from),
+                issuer: Arc::from(self.issuer.as_str()),
+            }
+        })
     }
 
     /// Subjects of the delegation chain: subject, current actor, earlier actors.
@@ -1023,6 +1073,7 @@ impl TokenVerifier {
             client_id,
             token_id,
             header_values: Derived::default(),
+            audit_names: Derived::default(),
         })
     }
 

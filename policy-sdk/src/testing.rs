@@ -190,6 +190,7 @@ pub fn direct(subject: crate::identity::Principal) -> crate::identity::Identity 
         client_id: None,
         token_id: None,
         header_values: crate::identity::Derived::default(),
+        audit_names: crate::identity::Derived::default(),
     }
 }
 

@@ -115,6 +115,7 @@ fn list_filtering_survives_the_corpus() {
         client_id: None,
         token_id: None,
         header_values: Default::default(),
+        audit_names: Default::default(),
     };
     let cutter = ListCutter {
         policy: &policy,

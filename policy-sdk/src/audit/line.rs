@@ -189,31 +189,33 @@ fn hex_digit(nibble: u8) -> char {
 /// What the strings of a record add to its line, before escaping; the keys
 /// and punctuation of a full record are under 512 bytes.
 fn estimated_len(record: &AuditRecord) -> usize {
-    let optional = |value: &Option<String>| value.as_deref().map_or(0, str::len);
+    let optional = |value: Option<&str>| value.map_or(0, str::len);
     512 + record.time.len()
-        + optional(&record.request_id)
-        + optional(&record.client_request_id)
-        + optional(&record.trace_id)
-        + optional(&record.span_id)
-        + optional(&record.rule)
-        + optional(&record.owner)
+        + optional(record.request_id.as_deref())
+        + optional(record.client_request_id.as_deref())
+        + optional(record.trace_id.as_deref())
+        + optional(record.span_id.as_deref())
+        + optional(record.rule.as_deref())
+        + optional(record.owner.as_deref())
         + record.reason.len()
-        + optional(&record.subject)
-        + optional(&record.actor)
+        + optional(record.subject.as_deref())
+        + optional(record.actor.as_deref())
         + record
             .chain
+            .as_deref()
+            .unwrap_or_default()
             .iter()
             .map(|link| link.len() + 3)
             .sum::<usize>()
-        + optional(&record.client_id)
-        + optional(&record.issuer)
+        + optional(record.client_id.as_deref())
+        + optional(record.issuer.as_deref())
         + record.http_method.len()
-        + optional(&record.method)
-        + optional(&record.tool)
-        + optional(&record.resource)
-        + optional(&record.prompt)
-        + optional(&record.protocol_version)
-        + optional(&record.deny_mode_rule)
+        + optional(record.method.as_deref())
+        + optional(record.tool.as_deref())
+        + optional(record.resource.as_deref())
+        + optional(record.prompt.as_deref())
+        + optional(record.protocol_version.as_deref())
+        + optional(record.deny_mode_rule.as_deref())
         + record.policy.len()
 }
 
@@ -245,7 +247,13 @@ pub(super) fn write(record: &AuditRecord) -> String {
     line.nullable_member(",\"subject_type\":", record.subject_type);
     line.nullable_member(",\"actor\":", record.actor.as_deref());
     line.key(",\"chain\":[");
-    for (at, link) in record.chain.iter().enumerate() {
+    for (at, link) in record
+        .chain
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         if at > 0 {
             line.0.push(',');
         }
@@ -276,6 +284,8 @@ pub(super) fn write(record: &AuditRecord) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use serde_json::json;
 
     use super::*;
@@ -322,7 +332,12 @@ mod tests {
     }
 
     fn base() -> AuditRecord {
-        AuditRecord::new(1_796_285_742_917_654_321, "POST", Some("w-1"), "sha256:abc")
+        AuditRecord::new(
+            1_796_285_742_917_654_321,
+            "POST",
+            Some("w-1"),
+            &Arc::from("sha256:abc"),
+        )
     }
 
     #[test]
@@ -348,12 +363,16 @@ mod tests {
             record.owner = Some(text.clone());
             record.reason = text.clone();
             record.actor_type = Some("agent");
-            record.subject = Some(text.clone());
+            record.subject = Some(text.as_str().into());
             record.subject_type = Some("human");
-            record.actor = Some(text.clone());
-            record.chain = vec![text.clone(); at % 3];
-            record.client_id = Some(text.clone());
-            record.issuer = Some(text.clone());
+            record.actor = Some(text.as_str().into());
+            // No identity, an empty chain, one link, two links.
+            record.chain = match at % 4 {
+                0 => None,
+                links => Some(vec![Arc::from(text.as_str()); links - 1].into()),
+            };
+            record.client_id = Some(text.as_str().into());
+            record.issuer = Some(text.as_str().into());
             record.http_method = text.clone();
             record.method = Some(text.clone());
             record.tool = Some(text.clone());
@@ -370,7 +389,7 @@ mod tests {
                 rule: (at % 2 == 0).then(|| text.clone()),
                 reason: text.clone(),
             });
-            record.policy = text.clone();
+            record.policy = text.as_str().into();
             assert_same(&record);
         }
     }
@@ -417,7 +436,7 @@ mod tests {
     fn the_line_is_sized_once_for_a_usual_record() {
         let mut record = base();
         record.subject = Some("alice".into());
-        record.chain = vec!["alice".into(), "research-agent".into()];
+        record.chain = Some(vec!["alice".into(), "research-agent".into()].into());
         record.reason = "allowed by rule `humans-deploy`".into();
         let line = write(&record);
         assert!(line.len() <= estimated_len(&record), "{}", line.len());

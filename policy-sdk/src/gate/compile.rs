@@ -137,7 +137,7 @@ impl Warden {
             policy: ShadowedPolicy::compile(&document.rules, &document.defaults, settings.shadow)?,
             settings,
             disclosure,
-            version: document.content_hash()?,
+            version: document.content_hash()?.into(),
             metadata,
             session_keys,
             upstream_names,

@@ -56,7 +56,7 @@ pub struct Warden {
     settings: FilterSettings,
     /// `settings.disclose_reasons`, compiled.
     disclosure: Disclosure,
-    version: String,
+    version: Arc<str>,
     /// The Protected Resource Metadata, when configured: built once here.
     metadata: Option<ServedMetadata>,
     /// `filter.session_keys`, compiled.

@@ -402,7 +402,7 @@ fn allowed_requests_are_forwarded_with_an_audit_record() {
     .audit;
     assert_eq!(audit.decision, "allow");
     assert_eq!(audit.status, None);
-    assert_eq!(audit.policy, w.version());
+    assert_eq!(&*audit.policy, w.version());
     assert_eq!(audit.request_id.as_deref(), Some("req-1"));
     assert_eq!(audit.time, "2027-01-15T08:00:00.000Z");
     assert_eq!(
@@ -808,7 +808,11 @@ fn session_refusal(host: &MemoryHost) -> (u16, String, Option<String>) {
     let reply = host.reply.as_ref().expect("refused");
     let audit = &host.decisions()[0];
     assert!(!host.forwarded_anything());
-    (reply.status, audit.reason.clone(), audit.subject.clone())
+    (
+        reply.status,
+        audit.reason.clone(),
+        audit.subject.as_deref().map(str::to_owned),
+    )
 }
 
 #[test]
@@ -1618,4 +1622,37 @@ fn an_identity_copied_and_changed_gets_its_own_header_values() {
         Some("mallory")
     );
     assert_ne!(original.as_deref(), Some("mallory"));
+}
+
+#[test]
+fn audit_records_share_an_identitys_names_and_a_changed_copy_gets_its_own() {
+    // The names a record carries are worked out once per identity and
+    // shared by every later record; a copy that is then changed must not
+    // carry the names of the identity it was copied from.
+    let w = warden(json!({"rules": [{"id": "all", "effect": "allow", "owner": "o"}]}));
+    let auth = bearer();
+    let h = head("POST", "/mcp", Some(&auth));
+    let identity = verified(&w, &h);
+    let first = w.audit_for(&h).with_identity(&identity);
+    let second = w.audit_for(&h).with_identity(&verified(&w, &h));
+    let (Some(a), Some(b)) = (&first.subject, &second.subject) else {
+        panic!("records without a subject");
+    };
+    assert!(Arc::ptr_eq(a, b), "the cached identity's names are shared");
+    assert_eq!(first.chain.as_deref().map(<[_]>::len), Some(1));
+
+    let mut copy = (*identity).clone();
+    copy.subject.subject = "mallory".to_owned();
+    copy.issuer = "https://elsewhere.test".to_owned();
+    let changed = w.audit_for(&h).with_identity(&copy);
+    assert_eq!(changed.subject.as_deref(), Some("mallory"));
+    assert_eq!(changed.issuer.as_deref(), Some("https://elsewhere.test"));
+    let chain: Vec<&str> = changed
+        .chain
+        .iter()
+        .flat_map(|c| c.iter())
+        .map(|l| &**l)
+        .collect();
+    assert_eq!(chain, ["mallory"]);
+    assert_eq!(first.subject.as_deref(), Some("alice"));
 }

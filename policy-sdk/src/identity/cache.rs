@@ -245,6 +245,7 @@ mod tests {
             client_id: None,
             token_id: None,
             header_values: Default::default(),
+            audit_names: Default::default(),
         })
     }
 
