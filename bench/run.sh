@@ -3,7 +3,9 @@
 #
 #   bash bench/run.sh            full run (~20 min on 2 cores): micro benchmarks,
 #                                proxy benchmark (27 variants, 8 rounds × 3 s),
-#                                perf profile, memory soak (100,000 requests);
+#                                perf profiles (Envoy by shared object, the
+#                                native gate, the filter's Wasm functions),
+#                                memory soak (100,000 requests);
 #                                writes bench/results/ and the figures section
 #                                of BENCHMARKS.md
 #   bash bench/run.sh --quick    smoke run (< 2 min): every variant for one
@@ -73,6 +75,7 @@ if [[ ${BENCH_MICRO:-1} == 1 ]]; then
   ARGS+=(--micro-log "$MICRO_LOG")
   if [[ -n $BENCH_PROFILE ]]; then
     bash bench/profile_core.sh bench/results/profile-core.txt
+    bash bench/profile_wasm.sh bench/results/profile-wasm.txt
   fi
 fi
 

@@ -42,6 +42,11 @@ impl FilterModule {
         let mut config = Config::new();
         config.consume_fuel(true);
         config.cranelift_opt_level(wasmtime::OptLevel::None);
+        // For a sampling profiler (`perf`): the compiled functions written
+        // to /tmp/perf-<pid>.map under their names in the module.
+        if std::env::var_os("WARDEN_WASM_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| HarnessError::Load(format!("{e:#}")))?;
         let module =
             Module::new(&engine, bytes).map_err(|e| HarnessError::Load(format!("{e:#}")))?;

@@ -158,7 +158,13 @@ fn exchange(
 /// in the steady state. Each request is sent twice and counted the second
 /// time: the first defines the metrics its labels name (once per VM and
 /// label set), which a worker in its steady state has done long before.
-pub fn count(module: &FilterModule, reference: &Reference) -> Result<Vec<Counted>, HarnessError> {
+/// Then the allowed call is sent `repeat` more times, uncounted: a steady
+/// load for a sampling profiler.
+pub fn count(
+    module: &FilterModule,
+    reference: &Reference,
+    repeat: u32,
+) -> Result<Vec<Counted>, HarnessError> {
     let mut filter = WardenFilter::start(module, &reference.config, reference.now)?;
     let emulator = filter.emulator();
     // A worker's first tick fetches what the policy polls; the second finds
@@ -207,6 +213,17 @@ pub fn count(module: &FilterModule, reference: &Reference) -> Result<Vec<Counted
             filter.emulator().hostcalls(id),
             fuel,
         ));
+    }
+
+    let request =
+        HttpRequest::post(call_body(&reference.allowed_tool)).header("authorization", &bearer);
+    for _ in 0..repeat {
+        let (_, done, _) = exchange(&mut filter, &request, &called)?;
+        if done != "forwarded" {
+            return Err(HarnessError::Usage(format!(
+                "a repeated allowed call was {done}, not forwarded"
+            )));
+        }
     }
 
     let emulator = filter.emulator();

@@ -230,6 +230,12 @@ enum Command {
         /// Override the policy's `filter.header_mode`.
         #[arg(long, value_enum)]
         header_mode: Option<HeaderModeArg>,
+        /// After counting, send the allowed call this many more times: a
+        /// load for a sampling profiler (`bench/profile_wasm.sh`), which
+        /// sees the module's functions by name when the environment sets
+        /// `WARDEN_WASM_PERFMAP=1`.
+        #[arg(long, default_value_t = 0)]
+        repeat: u32,
         #[command(flatten)]
         wasm: WasmArg,
         #[arg(long, value_enum, default_value_t)]
@@ -334,6 +340,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tool,
             denied_tool,
             header_mode,
+            repeat,
             wasm,
             format,
         } => hostcalls(
@@ -342,6 +349,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             &tool,
             &denied_tool,
             header_mode,
+            repeat,
             &wasm,
             format,
         ),
@@ -354,6 +362,7 @@ fn hostcalls(
     allowed_tool: &str,
     denied_tool: &str,
     header_mode: Option<HeaderModeArg>,
+    repeat: u32,
     wasm: &WasmArg,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
@@ -378,7 +387,7 @@ fn hostcalls(
         denied_tool,
     )
     .map_err(anyhow::Error::msg)?;
-    let counted = warden_harness::hostcalls::count(&wasm.load()?, &reference)?;
+    let counted = warden_harness::hostcalls::count(&wasm.load()?, &reference, repeat)?;
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&counted)?),
         Format::Text => {

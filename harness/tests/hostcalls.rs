@@ -23,8 +23,9 @@ fn module() -> &'static FilterModule {
     MODULE.get_or_init(|| load_module(&workspace_wasm()).expect("the built filter loads"))
 }
 
-/// The counts under `bench/hostcalls.yaml` (a polled revocation list).
-fn counted(mode: HeaderMode) -> Vec<Counted> {
+/// The counts under `bench/hostcalls.yaml` (a polled revocation list), with
+/// `repeat` more allowed calls before the root's tick.
+fn counted_after(mode: HeaderMode, repeat: u32) -> Vec<Counted> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/hostcalls.yaml");
     let mut loaded = load_policy(&path).expect("the reference policy loads");
     assert!(
@@ -34,7 +35,11 @@ fn counted(mode: HeaderMode) -> Vec<Counted> {
     loaded.document.filter.header_mode = mode;
     let reference = Reference::for_document(&loaded.document, &default_claims(), "deploy", "drop")
         .expect("a reference");
-    count(module(), &reference).expect("the reference requests run")
+    count(module(), &reference, repeat).expect("the reference requests run")
+}
+
+fn counted(mode: HeaderMode) -> Vec<Counted> {
+    counted_after(mode, 0)
 }
 
 fn find<'c>(counted: &'c [Counted], request: &str) -> &'c Counted {
@@ -116,12 +121,26 @@ fn counts_belong_to_the_context_that_made_them() {
 #[test]
 fn the_wasm_instructions_of_each_request_are_counted_and_steady() {
     let first = counted(HeaderMode::Stream);
-    let again = counted(HeaderMode::Stream);
+    // A second VM, which also serves a load of allowed calls (as a
+    // profile of the filter does) before its root ticks.
+    let again = counted_after(HeaderMode::Stream, 200);
+    assert_eq!(first.len(), again.len());
     for (request, repeated) in first.iter().zip(&again) {
         // Every request runs the filter; the count is the same in a second
         // VM (no time or randomness in it changes the work).
         assert!(request.fuel > 1_000, "{request:?}");
-        assert_eq!(request.fuel, repeated.fuel, "{}", request.request);
+        if request.request == "tick (root)" {
+            // The tick looks at what requests left behind (the token cache,
+            // the metrics): after 200 more calls with one token it may take
+            // another branch, but a tick that went over something each call
+            // left would cost at least one instruction per call.
+            assert!(
+                request.fuel.abs_diff(repeated.fuel) < 200,
+                "{request:?} {repeated:?}"
+            );
+        } else {
+            assert_eq!(request.fuel, repeated.fuel, "{}", request.request);
+        }
     }
     // A list answer is read and cut, on top of what a call costs.
     let allowed = find(&first, "allowed call");

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Where the filter's own Wasm work goes on a steady allowed call: perf
+# samples of the module's compiled functions while `warden hostcalls
+# --repeat` sends the call again and again in one VM (wasmtime, the
+# harness's engine, which writes a perf map of the functions under their
+# names when WARDEN_WASM_PERFMAP is set). The engine meters fuel and does
+# not optimise, so samples follow the Wasm instructions a function runs,
+# the figure `warden hostcalls` totals, not V8's time.
+# Run by bench/run.sh when profiling is on; writes
+# bench/results/profile-wasm.txt (or the file given as $1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-bench/results/profile-wasm.txt}
+CALLS=${WASM_PROFILE_CALLS:-200000}
+command -v perf >/dev/null || { echo "bench: perf missing; Wasm profile skipped"; exit 0; }
+WARDEN=target/release/warden
+[[ -x $WARDEN ]] || { echo "bench: no $WARDEN (make build); Wasm profile skipped"; exit 0; }
+# The shipped module carries no function names (Cargo.toml says why); this
+# build keeps them, from the same sources and settings otherwise.
+NAMED=.work/bench/named
+cargo build --quiet --release --locked -p warden-filter --target wasm32-wasip1 \
+  --target-dir "$NAMED" --config 'profile.release.package.warden-filter.strip="debuginfo"'
+WASM=$NAMED/wasm32-wasip1/release/warden_filter.wasm
+mkdir -p .work/bench "$(dirname "$OUT")"
+DATA=.work/bench/perf-wasm.data
+touch "$DATA.start"
+WARDEN_WASM_PERFMAP=1 perf record -F 2999 -o "$DATA" -- "$WARDEN" hostcalls \
+  --policy bench/hostcalls.yaml --tool deploy --denied-tool drop --header-mode stream \
+  --repeat "$CALLS" --wasm "$WASM" >/dev/null 2>&1 || {
+  echo "bench: perf record failed; Wasm profile skipped"; exit 0; }
+{
+  echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ", with changes"): perf, 2999 Hz, $CALLS allowed calls through \`warden hostcalls --repeat\`"
+  echo "(wasmtime with fuel, unoptimised: samples follow Wasm instructions)."
+  echo "The filter's functions by self time, as shares of the samples in the"
+  echo "filter's code (the rest is the harness: compiling, the host's side of"
+  echo "the hostcalls); functions under 0.1% of the filter left out."
+  echo
+  perf report -i "$DATA" --no-children --sort dso,sym --stdio -g none 2>/dev/null \
+    | awk '
+        /^#/ || NF == 0 { next }
+        { share = $1; sub(/%/, "", share); total += share }
+        /\[JIT\]/ {
+          jit += share
+          name = $0; sub(/.*\[\.\] /, "", name)
+          shares[name] += share
+        }
+        END {
+          printf "filter code: %.1f%% of all samples\n\n", jit
+          for (name in shares) if (shares[name] / jit >= 0.001)
+            printf "%6.2f%%  %s\n", 100 * shares[name] / jit, substr(name, 1, 160)
+        }' | sort -t'%' -k1 -rn
+} > "$OUT"
+# The map wasmtime wrote for this run (perf report read it above).
+find /tmp -maxdepth 1 -name 'perf-*.map' -newer "$DATA.start" -delete 2>/dev/null || true
+rm -f "$DATA.start"
+echo "bench: Wasm profile written to $OUT"
