@@ -213,34 +213,38 @@ enum Command {
     /// are made to trust the harness's key, inline) and answers the
     /// documents the policy polls with empty ones. `make bench` writes the
     /// counts into BENCHMARKS.md.
-    Hostcalls {
-        /// The policy file (YAML or JSON).
-        #[arg(long)]
-        policy: PathBuf,
-        /// JSON claims of the caller (a file); default: a human, `alice`,
-        /// in group `eng`.
-        #[arg(long)]
-        claims: Option<PathBuf>,
-        /// A tool the policy lets the caller call.
-        #[arg(long)]
-        tool: String,
-        /// A tool the policy does not let the caller call.
-        #[arg(long)]
-        denied_tool: String,
-        /// Override the policy's `filter.header_mode`.
-        #[arg(long, value_enum)]
-        header_mode: Option<HeaderModeArg>,
-        /// After counting, send the allowed call this many more times: a
-        /// load for a sampling profiler (`bench/profile_wasm.sh`), which
-        /// sees the module's functions by name when the environment sets
-        /// `WARDEN_WASM_PERFMAP=1`.
-        #[arg(long, default_value_t = 0)]
-        repeat: u32,
-        #[command(flatten)]
-        wasm: WasmArg,
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
+    Hostcalls(HostcallsArgs),
+}
+
+/// What `warden hostcalls` counts, and how.
+#[derive(Args)]
+struct HostcallsArgs {
+    /// The policy file (YAML or JSON).
+    #[arg(long)]
+    policy: PathBuf,
+    /// JSON claims of the caller (a file); default: a human, `alice`,
+    /// in group `eng`.
+    #[arg(long)]
+    claims: Option<PathBuf>,
+    /// A tool the policy lets the caller call.
+    #[arg(long)]
+    tool: String,
+    /// A tool the policy does not let the caller call.
+    #[arg(long)]
+    denied_tool: String,
+    /// Override the policy's `filter.header_mode`.
+    #[arg(long, value_enum)]
+    header_mode: Option<HeaderModeArg>,
+    /// After counting, send the allowed call this many more times: a
+    /// load for a sampling profiler (`bench/profile_wasm.sh`), which
+    /// sees the module's functions by name when the environment sets
+    /// `WARDEN_WASM_PERFMAP=1`.
+    #[arg(long, default_value_t = 0)]
+    repeat: u32,
+    #[command(flatten)]
+    wasm: WasmArg,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
 }
 
 fn main() -> ExitCode {
@@ -334,44 +338,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             wasm,
             format,
         } => test(&suites, &wasm, format),
-        Command::Hostcalls {
-            policy,
-            claims,
-            tool,
-            denied_tool,
-            header_mode,
-            repeat,
-            wasm,
-            format,
-        } => hostcalls(
-            &policy,
-            claims.as_deref(),
-            &tool,
-            &denied_tool,
-            header_mode,
-            repeat,
-            &wasm,
-            format,
-        ),
+        Command::Hostcalls(args) => hostcalls(&args),
     }
 }
 
-fn hostcalls(
-    policy: &Path,
-    claims: Option<&Path>,
-    allowed_tool: &str,
-    denied_tool: &str,
-    header_mode: Option<HeaderModeArg>,
-    repeat: u32,
-    wasm: &WasmArg,
-    format: Format,
-) -> anyhow::Result<ExitCode> {
+fn hostcalls(args: &HostcallsArgs) -> anyhow::Result<ExitCode> {
+    let HostcallsArgs {
+        policy,
+        claims,
+        tool: allowed_tool,
+        denied_tool,
+        header_mode,
+        repeat,
+        wasm,
+        format,
+    } = args;
+    let (format, repeat) = (*format, *repeat);
     let mut loaded = match load_policy(policy) {
         Ok(loaded) => loaded,
         Err(diagnostic) => return Ok(report_diagnostic(&diagnostic, format)),
     };
     if let Some(mode) = header_mode {
-        loaded.document.filter.header_mode = mode.into();
+        loaded.document.filter.header_mode = (*mode).into();
     }
     let claims: Value = match claims {
         Some(path) => serde_json::from_slice(
