@@ -102,6 +102,11 @@ pub struct Identity {
     /// shared by every later one ([`Identity::audit_names`]).
     #[serde(skip)]
     pub audit_names: Derived<AuditNames>,
+    /// What the identity's sessions are bound to
+    /// (`Warden::session_binding`), worked out on the first forwarded
+    /// request and kept.
+    #[serde(skip)]
+    pub session_binding: Derived<Arc<str>>,
 }
 
 /// An identity's names as its audit records hold them: shared strings, so
@@ -1074,6 +1079,7 @@ impl TokenVerifier {
             token_id,
             header_values: Derived::default(),
             audit_names: Derived::default(),
+            session_binding: Derived::default(),
         })
     }
 

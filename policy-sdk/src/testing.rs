@@ -191,6 +191,7 @@ pub fn direct(subject: crate::identity::Principal) -> crate::identity::Identity 
         token_id: None,
         header_values: crate::identity::Derived::default(),
         audit_names: crate::identity::Derived::default(),
+        session_binding: crate::identity::Derived::default(),
     }
 }
 

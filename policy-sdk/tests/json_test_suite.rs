@@ -116,6 +116,7 @@ fn list_filtering_survives_the_corpus() {
         token_id: None,
         header_values: Default::default(),
         audit_names: Default::default(),
+        session_binding: Default::default(),
     };
     let cutter = ListCutter {
         policy: &policy,

@@ -29,6 +29,7 @@ pub mod table;
 mod tests;
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 pub use host::{AuditKind, Flow, HostError, KeyFetch, KeyProgress, LogLevel, StreamHost};
 pub use request::RequestHeaders;
@@ -98,7 +99,7 @@ pub struct Exchange {
     response: ResponseStage,
     /// The caller's session binding, once allowed: an `Mcp-Session-Id` in
     /// the response is sealed to it.
-    session_binding: Option<String>,
+    session_binding: Option<Arc<str>>,
 }
 
 impl Exchange {

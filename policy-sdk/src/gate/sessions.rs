@@ -37,17 +37,25 @@ impl Warden {
 
     /// What a session is bound to: the issuer, the subject and the acting
     /// party. A refreshed token of the same principal keeps its session.
-    pub fn session_binding(identity: &Identity) -> String {
-        let parts = [
-            identity.issuer.as_str(),
-            identity.subject.subject.as_str(),
-            identity.acting().subject.as_str(),
-        ];
-        // Serialized straight from the strings: the same compact JSON array
-        // as through a `Value`, without copying each part first. Writing
-        // strings cannot fail; were it to, the `Value` path gives the same
-        // text, never an empty binding that every caller would share.
-        serde_json::to_string(&parts).unwrap_or_else(|_| Value::from(parts.to_vec()).to_string())
+    /// Worked out once per identity and kept with it (every forwarded
+    /// request of a bound policy needs it).
+    pub fn session_binding(identity: &Identity) -> Arc<str> {
+        let binding = identity.session_binding.get_or_init(|| {
+            let parts = [
+                identity.issuer.as_str(),
+                identity.subject.subject.as_str(),
+                identity.acting().subject.as_str(),
+            ];
+            // Serialized straight from the strings: the same compact JSON
+            // array as through a `Value`, without copying each part first.
+            // Writing strings cannot fail; were it to, the `Value` path
+            // gives the same text, never an empty binding that every caller
+            // would share.
+            serde_json::to_string(&parts)
+                .unwrap_or_else(|_| Value::from(parts.to_vec()).to_string())
+                .into()
+        });
+        Arc::clone(binding)
     }
 
     /// A presented session must belong to the caller, whatever revision

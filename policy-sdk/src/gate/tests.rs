@@ -1595,7 +1595,7 @@ fn the_session_binding_is_the_json_array_it_always_was() {
             identity.acting().subject
         ])
         .to_string();
-        assert_eq!(Warden::session_binding(&identity), before);
+        assert_eq!(*Warden::session_binding(&identity), *before);
     }
 }
 
@@ -1625,10 +1625,10 @@ fn an_identity_copied_and_changed_gets_its_own_header_values() {
 }
 
 #[test]
-fn audit_records_share_an_identitys_names_and_a_changed_copy_gets_its_own() {
-    // The names a record carries are worked out once per identity and
-    // shared by every later record; a copy that is then changed must not
-    // carry the names of the identity it was copied from.
+fn an_identitys_names_and_session_binding_are_shared_and_a_changed_copy_gets_its_own() {
+    // The names a record carries and the session binding are worked out
+    // once per identity and shared by every later request; a copy that is
+    // then changed must not carry those of the identity it was copied from.
     let w = warden(json!({"rules": [{"id": "all", "effect": "allow", "owner": "o"}]}));
     let auth = bearer();
     let h = head("POST", "/mcp", Some(&auth));
@@ -1644,6 +1644,10 @@ fn audit_records_share_an_identitys_names_and_a_changed_copy_gets_its_own() {
     let mut copy = (*identity).clone();
     copy.subject.subject = "mallory".to_owned();
     copy.issuer = "https://elsewhere.test".to_owned();
+    let binding = Warden::session_binding(&identity);
+    assert!(Arc::ptr_eq(&binding, &Warden::session_binding(&identity)));
+    assert!(Warden::session_binding(&copy).contains("\"mallory\""));
+    assert!(!binding.contains("mallory"), "{binding}");
     let changed = w.audit_for(&h).with_identity(&copy);
     assert_eq!(changed.subject.as_deref(), Some("mallory"));
     assert_eq!(changed.issuer.as_deref(), Some("https://elsewhere.test"));

@@ -97,7 +97,7 @@ pub struct Forwarding {
     /// The binding of the caller ([`Warden::session_binding`]) when
     /// sessions are bound: an `Mcp-Session-Id` in the response is sealed
     /// to it before the client sees it.
-    pub session_binding: Option<String>,
+    pub session_binding: Option<Arc<str>>,
 }
 
 /// The caller a response's list results will be cut for, as the gate plans

@@ -246,6 +246,7 @@ mod tests {
             token_id: None,
             header_values: Default::default(),
             audit_names: Default::default(),
+            session_binding: Default::default(),
         })
     }
 
