@@ -46,6 +46,31 @@ pub(crate) fn log(level: LogLevel, message: &str) {
 }
 
 /// Reads a body buffer: absent (no body) is empty, a failure is an error.
+/// A header map, every value checked to be text.
+///
+/// The SDK's `get_map` turns each value into a `String` with a panic for
+/// one that is not UTF-8, which HTTP allows (obs-text) and Envoy passes on:
+/// a single such header, from any client or upstream, trapped the VM, and
+/// every later request on that worker was refused until a reload. Values
+/// are read as bytes and checked here; one that is not text makes the
+/// whole map unreadable (a request is then refused with 400, a response's
+/// body replaced). Names are read by the SDK as text still: Envoy's HTTP/1
+/// and HTTP/2 codecs admit only token characters in a name, all ASCII (an
+/// end-to-end test sends one that is not).
+fn header_map(map: MapType, operation: &'static str) -> Result<Vec<(String, String)>, HostError> {
+    hostcalls::get_map_bytes(map)
+        .map_err(|status| HostError::new(operation, status))?
+        .into_iter()
+        .map(|(name, value)| match String::from_utf8(value) {
+            Ok(value) => Ok((name, value)),
+            Err(_) => Err(HostError::unreadable(
+                operation,
+                format!("the value of `{name}` is not UTF-8"),
+            )),
+        })
+        .collect()
+}
+
 fn body(kind: BufferType, size: usize, operation: &'static str) -> Result<Vec<u8>, HostError> {
     match hostcalls::get_buffer(kind, 0, size) {
         Ok(bytes) => Ok(bytes.unwrap_or_default()),
@@ -97,8 +122,18 @@ impl DocumentHost for Hostcalls<'_> {
     }
 
     fn http_call_response_header(&mut self, name: &str) -> Result<Option<String>, HostError> {
-        hostcalls::get_map_value(MapType::HttpCallResponseHeaders, name)
-            .map_err(|status| HostError::new("reading an HTTP-call response header", status))
+        const OPERATION: &str = "reading an HTTP-call response header";
+        // As bytes: the SDK's text reading panics on a value that is not
+        // UTF-8 (see `header_map`).
+        let value = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name)
+            .map_err(|status| HostError::new(OPERATION, status))?;
+        value
+            .map(|bytes| {
+                String::from_utf8(bytes).map_err(|_| {
+                    HostError::unreadable(OPERATION, format!("the value of `{name}` is not UTF-8"))
+                })
+            })
+            .transpose()
     }
 
     fn http_call_response_body(&mut self, size: usize) -> Result<Vec<u8>, HostError> {
@@ -135,8 +170,7 @@ impl StreamHost for ProxyHost {
     }
 
     fn request_headers(&mut self) -> Result<Vec<(String, String)>, HostError> {
-        hostcalls::get_map(MapType::HttpRequestHeaders)
-            .map_err(|s| HostError::new("reading the request headers", s))
+        header_map(MapType::HttpRequestHeaders, "reading the request headers")
     }
 
     fn set_request_header(&mut self, name: &str, value: Option<&str>) -> Result<(), HostError> {
@@ -153,8 +187,7 @@ impl StreamHost for ProxyHost {
     }
 
     fn response_headers(&mut self) -> Result<Vec<(String, String)>, HostError> {
-        hostcalls::get_map(MapType::HttpResponseHeaders)
-            .map_err(|s| HostError::new("reading the response headers", s))
+        header_map(MapType::HttpResponseHeaders, "reading the response headers")
     }
 
     fn set_response_header(&mut self, name: &str, value: Option<&str>) -> Result<(), HostError> {

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -230,6 +231,64 @@ def test_a_method_override_header_is_refused(stack, header, transport):
     assert tool_entries(stack.call_log.entries(calls)) == [("search_docs", {"query": sentinel})], (
         "the overridden POST reached the server"
     )
+
+
+# --- header bytes that are not text -------------------------------------------------
+
+UNREADABLE_ANSWER = b"warden: a request header value is not UTF-8 text; the request was not forwarded\n"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("value", [b"caf\xe9", b"\xff\xfe", b"ok \x80"], ids=["latin-1", "bom-bytes", "lone-continuation"])
+@pytest.mark.parametrize("header", ["X-Odd", "Authorization"])
+def test_a_header_value_that_is_not_text_is_refused_and_the_worker_lives(stack, header, value, transport):
+    """HTTP lets a header value carry bytes above 0x7f (obs-text), and Envoy
+    passes them on. The proxy-wasm SDK's text reading of the header map
+    panicked on one: a single request from anyone killed the worker's VM,
+    and every later request was refused (503) until a reload. Warden reads
+    values as bytes: 400 with an audit line, nothing forwarded, and the next
+    request is judged as always (an allowed search reaches the server)."""
+    query = f"odd-{uuid.uuid4().hex[:8]}"
+    headers = rpc_headers("tools/call", "search_docs", token=token_for("alice"))
+    if header == "Authorization":
+        headers[header] = b"Bearer " + value  # type: ignore[assignment]
+    else:
+        headers[header] = value  # type: ignore[assignment]
+    body = json.dumps(rpc_body("tools/call", {"name": "search_docs", "arguments": {"query": query}}, id=7)).encode()
+    calls, log = stack.call_log.mark(), stack.envoy_log.mark()
+
+    response = send(transport, stack.listen_port, "POST", headers, body)
+
+    assert response.status == 400, response
+    assert response.body == UNREADABLE_ANSWER, response
+    reason = f"reading the request headers failed: the value of `{header.lower()}` is not UTF-8"
+    [audit] = audits_where(stack.envoy_log, log, reason=reason)
+    assert (audit["decision"], audit["status"]) == ("deny", 400), audit
+    assert audit["request_id"] and not audit["time"].startswith("1970"), audit
+    assert "panicked" not in stack.envoy_log.text(log)
+    sentinel = search_sentinel(stack)
+    assert tool_entries(stack.call_log.entries(calls)) == [("search_docs", {"query": sentinel})], (
+        "the request with the odd header reached the server"
+    )
+
+
+def test_a_header_name_that_is_not_ascii_never_reaches_warden(stack):
+    """Warden still reads header names as text (through the SDK): it relies
+    on Envoy's codecs admitting only token characters in a name. Envoy
+    answers such a request itself, and the worker serves the next one."""
+    head = (
+        b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 2\r\n"
+        b"X-Caf\xe9: 1\r\n\r\n{}"
+    )
+    log = stack.envoy_log.mark()
+    with socket.create_connection(("127.0.0.1", stack.listen_port), timeout=10) as sock:
+        sock.sendall(head)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert "panicked" not in stack.envoy_log.text(log)
+    search_sentinel(stack)
 
 
 # --- a WSGI upstream and forged identity headers ----------------------------------

@@ -156,6 +156,7 @@ impl DocumentHost for MemoryDocumentHost {
             return Err(HostError {
                 operation: "dispatching an HTTP call",
                 status: "BadArgument".to_owned(),
+                unreadable: false,
             });
         }
         let token = self.next_token;

@@ -38,8 +38,14 @@ pub enum AuditKind {
 pub struct HostError {
     /// What Warden asked of the host (`reading the request body`).
     pub operation: &'static str,
-    /// The host's status, as text.
+    /// The host's status, as text (for an unreadable answer: what in it
+    /// could not be read).
     pub status: String,
+    /// The host answered, with data Warden does not read: a header value
+    /// that is not UTF-8. The message is at fault, not the host; a request
+    /// so sent is refused as malformed (400), never read by guessing (a
+    /// server behind could read the same bytes otherwise).
+    pub unreadable: bool,
 }
 
 impl HostError {
@@ -47,6 +53,17 @@ impl HostError {
         Self {
             operation,
             status: format!("{status:?}"),
+            unreadable: false,
+        }
+    }
+
+    /// The host's answer to `operation` held something Warden does not
+    /// read; `what` says which part.
+    pub fn unreadable(operation: &'static str, what: impl Into<String>) -> Self {
+        Self {
+            operation,
+            status: what.into(),
+            unreadable: true,
         }
     }
 }

@@ -92,6 +92,9 @@ pub struct MemoryHost {
     pub logs: Vec<(LogLevel, String)>,
     /// Operations (as named in [`HostError::operation`]) that fail.
     pub failing: Vec<&'static str>,
+    /// Operations whose answer holds what Warden does not read (a header
+    /// value that is not UTF-8, which `String` headers cannot carry here).
+    pub unreadable: Vec<&'static str>,
     /// Key fetches started and not answered yet.
     pub fetches: Vec<PendingFetch>,
     /// Whether key fetches may start.
@@ -121,6 +124,12 @@ impl MemoryHost {
     }
 
     fn check(&self, operation: &'static str) -> Result<(), HostError> {
+        if self.unreadable.contains(&operation) {
+            return Err(HostError::unreadable(
+                operation,
+                "the value of `x-odd` is not UTF-8",
+            ));
+        }
         if self.failing.contains(&operation) {
             return Err(HostError::new(operation, "InternalFailure"));
         }

@@ -102,6 +102,11 @@ pub struct Exchange {
     session_binding: Option<Arc<str>>,
 }
 
+/// The answer to a request with a header value that is not text: what the
+/// client can fix, and nothing of the request repeated.
+pub const UNREADABLE_HEADER_ANSWER: &str =
+    "warden: a request header value is not UTF-8 text; the request was not forwarded\n";
+
 impl Exchange {
     /// A stream under `warden`'s configuration; `None` when none compiled
     /// (every request is then refused).
@@ -155,6 +160,15 @@ impl Exchange {
         // stream shares this VM's compiled configuration with it.
         self.head = match RequestHeaders::read(&warden, host) {
             Ok(head) => head.identified(self.request_id.take()),
+            // A header value that is not text: refused, not guessed at,
+            // and no host failure (nothing is logged as an error for what
+            // any client can send).
+            Err(error) if error.unreadable => {
+                self.head = RequestHeaders::unread(host).identified(self.request_id.take());
+                let audit = self.undecided_audit(Some(400), &error.to_string());
+                let reply = Reply::text(400, UNREADABLE_HEADER_ANSWER);
+                return self.reply(host, &reply, audit.as_ref());
+            }
             Err(error) => return self.host_failed(host, None, &error),
         };
         let body = BodySeen {

@@ -71,6 +71,15 @@ impl RequestHeaders {
         Ok(head)
     }
 
+    /// The facts of a request whose headers could not be read: only the
+    /// time, for the audit line of its refusal.
+    pub(super) fn unread(host: &mut dyn StreamHost) -> Self {
+        Self {
+            now_unix_nanos: host.now_unix_nanos(),
+            ..Self::default()
+        }
+    }
+
     /// With Warden's own request id (see [`super::Exchange::with_request_id`]).
     pub(super) fn identified(mut self, request_id: Option<String>) -> Self {
         self.own_request_id = request_id;

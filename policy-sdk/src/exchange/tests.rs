@@ -248,6 +248,85 @@ fn a_failed_body_read_is_a_host_error_not_bad_json() {
     assert!(driver.host.request.sent_body.is_empty());
 }
 
+/// A header value that is not text (the filter reads values as bytes: the
+/// SDK's own reading panicked on one and killed the VM) is the client's
+/// fault: 400, audited with the time and Warden's request id, nothing
+/// forwarded, and no error logged for what any client can send.
+#[test]
+fn an_unreadable_request_header_is_refused_as_malformed() {
+    for (mode, pause) in MODES {
+        let mut exchange =
+            Exchange::new(Some(warden(mode, false))).with_request_id("w-odd".to_owned());
+        let mut h = host(pause);
+        h.unreadable.push("reading the request headers");
+        let mut driver = Driver::new(&mut exchange, h);
+        driver.send_request(&request(&[&call("search_docs")], false));
+        let reply = driver.host.reply.as_ref();
+        assert_eq!(reply.map(|r| r.status), Some(400), "{mode}");
+        assert_eq!(
+            reply.map(|r| r.body.as_str()),
+            Some(super::UNREADABLE_HEADER_ANSWER),
+            "{mode}"
+        );
+        assert!(!driver.host.forwarded_anything(), "{mode}");
+        let decisions = driver.host.decisions();
+        let [audit] = decisions.as_slice() else {
+            panic!("{mode}: {decisions:?}");
+        };
+        assert_eq!((audit.decision, audit.status), ("deny", Some(400)));
+        assert!(
+            audit.reason.contains("`x-odd` is not UTF-8"),
+            "{}",
+            audit.reason
+        );
+        assert_eq!(audit.request_id.as_deref(), Some("w-odd"));
+        assert_eq!(audit.outcome_class(), "request");
+        assert_ne!(audit.time, crate::audit::rfc3339(0), "{mode}");
+        assert!(
+            driver
+                .host
+                .logs
+                .iter()
+                .all(|(level, _)| *level < LogLevel::Error),
+            "{:?}",
+            driver.host.logs
+        );
+    }
+}
+
+/// An upstream's header that is not text: nothing of the response goes to
+/// the client unread. With sessions bound (this policy) the id cannot be
+/// sealed, so the client gets 502; a response head that cannot be read is
+/// otherwise answered by replacing the body (`ResponseStage::Unreadable`).
+#[test]
+fn an_unreadable_response_header_lets_nothing_of_the_response_through() {
+    for (mode, pause) in MODES {
+        let mut exchange = Exchange::new(Some(warden(mode, false)));
+        let mut h = host(pause);
+        h.unreadable.push("reading the response headers");
+        let mut driver = Driver::new(&mut exchange, h);
+        driver.send_request(&request(&[&call("search_docs")], false));
+        assert!(driver.host.reply.is_none(), "{mode}: allowed");
+        let secret =
+            br#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"secret"}]}}"#;
+        driver.send_response(&Response {
+            headers: vec![
+                (":status".into(), "200".into()),
+                ("content-type".into(), "application/json".into()),
+            ],
+            chunks: vec![secret.to_vec()],
+            trailers: None,
+        });
+        assert_eq!(
+            driver.host.reply.as_ref().map(|r| r.status),
+            Some(502),
+            "{mode}"
+        );
+        assert!(driver.host.response.sent_headers.is_none(), "{mode}");
+        assert!(driver.host.response.sent_body.is_empty(), "{mode}");
+    }
+}
+
 #[test]
 fn a_failed_identity_header_edit_fails_closed() {
     for (mode, pause) in MODES {
