@@ -33,6 +33,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import h1_client
+import h2.config
+import h2.connection
+import h2.events
 import h2_client
 import mint_token
 import pytest
@@ -272,21 +275,52 @@ def test_a_header_value_that_is_not_text_is_refused_and_the_worker_lives(stack, 
     )
 
 
-def test_a_header_name_that_is_not_ascii_never_reaches_warden(stack):
+def non_ascii_name_over_h2c(port: int) -> list[Any]:
+    """A HEADERS frame with a name byte above 0x7f (h2's own checks off);
+    the events until the stream or the connection ends."""
+    config = h2.config.H2Configuration(
+        client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False
+    )
+    conn = h2.connection.H2Connection(config=config)
+    events: list[Any] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        conn.initiate_connection()
+        stream = conn.get_next_available_stream_id()
+        request = [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"127.0.0.1"), (b":path", b"/mcp")]
+        conn.send_headers(stream, [*request, (b"x-caf\xe9", b"1")], end_stream=True)
+        sock.sendall(conn.data_to_send())
+        ends = (h2.events.StreamEnded, h2.events.StreamReset, h2.events.ConnectionTerminated)
+        while not any(isinstance(event, ends) for event in events):
+            data = sock.recv(65536)
+            if not data:
+                break
+            events.extend(conn.receive_data(data))
+            sock.sendall(conn.data_to_send())
+    return events
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_header_name_that_is_not_ascii_never_reaches_warden(stack, transport):
     """Warden still reads header names as text (through the SDK): it relies
     on Envoy's codecs admitting only token characters in a name. Envoy
-    answers such a request itself, and the worker serves the next one."""
-    head = (
-        b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 2\r\n"
-        b"X-Caf\xe9: 1\r\n\r\n{}"
-    )
+    refuses such a request itself (HTTP/1.1: 400; h2c: the stream or the
+    connection ends without an answer), and the worker serves the next one."""
     log = stack.envoy_log.mark()
-    with socket.create_connection(("127.0.0.1", stack.listen_port), timeout=10) as sock:
-        sock.sendall(head)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    if transport == "http1":
+        head = (
+            b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 2\r\n"
+            b"X-Caf\xe9: 1\r\n\r\n{}"
+        )
+        with socket.create_connection(("127.0.0.1", stack.listen_port), timeout=10) as sock:
+            sock.sendall(head)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    else:
+        events = non_ascii_name_over_h2c(stack.listen_port)
+        answered = [e for e in events if isinstance(e, h2.events.ResponseReceived)]
+        assert not answered, events
     assert "panicked" not in stack.envoy_log.text(log)
     search_sentinel(stack)
 
