@@ -9,10 +9,11 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 
 use policy_sdk::AuditRecord;
 use policy_sdk::documents::{Document, OpsEvent};
+use policy_sdk::hashing::{WordHasher, WordHashing};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
@@ -81,47 +82,12 @@ pub(crate) const VM_MEMORY: &str = "warden_vm_memory_bytes";
 /// without one is not.
 pub(crate) const VM_STREAMS_PEAK: &str = "warden_vm_streams_peak";
 
-/// The hasher of the metric maps: eight bytes a step (the multiply-rotate
-/// scheme of rustc's FxHash). Counting a decision took about 5,300 Wasm
-/// instructions, more than half of them writing the counter's name (about
-/// 100 bytes) and hashing it with SipHash; byte-at-a-time FNV cost more
-/// still. A hasher without a key is safe here: the keys are label values
-/// from the configuration (rule ids, issuers) and from Warden itself, never
-/// from a request, so a caller cannot choose keys that collide.
-#[derive(Default)]
-struct WordHasher(u64);
-
-impl WordHasher {
-    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
-    }
-}
-
-impl Hasher for WordHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            let mut eight = [0_u8; 8];
-            eight.copy_from_slice(word);
-            self.add(u64::from_le_bytes(eight));
-        }
-        let mut rest = [0_u8; 8];
-        let tail = words.remainder();
-        if let Some(head) = rest.get_mut(..tail.len()) {
-            head.copy_from_slice(tail);
-        }
-        // The length keeps "a" and "a\0" apart.
-        self.add(u64::from_le_bytes(rest) ^ ((tail.len() as u64) << 56));
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type Hashing = BuildHasherDefault<WordHasher>;
+/// The metric maps' hasher: SipHash made counting a decision cost about
+/// 5,300 Wasm instructions, more than half of it writing the counter's
+/// name (about 100 bytes) and hashing it. A hasher without a key is safe
+/// here: the keys are label values from the configuration (rule ids,
+/// issuers) and from Warden itself, never from a request.
+type Hashing = WordHashing;
 
 /// Decision counter ids by a hash of their label values.
 type DecisionIds = HashMap<u64, Vec<(DecisionLabels, u32)>, Hashing>;
@@ -357,28 +323,7 @@ pub(crate) fn tagged(metric: &str, labels: &[(&str, &str)]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::hash::BuildHasher;
-
     use super::*;
-
-    #[test]
-    fn the_word_hasher_tells_tails_and_lengths_apart() {
-        let hash = |bytes: &[u8]| Hashing::default().hash_one(bytes);
-        let inputs: [&[u8]; 7] = [
-            b"",
-            b"a",
-            b"a\0",
-            b"deny",
-            b"denx",
-            b"12345678",
-            b"123456789",
-        ];
-        for (i, a) in inputs.iter().enumerate() {
-            for b in inputs.iter().skip(i + 1) {
-                assert_ne!(hash(a), hash(b), "{a:?} {b:?}");
-            }
-        }
-    }
 
     #[test]
     fn decision_labels_match_only_the_same_values() {

@@ -10,6 +10,7 @@ pub mod documents;
 pub mod exchange;
 pub mod gate;
 pub mod glob;
+pub mod hashing;
 pub mod identity;
 pub mod json;
 pub mod listing;

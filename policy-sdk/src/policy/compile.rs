@@ -11,6 +11,7 @@ use super::source::{
     RuleSource,
 };
 use crate::glob::{self, Glob, PatternChar};
+use crate::hashing::WordHashing;
 use crate::identity::ActorType;
 use crate::mcp::{HTTP_DELETE_METHOD, HTTP_GET_METHOD, MethodFacts, TargetKind};
 use crate::normalize::{normalize_path, normalize_uri};
@@ -111,16 +112,19 @@ pub(crate) struct Rule {
     pub disclosure: Option<Disclosure>,
 }
 
-/// Rules reachable from one method key, split by target name.
+/// Rules reachable from one method key, split by target name. The maps'
+/// keys come from the configuration alone (a request's method and target
+/// only look up), so they hash without a key (`crate::hashing`): SipHash
+/// of the two lookups was about 1.4% of an allowed call's Wasm work.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Bucket {
-    pub by_target: HashMap<String, Vec<usize>>,
+    pub by_target: HashMap<String, Vec<usize>, WordHashing>,
     pub other: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Index {
-    pub by_method: HashMap<String, Bucket>,
+    pub by_method: HashMap<String, Bucket, WordHashing>,
     pub any_method: Bucket,
 }
 
