@@ -45,8 +45,7 @@ pub(crate) fn log(level: LogLevel, message: &str) {
     let _ = hostcalls::log(level, message);
 }
 
-/// Reads a body buffer: absent (no body) is empty, a failure is an error.
-/// A header map, every value checked to be text.
+/// A header map, every value checked to be text ([`header_value`]).
 ///
 /// The SDK's `get_map` turns each value into a `String` with a panic for
 /// one that is not UTF-8, which HTTP allows (obs-text) and Envoy passes on:
@@ -61,16 +60,22 @@ fn header_map(map: MapType, operation: &'static str) -> Result<Vec<(String, Stri
     hostcalls::get_map_bytes(map)
         .map_err(|status| HostError::new(operation, status))?
         .into_iter()
-        .map(|(name, value)| match String::from_utf8(value) {
-            Ok(value) => Ok((name, value)),
-            Err(_) => Err(HostError::unreadable(
-                operation,
-                format!("the value of `{name}` is not UTF-8"),
-            )),
+        .map(|(name, value)| {
+            let value = header_value(operation, &name, value)?;
+            Ok((name, value))
         })
         .collect()
 }
 
+/// A header value read as bytes, as text: one that is not UTF-8 is an
+/// unreadable answer to `operation`, never a panic.
+fn header_value(operation: &'static str, name: &str, value: Vec<u8>) -> Result<String, HostError> {
+    String::from_utf8(value).map_err(|_| {
+        HostError::unreadable(operation, format!("the value of `{name}` is not UTF-8"))
+    })
+}
+
+/// Reads a body buffer: absent (no body) is empty, a failure is an error.
 fn body(kind: BufferType, size: usize, operation: &'static str) -> Result<Vec<u8>, HostError> {
     match hostcalls::get_buffer(kind, 0, size) {
         Ok(bytes) => Ok(bytes.unwrap_or_default()),
@@ -125,14 +130,9 @@ impl DocumentHost for Hostcalls<'_> {
         const OPERATION: &str = "reading an HTTP-call response header";
         // As bytes: the SDK's text reading panics on a value that is not
         // UTF-8 (see `header_map`).
-        let value = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name)
-            .map_err(|status| HostError::new(OPERATION, status))?;
-        value
-            .map(|bytes| {
-                String::from_utf8(bytes).map_err(|_| {
-                    HostError::unreadable(OPERATION, format!("the value of `{name}` is not UTF-8"))
-                })
-            })
+        hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name)
+            .map_err(|status| HostError::new(OPERATION, status))?
+            .map(|value| header_value(OPERATION, name, value))
             .transpose()
     }
 
