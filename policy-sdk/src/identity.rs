@@ -174,37 +174,30 @@ impl Identity {
     /// The names audit records carry, shared with every record of this
     /// identity.
     pub fn audit_names(&self) -> &AuditNames {
-        self.audit_names.get_or_init(|| {
-            let subject: Arc<str> = Arc::from(self.subject.subject.as_str());
-            let actor = self
+        self.audit_names.get_or_init(|| AuditNames {
+            subject: Arc::from(self.subject.subject.as_str()),
+            actor: self
                 .actor
                 .as_ref()
-                .map(|actor| Arc::from(actor.subject.as_str()));
-            let chain = std::iter::once(Arc::clone(&subject))
-                .chain(actor.iter().cloned())
-                .chain(
-                    self.prior_actors
-                        .iter()
-                        .map(|prior| Arc::from(prior.subject.as_str())),
-                )
-                .collect();
-            AuditNames {
-                subject,
-                actor,
-                chain,
-                client_id: self.client_id.as_deref().map(Arc::from),
-                issuer: Arc::from(self.issuer.as_str()),
-            }
+                .map(|actor| Arc::from(actor.subject.as_str())),
+            chain: self.subjects().map(Arc::from).collect(),
+            client_id: self.client_id.as_deref().map(Arc::from),
+            issuer: Arc::from(self.issuer.as_str()),
         })
+    }
+
+    /// Subjects of the delegation chain, borrowed: subject, current actor,
+    /// earlier actors.
+    pub fn subjects(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(&self.subject)
+            .chain(self.actor.iter())
+            .chain(self.prior_actors.iter())
+            .map(|p| p.subject.as_str())
     }
 
     /// Subjects of the delegation chain: subject, current actor, earlier actors.
     pub fn chain(&self) -> Vec<String> {
-        std::iter::once(&self.subject)
-            .chain(self.actor.iter())
-            .chain(self.prior_actors.iter())
-            .map(|p| p.subject.clone())
-            .collect()
+        self.subjects().map(str::to_owned).collect()
     }
 }
 

@@ -150,8 +150,9 @@ impl Revocations {
         {
             return Some(with_reason(format!("client `{id}`"), reason));
         }
-        for subject in identity.chain() {
-            if let Some(reason) = self.merged.subjects.get(&subject) {
+        // Borrowed: this runs on every request, cached token or not.
+        for subject in identity.subjects() {
+            if let Some(reason) = self.merged.subjects.get(subject) {
                 return Some(with_reason(format!("subject `{subject}`"), reason));
             }
         }
