@@ -185,6 +185,11 @@ impl AuditRecord {
         self
     }
 
+    /// The delegation chain's links (none without an identity).
+    pub fn chain_links(&self) -> &[Arc<str>] {
+        self.chain.as_deref().unwrap_or_default()
+    }
+
     pub fn is_allowed(&self) -> bool {
         self.decision == "allow"
     }
@@ -211,7 +216,7 @@ impl AuditRecord {
 }
 
 /// The delegation chain as the derived `Serialize` writes a list: `[]`
-/// when the record has no identity.
+/// when the record has no identity ([`AuditRecord::chain_links`]).
 fn links<S: serde::Serializer>(
     chain: &Option<Arc<[Arc<str>]>>,
     serializer: S,

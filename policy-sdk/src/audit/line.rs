@@ -189,33 +189,33 @@ fn hex_digit(nibble: u8) -> char {
 /// What the strings of a record add to its line, before escaping; the keys
 /// and punctuation of a full record are under 512 bytes.
 fn estimated_len(record: &AuditRecord) -> usize {
-    let optional = |value: Option<&str>| value.map_or(0, str::len);
+    fn optional(value: &Option<impl AsRef<str>>) -> usize {
+        value.as_ref().map_or(0, |value| value.as_ref().len())
+    }
     512 + record.time.len()
-        + optional(record.request_id.as_deref())
-        + optional(record.client_request_id.as_deref())
-        + optional(record.trace_id.as_deref())
-        + optional(record.span_id.as_deref())
-        + optional(record.rule.as_deref())
-        + optional(record.owner.as_deref())
+        + optional(&record.request_id)
+        + optional(&record.client_request_id)
+        + optional(&record.trace_id)
+        + optional(&record.span_id)
+        + optional(&record.rule)
+        + optional(&record.owner)
         + record.reason.len()
-        + optional(record.subject.as_deref())
-        + optional(record.actor.as_deref())
+        + optional(&record.subject)
+        + optional(&record.actor)
         + record
-            .chain
-            .as_deref()
-            .unwrap_or_default()
+            .chain_links()
             .iter()
             .map(|link| link.len() + 3)
             .sum::<usize>()
-        + optional(record.client_id.as_deref())
-        + optional(record.issuer.as_deref())
+        + optional(&record.client_id)
+        + optional(&record.issuer)
         + record.http_method.len()
-        + optional(record.method.as_deref())
-        + optional(record.tool.as_deref())
-        + optional(record.resource.as_deref())
-        + optional(record.prompt.as_deref())
-        + optional(record.protocol_version.as_deref())
-        + optional(record.deny_mode_rule.as_deref())
+        + optional(&record.method)
+        + optional(&record.tool)
+        + optional(&record.resource)
+        + optional(&record.prompt)
+        + optional(&record.protocol_version)
+        + optional(&record.deny_mode_rule)
         + record.policy.len()
 }
 
@@ -247,13 +247,7 @@ pub(super) fn write(record: &AuditRecord) -> String {
     line.nullable_member(",\"subject_type\":", record.subject_type);
     line.nullable_member(",\"actor\":", record.actor.as_deref());
     line.key(",\"chain\":[");
-    for (at, link) in record
-        .chain
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    for (at, link) in record.chain_links().iter().enumerate() {
         if at > 0 {
             line.0.push(',');
         }
