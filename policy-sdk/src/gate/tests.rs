@@ -1651,12 +1651,7 @@ fn an_identitys_names_and_session_binding_are_shared_and_a_changed_copy_gets_its
     let changed = w.audit_for(&h).with_identity(&copy);
     assert_eq!(changed.subject.as_deref(), Some("mallory"));
     assert_eq!(changed.issuer.as_deref(), Some("https://elsewhere.test"));
-    let chain: Vec<&str> = changed
-        .chain
-        .iter()
-        .flat_map(|c| c.iter())
-        .map(|l| &**l)
-        .collect();
+    let chain: Vec<&str> = changed.chain_links().iter().map(|l| &**l).collect();
     assert_eq!(chain, ["mallory"]);
     assert_eq!(first.subject.as_deref(), Some("alice"));
 }
