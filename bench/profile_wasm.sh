@@ -23,34 +23,30 @@ cargo build --quiet --release --locked -p warden-filter --target wasm32-wasip1 \
 WASM=$NAMED/wasm32-wasip1/release/warden_filter.wasm
 mkdir -p .work/bench "$(dirname "$OUT")"
 DATA=.work/bench/perf-wasm.data
-touch "$DATA.start"
 WARDEN_WASM_PERFMAP=1 perf record -F 2999 -o "$DATA" -- "$WARDEN" hostcalls \
   --policy bench/hostcalls.yaml --tool deploy --denied-tool drop --header-mode stream \
   --repeat "$CALLS" --wasm "$WASM" >/dev/null 2>&1 || {
   echo "bench: perf record failed; Wasm profile skipped"; exit 0; }
+# Self shares by function, in the filter's code only ([JIT] in perf's
+# terms): "<share of all samples> <function>" per line.
+perf report -i "$DATA" --no-children --sort dso,sym --stdio -g none 2>/dev/null \
+  | awk '/^#/ || NF == 0 { next } /\[JIT\]/ { share = $1; sub(/%/, "", share); name = $0; sub(/.*\[\.\] /, "", name); print share, name }' \
+  > "$DATA.jit"
 {
   echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ", with changes"): perf, 2999 Hz, $CALLS allowed calls through \`warden hostcalls --repeat\`"
   echo "(wasmtime with fuel, unoptimised: samples follow Wasm instructions)."
   echo "The filter's functions by self time, as shares of the samples in the"
   echo "filter's code (the rest is the harness: compiling, the host's side of"
   echo "the hostcalls); functions under 0.1% of the filter left out."
-  echo
-  perf report -i "$DATA" --no-children --sort dso,sym --stdio -g none 2>/dev/null \
-    | awk '
-        /^#/ || NF == 0 { next }
-        { share = $1; sub(/%/, "", share); total += share }
-        /\[JIT\]/ {
-          jit += share
-          name = $0; sub(/.*\[\.\] /, "", name)
-          shares[name] += share
-        }
-        END {
-          printf "filter code: %.1f%% of all samples\n\n", jit
-          for (name in shares) if (shares[name] / jit >= 0.001)
-            printf "%6.2f%%  %s\n", 100 * shares[name] / jit, substr(name, 1, 160)
-        }' | sort -t'%' -k1 -rn
+  awk '{ jit += $1 } END { printf "Filter code: %.1f%% of all samples.\n\n", jit }' "$DATA.jit"
+  awk '
+    { name = $0; sub(/^[^ ]+ /, "", name); shares[name] += $1; jit += $1 }
+    END { for (name in shares) if (shares[name] / jit >= 0.001) printf "%6.2f%%  %s\n", 100 * shares[name] / jit, substr(name, 1, 160) }
+  ' "$DATA.jit" | sort -rn
 } > "$OUT"
-# The map wasmtime wrote for this run (perf report read it above).
-find /tmp -maxdepth 1 -name 'perf-*.map' -newer "$DATA.start" -delete 2>/dev/null || true
-rm -f "$DATA.start"
+rm -f "$DATA.jit"
+# The map wasmtime wrote for this run's process (perf report read it
+# above), and no other's.
+PID=$(perf script -i "$DATA" -F pid 2>/dev/null | head -1 | tr -d ' ' || true)
+[[ $PID =~ ^[0-9]+$ ]] && rm -f "/tmp/perf-$PID.map"
 echo "bench: Wasm profile written to $OUT"
