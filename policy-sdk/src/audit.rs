@@ -41,9 +41,11 @@ pub struct AuditRecord {
     pub token_failure: Option<&'static str>,
     /// The HTTP status Warden answered with; absent when forwarded.
     pub status: Option<u16>,
-    pub rule: Option<String>,
-    pub owner: Option<String>,
-    pub reason: String,
+    /// The deciding rule's names and reason, shared with the compiled
+    /// policy (an allow copies none of them).
+    pub rule: Option<Arc<str>>,
+    pub owner: Option<Arc<str>>,
+    pub reason: Arc<str>,
     /// Type of the party performing the request (the current actor when
     /// delegated).
     pub actor_type: Option<&'static str>,
@@ -73,7 +75,7 @@ pub struct AuditRecord {
     pub deny_mode: Option<&'static str>,
     /// For a default deny answered in a rule's mode: that (allow) rule.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub deny_mode_rule: Option<String>,
+    pub deny_mode_rule: Option<Arc<str>>,
     /// For a list response: what was removed, or why it could not be filtered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub list: Option<Value>,
@@ -113,7 +115,7 @@ impl AuditRecord {
             status: None,
             rule: None,
             owner: None,
-            reason: String::new(),
+            reason: Arc::from(""),
             actor_type: None,
             subject: None,
             subject_type: None,
@@ -165,9 +167,9 @@ impl AuditRecord {
 
     pub(crate) fn with_decision(mut self, decision: &Decision) -> Self {
         self.decision = decision.effect.as_str();
-        self.rule = decision.rule.clone();
-        self.owner = decision.owner.clone();
-        self.reason = decision.reason.clone();
+        self.rule.clone_from(&decision.rule);
+        self.owner.clone_from(&decision.owner);
+        self.reason = Arc::clone(&decision.reason);
         self.deny_mode_rule = decision.mode_rule.clone();
         self.evaluation_error = decision.evaluation_error;
         self
@@ -178,7 +180,7 @@ impl AuditRecord {
         self
     }
 
-    pub(crate) fn denied(mut self, status: u16, reason: impl Into<String>) -> Self {
+    pub(crate) fn denied(mut self, status: u16, reason: impl Into<Arc<str>>) -> Self {
         self.decision = "deny";
         self.status = Some(status);
         self.reason = reason.into();

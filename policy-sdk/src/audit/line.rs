@@ -353,9 +353,9 @@ mod tests {
             record.decision = "allow";
             record.token_failure = Some("signature");
             record.status = Some([0, 200, 401, 65_535][at % 4]);
-            record.rule = Some(text.clone());
-            record.owner = Some(text.clone());
-            record.reason = text.clone();
+            record.rule = Some(text.as_str().into());
+            record.owner = Some(text.as_str().into());
+            record.reason = text.as_str().into();
             record.actor_type = Some("agent");
             record.subject = Some(text.as_str().into());
             record.subject_type = Some("human");
@@ -376,12 +376,12 @@ mod tests {
             record.arguments = Some(json!({"note": text.clone(), "n": [1, 2.5, -3]}));
             record.protocol_version = Some(text.clone());
             record.deny_mode = Some("disguise");
-            record.deny_mode_rule = Some(text.clone());
+            record.deny_mode_rule = Some(text.as_str().into());
             record.list = Some(json!({"removed": [text.clone()]}));
             record.shadow = Some(Shadow {
                 outcome: "would_deny",
-                rule: (at % 2 == 0).then(|| text.clone()),
-                reason: text.clone(),
+                rule: (at % 2 == 0).then(|| text.as_str().into()),
+                reason: text.as_str().into(),
             });
             record.policy = text.as_str().into();
             assert_same(&record);

@@ -818,6 +818,6 @@ fn unconfirmed(mut audit: AuditRecord, status: Option<u16>, reason: &str) -> Aud
     audit.owner = None;
     audit.decision = "deny";
     audit.status = status;
-    audit.reason = reason.to_owned();
+    audit.reason = Arc::from(reason);
     audit
 }

@@ -81,7 +81,8 @@ impl Warden {
             list.kind.result_key(),
             list.kept,
             list.removed.len()
-        );
+        )
+        .into();
         audit.list = Some(json!({
             "kind": list.kind.result_key(),
             "kept": list.kept,
@@ -94,7 +95,7 @@ impl Warden {
         let mut audit = audience.audit.clone();
         audit.decision = "deny";
         audit.list = Some(json!({"error": why}));
-        audit.reason = format!("response could not be filtered: {why}");
+        audit.reason = format!("response could not be filtered: {why}").into();
         audit
     }
 

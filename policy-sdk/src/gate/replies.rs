@@ -120,7 +120,7 @@ impl Warden {
         head: &RequestHead<'_>,
         identity: Option<&Identity>,
         status: Option<u16>,
-        reason: impl Into<String>,
+        reason: impl Into<Arc<str>>,
     ) -> AuditRecord {
         let mut audit = self.audit_for(head);
         if let Some(identity) = identity {

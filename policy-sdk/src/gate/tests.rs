@@ -810,7 +810,7 @@ fn session_refusal(host: &MemoryHost) -> (u16, String, Option<String>) {
     assert!(!host.forwarded_anything());
     (
         reply.status,
-        audit.reason.clone(),
+        audit.reason.to_string(),
         audit.subject.as_deref().map(str::to_owned),
     )
 }

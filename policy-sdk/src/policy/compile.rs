@@ -1,6 +1,7 @@
 //! Validation and compilation of rules into an indexed form.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -92,9 +93,13 @@ pub(crate) enum MethodMatch {
 /// One compiled rule.
 #[derive(Debug, Clone)]
 pub(crate) struct Rule {
-    pub id: String,
+    /// Shared with every decision and audit record the rule makes: a
+    /// request copies no rule names.
+    pub id: Arc<str>,
     pub effect: Effect,
-    pub owner: String,
+    pub owner: Arc<str>,
+    /// The reason an allow by this rule gives, written once.
+    pub allow_reason: Arc<str>,
     pub principal: Option<PrincipalMatch>,
     pub on_behalf_of: Option<PrincipalMatch>,
     pub delegated: Option<bool>,
@@ -651,9 +656,10 @@ fn compile_rule(source: &RuleSource, seen: &mut HashSet<String>) -> Result<Rule,
     let disclosure = compile_disclosure(source)?;
 
     Ok(Rule {
-        id: id.to_owned(),
+        id: Arc::from(id),
         effect: source.effect,
-        owner: source.owner.clone(),
+        owner: Arc::from(source.owner.as_str()),
+        allow_reason: allow_reason(id),
         principal,
         on_behalf_of,
         delegated: source.delegated,
@@ -749,15 +755,21 @@ fn compile_step_up(
     Ok(scopes)
 }
 
+/// What an allow by rule `id` says in its audit line.
+fn allow_reason(id: &str) -> Arc<str> {
+    Arc::from(["allowed by rule `", id, "`"].concat())
+}
+
 fn session_rule() -> Result<Rule, CompileError> {
     let methods = session_methods()
         .map(Glob::new)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| err(SESSION_RULE_ID, "methods", e.to_string()))?;
     Ok(Rule {
-        id: SESSION_RULE_ID.to_owned(),
+        id: Arc::from(SESSION_RULE_ID),
         effect: Effect::Allow,
-        owner: "warden".to_owned(),
+        owner: Arc::from("warden"),
+        allow_reason: allow_reason(SESSION_RULE_ID),
         principal: None,
         on_behalf_of: None,
         delegated: None,

@@ -9,6 +9,8 @@ mod lax;
 pub mod source;
 mod visibility;
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 pub use compile::{CompileError, SESSION_RULE_ID};
@@ -27,19 +29,20 @@ pub struct Decision {
     pub effect: Effect,
     /// The rule that decided (for a delegated request that was allowed: the
     /// rule that allowed the acting principal).
-    pub rule: Option<String>,
-    pub owner: Option<String>,
-    pub reason: String,
+    pub rule: Option<Arc<str>>,
+    pub owner: Option<Arc<str>>,
+    /// Shared, not copied, into the audit record (an allow's is its rule's).
+    pub reason: Arc<str>,
     /// For a delegated request, the rule that decided the subject's pass.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub subject_rule: Option<String>,
+    pub subject_rule: Option<Arc<str>>,
     /// How to answer a denial, when a rule chose (`None`: the policy's mode).
     #[serde(skip)]
     pub deny_answer: Option<DenyAnswer>,
     /// For a default deny: the allow rule whose `deny_mode` shapes the
     /// answer (the caller did not qualify for it).
     #[serde(skip)]
-    pub mode_rule: Option<String>,
+    pub mode_rule: Option<Arc<str>>,
     /// Who a denial shows its rule id and reason to, when a rule chose
     /// (`None`: the policy's `filter.disclose_reasons`). Chosen like
     /// `deny_answer`.
@@ -64,7 +67,7 @@ impl Decision {
         }
     }
 
-    pub(crate) fn deny(reason: impl Into<String>) -> Self {
+    pub(crate) fn deny(reason: impl Into<Arc<str>>) -> Self {
         Self {
             effect: Effect::Deny,
             rule: None,
@@ -86,8 +89,8 @@ pub struct Shadow {
     /// `would_allow` or `would_deny`.
     pub outcome: &'static str,
     /// The rule that would have decided.
-    pub rule: Option<String>,
-    pub reason: String,
+    pub rule: Option<Arc<str>>,
+    pub reason: Arc<str>,
 }
 
 impl Shadow {
@@ -281,7 +284,7 @@ impl CompiledPolicy {
                     for rule in unqualified {
                         if decision.deny_answer.is_none() && rule.deny_answer.is_some() {
                             decision.deny_answer.clone_from(&rule.deny_answer);
-                            decision.mode_rule = Some(rule.id.clone());
+                            decision.mode_rule = Some(Arc::clone(&rule.id));
                         }
                         if decision.disclosure.is_none() {
                             decision.disclosure = rule.disclosure;
@@ -298,34 +301,36 @@ impl CompiledPolicy {
         let Some(first) = allowed_by.next() else {
             return Decision::deny("no evaluation pass ran");
         };
-        let mut decision = self.rule_decision(
-            Effect::Allow,
-            first,
-            // Every allowed request: one allocation, no formatting machinery.
-            ["allowed by rule `", self.rule_id(first), "`"].concat(),
+        // Every allowed request: the rule's own reason, shared.
+        let reason = self.rules.get(first).map_or_else(
+            || Arc::from("allowed by rule `?`"),
+            |rule| Arc::clone(&rule.allow_reason),
         );
+        let mut decision = self.rule_decision(Effect::Allow, first, reason);
         if let Some(subject_rule) = allowed_by.next() {
-            let subject_id = self.rule_id(subject_rule).to_owned();
+            let subject_id = self.rules.get(subject_rule).map(|r| Arc::clone(&r.id));
             decision.reason = format!(
-                "{}; subject allowed by rule `{subject_id}`",
-                decision.reason
-            );
-            decision.subject_rule = Some(subject_id);
+                "{}; subject allowed by rule `{}`",
+                decision.reason,
+                subject_id.as_deref().unwrap_or("?")
+            )
+            .into();
+            decision.subject_rule = subject_id;
         }
         decision
     }
 
     fn rule_id(&self, index: usize) -> &str {
-        self.rules.get(index).map_or("?", |r| r.id.as_str())
+        self.rules.get(index).map_or("?", |r| &*r.id)
     }
 
-    fn rule_decision(&self, effect: Effect, index: usize, reason: String) -> Decision {
+    fn rule_decision(&self, effect: Effect, index: usize, reason: impl Into<Arc<str>>) -> Decision {
         let rule = self.rules.get(index);
         Decision {
             effect,
-            rule: rule.map(|r| r.id.clone()),
-            owner: rule.map(|r| r.owner.clone()),
-            reason,
+            rule: rule.map(|r| Arc::clone(&r.id)),
+            owner: rule.map(|r| Arc::clone(&r.owner)),
+            reason: reason.into(),
             subject_rule: None,
             deny_answer: rule.and_then(|r| r.deny_answer.clone()),
             mode_rule: None,

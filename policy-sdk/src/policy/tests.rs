@@ -115,6 +115,21 @@ fn matching_allow_rule_allows() {
     assert!(d.is_allowed(), "{d:?}");
     assert_eq!(d.rule.as_deref(), Some("search"));
     assert_eq!(d.owner.as_deref(), Some("docs"));
+    assert_eq!(&*d.reason, "allowed by rule `search`");
+}
+
+#[test]
+fn allows_share_their_rule_names_and_reason_instead_of_copying_them() {
+    // Every allowed request used to copy the rule's id and owner and write
+    // its reason; they are the compiled rule's own now.
+    let p = compile(BASE);
+    let first = p.decide(&direct(bob()), &tool("search_docs", json!({})));
+    let second = p.decide(&direct(alice()), &tool("search_docs", json!({})));
+    assert!(first.is_allowed() && second.is_allowed());
+    let shared = |a: &Option<std::sync::Arc<str>>, b: &Option<std::sync::Arc<str>>| matches!((a, b), (Some(a), Some(b)) if std::sync::Arc::ptr_eq(a, b));
+    assert!(shared(&first.rule, &second.rule));
+    assert!(shared(&first.owner, &second.owner));
+    assert!(std::sync::Arc::ptr_eq(&first.reason, &second.reason));
 }
 
 #[test]
@@ -222,6 +237,10 @@ fn delegation_gives_the_intersection() {
     assert!(d.is_allowed(), "{d:?}");
     assert_eq!(d.rule.as_deref(), Some("agents-deploy-staging-for-eng"));
     assert_eq!(d.subject_rule.as_deref(), Some("eng-deploy"));
+    assert_eq!(
+        &*d.reason,
+        "allowed by rule `agents-deploy-staging-for-eng`; subject allowed by rule `eng-deploy`"
+    );
     // The human may, the agent may not: production.
     let d = p.decide(
         &for_alice,
