@@ -192,7 +192,7 @@ fn estimated_len(record: &AuditRecord) -> usize {
     fn optional(value: &Option<impl AsRef<str>>) -> usize {
         value.as_ref().map_or(0, |value| value.as_ref().len())
     }
-    512 + record.time.len()
+    512 + record.time.as_str().len()
         + optional(&record.request_id)
         + optional(&record.client_request_id)
         + optional(&record.trace_id)
@@ -224,7 +224,7 @@ fn estimated_len(record: &AuditRecord) -> usize {
 pub(super) fn write(record: &AuditRecord) -> String {
     let mut line = Line(String::with_capacity(estimated_len(record)));
     line.string_member("{\"audit\":", record.audit);
-    line.string_member(",\"time\":", &record.time);
+    line.string_member(",\"time\":", record.time.as_str());
     line.nullable_member(",\"request_id\":", record.request_id.as_deref());
     line.skipped_unless(
         ",\"client_request_id\":",
