@@ -43,15 +43,18 @@ impl RequestHeaders {
         host: &mut dyn StreamHost,
         headers: Vec<(String, String)>,
     ) -> Result<Self, HostError> {
+        let (viewed, repeated) = first_of_viewed(&headers);
         let mut head = Self {
-            viewed: first_of_viewed(&headers),
+            viewed,
             headers,
             now_unix_nanos: host.now_unix_nanos(),
             ..Self::default()
         };
-        head.duplicated = ROUTING_HEADERS
+        // Counted in the same pass that found them.
+        head.duplicated = Viewed::ROUTING
             .into_iter()
-            .find(|name| head.count(name) > 1);
+            .find(|known| repeated.get(*known as usize).copied().unwrap_or(true))
+            .map(Viewed::name);
         if warden.settings().bind_sessions
             && let Some(id) = head.get("mcp-session-id")
         {
@@ -143,14 +146,6 @@ impl RequestHeaders {
         names
     }
 
-    /// How many times the client sent one header.
-    fn count(&self, name: &str) -> usize {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .count()
-    }
-
     /// The first value of a viewed header, as found on arrival.
     fn viewed(&self, which: Viewed) -> Option<&str> {
         let at = self.viewed.get(which as usize).copied().flatten()?;
@@ -205,6 +200,15 @@ enum Viewed {
 }
 
 impl Viewed {
+    /// [`ROUTING_HEADERS`], in order: sent twice, each is refused.
+    const ROUTING: [Self; ROUTING_HEADERS.len()] = [
+        Self::Authorization,
+        Self::McpProtocolVersion,
+        Self::McpMethod,
+        Self::McpName,
+        Self::McpSessionId,
+    ];
+
     const ALL: [Self; 13] = [
         Self::Method,
         Self::Path,
@@ -240,21 +244,36 @@ impl Viewed {
     }
 }
 
-/// Where the first value of each of [`Viewed::ALL`] is in `headers` (names
-/// compared as [`RequestHeaders::get`] compares them).
-fn first_of_viewed(headers: &[(String, String)]) -> [Option<usize>; Viewed::ALL.len()] {
+/// Where the first value of each of [`Viewed::ALL`] is in `headers`, and
+/// which of them came more than once (names compared as
+/// [`RequestHeaders::get`] compares them): one pass over the headers.
+fn first_of_viewed(
+    headers: &[(String, String)],
+) -> (
+    [Option<usize>; Viewed::ALL.len()],
+    [bool; Viewed::ALL.len()],
+) {
     let mut first = [None; Viewed::ALL.len()];
+    let mut repeated = [false; Viewed::ALL.len()];
     for (at, (name, _)) in headers.iter().enumerate() {
-        let known = Viewed::ALL
+        let Some(known) = Viewed::ALL
             .into_iter()
-            .find(|known| name.eq_ignore_ascii_case(known.name()));
-        if let Some(slot) = known.and_then(|k| first.get_mut(k as usize))
-            && slot.is_none()
-        {
-            *slot = Some(at);
+            .find(|known| name.eq_ignore_ascii_case(known.name()))
+        else {
+            continue;
+        };
+        let index = known as usize;
+        match first.get_mut(index) {
+            Some(slot @ None) => *slot = Some(at),
+            Some(Some(_)) => {
+                if let Some(twice) = repeated.get_mut(index) {
+                    *twice = true;
+                }
+            }
+            None => {}
         }
     }
-    first
+    (first, repeated)
 }
 
 /// Whether a server reads header `name` as starting with `prefix`: case
@@ -325,13 +344,21 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
+        let (viewed, repeated) = first_of_viewed(&headers);
         let head = RequestHeaders {
-            viewed: first_of_viewed(&headers),
+            viewed,
             headers,
             ..RequestHeaders::default()
         };
         for viewed in Viewed::ALL {
             let name = viewed.name();
+            // Counted in the same pass: sent more than once, by any case.
+            let sent = head
+                .headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .count();
+            assert_eq!(repeated.get(viewed as usize), Some(&(sent > 1)), "{name}");
             let found = head
                 .viewed
                 .get(viewed as usize)
@@ -364,5 +391,10 @@ mod tests {
         assert_eq!(view.content_type, Some("text/plain"));
         assert_eq!(view.request_id, Some("first"));
         assert_eq!(view.session_id, Some("s1"));
+    }
+
+    #[test]
+    fn the_routing_headers_are_viewed_in_their_order() {
+        assert_eq!(Viewed::ROUTING.map(Viewed::name), ROUTING_HEADERS);
     }
 }
