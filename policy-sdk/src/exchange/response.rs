@@ -220,24 +220,29 @@ impl ResponseHead {
     /// or take the last, so the body Warden reads as one type could be read
     /// by the client as another.
     fn read(headers: &[(String, String)]) -> Result<Self, String> {
-        let single = |name: &str| -> Result<Option<String>, String> {
-            let mut copies = headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name));
-            let first = copies.next().map(|(_, v)| v.clone());
-            match copies.count() {
-                0 => Ok(first),
-                more => Err(format!(
-                    "the response carries {} `{name}` headers",
-                    more.saturating_add(1)
-                )),
+        // One pass: the first value of each, and how many came.
+        const READ: [&str; 3] = [":status", "content-type", "content-encoding"];
+        let mut first: [Option<&str>; READ.len()] = [None; READ.len()];
+        let mut sent = [0_usize; READ.len()];
+        for (name, value) in headers {
+            let Some(at) = READ.iter().position(|read| name.eq_ignore_ascii_case(read)) else {
+                continue;
+            };
+            if let (Some(first), Some(sent)) = (first.get_mut(at), sent.get_mut(at)) {
+                first.get_or_insert(value.as_str());
+                *sent = sent.saturating_add(1);
             }
-        };
-        let status = single(":status")?
-            .and_then(|status| status.parse().ok())
-            .unwrap_or_default();
+        }
+        if let Some((name, more)) = READ.iter().zip(sent).find(|(_, sent)| *sent > 1) {
+            return Err(format!("the response carries {more} `{name}` headers"));
+        }
+        let [status, content_type, content_encoding] = first;
         Ok(Self {
-            status,
-            content_type: single("content-type")?,
-            content_encoding: single("content-encoding")?,
+            status: status
+                .and_then(|status| status.parse().ok())
+                .unwrap_or_default(),
+            content_type: content_type.map(str::to_owned),
+            content_encoding: content_encoding.map(str::to_owned),
         })
     }
 }
