@@ -1,5 +1,6 @@
 //! Audit records: one JSON line per decision.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -10,6 +11,10 @@ use crate::mcp::McpRequest;
 use crate::policy::{Decision, Shadow};
 
 mod line;
+
+/// The HTTP methods a record names without copying: those of MCP's
+/// transport and of a CORS preflight.
+const HTTP_METHODS: [&str; 4] = ["POST", "GET", "DELETE", "OPTIONS"];
 
 /// Marks Warden's audit lines in a proxy's log.
 pub const AUDIT_SCHEMA: &str = "warden/v1";
@@ -59,7 +64,8 @@ pub struct AuditRecord {
     pub chain: Option<Arc<[Arc<str>]>>,
     pub client_id: Option<Arc<str>>,
     pub issuer: Option<Arc<str>>,
-    pub http_method: String,
+    /// Borrowed for the methods an MCP endpoint serves, owned otherwise.
+    pub http_method: Cow<'static, str>,
     pub method: Option<String>,
     pub tool: Option<String>,
     pub resource: Option<String>,
@@ -123,7 +129,10 @@ impl AuditRecord {
             chain: None,
             client_id: None,
             issuer: None,
-            http_method: http_method.to_owned(),
+            http_method: HTTP_METHODS
+                .into_iter()
+                .find(|known| *known == http_method)
+                .map_or_else(|| Cow::Owned(http_method.to_owned()), Cow::Borrowed),
             method: None,
             tool: None,
             resource: None,

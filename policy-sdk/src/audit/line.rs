@@ -367,7 +367,7 @@ mod tests {
             };
             record.client_id = Some(text.as_str().into());
             record.issuer = Some(text.as_str().into());
-            record.http_method = text.clone();
+            record.http_method = text.clone().into();
             record.method = Some(text.clone());
             record.tool = Some(text.clone());
             record.resource = Some(text.clone());
