@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::Disclosure;
 use super::charset::{CHARSET_NAMES, Charset, CharsetTest};
+use super::pointer::Pointer;
 use super::source::{
     ArgumentSource, CharsetSource, Defaults, DenyAnswer, DenyMode, Effect, PrincipalSource,
     RuleSource,
@@ -80,7 +81,7 @@ pub(crate) enum TextTest {
 
 #[derive(Debug, Clone)]
 pub(crate) struct ArgumentCondition {
-    pub pointer: String,
+    pub pointer: Pointer,
     pub test: ArgumentTest,
 }
 
@@ -287,7 +288,7 @@ fn compile_argument(
     source: &ArgumentSource,
 ) -> Result<ArgumentCondition, CompileError> {
     let field = format!("arguments[{index}]");
-    if !(source.pointer.is_empty() || source.pointer.starts_with('/')) {
+    let Some(pointer) = Pointer::parse(&source.pointer) else {
         return Err(with_help(
             err(
                 rule,
@@ -296,7 +297,7 @@ fn compile_argument(
             ),
             "a JSON pointer starts with `/`, e.g. `/path` or `/options/0/name`",
         ));
-    }
+    };
     let mut tests = Vec::new();
     if let Some(v) = &source.equals {
         tests.push(ArgumentTest::Equals(v.clone()));
@@ -346,10 +347,7 @@ fn compile_argument(
     }
     let mut tests = tests.into_iter();
     match (tests.next(), tests.next()) {
-        (Some(test), None) => Ok(ArgumentCondition {
-            pointer: source.pointer.clone(),
-            test,
-        }),
+        (Some(test), None) => Ok(ArgumentCondition { pointer, test }),
         (None, _) => Err(with_help(
             err(rule, &field, "no test given"),
             "give exactly one of `equals`, `one_of`, `path_prefix`, `glob`, `range`, `charset`",

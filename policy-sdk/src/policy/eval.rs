@@ -262,10 +262,10 @@ fn strict_argument_matches(
 ) -> Result<bool, String> {
     // A missing argument satisfies no test; it is not an error, since tools
     // have optional arguments.
-    let Some(value) = arguments.pointer(&condition.pointer) else {
+    let Some(value) = condition.pointer.get(arguments) else {
         return Ok(false);
     };
-    let pointer = &condition.pointer;
+    let pointer = condition.pointer.as_str();
     match &condition.test {
         ArgumentTest::Equals(expected) => Ok(json_equal(value, expected)),
         ArgumentTest::OneOf(options) => Ok(options.iter().any(|o| json_equal(value, o))),
@@ -286,8 +286,8 @@ fn lenient_argument_matches(
     condition: &ArgumentCondition,
     arguments: &Value,
 ) -> Result<bool, String> {
-    let pointer = &condition.pointer;
-    let value = match lax::lookup(arguments, pointer) {
+    let pointer = condition.pointer.as_str();
+    let value = match lax::lookup(arguments, &condition.pointer) {
         Lookup::Found(value) => value,
         Lookup::Absent => return Ok(false),
         Lookup::Unsure => return Ok(true),

@@ -33,6 +33,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
+use super::pointer::{Pointer, array_index};
 use crate::json::{JsonLimits, parse_strict_str};
 
 /// What a server may make of a value, for one parameter type.
@@ -60,16 +61,8 @@ pub(crate) enum Lookup<'a> {
 
 /// Follows `pointer` (RFC 6901) through `arguments`, parsing a string met on
 /// the way as JSON when it holds an object or array.
-pub(crate) fn lookup<'a>(arguments: &'a Value, pointer: &str) -> Lookup<'a> {
-    if pointer.is_empty() {
-        return Lookup::Found(Cow::Borrowed(arguments));
-    }
-    let tokens: Vec<String> = pointer
-        .split('/')
-        .skip(1)
-        .map(|t| t.replace("~1", "/").replace("~0", "~"))
-        .collect();
-    walk(arguments, &tokens)
+pub(crate) fn lookup<'a>(arguments: &'a Value, pointer: &Pointer) -> Lookup<'a> {
+    walk(arguments, pointer.tokens())
 }
 
 fn walk<'a>(value: &'a Value, tokens: &[String]) -> Lookup<'a> {
@@ -96,17 +89,6 @@ fn walk<'a>(value: &'a Value, tokens: &[String]) -> Lookup<'a> {
         },
         Value::Null | Value::Bool(_) | Value::Number(_) => Lookup::Absent,
     }
-}
-
-/// An RFC 6901 array index: digits, no leading zero, no sign.
-fn array_index(token: &str) -> Option<usize> {
-    if token.is_empty()
-        || !token.bytes().all(|b| b.is_ascii_digit())
-        || (token.len() > 1 && token.starts_with('0'))
-    {
-        return None;
-    }
-    token.parse().ok()
 }
 
 /// A string holding a JSON object or array, parsed (FastMCP's pre-parse).
@@ -276,6 +258,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn pointer(text: &str) -> Pointer {
+        Pointer::parse(text).expect("a pointer")
+    }
+
     // One test per row of the conversion table and per branch of the walk.
 
     #[test]
@@ -443,44 +429,53 @@ mod tests {
     fn lookup_follows_objects_and_arrays() {
         let args = json!({"a": {"b": [10, 20]}, "x/y": 1, "t~": 2});
         assert_eq!(
-            lookup(&args, "/a/b/1"),
+            lookup(&args, &pointer("/a/b/1")),
             Lookup::Found(Cow::Owned(json!(20)))
         );
-        assert_eq!(lookup(&args, "/x~1y"), Lookup::Found(Cow::Owned(json!(1))));
-        assert_eq!(lookup(&args, "/t~0"), Lookup::Found(Cow::Owned(json!(2))));
-        assert_eq!(lookup(&args, ""), Lookup::Found(Cow::Owned(args.clone())));
+        assert_eq!(
+            lookup(&args, &pointer("/x~1y")),
+            Lookup::Found(Cow::Owned(json!(1)))
+        );
+        assert_eq!(
+            lookup(&args, &pointer("/t~0")),
+            Lookup::Found(Cow::Owned(json!(2)))
+        );
+        assert_eq!(
+            lookup(&args, &pointer("")),
+            Lookup::Found(Cow::Owned(args.clone()))
+        );
     }
 
     #[test]
     fn lookup_of_what_is_not_there_is_absent() {
         let args = json!({"a": {"b": [10]}, "n": 3, "s": "plain"});
-        assert_eq!(lookup(&args, "/missing"), Lookup::Absent);
-        assert_eq!(lookup(&args, "/a/b/1"), Lookup::Absent);
-        assert_eq!(lookup(&args, "/a/b/01"), Lookup::Absent);
-        assert_eq!(lookup(&args, "/a/b/-"), Lookup::Absent);
-        assert_eq!(lookup(&args, "/n/x"), Lookup::Absent);
-        assert_eq!(lookup(&args, "/s/x"), Lookup::Absent);
+        assert_eq!(lookup(&args, &pointer("/missing")), Lookup::Absent);
+        assert_eq!(lookup(&args, &pointer("/a/b/1")), Lookup::Absent);
+        assert_eq!(lookup(&args, &pointer("/a/b/01")), Lookup::Absent);
+        assert_eq!(lookup(&args, &pointer("/a/b/-")), Lookup::Absent);
+        assert_eq!(lookup(&args, &pointer("/n/x")), Lookup::Absent);
+        assert_eq!(lookup(&args, &pointer("/s/x")), Lookup::Absent);
     }
 
     #[test]
     fn lookup_walks_into_json_strings() {
         let args = json!({"options": "{\"force\": \"yes\", \"deep\": \"[1, 2]\"}"});
         assert_eq!(
-            lookup(&args, "/options/force"),
+            lookup(&args, &pointer("/options/force")),
             Lookup::Found(Cow::Owned(json!("yes")))
         );
         assert_eq!(
-            lookup(&args, "/options/deep/1"),
+            lookup(&args, &pointer("/options/deep/1")),
             Lookup::Found(Cow::Owned(json!(2)))
         );
-        assert_eq!(lookup(&args, "/options/other"), Lookup::Absent);
+        assert_eq!(lookup(&args, &pointer("/options/other")), Lookup::Absent);
         let scalar = json!({"options": "true"});
-        assert_eq!(lookup(&scalar, "/options/force"), Lookup::Absent);
+        assert_eq!(lookup(&scalar, &pointer("/options/force")), Lookup::Absent);
     }
 
     #[test]
     fn lookup_through_json_the_strict_parser_refuses_is_unsure() {
         let args = json!({"options": "{\"force\": false, \"force\": true}"});
-        assert_eq!(lookup(&args, "/options/force"), Lookup::Unsure);
+        assert_eq!(lookup(&args, &pointer("/options/force")), Lookup::Unsure);
     }
 }

@@ -6,6 +6,7 @@ mod compile;
 mod disclosure;
 mod eval;
 mod lax;
+mod pointer;
 pub mod source;
 mod visibility;
 
