@@ -254,6 +254,10 @@ VARIANTS = [
             WARDEN_CHECKS, group="fresh", alg="EdDSA"),
     Variant("warden-jwt-authn-fresh", "jwt_authn + Warden (identity from jwt_authn), fresh ES256 token",
             ["warden-jwt-authn"], "fresh", WARDEN_CHECKS, group="fresh"),
+    # RS256 in Wasm has no 64-bit multiply with a 128-bit product to build
+    # on; with the identity from jwt_authn, BoringSSL verifies it.
+    Variant("warden-jwt-authn-fresh-rs256", "jwt_authn + Warden (identity from jwt_authn), fresh RS256 token",
+            ["warden-jwt-authn"], "fresh", WARDEN_CHECKS, group="fresh", alg="RS256"),
     Variant("jwt-mcp-rbac-nocache", "jwt_authn (no cache) + mcp filter + RBAC, fresh ES256 token",
             ["jwt", "mcp", "rbac-actor-tool"], "fresh", WARDEN_CHECKS, group="fresh"),
     Variant("jwt-mcp-rbac-nocache-rs256", "jwt_authn (no cache) + mcp filter + RBAC, fresh RS256 token",
@@ -1205,6 +1209,7 @@ BEFORE_ISSUE_15 = {
     "fresh-es256": "4.29: 1,043 µs vs 243 µs, against jwt_authn (no cache) + RBAC *without* the mcp filter (2026-11-28)",
     "fresh-jwt-authn": "not measured",
     "fresh-rs256": "not measured",
+    "fresh-rs256-jwt-authn": "not measured",
     "core": "7.39",
     "rules": "1.22",
     "size": "1.16 MB",
@@ -1256,6 +1261,8 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
               BEFORE_ISSUE_15["fresh-jwt-authn"], "warden-jwt-authn-fresh", "jwt-mcp-rbac-nocache", 1.5)
     cpu_ratio("fresh RS256 token: Warden ≤ 1.5 × jwt_authn (no cache) + mcp + RBAC", BEFORE_ISSUE_15["fresh-rs256"],
               "warden-fresh-rs256", "jwt-mcp-rbac-nocache-rs256", 1.5)
+    cpu_ratio("fresh RS256 token, identity from jwt_authn: jwt_authn + Warden ≤ 1.5 × jwt_authn (no cache) + mcp + RBAC",
+              BEFORE_ISSUE_15["fresh-rs256-jwt-authn"], "warden-jwt-authn-fresh-rs256", "jwt-mcp-rbac-nocache-rs256", 1.5)
 
     gate, parse_us = micro.get("gate/whole_decision/cached_token"), micro.get("body/serde_json_value")
     add("decision core: `gate/whole_decision/cached_token` ≤ 2 × `body/serde_json_value`", BEFORE_ISSUE_15["core"],
@@ -1364,9 +1371,11 @@ def derived_figures(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
                        f"more than a cached one (BoringSSL)")
         if ran(mine, native):
             out.append(f"fresh {alg} token: Warden / jwt_authn (no cache) + mcp + RBAC: {ratio(mine, native):.2f}×")
-    if ran("warden-fresh", "warden-jwt-authn-fresh"):
-        out.append(f"identity from jwt_authn (fresh ES256 token, BoringSSL verifies): "
-                   f"{diff('warden-jwt-authn-fresh', 'warden-fresh'):+.1f} µs against Warden's own verification")
+    for alg, suffix in (("ES256", ""), ("RS256", "-rs256")):
+        if ran(f"warden-fresh{suffix}", f"warden-jwt-authn-fresh{suffix}"):
+            out.append(f"identity from jwt_authn (fresh {alg} token, BoringSSL verifies): "
+                       f"{diff(f'warden-jwt-authn-fresh{suffix}', f'warden-fresh{suffix}'):+.1f} µs "
+                       "against Warden's own verification")
     for form in ("json", "sse"):
         mine, plain = f"warden-list-{form}", f"plain-list-{form}"
         if ran(mine, plain):
