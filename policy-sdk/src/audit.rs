@@ -1,7 +1,7 @@
 //! Audit records: one JSON line per decision.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -15,6 +15,10 @@ mod line;
 /// The HTTP methods a record names without copying: those of MCP's
 /// transport and of a CORS preflight.
 const HTTP_METHODS: [&str; 4] = ["POST", "GET", "DELETE", "OPTIONS"];
+
+/// The reason of a record not yet decided, shared: `Arc::from("")` would
+/// allocate for every record, only to be replaced by the decision's.
+static NO_REASON: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
 
 /// Marks Warden's audit lines in a proxy's log.
 pub const AUDIT_SCHEMA: &str = "warden/v1";
@@ -121,7 +125,7 @@ impl AuditRecord {
             status: None,
             rule: None,
             owner: None,
-            reason: Arc::from(""),
+            reason: Arc::clone(&NO_REASON),
             actor_type: None,
             subject: None,
             subject_type: None,
