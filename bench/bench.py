@@ -1636,7 +1636,10 @@ def machine_info(envoy: str) -> dict[str, Any]:
     version = subprocess.run([envoy, "--version"], capture_output=True, text=True).stdout
     match = re.search(r"/(\d+\.\d+\.\d+)/", version)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+    # The run's own outputs (bench/results, written before this is asked)
+    # are not changes to what was measured.
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--",
+                            ".", ":(exclude)bench/results"],
                            capture_output=True, text=True).stdout.strip()
     return {
         "cpu": cpu,
