@@ -135,14 +135,22 @@ pub(crate) struct Index {
 }
 
 impl Bucket {
+    /// Rules are added in policy order, so each list stays strictly
+    /// increasing (a name or method given twice adds the rule once): a
+    /// request that reaches one list only can evaluate it as it is.
     fn add(&mut self, rule: usize, literal_targets: Option<&[String]>) {
+        let add_to = |list: &mut Vec<usize>| {
+            if list.last() != Some(&rule) {
+                list.push(rule);
+            }
+        };
         match literal_targets {
             Some(names) => {
                 for name in names {
-                    self.by_target.entry(name.clone()).or_default().push(rule);
+                    add_to(self.by_target.entry(name.clone()).or_default());
                 }
             }
-            None => self.other.push(rule),
+            None => add_to(&mut self.other),
         }
     }
 }

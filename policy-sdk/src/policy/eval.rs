@@ -16,6 +16,8 @@
 //! server validating leniently may read them (`lax`: `"true"` as `true`, a
 //! JSON string as an object), so no spelling the server accepts escapes it.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::compile::{
@@ -74,25 +76,44 @@ impl<'a> PreparedTarget<'a> {
     }
 }
 
-/// Candidate rules for a request, in policy order, each once.
-pub(crate) fn candidates(index: &Index, method: &str, target: Option<&str>) -> Vec<usize> {
-    let mut out = Vec::new();
-    for bucket in index
+/// Candidate rules for a request, in policy order, each once. A request
+/// that reaches one index list only (the common case: its method and
+/// target name one) borrows it, already in that order.
+pub(crate) fn candidates<'i>(
+    index: &'i Index,
+    method: &str,
+    target: Option<&str>,
+) -> Cow<'i, [usize]> {
+    let mut lists: [&[usize]; 4] = [&[]; 4];
+    let buckets = index
         .by_method
         .get(method)
         .into_iter()
-        .chain(std::iter::once(&index.any_method))
-    {
-        if let Some(key) = target
-            && let Some(list) = bucket.by_target.get(key)
-        {
-            out.extend_from_slice(list);
-        }
-        out.extend_from_slice(&bucket.other);
+        .chain(std::iter::once(&index.any_method));
+    let reached = buckets.flat_map(|bucket| {
+        let by_target = target.and_then(|key| bucket.by_target.get(key));
+        [
+            by_target.map_or(&[][..], Vec::as_slice),
+            bucket.other.as_slice(),
+        ]
+    });
+    for (slot, list) in lists.iter_mut().zip(reached) {
+        *slot = list;
     }
-    out.sort_unstable();
-    out.dedup();
-    out
+    let mut non_empty = lists.into_iter().filter(|list| !list.is_empty());
+    match (non_empty.next(), non_empty.next()) {
+        (None, _) => Cow::Borrowed(&[]),
+        (Some(only), None) => Cow::Borrowed(only),
+        (Some(first), Some(second)) => {
+            let mut out = [first, second].concat();
+            for list in non_empty {
+                out.extend_from_slice(list);
+            }
+            out.sort_unstable();
+            out.dedup();
+            Cow::Owned(out)
+        }
+    }
 }
 
 pub(crate) fn evaluate_pass(
@@ -358,29 +379,45 @@ impl TextTest {
     }
 }
 
-/// The two contexts a request is judged in.
-pub(crate) fn passes(identity: &Identity) -> Vec<PassContext<'_>> {
+/// The contexts a request is judged in: the acting principal's, then
+/// (when someone acts for a subject) the subject's. Held inline: every
+/// decision asks for them.
+pub(crate) struct Passes<'a> {
+    acting: PassContext<'a>,
+    subject: Option<PassContext<'a>>,
+}
+
+impl<'a> Passes<'a> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &PassContext<'a>> {
+        std::iter::once(&self.acting).chain(self.subject.as_ref())
+    }
+}
+
+pub(crate) fn passes(identity: &Identity) -> Passes<'_> {
     let depth = identity.delegation_depth();
     match &identity.actor {
-        None => vec![PassContext {
-            principal: &identity.subject,
-            on_behalf_of: None,
-            delegated: false,
-            depth,
-        }],
-        Some(actor) => vec![
-            PassContext {
+        None => Passes {
+            acting: PassContext {
+                principal: &identity.subject,
+                on_behalf_of: None,
+                delegated: false,
+                depth,
+            },
+            subject: None,
+        },
+        Some(actor) => Passes {
+            acting: PassContext {
                 principal: actor,
                 on_behalf_of: Some(&identity.subject),
                 delegated: true,
                 depth,
             },
-            PassContext {
+            subject: Some(PassContext {
                 principal: &identity.subject,
                 on_behalf_of: None,
                 delegated: true,
                 depth,
-            },
-        ],
+            }),
+        },
     }
 }

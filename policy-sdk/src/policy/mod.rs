@@ -210,7 +210,7 @@ impl CompiledPolicy {
     /// Judges `request` made by `identity`. See `eval` for the combining rule.
     pub fn decide(&self, identity: &Identity, request: &McpRequest) -> Decision {
         let contexts = passes(identity);
-        for ctx in &contexts {
+        for ctx in contexts.iter() {
             if ctx.principal.actor_type.is_none() {
                 let why = ctx
                     .principal
@@ -225,8 +225,9 @@ impl CompiledPolicy {
         }
         let target = PreparedTarget::new(request);
         let candidates = candidates(&self.index, &request.method, target.index_key());
-        let mut allowed_by = Vec::with_capacity(contexts.len());
-        for ctx in &contexts {
+        // At most one allow per pass, and at most two passes.
+        let mut allowed_by = [None; 2];
+        for (ctx, allowed) in contexts.iter().zip(&mut allowed_by) {
             // Only a denial names who was refused: an allowed request does
             // not pay for the text.
             let who = || match ctx.on_behalf_of {
@@ -241,7 +242,7 @@ impl CompiledPolicy {
                 None => format!("`{}`", ctx.principal.subject),
             };
             match evaluate_pass(&self.rules, &candidates, ctx, &target) {
-                PassOutcome::Allow { rule } => allowed_by.push(rule),
+                PassOutcome::Allow { rule } => *allowed = Some(rule),
                 PassOutcome::Deny { rule } => {
                     return self.rule_decision(
                         Effect::Deny,
@@ -298,7 +299,7 @@ impl CompiledPolicy {
                 }
             }
         }
-        let mut allowed_by = allowed_by.into_iter();
+        let mut allowed_by = allowed_by.into_iter().flatten();
         let Some(first) = allowed_by.next() else {
             return Decision::deny("no evaluation pass ran");
         };

@@ -543,6 +543,69 @@ fn principal_conditions() {
     assert!(!p.decide(&direct(op), &method("tools/list")).is_allowed());
 }
 
+/// A request that reaches one index list borrows it; several are merged.
+/// Either way the candidates are the reached lists' rules in policy order,
+/// each once (the merge every request used to pay for is the reference),
+/// a name or method given twice included.
+#[test]
+fn candidates_are_the_reached_rules_in_policy_order_each_once() {
+    let p = compile(
+        r#"
+- {id: twice, effect: allow, owner: a, methods: [tools/call, tools/call], tools: [deploy, deploy]}
+- {id: any-call, effect: deny, owner: a, methods: [tools/call]}
+- {id: deploy-anywhere, effect: allow, owner: a, tools: [deploy]}
+- {id: everything, effect: deny, owner: a, principal: {subjects: [mallory]}}
+- {id: globbed, effect: allow, owner: a, tools: ["dep*"]}
+- {id: listing, effect: allow, owner: a, methods: [tools/list]}
+"#,
+    );
+    let merged = |method: &str, target: Option<&str>| {
+        let mut out = Vec::new();
+        for bucket in p
+            .index
+            .by_method
+            .get(method)
+            .into_iter()
+            .chain(std::iter::once(&p.index.any_method))
+        {
+            if let Some(list) = target.and_then(|t| bucket.by_target.get(t)) {
+                out.extend_from_slice(list);
+            }
+            out.extend_from_slice(&bucket.other);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    };
+    for (method, target) in [
+        ("tools/call", Some("deploy")),
+        ("tools/call", Some("other")),
+        ("tools/call", None),
+        ("tools/list", None),
+        ("prompts/get", Some("deploy")),
+        ("unknown/method", None),
+    ] {
+        let found = eval::candidates(&p.index, method, target);
+        assert_eq!(
+            &*found,
+            merged(method, target).as_slice(),
+            "{method} {target:?}"
+        );
+        assert!(
+            found.windows(2).all(|w| w[0] < w[1]),
+            "{method} {target:?}: {found:?}"
+        );
+    }
+    // Without rules for every method, a call reaches one list only, and
+    // borrows it: the rule that names `deploy` twice is in it once.
+    let p = compile(
+        "- {id: twice, effect: allow, owner: a, methods: [tools/call, tools/call], tools: [deploy, deploy]}\n",
+    );
+    let found = eval::candidates(&p.index, "tools/call", Some("deploy"));
+    assert!(matches!(found, std::borrow::Cow::Borrowed(_)));
+    assert_eq!(&*found, &[0]);
+}
+
 #[test]
 fn index_only_visits_rules_that_can_match() {
     let mut yaml = String::new();
