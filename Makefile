@@ -282,7 +282,7 @@ clean:
 # `make bench`: micro benchmarks, then the proxy benchmark (real Envoy on
 # loopback, Warden next to plain Envoy and Envoy's native filters, HTTP/1.1
 # and HTTP/2, fresh tokens, lists, a large body) and a memory soak, about
-# 20 minutes; writes bench/results/ and the figures in BENCHMARKS.md.
+# 25 minutes; writes bench/results/ and the figures in BENCHMARKS.md.
 # `make bench-smoke`: every variant for 1 s and a short soak, under 2
 # minutes, writes nothing.
 .PHONY: bench bench-smoke

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Proxy benchmark and micro benchmarks (`make bench`; see BENCHMARKS.md).
 #
-#   bash bench/run.sh            full run (~20 min on 2 cores): micro benchmarks,
+#   bash bench/run.sh            full run (~25 min on 2 cores): micro benchmarks,
 #                                proxy benchmark (28 variants, 8 rounds × 3 s),
 #                                perf profiles (Envoy by shared object, the
 #                                native gate, the filter's Wasm functions),
