@@ -12,6 +12,12 @@ as such (the native tests drive that). Either way the body is replaced with
 an error (audited as a deny); a real `wsgiref` upstream (`wsgi_upstream.py`)
 sends the repeated headers through real Envoy. The same holds for two
 `Mcp-Session-Id` headers: neither reaches the client unsealed.
+
+Warden reads header names as text through the proxy-wasm SDK, which panics
+on one that is not UTF-8 (values are read as bytes). It relies on Envoy's
+codecs: an upstream answer with a non-ASCII header name is an upstream
+protocol error (502) that Warden never sees, and the worker's VM serves the
+next request.
 """
 
 from __future__ import annotations
@@ -61,6 +67,10 @@ def answer(request: dict[str, Any]) -> tuple[list[tuple[str, str]], bytes] | Non
     case = ((request.get("params") or {}).get("_meta") or {}).get(MARKER)
     if case in REPEATED:
         return REPEATED[case][0], tool_list(request.get("id"))
+    if case == "non-ascii-name":
+        result = json.dumps({"jsonrpc": "2.0", "id": request.get("id"), "result": {"content": []}}).encode()
+        # wsgiref writes header names as ISO-8859-1: one byte 0xE9.
+        return [("Content-Type", "application/json"), ("X-Caf\u00e9", "1")], result
     if case == "two-sessions":
         result = json.dumps({"jsonrpc": "2.0", "id": request.get("id"), "result": {"content": []}}).encode()
         headers = [
@@ -114,3 +124,15 @@ def test_two_upstream_session_ids_reach_the_client_as_neither(framing_stack):
     assert response.status_code == 502, (response.status_code, response.text)
     ids = response.headers.get_list("mcp-session-id")
     assert not any(value.startswith("upstream-") for value in ids), ids
+
+
+def test_an_upstream_header_name_that_is_not_ascii_never_reaches_warden(framing_stack):
+    mark = framing_stack.envoy_log.mark()
+    params = {"name": "search_docs", "arguments": {"query": "x"}}
+    response, _ = post(framing_stack, "tools/call", "search_docs", params, "non-ascii-name")
+    assert response.status_code == 502, (response.status_code, response.text)
+    assert "panicked" not in framing_stack.envoy_log.text(mark)
+    # The worker's VM is still there: the next call is answered by the upstream.
+    response, request_id = post(framing_stack, "tools/call", "search_docs", params, "none")
+    assert response.status_code == 200, (response.status_code, response.text)
+    assert json.loads(response.text)["id"] == request_id
