@@ -84,29 +84,25 @@ pub(crate) fn candidates<'i>(
     method: &str,
     target: Option<&str>,
 ) -> Cow<'i, [usize]> {
-    let mut lists: [&[usize]; 4] = [&[]; 4];
-    let buckets = index
+    let mut reached = index
         .by_method
         .get(method)
         .into_iter()
-        .chain(std::iter::once(&index.any_method));
-    let reached = buckets.flat_map(|bucket| {
-        let by_target = target.and_then(|key| bucket.by_target.get(key));
-        [
-            by_target.map_or(&[][..], Vec::as_slice),
-            bucket.other.as_slice(),
-        ]
-    });
-    for (slot, list) in lists.iter_mut().zip(reached) {
-        *slot = list;
-    }
-    let mut non_empty = lists.into_iter().filter(|list| !list.is_empty());
-    match (non_empty.next(), non_empty.next()) {
+        .chain(std::iter::once(&index.any_method))
+        .flat_map(|bucket| {
+            let by_target = target.and_then(|key| bucket.by_target.get(key));
+            [
+                by_target.map_or(&[][..], Vec::as_slice),
+                bucket.other.as_slice(),
+            ]
+        })
+        .filter(|list| !list.is_empty());
+    match (reached.next(), reached.next()) {
         (None, _) => Cow::Borrowed(&[]),
         (Some(only), None) => Cow::Borrowed(only),
         (Some(first), Some(second)) => {
             let mut out = [first, second].concat();
-            for list in non_empty {
+            for list in reached {
                 out.extend_from_slice(list);
             }
             out.sort_unstable();
