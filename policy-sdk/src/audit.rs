@@ -273,19 +273,17 @@ impl AuditTime {
         let year = yoe + era * 400 + u64::from(month <= 2);
         let mut text = *b"0000-00-00T00:00:00.000Z";
         // Each field's digits end just before its separator.
-        for (value, end, width) in [
-            (year, 4, 4),
-            (month, 7, 2),
-            (day, 10, 2),
-            (h, 13, 2),
-            (m, 16, 2),
-            (s, 19, 2),
-            (millis, 23, 3),
+        for (value, field) in [
+            (year, 0..4),
+            (month, 5..7),
+            (day, 8..10),
+            (h, 11..13),
+            (m, 14..16),
+            (s, 17..19),
+            (millis, 20..23),
         ] {
-            let mut rest = value;
-            for place in text.iter_mut().take(end).skip(end - width).rev() {
-                *place = b'0' + u8::try_from(rest % 10).unwrap_or(0);
-                rest /= 10;
+            if let Some(places) = text.get_mut(field) {
+                write_digits(places, value);
             }
         }
         Self(text)
@@ -309,12 +307,6 @@ impl std::fmt::Debug for AuditTime {
     }
 }
 
-impl PartialEq<str> for AuditTime {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
 impl PartialEq<&str> for AuditTime {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
@@ -332,17 +324,39 @@ pub fn rfc3339(unix_nanos: u128) -> String {
     AuditTime::from_unix_nanos(unix_nanos).as_str().to_owned()
 }
 
-/// Appends the last `width` decimal digits of `value`, zero-padded.
-fn push_digits(text: &mut String, value: u64, width: u32) {
-    for place in (0..width).rev() {
-        let digit = u8::try_from((value / 10u64.pow(place)) % 10).unwrap_or(0);
-        text.push(char::from(b'0' + digit));
+/// Writes the last `places.len()` decimal digits of `value` into
+/// `places`, zero-padded.
+fn write_digits(places: &mut [u8], value: u64) {
+    let mut rest = value;
+    for place in places.iter_mut().rev() {
+        *place = b'0' + u8::try_from(rest % 10).unwrap_or(0);
+        rest /= 10;
+    }
+}
+
+/// Appends the decimal digits of `value` (a `u64` has at most 20).
+fn push_number(text: &mut String, value: u64) {
+    let mut buffer = [b'0'; 20];
+    let width = value.checked_ilog10().map_or(1, |log| log as usize + 1);
+    let start = buffer.len().saturating_sub(width);
+    if let Some(places) = buffer.get_mut(start..) {
+        write_digits(places, value);
+        text.push_str(std::str::from_utf8(places).unwrap_or_default());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_as_display_writes_them() {
+        for value in [0, 1, 9, 10, 99, 100, 65_535, 1_000_000_007, u64::MAX - 1, u64::MAX] {
+            let mut text = String::from("x");
+            push_number(&mut text, value);
+            assert_eq!(text, format!("x{value}"));
+        }
+    }
 
     #[test]
     fn formats_rfc3339() {

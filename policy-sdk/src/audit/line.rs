@@ -94,8 +94,7 @@ impl Line {
     }
 
     fn number(&mut self, value: u64) {
-        let digits = value.checked_ilog10().map_or(1, |log| log + 1);
-        super::push_digits(&mut self.0, value, digits);
+        super::push_number(&mut self.0, value);
     }
 
     /// A JSON value: the common request ids by hand, anything else through
