@@ -351,7 +351,18 @@ mod tests {
 
     #[test]
     fn numbers_are_written_as_display_writes_them() {
-        for value in [0, 1, 9, 10, 99, 100, 65_535, 1_000_000_007, u64::MAX - 1, u64::MAX] {
+        for value in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            65_535,
+            1_000_000_007,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
             let mut text = String::from("x");
             push_number(&mut text, value);
             assert_eq!(text, format!("x{value}"));

@@ -174,15 +174,18 @@ impl Identity {
     /// The names audit records carry, shared with every record of this
     /// identity.
     pub fn audit_names(&self) -> &AuditNames {
-        self.audit_names.get_or_init(|| AuditNames {
-            subject: Arc::from(self.subject.subject.as_str()),
-            actor: self
-                .actor
-                .as_ref()
-                .map(|actor| Arc::from(actor.subject.as_str())),
-            chain: self.subjects().map(Arc::from).collect(),
-            client_id: self.client_id.as_deref().map(Arc::from),
-            issuer: Arc::from(self.issuer.as_str()),
+        self.audit_names.get_or_init(|| {
+            // The subject and the actor are the chain's first two links:
+            // shared with it, not written again.
+            let chain: Arc<[Arc<str>]> = self.subjects().map(Arc::from).collect();
+            let mut links = chain.iter().cloned();
+            AuditNames {
+                subject: links.next().unwrap_or_default(),
+                actor: self.actor.as_ref().and_then(|_| links.next()),
+                chain: Arc::clone(&chain),
+                client_id: self.client_id.as_deref().map(Arc::from),
+                issuer: Arc::from(self.issuer.as_str()),
+            }
         })
     }
 
