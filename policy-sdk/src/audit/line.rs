@@ -188,34 +188,31 @@ fn hex_digit(nibble: u8) -> char {
 /// What the strings of a record add to its line, before escaping; the keys
 /// and punctuation of a full record are under 512 bytes.
 fn estimated_len(record: &AuditRecord) -> usize {
-    fn optional(value: &Option<impl AsRef<str>>) -> usize {
-        value.as_ref().map_or(0, |value| value.as_ref().len())
-    }
+    let optional = [
+        record.request_id.as_deref(),
+        record.client_request_id.as_deref(),
+        record.trace_id.as_deref(),
+        record.span_id.as_deref(),
+        record.rule.as_deref(),
+        record.owner.as_deref(),
+        record.subject.as_deref(),
+        record.actor.as_deref(),
+        record.client_id.as_deref(),
+        record.issuer.as_deref(),
+        record.method.as_deref(),
+        record.tool.as_deref(),
+        record.resource.as_deref(),
+        record.prompt.as_deref(),
+        record.protocol_version.as_deref(),
+        record.deny_mode_rule.as_deref(),
+    ];
+    let links = record.chain_links().iter().map(|link| link.len() + 3);
     512 + record.time.as_str().len()
-        + optional(&record.request_id)
-        + optional(&record.client_request_id)
-        + optional(&record.trace_id)
-        + optional(&record.span_id)
-        + optional(&record.rule)
-        + optional(&record.owner)
         + record.reason.len()
-        + optional(&record.subject)
-        + optional(&record.actor)
-        + record
-            .chain_links()
-            .iter()
-            .map(|link| link.len() + 3)
-            .sum::<usize>()
-        + optional(&record.client_id)
-        + optional(&record.issuer)
         + record.http_method.len()
-        + optional(&record.method)
-        + optional(&record.tool)
-        + optional(&record.resource)
-        + optional(&record.prompt)
-        + optional(&record.protocol_version)
-        + optional(&record.deny_mode_rule)
         + record.policy.len()
+        + optional.into_iter().flatten().map(str::len).sum::<usize>()
+        + links.sum::<usize>()
 }
 
 /// The record's JSON line: the fields in declaration order, those marked
