@@ -55,6 +55,7 @@ REPEATED = {
     ),
 }
 MARKER = "x-e2e-framing"
+SECRET = "upstream-text-behind-an-odd-header"
 
 
 def tool_list(request_id: Any) -> bytes:
@@ -67,6 +68,10 @@ def answer(request: dict[str, Any]) -> tuple[list[tuple[str, str]], bytes] | Non
     case = ((request.get("params") or {}).get("_meta") or {}).get(MARKER)
     if case in REPEATED:
         return REPEATED[case][0], tool_list(request.get("id"))
+    if case == "non-utf8-value":
+        result = {"jsonrpc": "2.0", "id": request.get("id"), "result": {"content": [{"type": "text", "text": SECRET}]}}
+        # wsgiref writes header values as ISO-8859-1: one byte 0xE9.
+        return [("Content-Type", "application/json"), ("X-Odd", "caf\u00e9")], json.dumps(result).encode()
     if case == "non-ascii-name":
         result = json.dumps({"jsonrpc": "2.0", "id": request.get("id"), "result": {"content": []}}).encode()
         # wsgiref writes header names as ISO-8859-1: one byte 0xE9.
@@ -133,6 +138,25 @@ def test_an_upstream_header_name_that_is_not_ascii_never_reaches_warden(framing_
     assert response.status_code == 502, (response.status_code, response.text)
     assert "panicked" not in framing_stack.envoy_log.text(mark)
     # The worker's VM is still there: the next call is answered by the upstream.
+    response, request_id = post(framing_stack, "tools/call", "search_docs", params, "none")
+    assert response.status_code == 200, (response.status_code, response.text)
+    assert json.loads(response.text)["id"] == request_id
+
+
+def test_an_upstream_header_value_that_is_not_text_lets_nothing_through(framing_stack):
+    """Header values are read as bytes (the SDK's text reading panicked on
+    one and killed the VM: 503 for this call and every later one): an
+    upstream answer with a value that is not UTF-8 reaches the client as an
+    error, none of its body goes through, and the worker serves the next
+    call."""
+    mark = framing_stack.envoy_log.mark()
+    params = {"name": "search_docs", "arguments": {"query": "x"}}
+    response, _ = post(framing_stack, "tools/call", "search_docs", params, "non-utf8-value")
+    # This stack binds sessions: a response head Warden cannot read cannot
+    # have its session id sealed either, so the client gets 502.
+    assert response.status_code == 502, (response.status_code, response.text)
+    assert SECRET not in response.text, response.text[:300]
+    assert "panicked" not in framing_stack.envoy_log.text(mark)
     response, request_id = post(framing_stack, "tools/call", "search_docs", params, "none")
     assert response.status_code == 200, (response.status_code, response.text)
     assert json.loads(response.text)["id"] == request_id
