@@ -1078,11 +1078,15 @@ def soak_verdict(soaked: dict[str, Any]) -> tuple[bool, str]:
 def hostcall_counts() -> dict[str, list[dict[str, Any]]]:
     """`warden hostcalls` per header mode: for each reference request (and one
     root tick), the hostcalls the built filter made, by name."""
+    runs = [(mode, mode, "warden") for mode in HEADER_MODES]
+    # The identity from jwt_authn's verified payload (docs/policy.md), in the default mode.
+    runs.append(("stream, jwt_authn", "stream", "jwt-authn"))
     counts = {}
-    for mode in HEADER_MODES:
-        counts[mode] = json.loads(run_cli(
+    for label, mode, verified_by in runs:
+        counts[label] = json.loads(run_cli(
             "hostcalls", "--policy", HOSTCALL_POLICY, "--tool", HOSTCALL_TOOLS[0], "--denied-tool",
-            HOSTCALL_TOOLS[1], "--header-mode", mode, "--wasm", WASM_FILTER, "--format", "json"))
+            HOSTCALL_TOOLS[1], "--header-mode", mode, "--verified-by", verified_by, "--wasm", WASM_FILTER,
+            "--format", "json"))
     return counts
 
 
@@ -1097,7 +1101,8 @@ def hostcalls_markdown(counts: dict[str, list[dict[str, Any]]]) -> list[str]:
         "a `tools/list` rule and a polled revocation list; the built `.wasm` in the harness's emulator of Envoy's "
         "host, each request in a worker in its steady state, response included; the Wasm instructions are the "
         "filter's own work for the request, from the stream's creation to its deletion, a count no machine noise "
-        "changes):",
+        "changes; `stream, jwt_authn`: the identity read from the payload Envoy's `jwt_authn` verified, "
+        "`--verified-by jwt-authn`):",
         "",
         "| hostcall | " + " | ".join(f"{c['request']} ({mode})" if mode else c["request"] for mode, c in columns) + " |",
         "|---|" + "--:|" * len(columns),

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use policy_sdk::config::PolicyDocument;
+use policy_sdk::identity::envoy_metadata::{JWT_AUTHN_NAMESPACE, encode_verified_payload};
 use policy_sdk::testing::TEST_NOW;
 
 use crate::filter::{HttpRequest, WardenFilter};
@@ -24,6 +25,10 @@ pub struct Reference {
     pub config: String,
     /// The caller's bearer token.
     pub token: String,
+    /// Under `identity.verified_by: jwt_authn`: the stream's metadata as
+    /// `jwt_authn` leaves it for the same claims (the token's payload,
+    /// verified), sent with every reference request.
+    pub dynamic_metadata: Option<Vec<u8>>,
     /// A tool the policy lets the caller call.
     pub allowed_tool: String,
     /// A tool it does not: the denied call, and the entry the list loses.
@@ -43,13 +48,33 @@ impl Reference {
         denied_tool: &str,
     ) -> Result<Self, String> {
         let (config, minter) = Minter::for_document(document, TEST_NOW)?;
+        let dynamic_metadata = match (minter.jwt_authn_payload_key(), claims) {
+            (Some(key), Value::Object(claims)) => Some(encode_verified_payload(
+                JWT_AUTHN_NAMESPACE,
+                key,
+                &minter.claims(&[claims]),
+            )),
+            (Some(_), _) => return Err("claims must be a mapping".into()),
+            (None, _) => None,
+        };
         Ok(Self {
             config,
             token: minter.token(claims)?,
+            dynamic_metadata,
             allowed_tool: allowed_tool.to_owned(),
             denied_tool: denied_tool.to_owned(),
             now: TEST_NOW,
         })
+    }
+}
+
+impl Reference {
+    /// A reference POST of `body` with the caller's credentials: the
+    /// bearer token, and the verified payload where `jwt_authn` verifies.
+    fn request(&self, body: Vec<u8>, bearer: &str) -> HttpRequest {
+        let mut request = HttpRequest::post(body).header("authorization", bearer);
+        request.dynamic_metadata.clone_from(&self.dynamic_metadata);
+        request
     }
 }
 
@@ -189,7 +214,7 @@ pub fn count(
 
     let mut counted = Vec::new();
     for (label, body, answer) in references {
-        let request = HttpRequest::post(body).header("authorization", &bearer);
+        let request = reference.request(body, &bearer);
         exchange(&mut filter, &request, answer)?;
         let fuel_before = filter.emulator().fuel_used_total();
         let (id, mut done, seen) = exchange(&mut filter, &request, answer)?;
@@ -215,8 +240,7 @@ pub fn count(
         ));
     }
 
-    let request =
-        HttpRequest::post(call_body(&reference.allowed_tool)).header("authorization", &bearer);
+    let request = reference.request(call_body(&reference.allowed_tool), &bearer);
     for _ in 0..repeat {
         let (_, done, _) = exchange(&mut filter, &request, &called)?;
         if done != "forwarded" {

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use policy_sdk::config::HeaderMode;
+use policy_sdk::identity::VerifiedBy;
 use policy_sdk::testing::TEST_NOW;
 use serde_json::{Value, json};
 use warden_harness::embedded::{self, CLI_BUILD};
@@ -53,6 +54,24 @@ impl From<HeaderModeArg> for HeaderMode {
         match mode {
             HeaderModeArg::Stream => Self::Stream,
             HeaderModeArg::Hold => Self::Hold,
+        }
+    }
+}
+
+/// `identity.verified_by` on the command line.
+#[derive(Clone, Copy, ValueEnum)]
+enum VerifiedByArg {
+    /// Warden verifies the bearer token.
+    Warden,
+    /// Envoy's `jwt_authn` did; the requests carry its verified payload.
+    JwtAuthn,
+}
+
+impl From<VerifiedByArg> for VerifiedBy {
+    fn from(by: VerifiedByArg) -> Self {
+        match by {
+            VerifiedByArg::Warden => Self::Warden,
+            VerifiedByArg::JwtAuthn => Self::JwtAuthn,
         }
     }
 }
@@ -235,6 +254,9 @@ struct HostcallsArgs {
     /// Override the policy's `filter.header_mode`.
     #[arg(long, value_enum)]
     header_mode: Option<HeaderModeArg>,
+    /// Override the policy's `identity.verified_by`.
+    #[arg(long, value_enum)]
+    verified_by: Option<VerifiedByArg>,
     /// After counting, send the allowed call this many more times: a
     /// load for a sampling profiler (`bench/profile_wasm.sh`), which
     /// sees the module's functions by name when the environment sets
@@ -349,6 +371,7 @@ fn hostcalls(args: &HostcallsArgs) -> anyhow::Result<ExitCode> {
         tool: allowed_tool,
         denied_tool,
         header_mode,
+        verified_by,
         repeat,
         wasm,
         format,
@@ -360,6 +383,9 @@ fn hostcalls(args: &HostcallsArgs) -> anyhow::Result<ExitCode> {
     };
     if let Some(mode) = header_mode {
         loaded.document.filter.header_mode = (*mode).into();
+    }
+    if let Some(by) = verified_by {
+        loaded.document.identity.verified_by = (*by).into();
     }
     let claims: Value = match claims {
         Some(path) => serde_json::from_slice(

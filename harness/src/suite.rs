@@ -272,6 +272,12 @@ impl Minter {
             .map_err(|e| e.to_string())
     }
 
+    /// Under `identity.verified_by: jwt_authn`, the key `jwt_authn` stores
+    /// the verified payload under (`payload_in_metadata`).
+    pub fn jwt_authn_payload_key(&self) -> Option<&str> {
+        self.jwt_authn_payload_key.as_deref()
+    }
+
     /// The claims [`Minter::mint`] signs for `layers`.
     pub fn claims(&self, layers: &[&Map<String, Value>]) -> Map<String, Value> {
         let mut merged = Map::new();

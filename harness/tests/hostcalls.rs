@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use policy_sdk::config::HeaderMode;
+use policy_sdk::identity::VerifiedBy;
 use warden_harness::filter::{load_module, workspace_wasm};
 use warden_harness::host::FilterModule;
 use warden_harness::hostcalls::{Counted, Reference, count, default_claims};
@@ -26,6 +27,11 @@ fn module() -> &'static FilterModule {
 /// The counts under `bench/hostcalls.yaml` (a polled revocation list), with
 /// `repeat` more allowed calls before the root's tick.
 fn counted_after(mode: HeaderMode, repeat: u32) -> Vec<Counted> {
+    counted_by(mode, VerifiedBy::Warden, repeat)
+}
+
+/// [`counted_after`], with the signature checked by `verified_by`.
+fn counted_by(mode: HeaderMode, verified_by: VerifiedBy, repeat: u32) -> Vec<Counted> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/hostcalls.yaml");
     let mut loaded = load_policy(&path).expect("the reference policy loads");
     assert!(
@@ -33,6 +39,7 @@ fn counted_after(mode: HeaderMode, repeat: u32) -> Vec<Counted> {
         "the reference policy polls a revocation list"
     );
     loaded.document.filter.header_mode = mode;
+    loaded.document.identity.verified_by = verified_by;
     let reference = Reference::for_document(&loaded.document, &default_claims(), "deploy", "drop")
         .expect("a reference");
     count(module(), &reference, repeat).expect("the reference requests run")
@@ -146,4 +153,21 @@ fn the_wasm_instructions_of_each_request_are_counted_and_steady() {
     let allowed = find(&first, "allowed call");
     let list = find(&first, "filtered list");
     assert!(list.fuel > allowed.fuel, "{list:?} {allowed:?}");
+}
+
+#[test]
+fn a_payload_jwt_authn_verified_costs_one_hostcall_more() {
+    let own = counted(HeaderMode::Stream);
+    let by_proxy = counted_by(HeaderMode::Stream, VerifiedBy::JwtAuthn, 0);
+    for (request, ours) in by_proxy.iter().zip(&own) {
+        let name = request.request;
+        assert_eq!(request.outcome, ours.outcome, "{name}");
+        if name == "tick (root)" {
+            continue;
+        }
+        // The metadata is one hostcall: the whole message, read once; the
+        // rest is what a token Warden verified needs.
+        assert_eq!(request.count("proxy_get_property"), 1, "{request:?}");
+        assert_eq!(request.total, ours.total + 1, "{request:?} {ours:?}");
+    }
 }
