@@ -956,17 +956,29 @@ impl TokenVerifier {
         self.verified_claims(issuer, claims)
     }
 
-    /// The identity in a payload Envoy's `jwt_authn` verified (read from the
-    /// stream's metadata by [`envoy_metadata::verified_payload`]). The
-    /// signature is `jwt_authn`'s business; everything else is checked as
-    /// for a token Warden verified itself: a configured issuer, the
-    /// audience, the times, the claim shapes, the actor model and
-    /// revocation.
+    /// The identity in the payload Envoy's `jwt_authn` verified, stored
+    /// under `payload_in_metadata` in the `Struct` it left in the stream's
+    /// metadata ([`envoy_metadata::namespace_struct`]). The signature is
+    /// `jwt_authn`'s business; everything else is checked as for a token
+    /// Warden verified itself: a configured issuer, the audience, the
+    /// times, the claim shapes, the actor model and revocation.
+    /// `NotVerifiedByProxy` when the `Struct` holds no payload.
+    ///
+    /// Nothing of it is cached. Its bytes cannot find an earlier request's
+    /// identity: Envoy serializes the `Struct`'s map in an order that
+    /// changes from one request to the next (through Envoy 1.40, of ten
+    /// requests with one token, one brought the bytes of an earlier one).
+    /// Nor can the token: `jwt_authn` removes it unless told to forward it,
+    /// and where it reads a token is its own configuration.
     pub fn accept_verified(
         &self,
-        claims: Map<String, Value>,
+        verified: &envoy_metadata::NamespaceStruct,
         now_unix_seconds: u64,
     ) -> Result<Rc<Identity>, TokenError> {
+        let claims = verified
+            .payload(&self.jwt_authn.payload_in_metadata)
+            .map_err(|error| TokenError::VerifiedPayload(error.to_string()))?
+            .ok_or(TokenError::NotVerifiedByProxy)?;
         let issuer = self.issuer_named(&claims)?;
         let (identity, times) = self.verified_claims(issuer, claims)?;
         self.still_valid(Rc::new(identity), times, now_unix_seconds)

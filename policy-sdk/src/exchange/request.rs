@@ -6,7 +6,7 @@ use crate::audit::AuditRecord;
 use crate::gate::{ROUTING_HEADERS, Reply, RequestHead, Warden};
 use crate::identity::VerifiedBy;
 use crate::identity::envoy_metadata::{
-    JWT_AUTHN_NAMESPACE, MetadataError, VerifiedPayload, verified_payload,
+    JWT_AUTHN_NAMESPACE, MetadataError, NamespaceStruct, namespace_struct,
 };
 use crate::sealing::{UnsealError, Unsealed, unseal};
 
@@ -23,8 +23,8 @@ pub struct RequestHeaders {
     /// The presented session, unsealed (when sessions are bound).
     session: Option<Result<Unsealed, UnsealError>>,
     duplicated: Option<&'static str>,
-    /// `verified_by: jwt_authn`: the payload read from the metadata.
-    verified_payload: Option<Result<Option<VerifiedPayload>, MetadataError>>,
+    /// `verified_by: jwt_authn`: what `jwt_authn` left in the metadata.
+    verified_payload: Option<Result<Option<NamespaceStruct>, MetadataError>>,
     pub(super) now_unix_nanos: u128,
     /// Warden's own id for the request, when the host gave one.
     own_request_id: Option<String>,
@@ -64,12 +64,10 @@ impl RequestHeaders {
         if warden.verifier().verified_by() == VerifiedBy::JwtAuthn {
             // One hostcall: the whole metadata message (see
             // `envoy_metadata` for why not a path into it).
+            // The payload in it is decoded only if the verification cache
+            // does not know its bytes (`TokenVerifier::accept_verified`).
             let metadata = host.dynamic_metadata()?.unwrap_or_default();
-            head.verified_payload = Some(verified_payload(
-                &metadata,
-                JWT_AUTHN_NAMESPACE,
-                &warden.verifier().jwt_authn().payload_in_metadata,
-            ));
+            head.verified_payload = Some(namespace_struct(metadata, JWT_AUTHN_NAMESPACE));
         }
         Ok(head)
     }

@@ -250,18 +250,25 @@ impl Warden {
         match self.verifier.verified_by() {
             VerifiedBy::Warden => TokenVerifier::bearer_token(head.authorization)
                 .and_then(|token| self.verifier.verify(token, now_secs)),
-            VerifiedBy::JwtAuthn => match head.verified_payload {
-                Some(Ok(Some(payload))) => self.verifier.accept_verified(payload.clone(), now_secs),
-                Some(Err(error)) => Err(TokenError::VerifiedPayload(error.to_string())),
-                // No verified payload. Without a token, that is a missing
-                // token (the MCP 401 that starts authorization); with one,
-                // `jwt_authn` refused it or never saw it, and Warden does
-                // not verify it in its place.
-                Some(Ok(None)) | None => {
-                    TokenVerifier::bearer_token(head.authorization)?;
-                    Err(TokenError::NotVerifiedByProxy)
+            VerifiedBy::JwtAuthn => {
+                let accepted = match head.verified_payload {
+                    Some(Ok(Some(verified))) => self.verifier.accept_verified(verified, now_secs),
+                    Some(Err(error)) => Err(TokenError::VerifiedPayload(error.to_string())),
+                    Some(Ok(None)) | None => Err(TokenError::NotVerifiedByProxy),
+                };
+                match accepted {
+                    // No verified payload. Without a token, that is a
+                    // missing token (the MCP 401 that starts
+                    // authorization); with one, `jwt_authn` refused it or
+                    // never saw it, and Warden does not verify it in its
+                    // place.
+                    Err(TokenError::NotVerifiedByProxy) => {
+                        TokenVerifier::bearer_token(head.authorization)?;
+                        Err(TokenError::NotVerifiedByProxy)
+                    }
+                    accepted => accepted,
                 }
-            },
+            }
         }
     }
 

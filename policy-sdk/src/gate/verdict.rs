@@ -2,7 +2,7 @@
 //! judges.
 
 use super::*;
-use crate::identity::envoy_metadata::{MetadataError, VerifiedPayload};
+use crate::identity::envoy_metadata::{MetadataError, NamespaceStruct};
 use crate::sealing::{UnsealError, Unsealed};
 
 /// A request header to set (`Some`) or remove (`None`) upstream. Shared
@@ -73,9 +73,10 @@ pub struct RequestHead<'a> {
     /// The W3C `traceparent` the request carries, as sent (checked before
     /// it reaches an audit line).
     pub traceparent: Option<&'a str>,
-    /// `verified_by: jwt_authn`: the payload `jwt_authn` left in the
-    /// stream's metadata (`Ok(None)`: none). `None` in the other mode.
-    pub verified_payload: Option<&'a Result<Option<VerifiedPayload>, MetadataError>>,
+    /// `verified_by: jwt_authn`: the `Struct` `jwt_authn` left in the
+    /// stream's metadata, holding the payload it verified (`Ok(None)`:
+    /// none). `None` in the other mode.
+    pub verified_payload: Option<&'a Result<Option<NamespaceStruct>, MetadataError>>,
     /// Wall-clock time, nanoseconds since the Unix epoch.
     pub now_unix_nanos: u128,
 }

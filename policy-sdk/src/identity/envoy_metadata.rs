@@ -48,14 +48,50 @@ pub enum MetadataError {
 /// A verified token payload (the claims).
 pub type VerifiedPayload = Map<String, Value>;
 
-/// The payload `jwt_authn` stored under `namespace` / `key`, if it stored
-/// one. `None` when the metadata has no such entry (the filter verified no
-/// token, or is not in the chain).
-pub fn verified_payload(
-    metadata: &[u8],
-    namespace: &str,
-    key: &str,
-) -> Result<Option<Map<String, Value>>, MetadataError> {
+/// The `Struct` a filter left under one namespace of the stream's
+/// metadata, as the metadata message carries it: found when the headers
+/// arrive, decoded only when the identity is wanted
+/// ([`super::TokenVerifier::accept_verified`]), once, into the payload
+/// itself rather than into a map the payload is copied out of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceStruct {
+    namespace: &'static str,
+    /// The whole metadata message, as the host gave it.
+    metadata: Vec<u8>,
+    /// Where the namespace's `Struct` is in it.
+    at: std::ops::Range<usize>,
+}
+
+impl NamespaceStruct {
+    /// The `Struct`'s wire bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.metadata.get(self.at.clone()).unwrap_or_default()
+    }
+
+    /// The object stored under `key` in this `Struct`, decoded: `None`
+    /// when there is none. The whole `Struct` is decoded and checked, not
+    /// only the entry under `key`.
+    pub fn payload(&self, key: &str) -> Result<Option<VerifiedPayload>, MetadataError> {
+        let mut fields = decode_struct(self.bytes(), 0)?;
+        match fields.remove(key) {
+            None => Ok(None),
+            Some(Value::Object(payload)) => Ok(Some(payload)),
+            Some(_) => Err(MetadataError::NotAnObject {
+                namespace: self.namespace.to_owned(),
+                key: key.to_owned(),
+            }),
+        }
+    }
+}
+
+/// The `Struct` stored under `namespace` in the serialized `Metadata`
+/// message `metadata`, undecoded. `None` when the metadata has no such
+/// namespace (the filter stored nothing, or is not in the chain). The
+/// message's top level is read in full: a namespace twice is refused.
+pub fn namespace_struct(
+    metadata: Vec<u8>,
+    namespace: &'static str,
+) -> Result<Option<NamespaceStruct>, MetadataError> {
     if metadata.len() > MAX_METADATA_BYTES {
         return Err(MetadataError::TooLarge {
             size: metadata.len(),
@@ -64,8 +100,8 @@ pub fn verified_payload(
     }
     // `Metadata.filter_metadata` (field 1) is a map<string, Struct>; its
     // other fields (typed metadata) are not Warden's business.
-    let mut found: Option<&[u8]> = None;
-    let mut reader = Reader::new(metadata);
+    let mut found: Option<std::ops::Range<usize>> = None;
+    let mut reader = Reader::new(&metadata);
     while let Some((field, wire)) = reader.tag()? {
         match (field, wire) {
             (1, Wire::Bytes) => {
@@ -74,23 +110,38 @@ pub fn verified_payload(
                     if found.is_some() {
                         return Err(MetadataError::DuplicateKey(entry_key));
                     }
-                    found = Some(value.unwrap_or_default());
+                    found = Some(value.map_or(0..0, |value| within(&metadata, value)));
                 }
             }
             (_, wire) => reader.skip(wire)?,
         }
     }
-    let Some(namespace_struct) = found else {
-        return Ok(None);
-    };
-    let mut fields = decode_struct(namespace_struct, 0)?;
-    match fields.remove(key) {
+    Ok(found.map(|at| NamespaceStruct {
+        namespace,
+        metadata,
+        at,
+    }))
+}
+
+/// Where `part`, a slice the reader took out of `whole`, lies in it (the
+/// distance between the two starts).
+fn within(whole: &[u8], part: &[u8]) -> std::ops::Range<usize> {
+    let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+    start..start + part.len()
+}
+
+/// The payload `jwt_authn` stored under `namespace` / `key`, if it stored
+/// one: [`namespace_struct`], then [`NamespaceStruct::payload`]. `None`
+/// when the metadata has no such entry (the filter verified no token, or is
+/// not in the chain).
+pub fn verified_payload(
+    metadata: &[u8],
+    namespace: &'static str,
+    key: &str,
+) -> Result<Option<Map<String, Value>>, MetadataError> {
+    match namespace_struct(metadata.to_vec(), namespace)? {
+        Some(found) => found.payload(key),
         None => Ok(None),
-        Some(Value::Object(payload)) => Ok(Some(payload)),
-        Some(_) => Err(MetadataError::NotAnObject {
-            namespace: namespace.to_owned(),
-            key: key.to_owned(),
-        }),
     }
 }
 
@@ -433,6 +484,45 @@ mod tests {
             verified_payload(&bytes, JWT_AUTHN_NAMESPACE, "p"),
             Ok(Some(payload))
         );
+    }
+
+    #[test]
+    fn the_namespace_struct_is_found_whatever_is_beside_it() {
+        let Value::Object(payload) = json!({"sub": "a", "exp": 1_900_000_000}) else {
+            unreachable!()
+        };
+        let alone = encode_verified_payload(JWT_AUTHN_NAMESPACE, "p", &payload);
+        let mut inner = Map::new();
+        inner.insert("p".into(), Value::Object(payload.clone()));
+        let want = encode_struct(&inner);
+        let found = namespace_struct(alone.clone(), JWT_AUTHN_NAMESPACE)
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.bytes(), want.as_slice());
+        assert_eq!(found.payload("p"), Ok(Some(payload.clone())));
+        assert_eq!(found.payload("q"), Ok(None));
+        // Another filter's namespace before and after it, and a field
+        // Warden skips: the same bytes are found.
+        let other = encode_verified_payload("envoy.filters.http.rbac", "p", &payload);
+        let mut skipped = Vec::new();
+        put_bytes(&mut skipped, 2, b"typed metadata");
+        let crowded = [other.clone(), alone, skipped, other].concat();
+        let found = namespace_struct(crowded, JWT_AUTHN_NAMESPACE)
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.bytes(), want.as_slice());
+        // A namespace with no value is an empty `Struct`: no payload.
+        let mut empty = Vec::new();
+        put_bytes(&mut empty, 1, &{
+            let mut entry = Vec::new();
+            put_bytes(&mut entry, 1, JWT_AUTHN_NAMESPACE.as_bytes());
+            entry
+        });
+        let found = namespace_struct(empty, JWT_AUTHN_NAMESPACE)
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.bytes(), b"");
+        assert_eq!(found.payload("p"), Ok(None));
     }
 
     #[test]

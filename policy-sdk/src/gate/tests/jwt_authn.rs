@@ -223,3 +223,58 @@ fn the_default_mode_never_reads_metadata() {
     assert_eq!(host.reply.as_ref().map(|r| r.status), Some(401));
     assert_eq!(only_decision(&host).token_failure, Some("missing"));
 }
+
+/// [`through`] at `now` (Unix seconds) instead of `TEST_NOW`.
+fn through_at(w: &Rc<Warden>, now: u64, dynamic_metadata: Vec<u8>) -> MemoryHost {
+    let headers = client_request(&head("POST", "/mcp", None));
+    let mut exchange = Exchange::new(Some(Rc::clone(w)));
+    let mut host = MemoryHost::new(u128::from(now) * 1_000_000_000, HeaderPause::Honoured);
+    host.dynamic_metadata = Some(dynamic_metadata);
+    let mut driver = Driver::new(&mut exchange, host);
+    driver.request_headers(&headers, false);
+    if driver.host.reply.is_none() {
+        driver.request_chunk(CALL_SEARCH.as_bytes(), true);
+    }
+    driver.finish();
+    driver.host
+}
+
+#[test]
+fn every_request_reads_its_own_payload() {
+    let w = jwt_authn_warden(json!({}));
+    let alice = metadata(
+        "jwt_payload",
+        standard_claims(TEST_NOW, json!({"sub": "alice", "jti": "t-1"})),
+    );
+    for _ in 0..2 {
+        let audit = only_decision(&through(&w, None, Some(alice.clone()), CALL_SEARCH));
+        assert!(audit.is_allowed(), "{audit:?}");
+        assert_eq!(audit.subject.as_deref(), Some("alice"));
+    }
+    // Another payload is another caller, whoever came before.
+    let bob = metadata(
+        "jwt_payload",
+        standard_claims(TEST_NOW, json!({"sub": "bob", "actor_type": "agent"})),
+    );
+    let audit = only_decision(&through(&w, None, Some(bob), CALL_SEARCH));
+    assert_eq!(audit.subject.as_deref(), Some("bob"));
+    assert_eq!(audit.actor_type, Some("agent"));
+    // Nothing is kept: Envoy's bytes for one payload change from request
+    // to request (`TokenVerifier::accept_verified`).
+    let stats = w.verifier().cache_stats();
+    assert_eq!((stats.entries, stats.hits, stats.misses), (0, 0, 0));
+
+    // What changes with time is checked on every request: revoked since,
+    // or past `exp` (the standard claims' token lives ten minutes).
+    w.verifier()
+        .update_revocations(&json!({"jti": [{"value": "t-1", "reason": "laptop stolen"}]}))
+        .unwrap();
+    let host = through(&w, None, Some(alice.clone()), CALL_SEARCH);
+    assert!(!host.forwarded_anything());
+    assert_eq!(only_decision(&host).token_failure, Some("revoked"));
+    w.verifier().update_revocations(&json!({})).unwrap();
+    assert!(only_decision(&through_at(&w, TEST_NOW, alice.clone())).is_allowed());
+    let host = through_at(&w, TEST_NOW + 3600, alice);
+    assert!(!host.forwarded_anything());
+    assert_eq!(only_decision(&host).token_failure, Some("expired"));
+}
