@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use std::rc::Rc;
+
+use serde_json::{Map, Value, json};
 
 use policy_sdk::config::PolicyDocument;
 use policy_sdk::identity::envoy_metadata::{JWT_AUTHN_NAMESPACE, encode_verified_payload};
@@ -19,22 +21,26 @@ use crate::host::{Emulator, FilterModule, HarnessError, HostcallCounts};
 use crate::suite::Minter;
 
 /// What the reference requests are made of.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Reference {
-    /// The plugin configuration (its issuers trusting `token`'s key).
+    /// The plugin configuration (its issuers trusting the harness's keys).
     pub config: String,
-    /// The caller's bearer token.
-    pub token: String,
-    /// Under `identity.verified_by: jwt_authn`: the stream's metadata as
-    /// `jwt_authn` leaves it for the same claims (the token's payload,
-    /// verified), sent with every reference request.
-    pub dynamic_metadata: Option<Vec<u8>>,
     /// A tool the policy lets the caller call.
     pub allowed_tool: String,
     /// A tool it does not: the denied call, and the entry the list loses.
     pub denied_tool: String,
     /// The host clock, in seconds since the Unix epoch.
     pub now: u64,
+    /// Every request with a token never presented before (a new `jti`):
+    /// the path of a token the verification cache does not know, its
+    /// signature checked. Off: one token throughout, as a client that
+    /// reuses its token.
+    pub fresh_tokens: bool,
+    minter: Rc<Minter>,
+    /// The caller's claims, laid over the minter's defaults.
+    claims: Map<String, Value>,
+    /// The token when it is the same throughout.
+    token: String,
 }
 
 impl Reference {
@@ -48,33 +54,40 @@ impl Reference {
         denied_tool: &str,
     ) -> Result<Self, String> {
         let (config, minter) = Minter::for_document(document, TEST_NOW)?;
-        let dynamic_metadata = match (minter.jwt_authn_payload_key(), claims) {
-            (Some(key), Value::Object(claims)) => Some(encode_verified_payload(
-                JWT_AUTHN_NAMESPACE,
-                key,
-                &minter.claims(&[claims]),
-            )),
-            (Some(_), _) => return Err("claims must be a mapping".into()),
-            (None, _) => None,
+        let Value::Object(claims) = claims else {
+            return Err("claims must be a mapping".into());
         };
         Ok(Self {
             config,
-            token: minter.token(claims)?,
-            dynamic_metadata,
             allowed_tool: allowed_tool.to_owned(),
             denied_tool: denied_tool.to_owned(),
             now: TEST_NOW,
+            fresh_tokens: false,
+            token: minter.mint(&[claims], None)?,
+            minter: Rc::new(minter),
+            claims: claims.clone(),
         })
     }
-}
 
-impl Reference {
-    /// A reference POST of `body` with the caller's credentials: the
-    /// bearer token, and the verified payload where `jwt_authn` verifies.
-    fn request(&self, body: Vec<u8>, bearer: &str) -> HttpRequest {
-        let mut request = HttpRequest::post(body).header("authorization", bearer);
-        request.dynamic_metadata.clone_from(&self.dynamic_metadata);
-        request
+    /// The `n`th reference POST of `body`, with the caller's credentials:
+    /// the bearer token, and under `identity.verified_by: jwt_authn` the
+    /// payload `jwt_authn` leaves in the stream's metadata for it.
+    fn request(&self, n: u64, body: Vec<u8>) -> Result<HttpRequest, HarnessError> {
+        let mut claims = self.claims.clone();
+        let token = if self.fresh_tokens {
+            claims.insert("jti".into(), Value::String(format!("fresh-{n}")));
+            self.minter
+                .mint(&[&claims], None)
+                .map_err(HarnessError::Usage)?
+        } else {
+            self.token.clone()
+        };
+        let mut request =
+            HttpRequest::post(body).header("authorization", &format!("Bearer {token}"));
+        request.dynamic_metadata = self.minter.jwt_authn_payload_key().map(|key| {
+            encode_verified_payload(JWT_AUTHN_NAMESPACE, key, &self.minter.claims(&[&claims]))
+        });
+        Ok(request)
     }
 }
 
@@ -182,7 +195,8 @@ fn exchange(
 /// Runs the reference requests; the counts of each, then of one root tick
 /// in the steady state. Each request is sent twice and counted the second
 /// time: the first defines the metrics its labels name (once per VM and
-/// label set), which a worker in its steady state has done long before.
+/// label set), which a worker in its steady state has done long before,
+/// and (unless [`Reference::fresh_tokens`]) puts its token in the cache.
 /// Then the allowed call is sent `repeat` more times, uncounted: a steady
 /// load for a sampling profiler.
 pub fn count(
@@ -198,7 +212,6 @@ pub fn count(
     answer_fetches(emulator)?;
     emulator.tick()?;
     answer_fetches(emulator)?;
-    let bearer = format!("Bearer {}", reference.token);
     let called = json!({"jsonrpc": "2.0", "id": 7, "result": {"content": [], "isError": false}});
     let tools: Vec<Value> = [&reference.allowed_tool, &reference.denied_tool]
         .iter()
@@ -213,9 +226,14 @@ pub fn count(
     ];
 
     let mut counted = Vec::new();
+    let mut sent = 0;
+    let mut next_request = |body: &[u8]| {
+        sent += 1;
+        reference.request(sent, body.to_vec())
+    };
     for (label, body, answer) in references {
-        let request = reference.request(body, &bearer);
-        exchange(&mut filter, &request, answer)?;
+        exchange(&mut filter, &next_request(&body)?, answer)?;
+        let request = next_request(&body)?;
         let fuel_before = filter.emulator().fuel_used_total();
         let (id, mut done, seen) = exchange(&mut filter, &request, answer)?;
         let fuel = filter.emulator().fuel_used_total() - fuel_before;
@@ -240,9 +258,9 @@ pub fn count(
         ));
     }
 
-    let request = reference.request(call_body(&reference.allowed_tool), &bearer);
+    let allowed = call_body(&reference.allowed_tool);
     for _ in 0..repeat {
-        let (_, done, _) = exchange(&mut filter, &request, &called)?;
+        let (_, done, _) = exchange(&mut filter, &next_request(&allowed)?, &called)?;
         if done != "forwarded" {
             return Err(HarnessError::Usage(format!(
                 "a repeated allowed call was {done}, not forwarded"

@@ -257,6 +257,14 @@ struct HostcallsArgs {
     /// Override the policy's `identity.verified_by`.
     #[arg(long, value_enum)]
     verified_by: Option<VerifiedByArg>,
+    /// Every request with a token never presented before: the cost of a
+    /// token the verification cache does not know, signature included.
+    #[arg(long)]
+    fresh_tokens: bool,
+    /// The one algorithm every issuer accepts, and the harness signs with
+    /// (`ES256`, `RS256`, `EdDSA`); default: the policy's.
+    #[arg(long, value_parser = ["ES256", "RS256", "EdDSA"])]
+    alg: Option<String>,
     /// After counting, send the allowed call this many more times: a
     /// load for a sampling profiler (`bench/profile_wasm.sh`), which
     /// sees the module's functions by name when the environment sets
@@ -372,6 +380,8 @@ fn hostcalls(args: &HostcallsArgs) -> anyhow::Result<ExitCode> {
         denied_tool,
         header_mode,
         verified_by,
+        fresh_tokens,
+        alg,
         repeat,
         wasm,
         format,
@@ -387,6 +397,11 @@ fn hostcalls(args: &HostcallsArgs) -> anyhow::Result<ExitCode> {
     if let Some(by) = verified_by {
         loaded.document.identity.verified_by = (*by).into();
     }
+    if let Some(alg) = alg {
+        for issuer in &mut loaded.document.identity.issuers {
+            issuer.algorithms = vec![alg.clone()];
+        }
+    }
     let claims: Value = match claims {
         Some(path) => serde_json::from_slice(
             &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
@@ -394,13 +409,14 @@ fn hostcalls(args: &HostcallsArgs) -> anyhow::Result<ExitCode> {
         .context("claims must be a JSON object")?,
         None => warden_harness::hostcalls::default_claims(),
     };
-    let reference = warden_harness::hostcalls::Reference::for_document(
+    let mut reference = warden_harness::hostcalls::Reference::for_document(
         &loaded.document,
         &claims,
         allowed_tool,
         denied_tool,
     )
     .map_err(anyhow::Error::msg)?;
+    reference.fresh_tokens = *fresh_tokens;
     let counted = warden_harness::hostcalls::count(&wasm.load()?, &reference, repeat)?;
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&counted)?),
