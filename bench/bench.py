@@ -1090,6 +1090,33 @@ def hostcall_counts() -> dict[str, list[dict[str, Any]]]:
     return counts
 
 
+FRESH_TOKEN_ALGS = ("ES256", "RS256", "EdDSA")
+
+
+def fresh_token_instructions() -> dict[str, int]:
+    """`warden hostcalls --fresh-tokens` per algorithm (stream mode): the Wasm
+    instructions of an allowed call whose token the cache has never seen,
+    signed with that algorithm alone, so its signature is checked."""
+    counts = {}
+    for alg in FRESH_TOKEN_ALGS:
+        counted = json.loads(run_cli(
+            "hostcalls", "--policy", HOSTCALL_POLICY, "--tool", HOSTCALL_TOOLS[0], "--denied-tool",
+            HOSTCALL_TOOLS[1], "--header-mode", "stream", "--alg", alg, "--fresh-tokens", "--wasm", WASM_FILTER,
+            "--format", "json"))
+        counts[alg] = next(c["fuel"] for c in counted if c["request"] == "allowed call")
+    return counts
+
+
+def fresh_token_markdown(fresh: dict[str, int], hostcalls: dict[str, list[dict[str, Any]]]) -> list[str]:
+    cached = next((c["fuel"] for c in hostcalls.get("stream", []) if c["request"] == "allowed call"), None)
+    shown = ", ".join(f"{alg} {fuel:,}" for alg, fuel in fresh.items())
+    return [
+        "Wasm instructions of an allowed call (stream) whose token Warden has not seen before, its signature "
+        f"checked (`warden hostcalls --fresh-tokens --alg …`): {shown}"
+        + (f"; with a token from the cache: {cached:,}." if cached is not None else "."),
+    ]
+
+
 def hostcalls_markdown(counts: dict[str, list[dict[str, Any]]]) -> list[str]:
     """One column per request and header mode (the root tick once), one row per hostcall."""
     columns = [(mode, c) for mode in counts for c in counts[mode] if c["request"] != "tick (root)"]
@@ -1461,6 +1488,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| `{key}` | " + " | ".join(v["checks"].get(c, "–") for c in columns) + " |")
     if result.get("hostcalls"):
         lines += [""] + hostcalls_markdown(result["hostcalls"])
+    if result.get("fresh_token_instructions"):
+        lines += [""] + fresh_token_markdown(result["fresh_token_instructions"], result.get("hostcalls", {}))
     if result.get("soak"):
         lines += [""] + soak_markdown(result["soak"])
     if result["micro"]:
@@ -1707,6 +1736,9 @@ def main() -> int:
     hostcalls = hostcall_counts()
     for mode, counted in hostcalls.items():
         print(f"bench: hostcalls ({mode}): " + ", ".join(f"{c['request']} {c['total']}" for c in counted))
+    fresh_instructions = fresh_token_instructions()
+    print("bench: Wasm instructions of an allowed call with a fresh token: "
+          + ", ".join(f"{alg} {fuel}" for alg, fuel in fresh_instructions.items()))
 
     tokens = mint_tokens(args.fresh_tokens, variants)
     body_files = {}
@@ -1783,6 +1815,7 @@ def main() -> int:
         "summary": summary,
         "micro": micro,
         "hostcalls": hostcalls,
+        "fresh_token_instructions": fresh_instructions,
         "profiles": profiles,
         "soak": soak_result,
         "wasm_bytes": WASM_FILTER.stat().st_size,
