@@ -64,10 +64,10 @@ impl RequestHeaders {
         if warden.verifier().verified_by() == VerifiedBy::JwtAuthn {
             // One hostcall: the whole metadata message (see
             // `envoy_metadata` for why not a path into it).
-            // The payload in it is decoded only if the verification cache
-            // does not know its bytes (`TokenVerifier::accept_verified`).
+            // The payload in it is decoded when the identity is wanted
+            // (`TokenVerifier::accept_verified`).
             let metadata = host.dynamic_metadata()?.unwrap_or_default();
-            head.verified_payload = Some(namespace_struct(metadata, JWT_AUTHN_NAMESPACE));
+            head.verified_payload = Some(namespace_struct(&metadata, JWT_AUTHN_NAMESPACE));
         }
         Ok(head)
     }

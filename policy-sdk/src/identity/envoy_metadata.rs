@@ -51,28 +51,26 @@ pub type VerifiedPayload = Map<String, Value>;
 /// The `Struct` a filter left under one namespace of the stream's
 /// metadata, as the metadata message carries it: found when the headers
 /// arrive, decoded only when the identity is wanted
-/// ([`super::TokenVerifier::accept_verified`]), once, into the payload
-/// itself rather than into a map the payload is copied out of.
+/// ([`super::TokenVerifier::accept_verified`]), which moves the payload
+/// out of the decoded `Struct` rather than copying it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamespaceStruct {
     namespace: &'static str,
-    /// The whole metadata message, as the host gave it.
-    metadata: Vec<u8>,
-    /// Where the namespace's `Struct` is in it.
-    at: std::ops::Range<usize>,
+    /// The `Struct`'s wire bytes.
+    bytes: Vec<u8>,
 }
 
 impl NamespaceStruct {
     /// The `Struct`'s wire bytes.
     pub fn bytes(&self) -> &[u8] {
-        self.metadata.get(self.at.clone()).unwrap_or_default()
+        &self.bytes
     }
 
     /// The object stored under `key` in this `Struct`, decoded: `None`
     /// when there is none. The whole `Struct` is decoded and checked, not
     /// only the entry under `key`.
     pub fn payload(&self, key: &str) -> Result<Option<VerifiedPayload>, MetadataError> {
-        let mut fields = decode_struct(self.bytes(), 0)?;
+        let mut fields = decode_struct(&self.bytes, 0)?;
         match fields.remove(key) {
             None => Ok(None),
             Some(Value::Object(payload)) => Ok(Some(payload)),
@@ -89,7 +87,7 @@ impl NamespaceStruct {
 /// namespace (the filter stored nothing, or is not in the chain). The
 /// message's top level is read in full: a namespace twice is refused.
 pub fn namespace_struct(
-    metadata: Vec<u8>,
+    metadata: &[u8],
     namespace: &'static str,
 ) -> Result<Option<NamespaceStruct>, MetadataError> {
     if metadata.len() > MAX_METADATA_BYTES {
@@ -100,8 +98,8 @@ pub fn namespace_struct(
     }
     // `Metadata.filter_metadata` (field 1) is a map<string, Struct>; its
     // other fields (typed metadata) are not Warden's business.
-    let mut found: Option<std::ops::Range<usize>> = None;
-    let mut reader = Reader::new(&metadata);
+    let mut found: Option<&[u8]> = None;
+    let mut reader = Reader::new(metadata);
     while let Some((field, wire)) = reader.tag()? {
         match (field, wire) {
             (1, Wire::Bytes) => {
@@ -110,36 +108,29 @@ pub fn namespace_struct(
                     if found.is_some() {
                         return Err(MetadataError::DuplicateKey(entry_key));
                     }
-                    found = Some(value.map_or(0..0, |value| within(&metadata, value)));
+                    found = Some(value.unwrap_or_default());
                 }
             }
             (_, wire) => reader.skip(wire)?,
         }
     }
-    Ok(found.map(|at| NamespaceStruct {
+    Ok(found.map(|bytes| NamespaceStruct {
         namespace,
-        metadata,
-        at,
+        bytes: bytes.to_vec(),
     }))
-}
-
-/// Where `part`, a slice the reader took out of `whole`, lies in it (the
-/// distance between the two starts).
-fn within(whole: &[u8], part: &[u8]) -> std::ops::Range<usize> {
-    let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
-    start..start + part.len()
 }
 
 /// The payload `jwt_authn` stored under `namespace` / `key`, if it stored
 /// one: [`namespace_struct`], then [`NamespaceStruct::payload`]. `None`
 /// when the metadata has no such entry (the filter verified no token, or is
 /// not in the chain).
-pub fn verified_payload(
+#[cfg(test)]
+fn verified_payload(
     metadata: &[u8],
     namespace: &'static str,
     key: &str,
 ) -> Result<Option<Map<String, Value>>, MetadataError> {
-    match namespace_struct(metadata.to_vec(), namespace)? {
+    match namespace_struct(metadata, namespace)? {
         Some(found) => found.payload(key),
         None => Ok(None),
     }
@@ -495,7 +486,7 @@ mod tests {
         let mut inner = Map::new();
         inner.insert("p".into(), Value::Object(payload.clone()));
         let want = encode_struct(&inner);
-        let found = namespace_struct(alone.clone(), JWT_AUTHN_NAMESPACE)
+        let found = namespace_struct(&alone, JWT_AUTHN_NAMESPACE)
             .unwrap()
             .unwrap();
         assert_eq!(found.bytes(), want.as_slice());
@@ -507,7 +498,7 @@ mod tests {
         let mut skipped = Vec::new();
         put_bytes(&mut skipped, 2, b"typed metadata");
         let crowded = [other.clone(), alone, skipped, other].concat();
-        let found = namespace_struct(crowded, JWT_AUTHN_NAMESPACE)
+        let found = namespace_struct(&crowded, JWT_AUTHN_NAMESPACE)
             .unwrap()
             .unwrap();
         assert_eq!(found.bytes(), want.as_slice());
@@ -518,7 +509,7 @@ mod tests {
             put_bytes(&mut entry, 1, JWT_AUTHN_NAMESPACE.as_bytes());
             entry
         });
-        let found = namespace_struct(empty, JWT_AUTHN_NAMESPACE)
+        let found = namespace_struct(&empty, JWT_AUTHN_NAMESPACE)
             .unwrap()
             .unwrap();
         assert_eq!(found.bytes(), b"");

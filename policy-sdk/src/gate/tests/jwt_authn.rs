@@ -278,3 +278,30 @@ fn every_request_reads_its_own_payload() {
     assert!(!host.forwarded_anything());
     assert_eq!(only_decision(&host).token_failure, Some("expired"));
 }
+
+#[test]
+fn a_payload_that_cannot_be_decoded_refuses_with_or_without_a_token() {
+    let w = jwt_authn_warden(json!({}));
+    // Well-formed metadata whose payload nests deeper than Warden reads:
+    // found when the headers arrive, refused when it is decoded.
+    let mut deep = json!("bottom");
+    for _ in 0..20 {
+        deep = json!({ "level": deep });
+    }
+    let too_deep = metadata(
+        "jwt_payload",
+        standard_claims(TEST_NOW, json!({ "deep": deep })),
+    );
+    for authorization in [None, Some(bearer())] {
+        let host = through(
+            &w,
+            authorization.as_deref(),
+            Some(too_deep.clone()),
+            CALL_SEARCH,
+        );
+        assert_eq!(host.reply.as_ref().map(|r| r.status), Some(401));
+        assert!(!host.forwarded_anything());
+        let audit = only_decision(&host);
+        assert_eq!(audit.token_failure, Some("verified_payload"), "{audit:?}");
+    }
+}
