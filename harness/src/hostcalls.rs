@@ -54,8 +54,10 @@ impl Reference {
         denied_tool: &str,
     ) -> Result<Self, String> {
         let (config, minter) = Minter::for_document(document, TEST_NOW)?;
-        let Value::Object(claims) = claims else {
-            return Err("claims must be a mapping".into());
+        let claims = match claims {
+            Value::Object(claims) => claims.clone(),
+            Value::Null => Map::new(),
+            _ => return Err("claims must be a mapping".into()),
         };
         Ok(Self {
             config,
@@ -63,15 +65,17 @@ impl Reference {
             denied_tool: denied_tool.to_owned(),
             now: TEST_NOW,
             fresh_tokens: false,
-            token: minter.mint(&[claims], None)?,
+            token: minter.mint(&[&claims], None)?,
             minter: Rc::new(minter),
-            claims: claims.clone(),
+            claims,
         })
     }
 
     /// The `n`th reference POST of `body`, with the caller's credentials:
-    /// the bearer token, and under `identity.verified_by: jwt_authn` the
-    /// payload `jwt_authn` leaves in the stream's metadata for it.
+    /// the bearer token; under `identity.verified_by: jwt_authn`, the
+    /// payload `jwt_authn` leaves in the stream's metadata for it instead,
+    /// as `jwt_authn` removes the token it verified (its default, and
+    /// `warden envoy`'s).
     fn request(&self, n: u64, body: Vec<u8>) -> Result<HttpRequest, HarnessError> {
         let mut claims = self.claims.clone();
         let token = if self.fresh_tokens {
@@ -82,11 +86,17 @@ impl Reference {
         } else {
             self.token.clone()
         };
-        let mut request =
-            HttpRequest::post(body).header("authorization", &format!("Bearer {token}"));
-        request.dynamic_metadata = self.minter.jwt_authn_payload_key().map(|key| {
-            encode_verified_payload(JWT_AUTHN_NAMESPACE, key, &self.minter.claims(&[&claims]))
-        });
+        let mut request = HttpRequest::post(body);
+        match self.minter.jwt_authn_payload_key() {
+            Some(key) => {
+                request.dynamic_metadata = Some(encode_verified_payload(
+                    JWT_AUTHN_NAMESPACE,
+                    key,
+                    &self.minter.claims(&[&claims]),
+                ));
+            }
+            None => request = request.header("authorization", &format!("Bearer {token}")),
+        }
         Ok(request)
     }
 }

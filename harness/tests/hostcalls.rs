@@ -177,6 +177,7 @@ fn the_wasm_instructions_of_each_request_are_counted_and_steady() {
 fn a_payload_jwt_authn_verified_costs_one_hostcall_more() {
     let own = counted(HeaderMode::Stream);
     let by_proxy = counted_by(HeaderMode::Stream, VerifiedBy::JwtAuthn, 0);
+    assert_eq!(by_proxy.len(), own.len());
     for (request, ours) in by_proxy.iter().zip(&own) {
         let name = request.request;
         assert_eq!(request.outcome, ours.outcome, "{name}");
@@ -195,6 +196,7 @@ fn a_fresh_token_is_verified_and_asks_nothing_more_of_the_host() {
     let cached = counted(HeaderMode::Stream);
     for alg in ["ES256", "RS256", "EdDSA"] {
         let fresh = counted_with(HeaderMode::Stream, VerifiedBy::Warden, 0, Some(alg));
+        assert_eq!(fresh.len(), cached.len());
         for (request, repeated) in fresh.iter().zip(&cached) {
             let name = request.request;
             assert_eq!(request.outcome, repeated.outcome, "{alg} {name}");
