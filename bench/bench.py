@@ -27,8 +27,10 @@ each run:
 Before the load, ``warden hostcalls`` counts the hostcalls the filter makes
 per request (an allowed call, a denied call, a filtered ``tools/list``, and
 one root tick) by running the built ``.wasm`` in the harness's emulator of
-Envoy's host, in both header modes, under ``bench/hostcalls.yaml``; and every
-variant is probed for what it lets through. After the rounds, a soak sends
+Envoy's host, in both header modes and with the identity from jwt_authn's
+verified payload, under ``bench/hostcalls.yaml``, and the Wasm instructions of
+an allowed call with a fresh token per algorithm; and every variant is probed
+for what it lets through. After the rounds, a soak sends
 mixed requests to one fresh Warden VM and reads its memory gauge.
 
 Figures are medians over rounds, each also as a ratio to the plain Envoy of
@@ -1076,8 +1078,9 @@ def soak_verdict(soaked: dict[str, Any]) -> tuple[bool, str]:
 
 
 def hostcall_counts() -> dict[str, list[dict[str, Any]]]:
-    """`warden hostcalls` per header mode: for each reference request (and one
-    root tick), the hostcalls the built filter made, by name."""
+    """`warden hostcalls` per header mode, and in the default mode with the identity
+    from jwt_authn's verified payload: for each reference request (and one root tick),
+    the hostcalls the built filter made, by name."""
     runs = [(mode, mode, "warden") for mode in HEADER_MODES]
     # The identity from jwt_authn's verified payload (docs/policy.md), in the default mode.
     runs.append(("stream, jwt_authn", "stream", "jwt-authn"))
@@ -1103,11 +1106,15 @@ def fresh_token_instructions() -> dict[str, int]:
             "hostcalls", "--policy", HOSTCALL_POLICY, "--tool", HOSTCALL_TOOLS[0], "--denied-tool",
             HOSTCALL_TOOLS[1], "--header-mode", "stream", "--alg", alg, "--fresh-tokens", "--wasm", WASM_FILTER,
             "--format", "json"))
-        counts[alg] = next(c["fuel"] for c in counted if c["request"] == "allowed call")
+        fuel = next((c["fuel"] for c in counted if c["request"] == "allowed call"), None)
+        if fuel is None:
+            raise SystemExit(f"bench: `warden hostcalls --fresh-tokens --alg {alg}` counted no allowed call")
+        counts[alg] = fuel
     return counts
 
 
 def fresh_token_markdown(fresh: dict[str, int], hostcalls: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """One line: the fresh-token counts per algorithm, beside the cached call's (stream mode)."""
     cached = next((c["fuel"] for c in hostcalls.get("stream", []) if c["request"] == "allowed call"), None)
     shown = ", ".join(f"{alg} {fuel:,}" for alg, fuel in fresh.items())
     return [
