@@ -35,9 +35,20 @@ fn through(
     dynamic_metadata: Option<Vec<u8>>,
     body: &str,
 ) -> MemoryHost {
+    through_at(w, TEST_NOW, authorization, dynamic_metadata, body)
+}
+
+/// [`through`] at `now` (Unix seconds) instead of `TEST_NOW`.
+fn through_at(
+    w: &Rc<Warden>,
+    now: u64,
+    authorization: Option<&str>,
+    dynamic_metadata: Option<Vec<u8>>,
+    body: &str,
+) -> MemoryHost {
     let headers = client_request(&head("POST", "/mcp", authorization));
     let mut exchange = Exchange::new(Some(Rc::clone(w)));
-    let mut host = MemoryHost::new(u128::from(TEST_NOW) * 1_000_000_000, HeaderPause::Honoured);
+    let mut host = MemoryHost::new(u128::from(now) * 1_000_000_000, HeaderPause::Honoured);
     host.dynamic_metadata = dynamic_metadata;
     let mut driver = Driver::new(&mut exchange, host);
     driver.request_headers(&headers, false);
@@ -224,21 +235,6 @@ fn the_default_mode_never_reads_metadata() {
     assert_eq!(only_decision(&host).token_failure, Some("missing"));
 }
 
-/// [`through`] at `now` (Unix seconds) instead of `TEST_NOW`.
-fn through_at(w: &Rc<Warden>, now: u64, dynamic_metadata: Vec<u8>) -> MemoryHost {
-    let headers = client_request(&head("POST", "/mcp", None));
-    let mut exchange = Exchange::new(Some(Rc::clone(w)));
-    let mut host = MemoryHost::new(u128::from(now) * 1_000_000_000, HeaderPause::Honoured);
-    host.dynamic_metadata = Some(dynamic_metadata);
-    let mut driver = Driver::new(&mut exchange, host);
-    driver.request_headers(&headers, false);
-    if driver.host.reply.is_none() {
-        driver.request_chunk(CALL_SEARCH.as_bytes(), true);
-    }
-    driver.finish();
-    driver.host
-}
-
 #[test]
 fn every_request_reads_its_own_payload() {
     let w = jwt_authn_warden(json!({}));
@@ -273,8 +269,8 @@ fn every_request_reads_its_own_payload() {
     assert!(!host.forwarded_anything());
     assert_eq!(only_decision(&host).token_failure, Some("revoked"));
     w.verifier().update_revocations(&json!({})).unwrap();
-    assert!(only_decision(&through_at(&w, TEST_NOW, alice.clone())).is_allowed());
-    let host = through_at(&w, TEST_NOW + 3600, alice);
+    assert!(only_decision(&through(&w, None, Some(alice.clone()), CALL_SEARCH)).is_allowed());
+    let host = through_at(&w, TEST_NOW + 3600, None, Some(alice), CALL_SEARCH);
     assert!(!host.forwarded_anything());
     assert_eq!(only_decision(&host).token_failure, Some("expired"));
 }
