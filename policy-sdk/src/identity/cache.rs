@@ -20,6 +20,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::{Identity, TokenTimes};
 
@@ -211,7 +212,7 @@ fn estimate(identity: &Identity) -> usize {
                 .sum::<usize>()
             + p.claims
                 .iter()
-                .map(|(k, v)| k.len() + v.to_string().len() + 32)
+                .map(|(k, v)| k.len() + value_bytes(v))
                 .sum::<usize>()
     };
     256 + identity.issuer.len()
@@ -224,9 +225,29 @@ fn estimate(identity: &Identity) -> usize {
             .sum::<usize>()
 }
 
+/// What a JSON value holds in memory, roughly: its strings' bytes and a
+/// few words per value and key. Counted without writing the value out:
+/// its serialized length cost a JSON writer and an allocation per claim on
+/// every token the cache had not seen (about 5,000 Wasm instructions).
+fn value_bytes(value: &Value) -> usize {
+    const NODE: usize = 32;
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => NODE,
+        Value::String(text) => NODE + text.len(),
+        Value::Array(items) => NODE + items.iter().map(value_bytes).sum::<usize>(),
+        Value::Object(fields) => {
+            NODE + fields
+                .iter()
+                .map(|(key, value)| NODE + key.len() + value_bytes(value))
+                .sum::<usize>()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn identity(subject: &str) -> Rc<Identity> {
         Rc::new(Identity {
@@ -319,6 +340,42 @@ mod tests {
             assert!(!same_token(&token, &other), "octet {at}");
         }
         assert!(same_token(&token, &token.clone()));
+    }
+
+    #[test]
+    fn an_entry_counts_its_claims_however_deep() {
+        let with_claim = |claim: Value| {
+            let mut identity = identity("alice");
+            Rc::make_mut(&mut identity)
+                .subject
+                .claims
+                .insert("blob".into(), claim);
+            identity
+        };
+        let plain = estimate(&identity("alice"));
+        let big = "x".repeat(100_000);
+        for claim in [json!(big), json!([[big]]), json!({"outer": {"inner": big}})] {
+            let size = estimate(&with_claim(claim.clone()));
+            assert!(size >= plain + 100_000, "{size} for {claim:.40}");
+            // Too large for a cache of 50,000 bytes: never kept.
+            let mut cache = VerificationCache::new(CacheConfig {
+                max_entries: 8,
+                max_bytes: 50_000,
+            });
+            cache.insert("t1", with_claim(claim), TIMES);
+            assert_eq!(cache.len(), 0);
+        }
+        // A claim of every kind counts something.
+        for claim in [
+            json!(null),
+            json!(true),
+            json!(7),
+            json!(""),
+            json!([]),
+            json!({}),
+        ] {
+            assert!(estimate(&with_claim(claim.clone())) > plain, "{claim}");
+        }
     }
 
     #[test]
