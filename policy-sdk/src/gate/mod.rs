@@ -256,18 +256,14 @@ impl Warden {
                     Some(Err(error)) => Err(TokenError::VerifiedPayload(error.to_string())),
                     Some(Ok(None)) | None => Err(TokenError::NotVerifiedByProxy),
                 };
-                match accepted {
-                    // No verified payload. Without a token, that is a
-                    // missing token (the MCP 401 that starts
-                    // authorization); with one, `jwt_authn` refused it or
-                    // never saw it, and Warden does not verify it in its
-                    // place.
-                    Err(TokenError::NotVerifiedByProxy) => {
-                        TokenVerifier::bearer_token(head.authorization)?;
-                        Err(TokenError::NotVerifiedByProxy)
-                    }
-                    accepted => accepted,
+                // No verified payload. Without a token, that is a missing
+                // token (the MCP 401 that starts authorization); with one,
+                // `jwt_authn` refused it or never saw it, and Warden does
+                // not verify it in its place.
+                if matches!(accepted, Err(TokenError::NotVerifiedByProxy)) {
+                    TokenVerifier::bearer_token(head.authorization)?;
                 }
+                accepted
             }
         }
     }

@@ -61,11 +61,6 @@ pub struct NamespaceStruct {
 }
 
 impl NamespaceStruct {
-    /// The `Struct`'s wire bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
     /// The object stored under `key` in this `Struct`, decoded: `None`
     /// when there is none. The whole `Struct` is decoded and checked, not
     /// only the entry under `key`.
@@ -489,7 +484,7 @@ mod tests {
         let found = namespace_struct(&alone, JWT_AUTHN_NAMESPACE)
             .unwrap()
             .unwrap();
-        assert_eq!(found.bytes(), want.as_slice());
+        assert_eq!(found.bytes.as_slice(), want.as_slice());
         assert_eq!(found.payload("p"), Ok(Some(payload.clone())));
         assert_eq!(found.payload("q"), Ok(None));
         // Another filter's namespace before and after it, and a field
@@ -501,7 +496,7 @@ mod tests {
         let found = namespace_struct(&crowded, JWT_AUTHN_NAMESPACE)
             .unwrap()
             .unwrap();
-        assert_eq!(found.bytes(), want.as_slice());
+        assert_eq!(found.bytes.as_slice(), want.as_slice());
         // A namespace with no value is an empty `Struct`: no payload.
         let mut empty = Vec::new();
         put_bytes(&mut empty, 1, &{
@@ -512,7 +507,7 @@ mod tests {
         let found = namespace_struct(&empty, JWT_AUTHN_NAMESPACE)
             .unwrap()
             .unwrap();
-        assert_eq!(found.bytes(), b"");
+        assert_eq!(found.bytes.as_slice(), b"");
         assert_eq!(found.payload("p"), Ok(None));
     }
 
