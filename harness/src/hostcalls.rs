@@ -6,10 +6,9 @@
 //! hostcalls` prints them; `make bench` writes them into BENCHMARKS.md.
 
 use std::collections::BTreeMap;
-
-use serde::Serialize;
 use std::rc::Rc;
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use policy_sdk::config::PolicyDocument;
@@ -77,27 +76,41 @@ impl Reference {
     /// as `jwt_authn` removes the token it verified (its default, and
     /// `warden envoy`'s).
     fn request(&self, n: u64, body: Vec<u8>) -> Result<HttpRequest, HarnessError> {
-        let mut claims = self.claims.clone();
-        let token = if self.fresh_tokens {
+        let fresh = self.fresh_tokens.then(|| {
+            let mut claims = self.claims.clone();
             claims.insert("jti".into(), Value::String(format!("fresh-{n}")));
-            self.minter
-                .mint(&[&claims], None)
-                .map_err(HarnessError::Usage)?
-        } else {
-            self.token.clone()
-        };
+            claims
+        });
+        let claims = fresh.as_ref().unwrap_or(&self.claims);
         let mut request = HttpRequest::post(body);
         match self.minter.jwt_authn_payload_key() {
             Some(key) => {
                 request.dynamic_metadata = Some(encode_verified_payload(
                     JWT_AUTHN_NAMESPACE,
                     key,
-                    &self.minter.claims(&[&claims]),
+                    &self.minter.claims(&[claims]),
                 ));
             }
-            None => request = request.header("authorization", &format!("Bearer {token}")),
+            None => {
+                let token = match &fresh {
+                    Some(claims) => self
+                        .minter
+                        .mint(&[claims], None)
+                        .map_err(HarnessError::Usage)?,
+                    None => self.token.clone(),
+                };
+                request = request.header("authorization", &format!("Bearer {token}"));
+            }
         }
         Ok(request)
+    }
+}
+
+/// Makes `alg` the only algorithm every issuer of `document` accepts, so
+/// the harness signs with it (`warden hostcalls --alg`).
+pub fn accept_only(document: &mut PolicyDocument, alg: &str) {
+    for issuer in &mut document.identity.issuers {
+        issuer.algorithms = vec![alg.to_owned()];
     }
 }
 

@@ -398,9 +398,7 @@ fn hostcalls(args: &HostcallsArgs) -> anyhow::Result<ExitCode> {
         loaded.document.identity.verified_by = (*by).into();
     }
     if let Some(alg) = alg {
-        for issuer in &mut loaded.document.identity.issuers {
-            issuer.algorithms = vec![alg.clone()];
-        }
+        warden_harness::hostcalls::accept_only(&mut loaded.document, alg);
     }
     let claims: Value = match claims {
         Some(path) => serde_json::from_slice(

@@ -16,7 +16,7 @@ use policy_sdk::config::HeaderMode;
 use policy_sdk::identity::VerifiedBy;
 use warden_harness::filter::{load_module, workspace_wasm};
 use warden_harness::host::FilterModule;
-use warden_harness::hostcalls::{Counted, Reference, count, default_claims};
+use warden_harness::hostcalls::{Counted, Reference, accept_only, count, default_claims};
 use warden_harness::load::load_policy;
 
 fn module() -> &'static FilterModule {
@@ -52,9 +52,7 @@ fn counted_with(
     loaded.document.filter.header_mode = mode;
     loaded.document.identity.verified_by = verified_by;
     if let Some(alg) = fresh_alg {
-        for issuer in &mut loaded.document.identity.issuers {
-            issuer.algorithms = vec![alg.to_owned()];
-        }
+        accept_only(&mut loaded.document, alg);
     }
     let mut reference =
         Reference::for_document(&loaded.document, &default_claims(), "deploy", "drop")
