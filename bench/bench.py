@@ -1077,6 +1077,13 @@ def soak_verdict(soaked: dict[str, Any]) -> tuple[bool, str]:
 # --------------------------------------------------------------------------- hostcalls
 
 
+def warden_hostcalls(*options: str) -> list[dict[str, Any]]:
+    """`warden hostcalls` with `options`, under `bench/hostcalls.yaml` and the built filter."""
+    return json.loads(run_cli(
+        "hostcalls", "--policy", HOSTCALL_POLICY, "--tool", HOSTCALL_TOOLS[0], "--denied-tool", HOSTCALL_TOOLS[1],
+        *options, "--wasm", WASM_FILTER, "--format", "json"))
+
+
 def hostcall_counts() -> dict[str, list[dict[str, Any]]]:
     """`warden hostcalls` per header mode, and in the default mode with the identity
     from jwt_authn's verified payload: for each reference request (and one root tick),
@@ -1084,13 +1091,8 @@ def hostcall_counts() -> dict[str, list[dict[str, Any]]]:
     runs = [(mode, mode, "warden") for mode in HEADER_MODES]
     # The identity from jwt_authn's verified payload (docs/policy.md), in the default mode.
     runs.append(("stream, jwt_authn", "stream", "jwt-authn"))
-    counts = {}
-    for label, mode, verified_by in runs:
-        counts[label] = json.loads(run_cli(
-            "hostcalls", "--policy", HOSTCALL_POLICY, "--tool", HOSTCALL_TOOLS[0], "--denied-tool",
-            HOSTCALL_TOOLS[1], "--header-mode", mode, "--verified-by", verified_by, "--wasm", WASM_FILTER,
-            "--format", "json"))
-    return counts
+    return {label: warden_hostcalls("--header-mode", mode, "--verified-by", verified_by)
+            for label, mode, verified_by in runs}
 
 
 FRESH_TOKEN_ALGS = ("ES256", "RS256", "EdDSA")
@@ -1102,10 +1104,7 @@ def fresh_token_instructions() -> dict[str, int]:
     signed with that algorithm alone, so its signature is checked."""
     counts = {}
     for alg in FRESH_TOKEN_ALGS:
-        counted = json.loads(run_cli(
-            "hostcalls", "--policy", HOSTCALL_POLICY, "--tool", HOSTCALL_TOOLS[0], "--denied-tool",
-            HOSTCALL_TOOLS[1], "--header-mode", "stream", "--alg", alg, "--fresh-tokens", "--wasm", WASM_FILTER,
-            "--format", "json"))
+        counted = warden_hostcalls("--header-mode", "stream", "--alg", alg, "--fresh-tokens")
         fuel = next((c["fuel"] for c in counted if c["request"] == "allowed call"), None)
         if fuel is None:
             raise SystemExit(f"bench: `warden hostcalls --fresh-tokens --alg {alg}` counted no allowed call")
