@@ -31,7 +31,7 @@ pub use keys::{Algorithm, JwksError, VerifierKey, parse_jwks};
 pub use revocation::{RemoteSource, RevocationConfig, RevocationLists, RevokedEntry};
 
 use crate::json::{JsonLimits, parse_strict};
-use cache::VerificationCache;
+use cache::{CacheKey, VerificationCache};
 use claims::ClaimMap;
 use revocation::Revocations;
 
@@ -964,24 +964,47 @@ impl TokenVerifier {
     /// times, the claim shapes, the actor model and revocation.
     /// `NotVerifiedByProxy` when the `Struct` holds no payload.
     ///
-    /// Nothing of it is cached. Its bytes cannot find an earlier request's
-    /// identity: Envoy serializes the `Struct`'s map in an order that
+    /// The identity is cached like a verified token's, under the `Struct`'s
+    /// canonical form ([`envoy_metadata::NamespaceStruct::canonical_form`]),
+    /// not its bytes: Envoy serializes the `Struct`'s map in an order that
     /// changes from one request to the next (through Envoy 1.40, of ten
     /// requests with one token, one brought the bytes of an earlier one).
-    /// Nor can the token: `jwt_authn` removes it unless told to forward it,
-    /// and where it reads a token is its own configuration.
+    /// Not under the token either: `jwt_authn` removes it unless told to
+    /// forward it, and where it reads a token is its own configuration.
+    /// Times and revocation are checked on every request, cached or not.
     pub fn accept_verified(
         &self,
         verified: &envoy_metadata::NamespaceStruct,
         now_unix_seconds: u64,
     ) -> Result<Rc<Identity>, TokenError> {
-        let claims = verified
-            .payload(&self.jwt_authn.payload_in_metadata)
-            .map_err(|error| TokenError::VerifiedPayload(error.to_string()))?
-            .ok_or(TokenError::NotVerifiedByProxy)?;
-        let issuer = self.issuer_named(&claims)?;
-        let (identity, times) = self.verified_claims(issuer, claims)?;
-        self.still_valid(Rc::new(identity), times, now_unix_seconds)
+        // A `Struct` with no form is decoded (and refused) below, uncached.
+        let form = verified.canonical_form().ok();
+        let cached = form.as_deref().and_then(|form| {
+            self.cache
+                .borrow_mut()
+                .get(CacheKey::VerifiedPayload(form), now_unix_seconds)
+        });
+        let (identity, times) = match cached {
+            Some(hit) => hit,
+            None => {
+                let claims = verified
+                    .payload(&self.jwt_authn.payload_in_metadata)
+                    .map_err(|error| TokenError::VerifiedPayload(error.to_string()))?
+                    .ok_or(TokenError::NotVerifiedByProxy)?;
+                let issuer = self.issuer_named(&claims)?;
+                let (identity, times) = self.verified_claims(issuer, claims)?;
+                let identity = Rc::new(identity);
+                if let Some(form) = &form {
+                    self.cache.borrow_mut().insert(
+                        CacheKey::VerifiedPayload(form),
+                        Rc::clone(&identity),
+                        times,
+                    );
+                }
+                (identity, times)
+            }
+        };
+        self.still_valid(identity, times, now_unix_seconds)
     }
 
     /// The configured issuer that `iss` names.

@@ -18,6 +18,7 @@ with `jwt_authn` taken out of the chain, even a valid token is refused
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -28,6 +29,7 @@ import mint_token
 import pytest
 from conftest import HEADER_MODE, http_client, running, token_for, tool_call
 from helpers import audits_where
+from test_metrics import scrape, value
 from warden_stack import EXAMPLE_POLICY, Stack, run_cli
 
 REVOKED_SUBJECT = "mallory"
@@ -118,6 +120,40 @@ def test_the_actor_model_applies_to_the_verified_payload(jwt_stack: Stack) -> No
     assert "error" in response.json(), response.text
     assert jwt_stack.call_log.entries(calls) == [], "the tool ran"
     assert (audit["decision"], audit["rule"], audit["actor_type"]) == ("deny", "no-agent-deletes", "agent"), audit
+
+
+def test_a_repeated_token_finds_its_identity_again(jwt_stack: Stack) -> None:
+    """Envoy writes the payload's entries in an order that changes from one
+    request to the next; Warden keeps the identity under a canonical form of
+    the metadata, so a token it has seen is found again, not decoded anew.
+    Cached under the bytes instead, about one request in ten found them."""
+
+    def lookups(series: list, outcome: str) -> float:
+        return value(series, "warden_token_cache_lookups_total", outcome=outcome)
+
+    # Every VM reports what it counted on its one-second timer: let the
+    # baseline settle.
+    time.sleep(1.5)
+    before = scrape(jwt_stack)
+    repeated = token_for("alice", jti=uuid.uuid4().hex)
+    for _ in range(10):
+        response, audit = call(jwt_stack, repeated, "search_docs", {"query": "again"})
+        assert "result" in response.json(), response.text
+        assert (audit["decision"], audit["subject"]) == ("allow", "alice"), audit
+    deadline = time.monotonic() + 15
+    while True:
+        after = scrape(jwt_stack)
+        counted = sum(lookups(after, o) - lookups(before, o) for o in ("hit", "miss"))
+        if counted >= 10 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    hits = lookups(after, "hit") - lookups(before, "hit")
+    misses = lookups(after, "miss") - lookups(before, "miss")
+    assert hits + misses == 10, (hits, misses)
+    # Each worker keeps its own cache: the payload misses once in each
+    # worker that sees it, at most.
+    workers = jwt_stack.concurrency
+    assert misses <= workers and hits >= 10 - workers, (hits, misses)
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,13 @@
 //! request in Wasm, the largest single item of a cached-token decision; the
 //! keyed hash and the comparison cost about a twentieth of that. The price
 //! is the token's bytes in each entry, which `max_bytes` always counted.
+//!
+//! Payloads Envoy's `jwt_authn` verified (`verified_by: jwt_authn`) are
+//! kept the same way, under the canonical form of the metadata `Struct`
+//! that carries them ([`super::envoy_metadata::NamespaceStruct::canonical_form`]):
+//! its maps' entries sorted, since Envoy writes them in an order that
+//! changes from one request to the next. The whole form picks the slot and
+//! is compared in full; an entry of one kind never answers the other.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -46,10 +53,41 @@ impl Default for CacheConfig {
 /// The keyed hash of a token: where its entry is looked for.
 type Slot = u64;
 
+/// What an entry is kept under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CacheKey<'a> {
+    /// A token Warden verified itself.
+    Token(&'a str),
+    /// The canonical form of the metadata `Struct` holding a payload
+    /// `jwt_authn` verified.
+    VerifiedPayload(&'a [u8]),
+}
+
+impl<'a> From<&'a str> for CacheKey<'a> {
+    fn from(token: &'a str) -> Self {
+        Self::Token(token)
+    }
+}
+
+impl CacheKey<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Token(token) => token.as_bytes(),
+            Self::VerifiedPayload(form) => form,
+        }
+    }
+
+    fn is_verified_payload(&self) -> bool {
+        matches!(self, Self::VerifiedPayload(_))
+    }
+}
+
 #[derive(Debug)]
 struct CachedToken {
-    /// The token this entry was verified for, compared on every hit.
+    /// What this entry was verified for (a token, or a payload's canonical
+    /// form), compared on every hit, with its kind.
     token: Box<[u8]>,
+    verified_payload: bool,
     /// Shared with the requests that presented the token: a hit hands out
     /// this one, not a copy.
     identity: Rc<Identity>,
@@ -83,22 +121,33 @@ impl VerificationCache {
     /// nothing, since the entry holds the whole token, compared in full. A
     /// token that carries another's signature over other claims lands in
     /// that one's slot and misses; it is verified, refused, and never
-    /// stored, so it cannot displace the entry.
-    fn slot(&self, token: &str) -> Slot {
-        let signature = token
-            .rsplit_once('.')
-            .map_or(token, |(_, signature)| signature);
-        self.hasher.hash_one(signature.as_bytes())
+    /// stored, so it cannot displace the entry. A payload's canonical form
+    /// is hashed whole: no part of it differs between any two payloads.
+    fn slot<'a>(&self, key: impl Into<CacheKey<'a>>) -> Slot {
+        match key.into() {
+            CacheKey::Token(token) => {
+                let signature = token
+                    .rsplit_once('.')
+                    .map_or(token, |(_, signature)| signature);
+                self.hasher.hash_one(signature.as_bytes())
+            }
+            CacheKey::VerifiedPayload(form) => self.hasher.hash_one(form),
+        }
     }
 
-    /// The identity and times cached for exactly `token`, unless its `exp`
+    /// The identity and times cached for exactly `key`, unless its `exp`
     /// is more than a day past (then the entry is dropped).
-    pub fn get(&mut self, token: &str, now: u64) -> Option<(Rc<Identity>, TokenTimes)> {
-        let slot = self.slot(token);
-        let found = self
-            .entries
-            .get(&slot)
-            .filter(|entry| same_token(&entry.token, token.as_bytes()));
+    pub fn get<'a>(
+        &mut self,
+        key: impl Into<CacheKey<'a>>,
+        now: u64,
+    ) -> Option<(Rc<Identity>, TokenTimes)> {
+        let key = key.into();
+        let slot = self.slot(key);
+        let found = self.entries.get(&slot).filter(|entry| {
+            entry.verified_payload == key.is_verified_payload()
+                && same_token(&entry.token, key.bytes())
+        });
         match found {
             Some(entry)
                 if entry
@@ -121,16 +170,22 @@ impl VerificationCache {
         }
     }
 
-    pub fn insert(&mut self, token: &str, identity: Rc<Identity>, times: TokenTimes) {
+    pub fn insert<'a>(
+        &mut self,
+        key: impl Into<CacheKey<'a>>,
+        identity: Rc<Identity>,
+        times: TokenTimes,
+    ) {
         if self.config.max_entries == 0 {
             return;
         }
-        let size = token.len() + estimate(&identity);
+        let key = key.into();
+        let size = key.bytes().len() + estimate(&identity);
         if size > self.config.max_bytes {
             return;
         }
         // Another token in the same slot (a collision) gives way too.
-        let slot = self.slot(token);
+        let slot = self.slot(key);
         self.remove(slot);
         while self.entries.len() >= self.config.max_entries
             || self.bytes + size > self.config.max_bytes
@@ -147,7 +202,8 @@ impl VerificationCache {
         self.entries.insert(
             slot,
             CachedToken {
-                token: token.as_bytes().into(),
+                token: key.bytes().into(),
+                verified_payload: key.is_verified_payload(),
                 identity,
                 times,
                 size,

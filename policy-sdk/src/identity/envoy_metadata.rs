@@ -75,6 +75,135 @@ impl NamespaceStruct {
             }),
         }
     }
+
+    /// The `Struct`'s content in a form that does not depend on the order
+    /// of its maps' entries, which Envoy changes from one request to the
+    /// next for the same payload: the verification cache's key for it.
+    ///
+    /// The entries of every map are sorted; everything else (a list's
+    /// items, a value's fields, the bytes of keys, strings and numbers) is
+    /// kept in order, each part marked or length-prefixed, so that two
+    /// `Struct`s with the same form hold the same entries, and
+    /// [`Self::payload`] reads them the same or refuses both. The form is
+    /// no stricter than the decoding: what the decoding refuses (a key
+    /// twice, two kinds in one value) may still have a form, and is never
+    /// cached, as it is refused before anything is stored under it.
+    pub fn canonical_form(&self) -> Result<Vec<u8>, MetadataError> {
+        let mut form = Vec::with_capacity(2 * self.bytes.len() + 64);
+        canonical_struct(&self.bytes, 0, &mut form)?;
+        Ok(form)
+    }
+}
+
+/// A length (or count) as four octets, little-endian.
+fn put_length(form: &mut Vec<u8>, length: usize) -> Result<(), MetadataError> {
+    let length = u32::try_from(length).map_err(|_| MetadataError::Wire("length does not fit"))?;
+    form.extend_from_slice(&length.to_le_bytes());
+    Ok(())
+}
+
+/// A `Struct`'s form: the count of its entries, then each entry's form,
+/// length-prefixed, in the order of those forms' octets.
+fn canonical_struct(bytes: &[u8], depth: usize, form: &mut Vec<u8>) -> Result<(), MetadataError> {
+    if depth > MAX_DEPTH {
+        return Err(MetadataError::TooDeep);
+    }
+    // A form is at most about twice the wire bytes (a varint becomes eight
+    // octets, a length four): room enough that the buffer rarely grows.
+    let mut entries = Vec::with_capacity(2 * bytes.len());
+    let mut spans = Vec::with_capacity(16);
+    let mut reader = Reader::new(bytes);
+    while let Some((field, wire)) = reader.tag()? {
+        if (field, wire) != (1, Wire::Bytes) {
+            return Err(MetadataError::Wire("unexpected field in a Struct"));
+        }
+        let start = entries.len();
+        canonical_entry(reader.bytes()?, depth, &mut entries)?;
+        spans.push(start..entries.len());
+    }
+    spans.sort_unstable_by(|a, b| entries.get(a.clone()).cmp(&entries.get(b.clone())));
+    put_length(form, spans.len())?;
+    for span in spans {
+        let entry = entries.get(span).unwrap_or_default();
+        put_length(form, entry.len())?;
+        form.extend_from_slice(entry);
+    }
+    Ok(())
+}
+
+/// A map entry's form: the key's octets, length-prefixed, then the
+/// value's form (whichever order the two fields came in).
+fn canonical_entry(entry: &[u8], depth: usize, form: &mut Vec<u8>) -> Result<(), MetadataError> {
+    let mut key: Option<&[u8]> = None;
+    let mut value: Option<&[u8]> = None;
+    let mut reader = Reader::new(entry);
+    while let Some((field, wire)) = reader.tag()? {
+        match (field, wire) {
+            (1, Wire::Bytes) if key.is_none() => key = Some(reader.bytes()?),
+            (2, Wire::Bytes) if value.is_none() => value = Some(reader.bytes()?),
+            _ => return Err(MetadataError::Wire("unexpected field in a map entry")),
+        }
+    }
+    let key = key.unwrap_or_default();
+    put_length(form, key.len())?;
+    form.extend_from_slice(key);
+    canonical_value(value.unwrap_or_default(), depth + 1, form)
+}
+
+/// A `Value`'s form: each field in order, as its number and its content
+/// (a varint or a double as eight octets, a string length-prefixed, a
+/// `Struct` or a list as their forms), then a 0.
+fn canonical_value(bytes: &[u8], depth: usize, form: &mut Vec<u8>) -> Result<(), MetadataError> {
+    if depth > MAX_DEPTH {
+        return Err(MetadataError::TooDeep);
+    }
+    let mut reader = Reader::new(bytes);
+    while let Some((field, wire)) = reader.tag()? {
+        match (field, wire) {
+            (1, Wire::Varint) | (4, Wire::Varint) => {
+                form.push(if field == 1 { 1 } else { 4 });
+                form.extend_from_slice(&reader.varint()?.to_le_bytes());
+            }
+            (2, Wire::Fixed64) => {
+                form.push(2);
+                form.extend_from_slice(&reader.fixed64()?);
+            }
+            (3, Wire::Bytes) => {
+                form.push(3);
+                let text = reader.bytes()?;
+                put_length(form, text.len())?;
+                form.extend_from_slice(text);
+            }
+            (5, Wire::Bytes) => {
+                form.push(5);
+                canonical_struct(reader.bytes()?, depth + 1, form)?;
+            }
+            (6, Wire::Bytes) => {
+                form.push(6);
+                canonical_list(reader.bytes()?, depth + 1, form)?;
+            }
+            _ => return Err(MetadataError::Wire("unexpected field in a Value")),
+        }
+    }
+    form.push(0);
+    Ok(())
+}
+
+/// A `ListValue`'s form: a 1 and the form of each item, in order, then a 0.
+fn canonical_list(bytes: &[u8], depth: usize, form: &mut Vec<u8>) -> Result<(), MetadataError> {
+    if depth > MAX_DEPTH {
+        return Err(MetadataError::TooDeep);
+    }
+    let mut reader = Reader::new(bytes);
+    while let Some((field, wire)) = reader.tag()? {
+        if (field, wire) != (1, Wire::Bytes) {
+            return Err(MetadataError::Wire("unexpected field in a ListValue"));
+        }
+        form.push(1);
+        canonical_value(reader.bytes()?, depth + 1, form)?;
+    }
+    form.push(0);
+    Ok(())
 }
 
 /// The `Struct` stored under `namespace` in the serialized `Metadata`
@@ -405,10 +534,173 @@ fn encode_value(value: &Value) -> Vec<u8> {
     out
 }
 
+/// [`encode_verified_payload`] with every map's entries in reverse
+/// order: Envoy writes a `Struct`'s entries in an order that changes from
+/// one request to the next.
+#[cfg(test)]
+pub(crate) fn encode_verified_payload_reversed(
+    namespace: &str,
+    key: &str,
+    payload: &Map<String, Value>,
+) -> Vec<u8> {
+    let payload = encode_value_reversed(&Value::Object(payload.clone()));
+    let mut inner = Vec::new();
+    put_bytes(&mut inner, 1, &map_entry_bytes(key, &payload));
+    let mut metadata = Vec::new();
+    put_bytes(&mut metadata, 1, &map_entry_bytes(namespace, &inner));
+    metadata
+}
+
+#[cfg(test)]
+fn encode_value_reversed(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    match value {
+        Value::Object(fields) => {
+            let mut entries = Vec::new();
+            for (key, value) in fields.iter().rev() {
+                put_bytes(
+                    &mut entries,
+                    1,
+                    &map_entry_bytes(key, &encode_value_reversed(value)),
+                );
+            }
+            put_bytes(&mut out, 5, &entries);
+        }
+        Value::Array(items) => {
+            let mut list = Vec::new();
+            for item in items {
+                put_bytes(&mut list, 1, &encode_value_reversed(item));
+            }
+            put_bytes(&mut out, 6, &list);
+        }
+        other => out = encode_value(other),
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn object(value: Value) -> Map<String, Value> {
+        let Value::Object(fields) = value else {
+            panic!("not an object: {value}")
+        };
+        fields
+    }
+
+    fn form_of(metadata: &[u8]) -> Vec<u8> {
+        namespace_struct(metadata, JWT_AUTHN_NAMESPACE)
+            .unwrap()
+            .unwrap()
+            .canonical_form()
+            .unwrap()
+    }
+
+    /// The canonical form is the same whatever order the maps' entries
+    /// come in, at every depth, and differs with anything else: a value, a
+    /// key, a list's order, a kind, an entry more, a key twice.
+    #[test]
+    fn the_canonical_form_ignores_the_order_of_map_entries_and_nothing_else() {
+        let payload = json!({
+            "sub": "alice", "exp": 5, "groups": ["a", "b"], "n": null, "t": true,
+            "act": {"sub": "bot", "typ": "agent", "act": {"sub": "x", "k": 1}},
+        });
+        let forward = encode_verified_payload(JWT_AUTHN_NAMESPACE, "p", &object(payload.clone()));
+        let reversed =
+            encode_verified_payload_reversed(JWT_AUTHN_NAMESPACE, "p", &object(payload.clone()));
+        assert_ne!(forward, reversed);
+        assert_eq!(form_of(&forward), form_of(&reversed));
+        // A map entry with its value before its key is the same entry.
+        let mut swapped_entry = Vec::new();
+        put_bytes(&mut swapped_entry, 2, &encode_value(&json!("alice")));
+        put_bytes(&mut swapped_entry, 1, b"sub");
+        let mut fields = Vec::new();
+        put_bytes(&mut fields, 1, &swapped_entry);
+        let swapped = metadata_with_payload_fields(&fields);
+        let mut fields = Vec::new();
+        put_bytes(
+            &mut fields,
+            1,
+            &map_entry_bytes("sub", &encode_value(&json!("alice"))),
+        );
+        assert_eq!(
+            form_of(&swapped),
+            form_of(&metadata_with_payload_fields(&fields))
+        );
+
+        let changed = |edit: &dyn Fn(&mut Value)| {
+            let mut other = payload.clone();
+            edit(&mut other);
+            encode_verified_payload(JWT_AUTHN_NAMESPACE, "p", &object(other))
+        };
+        let others = [
+            changed(&|p| p["groups"] = json!(["b", "a"])),
+            changed(&|p| p["exp"] = json!("5")),
+            changed(&|p| p["exp"] = json!(6)),
+            changed(&|p| p["t"] = json!(false)),
+            changed(&|p| p["n"] = json!(0)),
+            changed(&|p| p["act"]["act"]["k"] = json!(2)),
+            changed(&|p| p["extra"] = json!("")),
+            changed(&|p| {
+                let sub = p["sub"].take();
+                p.as_object_mut().unwrap().remove("sub");
+                p["sud"] = sub;
+            }),
+            encode_verified_payload(JWT_AUTHN_NAMESPACE, "q", &object(payload.clone())),
+        ];
+        for other in &others {
+            assert_ne!(form_of(other), form_of(&forward));
+        }
+        // A key twice is not the key once (and the decoding refuses it).
+        let entry = map_entry_bytes("sub", &encode_value(&json!("alice")));
+        let mut once = Vec::new();
+        put_bytes(&mut once, 1, &entry);
+        let twice = [once.clone(), once.clone()].concat();
+        let (once, twice) = (
+            metadata_with_payload_fields(&once),
+            metadata_with_payload_fields(&twice),
+        );
+        assert_ne!(form_of(&once), form_of(&twice));
+        assert!(verified_payload(&twice, JWT_AUTHN_NAMESPACE, "p").is_err());
+    }
+
+    /// The metadata for a payload `Struct` of these wire fields, under
+    /// `jwt_authn`'s namespace and the key `p`.
+    fn metadata_with_payload_fields(fields: &[u8]) -> Vec<u8> {
+        let mut payload = Vec::new();
+        put_bytes(&mut payload, 5, fields);
+        let mut inner = Vec::new();
+        put_bytes(&mut inner, 1, &map_entry_bytes("p", &payload));
+        let mut metadata = Vec::new();
+        put_bytes(
+            &mut metadata,
+            1,
+            &map_entry_bytes(JWT_AUTHN_NAMESPACE, &inner),
+        );
+        metadata
+    }
+
+    /// What the decoding refuses as malformed or too deep has no form.
+    #[test]
+    fn malformed_and_deep_input_has_no_canonical_form() {
+        let mut deep = json!("leaf");
+        for _ in 0..20 {
+            deep = json!({ "d": deep });
+        }
+        let bytes = encode_verified_payload(JWT_AUTHN_NAMESPACE, "p", &object(deep));
+        let found = namespace_struct(&bytes, JWT_AUTHN_NAMESPACE)
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.canonical_form(), Err(MetadataError::TooDeep));
+        let mut garbled = NamespaceStruct {
+            namespace: JWT_AUTHN_NAMESPACE,
+            bytes: found.bytes.clone(),
+        };
+        garbled.bytes.truncate(garbled.bytes.len() - 3);
+        assert!(garbled.canonical_form().is_err());
+    }
 
     /// What Envoy 1.40 returned for the property `metadata` after
     /// `jwt_authn` verified a token (`payload_in_metadata: jwt_payload`),

@@ -4,7 +4,9 @@
 //! still Warden's (issuer, audience, times, actor model, revocation).
 
 use super::*;
-use crate::identity::envoy_metadata::{JWT_AUTHN_NAMESPACE, encode_verified_payload};
+use crate::identity::envoy_metadata::{
+    JWT_AUTHN_NAMESPACE, encode_verified_payload, encode_verified_payload_reversed,
+};
 use crate::testing::{DEMO_AUDIENCE, standard_claims};
 
 const CALL_SEARCH: &str =
@@ -255,10 +257,10 @@ fn every_request_reads_its_own_payload() {
     let audit = only_decision(&through(&w, None, Some(bob), CALL_SEARCH));
     assert_eq!(audit.subject.as_deref(), Some("bob"));
     assert_eq!(audit.actor_type, Some("agent"));
-    // Nothing is kept: Envoy's bytes for one payload change from request
-    // to request (`TokenVerifier::accept_verified`).
+    // Each payload is kept once (`TokenVerifier::accept_verified`): alice's
+    // second request found hers.
     let stats = w.verifier().cache_stats();
-    assert_eq!((stats.entries, stats.hits, stats.misses), (0, 0, 0));
+    assert_eq!((stats.entries, stats.hits, stats.misses), (2, 1, 2));
 
     // What changes with time is checked on every request: revoked since,
     // or past `exp` (the standard claims' token lives ten minutes).
@@ -273,6 +275,53 @@ fn every_request_reads_its_own_payload() {
     let host = through_at(&w, TEST_NOW + 3600, None, Some(alice), CALL_SEARCH);
     assert!(!host.forwarded_anything());
     assert_eq!(only_decision(&host).token_failure, Some("expired"));
+}
+
+/// Envoy writes one payload's entries in an order that changes from
+/// request to request: the identity is found again under the payload's
+/// canonical form, the very one, with its times and revocation checked
+/// again; a payload that differs in anything is another entry.
+#[test]
+fn a_payload_is_found_again_whatever_order_envoy_writes_it_in() {
+    let w = jwt_authn_warden(json!({}));
+    let claims = standard_claims(
+        TEST_NOW,
+        json!({"sub": "alice", "jti": "t-1", "act": {"sub": "bot-1", "actor_type": "agent"}}),
+    );
+    let Value::Object(claims) = claims else {
+        unreachable!()
+    };
+    let forward = encode_verified_payload(JWT_AUTHN_NAMESPACE, "jwt_payload", &claims);
+    let reversed = encode_verified_payload_reversed(JWT_AUTHN_NAMESPACE, "jwt_payload", &claims);
+    assert_ne!(forward, reversed);
+    let first = only_decision(&through(&w, None, Some(forward), CALL_SEARCH));
+    let again = only_decision(&through(&w, None, Some(reversed.clone()), CALL_SEARCH));
+    let stats = w.verifier().cache_stats();
+    assert_eq!((stats.entries, stats.hits, stats.misses), (1, 1, 1));
+    assert_eq!(first.subject, again.subject);
+    assert_eq!(first.actor_type, again.actor_type);
+    assert_eq!(again.actor_type, Some("agent"));
+
+    // Another subject in the same shape misses, and is its own caller.
+    let mut bob = claims.clone();
+    bob.insert("sub".into(), json!("bob"));
+    let bob = encode_verified_payload_reversed(JWT_AUTHN_NAMESPACE, "jwt_payload", &bob);
+    let audit = only_decision(&through(&w, None, Some(bob), CALL_SEARCH));
+    assert_eq!(audit.subject.as_deref(), Some("bob"));
+    assert_eq!(w.verifier().cache_stats().misses, 2);
+
+    // Cached or not, a revoked or expired payload is refused.
+    w.verifier()
+        .update_revocations(&json!({"jti": [{"value": "t-1", "reason": "laptop stolen"}]}))
+        .unwrap();
+    let host = through(&w, None, Some(reversed.clone()), CALL_SEARCH);
+    assert!(!host.forwarded_anything());
+    assert_eq!(only_decision(&host).token_failure, Some("revoked"));
+    w.verifier().update_revocations(&json!({})).unwrap();
+    let host = through_at(&w, TEST_NOW + 3600, None, Some(reversed), CALL_SEARCH);
+    assert!(!host.forwarded_anything());
+    assert_eq!(only_decision(&host).token_failure, Some("expired"));
+    assert_eq!(w.verifier().cache_stats().hits, 3);
 }
 
 #[test]
