@@ -257,6 +257,8 @@ pub struct EventStream {
     pending: Vec<u8>,
     /// The start of the stream was seen (a byte order mark may lead it).
     started: bool,
+    /// The last byte sent was a CR: an LF sent next would join it.
+    sent_cr: bool,
 }
 
 /// What was left of an event stream when it ended.
@@ -312,11 +314,24 @@ impl EventStream {
             }
             // A blank line ends the event.
             cutter.event(&event, &mut out, &mut lists)?;
-            out.extend_from_slice(line.terminator);
+            // A rewritten event can end in a line ended by a lone CR (the
+            // data lines after it merged into the first): an LF ending the
+            // event would then read as the second half of a CRLF, and the
+            // event would run on into the next at the client. It is ended
+            // by a CR instead. An event sent as it came cannot end so: its
+            // CR and LF were read as one CRLF.
+            if line.terminator == b"\n" && out.last().map_or(self.sent_cr, |&b| b == b'\r') {
+                out.push(b'\r');
+            } else {
+                out.extend_from_slice(line.terminator);
+            }
             event.clear();
             consumed = self.pending.len() - rest.len();
         }
         self.pending.drain(..consumed);
+        if let Some(&sent) = out.last() {
+            self.sent_cr = sent == b'\r';
+        }
         if self.pending.len() > cutter.limits.max_bytes {
             return Err(ListError::EventTooLarge {
                 limit: cutter.limits.max_bytes,
@@ -724,6 +739,47 @@ mod tests {
             assert_eq!(out, whole, "split at {at}");
             assert_eq!(lists, whole_lists, "split at {at}");
             assert!(!dropped);
+        }
+    }
+
+    /// A rewritten event whose last line kept ends in a lone CR (its later
+    /// data lines were merged into the first) is still ended where it was:
+    /// an LF ending the event after that CR would read as one CRLF, and at
+    /// the client the event would run on into the next one. Found by
+    /// `fuzz/fuzz_targets/list_cutter.rs` (a cut stream cut again changed).
+    #[test]
+    fn a_rewritten_event_ending_in_a_lone_cr_still_ends() {
+        let message = serde_json::to_string(&tools_response(json!(4))).unwrap();
+        // Split between two members: the data lines join with an LF.
+        let (head, tail) = message.split_at(message.find(',').unwrap() + 1);
+        for event in [
+            // The first data line, which the message is written into, last.
+            format!("data: {head}\rdata: {tail}\n\n"),
+            // Another field, kept, last.
+            format!("data: {head}\ndata: {tail}\rid: 9\rdata:\n\n"),
+        ] {
+            let body = format!("{event}data: {{\"jsonrpc\":\"2.0\",\"method\":\"m\"}}\n\n");
+            let (out, lists, dropped) = sse_cut(&[body.as_bytes()]).unwrap();
+            assert!(!dropped);
+            assert_eq!(lists.len(), 1);
+            // Read again, the output is two events, and nothing changes.
+            let (again, lists_again, dropped_again) = sse_cut(&[&out]).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&again),
+                String::from_utf8_lossy(&out)
+            );
+            assert_eq!(lists_again.len(), 1);
+            assert!(lists_again[0].removed.is_empty());
+            assert!(!dropped_again);
+            // However the stream is cut into chunks, with a blank line more
+            // right after the rewritten event.
+            let body = format!("{event}\n{}", &body[event.len()..]);
+            let (whole, _, _) = sse_cut(&[body.as_bytes()]).unwrap();
+            for at in 0..=body.len() {
+                let (first, second) = body.as_bytes().split_at(at);
+                let (out, _, _) = sse_cut(&[first, second]).unwrap();
+                assert_eq!(out, whole, "split at {at}");
+            }
         }
     }
 
