@@ -582,6 +582,7 @@ fn encode_value_reversed(value: &Value) -> Vec<u8> {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::HashMap;
 
     fn object(value: Value) -> Map<String, Value> {
         let Value::Object(fields) = value else {
@@ -664,6 +665,69 @@ mod tests {
         );
         assert_ne!(form_of(&once), form_of(&twice));
         assert!(verified_payload(&twice, JWT_AUTHN_NAMESPACE, "p").is_err());
+    }
+
+    /// Random JSON values (xorshift64*) from few keys and strings, so that
+    /// different payloads share most of their parts.
+    struct Draw(u64);
+
+    impl Draw {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) % n
+        }
+
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[usize::try_from(self.below(from.len() as u64)).unwrap()]
+        }
+
+        fn value(&mut self, depth: usize) -> Value {
+            match self.below(if depth == 0 { 4 } else { 6 }) {
+                0 => Value::Null,
+                1 => json!(self.below(2) == 1),
+                2 => json!(self.below(4)),
+                3 => json!(self.pick(&["a", "b", "ab", ""])),
+                4 => Value::Array((0..self.below(3)).map(|_| self.value(depth - 1)).collect()),
+                _ => Value::Object(self.object(depth - 1)),
+            }
+        }
+
+        fn object(&mut self, depth: usize) -> Map<String, Value> {
+            (0..self.below(4))
+                .map(|_| {
+                    (
+                        self.pick(&["k", "l", "kl", "m"]).to_owned(),
+                        self.value(depth),
+                    )
+                })
+                .collect()
+        }
+    }
+
+    /// Over a thousand random payloads: a payload has one form whatever
+    /// the order of its maps' entries, and two payloads with one form are
+    /// the same payload (the reading the form stands for decodes it back).
+    #[test]
+    fn payloads_with_one_canonical_form_are_one_payload() {
+        let mut draw = Draw(0x9e37_79b9_7f4a_7c15);
+        let mut seen: HashMap<Vec<u8>, Map<String, Value>> = HashMap::new();
+        for _ in 0..1200 {
+            let payload = draw.object(3);
+            let forward = encode_verified_payload(JWT_AUTHN_NAMESPACE, "p", &payload);
+            let reversed = encode_verified_payload_reversed(JWT_AUTHN_NAMESPACE, "p", &payload);
+            let form = form_of(&forward);
+            assert_eq!(form, form_of(&reversed), "{payload:?}");
+            assert_eq!(
+                verified_payload(&reversed, JWT_AUTHN_NAMESPACE, "p"),
+                Ok(Some(payload.clone()))
+            );
+            if let Some(earlier) = seen.insert(form, payload.clone()) {
+                assert_eq!(earlier, payload);
+            }
+        }
+        assert!(seen.len() > 500, "{} distinct payloads", seen.len());
     }
 
     /// The metadata for a payload `Struct` of these wire fields, under
