@@ -366,6 +366,42 @@ mod tests {
         assert_eq!(v["a"][2]["b"], Value::Null);
     }
 
+    /// Numbers are read correctly rounded, as Python, Node and the MCP
+    /// SDKs read them (and `str::parse`): just below a halfway point, and
+    /// 20,000 decimals of 17 to 26 digits, of which serde_json's default
+    /// best-effort parsing put about a quarter a double or two away.
+    #[test]
+    fn numbers_are_read_correctly_rounded() {
+        let mut spellings: Vec<String> = [
+            "0.500000000000000055511151231257827021181583404541005625",
+            "2.0000000000000002220446049250313080847263336181640525",
+            "5.0000000000000004440892098500627",
+            "8.016572430128848194531760e5",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let mut state: u64 = 0x1234_5678_9abc_def1;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let digits: String = (0..17 + state % 10)
+                .map(|i| char::from(b'0' + u8::try_from((state >> (i % 60)) % 10).unwrap()))
+                .collect();
+            spellings.push(format!(
+                "{}.{}e{}",
+                &digits[..1],
+                &digits[1..],
+                (state >> 40) % 40
+            ));
+        }
+        for text in spellings {
+            let want: f64 = text.parse().unwrap();
+            assert_eq!(parse(&text).unwrap().as_f64(), Some(want), "{text}");
+        }
+    }
+
     #[test]
     fn rejects_duplicate_keys_at_any_depth() {
         let top = parse(r#"{"a":1,"a":2}"#).unwrap_err();

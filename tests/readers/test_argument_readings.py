@@ -147,6 +147,12 @@ RAW_ARGUMENTS = [
     '{"ratio": 5000000000000000000000e-22}',
     '{"ratio": 2.0000000000000001}',
     '{"ratio": 1.9999999999999999}',
+    # Just below the halfway point above 0.5 and above 2: correctly rounded,
+    # 0.5 and 2.0; serde_json's default (best-effort) parsing made them the
+    # next double up, which no deny rule named.
+    '{"ratio": 0.500000000000000055511151231257827021181583404541005625}',
+    '{"ratio": 2.0000000000000002220446049250313080847263336181640525}',
+    '{"size": 99.99999999999999289457264239899814128875732421875001}',
     '{"size": 99.999999999999999999}',
     '{"size": 1e2}',
     '{"size": 100000000000000000000000000}',
