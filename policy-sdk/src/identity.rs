@@ -851,15 +851,31 @@ impl TokenVerifier {
                 limit: self.max_token_bytes,
             });
         }
-        let cached = self.cache.borrow_mut().get(token, now_unix_seconds);
+        self.through_cache(Some(CacheKey::Token(token)), now_unix_seconds, || {
+            self.verify_uncached(token)
+        })
+    }
+
+    /// The identity cached under `key`, or the one `read` gives, kept under
+    /// `key` (none: not kept); then what changes with time, checked on
+    /// every request ([`Self::still_valid`]).
+    fn through_cache(
+        &self,
+        key: Option<CacheKey<'_>>,
+        now_unix_seconds: u64,
+        read: impl FnOnce() -> Result<(Identity, TokenTimes), TokenError>,
+    ) -> Result<Rc<Identity>, TokenError> {
+        let cached = key.and_then(|key| self.cache.borrow_mut().get(key, now_unix_seconds));
         let (identity, times) = match cached {
             Some(hit) => hit,
             None => {
-                let (identity, times) = self.verify_uncached(token)?;
+                let (identity, times) = read()?;
                 let identity = Rc::new(identity);
-                self.cache
-                    .borrow_mut()
-                    .insert(token, Rc::clone(&identity), times);
+                if let Some(key) = key {
+                    self.cache
+                        .borrow_mut()
+                        .insert(key, Rc::clone(&identity), times);
+                }
                 (identity, times)
             }
         };
@@ -977,34 +993,17 @@ impl TokenVerifier {
         verified: &envoy_metadata::NamespaceStruct,
         now_unix_seconds: u64,
     ) -> Result<Rc<Identity>, TokenError> {
-        // A `Struct` with no form is decoded (and refused) below, uncached.
+        // A `Struct` with no form is decoded (and refused) uncached.
         let form = verified.canonical_form().ok();
-        let cached = form.as_deref().and_then(|form| {
-            self.cache
-                .borrow_mut()
-                .get(CacheKey::VerifiedPayload(form), now_unix_seconds)
-        });
-        let (identity, times) = match cached {
-            Some(hit) => hit,
-            None => {
-                let claims = verified
-                    .payload(&self.jwt_authn.payload_in_metadata)
-                    .map_err(|error| TokenError::VerifiedPayload(error.to_string()))?
-                    .ok_or(TokenError::NotVerifiedByProxy)?;
-                let issuer = self.issuer_named(&claims)?;
-                let (identity, times) = self.verified_claims(issuer, claims)?;
-                let identity = Rc::new(identity);
-                if let Some(form) = &form {
-                    self.cache.borrow_mut().insert(
-                        CacheKey::VerifiedPayload(form),
-                        Rc::clone(&identity),
-                        times,
-                    );
-                }
-                (identity, times)
-            }
-        };
-        self.still_valid(identity, times, now_unix_seconds)
+        let key = form.as_deref().map(CacheKey::VerifiedPayload);
+        self.through_cache(key, now_unix_seconds, || {
+            let claims = verified
+                .payload(&self.jwt_authn.payload_in_metadata)
+                .map_err(|error| TokenError::VerifiedPayload(error.to_string()))?
+                .ok_or(TokenError::NotVerifiedByProxy)?;
+            let issuer = self.issuer_named(&claims)?;
+            self.verified_claims(issuer, claims)
+        })
     }
 
     /// The configured issuer that `iss` names.
