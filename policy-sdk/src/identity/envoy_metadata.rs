@@ -134,17 +134,7 @@ fn canonical_struct(bytes: &[u8], depth: usize, form: &mut Vec<u8>) -> Result<()
 /// A map entry's form: the key's octets, length-prefixed, then the
 /// value's form (whichever order the two fields came in).
 fn canonical_entry(entry: &[u8], depth: usize, form: &mut Vec<u8>) -> Result<(), MetadataError> {
-    let mut key: Option<&[u8]> = None;
-    let mut value: Option<&[u8]> = None;
-    let mut reader = Reader::new(entry);
-    while let Some((field, wire)) = reader.tag()? {
-        match (field, wire) {
-            (1, Wire::Bytes) if key.is_none() => key = Some(reader.bytes()?),
-            (2, Wire::Bytes) if value.is_none() => value = Some(reader.bytes()?),
-            _ => return Err(MetadataError::Wire("unexpected field in a map entry")),
-        }
-    }
-    let key = key.unwrap_or_default();
+    let (key, value) = map_entry(entry)?;
     put_length(form, key.len())?;
     form.extend_from_slice(key);
     canonical_value(value.unwrap_or_default(), depth + 1, form)
@@ -228,6 +218,7 @@ pub fn namespace_struct(
         match (field, wire) {
             (1, Wire::Bytes) => {
                 let (entry_key, value) = map_entry(reader.bytes()?)?;
+                let entry_key = utf8(entry_key)?;
                 if entry_key == namespace {
                     if found.is_some() {
                         return Err(MetadataError::DuplicateKey(entry_key));
@@ -260,14 +251,15 @@ fn verified_payload(
     }
 }
 
-/// A map entry: field 1 the key (a string), field 2 the value's bytes.
-fn map_entry(entry: &[u8]) -> Result<(String, Option<&[u8]>), MetadataError> {
-    let mut key: Option<String> = None;
+/// A map entry: field 1 the key's octets (a string; its callers check
+/// UTF-8 where they read it as one), field 2 the value's bytes.
+fn map_entry(entry: &[u8]) -> Result<(&[u8], Option<&[u8]>), MetadataError> {
+    let mut key: Option<&[u8]> = None;
     let mut value: Option<&[u8]> = None;
     let mut reader = Reader::new(entry);
     while let Some((field, wire)) = reader.tag()? {
         match (field, wire) {
-            (1, Wire::Bytes) if key.is_none() => key = Some(utf8(reader.bytes()?)?),
+            (1, Wire::Bytes) if key.is_none() => key = Some(reader.bytes()?),
             (2, Wire::Bytes) if value.is_none() => value = Some(reader.bytes()?),
             _ => return Err(MetadataError::Wire("unexpected field in a map entry")),
         }
@@ -287,6 +279,7 @@ fn decode_struct(bytes: &[u8], depth: usize) -> Result<Map<String, Value>, Metad
             return Err(MetadataError::Wire("unexpected field in a Struct"));
         }
         let (key, value) = map_entry(reader.bytes()?)?;
+        let key = utf8(key)?;
         let value = decode_value(value.unwrap_or_default(), depth + 1)?;
         if fields.contains_key(&key) {
             return Err(MetadataError::DuplicateKey(key));
