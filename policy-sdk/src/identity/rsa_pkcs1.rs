@@ -195,9 +195,7 @@ impl<W: Word> Modulus<W> {
     /// modulo `2^bits` is `−n⁻¹ mod 2^bits`; `R² mod n` is crypto-bigint's,
     /// brought to this arithmetic's `R`. `None` for n = 1.
     fn new(params: &BoxedMontyParams) -> Option<Self> {
-        let modulus = params.as_ref().modulus();
-        let modulus_bits = modulus.as_ref().bit_width_vartime();
-        Self::with_limb_bits(params, Self::widest_limbs(modulus_bits)?)
+        Self::with_limb_bits(params, Self::widest_limbs(modulus_bits(params))?)
     }
 
     /// The widest limb (below the word's width) at which a modulus of
@@ -211,16 +209,16 @@ impl<W: Word> Modulus<W> {
     /// As `new`, in limbs of `bits` bits (the tests choose narrow ones);
     /// `None` when the columns would not fit.
     fn with_limb_bits(params: &BoxedMontyParams, bits: u32) -> Option<Self> {
-        let params = params.as_ref();
-        let modulus = params.modulus();
-        let modulus_bits = modulus.as_ref().bit_width_vartime();
-        let len = modulus_bits.div_ceil(bits);
+        let len = modulus_bits(params).div_ceil(bits);
         if bits == 0 || bits >= W::BITS || !columns_fit::<W>(bits, len) {
             return None;
         }
         let len = usize::try_from(len).ok()?;
-        let n = limbs_from_be::<W>(&modulus.as_ref().to_be_bytes(), bits, len)?;
-        if n.first() == Some(&W::low_bits_of(1)) && n.iter().skip(1).all(|&l| l == W::default()) {
+        let params = params.as_ref();
+        let modulus = params.modulus().as_ref();
+        let precision = modulus.bits_precision();
+        let n = limbs_from_be::<W>(&modulus.to_be_bytes(), bits, len)?;
+        if n == one::<W>(len) {
             return None;
         }
         let mask = (1u64 << bits.min(63)).wrapping_sub(1);
@@ -234,7 +232,6 @@ impl<W: Word> Modulus<W> {
         // crypto-bigint's R is 2^precision, this arithmetic's 2^(bits·len):
         // its R² mod n doubled (or halved) modulo n 2·(bits·len −
         // precision) times is this one's.
-        let precision = params.modulus().as_ref().bits_precision();
         let mut r2 = limbs_from_be::<W>(&params.r2().to_be_bytes(), bits, len)?;
         if !less_than(&r2, &modulus.n) {
             return None;
@@ -289,7 +286,7 @@ impl<W: Word> Modulus<W> {
     }
 
     fn mask(&self) -> W::Wide {
-        (W::Wide::from(1) << self.bits) - W::Wide::from(1)
+        limb_mask::<W>(self.bits)
     }
 
     /// Big-endian `bytes` as a value below `n`, in plain (not Montgomery)
@@ -454,6 +451,16 @@ fn add_row_product<W: Word>(row: &mut [W::Wide], x: &[W], y: W::Wide) {
     }
 }
 
+/// The significant bits of the modulus of `params`.
+fn modulus_bits(params: &BoxedMontyParams) -> u32 {
+    params.as_ref().modulus().as_ref().bit_width_vartime()
+}
+
+/// The low `bits` bits set, in the wide word.
+fn limb_mask<W: Word>(bits: u32) -> W::Wide {
+    (W::Wide::from(1) << bits) - W::Wide::from(1)
+}
+
 fn one<W: Word>(len: usize) -> Vec<W> {
     let mut one = vec![W::default(); len];
     if let Some(low) = one.first_mut() {
@@ -470,7 +477,7 @@ fn less_than<W: Word>(x: &[W], y: &[W]) -> bool {
 /// Big-endian octets as `len` limbs of `bits` bits, least significant
 /// first; `None` when the value does not fit.
 fn limbs_from_be<W: Word>(bytes: &[u8], bits: u32, len: usize) -> Option<Vec<W>> {
-    let mask = (W::Wide::from(1) << bits) - W::Wide::from(1);
+    let mask = limb_mask::<W>(bits);
     let mut limbs = Vec::with_capacity(len + 1);
     let mut held = W::Wide::default();
     let mut held_bits = 0;
