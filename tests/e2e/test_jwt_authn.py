@@ -29,7 +29,7 @@ import mint_token
 import pytest
 from conftest import HEADER_MODE, http_client, running, token_for, tool_call
 from helpers import audits_where
-from test_metrics import scrape, value
+from test_metrics import scrape, scrape_until, value
 from warden_stack import EXAMPLE_POLICY, Stack, run_cli
 
 REVOKED_SUBJECT = "mallory"
@@ -140,13 +140,11 @@ def test_a_repeated_token_finds_its_identity_again(jwt_stack: Stack) -> None:
         response, audit = call(jwt_stack, repeated, "search_docs", {"query": "again"})
         assert "result" in response.json(), response.text
         assert (audit["decision"], audit["subject"]) == ("allow", "alice"), audit
-    deadline = time.monotonic() + 15
-    while True:
-        after = scrape(jwt_stack)
-        counted = sum(lookups(after, o) - lookups(before, o) for o in ("hit", "miss"))
-        if counted >= 10 or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    after = scrape_until(
+        jwt_stack,
+        lambda s: sum(lookups(s, o) - lookups(before, o) for o in ("hit", "miss")) >= 10,
+        "10 lookups to be reported",
+    )
     hits = lookups(after, "hit") - lookups(before, "hit")
     misses = lookups(after, "miss") - lookups(before, "miss")
     assert hits + misses == 10, (hits, misses)

@@ -5,7 +5,9 @@ labels Warden writes into metric names)."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
+from typing import Callable
 
 import httpx
 from conftest import token_for, tool_call
@@ -23,6 +25,20 @@ def scrape(stack) -> list[tuple[str, dict[str, str], float]]:
             labels = dict(LABEL.findall(match["labels"] or ""))
             series.append((match["name"], labels, float(match["value"])))
     return series
+
+
+def scrape_until(stack, predicate: Callable[[list], bool], what: str, timeout: float = 15) -> list:
+    """Scrapes until `predicate(series)` holds (the VMs report on their
+    one-second timer), within a deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        series = scrape(stack)
+        if predicate(series):
+            return series
+        if time.monotonic() > deadline:
+            warden = [s for s in series if s[0].startswith("warden_")]
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}: {warden}")
+        time.sleep(0.2)
 
 
 def value(series, name: str, **labels: str) -> float:

@@ -29,7 +29,7 @@ import pytest
 from conftest import HEADER_MODE, REPO_ROOT
 from helpers import loopback_http_server, send_json
 from test_identity_live import Live, Provider, make_handler, token
-from test_metrics import scrape, value
+from test_metrics import scrape, scrape_until, value
 from warden_stack import Stack
 
 DASHBOARD = REPO_ROOT / "docs" / "grafana" / "warden-dashboard.json"
@@ -125,17 +125,7 @@ def admin_scrape(live: Ops) -> list[tuple[str, dict[str, str], float]]:
 
 
 def wait_for(live: Ops, predicate: Callable[[list], bool], what: str, timeout: float = 15) -> list:
-    """Scrapes until `predicate(series)` holds (the VMs report on their
-    one-second timer), within a deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        series = admin_scrape(live)
-        if predicate(series):
-            return series
-        if time.monotonic() > deadline:
-            warden = [s for s in series if s[0].startswith("warden_")]
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}: {warden}")
-        time.sleep(0.2)
+    return scrape_until(live.stack, predicate, what, timeout)
 
 
 def post(live: Ops, body: dict[str, Any], bearer: str | None = None, **headers: str) -> httpx.Response:
