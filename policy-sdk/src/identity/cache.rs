@@ -398,6 +398,33 @@ mod tests {
         assert!(same_token(&token, &token.clone()));
     }
 
+    /// A token and a verified payload's form with the same octets are two
+    /// keys: an entry of one kind never answers the other.
+    #[test]
+    fn a_token_never_answers_for_a_payload_nor_the_reverse() {
+        let mut cache = VerificationCache::new(CacheConfig::default());
+        let octets = "aaaa.bbbb.cccc";
+        cache.insert(CacheKey::Token(octets), identity("alice"), TIMES);
+        assert!(
+            cache
+                .get(CacheKey::VerifiedPayload(octets.as_bytes()), 0)
+                .is_none()
+        );
+        cache.insert(CacheKey::VerifiedPayload(b"form"), identity("bob"), TIMES);
+        assert!(cache.get(CacheKey::Token("form"), 0).is_none());
+        let (hit, _) = cache.get(CacheKey::VerifiedPayload(b"form"), 0).unwrap();
+        assert_eq!(hit.subject.subject, "bob");
+        assert_eq!(
+            cache
+                .get(CacheKey::Token(octets), 0)
+                .unwrap()
+                .0
+                .subject
+                .subject,
+            "alice"
+        );
+    }
+
     #[test]
     fn an_entry_counts_its_claims_however_deep() {
         let with_claim = |claim: Value| {
