@@ -29,7 +29,7 @@ import mint_token
 import pytest
 from conftest import HEADER_MODE, http_client, running, token_for, tool_call
 from helpers import audits_where
-from test_metrics import scrape, scrape_until, value
+from test_metrics import scrape, token_cache_lookups
 from warden_stack import EXAMPLE_POLICY, Stack, run_cli
 
 REVOKED_SUBJECT = "mallory"
@@ -128,9 +128,6 @@ def test_a_repeated_token_finds_its_identity_again(jwt_stack: Stack) -> None:
     the metadata, so a token it has seen is found again, not decoded anew.
     Cached under the bytes instead, about one request in ten found them."""
 
-    def lookups(series: list, outcome: str) -> float:
-        return value(series, "warden_token_cache_lookups_total", outcome=outcome)
-
     # Every VM reports what it counted on its one-second timer: let the
     # baseline settle.
     time.sleep(1.5)
@@ -140,13 +137,7 @@ def test_a_repeated_token_finds_its_identity_again(jwt_stack: Stack) -> None:
         response, audit = call(jwt_stack, repeated, "search_docs", {"query": "again"})
         assert "result" in response.json(), response.text
         assert (audit["decision"], audit["subject"]) == ("allow", "alice"), audit
-    after = scrape_until(
-        jwt_stack,
-        lambda s: sum(lookups(s, o) - lookups(before, o) for o in ("hit", "miss")) >= 10,
-        "10 lookups to be reported",
-    )
-    hits = lookups(after, "hit") - lookups(before, "hit")
-    misses = lookups(after, "miss") - lookups(before, "miss")
+    hits, misses = token_cache_lookups(jwt_stack, before, 10)
     assert hits + misses == 10, (hits, misses)
     # Each worker keeps its own cache: the payload misses once in each
     # worker that sees it, at most.

@@ -41,6 +41,22 @@ def scrape_until(stack, predicate: Callable[[list], bool], what: str, timeout: f
         time.sleep(0.2)
 
 
+def token_cache_lookups(stack, before: list, count: int) -> tuple[float, float]:
+    """The verification cache's hits and misses since the scrape `before`,
+    once `count` lookups have been reported."""
+
+    def lookups(series: list, outcome: str) -> float:
+        return value(series, "warden_token_cache_lookups_total", outcome=outcome)
+
+    def since(series: list, outcome: str) -> float:
+        return lookups(series, outcome) - lookups(before, outcome)
+
+    after = scrape_until(
+        stack, lambda s: since(s, "hit") + since(s, "miss") >= count, f"{count} lookups to be reported"
+    )
+    return since(after, "hit"), since(after, "miss")
+
+
 def value(series, name: str, **labels: str) -> float:
     """The sum of `name` over the series carrying `labels`."""
     return sum(v for n, ls, v in series if n == name and all(ls.get(k) == w for k, w in labels.items()))

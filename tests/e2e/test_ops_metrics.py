@@ -29,7 +29,7 @@ import pytest
 from conftest import HEADER_MODE, REPO_ROOT
 from helpers import loopback_http_server, send_json
 from test_identity_live import Live, Provider, make_handler, token
-from test_metrics import scrape, scrape_until, value
+from test_metrics import scrape, scrape_until, token_cache_lookups, value
 from warden_stack import Stack
 
 DASHBOARD = REPO_ROOT / "docs" / "grafana" / "warden-dashboard.json"
@@ -164,9 +164,6 @@ def test_failed_and_successful_fetches_and_the_key_set_fetch_time(ops: Ops) -> N
 
 
 def test_token_cache_hits_and_misses(ops: Ops) -> None:
-    def lookups(series: list, outcome: str) -> float:
-        return value(series, "warden_token_cache_lookups_total", outcome=outcome)
-
     # Let every VM report what it counted before (on its one-second timer):
     # the baseline must settle.
     time.sleep(1.5)
@@ -175,13 +172,7 @@ def test_token_cache_hits_and_misses(ops: Ops) -> None:
     for _ in range(10):
         assert ops.call(repeated).status_code == 200
     assert ops.call(fresh).status_code == 200
-    after = wait_for(
-        ops,
-        lambda s: sum(lookups(s, o) - lookups(before, o) for o in ("hit", "miss")) >= 11,
-        "11 lookups to be reported",
-    )
-    hits = lookups(after, "hit") - lookups(before, "hit")
-    misses = lookups(after, "miss") - lookups(before, "miss")
+    hits, misses = token_cache_lookups(ops.stack, before, 11)
     assert hits + misses == 11, (hits, misses)
     # Each of the two workers keeps its own cache: each token misses once
     # in each worker that sees it, at most.
