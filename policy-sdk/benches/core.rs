@@ -2,7 +2,7 @@
 //! body decoding, policy evaluation by policy size, and the whole gate: one
 //! request's lifecycle through `Exchange` on the in-memory host (headers,
 //! body, decision, audit line, end of stream), the state machine the filter
-//! runs; sealing and unsealing session ids.
+//! runs; sealing and unsealing session ids; cutting a 100-tool list.
 //! `cargo bench -p warden-policy-sdk --features testing --bench core`.
 
 #![expect(
@@ -148,9 +148,63 @@ fn sessions(c: &mut Criterion) {
     });
 }
 
+/// The `tools/list` answer of `make bench`'s list variants
+/// (`bench/bench.py`'s `tool_catalogue`): 100 tools, every other one
+/// `read_…`, which the rule below lets a human use; the rest are cut.
+fn tool_catalogue() -> String {
+    let tools: Vec<_> = (0..100)
+        .map(|i| {
+            let verb = if i % 2 == 0 { "read" } else { "write" };
+            json!({
+                "name": format!("{verb}_dataset_{i:03}"),
+                "description": format!("{verb} records of dataset {i:03} in the analytics warehouse."),
+                "inputSchema": {"type": "object", "properties": {
+                    "filter": {"type": "string", "description": "Row filter expression"},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+                }, "required": ["filter"]},
+            })
+        })
+        .collect();
+    json!({"jsonrpc": "2.0", "id": 7, "result": {"tools": tools}}).to_string()
+}
+
+/// Cutting a 100-tool list (29 KB) for a caller allowed half of it, beside
+/// parsing the same body into a tree.
+fn lists(c: &mut Criterion) {
+    use policy_sdk::listing::ListCutter;
+    let identity = verifier(0)
+        .verify(
+            &DemoIssuer::new()
+                .unwrap()
+                .token(TEST_NOW, json!({}))
+                .unwrap(),
+            TEST_NOW,
+        )
+        .unwrap();
+    let rules: Vec<policy_sdk::policy::RuleSource> = serde_json::from_value(json!([
+        {"id": "read", "effect": "allow", "owner": "o", "principal": {"types": ["human"]}, "tools": ["read_*"]}
+    ]))
+    .unwrap();
+    let policy = CompiledPolicy::compile(&rules, &Default::default()).unwrap();
+    let cutter = ListCutter {
+        policy: &policy,
+        identity: &identity,
+        limits: JsonLimits::default(),
+    };
+    let body = tool_catalogue();
+    let cut = cutter.json_body(body.as_bytes()).unwrap();
+    assert_eq!(cut.lists.first().map(|list| list.kept), Some(50));
+    c.bench_function("list/cut/100_tools_json", |b| {
+        b.iter(|| cutter.json_body(black_box(body.as_bytes())).unwrap())
+    });
+    c.bench_function("list/serde_json_value/100_tools_json", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(body.as_bytes())).unwrap())
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
-    targets = tokens, decoding, evaluation, gate, sessions
+    targets = tokens, decoding, evaluation, gate, sessions, lists
 }
 criterion_main!(benches);

@@ -124,14 +124,91 @@ impl ListCutter<'_> {
         self.read(body).map_err(ListError::NotJson)
     }
 
-    /// Cuts one body or event's data: untouched when the skim finds it
-    /// strict and without a list (no tree built), else read whole.
+    /// Cuts one body or event's data. The skim reads it strictly without
+    /// building it: untouched when it holds no list, else its lists' cut
+    /// entries are left out of the bytes. What the skim refuses is read
+    /// whole, which gives the error (or, should the two readers ever part,
+    /// cuts the tree).
     fn read(&self, bytes: &[u8]) -> Result<Cut, String> {
-        if skim::passes_untouched(bytes, self.limits) {
-            return Ok(Cut::default());
+        if let Some(lists) = skim::survey(bytes, self.limits) {
+            if lists.is_empty() {
+                return Ok(Cut::default());
+            }
+            if let Some(cut) = self.cut_entries(bytes, lists) {
+                return Ok(cut);
+            }
         }
         let value = parse_strict(bytes, self.limits).map_err(|e| e.to_string())?;
         Ok(self.cut_value(value))
+    }
+
+    /// Cuts the lists the skim found in `bytes`: each list's bytes from its
+    /// first entry to its last are replaced by the kept entries, joined by
+    /// commas; everything else goes byte for byte. The summaries come in
+    /// the order [`cut_value`](Self::cut_value) gives (messages in order,
+    /// then kinds in [`ListKind::ALL`] order). `None` when an entry's bytes
+    /// are not where the body is (never, with serde_json's raw values).
+    fn cut_entries(&self, bytes: &[u8], lists: Vec<skim::FoundList<'_>>) -> Option<Cut> {
+        let base = bytes.as_ptr().addr();
+        let mut summaries = Vec::with_capacity(lists.len());
+        let mut out: Option<Vec<u8>> = None;
+        let mut copied = 0;
+        for list in lists {
+            let mut summary = ListSummary {
+                kind: list.kind,
+                kept: 0,
+                removed: Vec::new(),
+            };
+            let keep: Vec<bool> = list
+                .entries
+                .iter()
+                .map(|entry| {
+                    let keep = entry.name.as_deref().is_some_and(|name| {
+                        self.policy.could_allow(self.identity, list.kind.item(name))
+                    });
+                    if keep {
+                        summary.kept += 1;
+                    } else {
+                        summary.removed.push(
+                            entry
+                                .name
+                                .as_deref()
+                                .map_or_else(|| UNNAMED.to_owned(), str::to_owned),
+                        );
+                    }
+                    keep
+                })
+                .collect();
+            if let (false, Some(first), Some(last)) = (
+                summary.removed.is_empty(),
+                list.entries.first(),
+                list.entries.last(),
+            ) {
+                let start = first.raw.as_ptr().addr().checked_sub(base)?;
+                let end = last.raw.as_ptr().addr().checked_sub(base)? + last.raw.len();
+                let out = out.get_or_insert_with(|| Vec::with_capacity(bytes.len()));
+                out.extend_from_slice(bytes.get(copied..start)?);
+                let mut kept = list.entries.iter().zip(&keep).filter(|(_, keep)| **keep);
+                if let Some((entry, _)) = kept.next() {
+                    out.extend_from_slice(entry.raw.as_bytes());
+                }
+                for (entry, _) in kept {
+                    out.push(b',');
+                    out.extend_from_slice(entry.raw.as_bytes());
+                }
+                copied = end;
+            }
+            let order = ListKind::ALL.iter().position(|kind| *kind == list.kind);
+            summaries.push(((list.message, order), summary));
+        }
+        if let Some(out) = &mut out {
+            out.extend_from_slice(bytes.get(copied..)?);
+        }
+        summaries.sort_by_key(|(order, _)| *order);
+        Some(Cut {
+            body: out,
+            lists: summaries.into_iter().map(|(_, summary)| summary).collect(),
+        })
     }
 
     /// Cuts every list result in one JSON value (a message or a batch).
@@ -238,8 +315,19 @@ impl ListCutter<'_> {
                 out.extend_from_slice(line.content);
             } else if !written {
                 written = true;
-                out.extend_from_slice(b"data: ");
-                out.extend_from_slice(&json);
+                // The cut keeps the data's own line breaks (between JSON
+                // tokens, where its data lines joined): one data line per
+                // line, which the client joins back the same.
+                let mut parts = json.split(|&b| b == b'\n');
+                if let Some(part) = parts.next() {
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(part);
+                }
+                for part in parts {
+                    out.extend_from_slice(line.terminator);
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(part);
+                }
             } else {
                 continue;
             }
@@ -527,6 +615,96 @@ mod tests {
             .collect()
     }
 
+    /// The cut of the whole tree: the body parsed, cut and written out
+    /// again, the way every list was cut before the skim took them. Still
+    /// the way for what the skim refuses, and here the reference.
+    fn tree_cut(cutter: &ListCutter<'_>, body: &[u8]) -> Result<Cut, String> {
+        let value = parse_strict(body, cutter.limits).map_err(|e| e.to_string())?;
+        Ok(cutter.cut_value(value))
+    }
+
+    /// The skim's cut and the tree's agree: the same error or the same
+    /// lists, and bodies that read as the same JSON (the skim keeps the
+    /// body's own layout and member order, the tree writes it anew).
+    fn cuts_agree(body: &[u8], limits: JsonLimits) {
+        let (policy, identity) = (policy(), bob());
+        let cutter = ListCutter {
+            policy: &policy,
+            identity: &identity,
+            limits,
+        };
+        let shown = String::from_utf8_lossy(body);
+        match (cutter.read(body), tree_cut(&cutter, body)) {
+            (Ok(skimmed), Ok(tree)) => {
+                assert_eq!(skimmed.lists, tree.lists, "{shown}");
+                assert_eq!(skimmed.body.is_some(), tree.body.is_some(), "{shown}");
+                if let (Some(skimmed), Some(tree)) = (skimmed.body, tree.body) {
+                    let read = |bytes: &[u8]| parse_strict(bytes, LIMITS).unwrap();
+                    assert_eq!(read(&skimmed), read(&tree), "{shown}");
+                }
+            }
+            (Err(skimmed), Err(tree)) => assert_eq!(skimmed, tree, "{shown}"),
+            (skimmed, tree) => panic!("{shown}: skim {skimmed:?}, tree {tree:?}"),
+        }
+    }
+
+    #[test]
+    fn the_skims_cut_reads_as_the_trees() {
+        let tools = tools_response(json!(1)).to_string();
+        let pretty = serde_json::to_string_pretty(&tools_response(json!(2))).unwrap();
+        let bodies = [
+            tools.clone(),
+            pretty,
+            format!("[{tools},{{\"id\":3,\"result\":{{}}}},7,{tools}]"),
+            // Kinds out of the order summaries come in, two in one result.
+            r#"{"id":1,"result":{"resources":[{"uri":"docs://public/a"},{"uri":"file:///etc"}],"tools":[{"name":"search_docs"},{"name":"x"}]}}"#.to_owned(),
+            r#"{"id":1,"result":{"resourceTemplates":[{"uriTemplate":"docs://public/{p}"},{"uriTemplate":"db://{t}"}],"prompts":[{"name":"greet"},{"name":"leak"}]}}"#.to_owned(),
+            // Escaped names read as they decode; whitespace everywhere.
+            " { \"id\" : 1 , \"result\" : { \"tools\" : [ { \"name\" : \"search\\u005fdocs\" } ,\n\t{ \"name\" : \"del\\u0065te\" } , { \"name\":\"read_file\" } ] } } ".to_owned(),
+            // Everything cut, nothing cut, an empty list, not an array.
+            r#"{"id":1,"result":{"tools":[{"name":"a"},{"name":"b"}]}}"#.to_owned(),
+            r#"{"id":1,"result":{"tools":[{"name":"search_docs"}]}}"#.to_owned(),
+            r#"{"id":1,"result":{"tools":[]}}"#.to_owned(),
+            r#"{"id":1,"result":{"tools":{"name":"x"}}}"#.to_owned(),
+            // Entries of every JSON type; a list inside an entry stays.
+            r#"{"id":1,"result":{"tools":[1,"x",null,true,[{"name":"x"}],{"name":"search_docs","result":{"tools":[{"name":"y"}]}}]}}"#.to_owned(),
+            // The naming member nested, or not a string: no name.
+            r#"{"id":1,"result":{"tools":[{"meta":{"name":"search_docs"}},{"name":["search_docs"]},{"name":null}]}}"#.to_owned(),
+            // Refused: a duplicate key inside an entry, or its name twice;
+            // an entry nested too deep; trailing data.
+            r#"{"id":1,"result":{"tools":[{"name":"search_docs","a":1,"a":2}]}}"#.to_owned(),
+            r#"{"id":1,"result":{"tools":[{"name":"x","n\u0061me":"search_docs"}]}}"#.to_owned(),
+            format!(r#"{{"id":1,"result":{{"tools":[{}{}]}}}}"#, "[".repeat(70), "]".repeat(70)),
+            format!("{tools} {tools}"),
+        ];
+        for body in bodies {
+            cuts_agree(body.as_bytes(), LIMITS);
+        }
+    }
+
+    /// Every file of JSONTestSuite as a list, as an entry of one, and as
+    /// an entry's name: the skim's cut and the tree's agree.
+    #[test]
+    fn the_skims_cut_agrees_with_the_trees_on_json_test_suite() {
+        use crate::json::{json_test_suite, spliced};
+        for bytes in json_test_suite() {
+            let as_list = spliced(r#"{"id":1,"result":{"tools":"#, &bytes, "}}");
+            let as_entry = spliced(
+                r#"{"id":1,"result":{"tools":[{"name":"search_docs"},"#,
+                &bytes,
+                r#",{"name":"x"}]}}"#,
+            );
+            let as_name = spliced(
+                r#"{"id":1,"result":{"prompts":[{"name":"greet"},{"name":"#,
+                &bytes,
+                "}]}}",
+            );
+            for body in [as_list, as_entry, as_name] {
+                cuts_agree(&body, LIMITS);
+            }
+        }
+    }
+
     #[test]
     fn list_kinds_map_methods_and_keys() {
         for (method, kind) in [
@@ -674,11 +852,12 @@ mod tests {
         let (out, lists, dropped) = sse(&format!("{notification}{other}{response}"));
         assert!(!dropped);
         let rest = out.strip_prefix(notification).unwrap();
-        // Another request's answer is cut too: data, not requests.
+        // Another request's answer is cut too: data, not requests. The
+        // rest of the message goes as it came.
         let (first, rewritten) = rest.split_once("\n\n").unwrap();
         assert_eq!(
             first,
-            "data: {\"id\":99,\"jsonrpc\":\"2.0\",\"result\":{\"tools\":[]}}"
+            "data: {\"jsonrpc\":\"2.0\",\"id\":99,\"result\":{\"tools\":[]}}"
         );
         assert!(rewritten.starts_with("id: ev-7\nevent: message\nretry: 1000\ndata: {"));
         assert!(rewritten.ends_with("}\n\n"));
@@ -709,14 +888,20 @@ mod tests {
     }
 
     #[test]
-    fn sse_multi_line_data_is_joined_then_rewritten_as_one_line() {
+    fn sse_multi_line_data_is_cut_where_it_lies_and_joins_back() {
         let pretty = serde_json::to_string_pretty(&tools_response(json!("a"))).unwrap();
         let data: String = pretty.lines().map(|l| format!("data:{l}\n")).collect();
         let (out, lists, _) = sse(&format!("id: 1\n{data}\n"));
-        let lines: Vec<&str> = out.split('\n').collect();
-        assert_eq!(lines.len(), 4, "{out}");
-        assert_eq!(lines[0], "id: 1");
-        let message: Value = serde_json::from_str(&lines[1]["data: ".len()..]).unwrap();
+        let (event, rest) = out.split_once("\n\n").unwrap();
+        assert_eq!(rest, "");
+        let mut lines = event.split('\n');
+        assert_eq!(lines.next(), Some("id: 1"));
+        // As a client reads the event: its data lines joined by LF.
+        let joined: Vec<&str> = lines
+            .map(|line| line.strip_prefix("data: ").unwrap())
+            .collect();
+        assert!(joined.len() > 1, "{out}");
+        let message: Value = serde_json::from_str(&joined.join("\n")).unwrap();
         assert_eq!(
             names(&message, ListKind::Tools),
             ["search_docs", "read_file"]
