@@ -1,5 +1,6 @@
 //! The list cutter on response bodies, as JSON and as an event stream fed
-//! in an arbitrary chunking (see `warden_fuzz::chunked`), for each caller.
+//! in an arbitrary chunking (see `warden_fuzz::chunked`), for each caller;
+//! the skim's cut of a JSON body against the cut of its parsed tree.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -65,6 +66,22 @@ fn check_caller(identity: &Identity, chunks: &[&[u8]], body: &[u8]) {
         identity,
         limits: LIMITS,
     };
+
+    // The skim's cut agrees with the tree's: the same error or the same
+    // lists, and bodies that read as the same JSON.
+    match (cutter.json_body(body), cutter.json_body_by_tree(body)) {
+        (Ok(skimmed), Ok(tree)) => {
+            assert_eq!(skimmed.lists, tree.lists);
+            assert_eq!(skimmed.body.is_some(), tree.body.is_some());
+            if let (Some(skimmed), Some(tree)) = (&skimmed.body, &tree.body) {
+                let read = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).ok();
+                assert!(read(skimmed).is_some(), "the skim's cut does not read");
+                assert_eq!(read(skimmed), read(tree));
+            }
+        }
+        (Err(skimmed), Err(tree)) => assert_eq!(skimmed, tree),
+        (skimmed, tree) => panic!("skim: {skimmed:?}, tree: {tree:?}"),
+    }
 
     if let Ok(cut) = cutter.json_body(body) {
         let sent = cut.body.as_deref().unwrap_or(body);

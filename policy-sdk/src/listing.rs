@@ -124,6 +124,25 @@ impl ListCutter<'_> {
         self.read(body).map_err(ListError::NotJson)
     }
 
+    /// [`json_body`](Self::json_body) the way every body was cut before
+    /// the skim cut lists: parsed into a tree, cut, written anew. Still the
+    /// way for what the skim refuses; the reference the tests and the
+    /// `list_cutter` fuzz target hold the skim's cut to.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn json_body_by_tree(&self, body: &[u8]) -> Result<Cut, ListError> {
+        if body.len() > self.limits.max_bytes {
+            return Err(ListError::TooLarge {
+                limit: self.limits.max_bytes,
+            });
+        }
+        if body.trim_ascii().is_empty() {
+            return Ok(Cut::default());
+        }
+        let value =
+            parse_strict(body, self.limits).map_err(|e| ListError::NotJson(e.to_string()))?;
+        Ok(self.cut_value(value))
+    }
+
     /// Cuts one body or event's data. The skim reads it strictly without
     /// building it: untouched when it holds no list, else its lists' cut
     /// entries are left out of the bytes. What the skim refuses is read
@@ -615,14 +634,6 @@ mod tests {
             .collect()
     }
 
-    /// The cut of the whole tree: the body parsed, cut and written out
-    /// again, the way every list was cut before the skim took them. Still
-    /// the way for what the skim refuses, and here the reference.
-    fn tree_cut(cutter: &ListCutter<'_>, body: &[u8]) -> Result<Cut, String> {
-        let value = parse_strict(body, cutter.limits).map_err(|e| e.to_string())?;
-        Ok(cutter.cut_value(value))
-    }
-
     /// The skim's cut and the tree's agree: the same error or the same
     /// lists, and bodies that read as the same JSON (the skim keeps the
     /// body's own layout and member order, the tree writes it anew).
@@ -634,7 +645,7 @@ mod tests {
             limits,
         };
         let shown = String::from_utf8_lossy(body);
-        match (cutter.read(body), tree_cut(&cutter, body)) {
+        match (cutter.json_body(body), cutter.json_body_by_tree(body)) {
             (Ok(skimmed), Ok(tree)) => {
                 assert_eq!(skimmed.lists, tree.lists, "{shown}");
                 assert_eq!(skimmed.body.is_some(), tree.body.is_some(), "{shown}");

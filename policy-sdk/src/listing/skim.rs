@@ -86,7 +86,11 @@ struct Found<'de> {
 }
 
 impl<'de> Found<'de> {
+    /// Adds the lists of a value inside this one (most values hold none).
     fn join(&mut self, other: Self) {
+        if other.lists.is_empty() {
+            return;
+        }
         if self.lists.is_empty() {
             self.lists = other.lists;
         } else {
