@@ -26,6 +26,7 @@ use crate::mcp::MethodFacts;
 use crate::policy::CompiledPolicy;
 
 mod skim;
+mod spans;
 
 /// JSON-RPC 2.0 "internal error", used when a list cannot be filtered.
 const INTERNAL_ERROR: i64 = -32603;
@@ -165,57 +166,55 @@ impl ListCutter<'_> {
     /// first entry to its last are replaced by the kept entries, joined by
     /// commas; everything else goes byte for byte. The summaries come in
     /// the order [`cut_value`](Self::cut_value) gives (messages in order,
-    /// then kinds in [`ListKind::ALL`] order). `None` when an entry's bytes
-    /// are not where the body is (never, with serde_json's raw values).
+    /// then kinds in [`ListKind::ALL`] order). `None` when the walk that
+    /// finds the entries' bytes ([`spans`]) does not find the lists the
+    /// skim found, entry for entry (never, for a body the skim accepts).
     fn cut_entries(&self, bytes: &[u8], lists: Vec<skim::FoundList<'_>>) -> Option<Cut> {
-        let base = bytes.as_ptr().addr();
+        let spans = spans::entry_spans(bytes)?;
+        if spans.len() != lists.len()
+            || spans
+                .iter()
+                .zip(&lists)
+                .any(|(spans, list)| spans.len() != list.names.len())
+        {
+            return None;
+        }
         let mut summaries = Vec::with_capacity(lists.len());
         let mut out: Option<Vec<u8>> = None;
         let mut copied = 0;
-        for list in lists {
+        for (list, spans) in lists.into_iter().zip(spans) {
             let mut summary = ListSummary {
                 kind: list.kind,
                 kept: 0,
                 removed: Vec::new(),
             };
-            let keep: Vec<bool> = list
-                .entries
-                .iter()
-                .map(|entry| {
-                    let keep = entry.name.as_deref().is_some_and(|name| {
-                        self.policy.could_allow(self.identity, list.kind.item(name))
-                    });
-                    if keep {
-                        summary.kept += 1;
-                    } else {
-                        summary.removed.push(
-                            entry
-                                .name
-                                .as_deref()
-                                .map_or_else(|| UNNAMED.to_owned(), str::to_owned),
-                        );
-                    }
-                    keep
-                })
-                .collect();
-            if let (false, Some(first), Some(last)) = (
-                summary.removed.is_empty(),
-                list.entries.first(),
-                list.entries.last(),
-            ) {
-                let start = first.raw.as_ptr().addr().checked_sub(base)?;
-                let end = last.raw.as_ptr().addr().checked_sub(base)? + last.raw.len();
+            let mut kept = Vec::with_capacity(spans.len());
+            for (name, span) in list.names.iter().zip(&spans) {
+                let keep = name.as_deref().is_some_and(|name| {
+                    self.policy.could_allow(self.identity, list.kind.item(name))
+                });
+                if keep {
+                    summary.kept += 1;
+                    kept.push(span.clone());
+                } else {
+                    summary.removed.push(
+                        name.as_deref()
+                            .map_or_else(|| UNNAMED.to_owned(), str::to_owned),
+                    );
+                }
+            }
+            if let (false, Some(first), Some(last)) =
+                (summary.removed.is_empty(), spans.first(), spans.last())
+            {
                 let out = out.get_or_insert_with(|| Vec::with_capacity(bytes.len()));
-                out.extend_from_slice(bytes.get(copied..start)?);
-                let mut kept = list.entries.iter().zip(&keep).filter(|(_, keep)| **keep);
-                if let Some((entry, _)) = kept.next() {
-                    out.extend_from_slice(entry.raw.as_bytes());
+                out.extend_from_slice(bytes.get(copied..first.start)?);
+                for (n, span) in kept.into_iter().enumerate() {
+                    if n > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(bytes.get(span)?);
                 }
-                for (entry, _) in kept {
-                    out.push(b',');
-                    out.extend_from_slice(entry.raw.as_bytes());
-                }
-                copied = end;
+                copied = last.end;
             }
             let order = ListKind::ALL.iter().position(|kind| *kind == list.kind);
             summaries.push(((list.message, order), summary));
@@ -645,6 +644,13 @@ mod tests {
             limits,
         };
         let shown = String::from_utf8_lossy(body);
+        // A body the skim reads is cut by its entries' bytes, never left to
+        // the tree because the walk lost its way.
+        if let Some(lists) = skim::survey(body, limits)
+            && !lists.is_empty()
+        {
+            assert!(cutter.cut_entries(body, lists).is_some(), "{shown}");
+        }
         match (cutter.json_body(body), cutter.json_body_by_tree(body)) {
             (Ok(skimmed), Ok(tree)) => {
                 assert_eq!(skimmed.lists, tree.lists, "{shown}");
@@ -672,6 +678,10 @@ mod tests {
             r#"{"id":1,"result":{"resourceTemplates":[{"uriTemplate":"docs://public/{p}"},{"uriTemplate":"db://{t}"}],"prompts":[{"name":"greet"},{"name":"leak"}]}}"#.to_owned(),
             // Escaped names read as they decode; whitespace everywhere.
             " { \"id\" : 1 , \"result\" : { \"tools\" : [ { \"name\" : \"search\\u005fdocs\" } ,\n\t{ \"name\" : \"del\\u0065te\" } , { \"name\":\"read_file\" } ] } } ".to_owned(),
+            // Keys spelled with escapes; strings holding quotes and
+            // backslashes; CRLF between tokens.
+            r#"{"id":1,"res\u0075lt":{"t\u006fols":[{"name":"x\"]}"},{"name":"search_docs","d":"\\"}],"\u0072esources":[]}}"#.to_owned(),
+            "{\"id\":1,\r\n\"result\"\r\n:\r\n{\"tools\":[\r\n{\"name\":\"a\"}\r\n,\r\n{\"name\":\"search_docs\"}\r\n]}}".to_owned(),
             // Everything cut, nothing cut, an empty list, not an array.
             r#"{"id":1,"result":{"tools":[{"name":"a"},{"name":"b"}]}}"#.to_owned(),
             r#"{"id":1,"result":{"tools":[{"name":"search_docs"}]}}"#.to_owned(),

@@ -7,27 +7,27 @@
 //! [`parse_strict`](crate::json::parse_strict) refuses — invalid UTF-8 and
 //! lone surrogates (strings are decoded, not skipped), duplicate keys at any
 //! depth, nesting past the limit, numbers out of range, trailing data — but
-//! keeps nothing, except for each array under a list key of a message's
-//! `result`: its entries' bytes as the body holds them and the name each
-//! gives. [`super::ListCutter`] cuts a list by leaving entries' bytes out,
+//! keeps nothing, except the lists: for each array under a list key of a
+//! message's `result`, the name each entry gives. [`super::ListCutter`]
+//! cuts a list by leaving entries' bytes out (found by [`super::spans`]),
 //! so a body with a list is never built either. Anything the skim refuses
 //! is read the full way, which then gives the very error it always gave.
-//!
-//! An entry's bytes are taken whole first (serde_json's raw value: the
-//! value's exact span in the body), then read strictly for its name. The
-//! client reads those same bytes, so it reads the same name.
 //!
 //! Measured (callgrind, native): a 25 KB tool result took about 1,085,000
 //! instructions to parse into a tree and drop, 497,000 to skim; the small
 //! answer of the benchmark's `tools/call` about 4,000 and 3,000. The
 //! benchmark's 100-tool list (29 KB, half of it cut) took 245 µs natively
-//! to parse into a tree, cut and write out again.
+//! to parse into a tree, cut and write out again; 101 µs skimmed, walked
+//! and spliced (`list/cut/100_tools_json`). Taking each entry's bytes with
+//! serde_json's raw values instead of the walk measured 88 µs, but that
+//! feature makes every `serde_json::Value` in the program read an object
+//! keyed `$serde_json::private::RawValue` as the JSON text in its string,
+//! a second reading of policies and configuration.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 
 use super::ListKind;
 use crate::json::{JsonLimits, Key, Keys, read_document};
@@ -66,15 +66,9 @@ pub(super) struct FoundList<'de> {
     /// The message's index in a batch (0 for a single message).
     pub message: usize,
     pub kind: ListKind,
-    pub entries: Vec<Entry<'de>>,
-}
-
-/// One entry of a list: its exact bytes in the body, and the string under
-/// its entry key (`None` when it has none: not an object, no such member,
-/// or not a string).
-pub(super) struct Entry<'de> {
-    pub raw: &'de str,
-    pub name: Option<Cow<'de, str>>,
+    /// Each entry's name: the string under its entry key (`None` when it
+    /// has none: not an object, no such member, or not a string).
+    pub names: Vec<Option<Cow<'de, str>>>,
 }
 
 /// What a value holds: the lists in it, in body order, and (for an entry)
@@ -141,8 +135,8 @@ impl Skim {
         }
     }
 
-    /// The entries of a list, each taken whole and then read strictly (at
-    /// the depth it sits) for its name.
+    /// The entries of a list, each read strictly (at the depth it sits)
+    /// for its name.
     fn list<'de, A: SeqAccess<'de>>(
         self,
         kind: ListKind,
@@ -154,24 +148,15 @@ impl Skim {
             },
             ..self.nested(Place::Elsewhere)?
         };
-        let mut entries = Vec::new();
-        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
-            let raw = raw.get();
-            let mut de = serde_json::Deserializer::from_str(raw);
-            let found = entry
-                .deserialize(&mut de)
-                .and_then(|found| de.end().map(|()| found))
-                .map_err(A::Error::custom)?;
-            entries.push(Entry {
-                raw,
-                name: found.name,
-            });
+        let mut names = Vec::new();
+        while let Some(found) = seq.next_element_seed(entry)? {
+            names.push(found.name);
         }
         Ok(Found {
             lists: vec![FoundList {
                 message: self.message,
                 kind,
-                entries,
+                names,
             }],
             name: None,
         })
