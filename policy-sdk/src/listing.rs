@@ -701,6 +701,20 @@ mod tests {
         for body in bodies {
             cuts_agree(body.as_bytes(), LIMITS);
         }
+        // Past serde_json's own nesting bound (128) with a configured depth
+        // above it: an entry is read in the body's pass, so both refuse.
+        let deep = JsonLimits {
+            max_depth: 300,
+            ..LIMITS
+        };
+        for nesting in [100, 125, 130, 200] {
+            let body = format!(
+                r#"{{"id":1,"result":{{"tools":[{{"name":"search_docs"}},{}{}]}}}}"#,
+                "[".repeat(nesting),
+                "]".repeat(nesting)
+            );
+            cuts_agree(body.as_bytes(), deep);
+        }
     }
 
     /// Every file of JSONTestSuite as a list, as an entry of one, and as
