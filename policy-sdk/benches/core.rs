@@ -168,8 +168,8 @@ fn tool_catalogue() -> String {
     json!({"jsonrpc": "2.0", "id": 7, "result": {"tools": tools}}).to_string()
 }
 
-/// Cutting a 100-tool list (29 KB) for a caller allowed half of it, beside
-/// parsing the same body into a tree.
+/// Cutting a 100-tool list (29 KB) for a caller allowed half of it, as JSON
+/// and as an event stream, beside parsing the same body into a tree.
 fn lists(c: &mut Criterion) {
     use policy_sdk::listing::ListCutter;
     let identity = verifier(0)
@@ -196,6 +196,18 @@ fn lists(c: &mut Criterion) {
     assert_eq!(cut.lists.first().map(|list| list.kept), Some(50));
     c.bench_function("list/cut/100_tools_json", |b| {
         b.iter(|| cutter.json_body(black_box(body.as_bytes())).unwrap())
+    });
+    // The same list as one SSE event, as a Streamable HTTP server answers
+    // a POST, arriving in 16 KB chunks (an Envoy read).
+    let event = format!("event: message\ndata: {body}\n\n");
+    c.bench_function("list/cut/100_tools_sse", |b| {
+        b.iter(|| {
+            let mut stream = policy_sdk::listing::EventStream::default();
+            let chunks: Vec<&[u8]> = event.as_bytes().chunks(16 * 1024).collect();
+            for (n, chunk) in chunks.iter().enumerate() {
+                black_box(stream.push(&cutter, chunk, n + 1 == chunks.len()).unwrap());
+            }
+        })
     });
     c.bench_function("list/serde_json_value/100_tools_json", |b| {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(body.as_bytes())).unwrap())

@@ -18,6 +18,8 @@
 //! strict JSON (duplicate keys included, as for requests). The caller then
 //! gets [`failure_body`] in its place.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value, json};
 
 use crate::identity::Identity;
@@ -297,12 +299,15 @@ impl ListCutter<'_> {
                 out.extend_from_slice(line.terminator);
             }
         };
-        let mut data: Option<Vec<u8>> = None;
+        // Borrowed when the event has one data line, as a server's
+        // message event has.
+        let mut data: Option<Cow<'_, [u8]>> = None;
         for line in lines {
             if let Some(value) = line.data_value() {
                 match &mut data {
-                    None => data = Some(value.to_vec()),
+                    None => data = Some(Cow::Borrowed(value)),
                     Some(buffer) => {
+                        let buffer = buffer.to_mut();
                         buffer.push(b'\n');
                         buffer.extend_from_slice(value);
                     }
@@ -510,7 +515,7 @@ impl<'a> Line<'a> {
 /// The next complete line of `text` and what follows it; `None` when no line
 /// end is left (the remainder is an unfinished line).
 fn next_line(text: &[u8]) -> Option<(Line<'_>, &[u8])> {
-    let end = text.iter().position(|&b| b == b'\n' || b == b'\r')?;
+    let end = memchr::memchr2(b'\n', b'\r', text)?;
     let (content, rest) = text.split_at_checked(end)?;
     let terminator_len = match rest {
         [b'\r', b'\n', ..] => 2,
