@@ -71,24 +71,26 @@ pub(super) struct FoundList<'de> {
     pub names: Vec<Option<Cow<'de, str>>>,
 }
 
-/// What a value holds: the lists in it, in body order, and (for an entry)
-/// its name.
+/// What a value holds: nothing (most values), the lists in it in body
+/// order, or (an entry, and its naming member) the entry's name. An enum
+/// rather than both fields: every value of every response returns one,
+/// and the smaller it is, the less an allowed call costs.
 #[derive(Default)]
-struct Found<'de> {
-    lists: Vec<FoundList<'de>>,
-    name: Option<Cow<'de, str>>,
+enum Found<'de> {
+    #[default]
+    Nothing,
+    Lists(Vec<FoundList<'de>>),
+    Name(Cow<'de, str>),
 }
 
 impl<'de> Found<'de> {
-    /// Adds the lists of a value inside this one (most values hold none).
+    /// Adds the lists of a value inside this one.
     fn join(&mut self, other: Self) {
-        if other.lists.is_empty() {
-            return;
-        }
-        if self.lists.is_empty() {
-            self.lists = other.lists;
-        } else {
-            self.lists.extend(other.lists);
+        if let Self::Lists(more) = other {
+            match self {
+                Self::Lists(lists) => lists.extend(more),
+                Self::Nothing | Self::Name(_) => *self = Self::Lists(more),
+            }
         }
     }
 }
@@ -105,7 +107,10 @@ pub(super) fn survey(bytes: &[u8], limits: JsonLimits) -> Option<Vec<FoundList<'
     };
     read_document(bytes, limits, skim)
         .ok()
-        .map(|found| found.lists)
+        .map(|found| match found {
+            Found::Lists(lists) => lists,
+            Found::Nothing | Found::Name(_) => Vec::new(),
+        })
 }
 
 impl Skim {
@@ -150,16 +155,16 @@ impl Skim {
         };
         let mut names = Vec::new();
         while let Some(found) = seq.next_element_seed(entry)? {
-            names.push(found.name);
+            names.push(match found {
+                Found::Name(name) => Some(name),
+                Found::Nothing | Found::Lists(_) => None,
+            });
         }
-        Ok(Found {
-            lists: vec![FoundList {
-                message: self.message,
-                kind,
-                names,
-            }],
-            name: None,
-        })
+        Ok(Found::Lists(vec![FoundList {
+            message: self.message,
+            kind,
+            names,
+        }]))
     }
 }
 
@@ -201,16 +206,18 @@ impl<'de> Visitor<'de> for Skim {
     // Strings reach these decoded (UTF-8 checked, escapes and surrogate
     // pairs resolved); only an entry's name is kept.
     fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Found<'de>, E> {
-        Ok(Found {
-            lists: Vec::new(),
-            name: (self.place == Place::Name).then_some(Cow::Borrowed(v)),
+        Ok(if self.place == Place::Name {
+            Found::Name(Cow::Borrowed(v))
+        } else {
+            Found::Nothing
         })
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Found<'de>, E> {
-        Ok(Found {
-            lists: Vec::new(),
-            name: (self.place == Place::Name).then(|| Cow::Owned(v.to_owned())),
+        Ok(if self.place == Place::Name {
+            Found::Name(Cow::Owned(v.to_owned()))
+        } else {
+            Found::Nothing
         })
     }
 
@@ -262,7 +269,10 @@ impl<'de> Visitor<'de> for Skim {
             }
             let member = map.next_value_seed(value)?;
             if value.place == Place::Name {
-                found.name = member.name;
+                // Only a string names the entry.
+                if let Found::Name(_) = member {
+                    found = member;
+                }
             } else {
                 found.join(member);
             }
