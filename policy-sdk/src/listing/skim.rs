@@ -35,8 +35,10 @@ use crate::json::{JsonLimits, Key, Keys, read_document};
 /// Where a value sits, as far as lists go: [`super::ListCutter`] cuts an
 /// array under a list key of the `result` of a message, the body itself or
 /// an object in a batch, by the name each entry gives under its entry key.
+/// The walk that finds entries' bytes ([`super::spans`]) places values by
+/// the same rule, [`Place::member`] and [`Place::items`].
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Place {
+pub(super) enum Place {
     Body,
     InBatch,
     ResultOfMessage,
@@ -113,6 +115,30 @@ pub(super) fn survey(bytes: &[u8], limits: JsonLimits) -> Option<Vec<FoundList<'
         })
 }
 
+impl Place {
+    /// Where the value of member `key` sits in an object at this place.
+    pub(super) fn member(self, key: &str) -> Self {
+        match self {
+            Self::Body | Self::InBatch if key == "result" => Self::ResultOfMessage,
+            Self::ResultOfMessage => ListKind::ALL
+                .into_iter()
+                .find(|kind| kind.result_key() == key)
+                .map_or(Self::Elsewhere, Self::UnderListKey),
+            Self::Entry { key: naming } if key == naming => Self::Name,
+            _ => Self::Elsewhere,
+        }
+    }
+
+    /// Where the items of an array at this place sit (a list's entries
+    /// are placed by the list's reader).
+    pub(super) fn items(self) -> Self {
+        match self {
+            Self::Body => Self::InBatch,
+            _ => Self::Elsewhere,
+        }
+    }
+}
+
 impl Skim {
     /// The same bound as the full reader's, counted the same way.
     fn nested<E: serde::de::Error>(self, place: Place) -> Result<Self, E> {
@@ -125,19 +151,6 @@ impl Skim {
             place,
             ..self
         })
-    }
-
-    /// Where the value of `key` sits in an object at this place.
-    fn member(self, key: &str) -> Place {
-        match self.place {
-            Place::Body | Place::InBatch if key == "result" => Place::ResultOfMessage,
-            Place::ResultOfMessage => ListKind::ALL
-                .into_iter()
-                .find(|kind| kind.result_key() == key)
-                .map_or(Place::Elsewhere, Place::UnderListKey),
-            Place::Entry { key: naming } if key == naming => Place::Name,
-            _ => Place::Elsewhere,
-        }
     }
 
     /// The entries of a list, each read strictly (at the depth it sits)
@@ -233,10 +246,7 @@ impl<'de> Visitor<'de> for Skim {
         if let Place::UnderListKey(kind) = self.place {
             return self.list(kind, seq);
         }
-        let items = match self.place {
-            Place::Body => Place::InBatch,
-            _ => Place::Elsewhere,
-        };
+        let items = self.place.items();
         let inner = self.nested(items)?;
         let mut found = Found::default();
         let mut index = 0;
@@ -261,7 +271,7 @@ impl<'de> Visitor<'de> for Skim {
         while let Some(key) = map.next_key_seed(Key)? {
             // A member's place follows from this object's own place.
             let value = Skim {
-                place: self.member(&key),
+                place: self.place.member(&key),
                 ..inner
             };
             if keys.insert(key).is_err() {

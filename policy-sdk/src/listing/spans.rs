@@ -3,16 +3,17 @@
 //! The skim (serde) reads a body strictly and finds its lists and the names
 //! of their entries, but a serde visitor never learns where in the bytes a
 //! value was. This walk finds that: it steps through the body's structure
-//! byte by byte, with the skim's rule for where a list sits (an array under
-//! a list key of the `result` of a message, the body or an object in a
-//! batch), keys decoded by serde_json as the skim decodes them, and gives
+//! byte by byte, placing values by the skim's own rule ([`Place`]: a list
+//! is an array under a list key of the `result` of a message, the body or
+//! an object in a batch), keys decoded by serde_json as the skim decodes
+//! them, and gives
 //! each list's entry spans in body order. It validates nothing and runs
 //! only on a body the skim accepted; [`super::ListCutter`] cuts only when
 //! its lists and the skim's agree in number and length.
 
 use std::ops::Range;
 
-use super::ListKind;
+use super::skim::Place;
 
 /// Deeper than any body the skim accepts (serde_json stops at 128).
 const MAX_DEPTH: usize = 256;
@@ -28,29 +29,6 @@ pub(super) fn entry_spans(bytes: &[u8]) -> Option<Vec<Vec<Range<usize>>>> {
     walk.value(Place::Body, 0)?;
     walk.space();
     (walk.at == bytes.len()).then_some(walk.lists)
-}
-
-/// Where a value sits, as the skim places it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Place {
-    Body,
-    InBatch,
-    ResultOfMessage,
-    UnderListKey,
-    Elsewhere,
-}
-
-impl Place {
-    /// Where the value of member `key` sits in an object at this place.
-    fn member(self, key: &str) -> Self {
-        match self {
-            Self::Body | Self::InBatch if key == "result" => Self::ResultOfMessage,
-            Self::ResultOfMessage if ListKind::ALL.iter().any(|k| k.result_key() == key) => {
-                Self::UnderListKey
-            }
-            _ => Self::Elsewhere,
-        }
-    }
 }
 
 struct Walk<'a> {
@@ -135,7 +113,9 @@ impl Walk<'_> {
                 Place::Body | Place::InBatch | Place::ResultOfMessage => {
                     place.member(&key_text(self.bytes.get(key)?)?)
                 }
-                Place::UnderListKey | Place::Elsewhere => Place::Elsewhere,
+                Place::UnderListKey(_) | Place::Entry { .. } | Place::Name | Place::Elsewhere => {
+                    Place::Elsewhere
+                }
             };
             self.space();
             self.expect(b':')?;
@@ -154,11 +134,8 @@ impl Walk<'_> {
 
     fn array(&mut self, place: Place, depth: usize) -> Option<()> {
         self.expect(b'[')?;
-        let items = if place == Place::Body {
-            Place::InBatch
-        } else {
-            Place::Elsewhere
-        };
+        let items = place.items();
+        let list = matches!(place, Place::UnderListKey(_));
         let mut spans = Vec::new();
         self.space();
         if self.peek()? == b']' {
@@ -168,7 +145,7 @@ impl Walk<'_> {
                 self.space();
                 let start = self.at;
                 self.value(items, depth + 1)?;
-                if place == Place::UnderListKey {
+                if list {
                     spans.push(start..self.at);
                 }
                 self.space();
@@ -182,7 +159,7 @@ impl Walk<'_> {
                 }
             }
         }
-        if place == Place::UnderListKey {
+        if list {
             self.lists.push(spans);
         }
         Some(())
