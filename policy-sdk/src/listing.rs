@@ -115,6 +115,25 @@ pub struct ListCutter<'a> {
 impl ListCutter<'_> {
     /// Cuts a whole `application/json` body: one message or a batch.
     pub fn json_body(&self, body: &[u8]) -> Result<Cut, ListError> {
+        self.whole_body(body, Self::read)
+    }
+
+    /// [`json_body`](Self::json_body) the way every body was cut before
+    /// the skim cut lists: parsed into a tree, cut, written anew. Still the
+    /// way for what the skim refuses; the reference the tests and the
+    /// `list_cutter` fuzz target hold the skim's cut to.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn json_body_by_tree(&self, body: &[u8]) -> Result<Cut, ListError> {
+        self.whole_body(body, Self::read_tree)
+    }
+
+    /// A whole `application/json` body, read by `read` unless it is over
+    /// the size limit or carries no message.
+    fn whole_body(
+        &self,
+        body: &[u8],
+        read: impl FnOnce(&Self, &[u8]) -> Result<Cut, String>,
+    ) -> Result<Cut, ListError> {
         if body.len() > self.limits.max_bytes {
             return Err(ListError::TooLarge {
                 limit: self.limits.max_bytes,
@@ -124,26 +143,7 @@ impl ListCutter<'_> {
         if body.trim_ascii().is_empty() {
             return Ok(Cut::default());
         }
-        self.read(body).map_err(ListError::NotJson)
-    }
-
-    /// [`json_body`](Self::json_body) the way every body was cut before
-    /// the skim cut lists: parsed into a tree, cut, written anew. Still the
-    /// way for what the skim refuses; the reference the tests and the
-    /// `list_cutter` fuzz target hold the skim's cut to.
-    #[cfg(any(test, feature = "testing"))]
-    pub fn json_body_by_tree(&self, body: &[u8]) -> Result<Cut, ListError> {
-        if body.len() > self.limits.max_bytes {
-            return Err(ListError::TooLarge {
-                limit: self.limits.max_bytes,
-            });
-        }
-        if body.trim_ascii().is_empty() {
-            return Ok(Cut::default());
-        }
-        let value =
-            parse_strict(body, self.limits).map_err(|e| ListError::NotJson(e.to_string()))?;
-        Ok(self.cut_value(value))
+        read(self, body).map_err(ListError::NotJson)
     }
 
     /// Cuts one body or event's data. The skim reads it strictly without
@@ -160,6 +160,11 @@ impl ListCutter<'_> {
                 return Ok(cut);
             }
         }
+        self.read_tree(bytes)
+    }
+
+    /// Reads `bytes` whole into a tree and cuts it.
+    fn read_tree(&self, bytes: &[u8]) -> Result<Cut, String> {
         let value = parse_strict(bytes, self.limits).map_err(|e| e.to_string())?;
         Ok(self.cut_value(value))
     }
@@ -170,55 +175,51 @@ impl ListCutter<'_> {
     /// the order [`cut_value`](Self::cut_value) gives (messages in order,
     /// then kinds in [`ListKind::ALL`] order). `None` when the walk that
     /// finds the entries' bytes ([`spans`]) does not find the lists the
-    /// skim found, entry for entry (never, for a body the skim accepts).
+    /// skim found, kind for kind and entry for entry (never, for a body the
+    /// skim accepts).
     fn cut_entries(&self, bytes: &[u8], lists: Vec<skim::FoundList<'_>>) -> Option<Cut> {
         let spans = spans::entry_spans(bytes)?;
         if spans.len() != lists.len()
             || spans
                 .iter()
                 .zip(&lists)
-                .any(|(spans, list)| spans.len() != list.names.len())
+                .any(|((kind, spans), list)| *kind != list.kind || spans.len() != list.names.len())
         {
             return None;
         }
         let mut summaries = Vec::with_capacity(lists.len());
         let mut out: Option<Vec<u8>> = None;
         let mut copied = 0;
-        for (list, spans) in lists.into_iter().zip(spans) {
-            let mut summary = ListSummary {
-                kind: list.kind,
-                kept: 0,
-                removed: Vec::new(),
-            };
+        for (list, (_, spans)) in lists.into_iter().zip(spans) {
             let mut kept = Vec::with_capacity(spans.len());
+            let mut removed = Vec::new();
             for (name, span) in list.names.iter().zip(&spans) {
-                let keep = name.as_deref().is_some_and(|name| {
-                    self.policy.could_allow(self.identity, list.kind.item(name))
-                });
-                if keep {
-                    summary.kept += 1;
-                    kept.push(span.clone());
-                } else {
-                    summary.removed.push(
-                        name.as_deref()
-                            .map_or_else(|| UNNAMED.to_owned(), str::to_owned),
-                    );
+                match name.as_deref() {
+                    Some(name) if self.policy.could_allow(self.identity, list.kind.item(name)) => {
+                        kept.push(span.clone());
+                    }
+                    name => removed.push(name.unwrap_or(UNNAMED).to_owned()),
                 }
             }
             if let (false, Some(first), Some(last)) =
-                (summary.removed.is_empty(), spans.first(), spans.last())
+                (removed.is_empty(), spans.first(), spans.last())
             {
                 let out = out.get_or_insert_with(|| Vec::with_capacity(bytes.len()));
                 out.extend_from_slice(bytes.get(copied..first.start)?);
-                for (n, span) in kept.into_iter().enumerate() {
+                for (n, span) in kept.iter().enumerate() {
                     if n > 0 {
                         out.push(b',');
                     }
-                    out.extend_from_slice(bytes.get(span)?);
+                    out.extend_from_slice(bytes.get(span.clone())?);
                 }
                 copied = last.end;
             }
             let order = ListKind::ALL.iter().position(|kind| *kind == list.kind);
+            let summary = ListSummary {
+                kind: list.kind,
+                kept: kept.len(),
+                removed,
+            };
             summaries.push(((list.message, order), summary));
         }
         if let Some(out) = &mut out {

@@ -6,21 +6,25 @@
 //! byte by byte, placing values by the skim's own rule ([`Place`]: a list
 //! is an array under a list key of the `result` of a message, the body or
 //! an object in a batch), keys decoded by serde_json as the skim decodes
-//! them, and gives
-//! each list's entry spans in body order. It validates nothing and runs
-//! only on a body the skim accepted; [`super::ListCutter`] cuts only when
-//! its lists and the skim's agree in number and length.
+//! them, and gives each list's kind and entry spans in body order. It
+//! validates nothing and runs only on a body the skim accepted;
+//! [`super::ListCutter`] cuts only when its lists and the skim's agree in
+//! number, kind and length.
 
 use std::ops::Range;
 
+use super::ListKind;
 use super::skim::Place;
+
+/// A list the walk found: its kind, and each entry's span in the body.
+pub(super) type ListSpans = (ListKind, Vec<Range<usize>>);
 
 /// Deeper than any body the skim accepts (serde_json stops at 128).
 const MAX_DEPTH: usize = 256;
 
-/// Each list's entry spans, in body order; `None` when the body is not
-/// the well-formed JSON the skim accepted.
-pub(super) fn entry_spans(bytes: &[u8]) -> Option<Vec<Vec<Range<usize>>>> {
+/// Each list's kind and entry spans, in body order; `None` when the body
+/// is not the well-formed JSON the skim accepted.
+pub(super) fn entry_spans(bytes: &[u8]) -> Option<Vec<ListSpans>> {
     let mut walk = Walk {
         bytes,
         at: 0,
@@ -34,7 +38,7 @@ pub(super) fn entry_spans(bytes: &[u8]) -> Option<Vec<Vec<Range<usize>>>> {
 struct Walk<'a> {
     bytes: &'a [u8],
     at: usize,
-    lists: Vec<Vec<Range<usize>>>,
+    lists: Vec<ListSpans>,
 }
 
 impl Walk<'_> {
@@ -135,7 +139,10 @@ impl Walk<'_> {
     fn array(&mut self, place: Place, depth: usize) -> Option<()> {
         self.expect(b'[')?;
         let items = place.items();
-        let list = matches!(place, Place::UnderListKey(_));
+        let list = match place {
+            Place::UnderListKey(kind) => Some(kind),
+            _ => None,
+        };
         let mut spans = Vec::new();
         self.space();
         if self.peek()? == b']' {
@@ -145,7 +152,7 @@ impl Walk<'_> {
                 self.space();
                 let start = self.at;
                 self.value(items, depth + 1)?;
-                if list {
+                if list.is_some() {
                     spans.push(start..self.at);
                 }
                 self.space();
@@ -159,8 +166,8 @@ impl Walk<'_> {
                 }
             }
         }
-        if list {
-            self.lists.push(spans);
+        if let Some(kind) = list {
+            self.lists.push((kind, spans));
         }
         Some(())
     }
