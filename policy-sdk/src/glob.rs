@@ -22,10 +22,9 @@ enum Token {
 pub struct Glob {
     source: String,
     tokens: Vec<Token>,
-    /// The text a pattern without wildcards matches (escapes removed).
-    literal: Option<String>,
-    /// The literal text every match starts with, and how many tokens it
-    /// takes.
+    /// The literal text every match starts with (escapes removed), and how
+    /// many tokens it takes; with no tail, the one text the pattern
+    /// matches.
     prefix: String,
     prefix_tokens: usize,
     tail: Tail,
@@ -141,14 +140,13 @@ impl Glob {
             };
             tokens.push(token);
         }
-        let literal = tokens
+        let prefix: String = tokens
             .iter()
-            .map(|t| match t {
+            .map_while(|t| match t {
                 Token::Literal(c) => Some(*c),
                 Token::Star | Token::DoubleStar | Token::Question => None,
             })
             .collect();
-        let prefix: String = literal_chars(&tokens).collect();
         let prefix_tokens = prefix.chars().count();
         let tail = match tokens.get(prefix_tokens..) {
             Some([]) => Tail::Nothing,
@@ -159,7 +157,6 @@ impl Glob {
         Ok(Self {
             source: pattern.to_owned(),
             tokens,
-            literal,
             prefix,
             prefix_tokens,
             tail,
@@ -174,12 +171,12 @@ impl Glob {
     /// The literal text when the pattern has no wildcard: such patterns are
     /// indexed by exact name.
     pub fn literal(&self) -> Option<&str> {
-        self.literal.as_deref()
+        (self.tail == Tail::Nothing).then_some(self.prefix.as_str())
     }
 
     /// The literal text every match starts with (escapes removed).
-    pub fn literal_prefix(&self) -> String {
-        self.prefix.clone()
+    pub fn literal_prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// Whether `text` matches the whole pattern: the literal prefix
@@ -187,14 +184,11 @@ impl Glob {
     /// the tail on the rest. A general tail runs in O(len(text) ×
     /// len(pattern)) time, with no backtracking blow-up.
     pub fn matches(&self, text: &str) -> bool {
-        // Most patterns in real policies are plain names.
-        if let Some(literal) = &self.literal {
-            return literal == text;
-        }
         let Some(rest) = text.strip_prefix(self.prefix.as_str()) else {
             return false;
         };
         match self.tail {
+            // Most patterns in real policies are plain names.
             Tail::Nothing => rest.is_empty(),
             Tail::Star => !rest.contains('/'),
             Tail::DoubleStar => true,
@@ -204,14 +198,6 @@ impl Glob {
             ),
         }
     }
-}
-
-/// The characters of the leading literal tokens.
-fn literal_chars(tokens: &[Token]) -> impl Iterator<Item = char> + '_ {
-    tokens.iter().map_while(|t| match t {
-        Token::Literal(c) => Some(*c),
-        Token::Star | Token::DoubleStar | Token::Question => None,
-    })
 }
 
 /// Whether `text` matches `tokens` whole, by the automaton: the set of

@@ -136,7 +136,7 @@ impl<'a> PreparedItem<'a> {
                 let compatible =
                     |other: &str| other.starts_with(prefix.as_str()) || prefix.starts_with(other);
                 prefixes.iter().any(|p| compatible(p))
-                    || globs.iter().any(|g| compatible(&g.literal_prefix()))
+                    || globs.iter().any(|g| compatible(g.literal_prefix()))
             }
             _ => false,
         }
