@@ -61,6 +61,43 @@ fn tokens(c: &mut Criterion) {
     }
 }
 
+/// The identity from `jwt_authn`'s verified payload (`verified_by:
+/// jwt_authn`): the metadata message read, its canonical form looked up,
+/// and on a miss the claims decoded and checked. `fresh` cycles through more
+/// payloads than the cache holds, as the proxy benchmark's fresh tokens do.
+fn verified_payloads(c: &mut Criterion) {
+    use policy_sdk::identity::envoy_metadata::{
+        JWT_AUTHN_NAMESPACE, encode_verified_payload, namespace_struct,
+    };
+    let messages: Vec<Vec<u8>> = (0..4096)
+        .map(|n| {
+            let claims = standard_claims(
+                TEST_NOW,
+                json!({"groups": ["eng"], "jti": format!("token-{n}")}),
+            );
+            let Some(claims) = claims.as_object() else {
+                unreachable!("standard claims are an object")
+            };
+            encode_verified_payload(JWT_AUTHN_NAMESPACE, "jwt_payload", claims)
+        })
+        .collect();
+    let verifier = verifier(1024);
+    let accept = |message: &[u8]| {
+        let verified = namespace_struct(message, JWT_AUTHN_NAMESPACE)
+            .unwrap()
+            .unwrap();
+        verifier.accept_verified(&verified, TEST_NOW).unwrap()
+    };
+    let first = messages.first().unwrap();
+    c.bench_function("token/jwt_authn/repeated", |b| {
+        b.iter(|| accept(black_box(first)))
+    });
+    let mut next = messages.iter().cycle();
+    c.bench_function("token/jwt_authn/fresh", |b| {
+        b.iter(|| accept(black_box(next.next().unwrap())))
+    });
+}
+
 fn decoding(c: &mut Criterion) {
     c.bench_function("body/decode", |b| {
         b.iter(|| {
@@ -217,6 +254,6 @@ fn lists(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
-    targets = tokens, decoding, evaluation, gate, sessions, lists
+    targets = tokens, verified_payloads, decoding, evaluation, gate, sessions, lists
 }
 criterion_main!(benches);
