@@ -193,9 +193,11 @@ class Variant:
     alg: str = "ES256"  # what the tokens are signed with
     jwt_cache: bool = False
     header_mode: str | None = None  # Warden's `filter.header_mode` (None: the policy's, `stream`)
-    # Audit lines from filter state through a file access log
-    # (`filter.audit_filter_state`, `warden envoy --audit-log`) instead of Envoy's log.
-    access_log: bool = False
+    # Where a Warden variant's audit lines go (`warden envoy --audit-sink`):
+    # "access-log", the default, from filter state through a file access log
+    # (`--audit-log`, a file per variant, checked to hold the lines), or
+    # "envoy-log", Envoy's own log.
+    audit_sink: str = "access-log"
     baseline: str = "plain"  # the plain-Envoy variant of the same load, for the × plain ratios
     envoy_args: list[str] = field(default_factory=list)
     diagnostic: bool = False  # not one of the compared products; explains where time goes
@@ -224,12 +226,15 @@ VARIANTS = [
     Variant("warden", "Envoy + Warden, header_mode stream (default)", ["warden"], "repeated", WARDEN_CHECKS),
     Variant("warden-hold", "Envoy + Warden, header_mode hold", ["warden"], "repeated", WARDEN_CHECKS,
             header_mode="hold"),
+    # The audit line in Envoy's own log, with the filter's log level above
+    # info: the line is built, and Envoy drops it.
     Variant("warden-noaudit", "Envoy + Warden, stream, no audit line", ["warden"], "repeated",
-            WARDEN_CHECKS, envoy_args=["--component-log-level", "wasm:warning"], diagnostic=True),
-    # How a production Envoy (log level warn, as Istio runs it) keeps the
-    # audit lines: the filter state, written by a buffered file access log.
-    Variant("warden-access-log", "Envoy + Warden, stream, audit line through an access log", ["warden"],
-            "repeated", WARDEN_CHECKS, access_log=True, envoy_args=["--component-log-level", "wasm:warning"]),
+            WARDEN_CHECKS, audit_sink="envoy-log", envoy_args=["--component-log-level", "wasm:warning"],
+            diagnostic=True),
+    # The other sink `warden envoy` renders (`--audit-sink envoy-log`; the
+    # default until 2026-12-05): every line written to Envoy's log at info.
+    Variant("warden-envoy-log", "Envoy + Warden, stream, audit line in Envoy's log", ["warden"], "repeated",
+            WARDEN_CHECKS, audit_sink="envoy-log", diagnostic=True),
     Variant("warden-jwt-authn", "Envoy + jwt_authn (cache) + Warden (identity from jwt_authn)",
             ["warden-jwt-authn"], "repeated", WARDEN_CHECKS),
     Variant("jwt-rbac-cache", "jwt_authn (with JWT cache) + RBAC", ["jwt", "rbac-actor"], "repeated",
@@ -545,12 +550,13 @@ def write_variant_config(variant: Variant, ports: Ports) -> Path:
             document["identity"]["verified_by"] = "jwt_authn"
             policy = WORK / f"{variant.key}.policy.json"
             policy.write_text(json.dumps(document))
-        # `--audit-log` sets `filter.audit_filter_state` in the plugin configuration too.
-        audit_log = WORK / f"{variant.key}.audit.log" if variant.access_log else None
+        # The access log (the default sink) writes to a file of the variant's
+        # own, which check_variant reads.
+        audit_log = WORK / f"{variant.key}.audit.log" if variant.audit_sink == "access-log" else None
         path = WORK / f"{variant.key}.yaml"
         path.write_text(render_envoy_config(policy, listen_port=variant.port, upstream_port=upstream_port,
                                             admin_port=variant.admin, header_mode=variant.header_mode,
-                                            audit_log=audit_log))
+                                            audit_sink=variant.audit_sink, audit_log=audit_log))
         return path
     routes = [{"match": {"prefix": "/"}, "route": {"cluster": CLUSTER, "timeout": "0s"}}]
     cluster = {
@@ -743,7 +749,7 @@ def functional_checks(variant: Variant, tokens: Tokens) -> None:
     for name, (payload, token) in cases.items():
         status, body, reached = send(payload, token)
         variant.checks[name] = "passes" if reached else f"blocked ({status})"
-    if variant.access_log:
+    if variant.filters in (["warden"], ["warden-jwt-authn"]) and variant.audit_sink == "access-log":
         # Envoy flushes its access logs every second: the decisions above must
         # be there, or the variant measures a log that writes nothing.
         audit_log = WORK / f"{variant.key}.audit.log"
@@ -1156,6 +1162,8 @@ MICRO_NAMES = [
     "token/es256/cached",
     "token/rs256/cold",
     "token/eddsa/cold",
+    "token/jwt_authn/repeated",
+    "token/jwt_authn/fresh",
     "v8/token/es256/cold",
     "v8/token/rs256/cold",
     "v8/token/eddsa/cold",
@@ -1166,6 +1174,9 @@ MICRO_NAMES = [
     "policy/decide/10000_rules",
     "gate/whole_decision/cached_token",
     "v8/gate/whole_decision/cached_token",
+    "list/cut/100_tools_json",
+    "list/cut/100_tools_sse",
+    "list/serde_json_value/100_tools_json",
 ]
 
 UNITS = {"ps": 1e-6, "ns": 1e-3, "µs": 1.0, "us": 1.0, "ms": 1e3, "s": 1e6}
@@ -1371,15 +1382,17 @@ def derived_figures(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
         out.append(f"header_mode hold instead of stream (headers held until the decision): "
                    f"{diff('warden-hold', 'warden'):+.1f} µs")
     if ran("warden", "warden-noaudit"):
-        out.append(f"writing the audit line (Envoy's log): {diff('warden', 'warden-noaudit'):.1f} µs")
-    if ran("warden", "warden-access-log"):
-        out.append(f"the audit line through a file access log (filter state) instead of Envoy's log: "
-                   f"{diff('warden-access-log', 'warden'):+.1f} µs")
-    if ran("warden-noaudit", "warden-access-log"):
-        out.append(f"the access log's audit line against none: {diff('warden-access-log', 'warden-noaudit'):+.1f} µs")
-    if ran("warden-access-log", "jwt-mcp-rbac"):
-        out.append(f"Warden with the access-log audit sink (repeated token) / jwt_authn (cache) + mcp + RBAC: "
-                   f"{ratio('warden-access-log', 'jwt-mcp-rbac'):.2f}×")
+        out.append(f"the audit line through the access log (the default sink) against none: "
+                   f"{diff('warden', 'warden-noaudit'):+.1f} µs")
+    if ran("warden-envoy-log", "warden-noaudit"):
+        out.append(f"the audit line in Envoy's log at info against none: "
+                   f"{diff('warden-envoy-log', 'warden-noaudit'):+.1f} µs")
+    if ran("warden", "warden-envoy-log"):
+        out.append(f"the audit line through the access log instead of Envoy's log: "
+                   f"{diff('warden', 'warden-envoy-log'):+.1f} µs")
+    if ran("warden-envoy-log", "jwt-mcp-rbac"):
+        out.append(f"Warden with its audit line in Envoy's log (repeated token) / jwt_authn (cache) + mcp + RBAC: "
+                   f"{ratio('warden-envoy-log', 'jwt-mcp-rbac'):.2f}×")
     if ran("plain", "jwt-rbac-cache"):
         out.append(f"jwt_authn (cache) + RBAC adds {diff('jwt-rbac-cache', 'plain'):.1f} µs to plain Envoy")
     if ran("plain", "jwt-rbac-nocache"):
@@ -1570,7 +1583,7 @@ def bar_colour(key: str) -> str:
         return "#b0bec5"
     if key.startswith("warden-jwt-authn"):
         return "#2e7d32"
-    if key == "warden-noaudit":
+    if key in ("warden-noaudit", "warden-envoy-log"):
         return "#90caf9"
     if key.startswith("warden"):
         return "#1565c0" if "fresh" not in key and "hold" not in key else "#42a5f5"

@@ -44,6 +44,8 @@ AUDIT_PREFIX = '{"audit":"warden/v1"'
 # (Envoy 1.35 or later), rendered only for `hold`.
 HEADER_MODES = ("stream", "hold")
 UPSTREAM_PROTOCOLS = ("http1", "h2c")
+# `warden envoy --audit-sink`: an access log from filter state (the default), or Envoy's own log.
+AUDIT_SINKS = ("access-log", "envoy-log")
 BUILD_HINT = "run `make build` (it builds target/release/warden and the filter .wasm)"
 
 
@@ -162,6 +164,7 @@ def render_envoy_config(
     header_mode: str | None = None,
     upstream_protocol: str = "http1",
     wasm_remote: tuple[str, str] | None = None,
+    audit_sink: str | None = None,
     audit_log: Path | None = None,
 ) -> str:
     """`warden envoy`'s bootstrap; `clusters` adds the clusters the policy calls
@@ -170,9 +173,10 @@ def render_envoy_config(
     `header_mode` (None: the policy's own) overrides `filter.header_mode`;
     `upstream_protocol` is how Envoy talks to the upstream (`http1` or `h2c`);
     `wasm_remote` (URL, SHA-256 hex) has Envoy fetch the module over HTTP
-    instead of opening the built file; `audit_log` sets
-    `filter.audit_filter_state` and renders the access log that writes each
-    audit line from filter state to that file."""
+    instead of opening the built file; `audit_sink` is where Envoy writes the
+    audit lines (None: the CLI's default, `access-log`: an access log from
+    Warden's filter state; `envoy-log`: Envoy's own log at info), `audit_log`
+    the access log's file (None: Envoy's standard output)."""
     options = [
         arg
         for name, target in (clusters or {}).items()
@@ -186,6 +190,10 @@ def render_envoy_config(
         if header_mode not in HEADER_MODES:
             raise StackError(f"header mode `{header_mode}` is not one of {', '.join(HEADER_MODES)}")
         options += ["--header-mode", header_mode]
+    if audit_sink is not None:
+        if audit_sink not in AUDIT_SINKS:
+            raise StackError(f"audit sink `{audit_sink}` is not one of {', '.join(AUDIT_SINKS)}")
+        options += ["--audit-sink", audit_sink]
     if audit_log is not None:
         options += ["--audit-log", str(audit_log)]
     if upstream_protocol not in UPSTREAM_PROTOCOLS:
@@ -361,6 +369,10 @@ class Stack:
     header_mode: str | None = None
     # How Envoy talks to the upstream: "http1" or "h2c" (see render_envoy_config).
     upstream_protocol: str = "http1"
+    # Where Envoy writes the audit lines (see render_envoy_config). The tests
+    # read them from Envoy's own log, which has each line as it is written;
+    # the access log (the CLI's default) flushes its buffer once a second.
+    audit_sink: str | None = "envoy-log"
     # (URL, SHA-256 hex): Envoy fetches the module (see render_envoy_config).
     wasm_remote: tuple[str, str] | None = None
     # A change to the rendered bootstrap before Envoy reads it (a test that
@@ -441,6 +453,7 @@ class Stack:
             header_mode=self.header_mode,
             upstream_protocol=self.upstream_protocol,
             wasm_remote=self.wasm_remote,
+            audit_sink=self.audit_sink,
         )
         if self.config_edit is not None:
             config = self.config_edit(config)

@@ -958,12 +958,22 @@ impl BootstrapInput<'_> {
         }
         .map(str::to_owned));
         if self.document.filter.audit_filter_state {
-            lines.push(
-                "- The access log writes one audit line per request from Warden's filter"
-                    .to_owned(),
+            lines.extend(
+                [
+                    "- The access log writes one audit line per request from Warden's filter",
+                    "  state (filter.audit_filter_state), at every --log-level, buffered: the",
+                    "  cheapest sink. `--audit-sink envoy-log` puts them in Envoy's own log at",
+                    "  info instead.",
+                ]
+                .map(str::to_owned),
             );
-            lines.push(
-                "  state (filter.audit_filter_state), independent of --log-level.".to_owned(),
+        } else {
+            lines.extend(
+                [
+                    "- Audit lines go to Envoy's own log at info (--audit-sink envoy-log), so a",
+                    "  --log-level above info drops them; the default access log keeps them.",
+                ]
+                .map(str::to_owned),
             );
         }
         if self.document.identity.verified_by == policy_sdk::identity::VerifiedBy::JwtAuthn {

@@ -49,6 +49,19 @@ enum HeaderModeArg {
     Hold,
 }
 
+/// Where `warden envoy`'s bootstrap has Envoy write Warden's audit lines.
+#[derive(Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+enum AuditSinkArg {
+    /// A file access log, from Warden's filter state: at every log level,
+    /// buffered (the cheapest way; BENCHMARKS.md). Sets
+    /// `filter.audit_filter_state`.
+    #[default]
+    AccessLog,
+    /// Envoy's own log, at `info`: lost under `--log-level warn`. For a
+    /// policy that leaves `filter.audit_filter_state` unset.
+    EnvoyLog,
+}
+
 impl From<HeaderModeArg> for HeaderMode {
     fn from(mode: HeaderModeArg) -> Self {
         match mode {
@@ -161,9 +174,13 @@ enum Command {
         /// (h2c, prior knowledge).
         #[arg(long, value_enum, default_value_t)]
         upstream_protocol: envoy::UpstreamProtocol,
-        /// Write one audit line per request to this file through Envoy's
-        /// access log, whatever the log level (sets
-        /// `filter.audit_filter_state`).
+        /// Where Envoy writes Warden's audit lines: through a file access
+        /// log from Warden's filter state (every log level, buffered, the
+        /// cheapest), or in Envoy's own log at `info`.
+        #[arg(long, value_enum, default_value_t)]
+        audit_sink: AuditSinkArg,
+        /// The file the access log writes the audit lines to (default:
+        /// Envoy's standard output).
         #[arg(long, value_name = "PATH")]
         audit_log: Option<PathBuf>,
     },
@@ -306,11 +323,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clusters,
             header_mode,
             upstream_protocol,
+            audit_sink,
             audit_log,
         } => {
             let mut loaded = load_policy(&policy)?;
-            if audit_log.is_some() {
-                loaded.document.filter.audit_filter_state = true;
+            match audit_sink {
+                AuditSinkArg::AccessLog => loaded.document.filter.audit_filter_state = true,
+                AuditSinkArg::EnvoyLog if loaded.document.filter.audit_filter_state => {
+                    anyhow::bail!(
+                        "--audit-sink envoy-log: the policy puts audit lines in filter state \
+                         for an access log (filter.audit_filter_state: true); drop one of the two"
+                    )
+                }
+                AuditSinkArg::EnvoyLog if audit_log.is_some() => {
+                    anyhow::bail!(
+                        "--audit-log names the access log's file: it needs --audit-sink access-log"
+                    )
+                }
+                AuditSinkArg::EnvoyLog => {}
             }
             if let Some(mode) = header_mode {
                 loaded.document.filter.header_mode = mode.into();

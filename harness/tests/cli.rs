@@ -438,32 +438,102 @@ fn envoy_drops_header_names_with_underscores() {
     );
 }
 
+/// The access log a bootstrap renders (`Null` when there is none).
+fn access_log(bootstrap: &str) -> serde_json::Value {
+    parsed(bootstrap)
+        .pointer("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/access_log")
+        .cloned()
+        .unwrap_or_default()
+}
+
 #[test]
-fn envoy_writes_audit_lines_to_an_access_log_when_asked() {
-    // Without --audit-log (and the policy's default), no access log.
-    let plain = envoy_bootstrap("examples/policy.yaml", &[]);
-    assert!(!plain.contains("access_log"), "{plain}");
-    assert_eq!(
-        plugin_configuration(&plain)["filter"]["audit_filter_state"],
-        false
-    );
-    let logged = envoy_bootstrap(
-        "examples/policy.yaml",
-        &["--audit-log", "/var/log/warden.log"],
-    );
-    let logged_bootstrap = parsed(&logged);
-    let log = &logged_bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
-        [0]["typed_config"]["access_log"][0]["typed_config"];
-    assert_eq!(log["path"], "/var/log/warden.log", "{logged}");
+fn envoy_writes_audit_lines_to_an_access_log_by_default() {
+    // By default (the example policy leaves `audit_filter_state` unset):
+    // the access log, to Envoy's standard output, and the filter told to
+    // fill the filter state it reads.
+    let default = envoy_bootstrap("examples/policy.yaml", &[]);
+    let log = &access_log(&default)[0]["typed_config"];
+    assert_eq!(log["path"], "/dev/stdout", "{default}");
     assert_eq!(
         log["log_format"]["text_format_source"]["inline_string"],
         "%FILTER_STATE(wasm.warden_audit:PLAIN)%\n"
     );
-    // The filter is told to fill the filter state the log reads.
+    assert_eq!(
+        plugin_configuration(&default)["filter"]["audit_filter_state"],
+        true
+    );
+    // --audit-log names the file.
+    let logged = envoy_bootstrap(
+        "examples/policy.yaml",
+        &["--audit-log", "/var/log/warden.log"],
+    );
+    assert_eq!(
+        access_log(&logged)[0]["typed_config"]["path"],
+        "/var/log/warden.log",
+        "{logged}"
+    );
     assert_eq!(
         plugin_configuration(&logged)["filter"]["audit_filter_state"],
         true
     );
+    // Envoy's own log instead: no access log, the policy as written.
+    let envoy_log = envoy_bootstrap("examples/policy.yaml", &["--audit-sink", "envoy-log"]);
+    assert!(!envoy_log.contains("access_log"), "{envoy_log}");
+    assert_eq!(
+        plugin_configuration(&envoy_log)["filter"]["audit_filter_state"],
+        false
+    );
+}
+
+#[test]
+fn envoy_refuses_an_audit_sink_that_contradicts_the_other_options() {
+    // The example policy with the option set (its key set named by an
+    // absolute path: the copy is elsewhere).
+    let example = std::fs::read_to_string(repo().join("examples/policy.yaml")).expect("example");
+    let mut document: serde_json::Value =
+        serde_yaml_ng::from_str(&example).expect("example policy");
+    document["filter"]["audit_filter_state"] = serde_json::Value::Bool(true);
+    let keys = repo().join("examples/keys/demo.jwks.json");
+    document["identity"]["issuers"][0]["jwks_file"] =
+        serde_json::Value::String(keys.to_str().expect("utf-8 path").to_owned());
+    let scratch = Scratch::new("audit-sink");
+    let policy = scratch.write(
+        "policy.json",
+        &serde_json::to_string(&document).expect("json"),
+    );
+    let policy = policy.to_str().expect("utf-8 path");
+    for (args, says) in [
+        (
+            vec![
+                "envoy",
+                policy,
+                "--wasm",
+                "w.wasm",
+                "--audit-sink",
+                "envoy-log",
+            ],
+            "filter.audit_filter_state",
+        ),
+        (
+            vec![
+                "envoy",
+                "examples/policy.yaml",
+                "--wasm",
+                "w.wasm",
+                "--audit-sink",
+                "envoy-log",
+                "--audit-log",
+                "/tmp/audit.log",
+            ],
+            "--audit-log",
+        ),
+    ] {
+        let out = warden(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
 }
 
 const SHA: &str = "b56a170b4dc4e846ad14f1279c028525a9dce41a7c4b32e0740b0aa092b066ab";

@@ -1,7 +1,8 @@
-"""Audit lines at production log levels: with `filter.audit_filter_state`,
-`warden envoy` renders an access log that writes each request's audit record
-from Warden's filter state, so `--log-level warn` (where Envoy drops the
-filter's info-level log lines) still gets one audit line per request."""
+"""Audit lines at production log levels: by default (and whenever the policy
+sets `filter.audit_filter_state`), `warden envoy` renders an access log that
+writes each request's audit record from Warden's filter state, so `--log-level
+warn` (where Envoy drops the filter's info-level log lines) still gets one
+audit line per request."""
 
 from __future__ import annotations
 
@@ -14,13 +15,17 @@ from conftest import http_client, token_for, tool_call, variant_stack
 from warden_stack import AUDIT_PREFIX
 
 
-def sink_stack(workdir: Path, name: str, envoy_log_level: str):
-    """A stack whose audit lines go through filter state to the access log."""
-    return variant_stack(workdir, name, filter={"audit_filter_state": True}, envoy_log_level=envoy_log_level)
+def sink_stack(workdir: Path, name: str, envoy_log_level: str, **options):
+    """A stack whose audit lines go through filter state to the access log:
+    the bootstrap `warden envoy` renders by default (the other stacks ask for
+    Envoy's own log, `--audit-sink envoy-log`)."""
+    return variant_stack(workdir, name, audit_sink=None, envoy_log_level=envoy_log_level, **options)
 
 
 @pytest.fixture(scope="module")
 def quiet_stack(e2e_workdir: Path):
+    """The CLI's default rendering of the example policy (which leaves
+    `filter.audit_filter_state` unset), under `--log-level warn`."""
     with sink_stack(e2e_workdir, "audit-sink", "warn") as stack:
         yield stack
 
@@ -65,7 +70,8 @@ def test_audit_lines_reach_the_access_log_at_log_level_warn(quiet_stack):
 
 @pytest.fixture(scope="module")
 def info_stack(e2e_workdir: Path):
-    with sink_stack(e2e_workdir, "audit-sink-info", "info") as stack:
+    """The policy's own `filter.audit_filter_state`, under `--log-level info`."""
+    with sink_stack(e2e_workdir, "audit-sink-info", "info", filter={"audit_filter_state": True}) as stack:
         yield stack
 
 
@@ -73,7 +79,7 @@ def test_with_the_access_log_envoys_own_log_does_not_get_the_line_again(info_sta
     """At `info`, Envoy would write the filter's info-level lines: with the
     access log as the audit sink, Warden logs the line at `debug`, so each
     decision is written once, by the buffered access log (the cheaper sink;
-    BENCHMARKS.md, `warden-access-log`)."""
+    BENCHMARKS.md, `warden` against `warden-envoy-log`)."""
     mark = info_stack.envoy_log.mark()
     with http_client(info_stack) as http:
         denied = tool_call(http, token_for("research-agent"), "delete_repo", {"name": "warden"}, id="once-1")
