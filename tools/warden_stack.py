@@ -371,7 +371,7 @@ class Stack:
     upstream_protocol: str = "http1"
     # Where Envoy writes the audit lines (see render_envoy_config). The tests
     # read them from Envoy's own log, which has each line as it is written;
-    # the access log (the CLI's default) flushes its buffer once a second.
+    # the access log (the CLI's default) writes its buffer out later.
     audit_sink: str | None = "envoy-log"
     # (URL, SHA-256 hex): Envoy fetches the module (see render_envoy_config).
     wasm_remote: tuple[str, str] | None = None
