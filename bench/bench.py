@@ -1378,18 +1378,15 @@ def derived_figures(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
         w, p = diff("warden", "plain"), diff("wasm-parse", "plain")
         out.append(f"Warden adds {w:.1f} µs to plain Envoy; the parse-only Wasm filter adds {p:.1f} µs "
                    f"(Warden's whole decision costs {w / p:.2f}× what holding, buffering and parsing the body in Wasm costs)")
-    if ran("warden", "warden-hold"):
-        out.append(f"header_mode hold instead of stream (headers held until the decision): "
-                   f"{diff('warden-hold', 'warden'):+.1f} µs")
-    if ran("warden", "warden-noaudit"):
-        out.append(f"the audit line through the access log (the default sink) against none: "
-                   f"{diff('warden', 'warden-noaudit'):+.1f} µs")
-    if ran("warden-envoy-log", "warden-noaudit"):
-        out.append(f"the audit line in Envoy's log at info against none: "
-                   f"{diff('warden-envoy-log', 'warden-noaudit'):+.1f} µs")
-    if ran("warden", "warden-envoy-log"):
-        out.append(f"the audit line through the access log instead of Envoy's log: "
-                   f"{diff('warden', 'warden-envoy-log'):+.1f} µs")
+    # What one setting of Warden's costs: the paired difference of two variants.
+    for key, ref, what in [
+        ("warden-hold", "warden", "header_mode hold instead of stream (headers held until the decision)"),
+        ("warden", "warden-noaudit", "the audit line through the access log (the default sink) against none"),
+        ("warden-envoy-log", "warden-noaudit", "the audit line in Envoy's log at info against none"),
+        ("warden", "warden-envoy-log", "the audit line through the access log instead of Envoy's log"),
+    ]:
+        if ran(key, ref):
+            out.append(f"{what}: {diff(key, ref):+.1f} µs")
     if ran("warden-envoy-log", "jwt-mcp-rbac"):
         out.append(f"Warden with its audit line in Envoy's log (repeated token) / jwt_authn (cache) + mcp + RBAC: "
                    f"{ratio('warden-envoy-log', 'jwt-mcp-rbac'):.2f}×")
