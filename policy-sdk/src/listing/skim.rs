@@ -129,6 +129,13 @@ impl Place {
         }
     }
 
+    /// Whether a member of an object at this place can be (or lead to) a
+    /// list: only in a message or its `result`. Below, no key places one,
+    /// so a reader need not decode keys there.
+    pub(super) fn leads_to_lists(self) -> bool {
+        matches!(self, Self::Body | Self::InBatch | Self::ResultOfMessage)
+    }
+
     /// Where the items of an array at this place sit (a list's entries
     /// are placed by the list's reader).
     pub(super) fn items(self) -> Self {
@@ -335,6 +342,39 @@ mod tests {
             full_reader_passes(body.as_bytes(), LIMITS),
             "{body}"
         );
+    }
+
+    /// Where `leads_to_lists` says no, no key leads to a list: the walk
+    /// that skips decoding keys there misses nothing the skim finds.
+    #[test]
+    fn only_places_that_lead_to_lists_place_them() {
+        let mut places = vec![
+            Place::Body,
+            Place::InBatch,
+            Place::ResultOfMessage,
+            Place::Name,
+            Place::Elsewhere,
+        ];
+        for kind in ListKind::ALL {
+            places.push(Place::UnderListKey(kind));
+            places.push(Place::Entry {
+                key: kind.entry_key(),
+            });
+        }
+        let mut keys = vec!["result", "name", "uri", "other"];
+        keys.extend(ListKind::ALL.map(ListKind::result_key));
+        for place in places.into_iter().filter(|p| !p.leads_to_lists()) {
+            for key in &keys {
+                assert!(
+                    !matches!(
+                        place.member(key),
+                        Place::ResultOfMessage | Place::UnderListKey(_)
+                    ),
+                    "{key}"
+                );
+            }
+        }
+        assert!(Place::Body.leads_to_lists() && Place::ResultOfMessage.leads_to_lists());
     }
 
     #[test]

@@ -112,14 +112,10 @@ impl Walk<'_> {
         loop {
             self.space();
             let key = self.string()?;
-            // Below a message's `result`, no key places a list.
-            let member = match place {
-                Place::Body | Place::InBatch | Place::ResultOfMessage => {
-                    place.member(&key_text(self.bytes.get(key)?)?)
-                }
-                Place::UnderListKey(_) | Place::Entry { .. } | Place::Name | Place::Elsewhere => {
-                    Place::Elsewhere
-                }
+            let member = if place.leads_to_lists() {
+                place.member(&key_text(self.bytes.get(key)?)?)
+            } else {
+                Place::Elsewhere
             };
             self.space();
             self.expect(b':')?;
