@@ -207,6 +207,17 @@ class Variant:
     runs: list[dict[str, Any]] = field(default_factory=list)
     checks: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def is_warden(self) -> bool:
+        """Envoy's bootstrap is the one `warden envoy` renders."""
+        return self.filters in (["warden"], ["warden-jwt-authn"])
+
+    @property
+    def audit_log(self) -> Path | None:
+        """The file the variant's access log writes audit lines to (the
+        default sink), which functional_checks reads; None for the others."""
+        return WORK / f"{self.key}.audit.log" if self.is_warden and self.audit_sink == "access-log" else None
+
 
 # Sections of the table and chart, in order.
 GROUPS = {
@@ -541,7 +552,7 @@ def write_variant_config(variant: Variant, ports: Ports) -> Path:
     (docs/filter.md); the others have the same listener, route and cluster. The
     cluster points at the upstream listener of the variant's answer kind."""
     upstream_port = ports.upstream[SCENARIOS[variant.scenario].answer]
-    if variant.filters in (["warden"], ["warden-jwt-authn"]):
+    if variant.is_warden:
         policy = POLICY
         if variant.filters == ["warden-jwt-authn"]:
             # The same policy with `identity.verified_by: jwt_authn`: `warden
@@ -550,13 +561,10 @@ def write_variant_config(variant: Variant, ports: Ports) -> Path:
             document["identity"]["verified_by"] = "jwt_authn"
             policy = WORK / f"{variant.key}.policy.json"
             policy.write_text(json.dumps(document))
-        # The access log (the default sink) writes to a file of the variant's
-        # own, which check_variant reads.
-        audit_log = WORK / f"{variant.key}.audit.log" if variant.audit_sink == "access-log" else None
         path = WORK / f"{variant.key}.yaml"
         path.write_text(render_envoy_config(policy, listen_port=variant.port, upstream_port=upstream_port,
                                             admin_port=variant.admin, header_mode=variant.header_mode,
-                                            audit_sink=variant.audit_sink, audit_log=audit_log))
+                                            audit_sink=variant.audit_sink, audit_log=variant.audit_log))
         return path
     routes = [{"match": {"prefix": "/"}, "route": {"cluster": CLUSTER, "timeout": "0s"}}]
     cluster = {
@@ -749,10 +757,11 @@ def functional_checks(variant: Variant, tokens: Tokens) -> None:
     for name, (payload, token) in cases.items():
         status, body, reached = send(payload, token)
         variant.checks[name] = "passes" if reached else f"blocked ({status})"
-    if variant.filters in (["warden"], ["warden-jwt-authn"]) and variant.audit_sink == "access-log":
-        # Envoy flushes its access logs every second: the decisions above must
-        # be there, or the variant measures a log that writes nothing.
-        audit_log = WORK / f"{variant.key}.audit.log"
+    audit_log = variant.audit_log
+    if audit_log is not None:
+        # Envoy writes its access logs out some time later: the decisions
+        # above must be there, or the variant measures a log that writes
+        # nothing.
         deadline = time.monotonic() + 10
 
         def denials() -> tuple[int, list[str]]:
