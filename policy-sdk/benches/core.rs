@@ -237,10 +237,10 @@ fn lists(c: &mut Criterion) {
     // The same list as one SSE event, as a Streamable HTTP server answers
     // a POST, arriving in 16 KB chunks (an Envoy read).
     let event = format!("event: message\ndata: {body}\n\n");
+    let chunks: Vec<&[u8]> = event.as_bytes().chunks(16 * 1024).collect();
     c.bench_function("list/cut/100_tools_sse", |b| {
         b.iter(|| {
             let mut stream = policy_sdk::listing::EventStream::default();
-            let chunks: Vec<&[u8]> = event.as_bytes().chunks(16 * 1024).collect();
             for (n, chunk) in chunks.iter().enumerate() {
                 black_box(stream.push(&cutter, chunk, n + 1 == chunks.len()).unwrap());
             }
