@@ -561,6 +561,10 @@ def write_variant_config(variant: Variant, ports: Ports) -> Path:
             document["identity"]["verified_by"] = "jwt_authn"
             policy = WORK / f"{variant.key}.policy.json"
             policy.write_text(json.dumps(document))
+        if variant.audit_log is not None:
+            # Envoy appends to it: an earlier run's lines must not pass the
+            # check for this one's.
+            variant.audit_log.unlink(missing_ok=True)
         path = WORK / f"{variant.key}.yaml"
         path.write_text(render_envoy_config(policy, listen_port=variant.port, upstream_port=upstream_port,
                                             admin_port=variant.admin, header_mode=variant.header_mode,
