@@ -962,8 +962,8 @@ impl BootstrapInput<'_> {
                 [
                     "- The access log writes one audit line per request from Warden's filter",
                     "  state (filter.audit_filter_state), at every --log-level, buffered: the",
-                    "  cheapest sink. `--audit-sink envoy-log` puts them in Envoy's own log at",
-                    "  info instead.",
+                    "  cheapest sink. For a policy that leaves the option unset, `--audit-sink",
+                    "  envoy-log` puts them in Envoy's own log at info instead.",
                 ]
                 .map(str::to_owned),
             );
