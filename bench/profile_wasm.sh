@@ -16,11 +16,18 @@ command -v perf >/dev/null || { echo "bench: perf missing; Wasm profile skipped"
 WARDEN=target/release/warden
 [[ -x $WARDEN ]] || { echo "bench: no $WARDEN (make build); Wasm profile skipped"; exit 0; }
 # The shipped module carries no function names (Cargo.toml says why); this
-# build keeps them, from the same sources and settings otherwise.
+# build keeps them, from the same sources and settings otherwise, and goes
+# through wasm-opt as the shipped one does (`make wasm`; the Makefile exports
+# its flags), -g keeping the names.
 NAMED=.work/bench/named
 cargo build --quiet --release --locked -p warden-filter --target wasm32-wasip1 \
   --target-dir "$NAMED" --config 'profile.release.package.warden-filter.strip="debuginfo"'
 WASM=$NAMED/wasm32-wasip1/release/warden_filter.wasm
+if [[ -n ${WASM_OPT_FLAGS:-} ]]; then
+  # shellcheck disable=SC2086 # the flags are words
+  wasm-opt $WASM_OPT_FLAGS -g "$WASM" -o "$NAMED/warden_filter.wasm"
+  WASM=$NAMED/warden_filter.wasm
+fi
 mkdir -p .work/bench "$(dirname "$OUT")"
 DATA=.work/bench/perf-wasm.data
 WARDEN_WASM_PERFMAP=1 perf record -F 2999 -o "$DATA" -- "$WARDEN" hostcalls \

@@ -54,7 +54,7 @@ if [[ -n $BENCH_PROFILE ]]; then
   apt_install perf linux-perf || echo "bench: perf not available; the profile is skipped"
 fi
 
-for f in .venv/bin/python target/release/warden target/wasm32-wasip1/release/warden_filter.wasm; do
+for f in .venv/bin/python target/release/warden target/warden_filter.wasm; do
   [[ -e $f ]] || { echo "bench: $f is missing; run \`make bench\` (or \`make venv build\` first)" >&2; exit 1; }
 done
 

@@ -2,8 +2,8 @@
 //! the filter module it embeds.
 //!
 //! The module embedded is `$WARDEN_EMBED_WASM` when set (it must exist), else
-//! this workspace's `target/wasm32-wasip1/release/warden_filter.wasm` when it
-//! has been built. Without one (a fresh clone, `cargo test` before the filter
+//! this workspace's `target/warden_filter.wasm` (what `make wasm` ships)
+//! when it has been built. Without one (a fresh clone, `cargo test` before the filter
 //! is built) nothing is embedded and the CLI says so when it needs a module,
 //! rather than looking for some other file.
 
@@ -53,7 +53,7 @@ fn module_to_embed(manifest: &Path) -> Result<Option<PathBuf>, String> {
             Err(error) => Err(format!("WARDEN_EMBED_WASM={}: {error}", path.display())),
         };
     }
-    let built = manifest.join("../target/wasm32-wasip1/release/warden_filter.wasm");
+    let built = manifest.join("../target/warden_filter.wasm");
     // Watched even while missing, so the first build of the filter is picked up.
     println!("cargo:rerun-if-changed={}", built.display());
     match std::fs::canonicalize(&built) {

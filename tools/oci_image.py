@@ -19,7 +19,7 @@ written with sorted keys and no spaces, the tar entry has fixed mode,
 owner and timestamp (0), and the gzip header has no name and time 0.
 Nothing else goes in (no build time, no host name).
 
-    python3 tools/oci_image.py --wasm target/wasm32-wasip1/release/warden_filter.wasm --out target/oci
+    python3 tools/oci_image.py --wasm target/warden_filter.wasm --out target/oci
 
 prints one line per layout: its name, the manifest digest and the path.
 Standard library only.

@@ -2,7 +2,7 @@
 """Assemble a release: the CLI, the filter module, its OCI layouts, SHA256SUMS.
 
     python3 tools/release.py --cli target/release/warden \\
-        --wasm target/wasm32-wasip1/release/warden_filter.wasm --out target/release-dist
+        --wasm target/warden_filter.wasm --out target/release-dist
 
 writes ``OUT/warden-VERSION/`` (VERSION is the workspace version in
 Cargo.toml) holding

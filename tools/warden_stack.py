@@ -30,7 +30,7 @@ WARDEN_CLI = REPO_ROOT / "target" / "release" / "warden"
 # WARDEN_WASM runs the stacks with another build of the filter (as the CLI's
 # own --wasm default does).
 WASM_FILTER = Path(
-    os.environ.get("WARDEN_WASM") or REPO_ROOT / "target" / "wasm32-wasip1" / "release" / "warden_filter.wasm"
+    os.environ.get("WARDEN_WASM") or REPO_ROOT / "target" / "warden_filter.wasm"
 ).resolve()
 EXAMPLE_POLICY = REPO_ROOT / "examples" / "policy.yaml"
 SERVER_SCRIPT = REPO_ROOT / "examples" / "server" / "mcp_server.py"

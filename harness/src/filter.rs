@@ -9,10 +9,11 @@ use crate::host::{
     Action, Emulator, FilterModule, HarnessError, Headers, HostOptions, LocalResponse, LogEntry,
 };
 
-/// Where `cargo build` puts the filter, relative to the workspace root.
-pub const WASM_RELATIVE_PATH: &str = "target/wasm32-wasip1/release/warden_filter.wasm";
+/// Where `make wasm` puts the filter as shipped (cargo's module through
+/// wasm-opt), relative to the workspace root.
+pub const WASM_RELATIVE_PATH: &str = "target/warden_filter.wasm";
 /// The command that builds it.
-pub const BUILD_COMMAND: &str = "cargo build --release -p warden-filter --target wasm32-wasip1";
+pub const BUILD_COMMAND: &str = "make wasm";
 
 /// The filter next to this workspace (tests, benches).
 pub fn workspace_wasm() -> PathBuf {
@@ -26,7 +27,7 @@ pub fn workspace_wasm() -> PathBuf {
 pub fn load_module(path: &Path) -> Result<FilterModule, HarnessError> {
     if !path.exists() {
         return Err(HarnessError::Load(format!(
-            "{} does not exist: build the filter with `{BUILD_COMMAND}` (or `make wasm`)",
+            "{} does not exist: build the filter with `{BUILD_COMMAND}`",
             path.display()
         )));
     }

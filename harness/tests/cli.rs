@@ -131,7 +131,7 @@ fn the_committed_envoy_example_is_what_the_cli_renders() {
         "envoy",
         "examples/policy.yaml",
         "--wasm",
-        "target/wasm32-wasip1/release/warden_filter.wasm",
+        "target/warden_filter.wasm",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let committed = std::fs::read_to_string(repo().join("envoy/example.yaml")).unwrap();
@@ -753,7 +753,7 @@ fn sha256_of(path: &std::path::Path) -> String {
 
 #[test]
 fn version_names_the_cli_and_the_module_it_runs() {
-    let wasm = repo().join("target/wasm32-wasip1/release/warden_filter.wasm");
+    let wasm = repo().join("target/warden_filter.wasm");
     let wasm_arg = wasm.to_str().unwrap();
     let out = warden(&["version", "--wasm", wasm_arg]);
     assert!(out.status.success(), "{}", text(&out.stderr));
