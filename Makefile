@@ -22,11 +22,13 @@ rust-setup:
 # rest, 8 % smaller for the same Wasm instructions per request and the same
 # time in V8. -O1 because -O2 and above (-Os, -Oz too) made RS256
 # verification 9-11 % slower in V8 for a few per cent more (BENCHMARKS.md,
-# "Module size"). The features are the ones rustc enables for
-# wasm32-wasip1 (`rustc --print cfg --target wasm32-wasip1`): wasm-opt
-# refuses a module using any other, rather than guessing. The result is
-# written only when its bytes change, so that what embeds it (the CLI) is
-# not rebuilt for nothing.
+# "Module size"). Never with --ignore-implicit-traps or --traps-never-happen:
+# a trap is how a panic (panic = "abort") stops the filter and fails
+# closed, and those flags let wasm-opt assume it away. The features are the
+# ones rustc enables for wasm32-wasip1 (`rustc --print cfg --target
+# wasm32-wasip1`): wasm-opt refuses a module using any other, rather than
+# guessing. The result is written only when its bytes change, so that what
+# embeds it (the CLI) is not rebuilt for nothing.
 WASM_OPT_FEATURES := --enable-bulk-memory --enable-multivalue --enable-mutable-globals \
   --enable-nontrapping-float-to-int --enable-reference-types --enable-sign-ext
 WASM_OPT_FLAGS := -O1 $(WASM_OPT_FEATURES)
