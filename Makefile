@@ -26,11 +26,13 @@ rust-setup:
 # a trap is how a panic (panic = "abort") stops the filter and fails
 # closed, and those flags let wasm-opt assume it away. The features are the
 # ones rustc enables for wasm32-wasip1 (`rustc --print cfg --target
-# wasm32-wasip1`): wasm-opt refuses a module using any other, rather than
-# guessing. The result is written only when its bytes change, so that what
-# embeds it (the CLI) is not rebuilt for nothing.
-WASM_OPT_FEATURES := --enable-bulk-memory --enable-multivalue --enable-mutable-globals \
+# wasm32-wasip1`) and SIMD, which .cargo/config.toml adds: wasm-opt refuses
+# a module using any other, rather than guessing. The result is written
+# only when its bytes change, so that what embeds it (the CLI) is not
+# rebuilt for nothing.
+WASM_OPT_BASE_FEATURES := --enable-bulk-memory --enable-multivalue --enable-mutable-globals \
   --enable-nontrapping-float-to-int --enable-reference-types --enable-sign-ext
+WASM_OPT_FEATURES := $(WASM_OPT_BASE_FEATURES) --enable-simd
 WASM_OPT_FLAGS := -O1 $(WASM_OPT_FEATURES)
 export WASM_OPT_FLAGS
 wasm: rust-setup wasm-opt-tool
@@ -38,6 +40,24 @@ wasm: rust-setup wasm-opt-tool
 	wasm-opt $(WASM_OPT_FLAGS) $(WASM_BUILT) -o $(WASM).new
 	@if cmp -s $(WASM).new $(WASM); then rm $(WASM).new; else mv $(WASM).new $(WASM); fi
 	@echo "== $(WASM): $$(stat -c %s $(WASM)) bytes ($(WASM_BUILT): $$(stat -c %s $(WASM_BUILT)))"
+
+# The module for a host without Wasm SIMD (docs/deploy.md): the same
+# sources and wasm-opt pass, without .cargo/config.toml's SIMD flag (RUSTFLAGS
+# set, even empty, replaces it), in its own target folder so the two builds
+# do not undo each other. wasm-opt without SIMD validates it.
+PORTABLE_WASM := target/portable/warden_filter.wasm
+.PHONY: wasm-portable test-portable
+wasm-portable: rust-setup wasm-opt-tool
+	RUSTFLAGS= $(CARGO) build --release -p warden-filter --target wasm32-wasip1 --target-dir target/portable
+	wasm-opt -O1 $(WASM_OPT_BASE_FEATURES) target/portable/wasm32-wasip1/release/warden_filter.wasm -o $(PORTABLE_WASM)
+
+# The example policy's suite through the portable module, and the shipped
+# module refused by a wasm-opt without SIMD (it does use it).
+test-portable: wasm-portable build
+	$(WARDEN) test examples/policy.test.yaml --wasm $(PORTABLE_WASM)
+	@if wasm-opt $(WASM_OPT_BASE_FEATURES) $(WASM) -o /dev/null 2>/dev/null; then \
+	  echo "$(WASM) validates without SIMD: .cargo/config.toml's flag did not reach it" >&2; exit 1; \
+	fi
 
 # binaryen's wasm-opt, from Debian; installed only when missing. apt waits for
 # another apt (oci-tools) rather than failing on its lock.
@@ -94,7 +114,7 @@ test-policy: build
 # beside the Rust build and the Rust tests, its output in .work/setup.log
 # (shown when it fails). Nothing that needs it starts before it is done.
 TEST_SETUP = venv $(DEPLOY_VENV)/.installed $(DEPLOY_CHECKS)/node_modules/.installed envoy-versions oci-tools fuzz-setup
-TEST_RUST = build test-rust test-policy
+TEST_RUST = build test-rust test-policy test-portable
 TEST_REST = test-readers test-deploy fuzz-smoke test-oci test-release e2e e2e-control-plane e2e-envoy-versions
 
 test: rust-setup wasm-opt-tool
