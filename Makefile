@@ -1,5 +1,7 @@
 # Warden build, demo and test entry points. Every set-up step lives here so a
-# fresh machine needs nothing but rustup, Python 3 with pip, and npm.
+# fresh Debian machine needs nothing but rustup, Python 3 with pip, and npm
+# (the Debian tools, binaryen's wasm-opt first, come from apt-get as root or
+# through sudo; elsewhere, install binaryen yourself).
 SHELL := /bin/bash
 CARGO ?= cargo
 PYTHON ?= python3
@@ -21,7 +23,7 @@ rust-setup:
 # the identical functions monomorphization leaves apart and shrinks the
 # rest, 8 % smaller for the same Wasm instructions per request and the same
 # time in V8. -O1 because -O2 and above (-Os, -Oz too) made RS256
-# verification 9-11 % slower in V8 for a few per cent more (BENCHMARKS.md,
+# verification 9-11 % slower in V8 to save 3-4 % more (BENCHMARKS.md,
 # "Module size"). Never with --ignore-implicit-traps or --traps-never-happen:
 # a trap is how a panic (panic = "abort") stops the filter and fails
 # closed, and those flags let wasm-opt assume it away. The features are the
@@ -35,11 +37,20 @@ WASM_OPT_BASE_FEATURES := --enable-bulk-memory --enable-multivalue --enable-muta
 WASM_OPT_FEATURES := $(WASM_OPT_BASE_FEATURES) --enable-simd
 WASM_OPT_FLAGS := -O1 $(WASM_OPT_FEATURES)
 export WASM_OPT_FLAGS
+# The module must use SIMD: a RUSTFLAGS in the environment replaces
+# .cargo/config.toml's flag, and the module would silently lose it (and a
+# fifth of an RS256 verification's speed). wasm-opt without SIMD must refuse
+# it, for SIMD and nothing else.
 wasm: rust-setup wasm-opt-tool
 	$(CARGO) build --release -p warden-filter --target wasm32-wasip1
+	@if wasm-opt $(WASM_OPT_BASE_FEATURES) $(WASM_BUILT) -o /dev/null 2> $(WASM_BUILT).simd-check; then \
+	  echo "$(WASM_BUILT) uses no SIMD: is RUSTFLAGS set? It replaces .cargo/config.toml's flag (make wasm-portable builds without SIMD on purpose)" >&2; exit 1; \
+	elif ! grep -q "SIMD" $(WASM_BUILT).simd-check; then \
+	  cat $(WASM_BUILT).simd-check >&2; echo "wasm-opt refused $(WASM_BUILT) for another reason than SIMD" >&2; exit 1; \
+	fi
 	wasm-opt $(WASM_OPT_FLAGS) $(WASM_BUILT) -o $(WASM).new
 	@if cmp -s $(WASM).new $(WASM); then rm $(WASM).new; else mv $(WASM).new $(WASM); fi
-	@echo "== $(WASM): $$(stat -c %s $(WASM)) bytes ($(WASM_BUILT): $$(stat -c %s $(WASM_BUILT)))"
+	@echo "== $(WASM): $$(stat -c %s $(WASM)) bytes ($(WASM_BUILT): $$(stat -c %s $(WASM_BUILT)); $$(wasm-opt --version))"
 
 # The module for a host without Wasm SIMD (docs/deploy.md): the same
 # sources and wasm-opt pass, without .cargo/config.toml's SIMD flag (RUSTFLAGS
@@ -51,22 +62,26 @@ wasm-portable: rust-setup wasm-opt-tool
 	RUSTFLAGS= $(CARGO) build --release -p warden-filter --target wasm32-wasip1 --target-dir target/portable
 	wasm-opt -O1 $(WASM_OPT_BASE_FEATURES) target/portable/wasm32-wasip1/release/warden_filter.wasm -o $(PORTABLE_WASM)
 
-# The example policy's suite through the portable module, and the shipped
-# module refused by a wasm-opt without SIMD (it does use it).
+# The example policy's suite through the portable module (`wasm` checks the
+# shipped one does use SIMD). The portable build compiles every dependency
+# a second time, in its own folder: about half a minute of `make test`.
 test-portable: wasm-portable build
 	$(WARDEN) test examples/policy.test.yaml --wasm $(PORTABLE_WASM)
-	@if wasm-opt $(WASM_OPT_BASE_FEATURES) $(WASM) -o /dev/null 2>/dev/null; then \
-	  echo "$(WASM) validates without SIMD: .cargo/config.toml's flag did not reach it" >&2; exit 1; \
-	fi
 
-# binaryen's wasm-opt, from Debian; installed only when missing. apt waits for
-# another apt (oci-tools) rather than failing on its lock.
-APT_INSTALL := apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends
+# binaryen's wasm-opt, from Debian; installed only when missing, as root or
+# through sudo. apt waits for another apt's dpkg lock rather than failing;
+# `make test` installs it before its background set-up (oci-tools) starts.
+AS_ROOT := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_INSTALL := $(AS_ROOT) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends
+APT_UPDATE := $(AS_ROOT) apt-get -o DPkg::Lock::Timeout=600 update -qq
 .PHONY: wasm-opt-tool
 wasm-opt-tool:
 	@if ! command -v wasm-opt >/dev/null; then \
+	  if ! command -v apt-get >/dev/null; then \
+	    echo "wasm-opt (binaryen, version 108 or later) is missing and there is no apt-get: install binaryen" >&2; exit 1; \
+	  fi; \
 	  echo "== installing binaryen (apt-get)"; \
-	  apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive $(APT_INSTALL) binaryen; \
+	  $(APT_UPDATE) && $(APT_INSTALL) binaryen; \
 	fi
 
 # The CLI embeds the filter module (harness/build.rs), so the filter is built
@@ -152,7 +167,7 @@ OCI_TOOLS := docker-registry skopeo
 oci-tools:
 	@if ! command -v docker-registry >/dev/null || ! command -v skopeo >/dev/null; then \
 	  echo "== installing $(OCI_TOOLS) (apt-get)"; \
-	  apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive $(APT_INSTALL) $(OCI_TOOLS); \
+	  $(APT_UPDATE) && $(APT_INSTALL) $(OCI_TOOLS); \
 	fi
 
 # The builder's own checks, then both layouts pushed to a loopback

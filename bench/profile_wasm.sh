@@ -27,6 +27,8 @@ if [[ -n ${WASM_OPT_FLAGS:-} ]]; then
   # shellcheck disable=SC2086 # the flags are words
   wasm-opt $WASM_OPT_FLAGS -g "$WASM" -o "$NAMED/warden_filter.wasm"
   WASM=$NAMED/warden_filter.wasm
+else
+  echo "bench: WASM_OPT_FLAGS unset (run through \`make bench\` for them): profiling cargo's module, not wasm-opt's" >&2
 fi
 mkdir -p .work/bench "$(dirname "$OUT")"
 DATA=.work/bench/perf-wasm.data
