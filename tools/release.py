@@ -10,7 +10,8 @@ Cargo.toml) holding
 ``warden``                   the CLI (it embeds the same module)
 ``warden_filter.wasm``       the filter module, for Envoy's ``--wasm``
 ``oci/compat``, ``oci/wasm`` the module as OCI image layouts, tagged VERSION
-``BUILD``                    ``warden version``: versions, git hashes, the module's SHA-256
+``BUILD``                    ``warden version``: versions, git hashes, the module's SHA-256;
+                             then the tools that made the module (rustc, wasm-opt)
 ``SHA256SUMS``               every other file, in ``sha256sum -c`` form
 
 and refuses to when the CLI does not embed exactly this module, or the
@@ -87,6 +88,22 @@ def cli_report(cli: Path) -> str:
     return result.stdout
 
 
+def toolchain_report() -> str:
+    """The versions of the tools that make the module, as `make wasm` runs
+    them: another rustc or binaryen gives other bytes (wasm-opt comes from
+    the machine's packages, not a pin). A tool that cannot be asked is
+    named as such, never left out."""
+    lines = ["built with:"]
+    for tool in (["rustc", "--version"], ["wasm-opt", "--version"]):
+        try:
+            result = subprocess.run(tool, capture_output=True, text=True, timeout=60)
+            answer = result.stdout.strip() if result.returncode == 0 else ""
+        except OSError:
+            answer = ""
+        lines.append(f"  {tool[0]}: {answer or 'unknown (it did not answer --version)'}")
+    return "\n".join(lines) + "\n"
+
+
 def check_consistent(report: str, module_sha256: str, version: str) -> None:
     """The CLI embeds this very module, and the CLI, the module and Cargo.toml say one version."""
     embedded = re.search(r"^  sha256: ([0-9a-f]{64})$", report, re.MULTILINE)
@@ -111,7 +128,7 @@ def assemble(cli: Path, wasm: Path, out: Path) -> Path:
     shutil.copy2(cli, folder / "warden")
     (folder / "warden_filter.wasm").write_bytes(module)
     oci_image.build(module, folder / "oci", tag=version)
-    (folder / "BUILD").write_text(report)
+    (folder / "BUILD").write_text(report + toolchain_report())
     write_sums(folder)
     problems = check_sums(folder)
     if problems:

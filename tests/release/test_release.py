@@ -47,6 +47,10 @@ def test_the_release_holds_cli_module_layouts_and_sums(folder: Path, built: tupl
     build = (folder / "BUILD").read_text()
     assert f"sha256: {hashlib.sha256(wasm.read_bytes()).hexdigest()}" in build, build
     assert build.startswith(f"warden {version} (git "), build
+    # The tools that made the module, as this machine has them.
+    wasm_opt = subprocess.run(["wasm-opt", "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    assert f"\n  wasm-opt: {wasm_opt}\n" in build, build
+    assert "\n  rustc: rustc " in build, build
 
 
 def test_sha256sums_matches_every_file(folder: Path) -> None:
