@@ -354,9 +354,7 @@ fn envoy_honours_a_header_pause_only_in_hold_mode() {
     // A policy that says `hold` gets the flag without the option, and loses it
     // with `--header-mode stream`.
     let scratch = Scratch::new("header-mode");
-    let compiled = warden(&["compile", "examples/policy.yaml"]);
-    assert!(compiled.status.success(), "{}", text(&compiled.stderr));
-    let mut document: serde_json::Value = serde_json::from_slice(&compiled.stdout).unwrap();
+    let mut document = compiled_example_policy();
     document["filter"]["header_mode"] = "hold".into();
     let policy = scratch.write("hold.json", &document.to_string());
     let policy = policy.to_str().unwrap();
@@ -438,6 +436,14 @@ fn envoy_drops_header_names_with_underscores() {
     );
 }
 
+/// `warden compile examples/policy.yaml`: the example policy as one JSON
+/// document (its key set inlined), for a test to change and write elsewhere.
+fn compiled_example_policy() -> serde_json::Value {
+    let compiled = warden(&["compile", "examples/policy.yaml"]);
+    assert!(compiled.status.success(), "{}", text(&compiled.stderr));
+    serde_json::from_slice(&compiled.stdout).expect("`warden compile` writes JSON")
+}
+
 /// The access log a bootstrap renders (`Null` when there is none).
 fn access_log(bootstrap: &str) -> serde_json::Value {
     parsed(bootstrap)
@@ -487,21 +493,12 @@ fn envoy_writes_audit_lines_to_an_access_log_by_default() {
 
 #[test]
 fn envoy_refuses_an_audit_sink_that_contradicts_the_other_options() {
-    // The example policy with the option set (its key set named by an
-    // absolute path: the copy is elsewhere).
-    let example = std::fs::read_to_string(repo().join("examples/policy.yaml")).expect("example");
-    let mut document: serde_json::Value =
-        serde_yaml_ng::from_str(&example).expect("example policy");
-    document["filter"]["audit_filter_state"] = serde_json::Value::Bool(true);
-    let keys = repo().join("examples/keys/demo.jwks.json");
-    document["identity"]["issuers"][0]["jwks_file"] =
-        serde_json::Value::String(keys.to_str().expect("utf-8 path").to_owned());
+    // The example policy with the option set.
+    let mut document = compiled_example_policy();
+    document["filter"]["audit_filter_state"] = true.into();
     let scratch = Scratch::new("audit-sink");
-    let policy = scratch.write(
-        "policy.json",
-        &serde_json::to_string(&document).expect("json"),
-    );
-    let policy = policy.to_str().expect("utf-8 path");
+    let policy = scratch.write("policy.json", &document.to_string());
+    let policy = policy.to_str().unwrap();
     for (args, says) in [
         (
             vec![
@@ -816,9 +813,7 @@ fn the_embedded_module_is_the_one_version_reports() {
 #[test]
 fn envoy_asks_for_every_cluster_discovery_may_fetch_keys_through() {
     let scratch = Scratch::new("key-set-hosts");
-    let compiled = warden(&["compile", "examples/policy.yaml"]);
-    assert!(compiled.status.success(), "{}", text(&compiled.stderr));
-    let mut document: serde_json::Value = serde_json::from_slice(&compiled.stdout).unwrap();
+    let mut document = compiled_example_policy();
     let issuer = &mut document["identity"]["issuers"][0];
     issuer.as_object_mut().unwrap().remove("jwks");
     issuer["jwks_fetch"] = serde_json::json!({
